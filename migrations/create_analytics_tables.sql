@@ -1,0 +1,196 @@
+BEGIN;
+
+CREATE TABLE alembic_version (
+    version_num VARCHAR(32) NOT NULL, 
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+
+-- Running upgrade  -> 0001
+
+CREATE TABLE analysis_runs (
+    run_id VARCHAR(36) NOT NULL, 
+    status VARCHAR(16) NOT NULL, 
+    started_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    finished_at TIMESTAMP WITH TIME ZONE, 
+    duration_s FLOAT, 
+    n_rows INTEGER, 
+    n_tests INTEGER, 
+    params JSONB, 
+    summary JSONB, 
+    error TEXT, 
+    purpose VARCHAR(32) DEFAULT 'research/ops' NOT NULL, 
+    disclaimer TEXT NOT NULL, 
+    CONSTRAINT pk_analysis_runs PRIMARY KEY (run_id)
+);
+
+CREATE TABLE dead_letters (
+    id SERIAL NOT NULL, 
+    source VARCHAR(128) NOT NULL, 
+    entry_id VARCHAR(64), 
+    raw TEXT NOT NULL, 
+    reason TEXT NOT NULL, 
+    deliveries INTEGER, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_dead_letters PRIMARY KEY (id)
+);
+
+CREATE TABLE kills (
+    event_id VARCHAR(128) NOT NULL, 
+    match_id VARCHAR(128) NOT NULL, 
+    round_no INTEGER NOT NULL, 
+    ts FLOAT NOT NULL, 
+    killer_hash VARCHAR(64), 
+    victim_hash VARCHAR(64), 
+    killer_team VARCHAR(128), 
+    victim_team VARCHAR(128), 
+    weapon VARCHAR(64), 
+    headshot BOOLEAN, 
+    CONSTRAINT pk_kills PRIMARY KEY (event_id)
+);
+
+CREATE INDEX ix_kills_round ON kills (match_id, round_no);
+
+CREATE TABLE macro_outcomes (
+    match_id VARCHAR(128) NOT NULL, 
+    round_no INTEGER NOT NULL, 
+    team_id VARCHAR(128) NOT NULL, 
+    round_win INTEGER NOT NULL, 
+    econ_delta FLOAT, 
+    site_executed INTEGER NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_macro_outcomes PRIMARY KEY (match_id, round_no, team_id)
+);
+
+CREATE TABLE match_players (
+    match_id VARCHAR(128) NOT NULL, 
+    player_hash VARCHAR(64) NOT NULL, 
+    team_id VARCHAR(128) NOT NULL, 
+    CONSTRAINT pk_match_players PRIMARY KEY (match_id, player_hash)
+);
+
+CREATE TABLE matches (
+    match_id VARCHAR(128) NOT NULL, 
+    map VARCHAR(64), 
+    team_a VARCHAR(128), 
+    team_b VARCHAR(128), 
+    winner VARCHAR(128), 
+    score JSONB, 
+    started_at TIMESTAMP WITH TIME ZONE, 
+    ended_at TIMESTAMP WITH TIME ZONE, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_matches PRIMARY KEY (match_id)
+);
+
+CREATE TABLE micro_actions (
+    signal_id VARCHAR(128) NOT NULL, 
+    match_id VARCHAR(128) NOT NULL, 
+    round_no INTEGER, 
+    team VARCHAR(128), 
+    player_hash VARCHAR(64) NOT NULL, 
+    ts FLOAT NOT NULL, 
+    intent VARCHAR(16) NOT NULL, 
+    confidence FLOAT NOT NULL, 
+    speed FLOAT, 
+    approach_velocity FLOAT, 
+    dist_to_objective FLOAT, 
+    features JSONB, 
+    artifact_url TEXT, 
+    model_version VARCHAR(64), 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_micro_actions PRIMARY KEY (signal_id)
+);
+
+CREATE INDEX ix_micro_actions_match_ts ON micro_actions (match_id, ts);
+
+CREATE INDEX ix_micro_actions_round ON micro_actions (match_id, round_no);
+
+CREATE TABLE raw_events (
+    event_id VARCHAR(128) NOT NULL, 
+    match_id VARCHAR(128) NOT NULL, 
+    event_type VARCHAR(64) NOT NULL, 
+    ts FLOAT NOT NULL, 
+    payload JSONB NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_raw_events PRIMARY KEY (event_id)
+);
+
+CREATE INDEX ix_raw_events_match_id ON raw_events (match_id);
+
+CREATE TABLE reviews (
+    id SERIAL NOT NULL, 
+    subject_kind VARCHAR(32) NOT NULL, 
+    subject_id VARCHAR(128) NOT NULL, 
+    status VARCHAR(16) NOT NULL, 
+    reviewer VARCHAR(128), 
+    note TEXT, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_reviews PRIMARY KEY (id)
+);
+
+CREATE TABLE round_teams (
+    match_id VARCHAR(128) NOT NULL, 
+    round_no INTEGER NOT NULL, 
+    team_id VARCHAR(128) NOT NULL, 
+    side VARCHAR(16), 
+    bank_start FLOAT, 
+    loadout_value FLOAT, 
+    bank_end FLOAT, 
+    CONSTRAINT pk_round_teams PRIMARY KEY (match_id, round_no, team_id)
+);
+
+CREATE TABLE rounds (
+    match_id VARCHAR(128) NOT NULL, 
+    round_no INTEGER NOT NULL, 
+    map VARCHAR(64), 
+    start_ts FLOAT, 
+    end_ts FLOAT, 
+    winner VARCHAR(128), 
+    win_reason VARCHAR(64), 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_rounds PRIMARY KEY (match_id, round_no)
+);
+
+CREATE TABLE site_events (
+    event_id VARCHAR(128) NOT NULL, 
+    match_id VARCHAR(128) NOT NULL, 
+    round_no INTEGER NOT NULL, 
+    ts FLOAT NOT NULL, 
+    kind VARCHAR(16) NOT NULL, 
+    team VARCHAR(128) NOT NULL, 
+    site VARCHAR(16), 
+    CONSTRAINT pk_site_events PRIMARY KEY (event_id)
+);
+
+CREATE INDEX ix_site_events_round ON site_events (match_id, round_no);
+
+CREATE TABLE correlation_results (
+    id SERIAL NOT NULL, 
+    run_id VARCHAR(36) NOT NULL, 
+    feature VARCHAR(128) NOT NULL, 
+    outcome VARCHAR(64) NOT NULL, 
+    method VARCHAR(32) NOT NULL, 
+    n INTEGER NOT NULL, 
+    statistic FLOAT, 
+    effect FLOAT, 
+    ci_low FLOAT, 
+    ci_high FLOAT, 
+    p_value FLOAT, 
+    q_value FLOAT, 
+    significant BOOLEAN NOT NULL, 
+    exploratory BOOLEAN NOT NULL, 
+    direction VARCHAR(16), 
+    details JSONB, 
+    purpose VARCHAR(32) DEFAULT 'research/ops' NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_correlation_results PRIMARY KEY (id), 
+    CONSTRAINT fk_correlation_results_run_id_analysis_runs FOREIGN KEY(run_id) REFERENCES analysis_runs (run_id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_correlation_results_feature ON correlation_results (feature);
+
+CREATE INDEX ix_correlation_results_run_id ON correlation_results (run_id);
+
+INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
+
+COMMIT;
+

@@ -1,0 +1,3 @@
+from edgefinder.cli import main
+
+main()

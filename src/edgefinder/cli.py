@@ -1,0 +1,181 @@
+"""The ``edgefinder`` command line: ``demo | serve | db | esports … | markets …``.
+
+Expected failures (:class:`~edgefinder.errors.EdgefinderError`, a bad setting, an unreachable
+server) print one line and exit 1; ``--verbose`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from edgefinder import settings as settings_mod
+from edgefinder.errors import EdgefinderError
+from edgefinder.esports.cli import esports_app
+from edgefinder.markets.cli import markets_app
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="edgefinder",
+    help="Find statistically robust edges: esports macro-strategy analytics and futures research.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema: apply migrations or print them as SQL.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(esports_app, name="esports")
+app.add_typer(markets_app, name="markets")
+
+_verbose = False
+
+
+@app.callback()
+def _global(
+    database_url: Annotated[
+        Optional[str],
+        typer.Option(help="SQLAlchemy URL, sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]"),
+    ] = None,
+    redis_url: Annotated[
+        Optional[str], typer.Option(help="redis://host:port/db; unset = embedded files [env EDGEFINDER_REDIS_URL]")
+    ] = None,
+    redis_prefix: Annotated[
+        Optional[str], typer.Option(help="Prefix for every Redis key [env EDGEFINDER_REDIS_PREFIX]")
+    ] = None,
+    data_dir: Annotated[
+        Optional[Path], typer.Option(help="Directory for embedded data [env EDGEFINDER_DATA_DIR]")
+    ] = None,
+    api_token: Annotated[
+        Optional[str], typer.Option(help="Bearer token for POST /run-analysis [env EDGEFINDER_API_TOKEN]")
+    ] = None,
+    log_level: Annotated[
+        Optional[str], typer.Option(help="DEBUG, INFO, WARNING or ERROR [env EDGEFINDER_LOG_LEVEL]")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """Settings come from flags, then EDGEFINDER_* variables, then defaults (see README)."""
+    global _verbose
+    _verbose = verbose
+    s = settings_mod.configure(
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_prefix=redis_prefix,
+        data_dir=data_dir,
+        api_token=api_token,
+        log_level=log_level,
+    )
+    logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if s.log_level != "DEBUG":
+        # Alembic announces every plugin it loads at INFO; that is noise for a CLI user.
+        logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+@app.command()
+def demo() -> None:
+    """Run every pipeline on generated data with the embedded default (SQLite, files) and summarize."""
+    from edgefinder.demo import run_demo
+
+    run_demo(settings_mod.get_settings(), console)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the analytics API (FastAPI; docs at /docs, prefix /api/v1/analytics)."""
+    import uvicorn
+
+    from edgefinder.esports.api import create_app
+    from edgefinder.store.engine import check_connection, make_engine
+
+    s = settings_mod.get_settings()
+    engine = make_engine(s.effective_database_url)
+    check_connection(engine)
+    engine.dispose()
+    uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower())
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply the migrations to the configured database (safe to run again)."""
+    from edgefinder.store.migrate import upgrade
+
+    s = settings_mod.get_settings()
+    rev = upgrade(s.effective_database_url, revision)
+    console.print(f"database at revision [bold]{rev}[/bold]")
+
+
+@db_app.command("sql")
+def db_sql(
+    dialect: Annotated[str, typer.Option(help="postgresql or sqlite.")] = "postgresql",
+) -> None:
+    """Print the migrations as plain SQL (what migrations/create_analytics_tables.sql holds)."""
+    from edgefinder.store.migrate import render_sql
+
+    urls = {"postgresql": "postgresql://edgefinder@localhost/edgefinder", "sqlite": "sqlite:///edgefinder.sqlite3"}
+    if dialect not in urls:
+        raise EdgefinderError(f"unknown dialect {dialect!r}: use postgresql or sqlite")
+    sys.stdout.write(render_sql(urls[dialect]))
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the revision the configured database is at."""
+    from edgefinder.store.engine import check_connection, make_engine
+    from edgefinder.store.migrate import current_revision
+
+    s = settings_mod.get_settings()
+    engine = make_engine(s.effective_database_url)
+    check_connection(engine)
+    engine.dispose()
+    console.print(current_revision(s.effective_database_url) or "empty (run `edgefinder db upgrade`)")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+        return f"invalid setting {where}: {first.get('msg')}"
+    text = str(exc).strip().splitlines()
+    msg = text[0] if text else type(exc).__name__
+    return msg if isinstance(exc, EdgefinderError) else f"{type(exc).__name__}: {msg}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args, prog_name="edgefinder", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the CLI's contract is one line, not a traceback
+        if _verbose or "--verbose" in args or "-v" in args:
+            traceback.print_exc()
+        err_console.print(f"[bold red]error:[/bold red] {_one_line(exc)}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Esports macro-strategy correlation analytics (seed 000)."""

@@ -1,0 +1,76 @@
+"""Runtime settings: every knob has an ``EDGEFINDER_*`` environment variable and a CLI flag.
+
+Precedence (highest first): CLI flag, environment variable, ``.env`` file, default.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """All settings of edgefinder; see the configuration table in the README."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EDGEFINDER_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    data_dir: Path = Field(
+        default=Path("./edgefinder-data"),
+        description="Directory for the embedded default: SQLite file, JSONL events, ATLAS, checkpoints.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL (sqlite:///… or postgresql://…). Default: SQLite file in data_dir.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db. Unset means the embedded file sources (JSONL).",
+    )
+    redis_prefix: str = Field(
+        default="",
+        description="Prefix for every Redis key this process touches (streams, locks).",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="Bearer token required by POST /run-analysis."
+    )
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr("edgefinder-default-pseudonym-key"),
+        description="Key of the keyed hash (HMAC-SHA256) that pseudonymizes player ids at ingest.",
+    )
+    log_level: LogLevel = Field(default="INFO", description="Logging level.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in force: the explicit one or the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'edgefinder.sqlite3').as_posix()}"
+
+
+_overrides: dict[str, object] = {}
+
+
+def configure(**overrides: object) -> Settings:
+    """Apply CLI overrides (None values are ignored) and return the new settings."""
+    _overrides.update({k: v for k, v in overrides.items() if v is not None})
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (environment + CLI overrides)."""
+    return Settings(**_overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Domain-free statistics shared by both pipelines."""

@@ -1,0 +1,244 @@
+"""The relational schema (SQLAlchemy Core), shared by Postgres and SQLite.
+
+Natural keys (``event_id``, ``signal_id``, ``(match_id, round_no)``, ``(match_id, round_no,
+team_id)``) make every ingest write an idempotent upsert. Changing anything here needs a new
+Alembic revision (``store/migrations/versions``) and a regenerated
+``migrations/create_analytics_tables.sql`` (``edgefinder db sql``); a test checks both.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+def _created() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+# --- esports: canonical side -------------------------------------------------------------
+
+matches = Table(
+    "matches",
+    metadata,
+    Column("match_id", String(128), primary_key=True),
+    Column("map", String(64)),
+    Column("team_a", String(128)),
+    Column("team_b", String(128)),
+    Column("winner", String(128)),
+    Column("score", Json),
+    Column("started_at", DateTime(timezone=True)),
+    Column("ended_at", DateTime(timezone=True)),
+    _created(),
+)
+
+# Roster from MATCH_START: resolves the team of a motion signal that carries none.
+match_players = Table(
+    "match_players",
+    metadata,
+    Column("match_id", String(128), primary_key=True),
+    Column("player_hash", String(64), primary_key=True),
+    Column("team_id", String(128), nullable=False),
+)
+
+# Every canonical event, raw, keyed by event_id (unknown types are kept here and ignored).
+raw_events = Table(
+    "raw_events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("match_id", String(128), nullable=False, index=True),
+    Column("event_type", String(64), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("payload", Json, nullable=False),
+    _created(),
+)
+
+rounds = Table(
+    "rounds",
+    metadata,
+    Column("match_id", String(128), primary_key=True),
+    Column("round_no", Integer, primary_key=True),
+    Column("map", String(64)),
+    Column("start_ts", Float, doc="game seconds since match start"),
+    Column("end_ts", Float, doc="game seconds since match start; NULL while the round runs"),
+    Column("winner", String(128)),
+    Column("win_reason", String(64)),
+    _created(),
+)
+
+# Per-team state of a round: pre-round covariates at ROUND_START, bank at ROUND_END.
+round_teams = Table(
+    "round_teams",
+    metadata,
+    Column("match_id", String(128), primary_key=True),
+    Column("round_no", Integer, primary_key=True),
+    Column("team_id", String(128), primary_key=True),
+    Column("side", String(16)),
+    Column("bank_start", Float, doc="dollars (game currency) at ROUND_START"),
+    Column("loadout_value", Float, doc="dollars (game currency) at ROUND_START"),
+    Column("bank_end", Float, doc="dollars (game currency) at ROUND_END"),
+)
+
+kills = Table(
+    "kills",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("match_id", String(128), nullable=False),
+    Column("round_no", Integer, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("killer_hash", String(64)),
+    Column("victim_hash", String(64)),
+    Column("killer_team", String(128)),
+    Column("victim_team", String(128)),
+    Column("weapon", String(64)),
+    Column("headshot", Boolean),
+    Index("ix_kills_round", "match_id", "round_no"),
+)
+
+# BOMB_PLANT, SITE_EXECUTE and BOMB_DEFUSE.
+site_events = Table(
+    "site_events",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("match_id", String(128), nullable=False),
+    Column("round_no", Integer, nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("team", String(128), nullable=False),
+    Column("site", String(16)),
+    Index("ix_site_events_round", "match_id", "round_no"),
+)
+
+macro_outcomes = Table(
+    "macro_outcomes",
+    metadata,
+    Column("match_id", String(128), primary_key=True),
+    Column("round_no", Integer, primary_key=True),
+    Column("team_id", String(128), primary_key=True),
+    Column("round_win", Integer, nullable=False),
+    Column("econ_delta", Float, doc="bank at ROUND_END minus bank at ROUND_START, dollars"),
+    Column("site_executed", Integer, nullable=False),
+    _created(),
+)
+
+# --- esports: micro side -----------------------------------------------------------------
+
+micro_actions = Table(
+    "micro_actions",
+    metadata,
+    Column("signal_id", String(128), primary_key=True),
+    Column("match_id", String(128), nullable=False),
+    Column("round_no", Integer, doc="NULL until resolved from the round's game-time window"),
+    Column("team", String(128), doc="NULL until resolved from the MATCH_START roster"),
+    Column("player_hash", String(64), nullable=False),
+    Column("ts", Float, nullable=False),
+    Column("intent", String(16), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("speed", Float),
+    Column("approach_velocity", Float),
+    Column("dist_to_objective", Float),
+    Column("features", Json),
+    Column("artifact_url", Text),
+    Column("model_version", String(64)),
+    _created(),
+    Index("ix_micro_actions_match_ts", "match_id", "ts"),
+    Index("ix_micro_actions_round", "match_id", "round_no"),
+)
+
+# --- analysis ----------------------------------------------------------------------------
+
+analysis_runs = Table(
+    "analysis_runs",
+    metadata,
+    Column("run_id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False, doc="running | succeeded | failed"),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("duration_s", Float),
+    Column("n_rows", Integer),
+    Column("n_tests", Integer),
+    Column("params", Json),
+    Column("summary", Json),
+    Column("error", Text),
+    Column("purpose", String(32), nullable=False, server_default="research/ops"),
+    Column("disclaimer", Text, nullable=False),
+)
+
+correlation_results = Table(
+    "correlation_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "run_id",
+        String(36),
+        ForeignKey("analysis_runs.run_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("feature", String(128), nullable=False, index=True),
+    Column("outcome", String(64), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("statistic", Float),
+    Column("effect", Float),
+    Column("ci_low", Float),
+    Column("ci_high", Float),
+    Column("p_value", Float),
+    Column("q_value", Float),
+    Column("significant", Boolean, nullable=False),
+    Column("exploratory", Boolean, nullable=False),
+    Column("direction", String(16)),
+    Column("details", Json),
+    Column("purpose", String(32), nullable=False, server_default="research/ops"),
+    _created(),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(128), nullable=False, doc="stream name or file path"),
+    Column("entry_id", String(64), doc="Redis entry id or file line number"),
+    Column("raw", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("deliveries", Integer),
+    _created(),
+)
+
+# Human-in-the-loop: any recommendation that leads to a production action is reviewed here.
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject_kind", String(32), nullable=False, doc="analysis_run | production_playbook"),
+    Column("subject_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False, doc="pending_review | approved | rejected"),
+    Column("reviewer", String(128)),
+    Column("note", Text),
+    _created(),
+)

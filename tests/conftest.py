@@ -1,0 +1,121 @@
+"""Shared fixtures: a private Postgres database and Redis key prefix per test session.
+
+Tests that need a server fail (not skip) when ``CI`` is set and the server is down.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("EDGEFINDER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("EDGEFINDER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+SESSION_TAG = f"ef_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def _unavailable(what: str, exc: BaseException) -> None:
+    msg = f"{what} is not reachable: {exc}"
+    if os.environ.get("CI"):
+        pytest.fail(msg + " (CI is set: tests that need servers must not skip)")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of a fresh Postgres database, created for this session and dropped after it."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(
+        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
+        isolation_level="AUTOCOMMIT",
+        connect_args={"connect_timeout": 5},
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{SESSION_TAG}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure means "server not usable"
+        admin.dispose()
+        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{SESSION_TAG}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{SESSION_TAG}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_url: str):
+    """Engine on the session database with the migrations applied (``db upgrade``)."""
+    from edgefinder.store.engine import make_engine
+    from edgefinder.store.migrate import upgrade
+
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture()
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a migrated SQLite file private to the test."""
+    from edgefinder.store.migrate import upgrade
+
+    url = f"sqlite:///{(tmp_path / 'edgefinder.sqlite3').as_posix()}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001
+        _unavailable("Redis at 127.0.0.1:6379", exc)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_session_prefix(redis_url: str) -> Iterator[str]:
+    """Key prefix private to this test session; its keys are deleted at the end."""
+    import redis
+
+    prefix = f"{SESSION_TAG}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=prefix + "*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture()
+def redis_prefix(redis_session_prefix: str) -> str:
+    """A prefix private to one test, inside the session prefix."""
+    return f"{redis_session_prefix}{uuid.uuid4().hex[:8]}:"
+
+
+@pytest.fixture()
+def redis_client(redis_url: str):
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=False)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """``../shared`` (read-only test data); tests that need it fail if it is missing."""
+    assert SHARED.is_dir(), f"expected the shared folder at {SHARED}"
+    return SHARED

@@ -1,0 +1,96 @@
+"""Migrations on real Postgres and on SQLite; the committed SQL file must match them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, insert, select
+
+from edgefinder.store.engine import make_engine
+from edgefinder.store.migrate import SQL_FILE_NAME, current_revision, render_sql, upgrade
+from edgefinder.store.tables import dead_letters, metadata, rounds
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from edgefinder.store.migrate import alembic_config
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def _roundtrip(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(rounds).values(match_id="m-roundtrip", round_no=3, start_ts=10.5, end_ts=99.0))
+        conn.execute(insert(dead_letters).values(source="events:canonical", raw="{bad", reason="bad JSON"))
+    with engine.connect() as conn:
+        row = conn.execute(select(rounds).where(rounds.c.match_id == "m-roundtrip")).one()
+        dl = conn.execute(select(dead_letters.c.reason, dead_letters.c.created_at)).one()
+    assert (row.round_no, row.start_ts, row.end_ts) == (3, 10.5, 99.0)
+    assert row.created_at is not None and dl.reason == "bad JSON" and dl.created_at is not None
+
+
+def _no_drift(engine: Engine) -> None:
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert diff == [], f"tables.py differs from the migrations: {diff}"
+
+
+@pytest.mark.postgres
+def test_postgres_upgrade_twice_then_write_and_read(pg_url: str) -> None:
+    assert upgrade(pg_url) == _head()
+    assert upgrade(pg_url) == _head()  # idempotent
+    assert current_revision(pg_url) == _head()
+    engine = make_engine(pg_url)
+    try:
+        _roundtrip(engine)
+        _no_drift(engine)
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_upgrade_twice_then_write_and_read(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'db.sqlite3'}"
+    assert upgrade(url) == _head()
+    assert upgrade(url) == _head()
+    engine = make_engine(url)
+    try:
+        _roundtrip(engine)
+        _no_drift(engine)
+    finally:
+        engine.dispose()
+
+
+def test_committed_sql_file_matches_the_migrations() -> None:
+    committed = (REPO / "migrations" / SQL_FILE_NAME).read_text()
+    assert committed == render_sql(), (
+        "migrations/create_analytics_tables.sql is stale: regenerate it with "
+        "`edgefinder db sql > migrations/create_analytics_tables.sql`"
+    )
+
+
+@pytest.mark.postgres
+def test_committed_sql_file_runs_in_postgres(pg_url: str) -> None:
+    """The seed's `psql $DATABASE_URL -f migrations/create_analytics_tables.sql` path."""
+    import psycopg
+
+    sql = (REPO / "migrations" / SQL_FILE_NAME).read_text()
+    base, _ = pg_url.rsplit("/", 1)
+    name = pg_url.rsplit("/", 1)[1] + "_sqlfile"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
+            conn.execute(sql)
+            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+            version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+        assert set(metadata.tables) <= tables
+        assert version == _head()
+    finally:
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
