@@ -1,0 +1,585 @@
+"""Phase 2: top-down fractal discovery with full parent chains (seed 003, Task A).
+
+The scan walks the ATLAS from the top timeframe present (``DISCOVERY_ORDER``: 1D, 4h, 1h, 15m,
+5m, 1m, 15s, 5s, 1s) down to the finest one:
+
+* **Level 0** is the top timeframe: every bar whose state is a ROCHE_SNAP or a STRUCTURAL_DRIVE is
+  a pattern, with ``parent_chain = []``.
+* **Level k** keeps the patterns of timeframe k that fall inside a *parent window* opened by a
+  level k-1 pattern. A pattern on a bar of P seconds is only known when that bar **closes**
+  (``timestamp + P``), so its child window is ``[close, close + max(P, 30 * child_seconds))``
+  (seconds, epoch UTC). Opening it at the bar's open, as the original did, leaks the future.
+* A child bar belongs to a window when its **open** time lies in ``[start, end)``; because the
+  ATLAS timeframes divide each other, such a bar starts at or after the parent bar closed, so no
+  child pattern is ever attributed to a parent that was not known yet.
+* Overlapping windows merge (see :meth:`FractalDiscoveryAgent._merge_windows` for the rule that
+  keeps the longer window's chain without ever back-dating it).
+* ``depth`` = level index and ``len(parent_chain) == depth``; chain entries are
+  ``{"tf", "type", "z", "mom", "coh", "timestamp"}``, immediate parent first, root last.
+* A bar that meets both rules yields two events (ROCHE_SNAP first). The drill-down stops at the
+  first level with no patterns.
+
+Physics states are computed **once per timeframe over its continuous series**
+(``QuantumFieldEngine.compute_states`` over ``atlas.read_bars`` of the whole range), never over
+concatenated window fragments. Window membership is vectorized (``np.searchsorted`` over the
+merged, sorted windows); Python objects are created only for the patterns themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from edgefinder.errors import EdgefinderError
+from edgefinder.markets import atlas
+from edgefinder.markets.physics import PhysicsConfig, QuantumFieldEngine, ThreeBodyQuantumState
+
+__all__ = [
+    "CHAIN_KEYS",
+    "CHILD_WINDOW_BARS",
+    "DiscoveryError",
+    "FractalDiscoveryAgent",
+    "ManifestError",
+    "PatternEvent",
+    "ROCHE_SNAP",
+    "STRUCTURAL_DRIVE",
+    "Window",
+    "chain_entry",
+    "child_windows",
+    "load_manifest",
+    "manifest_summary",
+    "manifest_to_frame",
+    "merge_windows",
+    "save_manifest",
+    "window_index",
+]
+
+ROCHE_SNAP = "ROCHE_SNAP"
+STRUCTURAL_DRIVE = "STRUCTURAL_DRIVE"
+#: A child window lasts at least this many child bars (and at least one parent bar).
+CHILD_WINDOW_BARS = 30
+#: Keys of one ``parent_chain`` entry, in storage order.
+CHAIN_KEYS = ("tf", "type", "z", "mom", "coh", "timestamp")
+
+#: (start s, end s, parent_type, parent_tf, parent chain incl. the parent itself) — half-open.
+Window = tuple[float, float, str, str, list]
+LevelCallback = Callable[[int, str, int], None]
+
+
+class DiscoveryError(EdgefinderError):
+    """Discovery cannot run (no timeframes, unknown timeframe name, empty ATLAS)."""
+
+
+class ManifestError(EdgefinderError):
+    """A manifest file is missing, unreadable or not a pattern manifest."""
+
+
+@dataclass(eq=True, slots=True)
+class PatternEvent:
+    """One pattern found by discovery (the seed's fields plus ``parent_chain``).
+
+    ``timestamp`` is the bar's **open** in epoch seconds UTC (the pattern is known at
+    ``timestamp + TIMEFRAMES[timeframe]``); ``price`` is the bar's close (points);
+    ``idx`` is the bar's row in its timeframe's scanned series; ``file_source`` names the ATLAS
+    month file holding the bar. ``parent_chain`` lists the ancestors, immediate parent first,
+    root last; treat it as read-only (events of one window share its entry dicts).
+    ``window_data`` is optional scratch data and takes no part in equality or the manifest.
+    """
+
+    pattern_type: str
+    timestamp: float
+    price: float
+    z_score: float
+    velocity: float
+    momentum: float
+    coherence: float
+    file_source: str
+    idx: int
+    state: ThreeBodyQuantumState
+    timeframe: str = "15s"
+    depth: int = 0
+    parent_type: str = ""
+    parent_tf: str = ""
+    window_data: Optional[pd.DataFrame] = field(default=None, compare=False, repr=False)
+    parent_chain: Optional[list] = None
+
+    @property
+    def close_time(self) -> float:
+        """Epoch seconds at which the pattern's bar closed (when the pattern became known)."""
+        return self.timestamp + atlas.TIMEFRAMES[self.timeframe]
+
+
+def chain_entry(p: PatternEvent) -> dict:
+    """The ``parent_chain`` entry describing pattern ``p`` (plain Python floats)."""
+    return {
+        "tf": p.timeframe,
+        "type": p.pattern_type,
+        "z": float(p.z_score),
+        "mom": float(p.momentum),
+        "coh": float(p.coherence),
+        "timestamp": float(p.timestamp),
+    }
+
+
+def child_windows(patterns: Iterable[PatternEvent], child_tf: str) -> list[Window]:
+    """Unmerged child windows opened by ``patterns`` for timeframe ``child_tf``.
+
+    Each window is ``[close, close + max(P, 30 * child_seconds))`` seconds, ``close`` being the
+    pattern bar's close, and carries ``[chain_entry(p)] + p.parent_chain``.
+    """
+    child_s = atlas.TIMEFRAMES[child_tf]
+    out: list[Window] = []
+    for p in patterns:
+        parent_s = atlas.TIMEFRAMES[p.timeframe]
+        start = float(p.timestamp) + parent_s
+        end = start + max(parent_s, CHILD_WINDOW_BARS * child_s)
+        chain = [chain_entry(p)] + list(p.parent_chain or [])
+        out.append((start, end, p.pattern_type, p.timeframe, chain))
+    return out
+
+
+def merge_windows(windows: Sequence[Window]) -> list[Window]:
+    """Merge overlapping half-open windows into disjoint ones, sorted by start.
+
+    Rule (the seed's "keep the chain of the dominant, longer window", made causal):
+
+    * Windows are visited by start time (ties: longer first, then input order).
+    * A window that overlaps the current merged window (``start < current end``; windows that only
+      touch stay separate) extends it and keeps the current chain — unless it is **strictly
+      longer** than the window whose chain the current one carries. Then the longer window takes
+      over **from its own start**: the current merged window is cut there and a new one begins
+      with the longer window's chain. Before its start, that parent had not closed yet, so its
+      chain cannot be back-dated onto earlier bars.
+    * Equal lengths (the common case: all windows of one level come from one timeframe): the
+      earlier window, already open, keeps its chain; for identical windows (one bar giving both
+      pattern types) the first in input order wins.
+
+    Every output window therefore starts at or after the close of the parent its chain names.
+    """
+    n = len(windows)
+    if n == 0:
+        return []
+    starts = np.fromiter((w[0] for w in windows), dtype=np.float64, count=n)
+    ends = np.fromiter((w[1] for w in windows), dtype=np.float64, count=n)
+    lengths = ends - starts
+    # lexsort: last key is primary -> start asc, length desc, input order asc
+    order = np.lexsort((np.arange(n), -lengths, starts))
+    out: list[Window] = []
+    cur: list | None = None  # [start, end, ptype, ptf, chain, dominant_length]
+    for i in order.tolist():
+        s, e, ptype, ptf, chain = windows[i]
+        length = e - s
+        if length <= 0:
+            continue
+        if cur is None or s >= cur[1]:
+            if cur is not None:
+                out.append((cur[0], cur[1], cur[2], cur[3], cur[4]))
+            cur = [s, e, ptype, ptf, chain, length]
+        elif length > cur[5]:
+            if s > cur[0]:
+                out.append((cur[0], s, cur[2], cur[3], cur[4]))
+            cur = [s, max(e, cur[1]), ptype, ptf, chain, length]
+        elif e > cur[1]:
+            cur[1] = e
+    assert cur is not None
+    out.append((cur[0], cur[1], cur[2], cur[3], cur[4]))
+    return out
+
+
+def window_index(timestamps: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Index of the disjoint, start-sorted window ``[start, end)`` holding each timestamp, or -1.
+
+    Vectorized with ``np.searchsorted``: O((n + w) log w), no per-bar Python loop.
+    """
+    ts = np.asarray(timestamps, dtype=np.float64)
+    starts = np.asarray(starts, dtype=np.float64)
+    ends = np.asarray(ends, dtype=np.float64)
+    if starts.size == 0:
+        return np.full(ts.shape, -1, dtype=np.int64)
+    w = np.searchsorted(starts, ts, side="right") - 1
+    safe = np.maximum(w, 0)
+    inside = (w >= 0) & (ts < ends[safe])
+    return np.where(inside, w, -1).astype(np.int64)
+
+
+def _state_field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(ThreeBodyQuantumState)]
+
+
+def _month_labels(ts: np.ndarray) -> np.ndarray:
+    """'YYYY_MM' label of each epoch-second timestamp (vectorized)."""
+    months = ts.astype("int64").astype("datetime64[s]").astype("datetime64[M]")
+    years = months.astype("int64") // 12 + 1970
+    mons = months.astype("int64") % 12 + 1
+    return np.char.add(np.char.add(years.astype(str), "_"), np.char.zfill(mons.astype(str), 2))
+
+
+class FractalDiscoveryAgent:
+    """Top-down fractal scan of an ATLAS into a manifest of :class:`PatternEvent`.
+
+    ``config`` holds the physics thresholds (``PhysicsConfig``: rp, snap_z, snap_velocity,
+    drive_momentum, drive_coherence). ``keep_window_data=True`` attaches to each event the
+    ``rp`` state rows that produced it (memory-hungry; off by default).
+    """
+
+    def __init__(
+        self,
+        config: PhysicsConfig | None = None,
+        *,
+        keep_window_data: bool = False,
+        engine: QuantumFieldEngine | None = None,
+    ) -> None:
+        self.config = config if config is not None else PhysicsConfig()
+        self.engine = engine if engine is not None else QuantumFieldEngine(self.config)
+        self.keep_window_data = keep_window_data
+        #: per-level summary of the last scan: (level, tf, bars, windows, patterns)
+        self.level_stats: list[dict] = []
+        self._atlas_root: Optional[str] = None
+
+    # ------------------------------------------------------------------ public API
+    def resolve_timeframes(self, atlas_root: str | Path, timeframes: Sequence[str] | None = None) -> list[str]:
+        """The hierarchy to scan: ``timeframes`` (or all present) in DISCOVERY_ORDER."""
+        present = list(atlas.available_timeframes(atlas_root))
+        if timeframes is None:
+            chosen = [tf for tf in atlas.DISCOVERY_ORDER if tf in present]
+        else:
+            unknown = [tf for tf in timeframes if tf not in atlas.DISCOVERY_ORDER]
+            if unknown:
+                raise DiscoveryError(
+                    f"unknown timeframe(s) {', '.join(unknown)}; choose from {', '.join(atlas.DISCOVERY_ORDER)}"
+                )
+            missing = [tf for tf in timeframes if tf not in present]
+            if missing:
+                raise DiscoveryError(f"timeframe(s) {', '.join(missing)} not in ATLAS {atlas_root}")
+            chosen = [tf for tf in atlas.DISCOVERY_ORDER if tf in set(timeframes)]
+        if not chosen:
+            raise DiscoveryError(f"no timeframes found in ATLAS {atlas_root}")
+        return chosen
+
+    def scan_atlas_topdown(
+        self,
+        atlas_root: str | Path,
+        timeframes: Sequence[str] | None = None,
+        start: Any = None,
+        end: Any = None,
+        *,
+        on_level: LevelCallback | None = None,
+        progress: bool = False,
+    ) -> list[PatternEvent]:
+        """Scan ``atlas_root`` top-down; return the manifest sorted by (depth, timestamp).
+
+        ``timeframes`` restricts the hierarchy (e.g. ``['5m', '1m', '15s']``); ``start``/``end``
+        bound the bars read (epoch seconds or a date/time string, naive = UTC; end exclusive as
+        ``atlas.read_bars`` defines it). ``on_level(level_index, tf, n_patterns)`` is called after
+        each level; ``progress=True`` shows a Rich progress bar.
+        """
+        tfs = self.resolve_timeframes(atlas_root, timeframes)
+        self._atlas_root = str(atlas_root)
+        self.level_stats = []
+        t0 = None if start is None else atlas.to_epoch_seconds(start)
+        t1 = None if end is None else atlas.to_epoch_seconds(end)
+        manifest: list[PatternEvent] = []
+
+        bar = None
+        task = None
+        if progress:
+            from rich.progress import Progress
+
+            bar = Progress(transient=True)
+            bar.start()
+            task = bar.add_task("discovery", total=len(tfs))
+        try:
+            level_patterns: list[PatternEvent] = []
+            for level, tf in enumerate(tfs):
+                if bar is not None:
+                    bar.update(task, description=f"level {level} ({tf})")
+                bars = atlas.read_bars(atlas_root, tf, t0, t1)
+                states = self.engine.compute_states(bars, tf)
+                if level == 0:
+                    level_patterns = self._batch_scan_full(states, tf)
+                    n_windows = 0
+                else:
+                    windows = self._merge_windows(child_windows(level_patterns, tf))
+                    n_windows = len(windows)
+                    level_patterns = self._batch_scan_windowed(states, tf, windows, depth=level)
+                self.level_stats.append(
+                    {"level": level, "tf": tf, "bars": len(states), "windows": n_windows,
+                     "patterns": len(level_patterns)}
+                )
+                manifest.extend(level_patterns)
+                del bars, states  # free this timeframe before the next (finer, larger) one is read
+                if on_level is not None:
+                    on_level(level, tf, len(level_patterns))
+                if bar is not None:
+                    bar.update(task, advance=1, description=f"level {level} ({tf}): {len(level_patterns)} patterns")
+                if not level_patterns:
+                    break
+        finally:
+            if bar is not None:
+                bar.stop()
+        # levels are produced in depth order and each in bar order; stable sort keeps
+        # ROCHE_SNAP before STRUCTURAL_DRIVE for one bar.
+        manifest.sort(key=lambda p: (p.depth, p.timestamp))
+        return manifest
+
+    # ------------------------------------------------------------------ seed pieces
+    def _batch_scan_full(self, states_df: pd.DataFrame, tf: str, depth: int = 0) -> list[PatternEvent]:
+        """Every pattern of ``states_df`` (level 0: no parents, ``parent_chain == []``)."""
+        rows, types = self.pattern_rows(states_df)
+        return self._make_events(states_df, tf, rows, types, depth=depth, windows=None,
+                                 win_idx=None)
+
+    def _batch_scan_windowed(
+        self,
+        states_df: pd.DataFrame,
+        tf: str,
+        parent_windows: Sequence[Window],
+        depth: int,
+    ) -> list[PatternEvent]:
+        """Patterns of ``states_df`` whose bar opens inside one of ``parent_windows``.
+
+        ``parent_windows`` are 5-tuples (start, end, parent_type, parent_tf, chain); they are
+        merged here if they overlap (merging is idempotent), so raw windows may be passed.
+        Each event gets ``parent_type``/``parent_tf``/``parent_chain`` from its window.
+        """
+        windows = self._merge_windows(parent_windows)
+        if not windows:
+            return []
+        rows, types = self.pattern_rows(states_df)
+        if rows.size == 0:
+            return []
+        starts = np.array([w[0] for w in windows], dtype=np.float64)
+        ends = np.array([w[1] for w in windows], dtype=np.float64)
+        ts = states_df["timestamp"].to_numpy()[rows]
+        widx = window_index(ts, starts, ends)
+        keep = widx >= 0
+        return self._make_events(states_df, tf, rows[keep], types[keep], depth=depth,
+                                 windows=windows, win_idx=widx[keep])
+
+    @staticmethod
+    def _merge_windows(windows: Sequence[Window]) -> list[Window]:
+        """Merge overlapping 5-tuple windows; see :func:`merge_windows` for the rule."""
+        return merge_windows(windows)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def pattern_rows(states_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and types of all pattern events in ``states_df`` (vectorized).
+
+        Returns ``(rows, is_roche)``: row positions (a bar meeting both rules appears twice,
+        ROCHE_SNAP first) and a boolean array, True for ROCHE_SNAP, False for STRUCTURAL_DRIVE.
+        """
+        valid = states_df["valid"].to_numpy(dtype=bool)
+        roche = states_df["roche_snap"].to_numpy(dtype=bool) & valid
+        drive = states_df["structural_drive"].to_numpy(dtype=bool) & valid
+        r_rows = np.flatnonzero(roche)
+        d_rows = np.flatnonzero(drive)
+        rows = np.concatenate([r_rows, d_rows])
+        is_roche = np.concatenate([np.ones(r_rows.size, bool), np.zeros(d_rows.size, bool)])
+        # stable sort by row: ROCHE_SNAP (listed first) stays first on a shared bar
+        order = np.argsort(rows, kind="stable")
+        return rows[order].astype(np.int64), is_roche[order]
+
+    def _make_events(
+        self,
+        states_df: pd.DataFrame,
+        tf: str,
+        rows: np.ndarray,
+        is_roche: np.ndarray,
+        *,
+        depth: int,
+        windows: Sequence[Window] | None,
+        win_idx: np.ndarray | None,
+    ) -> list[PatternEvent]:
+        if rows.size == 0:
+            return []
+        states = _states_at(states_df, rows, tf)
+        ts = states_df["timestamp"].to_numpy()[rows].astype(np.float64)
+        cols = {c: states_df[c].to_numpy()[rows].astype(np.float64).tolist()
+                for c in ("close", "z_score", "velocity", "momentum", "coherence")}
+        root = self._atlas_root
+        prefix = f"{root}/{tf}/" if root else f"{tf}/"
+        sources = np.char.add(np.char.add(prefix, _month_labels(ts)), ".parquet").tolist()
+        ts_l = ts.tolist()
+        rows_l = rows.tolist()
+        types_l = np.where(is_roche, ROCHE_SNAP, STRUCTURAL_DRIVE).tolist()
+        widx_l = win_idx.tolist() if win_idx is not None else None
+        rp = int(getattr(self.config, "rp", 21))
+        out: list[PatternEvent] = []
+        for j in range(rows.size):
+            if widx_l is None:
+                p_type, p_tf, chain = "", "", []
+            else:
+                w = windows[widx_l[j]]  # type: ignore[index]
+                p_type, p_tf, chain = w[2], w[3], list(w[4])
+            wd = None
+            if self.keep_window_data:
+                r = rows_l[j]
+                wd = states_df.iloc[max(0, r - rp + 1): r + 1].reset_index(drop=True)
+            out.append(
+                PatternEvent(
+                    pattern_type=types_l[j],
+                    timestamp=ts_l[j],
+                    price=cols["close"][j],
+                    z_score=cols["z_score"][j],
+                    velocity=cols["velocity"][j],
+                    momentum=cols["momentum"][j],
+                    coherence=cols["coherence"][j],
+                    file_source=sources[j],
+                    idx=rows_l[j],
+                    state=states[j],
+                    timeframe=tf,
+                    depth=depth,
+                    parent_type=p_type,
+                    parent_tf=p_tf,
+                    window_data=wd,
+                    parent_chain=chain,
+                )
+            )
+        return out
+
+
+def _states_at(states_df: pd.DataFrame, rows: np.ndarray, tf: str) -> list[ThreeBodyQuantumState]:
+    """ThreeBodyQuantumState for each row, built from column arrays (one pass per column)."""
+    names = _state_field_names()
+    direct = [n for n in names if n in states_df.columns]
+    if any(n not in direct and n != "timeframe" for n in names):
+        # the state has fields the frame doesn't carry as columns: use the official constructor
+        return [ThreeBodyQuantumState.from_states(states_df, int(r), tf) for r in rows]
+    values = {n: states_df[n].to_numpy()[rows].tolist() for n in direct}
+    has_tf = "timeframe" in names and "timeframe" not in direct
+    out = []
+    for j in range(rows.size):
+        kw = {n: values[n][j] for n in direct}
+        if has_tf:
+            kw["timeframe"] = tf
+        out.append(ThreeBodyQuantumState(**kw))
+    return out
+
+
+# ---------------------------------------------------------------------- manifest I/O
+_CHAIN_TYPE = pa.list_(
+    pa.struct([
+        ("tf", pa.string()),
+        ("type", pa.string()),
+        ("z", pa.float64()),
+        ("mom", pa.float64()),
+        ("coh", pa.float64()),
+        ("timestamp", pa.float64()),
+    ])
+)
+_EVENT_COLUMNS = [
+    ("pattern_type", pa.string()),
+    ("timestamp", pa.float64()),
+    ("price", pa.float64()),
+    ("z_score", pa.float64()),
+    ("velocity", pa.float64()),
+    ("momentum", pa.float64()),
+    ("coherence", pa.float64()),
+    ("file_source", pa.string()),
+    ("idx", pa.int64()),
+    ("timeframe", pa.string()),
+    ("depth", pa.int64()),
+    ("parent_type", pa.string()),
+    ("parent_tf", pa.string()),
+]
+_MANIFEST_TAG = b"edgefinder.manifest"
+_MANIFEST_VERSION = b"1"
+_STATE_PREFIX = "state_"
+
+
+def _manifest_columns(manifest: Sequence[PatternEvent]) -> dict[str, list]:
+    data: dict[str, list] = {name: [getattr(p, name) for p in manifest] for name, _ in _EVENT_COLUMNS}
+    data["parent_chain"] = [
+        [{k: e[k] for k in CHAIN_KEYS} for e in (p.parent_chain or [])] for p in manifest
+    ]
+    for name in _state_field_names():
+        data[_STATE_PREFIX + name] = [getattr(p.state, name) for p in manifest]
+    return data
+
+
+def manifest_to_frame(manifest: Sequence[PatternEvent]) -> pd.DataFrame:
+    """One row per pattern: the event fields, ``parent_chain`` (list of dicts), ``chain_len``,
+    and the state's fields as ``state_<name>`` columns."""
+    data = _manifest_columns(manifest)
+    df = pd.DataFrame(data)
+    df["chain_len"] = [len(c) for c in data["parent_chain"]]
+    return df
+
+
+def save_manifest(manifest: Sequence[PatternEvent], path: str | Path) -> Path:
+    """Write ``manifest`` to Parquet (chain as ``list<struct>``, state as ``state_*`` columns).
+
+    ``window_data`` is not stored. Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = _manifest_columns(manifest)
+    fields = [pa.field(n, t) for n, t in _EVENT_COLUMNS] + [pa.field("parent_chain", _CHAIN_TYPE)]
+    arrays = [pa.array(data[n], type=t) for n, t in _EVENT_COLUMNS]
+    arrays.append(pa.array(data["parent_chain"], type=_CHAIN_TYPE))
+    for name in _state_field_names():
+        col = _STATE_PREFIX + name
+        arr = pa.array(data[col]) if manifest else pa.array([], type=pa.float64())
+        arrays.append(arr)
+        fields.append(pa.field(col, arr.type))
+    schema = pa.schema(fields, metadata={_MANIFEST_TAG: _MANIFEST_VERSION})
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)  # atomic: a killed run never leaves half a manifest
+    return path
+
+
+def load_manifest(path: str | Path) -> list[PatternEvent]:
+    """Read a manifest written by :func:`save_manifest` back into equal :class:`PatternEvent`s."""
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(f"manifest not found: {path}")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any read failure is reported as one line
+        raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
+    meta = table.schema.metadata or {}
+    if meta.get(_MANIFEST_TAG) != _MANIFEST_VERSION:
+        raise ManifestError(f"{path} is not an edgefinder pattern manifest (version {_MANIFEST_VERSION.decode()})")
+    names = _state_field_names()
+    missing = [n for n, _ in _EVENT_COLUMNS if n not in table.column_names]
+    missing += [_STATE_PREFIX + n for n in names if _STATE_PREFIX + n not in table.column_names]
+    if missing:
+        raise ManifestError(f"manifest {path} lacks column(s) {', '.join(missing)}")
+    cols = {n: table.column(n).to_pylist() for n, _ in _EVENT_COLUMNS}
+    chains = table.column("parent_chain").to_pylist()
+    state_cols = {n: table.column(_STATE_PREFIX + n).to_pylist() for n in names}
+    out: list[PatternEvent] = []
+    for j in range(table.num_rows):
+        state = ThreeBodyQuantumState(**{n: state_cols[n][j] for n in names})
+        kw = {n: cols[n][j] for n, _ in _EVENT_COLUMNS}
+        out.append(PatternEvent(state=state, parent_chain=chains[j] or [], **kw))
+    return out
+
+
+def manifest_summary(manifest: Sequence[PatternEvent]) -> dict:
+    """Counts per depth/timeframe/type, for dashboards and reports (JSON-ready)."""
+    df = pd.DataFrame({
+        "depth": [p.depth for p in manifest],
+        "tf": [p.timeframe for p in manifest],
+        "type": [p.pattern_type for p in manifest],
+    })
+    if df.empty:
+        return {"patterns": 0, "levels": []}
+    levels = []
+    for (depth, tf), g in df.groupby(["depth", "tf"], sort=True):
+        levels.append({"depth": int(depth), "tf": tf, "patterns": int(len(g)),
+                       "roche_snap": int((g["type"] == ROCHE_SNAP).sum()),
+                       "structural_drive": int((g["type"] == STRUCTURAL_DRIVE).sum())})
+    return {"patterns": int(len(df)), "max_depth": int(df["depth"].max()), "levels": levels}
+

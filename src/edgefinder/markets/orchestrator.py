@@ -1,0 +1,550 @@
+"""Pipeline orchestrator: Phase 2 (discovery) → 2.5 (clustering) → 3 (playbook), checkpointed.
+
+Artifacts in ``checkpoint_dir`` (the seed's names):
+
+* ``manifest.parquet`` — Phase 2 pattern manifest (with parent chains)
+* ``templates.pkl`` and ``clustering_scaler.pkl`` — Phase 2.5 (Task B step 1 saves the scaler)
+* ``pattern_library.pkl`` + ``pattern_library.json`` — Phase 3
+* ``state.json`` — which phases are complete and the *inputs fingerprint* of each
+
+A rerun skips every phase whose fingerprint still matches and whose files exist. The fingerprint
+of Phase 2 covers the ATLAS files of the chosen timeframes (name, size, mtime), the timeframes,
+``train_until`` and the physics thresholds; Phase 2.5 adds the seed; Phase 3 adds the iterations
+and the instrument. A changed input re-runs its phase and every later one. ``run(fresh=True)``
+deletes the artifacts first.
+
+``train_until``: only bars opening before it are used. A plain date ``YYYY-MM-DD`` means the start
+of the CME session that ends on that date (17:00 America/Chicago the evening before), so whole
+sessions are either in-sample (before) or out-of-sample (that session and later); a date with a
+time is taken literally (naive = UTC). See :func:`resolve_train_until`.
+
+Phases 4–5 (forward pass, strategy selection) are ``run_forward_pass()`` and
+``run_strategy_selection()``, delegating to ``forward.py`` / ``selection.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import pickle
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from edgefinder.errors import EdgefinderError
+from edgefinder.markets import atlas
+
+__all__ = [
+    "CHECKPOINT_FILES",
+    "Orchestrator",
+    "PipelineError",
+    "RunSummary",
+    "print_run_summary",
+    "resolve_train_until",
+]
+
+STATE_VERSION = 1
+PHASES = ("discovery", "clustering", "playbook")
+PHASE_TITLES = {"discovery": "Phase 2 — discovery", "clustering": "Phase 2.5 — clustering",
+                "playbook": "Phase 3 — playbook"}
+#: files each phase writes (relative to checkpoint_dir); ``--fresh`` deletes all of them.
+PHASE_FILES: dict[str, tuple[str, ...]] = {
+    "discovery": ("manifest.parquet",),
+    "clustering": ("templates.pkl", "clustering_scaler.pkl"),
+    "playbook": ("pattern_library.pkl", "pattern_library.json"),
+}
+#: every file ``run(fresh=True)`` removes; Phases 4–5 append theirs here.
+CHECKPOINT_FILES: list[str] = [f for fs in PHASE_FILES.values() for f in fs] + ["state.json"]
+#: Phase 4 (forward.py) and Phase 5 (selection.py) artifacts, also removed by ``--fresh``.
+CHECKPOINT_FILES += ["phase4_journal.bin", "phase4_report.json", "phase4_trades.parquet",
+                     "phase4_regret.parquet", "brain.pkl", "production_playbook.pkl",
+                     "production_playbook.json", "phase5_templates.csv"]
+
+
+class PipelineError(EdgefinderError):
+    """The pipeline cannot run on the given inputs (missing data, no timeframes, too few bars)."""
+
+
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def resolve_train_until(value: Any) -> int | None:
+    """``--train-until`` as epoch seconds (exclusive bound on bar open times), or None.
+
+    A date (``YYYY-MM-DD`` text or ``datetime.date``) is the start of the CME session that ends
+    on that date; anything else (epoch seconds, ISO date-time) is taken literally, naive = UTC.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+            return atlas.session_bounds(value)[0]
+        if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
+            return atlas.session_bounds(value.strip())[0]
+        return atlas.to_epoch_seconds(value)
+    except (ValueError, TypeError) as exc:
+        raise PipelineError(f"cannot read --train-until {value!r}: use YYYY-MM-DD ({exc})") from None
+
+
+@dataclass
+class RunSummary:
+    """What a ``run()`` did: per phase seconds (0 when resumed), counts, and which phases ran."""
+
+    ran: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    timeframes: list[str] = field(default_factory=list)
+    train_until: int | None = None
+    patterns: int = 0
+    patterns_per_level: list[dict] = field(default_factory=list)
+    templates: int = 0
+    fissions: int = 0
+    library_templates: int = 0
+    skipped_members: int = 0
+    checkpoint_dir: str = ""
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# progress display: a Rich Live dashboard on a terminal, plain Rich progress bars otherwise
+# --------------------------------------------------------------------------------------------
+
+
+class _Display:
+    """Receives pipeline events; renders a Live dashboard or progress bars."""
+
+    def __init__(self, console: Console, live: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import TimeRemainingColumn
+
+        self.console = console
+        self.live_mode = live
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+            transient=live,
+        )
+        self.phase = "starting"
+        self.level = "-"
+        self.levels: list[tuple[int, str, int]] = []
+        self.templates = 0
+        self.fissions = 0
+        self.library = 0
+        self.task: Any = None
+        self._live: Any = None
+
+    def __enter__(self) -> _Display:
+        if self.live_mode:
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
+            self._live.__enter__()
+        else:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(*exc)
+        else:
+            self.progress.__exit__(*exc)
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold cyan")
+        t.add_column()
+        t.add_row("phase", self.phase)
+        t.add_row("level", self.level)
+        per = ", ".join(f"L{lv} {tf}: {n:,}" for lv, tf, n in self.levels) or "-"
+        t.add_row("patterns per level", per)
+        t.add_row("templates", f"{self.templates:,}")
+        t.add_row("fissions", f"{self.fissions:,}")
+        t.add_row("library", f"{self.library:,}")
+        return Panel(Group(t, self.progress), title="edgefinder markets run", expand=False)
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def start_phase(self, name: str, total: float | None) -> None:
+        self.phase = PHASE_TITLES.get(name, name)
+        if self.task is not None:
+            self.progress.update(self.task, visible=not self.live_mode)
+        self.task = self.progress.add_task(self.phase, total=total)
+        self._refresh()
+
+    def advance(self, n: float = 1.0) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+        self._refresh()
+
+    def grow(self, extra: float) -> None:
+        if self.task is not None:
+            task = self.progress.tasks[[t.id for t in self.progress.tasks].index(self.task)]
+            self.progress.update(self.task, total=(task.total or 0) + extra)
+
+    def skip_phase(self, name: str) -> None:
+        self.console.print(f"[dim]{PHASE_TITLES[name]}: resumed from checkpoint[/dim]")
+
+    def on_level(self, level: int, tf: str, n: int) -> None:
+        self.level = f"{level} ({tf})"
+        self.levels.append((level, tf, n))
+        self.advance(1)
+
+
+def print_run_summary(console: Console, summary: RunSummary) -> None:
+    """A short table of what Phases 2–3 produced (and which phases were resumed)."""
+    from rich.table import Table
+
+    t = Table(title="Phases 2–3", show_header=True, header_style="bold")
+    t.add_column("phase")
+    t.add_column("result")
+    t.add_column("seconds", justify="right")
+    per = ", ".join(f"{x['tf']}: {x['patterns']:,}" for x in summary.patterns_per_level)
+    rows = {
+        "discovery": f"{summary.patterns:,} patterns ({per})" if per else f"{summary.patterns:,} patterns",
+        "clustering": f"{summary.templates:,} templates",
+        "playbook": f"{summary.library_templates:,} library templates, {summary.fissions} fission(s)",
+    }
+    for ph in PHASES:
+        secs = "resumed" if ph in summary.resumed else f"{summary.seconds.get(ph, 0.0):.1f}"
+        t.add_row(PHASE_TITLES[ph], rows[ph], secs)
+    console.print(t)
+    scope = "all data" if summary.train_until is None else (
+        "bars before " + _dt.datetime.fromtimestamp(summary.train_until, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    console.print(f"timeframes {','.join(summary.timeframes)}; {scope}; checkpoints in {summary.checkpoint_dir}")
+
+
+# --------------------------------------------------------------------------------------------
+# orchestrator
+# --------------------------------------------------------------------------------------------
+
+
+def _atomic_bytes(data: bytes, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Orchestrator:
+    """Runs Phases 2, 2.5 and 3 with checkpoints (and Phases 4–5 via the two hook methods).
+
+    Args:
+        data_dir: the ATLAS root (``{tf}/YYYY_MM.parquet``).
+        checkpoint_dir: where the artifacts and ``state.json`` go.
+        iterations: Optuna trials per template in Phase 3.
+        train_until: exclusive end of the in-sample data (see :func:`resolve_train_until`).
+        timeframes: restrict the hierarchy (e.g. ``["5m", "1m", "15s"]``); default all present.
+        seed: seeds clustering (KMeans), the Optuna samplers and fission.
+        dashboard: Rich Live dashboard when stdout is a terminal; progress bars otherwise.
+        console: Rich console for all output (default: a new stdout console).
+        instrument: futures symbol for PnL and costs (default MNQ).
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        checkpoint_dir: str | Path,
+        iterations: int = 50,
+        train_until: Any = None,
+        timeframes: Sequence[str] | str | None = None,
+        seed: int = 0,
+        dashboard: bool = True,
+        console: Console | None = None,
+        instrument: str = "MNQ",
+    ) -> None:
+        from edgefinder.markets.instruments import get_instrument
+
+        self.data_dir = Path(data_dir)
+        self.checkpoint_dir = Path(checkpoint_dir)
+        if int(iterations) < 1:
+            raise PipelineError(f"--iterations must be at least 1 (got {iterations})")
+        self.iterations = int(iterations)
+        self.train_until_raw = train_until
+        self.train_until = resolve_train_until(train_until)
+        if isinstance(timeframes, str):
+            timeframes = [t.strip() for t in timeframes.split(",") if t.strip()]
+        self.timeframes_requested = list(timeframes) if timeframes else None
+        self.seed = int(seed)
+        self.dashboard = bool(dashboard)
+        self.console = console or Console()
+        self.instrument = get_instrument(instrument)
+        # Filled by the phases (or loaded from checkpoints).
+        self.timeframes: list[str] = []
+        self.manifest: list[Any] | None = None
+        self.templates: list[Any] | None = None
+        self.scaler: Any = None
+        self.engine: Any = None
+        self.library: dict[int, dict] | None = None
+        self.fissions: list[dict] = []
+        self.summary = RunSummary(checkpoint_dir=str(self.checkpoint_dir))
+
+    # ------------------------------------------------------------------ paths and state
+    def path(self, name: str) -> Path:
+        return self.checkpoint_dir / name
+
+    @property
+    def state_path(self) -> Path:
+        return self.path("state.json")
+
+    def _read_state(self) -> dict:
+        try:
+            state = json.loads(self.state_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {"version": STATE_VERSION, "phases": {}}
+        if state.get("version") != STATE_VERSION or not isinstance(state.get("phases"), dict):
+            return {"version": STATE_VERSION, "phases": {}}
+        return state
+
+    def _write_state(self, state: dict) -> None:
+        _atomic_bytes(json.dumps(state, indent=2).encode(), self.state_path)
+
+    def clear_checkpoints(self) -> list[Path]:
+        """Delete every known artifact (``--fresh``); returns the paths removed."""
+        removed = []
+        for name in CHECKPOINT_FILES:
+            p = self.path(name)
+            if p.exists():
+                p.unlink()
+                removed.append(p)
+        return removed
+
+    # ------------------------------------------------------------------ validation + fingerprint
+    def _validate_inputs(self) -> None:
+        from edgefinder.markets.discovery import DiscoveryError, FractalDiscoveryAgent
+        from edgefinder.markets.physics import PhysicsConfig
+
+        if not self.data_dir.is_dir():
+            raise PipelineError(f"data directory not found: {self.data_dir}")
+        try:
+            self.timeframes = FractalDiscoveryAgent().resolve_timeframes(self.data_dir, self.timeframes_requested)
+        except DiscoveryError as exc:
+            raise PipelineError(f"{exc} (expected {self.data_dir}/{{tf}}/YYYY_MM.parquet)") from None
+        rp = PhysicsConfig().rp
+        top = self.timeframes[0]
+        n_top = len(atlas.read_bars(self.data_dir, top, None, self.train_until))
+        if n_top < rp:
+            before = "" if self.train_until is None else f" before {self.train_until_raw}"
+            raise PipelineError(
+                f"too few bars: {top} has {n_top} bar(s){before} in {self.data_dir}, the physics window "
+                f"needs at least {rp}; drop coarse timeframes with --timeframes (e.g. 5m,1m,15s)"
+            )
+        self.summary.timeframes = list(self.timeframes)
+        self.summary.train_until = self.train_until
+
+    def _fingerprints(self) -> dict[str, str]:
+        from edgefinder.markets.physics import PhysicsConfig
+
+        files = []
+        for tf in self.timeframes:
+            for p in atlas.month_files(self.data_dir, tf):
+                st = p.stat()
+                files.append([tf, p.name, st.st_size, st.st_mtime_ns])
+        from edgefinder import __version__
+
+        base = {"version": __version__, "files": files, "timeframes": self.timeframes,
+                "train_until": self.train_until,
+                "physics": dataclasses.asdict(PhysicsConfig())}
+        keys = {}
+        parts: dict[str, Any] = {"discovery": base}
+        parts["clustering"] = {"prev": None, "seed": self.seed}
+        parts["playbook"] = {"prev": None, "iterations": self.iterations, "seed": self.seed,
+                             "instrument": dataclasses.asdict(self.instrument)}
+        prev = ""
+        for ph in PHASES:
+            doc = dict(parts[ph])
+            if "prev" in doc:
+                doc["prev"] = prev
+            prev = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            keys[ph] = prev
+        return keys
+
+    def _phase_done(self, state: dict, phase: str, key: str) -> bool:
+        rec = state["phases"].get(phase)
+        return bool(rec and rec.get("key") == key and all(self.path(f).exists() for f in PHASE_FILES[phase]))
+
+    # ------------------------------------------------------------------ run
+    def run(self, fresh: bool = False) -> RunSummary:
+        """Run Phases 2, 2.5 and 3, resuming from matching checkpoints (``fresh`` clears them)."""
+        self._validate_inputs()
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            self.clear_checkpoints()
+        state = self._read_state()
+        keys = self._fingerprints()
+        live = self.dashboard and self.console.is_terminal  # False when stdout is not a terminal
+        invalid = False
+        with _Display(self.console, live) as disp:
+            for phase in PHASES:
+                if not invalid and self._phase_done(state, phase, keys[phase]):
+                    self._load_phase(phase, state["phases"][phase])
+                    self.summary.resumed.append(phase)
+                    self.summary.seconds[phase] = 0.0
+                    disp.skip_phase(phase)
+                    continue
+                invalid = True  # every later phase depends on this one's output
+                for later in PHASES[PHASES.index(phase):]:
+                    state["phases"].pop(later, None)
+                self._write_state(state)
+                t0 = time.perf_counter()
+                info = getattr(self, f"_run_{phase}")(disp)
+                secs = time.perf_counter() - t0
+                self.summary.ran.append(phase)
+                self.summary.seconds[phase] = round(secs, 3)
+                state["phases"][phase] = {"key": keys[phase], "seconds": round(secs, 3),
+                                          "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+                                          **info}
+                self._write_state(state)  # checkpoint after each phase
+        return self.summary
+
+    # ------------------------------------------------------------------ phases
+    def _run_discovery(self, disp: _Display) -> dict:
+        from edgefinder.markets.discovery import FractalDiscoveryAgent, manifest_summary, save_manifest
+
+        disp.start_phase("discovery", total=len(self.timeframes))
+        agent = FractalDiscoveryAgent()
+        manifest = agent.scan_atlas_topdown(self.data_dir, self.timeframes, None, self.train_until,
+                                            on_level=disp.on_level)
+        save_manifest(manifest, self.path("manifest.parquet"))
+        self.manifest = manifest
+        info = {"patterns": len(manifest), "timeframes": list(self.timeframes), "train_until": self.train_until,
+                "levels": agent.level_stats,
+                "summary": manifest_summary(manifest)}
+        self._apply_discovery_info(info)
+        return info
+
+    def _run_clustering(self, disp: _Display) -> dict:
+        from edgefinder.markets.clustering import FractalClusteringEngine, save_scaler
+
+        disp.start_phase("clustering", total=1)
+        manifest = self._need_manifest()
+        engine = FractalClusteringEngine(seed=self.seed)
+        templates = engine.create_templates(manifest)
+        _atomic_bytes(pickle.dumps(templates, protocol=pickle.HIGHEST_PROTOCOL), self.path("templates.pkl"))
+        if engine.scaler is not None:
+            save_scaler(engine.scaler, self.path("clustering_scaler.pkl"))
+        else:  # no patterns: keep an explicit marker so the phase counts as complete
+            _atomic_bytes(pickle.dumps(None), self.path("clustering_scaler.pkl"))
+        self.engine, self.templates, self.scaler = engine, templates, engine.scaler
+        disp.templates = len(templates)
+        disp.advance(1)
+        info = {"templates": len(templates), "coarse_k": engine.n_coarse, "splits": engine.n_splits}
+        self.summary.templates = len(templates)
+        return info
+
+    def _run_playbook(self, disp: _Display) -> dict:
+        from edgefinder.markets.playbook import optimize_templates, save_library
+
+        templates = self._need_templates()
+        disp.start_phase("playbook", total=max(1, len(templates)) * self.iterations)
+
+        def progress(event: str, info: dict) -> None:
+            if event == "trial":
+                disp.advance(1)
+            elif event == "fission":
+                disp.fissions += 1
+                # the parent's trials are not run; each child runs its own
+                disp.grow(self.iterations * (len(info["children"]) - 1))
+            elif event == "template":
+                disp.library = info["done"]
+
+        res = optimize_templates(templates, self.data_dir, self.iterations, self.seed, self.instrument,
+                                 engine=self.engine, end=self.train_until, progress=progress)
+        save_library(res.library, self.checkpoint_dir, res.fissions)
+        self.library, self.fissions = res.library, res.fissions
+        info = {"library_templates": len(res.library), "fissions": res.fissions,
+                "skipped_members": res.skipped_members}
+        self._apply_playbook_info(info)
+        return info
+
+    # ------------------------------------------------------------------ resume
+    def _load_phase(self, phase: str, info: dict) -> None:
+        if phase == "discovery":
+            self._apply_discovery_info(info)  # the manifest itself is loaded lazily
+        elif phase == "clustering":
+            self.summary.templates = int(info.get("templates", 0))
+        else:
+            self._apply_playbook_info(info)
+
+    def _apply_discovery_info(self, info: dict) -> None:
+        self.summary.patterns = int(info.get("patterns", 0))
+        self.summary.patterns_per_level = [
+            {"level": s["level"], "tf": s["tf"], "patterns": s["patterns"]} for s in info.get("levels", [])
+        ]
+
+    def _apply_playbook_info(self, info: dict) -> None:
+        self.summary.library_templates = int(info.get("library_templates", 0))
+        self.summary.fissions = len(info.get("fissions", []))
+        self.summary.skipped_members = int(info.get("skipped_members", 0))
+
+    def _need_manifest(self) -> list[Any]:
+        if self.manifest is None:
+            from edgefinder.markets.discovery import load_manifest
+
+            self.manifest = load_manifest(self.path("manifest.parquet"))
+        return self.manifest
+
+    def _need_templates(self) -> list[Any]:
+        if self.templates is None:
+            with open(self.path("templates.pkl"), "rb") as fh:
+                self.templates = pickle.load(fh)
+        return self.templates
+
+    def load_library(self) -> dict[int, dict]:
+        """The Phase 3 library (from memory or ``pattern_library.pkl``)."""
+        if self.library is None:
+            from edgefinder.markets.playbook import load_library
+
+            path = self.path("pattern_library.pkl")
+            if not path.exists():
+                raise PipelineError(f"no playbook at {path}: run `edgefinder markets run` first")
+            self.library = load_library(self.checkpoint_dir)
+        return self.library
+
+    # ------------------------------------------------------------------ Phases 4–5 (M4)
+    def run_forward_pass(self, config: Any = None, *, fresh: bool = False, max_sessions: int | None = None,
+                         day_lines: bool = True, **kwargs: Any) -> Any:
+        """Phase 4 (Task B): :func:`edgefinder.markets.forward.run_forward_pass` on this run's ATLAS,
+        checkpoints, ``train_until`` and hierarchy (the one discovery used; see ``state.json``).
+
+        ``config`` is a :class:`~edgefinder.markets.forward.ForwardConfig` (gates, entry timeframe);
+        its instrument defaults to the orchestrator's. Returns a ``ForwardResult``.
+        """
+        from edgefinder.markets.forward import ForwardConfig, run_forward_pass
+
+        cfg = config or ForwardConfig(instrument=self.instrument.symbol)
+        # The hierarchy discovery used: this run's (after run()), else an explicit --timeframes,
+        # else forward.resolve_hierarchy reads it from state.json.
+        tfs = self.timeframes or self.timeframes_requested
+        return run_forward_pass(self.data_dir, self.checkpoint_dir, cfg, self.train_until,
+                                timeframes=tfs, console=self.console, fresh=fresh,
+                                max_sessions=max_sessions, day_lines=day_lines, **kwargs)
+
+    def run_strategy_selection(self, config: Any = None, **kwargs: Any) -> Any:
+        """Phase 5 (Task C): :func:`edgefinder.markets.selection.run_strategy_selection` on this
+        run's checkpoints (brain and trades of Phase 4). Returns a ``SelectionResult``."""
+        from edgefinder.markets.selection import run_strategy_selection
+
+        return run_strategy_selection(self.checkpoint_dir, config, console=self.console, **kwargs)

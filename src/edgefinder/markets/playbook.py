@@ -1,0 +1,525 @@
+"""Phase 3: per-template exit-parameter search (the playbook), with fission.
+
+For every template (cluster of patterns) this module finds the exit parameters that would have
+traded its members best, using the one exit simulator (:mod:`edgefinder.markets.exits`):
+
+* **Trades.** Each member is one trade on its **own timeframe's** bars: entry at the close of
+  the pattern's bar (the pattern is known only then) with slippage, exits judged from the next
+  bar on. Direction: ROCHE_SNAP fades z (z > 0 → short, z < 0 → long); STRUCTURAL_DRIVE follows
+  the momentum's sign. A trade never outlives its CME session (it is closed at the session's
+  last bar, reason END), as the forward pass force-closes at the session end; nor does it read
+  bars at or after ``end`` (``--train-until``).
+* **Search.** Optuna's TPE (``TPESampler(seed, multivariate=True)`` — joint sampling is both
+  better for these correlated parameters and about twice as fast) runs ``iterations`` trials
+  over ``stop_loss_ticks`` 10–25, ``take_profit_ticks`` 30–60, ``trailing_stop_ticks`` 5–30
+  (5 ticks = 1.25 points, about one 15s bar's range, is the tightest trail that is not pure
+  noise; 30 ticks is the widest stop so it can only tighten an initial stop), and
+  ``max_hold_seconds`` 300–1800 in steps of 30 s. Objective (``train_score``): mean / std of the
+  member PnL in dollars after costs, over the **first 50 members in time order** (population
+  std, floored at $0.01 so that identical outcomes — e.g. trades all closed at once by their
+  session end — give a finite score: a sure loss scores very low, a sure gain very high).
+  Every trial is one vectorized :func:`~edgefinder.markets.exits.simulate_exits` call over all
+  training members. The remaining members give the validation PnL (dollars, summed) with the
+  chosen parameters — they never influence the search.
+* **Fission.** Each training member's individually best parameters are found on a 3×3×3×3 grid
+  (one simulator call for members × 81 sets; tied grid points are averaged, and members whose
+  PnL does not depend on the parameters at all are left out). The best-parameter vectors,
+  scaled to [0, 1] per axis, are clustered with KMeans(k=2, seeded); when the silhouette
+  is ≥ 0.45 and both groups have at least ``min_child_members`` (10) training members — a
+  smaller child would be fitted on a handful of trades — the template is split with the
+  clustering engine's ``refine_clusters`` on the same 11D vectors: training members go where
+  their parameter group says, later members to the child whose mean standardized 11D training
+  vector is nearest (features only — outcomes after the 50th member are never used). Children
+  are searched again and may split again up to ``max_fission_depth``; the split parent leaves
+  the library and each child records ``parent_template``.
+
+Output: ``{template_id: entry}``; see :func:`library_entry_keys` for the fields.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgefinder.markets import atlas
+from edgefinder.markets.exits import ExitParams, simulate_exits
+from edgefinder.markets.instruments import Instrument, get_instrument
+
+__all__ = [
+    "SEARCH_SPACE",
+    "FISSION_GRID",
+    "PlaybookResult",
+    "TimeframeBars",
+    "build_playbook",
+    "fission_labels",
+    "library_entry_keys",
+    "load_library",
+    "load_timeframe_bars",
+    "member_sides",
+    "optimize_templates",
+    "save_library",
+]
+
+#: (low, high, step) per parameter; ticks except max_hold_seconds (seconds).
+SEARCH_SPACE: dict[str, tuple[int, int, int]] = {
+    "stop_loss_ticks": (10, 25, 1),
+    "take_profit_ticks": (30, 60, 1),
+    "trailing_stop_ticks": (5, 30, 1),
+    "max_hold_seconds": (300, 1800, 30),
+}
+PARAM_NAMES = tuple(SEARCH_SPACE)
+#: The fission grid: three values per axis (the range's ends and middle).
+FISSION_GRID: dict[str, tuple[float, ...]] = {
+    "stop_loss_ticks": (10.0, 17.0, 25.0),
+    "take_profit_ticks": (30.0, 45.0, 60.0),
+    "trailing_stop_ticks": (5.0, 15.0, 30.0),
+    "max_hold_seconds": (300.0, 900.0, 1800.0),
+}
+TRAIN_MEMBERS = 50
+SILHOUETTE_MIN = 0.45
+_STD_FLOOR = 0.01  # dollars: one cent, the PnL resolution is half a cent
+
+ProgressFn = Callable[[str, dict], None]
+
+
+def library_entry_keys() -> tuple[str, ...]:
+    """Fields of one library entry (units: dollars for PnL, ticks/seconds for params)."""
+    return (
+        "template_id", "centroid", "params", "member_count", "train_count", "train_score",
+        "train_pnl", "train_mean_pnl", "train_win_rate", "val_pnl", "val_trades",
+        "val_mean_pnl", "val_win_rate", "pattern_type", "timeframe", "direction_rule",
+        "parent_template", "fission_depth",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# bars
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeframeBars:
+    """All timeframes' bars concatenated into one series for the simulator.
+
+    ``close_ts`` is each bar's **close** time (open + timeframe seconds), so the simulator runs
+    with ``bar_seconds=0``; ``session_end`` is, per bar, the index of the last bar of its CME
+    session within its timeframe block; ``offsets[tf]`` / ``open_ts[tf]`` map a timeframe's
+    own bar index to the concatenated one.
+    """
+
+    close_ts: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    session_end: np.ndarray
+    offsets: dict[str, int]
+    open_ts: dict[str, np.ndarray] = field(repr=False)
+
+    def entry_index(self, tf: str, bar_open_ts: np.ndarray) -> np.ndarray:
+        """Concatenated index of each bar open time of ``tf`` (-1 where the bar is absent)."""
+        ts = self.open_ts.get(tf)
+        q = np.asarray(bar_open_ts, dtype=np.int64)
+        if ts is None or ts.size == 0:
+            return np.full(q.shape, -1, dtype=np.int64)
+        pos = np.searchsorted(ts, q)
+        pos_c = np.minimum(pos, ts.size - 1)
+        ok = ts[pos_c] == q
+        return np.where(ok, pos_c + self.offsets[tf], -1).astype(np.int64)
+
+
+def _session_last_index(open_ts: np.ndarray) -> np.ndarray:
+    if open_ts.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    sid = atlas.session_ids(open_ts).astype("int64")
+    change = np.flatnonzero(np.diff(sid) != 0)  # last index of every session but the final one
+    ends = np.append(change, open_ts.size - 1)
+    block = np.searchsorted(ends, np.arange(open_ts.size))
+    return ends[block].astype(np.int64)
+
+
+def load_timeframe_bars(atlas_root: str | Path, timeframes: Sequence[str], end: Any = None) -> TimeframeBars:
+    """Read each timeframe once (bars opening before ``end``) into one :class:`TimeframeBars`."""
+    parts_ts, parts_h, parts_l, parts_c, parts_end = [], [], [], [], []
+    offsets: dict[str, int] = {}
+    opens: dict[str, np.ndarray] = {}
+    off = 0
+    for tf in dict.fromkeys(timeframes):
+        bars = atlas.read_bars(atlas_root, tf, None, end)
+        ots = bars["timestamp"].to_numpy(dtype=np.int64)
+        offsets[tf] = off
+        opens[tf] = ots
+        parts_ts.append(ots.astype(np.float64) + atlas.tf_seconds(tf))
+        parts_h.append(bars["high"].to_numpy(dtype=np.float64))
+        parts_l.append(bars["low"].to_numpy(dtype=np.float64))
+        parts_c.append(bars["close"].to_numpy(dtype=np.float64))
+        parts_end.append(_session_last_index(ots) + off)
+        off += ots.size
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
+
+    return TimeframeBars(
+        close_ts=cat(parts_ts, np.float64), high=cat(parts_h, np.float64), low=cat(parts_l, np.float64),
+        close=cat(parts_c, np.float64), session_end=cat(parts_end, np.int64), offsets=offsets, open_ts=opens,
+    )
+
+
+def member_sides(members: Sequence[Any]) -> np.ndarray:
+    """+1 long / -1 short per member: ROCHE_SNAP fades z, STRUCTURAL_DRIVE follows momentum."""
+    out = np.empty(len(members), dtype=np.int64)
+    for i, p in enumerate(members):
+        x = -p.z_score if p.pattern_type == "ROCHE_SNAP" else p.momentum
+        out[i] = 1 if x > 0 else -1  # x == 0 cannot trigger either rule; default long
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# search and fission
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Trades:
+    """A template's tradable members in time order (arrays) plus their member positions."""
+
+    positions: np.ndarray  # positions within template.members
+    entry: np.ndarray
+    side: np.ndarray
+    end: np.ndarray
+
+
+def _template_trades(template: Any, bars: TimeframeBars) -> _Trades:
+    members = template.members
+    n = len(members)
+    tfs = np.array([p.timeframe for p in members], dtype=object)
+    opens = np.array([int(p.timestamp) for p in members], dtype=np.int64)
+    entry = np.full(n, -1, dtype=np.int64)
+    for tf in dict.fromkeys(tfs.tolist()):
+        sel = np.flatnonzero(tfs == tf)
+        entry[sel] = bars.entry_index(tf, opens[sel])
+    close_t = np.where(entry >= 0, bars.close_ts[np.maximum(entry, 0)], np.inf)
+    order = np.lexsort((np.arange(n), close_t))  # time order of the entries (bar closes)
+    order = order[entry[order] >= 0]
+    sides = member_sides([members[i] for i in order])
+    return _Trades(positions=order, entry=entry[order], side=sides, end=bars.session_end[entry[order]])
+
+
+def _score(pnl: np.ndarray) -> float:
+    if pnl.size == 0:
+        return 0.0
+    return float(pnl.mean() / max(float(pnl.std()), _STD_FLOOR))
+
+
+def _pnl(bars: TimeframeBars, entry, side, end, instrument, stop, target, trail, hold) -> np.ndarray:
+    res = simulate_exits(
+        bars.close_ts, bars.high, bars.low, bars.close, entry, side, stop, target, trail, hold,
+        instrument, end_idx=end, bar_seconds=0.0,
+    )
+    return res.pnl_dollars
+
+
+def _grid() -> np.ndarray:
+    axes = [np.asarray(FISSION_GRID[k]) for k in PARAM_NAMES]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.ravel() for m in mesh], axis=1)  # (81, 4)
+
+
+def best_params_per_member(bars: TimeframeBars, tr: _Trades, instrument: Instrument) -> tuple[np.ndarray, np.ndarray]:
+    """Each trade's individually best grid parameters: ``(vectors (n, 4), informative (n,))``.
+
+    One simulator call evaluates n × 81 pairs. When several grid points tie for the best PnL
+    the vector is their mean (a trade indifferent to the stop gets the middle stop, not the
+    first one, which would fake a parameter group at a grid corner). A trade whose PnL is the
+    same for every grid point (e.g. closed at once by its session end) carries no parameter
+    preference: ``informative`` is False and fission ignores it.
+    """
+    g = _grid()
+    n, k = tr.entry.size, g.shape[0]
+    if n == 0:
+        return np.zeros((0, 4)), np.zeros(0, dtype=bool)
+    pnl = _pnl(bars, np.repeat(tr.entry, k), np.repeat(tr.side, k), np.repeat(tr.end, k), instrument,
+               np.tile(g[:, 0], n), np.tile(g[:, 1], n), np.tile(g[:, 2], n), np.tile(g[:, 3], n))
+    pnl = pnl.reshape(n, k)
+    top = pnl.max(axis=1, keepdims=True)
+    ties = pnl >= top - 1e-9  # dollars; PnL values are multiples of half a cent
+    vec = (ties.astype(np.float64) @ g) / ties.sum(axis=1, keepdims=True)
+    informative = (top[:, 0] - pnl.min(axis=1)) > 1e-9
+    return vec, informative
+
+
+def fission_labels(
+    best_params: np.ndarray, seed: int, threshold: float = SILHOUETTE_MIN, min_child_members: int = 10
+) -> tuple[np.ndarray | None, float]:
+    """KMeans(k=2) of best-parameter vectors scaled to [0, 1]; labels if silhouette ≥ threshold.
+
+    Returns (labels or None, silhouette); silhouette is NaN when it is undefined (fewer than two
+    distinct vectors or too few members).
+    """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    x = np.asarray(best_params, dtype=np.float64)
+    if x.shape[0] < 2 * min_child_members or np.unique(x, axis=0).shape[0] < 2:
+        return None, float("nan")
+    lo = np.array([SEARCH_SPACE[k][0] for k in PARAM_NAMES], dtype=float)
+    hi = np.array([SEARCH_SPACE[k][1] for k in PARAM_NAMES], dtype=float)
+    xs = (x - lo) / (hi - lo)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # ≤ 50 points: threads only add start-up cost
+        labels = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(xs)
+    if np.unique(labels).size < 2:
+        return None, float("nan")
+    sil = float(silhouette_score(xs, labels))
+    counts = np.bincount(labels, minlength=2)
+    if sil >= threshold and counts.min() >= min_child_members:
+        return labels.astype(np.int64), sil
+    return None, sil
+
+
+def _suggest(trial: Any) -> dict[str, int]:
+    return {k: trial.suggest_int(k, lo, hi, step=st) for k, (lo, hi, st) in SEARCH_SPACE.items()}
+
+
+def _study_seed(seed: int, template_id: int) -> int:
+    # A distinct, reproducible stream per template (independent of processing order).
+    return int((int(seed) * 1_000_003 + int(template_id) * 7_919 + 17) % (2**31 - 1))
+
+
+def _search(bars, tr_entry, tr_side, tr_end, instrument, iterations, seed, on_trial) -> tuple[dict, float]:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():  # multivariate TPE is flagged experimental; it is stable here
+        warnings.simplefilter("ignore")
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+
+    def objective(trial: Any) -> float:
+        p = _suggest(trial)
+        pnl = _pnl(bars, tr_entry, tr_side, tr_end, instrument, p["stop_loss_ticks"],
+                   p["take_profit_ticks"], p["trailing_stop_ticks"], p["max_hold_seconds"])
+        return _score(pnl)
+
+    callbacks = [lambda _s, _t: on_trial()] if on_trial is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.optimize(objective, n_trials=max(1, int(iterations)), callbacks=callbacks)
+    best = {k: int(v) for k, v in study.best_params.items()}
+    return best, float(study.best_value)
+
+
+@dataclass
+class PlaybookResult:
+    """The library plus the fission record (parent id, child ids, silhouette, depth)."""
+
+    library: dict[int, dict]
+    fissions: list[dict]
+    skipped_members: int = 0
+
+
+def _stats(pnl: np.ndarray) -> tuple[float, float, float]:
+    if pnl.size == 0:
+        return 0.0, 0.0, 0.0
+    return float(pnl.sum()), float(pnl.mean()), float((pnl > 0).mean())
+
+
+def optimize_templates(
+    templates: Sequence[Any],
+    atlas_root: str | Path,
+    iterations: int = 50,
+    seed: int = 0,
+    instrument: Instrument | None = None,
+    *,
+    engine: Any = None,
+    end: Any = None,
+    bars: TimeframeBars | None = None,
+    train_members: int = TRAIN_MEMBERS,
+    max_fission_depth: int = 2,
+    silhouette_min: float = SILHOUETTE_MIN,
+    min_child_members: int = 10,
+    progress: ProgressFn | None = None,
+) -> PlaybookResult:
+    """Run Phase 3 over ``templates``; see the module docstring.
+
+    ``engine`` is the :class:`~edgefinder.markets.clustering.FractalClusteringEngine` whose
+    ``refine_clusters`` performs fission (a fresh one knowing ``templates`` is made if None, so
+    child ids continue after the largest template id). ``end`` excludes bars opening at or after
+    it (``--train-until``). ``progress(event, info)`` receives ``"trial"``, ``"template"`` and
+    ``"fission"`` events.
+    """
+    from edgefinder.markets.clustering import FractalClusteringEngine, pattern_features
+
+    instrument = instrument or get_instrument()
+    templates = list(templates)
+    if engine is None:
+        engine = FractalClusteringEngine(seed=seed)
+    if not engine.templates:
+        engine.templates = list(templates)  # so fission ids continue after the existing ones
+    if bars is None:
+        tfs = sorted({p.timeframe for t in templates for p in t.members}, key=atlas.tf_seconds)
+        bars = load_timeframe_bars(atlas_root, tfs, end)
+    emit = progress or (lambda _e, _i: None)
+    library: dict[int, dict] = {}
+    fissions: list[dict] = []
+    skipped = 0
+
+    def on_trial() -> None:
+        emit("trial", {})
+
+    stack: list[tuple[Any, int]] = [(t, 0) for t in sorted(templates, key=lambda t: t.template_id)][::-1]
+    while stack:
+        tpl, depth = stack.pop()
+        tid = int(tpl.template_id)
+        tr = _template_trades(tpl, bars)
+        skipped += len(tpl.members) - tr.positions.size
+        ntr = min(train_members, tr.positions.size)
+        tr_sl, va_sl = slice(0, ntr), slice(ntr, None)
+        # Fission first: a template that splits is replaced by its children (searched later).
+        if depth < max_fission_depth and ntr >= 2 * min_child_members:
+            sub = _Trades(tr.positions[tr_sl], tr.entry[tr_sl], tr.side[tr_sl], tr.end[tr_sl])
+            vec, informative = best_params_per_member(bars, sub, instrument)
+            labels, sil = fission_labels(vec[informative], seed=_study_seed(seed, tid),
+                                         threshold=silhouette_min, min_child_members=min_child_members)
+            if labels is not None:
+                groups = _assign_groups(tpl, tr.positions[:ntr][informative], labels, pattern_features)
+                children = engine.refine_clusters(tpl, groups)
+                if len(children) >= 2:
+                    rec = {"parent": tid, "children": [int(c.template_id) for c in children],
+                           "silhouette": round(sil, 6), "depth": depth + 1}
+                    fissions.append(rec)
+                    emit("fission", rec)
+                    stack.extend((c, depth + 1) for c in reversed(children))
+                    continue
+        if ntr == 0:
+            params = {k: int(SEARCH_SPACE[k][0]) for k in PARAM_NAMES}
+            score = 0.0
+            for _ in range(max(1, int(iterations))):
+                on_trial()
+        else:
+            params, score = _search(bars, tr.entry[tr_sl], tr.side[tr_sl], tr.end[tr_sl], instrument,
+                                    iterations, _study_seed(seed, tid), on_trial)
+        prm = ExitParams(**{k: float(v) for k, v in params.items()})
+        all_pnl = _pnl(bars, tr.entry, tr.side, tr.end, instrument, prm.stop_loss_ticks,
+                       prm.take_profit_ticks, prm.trailing_stop_ticks, prm.max_hold_seconds)
+        t_sum, t_mean, t_win = _stats(all_pnl[tr_sl])
+        v_sum, v_mean, v_win = _stats(all_pnl[va_sl])
+        types = [p.pattern_type for p in tpl.members]
+        library[tid] = {
+            "template_id": tid,
+            "centroid": [float(x) for x in np.asarray(tpl.centroid, dtype=float)],
+            "params": params,
+            "member_count": int(len(tpl.members)),
+            "train_count": int(ntr),
+            "train_score": float(score),
+            "train_pnl": t_sum,
+            "train_mean_pnl": t_mean,
+            "train_win_rate": t_win,
+            "val_pnl": v_sum,
+            "val_trades": int(tr.positions.size - ntr),
+            "val_mean_pnl": v_mean,
+            "val_win_rate": v_win,
+            "pattern_type": _majority(types),
+            "timeframe": _majority([p.timeframe for p in tpl.members]),
+            "direction_rule": "fade_z" if _majority(types) == "ROCHE_SNAP" else "follow_momentum",
+            "parent_template": None if tpl.parent_template_id is None else int(tpl.parent_template_id),
+            "fission_depth": int(depth),
+        }
+        emit("template", {"template_id": tid, "done": len(library)})
+    return PlaybookResult(library=dict(sorted(library.items())), fissions=fissions, skipped_members=skipped)
+
+
+def _majority(values: list[str]) -> str:
+    if not values:
+        return ""
+    u, c = np.unique(np.asarray(values, dtype=object).astype(str), return_counts=True)
+    return str(u[np.argmax(c)])  # ties -> alphabetical first
+
+
+def _assign_groups(tpl: Any, labelled: np.ndarray, labels: np.ndarray, features_fn) -> list[np.ndarray]:
+    """Member positions per child: ``labelled`` members (training members with a parameter
+    preference) by their parameter label; every other member (later ones, indifferent or
+    untradable ones) to the child whose mean standardized 11D vector is nearest."""
+    feats = features_fn(tpl.members)
+    mu = feats[labelled].mean(axis=0)
+    sd = feats[labelled].std(axis=0)
+    sd[sd < 1e-12] = 1.0
+    z = (feats - mu) / sd
+    cents = np.stack([z[labelled[labels == g]].mean(axis=0) for g in (0, 1)])
+    rest = np.setdiff1d(np.arange(len(tpl.members)), labelled)
+    near = np.argmin(((z[rest, None, :] - cents[None, :, :]) ** 2).sum(axis=2), axis=1) if rest.size else rest
+    return [np.sort(np.concatenate([labelled[labels == g], rest[near == g]])).astype(np.int64) for g in (0, 1)]
+
+
+def build_playbook(
+    templates: Sequence[Any],
+    manifest: Sequence[Any] | None,
+    atlas_root: str | Path,
+    iterations: int = 50,
+    seed: int = 0,
+    instrument: Instrument | None = None,
+    **kwargs: Any,
+) -> dict[int, dict]:
+    """Phase 3 → the pattern library ``{template_id: entry}`` (see :func:`optimize_templates`).
+
+    ``manifest`` is accepted for the contract's signature; members come from the templates.
+    """
+    del manifest
+    return optimize_templates(templates, atlas_root, iterations, seed, instrument, **kwargs).library
+
+
+# --------------------------------------------------------------------------------------------
+# files
+# --------------------------------------------------------------------------------------------
+
+
+def save_library(library: dict[int, dict], checkpoint_dir: str | Path, fissions: list[dict] | None = None) -> Path:
+    """Write ``pattern_library.pkl`` and its readable twin ``pattern_library.json`` (atomic)."""
+    import pickle
+
+    d = Path(checkpoint_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    pkl = d / "pattern_library.pkl"
+    tmp = pkl.with_suffix(".pkl.tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(library, fh)
+    tmp.replace(pkl)
+    doc = {
+        "units": {"pnl": "dollars (net of commission and slippage)", "stop/target/trail": "ticks",
+                  "max_hold_seconds": "seconds"},
+        "templates": len(library),
+        "fissions": fissions or [],
+        "library": {str(k): _jsonable(v) for k, v in library.items()},
+    }
+    jtmp = d / "pattern_library.json.tmp"
+    jtmp.write_text(json.dumps(doc, indent=2, sort_keys=False))
+    jtmp.replace(d / "pattern_library.json")
+    return pkl
+
+
+def load_library(checkpoint_dir: str | Path) -> dict[int, dict]:
+    """Load ``pattern_library.pkl`` from ``checkpoint_dir``."""
+    import pickle
+
+    with open(Path(checkpoint_dir) / "pattern_library.pkl", "rb") as fh:
+        return pickle.load(fh)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return v

@@ -1,0 +1,424 @@
+"""Synthetic NQ-like futures markets, written as an ATLAS (``edgefinder markets synth``).
+
+The series
+----------
+* Base bars of 15 s (or 5 s / 1 s). One CME session a weekday: 17:00 America/Chicago the day
+  before to 16:00 on the session date (23 h, 5,520 bars of 15 s), the 16:00–17:00 daily break and
+  the weekend (Fri 16:00 to Sun 17:00) have no bars. No exchange holidays.
+* Prices are whole ticks (0.25 points), starting at ``start_price`` points.
+* Each base bar's close-to-close move is ``rint(sd_t * eps_t + drift_t)`` ticks with ``eps_t``
+  standard normal. ``sd_t`` = ``base_vol_ticks`` x intraday seasonality (Globex open, quiet Asia,
+  Europe, the 08:30 CT cash open spike decaying, lunch dip, 15:00 close) x a volatility regime
+  (quiet / normal / volatile, Markov switching every few hours) x sqrt(h_t) where h_t is a
+  unit-mean GARCH(1,1) variance (volatility clustering). Each session opens with a symmetric gap.
+* Volume (contracts) follows the same seasonality and rises with the size of the bar's move.
+
+Edges
+-----
+``none``: ``drift_t = 0`` always. Because eps is symmetric and ``rint`` is odd, every increment
+has conditional mean exactly zero given the whole past: the close series is a martingale and no
+strategy has a real edge. The regimes therefore change volatility and volume only — a regime with
+a persistent drift would itself be an exploitable edge (trend-following), so "trending" and
+"mean-reverting" stretches in ``none`` data are those a random walk produces by chance.
+
+``planted``: the same, plus one documented reversion (see :class:`PlantedEdge`): when a 15 s bar
+closes as a ROCHE_SNAP (physics definition on the 21-bar regression of 15 s closes:
+|z| > 2 and |velocity| > 0.5 points) while the last *completed* 1 m bar is stretched the same way
+(|z_1m| > ``z1m`` on the 21-bar regression of 1 m closes), the next ``horizon_bars`` 15 s bars
+carry a drift of ``drift_ticks`` ticks in total against the snap, with their noise scaled by
+``drift_vol_scale``; no new trigger fires until ``cooldown_bars`` 15 s bars after the drift ends.
+Every trigger is listed in ``ground_truth.json`` beside the data.
+
+The recursion (GARCH, rolling regressions, the planted state machine) depends on the generated
+path, so it is one numba loop; all random numbers are drawn beforehand from one seeded NumPy
+generator, so the same seed gives identical files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numba as nb
+import numpy as np
+import pandas as pd
+
+from edgefinder.errors import EdgefinderError
+from edgefinder.markets import atlas
+from edgefinder.markets.physics import PhysicsConfig
+
+TICK = 0.25  # points per tick (NQ/MNQ)
+SESSION_SECONDS = 23 * 3600
+
+
+class SynthError(EdgefinderError):
+    """Invalid synthetic-market request."""
+
+
+@dataclass(frozen=True)
+class PlantedEdge:
+    """The planted reversion rule (units: z dimensionless, velocity points, drift ticks, bars 15 s).
+
+    A trigger at the close of 15 s bar i needs: |z_15s| > z15 and |velocity_15s| > velocity15
+    (exactly the physics ROCHE_SNAP on the 21-bar regression of 15 s closes), a velocity spike
+    |velocity_15s| >= spike_velocity, optionally (``z1m`` not None) |z_1m| > z1m with the same
+    sign on the last *completed* 1 m bar, and no drift or cooldown in progress. Bars
+    i+1..i+horizon_bars then move ``-sign(z_15s) * drift_ticks`` ticks in total.
+
+    Why a velocity spike and not a 1 m condition by default: the pipeline sees a pattern through
+    its 11D features (|z|, |velocity|, |momentum|, ancestry), and a rule expressed in those
+    features gives the planted family a feature region where it is the majority, so a template
+    can isolate it. A 1 m same-sign condition is not a feature (sign agreement is not encoded)
+    and would leave the planted snaps a small minority of look-alike snaps.
+    """
+
+    z15: float = 2.0
+    velocity15: float = 0.5  # points per 15 s bar (ROCHE_SNAP threshold)
+    spike_velocity: float = 3.0  # points per 15 s bar (12 ticks): the planted family's spike
+    z1m: float | None = None  # optional multi-timeframe condition on the last completed 1 m bar
+    drift_ticks: float = 50.0  # total reverting drift, ticks, spread evenly over the horizon
+    horizon_bars: int = 20  # 15 s bars (5 minutes)
+    drift_vol_scale: float = 0.5  # noise multiplier while the drift runs
+    cooldown_bars: int = 0  # 15 s bars after the drift before another trigger may fire
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Generator settings. Prices in points, volatility in ticks per 15 s bar, volume contracts."""
+
+    sessions: int = 250
+    seed: int = 0
+    edge: Literal["none", "planted"] = "none"
+    base: Literal["15s", "5s", "1s"] = "15s"
+    start: _dt.date = _dt.date(2024, 1, 1)
+    start_price: float = 17000.0  # points
+    base_vol_ticks: float = 3.0  # RMS per-15 s-bar standard deviation before GARCH, ticks
+    garch_alpha: float = 0.05
+    garch_beta: float = 0.93
+    gap_vol_ticks: float = 24.0  # sd of the session-open gap, ticks
+    base_volume: float = 60.0  # mean contracts per 15 s bar at seasonality 1
+    regime_mean_hours: float = 3.0  # mean duration of a volatility regime
+    regime_vol: tuple[float, float, float] = (0.7, 1.0, 1.5)  # quiet, normal, volatile
+    planted: PlantedEdge = field(default_factory=PlantedEdge)
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What :func:`generate_atlas` wrote."""
+
+    out: Path
+    sessions: int
+    bars: dict[str, int]  # timeframe -> bar count
+    triggers: int  # planted triggers (0 for edge none)
+    seconds: float  # wall time, generation + writing
+
+
+# --------------------------------------------------------------------------------------------
+# calendar and seasonality
+# --------------------------------------------------------------------------------------------
+
+
+def session_dates(start: _dt.date, n: int) -> list[_dt.date]:
+    """The first ``n`` weekdays on or after ``start`` (each the end date of one CME session)."""
+    out: list[_dt.date] = []
+    d = start
+    while len(out) < n:
+        if d.weekday() < 5:
+            out.append(d)
+        d += _dt.timedelta(days=1)
+    return out
+
+
+def _season_profiles(bar_seconds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bar volatility and volume multipliers across one 23 h session (RMS vol = 1, mean vol = 1)."""
+    h = (np.arange(SESSION_SECONDS // bar_seconds) * bar_seconds + 0.5 * bar_seconds) / 3600.0
+    # hours since 17:00 CT: 0 Globex open, 1-9 Asia, 9 (02:00) Europe, 15.5 (08:30) cash open,
+    # 18-20 lunch, 22 (15:00) cash close, 22-23 post-close
+    vol = 0.45 + 0.25 * np.exp(-h / 0.4)
+    vol += 0.25 * ((h >= 9.0) & (h < 15.5))
+    vol += 0.2 * np.exp(-np.clip(h - 9.0, 0, None) / 0.5) * (h >= 9.0)
+    cash = (h >= 15.5) & (h < 22.0)
+    vol += cash * (0.55 + 1.3 * np.exp(-np.clip(h - 15.5, 0, None) / 0.6))
+    vol -= 0.2 * ((h >= 18.0) & (h < 20.0))
+    vol += 0.35 * np.exp(-np.abs(h - 21.9) / 0.3) * (h < 22.0)
+    vol += 0.1 * (h >= 22.0)
+    vol /= np.sqrt(np.mean(vol**2))
+    volume = vol**1.3
+    volume /= volume.mean()
+    return vol, volume
+
+
+# --------------------------------------------------------------------------------------------
+# the sequential kernel
+# --------------------------------------------------------------------------------------------
+
+
+@nb.njit(cache=True)
+def _window_z(buf, head, count, rp):  # pragma: no cover - compiled
+    """z of the newest value in ring buffer ``buf`` (size rp) on its rp-point OLS line."""
+    if count < rp:
+        return np.nan
+    half = 0.5 * (rp - 1)
+    sxx = 0.0
+    for k in range(rp):
+        sxx += (k - half) * (k - half)
+    ref = buf[head % rp]  # oldest
+    s1 = 0.0
+    s2 = 0.0
+    for k in range(rp):
+        d = buf[(head + k) % rp] - ref
+        s1 += d
+        s2 += (k - half) * d
+    ybar = s1 / rp
+    slope = s2 / sxx
+    rss = 0.0
+    for k in range(rp):
+        r = buf[(head + k) % rp] - ref - ybar - slope * (k - half)
+        rss += r * r
+    sigma = math.sqrt(rss / (rp - 2))
+    if sigma < 1e-6:
+        sigma = 1e-6
+    center = ref + ybar + slope * half
+    return (buf[(head + rp - 1) % rp] - center) / sigma
+
+
+@nb.njit(cache=True)
+def _generate(eps, sd_mult, gap_eps, is_open, sub15, sub60, start_ticks, base_vol,
+              garch_a, garch_b, gap_vol, planted, rp, z15_thr, vel15_thr_ticks, spike_ticks, z1m_thr,
+              drift_ticks, horizon15, drift_vol_scale, cooldown15,
+              open_t, close_t, sd_out, trig_idx, trig_dir, trig_z15, trig_z1m):  # pragma: no cover
+    """Sequential price path in ticks. Returns the number of planted triggers written.
+
+    eps: N(0,1) per base bar; sd_mult: seasonality x regime x sqrt(base/15) per base bar;
+    is_open: first base bar of a session (gets a gap); sub15/sub60: base bars per 15 s / 1 m bar.
+    """
+    n = eps.shape[0]
+    h = 1.0
+    price = start_ticks
+    buf15 = np.zeros(rp)
+    buf60 = np.zeros(rp)
+    n15 = 0
+    n60 = 0
+    prev15 = 0.0
+    z1m = np.nan
+    drift_left = 0  # base bars of drift remaining
+    drift_step = 0.0  # ticks per base bar
+    cool_left = 0  # base bars of cooldown remaining
+    ntrig = 0
+    pos = 0  # base-bar position inside the session
+    for i in range(n):
+        if is_open[i]:
+            pos = 0
+            price += np.rint(gap_vol * gap_eps[i])
+        open_t[i] = price
+        sd = base_vol * sd_mult[i] * math.sqrt(h)
+        drift = 0.0
+        if drift_left > 0:
+            drift = drift_step
+            sd *= drift_vol_scale
+            drift_left -= 1
+            if drift_left == 0:
+                cool_left = cooldown15 * sub15
+        elif cool_left > 0:
+            cool_left -= 1
+        price += np.rint(sd * eps[i] + drift)
+        close_t[i] = price
+        sd_out[i] = sd
+        # GARCH(1,1) on the standardized shock; unconditional mean of h is 1
+        h = (1.0 - garch_a - garch_b) + garch_a * eps[i] * eps[i] * h + garch_b * h
+        pos += 1
+        if pos % sub60 == 0:
+            buf60[n60 % rp] = price
+            n60 += 1
+            if n60 >= rp:
+                z1m = _window_z(buf60, n60 % rp, rp, rp)
+        if pos % sub15 == 0:
+            buf15[n15 % rp] = price
+            n15 += 1
+            vel = price - prev15
+            prev15 = price
+            if planted and n15 >= rp and drift_left == 0 and cool_left == 0:
+                z15 = _window_z(buf15, n15 % rp, rp, rp)
+                mtf_ok = z1m_thr < 0.0 or (not np.isnan(z1m) and abs(z1m) > z1m_thr
+                                           and z1m * z15 > 0.0)
+                if abs(z15) > z15_thr and abs(vel) > vel15_thr_ticks and abs(vel) >= spike_ticks \
+                        and mtf_ok:
+                    direction = -1.0 if z15 > 0 else 1.0
+                    drift_left = horizon15 * sub15
+                    drift_step = direction * drift_ticks / drift_left
+                    trig_idx[ntrig] = i
+                    trig_dir[ntrig] = direction
+                    trig_z15[ntrig] = z15
+                    trig_z1m[ntrig] = z1m
+                    ntrig += 1
+    return ntrig
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+# --------------------------------------------------------------------------------------------
+
+
+def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
+    """Generate base-timeframe bars and the ground-truth dict (no files written)."""
+    if config.sessions < 1:
+        raise SynthError("--sessions must be at least 1")
+    if config.edge not in ("none", "planted"):
+        raise SynthError(f"--edge must be 'none' or 'planted', got {config.edge!r}")
+    if config.base not in ("15s", "5s", "1s"):
+        raise SynthError(f"--base must be 15s, 5s or 1s, got {config.base!r}")
+    bsec = atlas.TIMEFRAMES[config.base]
+    per_session = SESSION_SECONDS // bsec
+    dates = session_dates(config.start, config.sessions)
+    starts = np.array([atlas.session_bounds(d)[0] for d in dates], dtype=np.int64)
+    n = per_session * len(dates)
+    ts = (starts[:, None] + np.arange(per_session, dtype=np.int64)[None, :] * bsec).reshape(-1)
+
+    rng = np.random.default_rng(config.seed)
+    eps = rng.standard_normal(n)
+    gap_eps = rng.standard_normal(n)  # only session-open entries are used; keeps draws aligned
+    # volatility regimes: Markov chain on 3 states with exponential durations
+    mean_bars = config.regime_mean_hours * 3600 / bsec
+    n_seg = int(n / mean_bars * 3) + 10
+    durations = np.maximum(1, rng.exponential(mean_bars, n_seg).astype(np.int64))
+    while durations.sum() < n:  # pragma: no cover - n_seg has ample margin
+        durations = np.r_[durations, durations]
+    states = rng.integers(0, 3, n_seg)
+    regime = np.repeat(states, durations)[:n]
+    vol_season, volume_season = _season_profiles(bsec)
+    vol_season = np.tile(vol_season, len(dates))
+    volume_season = np.tile(volume_season, len(dates))
+    regime_vol = np.asarray(config.regime_vol, dtype=np.float64)[regime]
+    sd_mult = vol_season * regime_vol * math.sqrt(bsec / 15.0)
+    is_open = np.zeros(n, dtype=np.bool_)
+    is_open[::per_session] = True
+    is_open[0] = False  # the first bar opens at start_price
+
+    pe = config.planted
+    open_t = np.empty(n)
+    close_t = np.empty(n)
+    sd_out = np.empty(n)
+    cap = n // 15 + 1
+    trig_idx = np.empty(cap, dtype=np.int64)
+    trig_dir = np.empty(cap)
+    trig_z15 = np.empty(cap)
+    trig_z1m = np.empty(cap)
+    rp = PhysicsConfig().rp
+    ntrig = _generate(
+        eps, sd_mult, gap_eps, is_open, 15 // bsec, 60 // bsec,
+        float(round(config.start_price / TICK)), config.base_vol_ticks, config.garch_alpha,
+        config.garch_beta, config.gap_vol_ticks, config.edge == "planted", rp, pe.z15,
+        pe.velocity15 / TICK, pe.spike_velocity / TICK - 1e-9,
+        -1.0 if pe.z1m is None else pe.z1m, pe.drift_ticks, pe.horizon_bars, pe.drift_vol_scale,
+        pe.cooldown_bars, open_t, close_t, sd_out, trig_idx, trig_dir, trig_z15, trig_z1m,
+    )
+    # intrabar extremes and volume depend on the bar only (not on future closes): vectorized
+    wick = np.rint(np.abs(rng.standard_normal((2, n))) * 0.6 * sd_out)
+    high_t = np.maximum(open_t, close_t) + wick[0]
+    low_t = np.minimum(open_t, close_t) - wick[1]
+    move = np.abs(close_t - open_t) / np.maximum(sd_out, 1e-9)
+    lam = config.base_volume * (bsec / 15.0) * volume_season * regime_vol * (0.6 + 0.4 * move)
+    volume = np.maximum(1, rng.poisson(lam)).astype(np.float64)
+    bars = pd.DataFrame({
+        "timestamp": ts,
+        "open": open_t * TICK,
+        "high": high_t * TICK,
+        "low": low_t * TICK,
+        "close": close_t * TICK,
+        "volume": volume,
+    })
+    truth = _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, trig_z1m,
+                          close_t)
+    return bars, truth
+
+
+def _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, trig_z1m, close_t):
+    cfg = asdict(config)
+    cfg["start"] = config.start.isoformat()
+    truth: dict = {
+        "edge": config.edge,
+        "generator": "edgefinder.markets.synth",
+        "config": cfg,
+        "first_session": dates[0].isoformat(),
+        "last_session": dates[-1].isoformat(),
+        "sessions": len(dates),
+        "tick_size_points": TICK,
+    }
+    if config.edge == "none":
+        truth["rule"] = ("none: close-to-close increments are rint(sd_t * eps_t) ticks with symmetric "
+                         "eps_t and sd_t depending on the past only, so the close series is a "
+                         "martingale; no strategy has a real edge.")
+        truth["trigger_count"] = 0
+        truth["triggers"] = []
+        return truth
+    pe = config.planted
+    mtf = ("" if pe.z1m is None else
+           f" while the last completed 1m bar has |z_1m| > {pe.z1m} with the same sign (21-bar "
+           "regression of 1m closes)")
+    truth["rule"] = (
+        f"planted ROCHE_SNAP reversion: when a 15s bar closes as a ROCHE_SNAP (|z_15s| > {pe.z15} "
+        f"and |velocity| > {pe.velocity15} points on the 21-bar regression of 15s closes) with a "
+        f"velocity spike |velocity| >= {pe.spike_velocity} points{mtf}, and no drift is running, "
+        f"the next {pe.horizon_bars} 15s bars drift {pe.drift_ticks} ticks in total against the "
+        f"snap (-sign(z)), their noise scaled by {pe.drift_vol_scale}; cooldown "
+        f"{pe.cooldown_bars} 15s bars. Trade: fade the snap at the trigger bar's close."
+    )
+    truth["params"] = asdict(pe)
+    idx = trig_idx[:ntrig]
+    # trigger time = open of the 15s bar whose close fired it (its close is timestamp + 15 s)
+    bar15 = (ts[idx] // 15) * 15
+    truth["trigger_count"] = int(ntrig)
+    truth["triggers"] = [
+        {"timestamp": int(t), "bar_close": int(t) + 15, "direction": int(d),
+         "z_15s": round(float(a), 6), "z_1m": round(float(b), 6), "price": float(p) * TICK}
+        for t, d, a, b, p in zip(bar15, trig_dir[:ntrig], trig_z15[:ntrig], trig_z1m[:ntrig],
+                                 close_t[idx])
+    ]
+    return truth
+
+
+def generate_atlas(out: str | Path, config: SynthConfig,
+                   progress: Callable[[str, int, int], None] | None = None) -> SynthResult:
+    """Generate a synthetic market and write every timeframe (base..1D) plus ground_truth.json.
+
+    ``progress(stage, done, total)`` is called after generation and after each timeframe.
+    """
+    t0 = time.perf_counter()
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    bars, truth = generate_bars(config)
+    tfs = [tf for tf, s in atlas.TIMEFRAMES.items()
+           if s >= atlas.TIMEFRAMES[config.base] and tf != "1W"]
+    total = len(tfs) + 1
+    if progress is not None:
+        progress("generate", 1, total)
+    counts: dict[str, int] = {}
+    finer = bars
+    for k, tf in enumerate(tfs, 2):
+        # each timeframe is resampled from the previous one (all are whole multiples of it)
+        cur = finer if tf == config.base else atlas.resample(finer, atlas.TIMEFRAMES[tf])
+        atlas.write_bars(root, tf, cur)
+        counts[tf] = len(cur)
+        finer = cur
+        if progress is not None:
+            progress(tf, k, total)
+    truth["bars"] = counts
+    with open(root / "ground_truth.json", "w") as fh:
+        json.dump(truth, fh, indent=1)
+    return SynthResult(out=root, sessions=config.sessions, bars=counts,
+                       triggers=int(truth["trigger_count"]), seconds=time.perf_counter() - t0)
+
+
+def load_ground_truth(root: str | Path) -> dict:
+    """Read ``ground_truth.json`` written by :func:`generate_atlas`."""
+    path = Path(root) / "ground_truth.json"
+    if not path.is_file():
+        raise SynthError(f"{path}: no ground truth (not a synthetic ATLAS?)")
+    with open(path) as fh:
+        return json.load(fh)

@@ -1,0 +1,78 @@
+"""BayesianBrain and TradeOutcome (seed 003, Task B): probabilities, gates, persistence."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+
+from edgefinder.markets.brain import (
+    UNSEEN_PROBABILITY,
+    BayesianBrain,
+    BrainFileError,
+    TradeOutcome,
+    trades_frame,
+)
+
+
+def _trade(tid: int, pnl: float, t: float = 1000.0) -> TradeOutcome:
+    return TradeOutcome(state=None, entry_price=100.0, exit_price=100.0 + pnl / 2.0, pnl=pnl,
+                        result="WIN" if pnl > 0 else "LOSS", timestamp=t + 60, exit_reason="TARGET",
+                        entry_time=t, exit_time=t + 60, duration=60.0, direction="LONG", template_id=tid)
+
+
+def test_unseen_template_probability_is_one_eleventh_and_zero_confidence() -> None:
+    brain = BayesianBrain()
+    assert brain.get_probability(7) == pytest.approx(1 / 11)
+    assert UNSEEN_PROBABILITY == pytest.approx(0.0909, abs=1e-4)
+    assert brain.get_confidence(7) == 0.0
+    # exploration gates of the original (0.05 / 0.0) let an unseen template trade
+    assert brain.should_fire(7, 0.05, 0.0)
+    assert not brain.should_fire(7, 0.10, 0.0)
+    assert not brain.should_fire(7, 0.05, 0.01)
+
+
+def test_update_counts_and_formulas() -> None:
+    brain = BayesianBrain()
+    pnls = [10.0, -5.0, 0.0, 3.0]  # zero PnL counts as a loss, as result='WIN' if pnl > 0
+    for p in pnls:
+        brain.update(_trade(3, p))
+    assert brain.table[3] == {"wins": 2, "losses": 2, "total": 4}
+    assert brain.get_probability(3) == pytest.approx((2 + 1) / (4 + 11))
+    assert brain.get_confidence(3) == pytest.approx(0.04)
+    assert [t.pnl for t in brain.trade_history] == pnls
+    for _ in range(200):
+        brain.update(_trade(4, -1.0))
+    assert brain.get_confidence(4) == 1.0  # capped
+    assert brain.get_probability(4) == pytest.approx(1 / 211)
+    assert not brain.should_fire(4, 0.05, 0.0)  # a proven loser stops trading
+    assert brain.stats() == {"templates_seen": 2, "trades": 204, "templates_over_30": 1}
+
+
+def test_trade_outcome_is_frozen_and_frames() -> None:
+    t = _trade(1, 5.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        t.pnl = 3.0  # type: ignore[misc]
+    df = trades_frame([t, _trade(2, -1.0, 2000.0)])
+    assert list(df["template_id"]) == [1, 2]
+    assert list(df["result"]) == ["WIN", "LOSS"]
+
+
+def test_save_load_roundtrip_and_bad_file(tmp_path) -> None:
+    brain = BayesianBrain()
+    for i, p in enumerate([1.0, -2.0, 3.0]):
+        brain.update(_trade(i % 2, p, 1000.0 * i))
+    path = brain.save(tmp_path / "brain.pkl")
+    again = BayesianBrain.load(path)
+    assert again.table == brain.table
+    assert again.trade_history == brain.trade_history
+    assert not list(tmp_path.glob(".brain.pkl.*"))  # the temp file was renamed away
+    (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(BrainFileError, match="bad.pkl"):
+        BayesianBrain.load(tmp_path / "bad.pkl")
+    (tmp_path / "other.pkl").write_bytes(pickle.dumps({"x": 1}))
+    with pytest.raises(BrainFileError, match="not an edgefinder brain"):
+        BayesianBrain.load(tmp_path / "other.pkl")
+    with pytest.raises(BrainFileError, match="not found"):
+        BayesianBrain.load(tmp_path / "missing.pkl")
