@@ -16,9 +16,6 @@ moving-average crossover (MA computation + signals + portfolio, numba-compiled; 
 slice so compile time is excluded), and backtesting.py's ``Backtest.run`` with the same crossover
 (its event loop, one timed run). Throughput = 15s bars / wall seconds. Goal (issue 5): Phase 4
 >= 1,000,000 bars/s on the 2-core machine. These figures are printed, never asserted.
-
-vectorbt 0.28 fails to import with plotly >= 7 (it registers a removed ``scattermapbox`` template
-type); this script tolerates that by constructing plotly templates with ``skip_invalid=True``.
 """
 
 from __future__ import annotations
@@ -52,14 +49,6 @@ def _phase4(data: Path, ck: Path, repeats: int) -> tuple[list[float], int, dict,
 
 
 def _vectorbt(close: pd.Series, repeats: int) -> tuple[list[float], int]:
-    import plotly.graph_objects as go
-
-    orig = go.layout.Template.__init__
-
-    def _init(self, arg=None, skip_invalid=False, **kw):  # noqa: ANN001, ARG001 - shim, see module doc
-        orig(self, arg, skip_invalid=True, **kw)
-
-    go.layout.Template.__init__ = _init
     import vectorbt as vbt
 
     def run(c: pd.Series) -> int:

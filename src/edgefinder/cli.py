@@ -76,8 +76,9 @@ def _global(
     )
     logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if s.log_level != "DEBUG":
-        # Alembic announces every plugin it loads at INFO; that is noise for a CLI user.
+        # Alembic announces every plugin and step at INFO; that is noise for a CLI user.
         logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 
 
 @app.command()

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
         default=SecretStr("edgefinder-default-pseudonym-key"),
         description="Key of the keyed hash (HMAC-SHA256) that pseudonymizes player ids at ingest.",
     )
+    max_event_bytes: int = Field(
+        default=64 * 1024, ge=256, description="Events larger than this (bytes of JSON) go to dead letters."
+    )
     log_level: LogLevel = Field(default="INFO", description="Logging level.")
 
     @field_validator("log_level", mode="before")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,12 +26,16 @@ def _head() -> str:
 
 
 def _roundtrip(engine: Engine) -> None:
+    # Unique keys: the Postgres database is shared with the rest of the test session.
+    tag = f"m-roundtrip-{uuid.uuid4().hex[:8]}"
     with engine.begin() as conn:
-        conn.execute(insert(rounds).values(match_id="m-roundtrip", round_no=3, start_ts=10.5, end_ts=99.0))
-        conn.execute(insert(dead_letters).values(source="events:canonical", raw="{bad", reason="bad JSON"))
+        conn.execute(insert(rounds).values(match_id=tag, round_no=3, start_ts=10.5, end_ts=99.0))
+        conn.execute(insert(dead_letters).values(source=tag, raw="{bad", reason="bad JSON"))
     with engine.connect() as conn:
-        row = conn.execute(select(rounds).where(rounds.c.match_id == "m-roundtrip")).one()
-        dl = conn.execute(select(dead_letters.c.reason, dead_letters.c.created_at)).one()
+        row = conn.execute(select(rounds).where(rounds.c.match_id == tag)).one()
+        dl = conn.execute(
+            select(dead_letters.c.reason, dead_letters.c.created_at).where(dead_letters.c.source == tag)
+        ).one()
     assert (row.round_no, row.start_ts, row.end_ts) == (3, 10.5, 99.0)
     assert row.created_at is not None and dl.reason == "bad JSON" and dl.created_at is not None
 

@@ -1,0 +1,110 @@
+"""Benchmark: seconds for one full correlation job over N rounds (goal: <= 10 s for 20,000 rounds).
+
+Setup (not timed): simulate matches with planted effects (edgefinder.esports.simulate) until at least
+``--rounds`` rounds exist, keep the first ``--rounds`` rounds, and insert them directly, in batches,
+into a fresh SQLite file (default) or a fresh Postgres database (``--pg-admin postgresql://...``).
+Timed: ``run_correlation_job`` (feature extraction in SQL, every test, BH, nine causal estimates,
+one batched insert of the results), plus its parts.
+
+    .venv/bin/python bench/esports_analysis.py [--rounds 20000] [--seed 0] [--pg-admin URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+
+def _fresh_pg(admin_url: str) -> tuple[str, callable]:  # type: ignore[valid-type]
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(admin_url)
+    name = f"ef_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(
+        parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return parsed.set(database=name).render_as_string(hide_password=False), drop
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=20_000, help="rounds (each gives two team-rows)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pg-admin", default=None, help="Postgres admin URL: benchmark on a fresh Postgres DB")
+    ap.add_argument("--repeat", type=int, default=3, help="timed jobs (the machine may be shared: min and median)")
+    args = ap.parse_args()
+
+    from edgefinder.esports.aggregate import extract_round_features
+    from edgefinder.esports.jobs import JobParams, run_correlation_job
+    from edgefinder.esports.simulate import simulate
+    from edgefinder.esports.synthdb import load_units
+    from edgefinder.store.engine import make_engine
+    from edgefinder.store.migrate import upgrade
+
+    t0 = time.perf_counter()
+    sim = simulate(max(1, int(args.rounds / 21.5) + 10), seed=args.seed)
+    units = sim.units
+    keys = units[["match_id", "round_no"]].drop_duplicates().head(args.rounds)
+    units = units.merge(keys, on=["match_id", "round_no"])
+    drop = None
+    tmp = None
+    if args.pg_admin:
+        url, drop = _fresh_pg(args.pg_admin)
+    else:
+        tmp = tempfile.TemporaryDirectory()
+        url = f"sqlite:///{Path(tmp.name, 'bench.sqlite3').as_posix()}"
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        counts = load_units(engine, units, seed=args.seed)
+        setup = time.perf_counter() - t0
+        print(f"setup (simulate + batched insert, not timed): {setup:.1f} s; rows: {counts}")
+
+        t = time.perf_counter()
+        feats = extract_round_features(engine)
+        t_feat = time.perf_counter() - t
+        backend = "postgres" if args.pg_admin else "sqlite"
+        print(f"backend: {backend}; rounds: {keys.shape[0]}; team-rows: {len(feats)}; signals: {counts['micro_actions']}")
+        print(f"extract_round_features alone: {t_feat:.2f} s")
+        walls, cpus = [], []
+        for i in range(max(1, args.repeat)):
+            marks: list[tuple[str, float]] = []
+            c0 = time.process_time()
+            start = time.perf_counter()
+            res = run_correlation_job(engine, params=JobParams(seed=args.seed),
+                                      progress=lambda s: marks.append((s, time.perf_counter())))  # fmt: skip
+            total = time.perf_counter() - start
+            cpu = time.process_time() - c0
+            walls.append(total)
+            cpus.append(cpu)
+            stamps = [m[1] for m in marks] + [start + total]
+            parts = "; ".join(f"{label.split(' and ')[0] if 'causal' not in label else 'tests + causal'}: {nxt - at:.2f} s"
+                              for (label, at), nxt in zip(marks, stamps[1:], strict=True))  # fmt: skip
+            print(f"run {i + 1}: {total:.2f} s wall, {cpu:.2f} s CPU ({parts}); {res.n_tests} tests, {res.n_significant} significant")
+        walls.sort()
+        print(f"full run_correlation_job over {keys.shape[0]:,} rounds: min {walls[0]:.2f} s, median {walls[len(walls) // 2]:.2f} s "
+              f"wall (CPU median {sorted(cpus)[len(cpus) // 2]:.2f} s) on {os.cpu_count()} cores, "
+              f"load average {os.getloadavg()[0]:.1f}; goal <= 10 s")  # fmt: skip
+        engine.dispose()
+    finally:
+        if drop:
+            drop()
+        if tmp:
+            tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

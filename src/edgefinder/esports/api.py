@@ -1,0 +1,535 @@
+"""FastAPI service of the esports analytics: ``/api/v1/analytics/...`` and ``/metrics``.
+
+``create_app(settings)`` builds the application ``edgefinder serve`` runs with uvicorn; OpenAPI docs
+are at ``/docs`` (schema at ``/openapi.json``). Every response model carries ``purpose``
+("research/ops") and the no-betting ``disclaimer``. Player identifiers never appear: results are per
+(round, team) aggregates and the summary only counts rows.
+
+Errors: invalid parameters answer 422 with a one-line ``message`` (plus FastAPI's ``detail`` list);
+database and Redis failures answer 503 with a message; no request answers 500 (a last-resort handler
+maps any unexpected exception to 503 and logs it). ``POST /run-analysis`` needs
+``Authorization: Bearer <EDGEFINDER_API_TOKEN>`` (401 otherwise; also 401 while no token is
+configured, so the endpoint is never open), answers 202 with the run id and runs the job in a
+background thread; a second request while a job runs gets 409.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+import threading
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine, desc, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from edgefinder import DISCLAIMER, PURPOSE, __version__
+from edgefinder.errors import EdgefinderError
+from edgefinder.esports import metrics as ingest_metrics  # noqa: F401 - registers the ingest counters
+from edgefinder.esports.aggregate import FEATURE_COLUMNS
+from edgefinder.esports.jobs import JOB_DURATION, JobAlreadyRunning, JobParams, acquire_run, run_correlation_job
+from edgefinder.settings import Settings, get_settings
+from edgefinder.store.engine import make_engine
+from edgefinder.store.tables import (
+    analysis_runs,
+    correlation_results,
+    dead_letters,
+    macro_outcomes,
+    matches,
+    micro_actions,
+    raw_events,
+    rounds,
+)
+
+__all__ = ["JOB_DURATION", "create_app", "router"]
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["round_win", "econ_delta", "site_executed"]
+Method = Literal["point_biserial", "spearman", "chi2", "logistic", "aipw"]
+
+STORED_DEAD_LETTERS = Gauge(
+    "edgefinder_dead_letters_stored", "Rows in the dead_letters table (read at scrape time)."
+)
+STORED_RUNS = Gauge("edgefinder_analysis_runs_stored", "Rows in analysis_runs, by status (read at scrape time).", ["status"])
+LAST_RUN_AGE = Gauge("edgefinder_last_run_age_seconds", "Seconds since the last succeeded analysis run finished.")
+
+
+# --------------------------------------------------------------------------------- models
+
+
+class Tagged(BaseModel):
+    """Every response says what it is for."""
+
+    purpose: str = Field(default=PURPOSE, description="Always 'research/ops'.")
+    disclaimer: str = Field(default=DISCLAIMER, description="Not for gambling or real-money betting.")
+
+
+class CorrelationOut(Tagged):
+    """One stored test result (see edgefinder.esports.jobs for the effect of each method)."""
+
+    id: int
+    run_id: str
+    feature: str
+    outcome: str
+    method: str
+    n: int
+    statistic: float | None
+    effect: float | None = Field(description="r, rho, Cramér's V, log odds ratio per SD, or ATE (probability points)")
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    q_value: float | None = Field(description="Benjamini-Hochberg q over all tests of the run")
+    significant: bool = Field(description="q < 0.05")
+    exploratory: bool = Field(description="small sample: treat as a hypothesis, not a finding")
+    direction: str | None
+    details: dict[str, Any] | None
+
+
+class CorrelationList(Tagged):
+    run_id: str | None = Field(description="The run the results come from (the latest succeeded run)")
+    run_finished_at: datetime | None
+    count: int
+    message: str | None = None
+    results: list[CorrelationOut]
+
+
+class RunRequest(BaseModel):
+    """Optional body of POST /run-analysis."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of every random step of the run")
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5, description="FDR level of the BH correction")
+
+
+class RunAccepted(Tagged):
+    run_id: str
+    status: str = "running"
+    location: str
+
+
+class RunOut(Tagged):
+    run_id: str
+    status: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+    n_rows: int | None
+    n_tests: int | None
+    params: dict[str, Any] | None
+    summary: dict[str, Any] | None
+    error: str | None
+
+
+class SummaryOut(Tagged):
+    matches: int
+    finished_rounds: int
+    team_rounds: int
+    micro_actions: int
+    raw_events: int
+    dead_letters: int
+    runs: dict[str, int]
+    last_run: RunOut | None
+    significant_by_outcome: dict[str, int]
+    significant_by_method: dict[str, int]
+
+
+class HealthOut(Tagged):
+    status: Literal["ok", "degraded", "unavailable"]
+    version: str
+    database: str
+    redis: str
+    last_run_age_s: float | None
+    last_run_status: str | None
+
+
+class ErrorOut(BaseModel):
+    detail: Any
+    message: str
+
+
+# --------------------------------------------------------------------------------- state
+
+
+class _State:
+    """Lazily created engine and Redis client of one app (one per process)."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self._engine = engine
+        self._redis: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        with self._lock:
+            if self._engine is None:
+                self._engine = make_engine(self.settings.effective_database_url)
+            return self._engine
+
+    def redis(self) -> Any:
+        if not self.settings.redis_url:
+            return None
+        with self._lock:
+            if self._redis is None:
+                import redis
+
+                self._redis = redis.Redis.from_url(
+                    self.settings.redis_url, socket_connect_timeout=2, socket_timeout=2
+                )
+            return self._redis
+
+
+def _state(request: Request) -> _State:
+    return request.app.state.analytics
+
+
+def _aware(dt: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; every stored time is UTC.
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _run_out(row: Any) -> RunOut:
+    m = row._mapping
+    return RunOut(
+        run_id=m["run_id"], status=m["status"], started_at=_aware(m["started_at"]),
+        finished_at=_aware(m["finished_at"]), duration_s=m["duration_s"], n_rows=m["n_rows"],
+        n_tests=m["n_tests"], params=m["params"], summary=m["summary"], error=m["error"],
+        purpose=m["purpose"] or PURPOSE, disclaimer=m["disclaimer"] or DISCLAIMER,
+    )  # fmt: skip
+
+
+def _latest_run(conn: Any) -> Any:
+    return conn.execute(
+        select(analysis_runs)
+        .where(analysis_runs.c.status == "succeeded")
+        .order_by(desc(analysis_runs.c.finished_at))
+        .limit(1)
+    ).first()
+
+
+def _corr_out(row: Any) -> CorrelationOut:
+    m = dict(row._mapping)
+    m.pop("created_at", None)
+    for k in ("statistic", "effect", "ci_low", "ci_high", "p_value", "q_value"):
+        v = m.get(k)
+        if v is not None and not math.isfinite(v):  # rows written before NaN was mapped to NULL
+            m[k] = None
+    m["purpose"] = m.get("purpose") or PURPOSE
+    return CorrelationOut(**m)
+
+
+def _ordered(stmt: Any) -> Any:
+    c = correlation_results.c
+    return stmt.order_by(c.q_value.asc().nulls_last(), func.abs(c.effect).desc().nulls_last(), c.id)
+
+
+# --------------------------------------------------------------------------------- routes
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+_bearer = HTTPBearer(auto_error=False, description="EDGEFINDER_API_TOKEN")
+_ERRORS = {
+    401: {"model": ErrorOut, "description": "missing or wrong bearer token"},
+    404: {"model": ErrorOut, "description": "not found"},
+    409: {"model": ErrorOut, "description": "a job is already running"},
+    422: {"model": ErrorOut, "description": "invalid parameters"},
+    503: {"model": ErrorOut, "description": "database or Redis unavailable"},
+}
+
+
+@router.get(
+    "/top-correlations",
+    response_model=CorrelationList,
+    responses={k: _ERRORS[k] for k in (422, 503)},
+    summary="Strongest results of the latest run, by q then |effect|",
+)
+def top_correlations(
+    request: Request,
+    limit: int = Query(20, ge=1, le=1000, description="Rows to return (1..1000)"),
+    significant_only: bool = Query(False, description="Only q < 0.05"),
+    outcome: Outcome | None = Query(None, description="round_win, econ_delta or site_executed"),
+    method: Method | None = Query(None, description="point_biserial, spearman, chi2, logistic or aipw"),
+) -> CorrelationList:
+    st = _state(request)
+    with st.engine.connect() as conn:
+        run = _latest_run(conn)
+        if run is None:
+            return CorrelationList(run_id=None, run_finished_at=None, count=0, results=[],
+                                   message="no analysis run yet: POST /api/v1/analytics/run-analysis")  # fmt: skip
+        c = correlation_results.c
+        stmt = select(correlation_results).where(c.run_id == run.run_id)
+        if significant_only:
+            stmt = stmt.where(c.significant.is_(True))
+        if outcome:
+            stmt = stmt.where(c.outcome == outcome)
+        if method:
+            stmt = stmt.where(c.method == method)
+        rows = conn.execute(_ordered(stmt).limit(limit)).fetchall()
+    results = [_corr_out(r) for r in rows]
+    return CorrelationList(run_id=run.run_id, run_finished_at=_aware(run.finished_at), count=len(results), results=results)
+
+
+@router.get(
+    "/correlations/by-feature/{feature_name}",
+    response_model=CorrelationList,
+    responses={k: _ERRORS[k] for k in (404, 422, 503)},
+    summary="Every result of the latest run for one feature",
+)
+def correlations_by_feature(
+    request: Request,
+    feature_name: str = Path(..., min_length=1, max_length=128, description="e.g. trade_count"),
+) -> CorrelationList:
+    if feature_name not in FEATURE_COLUMNS:
+        raise HTTPException(404, f"unknown feature {feature_name!r}; known features: {', '.join(FEATURE_COLUMNS)}")
+    st = _state(request)
+    with st.engine.connect() as conn:
+        run = _latest_run(conn)
+        if run is None:
+            return CorrelationList(run_id=None, run_finished_at=None, count=0, results=[],
+                                   message="no analysis run yet: POST /api/v1/analytics/run-analysis")  # fmt: skip
+        c = correlation_results.c
+        stmt = select(correlation_results).where(c.run_id == run.run_id, c.feature == feature_name)
+        rows = conn.execute(_ordered(stmt)).fetchall()
+    results = [_corr_out(r) for r in rows]
+    return CorrelationList(run_id=run.run_id, run_finished_at=_aware(run.finished_at), count=len(results), results=results)
+
+
+def _check_token(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    token = _state(request).settings.api_token
+    if token is None:
+        raise HTTPException(401, "run-analysis is disabled: no EDGEFINDER_API_TOKEN is configured",
+                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    if not secrets.compare_digest(creds.credentials.encode(), token.get_secret_value().encode()):
+        raise HTTPException(401, "wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _background(lock: Any) -> None:
+    try:
+        run_correlation_job(lock=lock)
+    except Exception:  # noqa: BLE001 - the run row records the failure; a thread must not die loudly
+        log.exception("correlation job %s failed", lock.run_id)
+
+
+@router.post(
+    "/run-analysis",
+    status_code=202,
+    response_model=RunAccepted,
+    responses={k: _ERRORS[k] for k in (401, 409, 422, 503)},
+    summary="Start a correlation job (bearer token); poll GET /runs/{run_id}",
+)
+def run_analysis(
+    request: Request,
+    body: RunRequest | None = Body(None),
+    _: None = Depends(_check_token),
+) -> RunAccepted:
+    st = _state(request)
+    req = body or RunRequest()
+    try:
+        lock = acquire_run(st.engine, JobParams(seed=req.seed, alpha=req.alpha))
+    except JobAlreadyRunning as exc:
+        raise HTTPException(409, str(exc)) from exc
+    threading.Thread(target=_background, args=(lock,), name=f"analysis-{lock.run_id[:8]}", daemon=True).start()
+    return RunAccepted(run_id=lock.run_id, location=f"{router.prefix}/runs/{lock.run_id}")
+
+
+@router.get(
+    "/runs/{run_id}",
+    response_model=RunOut,
+    responses={k: _ERRORS[k] for k in (404, 422, 503)},
+    summary="One analysis run: status, timing, summary",
+)
+def get_run(request: Request, run_id: str = Path(..., min_length=1, max_length=36)) -> RunOut:
+    with _state(request).engine.connect() as conn:
+        row = conn.execute(select(analysis_runs).where(analysis_runs.c.run_id == run_id)).first()
+    if row is None:
+        raise HTTPException(404, f"no analysis run {run_id!r}")
+    return _run_out(row)
+
+
+@router.get(
+    "/stats/summary",
+    response_model=SummaryOut,
+    responses={503: _ERRORS[503]},
+    summary="Row counts, runs and significant results of the latest run",
+)
+def stats_summary(request: Request) -> SummaryOut:
+    with _state(request).engine.connect() as conn:
+        def count(table: Any) -> int:
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+        runs = {s: int(n) for s, n in conn.execute(select(analysis_runs.c.status, func.count()).group_by(analysis_runs.c.status))}
+        last = _latest_run(conn)
+        by_outcome: dict[str, int] = {}
+        by_method: dict[str, int] = {}
+        if last is not None:
+            c = correlation_results.c
+            for o, n in conn.execute(select(c.outcome, func.count()).where(c.run_id == last.run_id, c.significant.is_(True)).group_by(c.outcome)):
+                by_outcome[o] = int(n)
+            for mth, n in conn.execute(select(c.method, func.count()).where(c.run_id == last.run_id, c.significant.is_(True)).group_by(c.method)):
+                by_method[mth] = int(n)
+        finished = int(conn.execute(select(func.count()).select_from(rounds).where(rounds.c.end_ts.is_not(None))).scalar_one())
+        return SummaryOut(
+            matches=count(matches), finished_rounds=finished, team_rounds=count(macro_outcomes),
+            micro_actions=count(micro_actions), raw_events=count(raw_events), dead_letters=count(dead_letters),
+            runs=runs, last_run=_run_out(last) if last is not None else None,
+            significant_by_outcome=by_outcome, significant_by_method=by_method,
+        )  # fmt: skip
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}}, summary="Database, Redis, freshness")
+def health(request: Request) -> Any:
+    st = _state(request)
+    db = "ok"
+    age: float | None = None
+    last_status: str | None = None
+    try:
+        with st.engine.connect() as conn:
+            last = conn.execute(
+                select(analysis_runs.c.status, analysis_runs.c.finished_at)
+                .where(analysis_runs.c.finished_at.is_not(None))
+                .order_by(desc(analysis_runs.c.finished_at))
+                .limit(1)
+            ).first()
+        if last is not None:
+            last_status = last.status
+            age = (datetime.now(timezone.utc) - _aware(last.finished_at)).total_seconds()  # type: ignore[operator]
+    except SQLAlchemyError as exc:
+        db = f"unavailable: {_first_line(exc)}"
+    redis_state = "not configured"
+    client = None
+    try:
+        client = st.redis()
+        if client is not None:
+            client.ping()
+            redis_state = "ok"
+    except Exception as exc:  # noqa: BLE001 - any Redis failure is "unavailable"
+        redis_state = f"unavailable: {_first_line(exc)}"
+    status = "unavailable" if db != "ok" else ("degraded" if redis_state.startswith("unavailable") else "ok")
+    body = HealthOut(status=status, version=__version__, database=db, redis=redis_state,
+                     last_run_age_s=age, last_run_status=last_status)  # fmt: skip
+    if db != "ok":
+        return JSONResponse(status_code=503, content=body.model_dump(mode="json"))
+    return body
+
+
+def _refresh_gauges(st: _State) -> None:
+    """Scrape-time values: stored dead letters and runs, last-run age, consumer lag of the streams."""
+    try:
+        with st.engine.connect() as conn:
+            STORED_DEAD_LETTERS.set(conn.execute(select(func.count()).select_from(dead_letters)).scalar_one())
+            for s, n in conn.execute(select(analysis_runs.c.status, func.count()).group_by(analysis_runs.c.status)):
+                STORED_RUNS.labels(status=s).set(n)
+            last = _latest_run(conn)
+            if last is not None and last.finished_at is not None:
+                LAST_RUN_AGE.set((datetime.now(timezone.utc) - _aware(last.finished_at)).total_seconds())  # type: ignore[operator]
+    except SQLAlchemyError:
+        pass  # /metrics stays up while the database is down; /health reports it
+    try:
+        client = st.redis()
+        if client is not None:
+            from edgefinder.esports.sources import DEFAULT_GROUP, stream_keys
+
+            for name, key in stream_keys(st.settings.redis_prefix).items():
+                if not client.exists(key):
+                    continue
+                for g in client.xinfo_groups(key):
+                    gname = g.get("name")
+                    gname = gname.decode() if isinstance(gname, bytes) else gname
+                    if gname == DEFAULT_GROUP and g.get("lag") is not None:
+                        ingest_metrics.CONSUMER_LAG.labels(stream=name).set(int(g["lag"]))
+                    if gname == DEFAULT_GROUP:
+                        ingest_metrics.CONSUMER_PENDING.labels(stream=name).set(int(g.get("pending", 0)))
+    except Exception:  # noqa: BLE001 - Redis down: the lag gauges keep their last values
+        pass
+
+
+# --------------------------------------------------------------------------------- app
+
+
+def _json_error(status: int, message: str, detail: Any = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail if detail is not None else message, "message": message})
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """The FastAPI application: the analytics router, /metrics, /docs and the error handlers."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="edgefinder analytics",
+        version=__version__,
+        description=(
+            "Esports macro-strategy correlation analytics. Purpose: research/ops. " + DISCLAIMER
+        ),
+    )
+    app.state.analytics = _State(settings, engine)
+    app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=True, tags=["ops"], summary="Prometheus metrics",
+             response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})  # fmt: skip
+    def metrics(request: Request) -> Response:
+        _refresh_gauges(_state(request))
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        parts = []
+        for e in errors[:3]:
+            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body"))
+            parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
+        message = "invalid request: " + "; ".join(parts)
+        return JSONResponse(status_code=422, content={"detail": _jsonable(errors), "message": message})
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        resp = _json_error(exc.status_code, str(exc.detail))
+        if exc.headers:
+            resp.headers.update(exc.headers)
+        return resp
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+        return _json_error(503, f"database unavailable: {_first_line(exc)}")
+
+    @app.exception_handler(EdgefinderError)
+    async def _ef(_: Request, exc: EdgefinderError) -> JSONResponse:
+        return _json_error(503, _first_line(exc))
+
+    @app.middleware("http")
+    async def _last_resort(request: Request, call_next: Any) -> Response:
+        # An exception no handler above knows would become a 500; answer 503 with a message instead
+        # (and log it: it is a bug or an outage we did not foresee).
+        try:
+            return await call_next(request)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            return _json_error(503, f"service error ({type(exc).__name__}); see the server log")
+
+    return app
+
+
+def _jsonable(obj: Any) -> Any:
+    """Validation errors may hold exceptions or bytes in ``ctx``/``input``: make them JSON text."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)

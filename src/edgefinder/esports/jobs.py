@@ -1,0 +1,665 @@
+"""The correlation job: features -> every test -> BH over the run -> causal estimates -> one stored run.
+
+:func:`run_correlation_job` reads the round features (:func:`~edgefinder.esports.aggregate.extract_round_features`),
+runs
+
+* point-biserial r (Fisher-z CI) of every feature against ``round_win`` and ``site_executed``,
+* Spearman rho of every feature against ``econ_delta`` (dollars),
+* chi-square (Cramér's V) of every intent count (binned 0 / 1 / 2+) against the two binary outcomes,
+* logistic regression of each binary outcome on each feature **adjusted for the pre-round
+  covariates** (side, bank_start, loadout_value, opp_loadout_value); the feature and covariates are
+  standardized so the effect is the log odds ratio per standard deviation of the feature,
+* a Benjamini-Hochberg correction over **all** tests of the run (q-values),
+* for every intent count, the causal effect of the binarized count (T = count > median; "at least
+  one" when the median is 0) on ``round_win``: cross-fitted random-forest propensities on the
+  pre-round covariates only (never kills, deaths or other in-round quantities), Hájek IPW and
+  doubly-robust AIPW with 95% CIs, the naive difference in means and covariate balance. The AIPW
+  p-value enters the same BH family,
+
+and writes one ``analysis_runs`` row and all its ``correlation_results`` rows in one transaction.
+
+Populations: ``site_executed`` is analysed on attacking team-rounds only (defenders never execute a
+site, so the outcome has no variation on defense and ``side`` would separate it perfectly); the
+other outcomes use every finished team-round.
+
+Effects by method (``correlation_results.effect``, always signed so ``direction`` is its sign):
+``point_biserial`` r; ``spearman`` rho; ``chi2`` Cramér's V (unsigned; direction taken from the
+point-biserial r of the same pair); ``logistic`` log odds ratio per SD of the feature (odds ratio
+and its CI in ``details``); ``aipw`` average treatment effect in probability points.
+
+**One job at a time**, across processes: on Postgres a session advisory lock (held by a dedicated
+connection for the whole job, released by the server if the process dies; any ``running`` row
+found while holding the lock is marked failed as abandoned); on SQLite an atomic conditional
+INSERT of the ``running`` row (SQLite serializes writers), where a ``running`` row older than
+``stale_after_s`` (default 10 minutes) is treated as abandoned. A second job raises
+:class:`JobAlreadyRunning`.
+
+The seed calls ``asyncio.run(run_correlation_job())``; the job is synchronous (CPU-bound statistics),
+so from async code use ``await arun_correlation_job()`` (a thread via :func:`asyncio.to_thread`) —
+``asyncio.run(arun_correlation_job())`` is the seed's line with the ``a`` added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prometheus_client import Histogram
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, select, update
+from threadpoolctl import threadpool_limits
+
+from edgefinder import DISCLAIMER, PURPOSE
+from edgefinder.errors import EdgefinderError
+from edgefinder.esports.aggregate import (
+    BINARY_OUTCOMES,
+    COUNT_FEATURES,
+    COVARIATES,
+    FEATURE_COLUMNS,
+    IN_ROUND_FEATURES,
+    extract_round_features,
+)
+from edgefinder.settings import Settings, get_settings
+from edgefinder.stats.association import chi2_feature_counts, logistic_model, point_biserial, spearman
+from edgefinder.stats.causal import propensity_adjusted_effect
+from edgefinder.stats.multiple import multiple_test_correction
+from edgefinder.store.engine import make_engine
+from edgefinder.store.tables import analysis_runs, correlation_results
+
+__all__ = [
+    "JOB_DURATION",
+    "JobAlreadyRunning",
+    "JobParams",
+    "JobResult",
+    "RunLock",
+    "acquire_run",
+    "arun_correlation_job",
+    "compute_results",
+    "run_correlation_job",
+    "top_findings",
+]
+
+#: Prometheus histogram of job wall time (seconds), by final status.
+JOB_DURATION = Histogram(
+    "edgefinder_analysis_job_duration_seconds",
+    "Wall time of one correlation job (seconds)",
+    ["status"],
+    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+
+# "edgefind" in ASCII: the Postgres advisory-lock key of the correlation job.
+_PG_LOCK_KEY = 0x6564676566696E64
+
+RESULT_COLUMNS = (
+    "feature",
+    "outcome",
+    "method",
+    "n",
+    "statistic",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "significant",
+    "exploratory",
+    "direction",
+    "details",
+)
+
+
+class JobAlreadyRunning(EdgefinderError):
+    """Another correlation job holds the job lock."""
+
+
+@dataclass(frozen=True)
+class JobParams:
+    """Knobs of one run (stored in ``analysis_runs.params``).
+
+    ``alpha``: FDR level of the BH correction (q < alpha is significant); ``min_group_n``: smaller
+    outcome/treatment group below this flags a result exploratory; ``seed``: every random step
+    (fold split, forests); ``n_splits``: cross-fitting folds; ``n_estimators``/``min_samples_leaf``/
+    ``max_samples``: the propensity random forest (``max_samples`` = bootstrap rows per tree, an
+    int, or a fraction: 2,000 rows per tree keep 20,000 rounds fast with four covariates, see
+    bench/esports_analysis.py); ``workers``: threads that run the association tests and the causal
+    estimates side by side (results do not depend on it: every estimate has its own seeded forest);
+    ``causal_outcomes``: outcomes of the causal step; ``stale_after_s``: age (seconds) after which a ``running`` row on SQLite
+    counts as abandoned.
+    """
+
+    alpha: float = 0.05
+    min_group_n: int = 30
+    seed: int = 0
+    n_splits: int = 3
+    n_estimators: int = 40
+    min_samples_leaf: int = 50
+    max_samples: int | float | None = 2000
+    workers: int = 2
+    causal_outcomes: tuple[str, ...] = ("round_win",)
+    stale_after_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What one run produced. ``results`` holds the stored rows (one per test)."""
+
+    run_id: str
+    status: str
+    n_rows: int
+    n_tests: int
+    n_significant: int
+    duration_s: float
+    message: str
+    results: pd.DataFrame = field(repr=False)
+    purpose: str = PURPOSE
+    disclaimer: str = DISCLAIMER
+
+
+# --------------------------------------------------------------------------------- statistics
+
+
+def _finite(v: Any) -> float | None:
+    """A JSON/DB-safe float: NaN and infinities become None (Postgres JSONB rejects NaN)."""
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return _finite(obj)
+    if isinstance(obj, pd.DataFrame):
+        return {str(i): _clean(r) for i, r in obj.to_dict(orient="index").items()}
+    return obj
+
+
+def _kind(feature: str) -> str:
+    return "in_round" if feature in IN_ROUND_FEATURES else "micro"
+
+
+def _row(feature: str, outcome: str, method: str, n: int, statistic: Any, effect: Any, ci: tuple[Any, Any],
+         p: Any, exploratory: bool, direction: str, details: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    pv = _finite(p)
+    return {
+        "feature": feature,
+        "outcome": outcome,
+        "method": method,
+        "n": int(n),
+        "statistic": _finite(statistic),
+        "effect": _finite(effect),
+        "ci_low": _finite(ci[0]),
+        "ci_high": _finite(ci[1]),
+        # a test that could not run (constant feature, separation, ...) is stored without p and
+        # stays out of the BH family instead of counting as p = 1
+        "p_value": pv if details.get("reason") is None else None,
+        "exploratory": bool(exploratory),
+        "direction": direction,
+        "details": {"kind": _kind(feature), **details},
+    }
+
+
+def _population(df: pd.DataFrame, outcome: str) -> tuple[pd.DataFrame, list[str]]:
+    """Rows and adjustment covariates of one outcome (site_executed: attackers only, side dropped)."""
+    if outcome == "site_executed" and df["side"].notna().any():
+        return df.loc[df["side"] == 1.0], [c for c in COVARIATES if c != "side"]
+    return df, list(COVARIATES)
+
+
+def _zscore(s: pd.Series) -> tuple[pd.Series, float]:
+    sd = float(s.std(ddof=1)) if s.notna().sum() > 1 else float("nan")
+    if not np.isfinite(sd) or sd == 0:
+        return s - s.mean(), sd
+    return (s - s.mean()) / sd, sd
+
+
+def _logistic_rows(df: pd.DataFrame, features: list[str], outcome: str, params: JobParams) -> list[dict[str, Any]]:
+    pop, covs = _population(df, outcome)
+    std = pd.DataFrame({c: _zscore(pop[c].astype(float))[0] for c in covs})
+    std[outcome] = pop[outcome].astype(float).to_numpy()
+    out = []
+    for feat in features:
+        z, sd = _zscore(pop[feat].astype(float))
+        frame = std.assign(**{feat: z.to_numpy()})
+        res = logistic_model(frame, feat, outcome, covs, min_group_n=params.min_group_n)
+        row = res.table.loc[feat]
+        coef, se = float(row["coef"]), float(row["se"])
+        ok = res.status in ("ok", "not_converged") and np.isfinite(coef)
+        reason = None if ok else (res.reason or res.status)
+        ci = (math.log(row["or_ci_low"]) if ok and row["or_ci_low"] > 0 else None,
+              math.log(row["or_ci_high"]) if ok and row["or_ci_high"] > 0 else None)  # fmt: skip
+        details = {
+            "reason": reason,
+            "status": res.status,
+            "scale": "log odds ratio per 1 SD of the feature",
+            "feature_sd": sd,
+            "odds_ratio_per_sd": float(row["odds_ratio"]),
+            "odds_ratio_ci": [float(row["or_ci_low"]), float(row["or_ci_high"])],
+            "se": se,
+            "adjusted_for": covs,
+            "population": "attack team-rounds" if outcome == "site_executed" else "all team-rounds",
+            "pseudo_r2": res.pseudo_r2,
+            "separation": res.separation,
+        }
+        out.append(_row(feat, outcome, "logistic", res.n, row["z"], coef, ci, row["p_value"],
+                        res.exploratory, _sign(coef) if ok else "none", details))  # fmt: skip
+    return out
+
+
+def _sign(x: float) -> str:
+    if not np.isfinite(x) or x == 0:
+        return "none"
+    return "positive" if x > 0 else "negative"
+
+
+def _association_rows(df: pd.DataFrame, features: list[str], params: JobParams) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for outcome in BINARY_OUTCOMES:
+        pop, _ = _population(df, outcome)
+        y = pop[outcome].to_numpy(dtype=np.float64)
+        pb_dir: dict[str, str] = {}
+        for feat in features:
+            r = point_biserial(pop[feat].to_numpy(dtype=np.float64), y, min_group_n=params.min_group_n)
+            pb_dir[feat] = r.direction
+            details = {"reason": r.reason, "n_positive": r.n_positive, "n_negative": r.n_negative,
+                       "population": "attack team-rounds" if outcome == "site_executed" else "all team-rounds"}  # fmt: skip
+            rows.append(_row(feat, outcome, "point_biserial", r.n, r.r, r.r, (r.ci_low, r.ci_high), r.p_value,
+                             r.exploratory, r.direction, details))  # fmt: skip
+        for feat in features:
+            if feat not in COUNT_FEATURES:
+                continue
+            c = chi2_feature_counts(pop[feat].to_numpy(dtype=np.float64), y, bins="count", min_group_n=params.min_group_n)
+            details = {"reason": c.reason, "dof": c.dof, "bins": list(c.bins), "min_expected": c.min_expected,
+                       "effect_size": "Cramér's V (unsigned; direction from the point-biserial r)"}  # fmt: skip
+            rows.append(_row(feat, outcome, "chi2", c.n, c.chi2, c.cramers_v, (None, None), c.p_value,
+                             c.exploratory, pb_dir.get(feat, "none") if c.reason is None else "none", details))  # fmt: skip
+    econ = df["econ_delta"].to_numpy(dtype=np.float64)
+    for feat in features:
+        s = spearman(df[feat].to_numpy(dtype=np.float64), econ, min_n=params.min_group_n)
+        rows.append(_row(feat, "econ_delta", "spearman", s.n, s.rho, s.rho, (s.ci_low, s.ci_high), s.p_value,
+                         s.exploratory, s.direction, {"reason": s.reason, "unit": "rank correlation with dollars"}))  # fmt: skip
+    return rows
+
+
+_CAUSAL_SUPPORTS: set[str] | None = None
+
+
+def _causal_kwargs(params: JobParams, n_rows: int | None = None) -> dict[str, Any]:
+    """Forest knobs the installed causal module accepts (max_samples/n_jobs are optional there).
+
+    An integer ``max_samples`` larger than a training fold (``n_rows`` minus one fold) means "all
+    rows": sklearn refuses a bootstrap bigger than its input.
+    """
+    global _CAUSAL_SUPPORTS
+    if _CAUSAL_SUPPORTS is None:
+        _CAUSAL_SUPPORTS = set(inspect.signature(propensity_adjusted_effect).parameters)
+    kw: dict[str, Any] = {"n_estimators": params.n_estimators, "min_samples_leaf": params.min_samples_leaf}
+    if "max_samples" in _CAUSAL_SUPPORTS:
+        ms = params.max_samples
+        if isinstance(ms, int) and n_rows is not None:
+            n_train = (n_rows * (params.n_splits - 1)) // params.n_splits - 1
+            ms = None if ms >= n_train else ms
+        kw["max_samples"] = ms
+    if "n_jobs" in _CAUSAL_SUPPORTS:
+        kw["n_jobs"] = 1  # parallelism is across estimates (compute_results), not inside one forest
+    return kw
+
+
+def _causal_tasks(df: pd.DataFrame, params: JobParams) -> list[tuple[pd.DataFrame, str, str, list[str]]]:
+    tasks = []
+    for outcome in params.causal_outcomes:
+        pop, covs = _population(df, outcome)
+        tasks.extend((pop, feat, outcome, covs) for feat in COUNT_FEATURES)
+    return tasks
+
+
+def _overlap(pop: pd.DataFrame, feat: str, covs: list[str], params: JobParams) -> tuple[pd.DataFrame, list[str], float, str | None]:
+    """Treatment threshold (median rule over the population) and positivity by side.
+
+    An intent that only one side shows (plant on attack) has no treated rows on the other side, so
+    its propensity there is 0 and no weighting can fix that: the estimate is restricted to the side
+    levels where both arms have at least ``min_group_n`` rows, and the restriction is reported.
+    """
+    x = pop[feat].to_numpy(dtype=np.float64)
+    thr = float(np.nanmedian(x)) if np.isfinite(x).any() else 0.0
+    if "side" not in covs:
+        return pop, covs, thr, None
+    t = x > thr
+    keep_levels = []
+    for level in (0.0, 1.0):
+        on = (pop["side"] == level).to_numpy()
+        if min(int((t & on).sum()), int((~t & on).sum())) >= params.min_group_n:
+            keep_levels.append(level)
+    if len(keep_levels) == 2 or not keep_levels:
+        return pop, covs, thr, None
+    name = "attack" if keep_levels[0] == 1.0 else "defense"
+    sub = pop.loc[pop["side"] == keep_levels[0]]
+    return sub, [c for c in covs if c != "side"], thr, f"{name} team-rounds only (positivity: the other side has no overlap)"
+
+
+def _causal_row(pop: pd.DataFrame, feat: str, outcome: str, covs: list[str], params: JobParams) -> dict[str, Any]:
+    pop, covs, thr, restricted = _overlap(pop, feat, covs, params)
+    res = propensity_adjusted_effect(
+        pop, feat, outcome, covs, threshold=thr, seed=params.seed, n_splits=params.n_splits,
+        forbidden=[*FEATURE_COLUMNS, "round_win", "econ_delta", "site_executed"],
+        min_group_n=params.min_group_n, **_causal_kwargs(params, len(pop)),
+    )  # fmt: skip
+    balance = res.get("balance")
+    details = {
+        "reason": res.get("reason"),
+        "estimand": "ATE of T = count > threshold on P(outcome), probability points",
+        "treatment_rule": "count > median(count)",
+        "threshold": res.get("threshold"),
+        "n_treated": res.get("n_treated"),
+        "n_control": res.get("n_control"),
+        "adjusted_for": covs,
+        "population": restricted or ("attack team-rounds" if outcome == "site_executed" else "all team-rounds"),
+        "naive": res.get("naive_ate"),
+        "naive_ci": list(res.get("naive_ci", (None, None))),
+        "naive_p_value": res.get("naive_p_value"),
+        "adjusted": res.get("ate"),
+        "aipw_se": res.get("ate_se"),
+        "ipw": res.get("ipw_ate"),
+        "ipw_ci": list(res.get("ipw_ci", (None, None))),
+        "n_clipped_low": res.get("n_clipped_low"),
+        "n_clipped_high": res.get("n_clipped_high"),
+        "clip": list(res.get("clip", ())),
+        "ess_treated": res.get("ess_treated"),
+        "ess_control": res.get("ess_control"),
+        "balance": balance if isinstance(balance, pd.DataFrame) else None,
+        "max_abs_smd_before": res.get("max_abs_smd_before"),
+        "max_abs_smd_after": res.get("max_abs_smd_after"),
+        "propensity_model": res.get("propensity_model"),
+        "outcome_model": res.get("outcome_model"),
+        "forest": _causal_kwargs(params, len(pop)),
+        "n_splits": params.n_splits,
+        "seed": params.seed,
+    }
+    ate = res.get("ate", float("nan"))
+    se = res.get("ate_se", float("nan"))
+    stat = ate / se if se and np.isfinite(se) and se > 0 else float("nan")
+    return _row(feat, outcome, "aipw", res["n"], stat, ate, res.get("ate_ci", (None, None)),
+                res.get("ate_p_value"), res.get("exploratory", True), _sign(ate), details)  # fmt: skip
+
+
+def compute_results(
+    features: pd.DataFrame, params: JobParams | None = None, progress: Callable[[str], None] | None = None
+) -> pd.DataFrame:
+    """Every test of one run on a feature frame, with BH q-values over all of them (pure function).
+
+    Returns one row per test with the columns of ``correlation_results`` (without run id) plus
+    ``purpose``. Tests that could not run keep ``p_value``/``q_value`` None and are not significant.
+    """
+    params = params or JobParams()
+    features_present = [f for f in FEATURE_COLUMNS if f in features.columns]
+    tasks = _causal_tasks(features, params)
+    if progress:
+        progress(f"association tests and {len(tasks)} causal estimates")
+    # Forests and statsmodels spend most of their time in native code that releases the GIL, so
+    # threads overlap the association tests with the causal estimates. Row order stays fixed.
+    # One BLAS/OpenMP thread per worker: OpenBLAS's own threads (busy-waiting, one per core) on top
+    # of our workers oversubscribe the cores; measured 2-3x slower at 20,000 rounds without this.
+    # (threadpoolctl comes with scikit-learn.)
+    with threadpool_limits(limits=1), ThreadPoolExecutor(
+        max_workers=max(1, params.workers), thread_name_prefix="edgefinder-job"
+    ) as pool:
+        # longest tasks first: the adjusted logistic fits, then the forests, then the quick tests
+        logit = [pool.submit(_logistic_rows, features, features_present, o, params) for o in BINARY_OUTCOMES]
+        causal = [pool.submit(_causal_row, *task, params) for task in tasks]
+        assoc = pool.submit(_association_rows, features, features_present, params)
+        rows = assoc.result()
+        for f in logit:
+            rows.extend(f.result())
+        rows.extend(f.result() for f in causal)
+    out = pd.DataFrame.from_records(rows, columns=[c for c in RESULT_COLUMNS if c not in ("q_value", "significant")])
+    p = pd.to_numeric(out["p_value"], errors="coerce").to_numpy(dtype=np.float64)
+    if np.isfinite(p).any():
+        _, q = multiple_test_correction(p, alpha=params.alpha, method="fdr_bh")
+    else:
+        q = np.full(p.shape, np.nan)
+    out["q_value"] = [(_finite(v)) for v in q]
+    out["significant"] = [bool(v is not None and v < params.alpha) for v in out["q_value"]]
+    out["purpose"] = PURPOSE
+    m = int(np.isfinite(p).sum())
+    out["details"] = [_clean({**d, "bh_family_size": m, "purpose": PURPOSE}) for d in out["details"]]
+    return out.loc[:, [*RESULT_COLUMNS, "purpose"]]
+
+
+def top_findings(results: pd.DataFrame, n: int = 15, *, include_in_round: bool = False) -> pd.DataFrame:
+    """The ``n`` strongest significant results: by q, then |effect| (largest first)."""
+    if results.empty:
+        return results
+    sig = results[results["significant"]]
+    if not include_in_round:
+        sig = sig[[d.get("kind") != "in_round" for d in sig["details"]]]
+    order = sig.assign(_abs=sig["effect"].abs().fillna(0.0)).sort_values(["q_value", "_abs"], ascending=[True, False])
+    return order.drop(columns="_abs").head(n)
+
+
+# --------------------------------------------------------------------------------- run lock
+
+
+@dataclass
+class RunLock:
+    """The job lock plus the ``running`` row it guards; release it exactly once."""
+
+    engine: Engine
+    run_id: str
+    started: float
+    params: JobParams
+    _conn: Connection | None = None
+    released: bool = False
+
+    def release(self) -> None:
+        if self.released:
+            return
+        self.released = True
+        if self._conn is not None:
+            try:
+                self._conn.execute(select(func.pg_advisory_unlock(literal(_PG_LOCK_KEY))))
+                self._conn.commit()
+            finally:
+                self._conn.close()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _params_json(params: JobParams) -> dict[str, Any]:
+    d = asdict(params)
+    d["causal_outcomes"] = list(params.causal_outcomes)
+    return d
+
+
+def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | None = None) -> RunLock:
+    """Take the job lock and insert the ``running`` analysis_runs row; raise JobAlreadyRunning if taken."""
+    params = params or JobParams()
+    run_id = run_id or str(uuid.uuid4())
+    values = {
+        "run_id": run_id,
+        "status": "running",
+        "started_at": _now(),
+        "params": _params_json(params),
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+    }
+    if engine.dialect.name == "postgresql":
+        conn = engine.connect()
+        try:
+            got = conn.execute(select(func.pg_try_advisory_lock(literal(_PG_LOCK_KEY)))).scalar()
+            conn.commit()
+            if not got:
+                raise JobAlreadyRunning("a correlation job is already running (Postgres advisory lock is held)")
+            with engine.begin() as tx:
+                # We hold the lock, so a 'running' row belongs to a process that died mid-job.
+                tx.execute(
+                    update(analysis_runs)
+                    .where(analysis_runs.c.status == "running")
+                    .values(status="failed", finished_at=_now(), error="abandoned: the process running it stopped")
+                )
+                tx.execute(insert(analysis_runs).values(**values))
+        except BaseException:
+            try:
+                conn.execute(select(func.pg_advisory_unlock(literal(_PG_LOCK_KEY))))
+                conn.commit()
+            finally:
+                conn.close()
+            raise
+        return RunLock(engine, run_id, time.perf_counter(), params, conn)
+
+    cutoff = _now() - timedelta(seconds=params.stale_after_s)
+    with engine.begin() as tx:
+        tx.execute(
+            update(analysis_runs)
+            .where(and_(analysis_runs.c.status == "running", analysis_runs.c.started_at < cutoff))
+            .values(status="failed", finished_at=_now(), error=f"abandoned: running for more than {params.stale_after_s:g} s")
+        )
+    running = exists().where(and_(analysis_runs.c.status == "running", analysis_runs.c.started_at >= cutoff))
+    cols = list(values)
+    # One INSERT ... SELECT ... WHERE NOT EXISTS: SQLite takes the write lock at the start of the
+    # statement, so two processes cannot both see "nothing running" and both insert.
+    src = select(*[literal(values[c], type_=analysis_runs.c[c].type).label(c) for c in cols]).where(~running)
+    with engine.begin() as tx:
+        n = tx.execute(insert(analysis_runs).from_select(cols, src)).rowcount
+    if n != 1:
+        raise JobAlreadyRunning("a correlation job is already running (see analysis_runs with status 'running')")
+    return RunLock(engine, run_id, time.perf_counter(), params)
+
+
+# --------------------------------------------------------------------------------- the job
+
+
+def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows: int, message: str,
+            error: str | None = None) -> float:  # fmt: skip
+    duration = time.perf_counter() - lock.started
+    n_tests = 0 if results is None else int(len(results))
+    n_sig = 0 if results is None else int(results["significant"].sum())
+    summary: dict[str, Any] = {
+        "message": message,
+        "n_significant": n_sig,
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+    }
+    if results is not None and n_tests:
+        top = top_findings(results, 5)
+        summary["top"] = [
+            {k: r[k] for k in ("feature", "outcome", "method", "effect", "ci_low", "ci_high", "q_value")}
+            for r in top.to_dict(orient="records")
+        ]
+    with lock.engine.begin() as tx:
+        if results is not None and n_tests:
+            # pandas turns None into NaN in float columns; Postgres would store NaN (not NULL)
+            records = [
+                {k: (_finite(v) if isinstance(v, float) else v) for k, v in rec.items()}
+                for rec in results.assign(run_id=lock.run_id).to_dict(orient="records")
+            ]
+            tx.execute(insert(correlation_results), records)
+        tx.execute(
+            update(analysis_runs)
+            .where(analysis_runs.c.run_id == lock.run_id)
+            .values(
+                status=status,
+                finished_at=_now(),
+                duration_s=duration,
+                n_rows=n_rows,
+                n_tests=n_tests,
+                summary=_clean(summary),
+                error=error,
+            )
+        )
+    return duration
+
+
+def run_correlation_job(
+    engine: Engine | str | None = None,
+    settings: Settings | None = None,
+    *,
+    params: JobParams | None = None,
+    lock: RunLock | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> JobResult:
+    """Run the whole job once and store it; see the module docstring.
+
+    ``engine``: an Engine or URL (default: ``settings.effective_database_url``). ``lock``: a lock
+    already taken with :func:`acquire_run` (the API takes it in the request, then runs the job in a
+    thread); without it the job takes one and raises :class:`JobAlreadyRunning` if another job runs.
+    A database without finished rounds gives a succeeded run with zero tests and a message.
+    """
+    own_engine = False
+    if lock is not None:
+        eng = lock.engine
+    elif isinstance(engine, Engine):
+        eng = engine
+    else:
+        url = engine if isinstance(engine, str) else (settings or get_settings()).effective_database_url
+        eng = make_engine(url)
+        own_engine = True
+    status = "failed"
+    try:
+        lock = lock or acquire_run(eng, params)
+        params = lock.params
+        try:
+            if progress:
+                progress("extracting round features")
+            features = extract_round_features(eng)
+            if features.empty:
+                message = "no finished rounds in the database: ingest events first (edgefinder esports ingest)"
+                duration = _finish(lock, "succeeded", results=None, n_rows=0, message=message)
+                status = "succeeded"
+                empty = pd.DataFrame(columns=[*RESULT_COLUMNS, "purpose"])
+                return JobResult(lock.run_id, status, 0, 0, 0, duration, message, empty)
+            results = compute_results(features, params, progress)
+            n_sig = int(results["significant"].sum())
+            message = (
+                f"{len(features)} team-rounds, {len(results)} tests, {n_sig} significant at q < {params.alpha:g}"
+            )
+            if progress:
+                progress("storing results")
+            duration = _finish(lock, "succeeded", results=results, n_rows=len(features), message=message)
+            status = "succeeded"
+            return JobResult(lock.run_id, status, len(features), len(results), n_sig, duration, message, results)
+        except BaseException as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            try:
+                _finish(lock, "failed", results=None, n_rows=0, message="failed", error=f"{type(exc).__name__}: {first}")
+            except Exception:  # noqa: BLE001 - the database may be the reason we failed; keep the first error
+                pass
+            raise
+        finally:
+            JOB_DURATION.labels(status=status).observe(time.perf_counter() - lock.started)
+            lock.release()
+    finally:
+        if own_engine:
+            eng.dispose()
+
+
+async def arun_correlation_job(
+    engine: Engine | str | None = None,
+    settings: Settings | None = None,
+    *,
+    params: JobParams | None = None,
+) -> JobResult:
+    """Awaitable :func:`run_correlation_job` (runs in a worker thread): ``asyncio.run(arun_correlation_job())``."""
+    return await asyncio.to_thread(run_correlation_job, engine, settings, params=params)
+

@@ -1,0 +1,96 @@
+"""Rich tables of a correlation run's findings (used by ``esports analyze`` and the demo)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from edgefinder import DISCLAIMER, PURPOSE
+from edgefinder.esports.jobs import JobResult, top_findings
+
+_METHOD_LABEL = {
+    "point_biserial": "point-biserial r",
+    "spearman": "Spearman ρ",
+    "chi2": "χ² (Cramér's V)",
+    "logistic": "logistic log-OR/SD (adj.)",
+    "aipw": "AIPW ATE (adj.)",
+}
+
+
+def _num(v: Any, fmt: str = "+.3f") -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return format(float(v), fmt)
+
+
+def _q(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "—"
+    return "<1e-300" if v == 0 else f"{float(v):.1e}" if v < 1e-3 else f"{float(v):.3f}"
+
+
+def causal_table(results: pd.DataFrame) -> Table:
+    """One row per causal estimate: naive difference vs AIPW (adjusted for pre-round covariates)."""
+    t = Table(title="Effect of each intent on round win: naive vs adjusted (probability points)", title_justify="left")
+    for col, just in (("feature", "left"), ("outcome", "left"), ("naive diff", "right"), ("AIPW ATE [95% CI]", "right"),
+                      ("IPW", "right"), ("q", "right"), ("sig.", "center"), ("n", "right")):  # fmt: skip
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    rows = results[results["method"] == "aipw"]
+    rows = rows.assign(_abs=rows["effect"].abs()).sort_values(["q_value", "_abs"], ascending=[True, False], na_position="last")
+    for r in rows.to_dict(orient="records"):
+        d = r["details"] or {}
+        t.add_row(
+            r["feature"], r["outcome"], _num(d.get("naive")),
+            f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]", _num(d.get("ipw")),
+            _q(r["q_value"]), "✓" if r["significant"] else "", f"{r['n']:,}",
+        )  # fmt: skip
+    return t
+
+
+def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool = False) -> Table:
+    """The ``n`` strongest significant (feature, outcome) pairs: q, then |effect|.
+
+    Each pair appears once, with its strongest test; "naive → adjusted" shows the pair's causal
+    estimate (naive difference → AIPW, probability points) where the job made one.
+    """
+    ranked = top_findings(results, len(results), include_in_round=include_in_round)
+    top = ranked.drop_duplicates(subset=["feature", "outcome"], keep="first").head(n)
+    aipw = {(r["feature"], r["outcome"]): r for r in results[results["method"] == "aipw"].to_dict(orient="records")}
+    t = Table(title=f"Top {len(top)} significant feature/outcome pairs (BH q < 0.05 over all tests of the run)",
+              title_justify="left")  # fmt: skip
+    for col, just in (("feature", "left"), ("outcome", "left"), ("method", "left"), ("effect [95% CI]", "right"),
+                      ("q", "right"), ("naive → adjusted", "right"), ("note", "left")):  # fmt: skip
+        t.add_column(col, justify=just)  # type: ignore[arg-type]
+    for r in top.to_dict(orient="records"):
+        has_ci = _num(r["ci_low"]) != "—"
+        ci = f" [{_num(r['ci_low'])}, {_num(r['ci_high'])}]" if has_ci else ""
+        c = aipw.get((r["feature"], r["outcome"]))
+        naive_adj = "—"
+        if c is not None:
+            naive_adj = f"{_num((c['details'] or {}).get('naive'))} → {_num(c['effect'])}"
+            if not c["significant"]:
+                naive_adj += " (n.s.)"
+        note = "exploratory" if r["exploratory"] else ""
+        t.add_row(r["feature"], r["outcome"], _METHOD_LABEL.get(r["method"], r["method"]), f"{_num(r['effect'])}{ci}",
+                  _q(r["q_value"]), naive_adj, note)  # fmt: skip
+    return t
+
+
+def print_run(result: JobResult, console: Console, n: int = 15, *, include_in_round: bool = False) -> None:
+    """Print the run's message, the causal table, the top findings and the purpose/disclaimer."""
+    console.print(f"run [bold]{result.run_id}[/bold]: {result.message} in {result.duration_s:.1f} s")
+    if result.n_tests == 0:
+        return
+    console.print(causal_table(result.results))
+    console.print(findings_table(result.results, n, include_in_round=include_in_round))
+    if not include_in_round:
+        hidden = int(sum(1 for d, s in zip(result.results["details"], result.results["significant"], strict=True)
+                         if s and (d or {}).get("kind") == "in_round"))  # fmt: skip
+        if hidden:
+            console.print(f"[dim]{hidden} significant in-round associations (kills, deaths, opening kill) not shown: "
+                          "they are part of how a round is won, not edges.[/dim]")  # fmt: skip
+    console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")

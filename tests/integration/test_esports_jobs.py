@@ -1,0 +1,160 @@
+"""The correlation job on a real SQLite database: every stored number checked against scipy/statsmodels."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats as sps
+from sqlalchemy import select
+from statsmodels.stats.multitest import multipletests
+
+from edgefinder import DISCLAIMER, PURPOSE
+from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES, FEATURE_COLUMNS, extract_round_features
+from edgefinder.esports.jobs import JobParams, arun_correlation_job, compute_results, run_correlation_job
+from edgefinder.esports.simulate import simulate
+from edgefinder.esports.synthdb import load_units
+from edgefinder.store.engine import make_engine
+from edgefinder.store.migrate import upgrade
+from edgefinder.store.tables import analysis_runs, correlation_results
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{(tmp_path_factory.mktemp('jobs') / 'jobs.sqlite3').as_posix()}"
+    upgrade(url)
+    engine = make_engine(url)
+    load_units(engine, simulate(20, seed=57).units, seed=57)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def features(db: str) -> pd.DataFrame:
+    return extract_round_features(db)
+
+
+@pytest.fixture(scope="module")
+def results(features: pd.DataFrame) -> pd.DataFrame:
+    return compute_results(features, JobParams(seed=5))
+
+
+def _one(results: pd.DataFrame, feature: str, outcome: str, method: str) -> pd.Series:
+    hit = results[(results.feature == feature) & (results.outcome == outcome) & (results.method == method)]
+    assert len(hit) == 1
+    return hit.iloc[0]
+
+
+def test_every_feature_gets_every_test(results: pd.DataFrame) -> None:
+    n_feat, n_counts = len(FEATURE_COLUMNS), len(COUNT_FEATURES)
+    counts = results.groupby("method").size().to_dict()
+    assert counts == {"point_biserial": 2 * n_feat, "spearman": n_feat, "logistic": 2 * n_feat,
+                      "chi2": 2 * n_counts, "aipw": n_counts}  # fmt: skip
+    assert (results["purpose"] == PURPOSE).all()
+
+
+def test_point_biserial_and_spearman_match_scipy(features: pd.DataFrame, results: pd.DataFrame) -> None:
+    for feat in ("trade_count", "retreat_share", "mean_confidence", "kills"):
+        r = _one(results, feat, "round_win", "point_biserial")
+        ref = sps.pointbiserialr(features["round_win"], features[feat])
+        assert r["effect"] == pytest.approx(ref.statistic, abs=1e-12)
+        assert r["p_value"] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+        assert r["n"] == len(features)
+        z, se = np.arctanh(ref.statistic), 1 / np.sqrt(len(features) - 3)
+        assert (r["ci_low"], r["ci_high"]) == pytest.approx((np.tanh(z - 1.959963984540054 * se), np.tanh(z + 1.959963984540054 * se)), abs=1e-12)
+        # site_executed: attacking team-rounds only (defenders cannot execute)
+        att = features[features.side == 1]
+        r = _one(results, feat, "site_executed", "point_biserial")
+        assert r["n"] == len(att)
+        assert r["effect"] == pytest.approx(sps.pointbiserialr(att["site_executed"], att[feat]).statistic, abs=1e-12)
+        s = _one(results, feat, "econ_delta", "spearman")
+        ref = sps.spearmanr(features[feat], features["econ_delta"])
+        assert s["effect"] == pytest.approx(ref.statistic, abs=1e-12)
+        assert s["p_value"] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+
+
+def test_chi2_matches_scipy(features: pd.DataFrame, results: pd.DataFrame) -> None:
+    x = features["trade_count"].to_numpy()
+    bins = np.where(x == 0, 0, np.where(x == 1, 1, 2))
+    table = pd.crosstab(bins, features["round_win"]).to_numpy()
+    ref = sps.chi2_contingency(table, correction=False)
+    r = _one(results, "trade_count", "round_win", "chi2")
+    assert r["statistic"] == pytest.approx(ref.statistic, rel=1e-9)
+    assert r["p_value"] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+    assert r["effect"] == pytest.approx(np.sqrt(ref.statistic / table.sum()), rel=1e-9)
+
+
+def test_logistic_is_adjusted_log_odds_per_sd(features: pd.DataFrame, results: pd.DataFrame) -> None:
+    def z(s: pd.Series) -> pd.Series:
+        return (s - s.mean()) / s.std(ddof=1)
+
+    X = pd.DataFrame({"hold_count": z(features["hold_count"]), **{c: z(features[c]) for c in COVARIATES}})
+    fit = sm.Logit(features["round_win"].astype(float), sm.add_constant(X)).fit(disp=0)
+    r = _one(results, "hold_count", "round_win", "logistic")
+    assert r["effect"] == pytest.approx(fit.params["hold_count"], abs=1e-6)
+    assert r["p_value"] == pytest.approx(fit.pvalues["hold_count"], rel=1e-5)
+    lo, hi = fit.conf_int().loc["hold_count"]
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((lo, hi), abs=1e-6)
+    assert r["details"]["adjusted_for"] == list(COVARIATES)
+    assert r["details"]["odds_ratio_per_sd"] == pytest.approx(np.exp(fit.params["hold_count"]), rel=1e-6)
+
+
+def test_bh_over_all_tests_of_the_run(results: pd.DataFrame) -> None:
+    p = results["p_value"].to_numpy(dtype=float)
+    ok = np.isfinite(p)
+    assert ok.sum() >= len(results) - 5
+    reject, q, _, _ = multipletests(p[ok], alpha=0.05, method="fdr_bh")
+    assert np.allclose(results.loc[ok, "q_value"].to_numpy(dtype=float), q, rtol=1e-12, atol=0)
+    assert (results.loc[ok, "significant"].to_numpy() == reject).all()
+    assert not results.loc[~ok, "significant"].any()
+
+
+def test_causal_rows_use_only_pre_round_covariates(results: pd.DataFrame) -> None:
+    aipw = results[results.method == "aipw"]
+    for d in aipw["details"]:
+        assert set(d["adjusted_for"]) <= set(COVARIATES)
+        assert {"naive", "adjusted", "ipw", "balance", "n_clipped_low"} <= set(d)
+    # plant only happens on attack: positivity restricts its estimate to attacking rows
+    plant = _one(results, "plant_count", "round_win", "aipw")
+    assert plant["details"]["population"].startswith("attack") and "side" not in plant["details"]["adjusted_for"]
+    trade = _one(results, "trade_count", "round_win", "aipw")
+    assert trade["details"]["naive"] is not None and trade["ci_low"] < trade["effect"] < trade["ci_high"]
+
+
+def test_same_seed_same_numbers_and_workers_do_not_matter(features: pd.DataFrame, results: pd.DataFrame) -> None:
+    again = compute_results(features, JobParams(seed=5, workers=1))
+    a = results[["effect", "ci_low", "ci_high", "p_value"]].to_numpy(dtype=float)
+    b = again[["effect", "ci_low", "ci_high", "p_value"]].to_numpy(dtype=float)
+    assert np.array_equal(np.nan_to_num(a, nan=-9.0), np.nan_to_num(b, nan=-9.0))
+
+
+def test_stored_run_and_rows(db: str) -> None:
+    res = asyncio.run(arun_correlation_job(db, params=JobParams(seed=2)))  # the seed's asyncio.run form
+    assert res.status == "succeeded" and res.n_tests == len(res.results) > 100
+    engine = make_engine(db)
+    with engine.connect() as conn:
+        run = conn.execute(select(analysis_runs).where(analysis_runs.c.run_id == res.run_id)).one()
+        rows = conn.execute(select(correlation_results).where(correlation_results.c.run_id == res.run_id)).all()
+    engine.dispose()
+    assert run.status == "succeeded" and run.purpose == PURPOSE and run.disclaimer == DISCLAIMER
+    assert run.n_tests == len(rows) == res.n_tests and run.summary["n_significant"] == res.n_significant
+    assert run.params["seed"] == 2 and run.duration_s > 0
+    assert all(r.purpose == PURPOSE and r.details["kind"] in ("micro", "in_round") for r in rows)
+    assert sum(r.significant for r in rows) == res.n_significant
+
+
+def test_tiny_database_runs_and_flags_everything_exploratory(sqlite_url: str) -> None:
+    from tests.integration.test_esports_aggregate import _seed
+
+    engine = make_engine(sqlite_url)
+    _seed(engine)  # four team-rounds
+    res = run_correlation_job(engine)
+    engine.dispose()
+    assert res.status == "succeeded" and res.n_rows == 4 and res.n_tests == len(res.results) > 100
+    assert res.results["exploratory"].all()
+    untestable = res.results[res.results["p_value"].isna()]
+    assert len(untestable) > 50 and not untestable["significant"].any()
+    assert all(d["reason"] for d in untestable["details"])
