@@ -98,12 +98,10 @@ def serve(
     import uvicorn
 
     from edgefinder.esports.api import create_app
-    from edgefinder.store.engine import check_connection, make_engine
+    from edgefinder.store.migrate import upgrade
 
     s = settings_mod.get_settings()
-    engine = make_engine(s.effective_database_url)
-    check_connection(engine)
-    engine.dispose()
+    upgrade(s.effective_database_url)  # checks the connection first; a no-op when up to date
     uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower())
 
 

@@ -48,6 +48,17 @@ class Settings(BaseSettings):
     max_event_bytes: int = Field(
         default=64 * 1024, ge=256, description="Events larger than this (bytes of JSON) go to dead letters."
     )
+    match_distance: float = Field(
+        default=3.0, gt=0, description="Forward pass Gate 1: max scaled 11D distance to a template centroid."
+    )
+    min_prob: float = Field(
+        default=0.05, ge=0, le=1,
+        description="Forward pass Gate 2: brain probability needed (exploration-friendly; unseen = 0.09).",
+    )
+    min_conf: float = Field(default=0.0, ge=0, le=1, description="Forward pass Gate 2: brain confidence needed.")
+    q_max: float = Field(
+        default=0.10, ge=0, le=1, description="Phase 5: BH q-value a Tier-1 template needs for production."
+    )
     log_level: LogLevel = Field(default="INFO", description="Logging level.")
 
     @field_validator("log_level", mode="before")

@@ -32,6 +32,7 @@ from edgefinder.markets.forward import (
     JOURNAL,
     REPORT,
     ForwardConfig,
+    ForwardError,
     FractalCascadeScanner,
     candidate_features,
     run_forward_pass,
@@ -283,7 +284,8 @@ def test_cli_three_combinations(none_run, tmp_path) -> None:
     (work / REPORT).unlink()
     (work / JOURNAL).unlink()
     runner = CliRunner()
-    r = runner.invoke(markets_app, ["run", "--data", str(data), "--checkpoint-dir", str(work), "--strategy-report"])
+    # the report alone needs no ATLAS (the seed's `--strategy-report` on its own)
+    r = runner.invoke(markets_app, ["run", "--checkpoint-dir", str(work), "--strategy-report"])
     assert r.exit_code == 0, r.output
     assert "=== Phase 5: Strategy Selection ===" in r.output and "Phase 4" not in r.output
     r = runner.invoke(markets_app, ["run", "--data", str(data), "--checkpoint-dir", str(work), "--forward-pass",
@@ -295,6 +297,15 @@ def test_cli_three_combinations(none_run, tmp_path) -> None:
         assert line in r.output
     assert "Phase 2 — discovery" not in r.output  # skipped: existing playbook
     assert (work / REPORT).read_text() == (ck / REPORT).read_text()
+    # a forward pass on this playbook may not call training sessions out-of-sample, nor change the hierarchy
+    early = session_dates(SynthConfig().start, SESSIONS)[40].isoformat()
+    for extra in (["--train-until", early], ["--timeframes", "5m,1m,15s"]):
+        r = runner.invoke(markets_app, ["run", "--data", str(data), "--checkpoint-dir", str(work), "--forward-pass",
+                                        *extra])
+        assert r.exit_code != 0 and isinstance(r.exception, ForwardError), r.output
+    assert (work / REPORT).read_text() == (ck / REPORT).read_text()  # refused before touching anything
+    r = runner.invoke(markets_app, ["run", "--checkpoint-dir", str(work), "--forward-pass"])
+    assert r.exit_code != 0 and "--data DIR" in str(r.exception)
     r = runner.invoke(markets_app, ["approve-playbook", "--checkpoint-dir", str(work), "--reviewer", "qa"])
     assert r.exit_code == 0 and "approved" in r.output
 

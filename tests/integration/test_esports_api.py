@@ -124,6 +124,11 @@ def test_health_and_metrics(client: TestClient) -> None:
     for name in ("edgefinder_events_ingested_total", "edgefinder_dead_letters_total", "edgefinder_consumer_lag",
                  "edgefinder_analysis_job_duration_seconds", "edgefinder_dead_letters_stored 0.0"):  # fmt: skip
         assert name in m.text
+    # what has landed in the database, read at scrape time (the ingest counters live in the consumers)
+    summary = client.get(f"{API}/stats/summary").json()
+    assert f'edgefinder_events_stored{{stream="canonical"}} {float(summary["raw_events"])}' in m.text
+    assert f'edgefinder_events_stored{{stream="motion"}} {float(summary["micro_actions"])}' in m.text
+    assert summary["micro_actions"] > 0
     assert client.get("/docs").status_code == 200
     assert "/api/v1/analytics/top-correlations" in client.get("/openapi.json").json()["paths"]
 

@@ -38,3 +38,28 @@ def test_analyze_command_prints_tables(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     for needle in ("team-rounds", "167 tests", "naive vs adjusted", "Top ", "BH q < 0.05", "research/ops"):
         assert needle in res.output, needle
+
+
+def test_analyze_on_a_fresh_database_migrates_and_says_ingest_first(tmp_path: Path) -> None:
+    # A newcomer's first command may be `analyze`: the schema is created, the run succeeds empty.
+    url = f"sqlite:///{(tmp_path / 'fresh.sqlite3').as_posix()}"
+    res = CliRunner().invoke(esports_app, ["analyze", "--database-url", url], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "no finished rounds in the database: ingest events first" in res.output
+    assert "research/ops" in res.output  # the disclaimer is printed on an empty run too
+
+
+def test_analyze_with_an_unreachable_database_is_one_clear_error() -> None:
+    import socket
+
+    from edgefinder.errors import EdgefinderError
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there any more
+    res = CliRunner().invoke(esports_app, ["analyze", "--database-url", f"postgresql://nobody@127.0.0.1:{port}/x"])
+    assert res.exit_code != 0
+    # the top-level CLI prints an EdgefinderError as one line (not a raw SQLAlchemy traceback)
+    assert isinstance(res.exception, EdgefinderError), repr(res.exception)
+    assert str(res.exception).startswith("cannot connect to database") and "\n" not in str(res.exception)

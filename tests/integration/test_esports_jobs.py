@@ -143,6 +143,8 @@ def test_stored_run_and_rows(db: str) -> None:
     assert run.n_tests == len(rows) == res.n_tests and run.summary["n_significant"] == res.n_significant
     assert run.params["seed"] == 2 and run.duration_s > 0
     assert all(r.purpose == PURPOSE and r.details["kind"] in ("micro", "in_round") for r in rows)
+    # every stored result row says what it is for, on its own
+    assert all(r.details["purpose"] == PURPOSE and r.details["disclaimer"] == DISCLAIMER for r in rows)
     assert sum(r.significant for r in rows) == res.n_significant
 
 

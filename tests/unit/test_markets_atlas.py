@@ -183,6 +183,7 @@ def test_build_atlas_real_eurusd_hourly(tmp_path: Path) -> None:
         ("timestamp,price,volume\n2024-01-01T00:00:00,1,1\nnot-a-date,1,1\n", "malformed timestamp"),
         ("timestamp,price,volume\n1704067200,abc,1\n", "malformed 'price'"),
         ('timestamp,price,volume\n"1704067200,1,1\n1,2\n', "malformed file"),
+        ("timestamp,price\n1704067200,1\n,,,,\n", r"malformed file \(ParserError: .*saw 5\)$"),
     ],
 )
 def test_bad_sources_name_the_file(tmp_path: Path, content: str, message: str) -> None:

@@ -71,6 +71,11 @@ def test_save_load_roundtrip_and_bad_file(tmp_path) -> None:
     (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
     with pytest.raises(BrainFileError, match="bad.pkl"):
         BayesianBrain.load(tmp_path / "bad.pkl")
+    # junk that the unpickler reads as opcodes fails with ValueError/KeyError, not UnpicklingError
+    for junk in (b"garbage\n", b"I12x\n.", b"\x80\x05K"):
+        (tmp_path / "junk.pkl").write_bytes(junk)
+        with pytest.raises(BrainFileError, match="junk.pkl"):
+            BayesianBrain.load(tmp_path / "junk.pkl")
     (tmp_path / "other.pkl").write_bytes(pickle.dumps({"x": 1}))
     with pytest.raises(BrainFileError, match="not an edgefinder brain"):
         BayesianBrain.load(tmp_path / "other.pkl")

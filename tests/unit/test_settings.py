@@ -30,3 +30,15 @@ def test_environment_and_explicit_values(monkeypatch: pytest.MonkeyPatch, tmp_pa
 def test_bad_log_level_is_rejected() -> None:
     with pytest.raises(ValidationError):
         Settings(_env_file=None, log_level="LOUD")
+
+
+def test_forward_pass_gates_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = Settings(_env_file=None)
+    assert (s.match_distance, s.min_prob, s.min_conf, s.q_max) == (3.0, 0.05, 0.0, 0.10)
+    monkeypatch.setenv("EDGEFINDER_MATCH_DISTANCE", "2.5")
+    monkeypatch.setenv("EDGEFINDER_Q_MAX", "0.2")
+    s = Settings(_env_file=None)
+    assert (s.match_distance, s.q_max) == (2.5, 0.2)
+    monkeypatch.setenv("EDGEFINDER_MIN_PROB", "1.5")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)

@@ -181,11 +181,11 @@ def test_logistic_matches_statsmodels_logit(data: pd.DataFrame) -> None:
     assert list(tab.index) == ["const", "x", "bank", "side_defense"]
     assert list(tab["role"]) == ["intercept", "feature", "covariate", "covariate"]
     np.testing.assert_allclose(tab["coef"], ref.params, rtol=TOL, atol=TOL)
-    np.testing.assert_allclose(tab["se"], ref.bse, rtol=1e-8)
-    np.testing.assert_allclose(tab["p_value"], ref.pvalues, rtol=1e-8)
+    np.testing.assert_allclose(tab["se"], ref.bse, rtol=TOL)
+    np.testing.assert_allclose(tab["p_value"], ref.pvalues, rtol=TOL)
     np.testing.assert_allclose(tab["odds_ratio"], np.exp(ref.params), rtol=TOL)
-    np.testing.assert_allclose(tab["or_ci_low"], np.exp(ci[0]), rtol=1e-8)
-    np.testing.assert_allclose(tab["or_ci_high"], np.exp(ci[1]), rtol=1e-8)
+    np.testing.assert_allclose(tab["or_ci_low"], np.exp(ci[0]), rtol=TOL)
+    np.testing.assert_allclose(tab["or_ci_high"], np.exp(ci[1]), rtol=TOL)
     assert res.status == "ok" and res.converged and not res.separation
     assert res.llf == pytest.approx(ref.llf, rel=TOL)
     assert res.n == len(data) and res.n_events == int(data["y"].sum())

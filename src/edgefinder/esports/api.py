@@ -61,6 +61,11 @@ STORED_DEAD_LETTERS = Gauge(
 )
 STORED_RUNS = Gauge("edgefinder_analysis_runs_stored", "Rows in analysis_runs, by status (read at scrape time).", ["status"])
 LAST_RUN_AGE = Gauge("edgefinder_last_run_age_seconds", "Seconds since the last succeeded analysis run finished.")
+# The ingest counters (edgefinder_events_ingested_total) live in the consumer processes, which serve
+# no HTTP; the API process reports what has landed in the database instead, read at scrape time.
+STORED_EVENTS = Gauge(
+    "edgefinder_events_stored", "Events in the database by stream (read at scrape time).", ["stream"]
+)
 
 
 # --------------------------------------------------------------------------------- models
@@ -234,6 +239,19 @@ def _ordered(stmt: Any) -> Any:
     return stmt.order_by(c.q_value.asc().nulls_last(), func.abs(c.effect).desc().nulls_last(), c.id)
 
 
+def _latest_results(st: _State, where: list[Any], limit: int | None = None) -> CorrelationList:
+    """Rows of the latest succeeded run matching ``where``, by q then |effect| (or a 'no run yet' list)."""
+    with st.engine.connect() as conn:
+        run = _latest_run(conn)
+        if run is None:
+            return CorrelationList(run_id=None, run_finished_at=None, count=0, results=[],
+                                   message="no analysis run yet: POST /api/v1/analytics/run-analysis")  # fmt: skip
+        stmt = _ordered(select(correlation_results).where(correlation_results.c.run_id == run.run_id, *where))
+        rows = conn.execute(stmt if limit is None else stmt.limit(limit)).fetchall()
+    results = [_corr_out(r) for r in rows]
+    return CorrelationList(run_id=run.run_id, run_finished_at=_aware(run.finished_at), count=len(results), results=results)
+
+
 # --------------------------------------------------------------------------------- routes
 
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
@@ -260,23 +278,11 @@ def top_correlations(
     outcome: Outcome | None = Query(None, description="round_win, econ_delta or site_executed"),
     method: Method | None = Query(None, description="point_biserial, spearman, chi2, logistic or aipw"),
 ) -> CorrelationList:
-    st = _state(request)
-    with st.engine.connect() as conn:
-        run = _latest_run(conn)
-        if run is None:
-            return CorrelationList(run_id=None, run_finished_at=None, count=0, results=[],
-                                   message="no analysis run yet: POST /api/v1/analytics/run-analysis")  # fmt: skip
-        c = correlation_results.c
-        stmt = select(correlation_results).where(c.run_id == run.run_id)
-        if significant_only:
-            stmt = stmt.where(c.significant.is_(True))
-        if outcome:
-            stmt = stmt.where(c.outcome == outcome)
-        if method:
-            stmt = stmt.where(c.method == method)
-        rows = conn.execute(_ordered(stmt).limit(limit)).fetchall()
-    results = [_corr_out(r) for r in rows]
-    return CorrelationList(run_id=run.run_id, run_finished_at=_aware(run.finished_at), count=len(results), results=results)
+    c = correlation_results.c
+    where = [c.significant.is_(True)] if significant_only else []
+    where += [c.outcome == outcome] if outcome else []
+    where += [c.method == method] if method else []
+    return _latest_results(_state(request), where, limit)
 
 
 @router.get(
@@ -291,17 +297,7 @@ def correlations_by_feature(
 ) -> CorrelationList:
     if feature_name not in FEATURE_COLUMNS:
         raise HTTPException(404, f"unknown feature {feature_name!r}; known features: {', '.join(FEATURE_COLUMNS)}")
-    st = _state(request)
-    with st.engine.connect() as conn:
-        run = _latest_run(conn)
-        if run is None:
-            return CorrelationList(run_id=None, run_finished_at=None, count=0, results=[],
-                                   message="no analysis run yet: POST /api/v1/analytics/run-analysis")  # fmt: skip
-        c = correlation_results.c
-        stmt = select(correlation_results).where(c.run_id == run.run_id, c.feature == feature_name)
-        rows = conn.execute(_ordered(stmt)).fetchall()
-    results = [_corr_out(r) for r in rows]
-    return CorrelationList(run_id=run.run_id, run_finished_at=_aware(run.finished_at), count=len(results), results=results)
+    return _latest_results(_state(request), [correlation_results.c.feature == feature_name])
 
 
 def _check_token(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
@@ -434,6 +430,8 @@ def _refresh_gauges(st: _State) -> None:
     try:
         with st.engine.connect() as conn:
             STORED_DEAD_LETTERS.set(conn.execute(select(func.count()).select_from(dead_letters)).scalar_one())
+            for stream, table in (("canonical", raw_events), ("motion", micro_actions)):
+                STORED_EVENTS.labels(stream=stream).set(conn.execute(select(func.count()).select_from(table)).scalar_one())
             for s, n in conn.execute(select(analysis_runs.c.status, func.count()).group_by(analysis_runs.c.status)):
                 STORED_RUNS.labels(status=s).set(n)
             last = _latest_run(conn)

@@ -215,10 +215,20 @@ def analyze(
     from edgefinder.esports.jobs import JobParams, run_correlation_job
     from edgefinder.esports.report import print_run
     from edgefinder.settings import get_settings
+    from edgefinder.store.engine import check_connection, make_engine
+    from edgefinder.store.migrate import upgrade
 
     s = get_settings()
     console = Console()
     url = database_url or s.effective_database_url
+    # Like `ingest`: an unreachable server is one line (ConnectionFailed), and a fresh database gets
+    # the schema, so the first `analyze` says "ingest events first" instead of "no such table".
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+    finally:
+        engine.dispose()
+    upgrade(url)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as prog:  # fmt: skip
         task = prog.add_task("correlation job", total=None)

@@ -441,7 +441,11 @@ def compute_results(
     out["significant"] = [bool(v is not None and v < params.alpha) for v in out["q_value"]]
     out["purpose"] = PURPOSE
     m = int(np.isfinite(p).sum())
-    out["details"] = [_clean({**d, "bh_family_size": m, "purpose": PURPOSE}) for d in out["details"]]
+    # correlation_results has a purpose column but no disclaimer column: each stored row carries the
+    # disclaimer in its details, so a row read on its own (SQL, export) still says what it is for.
+    out["details"] = [
+        _clean({**d, "bh_family_size": m, "purpose": PURPOSE, "disclaimer": DISCLAIMER}) for d in out["details"]
+    ]
     return out.loc[:, [*RESULT_COLUMNS, "purpose"]]
 
 

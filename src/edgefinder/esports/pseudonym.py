@@ -1,7 +1,8 @@
 """Keyed pseudonyms for player identifiers (HMAC-SHA256), applied at ingest.
 
-Raw player ids never reach the database: ``match_players``, ``kills`` and ``micro_actions`` hold
-the 64-hex-character HMAC of the id under ``settings.pseudonym_key``. The same key maps the same
+Raw player ids never reach the materialized tables: ``match_players``, ``kills``, ``raw_events``
+and ``micro_actions`` hold the 64-hex-character HMAC of the id under ``settings.pseudonym_key``.
+(``dead_letters`` keeps a rejected entry's text as received, raw ids included; it is never served.) The same key maps the same
 player to the same pseudonym across matches (so per-player joins still work); without the key the
 mapping cannot be recomputed from a guessed id list.
 """

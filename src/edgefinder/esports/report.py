@@ -21,6 +21,13 @@ _METHOD_LABEL = {
 }
 
 
+# On a narrow terminal nothing is cut off: feature names stay whole (truncated, "retreat_…" could
+# be retreat_count or retreat_share) and the other columns fold their text onto more lines instead
+# of ending in "…" (Rich's default would hide digits of an effect or a q-value).
+_NAME_COLUMN: dict[str, dict[str, Any]] = {"feature": {"no_wrap": True, "min_width": 16}}  # action_diversity
+_FOLD: dict[str, Any] = {"overflow": "fold"}
+
+
 def _num(v: Any, fmt: str = "+.3f") -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "—"
@@ -38,7 +45,7 @@ def causal_table(results: pd.DataFrame) -> Table:
     t = Table(title="Effect of each intent on round win: naive vs adjusted (probability points)", title_justify="left")
     for col, just in (("feature", "left"), ("outcome", "left"), ("naive diff", "right"), ("AIPW ATE [95% CI]", "right"),
                       ("IPW", "right"), ("q", "right"), ("sig.", "center"), ("n", "right")):  # fmt: skip
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
     rows = results[results["method"] == "aipw"]
     rows = rows.assign(_abs=rows["effect"].abs()).sort_values(["q_value", "_abs"], ascending=[True, False], na_position="last")
     for r in rows.to_dict(orient="records"):
@@ -64,7 +71,7 @@ def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool
               title_justify="left")  # fmt: skip
     for col, just in (("feature", "left"), ("outcome", "left"), ("method", "left"), ("effect [95% CI]", "right"),
                       ("q", "right"), ("naive → adjusted", "right"), ("note", "left")):  # fmt: skip
-        t.add_column(col, justify=just)  # type: ignore[arg-type]
+        t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
     for r in top.to_dict(orient="records"):
         has_ci = _num(r["ci_low"]) != "—"
         ci = f" [{_num(r['ci_low'])}, {_num(r['ci_high'])}]" if has_ci else ""
@@ -84,6 +91,7 @@ def print_run(result: JobResult, console: Console, n: int = 15, *, include_in_ro
     """Print the run's message, the causal table, the top findings and the purpose/disclaimer."""
     console.print(f"run [bold]{result.run_id}[/bold]: {result.message} in {result.duration_s:.1f} s")
     if result.n_tests == 0:
+        console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")
         return
     console.print(causal_table(result.results))
     console.print(findings_table(result.results, n, include_in_round=include_in_round))

@@ -335,7 +335,8 @@ def _read_source(path: Path) -> pd.DataFrame:
     except AtlasError:
         raise
     except Exception as exc:  # noqa: BLE001 - translate any reader failure to one clear line
-        raise AtlasError(f"{path}: malformed file ({type(exc).__name__}: {exc})") from exc
+        detail = " ".join(str(exc).split())  # pandas messages end in a newline: keep the error one line
+        raise AtlasError(f"{path}: malformed file ({type(exc).__name__}: {detail})") from exc
     if df.index.name is not None or isinstance(df.index, pd.DatetimeIndex):
         df = df.reset_index()
     df.columns = [str(c).strip().lower() for c in df.columns]

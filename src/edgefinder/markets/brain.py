@@ -11,9 +11,6 @@ needs exploration-friendly gates (the original used min_prob 0.05, min_conf 0.0)
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from edgefinder.errors import EdgefinderError
+from edgefinder.markets._io import atomic_pickle, atomic_write_text, read_pickle  # noqa: F401 - re-exported
 
 #: Probability of a template with no history: (0 + 1) / (0 + 11).
 UNSEEN_PROBABILITY = 1.0 / 11.0
@@ -175,48 +173,8 @@ class BayesianBrain:
     @classmethod
     def load(cls, path: str | Path) -> BayesianBrain:
         path = Path(path)
-        try:
-            with path.open("rb") as fh:
-                payload = pickle.load(fh)
-        except FileNotFoundError:
-            raise BrainFileError(f"brain checkpoint not found: {path}") from None
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-            raise BrainFileError(f"brain checkpoint {path} is unreadable: {exc}") from None
+        payload = read_pickle(path, BrainFileError, f"brain checkpoint not found: {path}")
         try:
             return cls.from_payload(payload)
         except BrainFileError as exc:
             raise BrainFileError(f"{path}: {exc}") from None
-
-
-def atomic_pickle(obj: object, path: str | Path) -> Path:
-    """Pickle ``obj`` to ``path`` via a temp file in the same directory and os.replace (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(text: str, path: str | Path) -> Path:
-    """Write text atomically (temp file + os.replace)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path

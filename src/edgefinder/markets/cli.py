@@ -115,7 +115,10 @@ def atlas_build_cmd(
 
 @markets_app.command("run")
 def run_cmd(
-    data: Annotated[Path, typer.Option("--data", help="ATLAS root directory ({tf}/YYYY_MM.parquet).")],
+    data: Annotated[
+        Optional[Path], typer.Option("--data", help="ATLAS root directory ({tf}/YYYY_MM.parquet); "
+                                     "required except for --strategy-report alone.")
+    ] = None,
     checkpoint_dir: Annotated[
         Path, typer.Option("--checkpoint-dir", help="Where manifest, templates, scaler and playbook go.")
     ] = Path("checkpoints"),
@@ -147,20 +150,21 @@ def run_cmd(
                            "playbook from the forward pass's brain (alone: on existing brain data).")
     ] = False,
     match_distance: Annotated[
-        float, typer.Option("--match-distance", min=0.0, help="Gate 1: max scaled 11D distance to the "
-                            "nearest template centroid.")
-    ] = 3.0,
+        Optional[float], typer.Option("--match-distance", min=0.0, help="Gate 1: max scaled 11D distance to the "
+                            "nearest template centroid [env EDGEFINDER_MATCH_DISTANCE, 3.0].")
+    ] = None,
     min_prob: Annotated[
-        float, typer.Option("--min-prob", min=0.0, max=1.0, help="Gate 2: brain probability needed "
-                            "(exploration default 0.05; an unseen template has 0.09).")
-    ] = 0.05,
+        Optional[float], typer.Option("--min-prob", min=0.0, max=1.0, help="Gate 2: brain probability needed "
+                            "(exploration default 0.05; an unseen template has 0.09) [env EDGEFINDER_MIN_PROB].")
+    ] = None,
     min_conf: Annotated[
-        float, typer.Option("--min-conf", min=0.0, max=1.0, help="Gate 2: brain confidence needed.")
-    ] = 0.0,
+        Optional[float], typer.Option("--min-conf", min=0.0, max=1.0, help="Gate 2: brain confidence needed "
+                            "[env EDGEFINDER_MIN_CONF, 0.0].")
+    ] = None,
     q_max: Annotated[
-        float, typer.Option("--q-max", min=0.0, max=1.0, help="Phase 5: BH q-value a Tier-1 template "
-                            "needs to enter the production playbook.")
-    ] = 0.10,
+        Optional[float], typer.Option("--q-max", min=0.0, max=1.0, help="Phase 5: BH q-value a Tier-1 template "
+                            "needs to enter the production playbook [env EDGEFINDER_Q_MAX, 0.10].")
+    ] = None,
 ) -> None:
     """Run discovery (Phase 2), clustering (2.5) and the playbook search (3), with checkpoints;
     then, on request, the forward pass (Phase 4) and strategy selection (Phase 5).
@@ -171,12 +175,22 @@ def run_cmd(
     """
     from rich.console import Console
 
-    from edgefinder.markets.orchestrator import Orchestrator, print_run_summary
+    from edgefinder.markets.orchestrator import Orchestrator, PipelineError, print_run_summary
 
+    from edgefinder.settings import get_settings
+
+    settings = get_settings()
+    match_distance = settings.match_distance if match_distance is None else match_distance
+    min_prob = settings.min_prob if min_prob is None else min_prob
+    min_conf = settings.min_conf if min_conf is None else min_conf
+    q_max = settings.q_max if q_max is None else q_max
+    report_only = strategy_report and not (forward_pass or fresh)
+    if data is None and not report_only:
+        raise PipelineError("--data DIR (the ATLAS root) is required, except for --strategy-report alone")
     console = Console()
     orch = Orchestrator(
-        data_dir=data, checkpoint_dir=checkpoint_dir, iterations=iterations, train_until=train_until,
-        timeframes=timeframes, seed=seed, dashboard=not no_dashboard, console=console,
+        data_dir=data if data is not None else Path("."), checkpoint_dir=checkpoint_dir,
+        iterations=iterations, train_until=train_until, timeframes=timeframes, seed=seed, dashboard=not no_dashboard, console=console,
     )
     # --- Phases 2, 2.5, 3 --- (skipped when only Phases 4–5 are asked for on existing checkpoints)
     if fresh or not (forward_pass or strategy_report):

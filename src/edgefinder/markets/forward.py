@@ -60,6 +60,7 @@ from rich.console import Console
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets import atlas
+from edgefinder.markets._io import jsonable, read_pickle
 from edgefinder.markets.brain import BayesianBrain, TradeOutcome, atomic_write_text, trades_frame
 from edgefinder.markets.discovery import (
     CHILD_WINDOW_BARS,
@@ -156,15 +157,64 @@ def resolve_hierarchy(data_dir: str | Path, checkpoint_dir: str | Path | None,
     return agent.resolve_timeframes(data_dir, None)
 
 
+def _recorded_discovery(checkpoint_dir: Path) -> dict | None:
+    """Phase 2's record in ``state.json`` (timeframes, train_until), or None without one."""
+    try:
+        state = json.loads((checkpoint_dir / "state.json").read_text())
+        disc = state["phases"]["discovery"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return disc if isinstance(disc, dict) else None
+
+
 def _recorded_train_until(checkpoint_dir: Path) -> int | None:
     """The ``train_until`` Phases 2–3 ran with (``state.json``), so that a forward pass on an existing
     playbook still reports in-sample and out-of-sample sessions apart."""
+    disc = _recorded_discovery(checkpoint_dir) or {}
     try:
-        state = json.loads((checkpoint_dir / "state.json").read_text())
-        v = state["phases"]["discovery"].get("train_until")
+        v = disc.get("train_until")
         return None if v is None else int(v)
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (TypeError, ValueError):
         return None
+
+
+def _fmt_epoch(t: int) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(int(t), _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def check_against_training(checkpoint_dir: Path, train_until: int | None, hierarchy: Sequence[str]) -> None:
+    """Refuse a forward pass that would mislabel its samples or match against the wrong hierarchy.
+
+    Phases 2–3 recorded (``state.json``) the bars they learned from and the timeframe hierarchy.
+    A session that fed the playbook must never be reported (and significance-tested in Phase 5)
+    as out-of-sample, so an explicit ``train_until`` earlier than the training one — or any
+    ``train_until`` when training used all data — is an error; a later one is allowed (it only
+    labels more sessions in-sample). Templates carry depths and roots of their hierarchy, so the
+    forward pass's hierarchy must be the recorded one. Without a record (a library from elsewhere)
+    nothing is checked.
+    """
+    disc = _recorded_discovery(checkpoint_dir)
+    if disc is None:
+        return
+    if train_until is not None and "train_until" in disc:
+        rec = disc.get("train_until")
+        if rec is None:
+            raise ForwardError(
+                f"--train-until {_fmt_epoch(train_until)}: Phases 2–3 in {checkpoint_dir} learned from all "
+                "the data, so no session is out-of-sample; rerun them with --train-until (add --fresh) "
+                "or drop --train-until")
+        if int(train_until) < int(rec):
+            raise ForwardError(
+                f"--train-until {_fmt_epoch(train_until)} is earlier than the {_fmt_epoch(int(rec))} Phases 2–3 "
+                f"in {checkpoint_dir} trained with: sessions that fed the playbook would count as "
+                "out-of-sample; use the same date (or drop --train-until)")
+    rec_tfs = disc.get("timeframes")
+    if rec_tfs and list(rec_tfs) != list(hierarchy):
+        raise ForwardError(
+            f"--timeframes {','.join(hierarchy)} differs from the hierarchy Phases 2–3 in {checkpoint_dir} "
+            f"learned the templates with ({','.join(rec_tfs)}); use the same (or drop --timeframes)")
 
 
 def _entry_timeframe(hierarchy: list[str], wanted: str) -> str:
@@ -506,13 +556,9 @@ _TRADE_KEYS = ("row", "template_id", "side", "signal_price", "entry_price", "exi
 
 def _load_library(checkpoint_dir: Path) -> dict[int, dict]:
     path = checkpoint_dir / "pattern_library.pkl"
-    try:
-        with path.open("rb") as fh:
-            lib = pickle.load(fh)
-    except FileNotFoundError:
-        raise ForwardError(f"no playbook at {path}: run `edgefinder markets run` (Phases 2–3) first") from None
-    except Exception as exc:  # noqa: BLE001
-        raise ForwardError(f"cannot read {path}: {exc}") from None
+    lib = read_pickle(path, ForwardError, f"no playbook at {path}: run `edgefinder markets run` (Phases 2–3) first")
+    if not isinstance(lib, dict):
+        raise ForwardError(f"{path} is not a pattern library dict")
     out = {}
     for k, v in lib.items():
         try:
@@ -524,13 +570,7 @@ def _load_library(checkpoint_dir: Path) -> dict[int, dict]:
 
 def _load_scaler(checkpoint_dir: Path) -> Any:
     path = checkpoint_dir / "clustering_scaler.pkl"
-    try:
-        with path.open("rb") as fh:
-            return pickle.load(fh)
-    except FileNotFoundError:
-        raise ForwardError(f"no scaler at {path}: run `edgefinder markets run` (Phase 2.5) first") from None
-    except Exception as exc:  # noqa: BLE001
-        raise ForwardError(f"cannot read {path}: {exc}") from None
+    return read_pickle(path, ForwardError, f"no scaler at {path}: run `edgefinder markets run` (Phase 2.5) first")
 
 
 def _block(trades: pd.DataFrame, days: int, daily_pnl: np.ndarray, n_templates: int) -> dict:
@@ -571,7 +611,8 @@ def _print_block(console: Console, title: str, b: dict) -> None:
     console.print(f"Max drawdown: {'-' if dd < 0 else ''}${abs(dd):,.2f}")
     console.print(f"Templates fired: {b['templates_fired']}/{b['templates_total']}")
     console.print(f"Brain coverage: {b['brain_coverage_over_30']} templates with >30 trades")
-    console.print(f"Mean PnL per trade: ${b['mean_pnl_per_trade']:,.2f} "
+    mean = b["mean_pnl_per_trade"]
+    console.print(f"Mean PnL per trade: {'-' if mean < 0 else ''}${abs(mean):,.2f} "
                   f"(one-sided p for > 0: {b['p_value_mean_pnl_gt_0']:.3g})")
 
 
@@ -670,6 +711,7 @@ def run_forward_pass(
 
     lap("load")
     hierarchy = resolve_hierarchy(data_dir, ckpt, timeframes)
+    check_against_training(ckpt, t_until, hierarchy)
     scanner = FractalCascadeScanner(hierarchy, cfg.entry_timeframe)
     entry_tf = scanner.entry_timeframe
     entry_s = float(atlas.TIMEFRAMES[entry_tf])
@@ -870,7 +912,8 @@ def run_forward_pass(
                 effs = f"{eff:.0%}" if np.isfinite(eff) else "—"
                 console.print(f"[dim]{label} {sample}[/dim] trades {len(day_t):3d}  W {wins:3d}  "
                               f"L {len(day_t) - wins:3d}  PnL {'-' if sum(pnl) < 0 else ' '}${abs(sum(pnl)):9,.2f}  "
-                              f"exit eff {effs:>4}  brain {bs['templates_seen']} templates / {bs['trades']} trades")
+                              f"exit eff {effs:>4}  brain {bs['templates_seen']} templates / {bs['trades']} trades",
+                              soft_wrap=True)  # one line per session, also in a log file (80 columns)
             if progress is not None:
                 progress.update(task, advance=1)
             if on_session is not None:
@@ -918,7 +961,7 @@ def run_forward_pass(
                             "left_on_table": float(regret["left_on_table"].sum()),
                             "gave_back": float(regret["gave_back"].sum())}
     report["sessions"] = day_records
-    atomic_write_text(json.dumps(_clean(report), indent=2, sort_keys=True), ckpt / REPORT)
+    atomic_write_text(json.dumps(jsonable(report), indent=2, sort_keys=True), ckpt / REPORT)
 
     lap("finalize")
     seconds = time.perf_counter() - t_start
@@ -937,19 +980,3 @@ def run_forward_pass(
         console.print(f"Report: {ckpt / REPORT}")
     return ForwardResult(report=report, brain=brain, trades=tdf, regret=regret, sessions=day_records,
                          complete=complete, seconds=seconds, bars=n_bars, timings=timings)
-
-
-def _clean(v: Any) -> Any:
-    """JSON-ready copy: numpy scalars to Python, NaN/inf to None."""
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return f if np.isfinite(f) else None
-    return v

@@ -28,10 +28,8 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
-import os
 import pickle
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +40,7 @@ from rich.console import Console
 
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets import atlas
+from edgefinder.markets._io import atomic_write_bytes
 
 __all__ = [
     "CHECKPOINT_FILES",
@@ -236,18 +235,6 @@ def print_run_summary(console: Console, summary: RunSummary) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _atomic_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class Orchestrator:
     """Runs Phases 2, 2.5 and 3 with checkpoints (and Phases 4–5 via the two hook methods).
 
@@ -319,7 +306,7 @@ class Orchestrator:
         return state
 
     def _write_state(self, state: dict) -> None:
-        _atomic_bytes(json.dumps(state, indent=2).encode(), self.state_path)
+        atomic_write_bytes(json.dumps(state, indent=2).encode(), self.state_path)
 
     def clear_checkpoints(self) -> list[Path]:
         """Delete every known artifact (``--fresh``); returns the paths removed."""
@@ -442,11 +429,11 @@ class Orchestrator:
         manifest = self._need_manifest()
         engine = FractalClusteringEngine(seed=self.seed)
         templates = engine.create_templates(manifest)
-        _atomic_bytes(pickle.dumps(templates, protocol=pickle.HIGHEST_PROTOCOL), self.path("templates.pkl"))
+        atomic_write_bytes(pickle.dumps(templates, protocol=pickle.HIGHEST_PROTOCOL), self.path("templates.pkl"))
         if engine.scaler is not None:
             save_scaler(engine.scaler, self.path("clustering_scaler.pkl"))
         else:  # no patterns: keep an explicit marker so the phase counts as complete
-            _atomic_bytes(pickle.dumps(None), self.path("clustering_scaler.pkl"))
+            atomic_write_bytes(pickle.dumps(None), self.path("clustering_scaler.pkl"))
         self.engine, self.templates, self.scaler = engine, templates, engine.scaler
         disp.templates = len(templates)
         disp.advance(1)

@@ -39,7 +39,6 @@ Output: ``{template_id: entry}``; see :func:`library_entry_keys` for the fields.
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from edgefinder.markets import atlas
+from edgefinder.markets._io import atomic_pickle, atomic_write_text, jsonable
 from edgefinder.markets.exits import ExitParams, simulate_exits
 from edgefinder.markets.instruments import Instrument, get_instrument
 
@@ -482,25 +482,17 @@ def build_playbook(
 
 def save_library(library: dict[int, dict], checkpoint_dir: str | Path, fissions: list[dict] | None = None) -> Path:
     """Write ``pattern_library.pkl`` and its readable twin ``pattern_library.json`` (atomic)."""
-    import pickle
-
     d = Path(checkpoint_dir)
     d.mkdir(parents=True, exist_ok=True)
-    pkl = d / "pattern_library.pkl"
-    tmp = pkl.with_suffix(".pkl.tmp")
-    with open(tmp, "wb") as fh:
-        pickle.dump(library, fh)
-    tmp.replace(pkl)
+    pkl = atomic_pickle(library, d / "pattern_library.pkl")
     doc = {
         "units": {"pnl": "dollars (net of commission and slippage)", "stop/target/trail": "ticks",
                   "max_hold_seconds": "seconds"},
         "templates": len(library),
         "fissions": fissions or [],
-        "library": {str(k): _jsonable(v) for k, v in library.items()},
+        "library": {str(k): jsonable(v) for k, v in library.items()},
     }
-    jtmp = d / "pattern_library.json.tmp"
-    jtmp.write_text(json.dumps(doc, indent=2, sort_keys=False))
-    jtmp.replace(d / "pattern_library.json")
+    atomic_write_text(json.dumps(doc, indent=2, sort_keys=False), d / "pattern_library.json")
     return pkl
 
 
@@ -510,16 +502,3 @@ def load_library(checkpoint_dir: str | Path) -> dict[int, dict]:
 
     with open(Path(checkpoint_dir) / "pattern_library.pkl", "rb") as fh:
         return pickle.load(fh)
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    return v

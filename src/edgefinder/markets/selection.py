@@ -57,7 +57,8 @@ from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
-from edgefinder.markets.brain import BayesianBrain, atomic_pickle, atomic_write_text, trades_frame
+from edgefinder.markets._io import atomic_pickle, atomic_write_text, jsonable, read_pickle
+from edgefinder.markets.brain import BayesianBrain, trades_frame
 from edgefinder.stats.multiple import multiple_test_correction
 from edgefinder.stats.performance import (
     deflated_sharpe_ratio,
@@ -325,31 +326,9 @@ def print_report(result: SelectionResult, console: Console, config: SelectionCon
                   f"`edgefinder markets approve-playbook --checkpoint-dir {where.parent}`)")
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [_jsonable(x) for x in v.tolist()]
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        return float(v) if np.isfinite(v) else None
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
 def load_library(checkpoint_dir: Path) -> dict[int, dict[str, Any]]:
     path = checkpoint_dir / "pattern_library.pkl"
-    try:
-        with path.open("rb") as fh:
-            lib = pickle.load(fh)
-    except FileNotFoundError:
-        raise SelectionError(f"pattern library not found: {path} (run Phases 2–3 first)") from None
-    except Exception as exc:  # noqa: BLE001 - one clear line for any unpickling failure
-        raise SelectionError(f"cannot read pattern library {path}: {exc}") from None
+    lib = read_pickle(path, SelectionError, f"pattern library not found: {path} (run Phases 2–3 first)")
     if not isinstance(lib, dict):
         raise SelectionError(f"{path} is not a pattern library dict")
     return {int(k): v for k, v in lib.items() if not str(k).startswith("_")}
@@ -395,9 +374,9 @@ def run_strategy_selection(checkpoint_dir: str | Path, config: SelectionConfig |
                 "tier": 1,
                 "trades": int(r.total), "empirical_win_rate": float(r.win_rate),
                 "total_pnl": float(r.total_pnl), "max_drawdown": float(r.max_dd),
-                "p_value": float(r.p_value), "q_value": float(r.q_value), "dsr": _jsonable(r.dsr),
+                "p_value": float(r.p_value), "q_value": float(r.q_value), "dsr": jsonable(r.dsr),
                 "oos_trades": int(r.oos_trades), "oos_pnl": float(r.oos_pnl),
-                "mean_exit_efficiency": _jsonable(r.mean_exit_efficiency),
+                "mean_exit_efficiency": jsonable(r.mean_exit_efficiency),
                 "root_tf": r.root_tf, "root_type": r.root_type,
                 "pattern_type": lib.get("pattern_type", ""), "timeframe": lib.get("timeframe", ""),
                 "direction_rule": lib.get("direction_rule", ""),
@@ -424,7 +403,7 @@ def write_playbook(ckpt: Path, production: dict[int, dict[str, Any]], st: pd.Dat
         "status": STATUS_PENDING, "reviewer": None, "reviewed_at": None,
         "q_max": cfg.q_max, "significance_sample": result.significance_sample,
         "tier_counts": tiers, "tier1_removed_by_q": result.tier1_removed_by_q,
-        "templates": {str(k): _jsonable(v) for k, v in production.items()},
+        "templates": {str(k): jsonable(v) for k, v in production.items()},
     }
     js = atomic_write_text(json.dumps(doc, indent=2, sort_keys=True), ckpt / PLAYBOOK_JSON)
     csv = ckpt / "phase5_templates.csv"

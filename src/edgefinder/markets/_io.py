@@ -1,0 +1,82 @@
+"""Small file helpers shared by the markets checkpoints: atomic writes and JSON-ready values.
+
+One implementation instead of a copy per phase module. Atomic = temp file in the same directory,
+fsync, ``os.replace``: a killed run leaves the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _umask_mode() -> int:
+    # mkstemp creates 0600 files; checkpoints are ordinary artifacts, so use what open() would (0666 & ~umask).
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + os.replace); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_pickle(obj: object, path: str | Path) -> Path:
+    """Pickle ``obj`` to ``path`` atomically (highest protocol)."""
+    return atomic_write_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), path)
+
+
+def atomic_write_text(text: str, path: str | Path) -> Path:
+    """Write UTF-8 text atomically."""
+    return atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def jsonable(v: Any) -> Any:
+    """JSON-ready copy: dict keys to str, tuples/arrays to lists, numpy scalars to Python, NaN/inf to None."""
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return [jsonable(x) for x in v.tolist()]
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return f if math.isfinite(f) else None
+    return v
+
+
+def read_pickle(path: Path, error: type[Exception], missing: str) -> Any:
+    """Unpickle a checkpoint, turning any failure into one ``error`` line that names the file.
+
+    ``missing``: the message when the file does not exist (say which command makes it)."""
+    try:
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+    except FileNotFoundError:
+        raise error(missing) from None
+    except Exception as exc:  # noqa: BLE001 - unpickling junk raises almost anything
+        raise error(f"cannot read {path}: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,87 @@
+"""Phase 4 guards and shared checkpoint helpers that need no ATLAS (issue 5, honest samples)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from edgefinder.markets._io import atomic_pickle, atomic_write_text, jsonable
+from edgefinder.markets.forward import ForwardError, _print_block, check_against_training
+
+TRAINED_UNTIL = 1_709_247_600  # 2024-02-29 23:00 UTC: start of the CME session ending 2024-03-01
+TFS = ["5m", "1m", "15s"]
+
+
+def _state(tmp_path: Path, train_until: int | None, timeframes: list[str] | None = TFS) -> Path:
+    disc: dict = {"train_until": train_until}
+    if timeframes is not None:
+        disc["timeframes"] = timeframes
+    (tmp_path / "state.json").write_text(json.dumps({"version": 1, "phases": {"discovery": disc}}))
+    return tmp_path
+
+
+def test_train_until_earlier_than_training_is_refused(tmp_path) -> None:
+    """Sessions that fed the playbook must never be labelled out-of-sample."""
+    ck = _state(tmp_path, TRAINED_UNTIL)
+    with pytest.raises(ForwardError, match="earlier than the 2024-02-29 23:00 UTC"):
+        check_against_training(ck, TRAINED_UNTIL - 86_400, TFS)
+    # the same split, a later one (more sessions in-sample) and the recorded default are fine
+    for t in (TRAINED_UNTIL, TRAINED_UNTIL + 86_400, None):
+        check_against_training(ck, t, TFS)
+
+
+def test_train_until_after_training_on_all_data_is_refused(tmp_path) -> None:
+    ck = _state(tmp_path, None)
+    with pytest.raises(ForwardError, match="learned from all the data"):
+        check_against_training(ck, TRAINED_UNTIL, TFS)
+    check_against_training(ck, None, TFS)
+
+
+def test_hierarchy_must_be_the_one_templates_were_learned_with(tmp_path) -> None:
+    ck = _state(tmp_path, TRAINED_UNTIL)
+    with pytest.raises(ForwardError, match="differs from the hierarchy"):
+        check_against_training(ck, None, ["15m", *TFS])
+    check_against_training(_state(tmp_path, TRAINED_UNTIL, None), None, ["15m", *TFS])  # nothing recorded
+
+
+def test_no_record_checks_nothing(tmp_path) -> None:
+    check_against_training(tmp_path, TRAINED_UNTIL, TFS)  # a library from elsewhere: no state.json
+
+
+def test_final_block_prints_negative_money_with_the_sign_first() -> None:
+    buf = io.StringIO()
+    block = {"days": 3, "total_trades": 4, "win_rate": 0.25, "total_pnl": -12.5, "sharpe_per_trade": -0.1,
+             "sharpe_daily_annualized": -1.0, "max_drawdown": -20.0, "templates_fired": 2, "templates_total": 9,
+             "brain_coverage_over_30": 0, "mean_pnl_per_trade": -3.125, "p_value_mean_pnl_gt_0": 0.8}
+    _print_block(Console(file=buf, width=200), "Out-of-sample sessions", block)
+    text = buf.getvalue()
+    for line in ("Total PnL: -$12.50", "Max drawdown: -$20.00", "Mean PnL per trade: -$3.12",
+                 "Templates fired: 2/9"):
+        assert line in text
+    assert "$-" not in text
+
+
+def test_atomic_writes_use_ordinary_permissions_and_leave_no_temp(tmp_path) -> None:
+    old = os.umask(0o022)
+    try:
+        p = atomic_pickle({"a": 1}, tmp_path / "x.pkl")
+        q = atomic_write_text("hello", tmp_path / "x.json")
+    finally:
+        os.umask(old)
+    assert pickle.loads(p.read_bytes()) == {"a": 1} and q.read_text() == "hello"
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644 == stat.S_IMODE(q.stat().st_mode)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["x.json", "x.pkl"]
+
+
+def test_jsonable() -> None:
+    doc = jsonable({1: (np.int64(2), np.float64("nan"), np.bool_(True)), "a": np.array([0.5, np.inf])})
+    assert doc == {"1": [2, None, True], "a": [0.5, None]}
+    json.dumps(doc)
