@@ -59,6 +59,22 @@ class Settings(BaseSettings):
     q_max: float = Field(
         default=0.10, ge=0, le=1, description="Phase 5: BH q-value a Tier-1 template needs for production."
     )
+    # Physics thresholds (DESIGN "Physics": thresholds are settings). Phase 2 records them in
+    # state.json and the forward pass reuses the recorded ones, so a playbook is always replayed
+    # with the thresholds that found its patterns.
+    snap_z: float = Field(
+        default=2.0, gt=0, description="ROCHE_SNAP: |z| must exceed this (sigmas); also structure_ok's |z| bound."
+    )
+    snap_velocity: float = Field(
+        default=0.5, gt=0, description="ROCHE_SNAP: |close - previous close| must exceed this (points per bar)."
+    )
+    drive_momentum: float = Field(
+        default=5.0, gt=0, description="STRUCTURAL_DRIVE: |momentum| (velocity x volume / sigma) must exceed this."
+    )
+    drive_coherence: float = Field(
+        default=0.3, gt=0, le=1,
+        description="STRUCTURAL_DRIVE: coherence (entropy / ln 3, in [0, 1]) must be below this.",
+    )
     log_level: LogLevel = Field(default="INFO", description="Logging level.")
 
     @field_validator("log_level", mode="before")

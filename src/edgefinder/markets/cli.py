@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 
 markets_app = typer.Typer(
@@ -140,6 +141,27 @@ def run_cmd(
                      "(default: every timeframe in the ATLAS)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for clustering, Optuna and fission.")] = 0,
+    # Physics thresholds (Phase 2; recorded in state.json, reused and checked by the forward pass).
+    # Open lower bounds: the same rules as the Settings fields (gt=0; coherence in (0, 1]).
+    snap_z: Annotated[
+        Optional[float], typer.Option("--snap-z", click_type=click.FloatRange(0.0, min_open=True),
+                                      help="ROCHE_SNAP: |z| above this, in sigmas [env EDGEFINDER_SNAP_Z, 2.0].")
+    ] = None,
+    snap_velocity: Annotated[
+        Optional[float], typer.Option("--snap-velocity", click_type=click.FloatRange(0.0, min_open=True),
+                                      help="ROCHE_SNAP: |velocity| above this, in points per bar "
+                                      "[env EDGEFINDER_SNAP_VELOCITY, 0.5].")
+    ] = None,
+    drive_momentum: Annotated[
+        Optional[float], typer.Option("--drive-momentum", click_type=click.FloatRange(0.0, min_open=True),
+                                      help="STRUCTURAL_DRIVE: |momentum| above this "
+                                      "[env EDGEFINDER_DRIVE_MOMENTUM, 5.0].")
+    ] = None,
+    drive_coherence: Annotated[
+        Optional[float], typer.Option("--drive-coherence", click_type=click.FloatRange(0.0, 1.0, min_open=True),
+                                      help="STRUCTURAL_DRIVE: coherence below this, in (0, 1] "
+                                      "[env EDGEFINDER_DRIVE_COHERENCE, 0.3].")
+    ] = None,
     # --- Phases 4–5 (owner: M4) ---
     forward_pass: Annotated[
         bool, typer.Option("--forward-pass", help="Phase 4: replay every session with the playbook "
@@ -177,9 +199,17 @@ def run_cmd(
 
     from edgefinder.markets.orchestrator import Orchestrator, PipelineError, print_run_summary
 
+    from edgefinder.markets.physics import THRESHOLDS, PhysicsConfig
     from edgefinder.settings import get_settings
 
     settings = get_settings()
+    flags = {"snap_z": snap_z, "snap_velocity": snap_velocity, "drive_momentum": drive_momentum,
+             "drive_coherence": drive_coherence}
+    physics = PhysicsConfig.from_settings(settings, **flags)
+    # What the user asked for explicitly (flag, EDGEFINDER_* or .env): a forward pass on an existing
+    # playbook takes the others from state.json and refuses these if they differ from it.
+    physics_asked = {k: getattr(physics, k) for k in THRESHOLDS
+                     if flags[k] is not None or k in settings.model_fields_set}
     match_distance = settings.match_distance if match_distance is None else match_distance
     min_prob = settings.min_prob if min_prob is None else min_prob
     min_conf = settings.min_conf if min_conf is None else min_conf
@@ -191,6 +221,7 @@ def run_cmd(
     orch = Orchestrator(
         data_dir=data if data is not None else Path("."), checkpoint_dir=checkpoint_dir,
         iterations=iterations, train_until=train_until, timeframes=timeframes, seed=seed, dashboard=not no_dashboard, console=console,
+        physics=physics,
     )
     # --- Phases 2, 2.5, 3 --- (skipped when only Phases 4–5 are asked for on existing checkpoints)
     if fresh or not (forward_pass or strategy_report):
@@ -202,7 +233,7 @@ def run_cmd(
 
         orch.run_forward_pass(ForwardConfig(match_distance=match_distance, min_prob=min_prob,
                                             min_conf=min_conf, instrument=orch.instrument.symbol),
-                              fresh=fresh)
+                              fresh=fresh, physics=physics_asked)
     if strategy_report:
         from edgefinder.markets.selection import SelectionConfig
 

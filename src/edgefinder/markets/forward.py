@@ -28,6 +28,11 @@ caller); templates were learned with depths and roots of that hierarchy. The cas
 one vectorized pass over the whole series and sliced per session: a window opened by a parent in
 one session may reach into the next, exactly as in discovery.
 
+**Same physics thresholds as discovery.** ``snap_z``, ``snap_velocity``, ``drive_momentum`` and
+``drive_coherence`` decide what a pattern is; Phase 2 records them in ``state.json`` and the cascade
+uses the recorded ones (:func:`resolve_physics`). Thresholds asked for explicitly (flags,
+``EDGEFINDER_*``) that differ from them are refused: the templates were learned from other patterns.
+
 **Checkpoints and resume.** After each session an append-only journal
 (``checkpoints/phase4_journal.bin``: length-prefixed, CRC-checked pickle records) receives that
 session's trades and summary. A killed run replays the complete records (a torn last record is cut
@@ -48,7 +53,7 @@ import pickle
 import struct
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +78,7 @@ from edgefinder.markets.discovery import (
 from edgefinder.markets.instruments import Instrument, get_instrument
 from edgefinder.markets.physics import (
     STATE_COLUMNS,
+    THRESHOLDS,
     ZONE_NAMES,
     PhysicsConfig,
     ThreeBodyQuantumState,
@@ -90,6 +96,7 @@ __all__ = [
     "Candidates",
     "candidate_features",
     "resolve_hierarchy",
+    "resolve_physics",
     "run_forward_pass",
 ]
 
@@ -215,6 +222,39 @@ def check_against_training(checkpoint_dir: Path, train_until: int | None, hierar
         raise ForwardError(
             f"--timeframes {','.join(hierarchy)} differs from the hierarchy Phases 2–3 in {checkpoint_dir} "
             f"learned the templates with ({','.join(rec_tfs)}); use the same (or drop --timeframes)")
+
+
+def resolve_physics(checkpoint_dir: Path, requested: PhysicsConfig | Mapping[str, float] | None = None
+                    ) -> PhysicsConfig:
+    """The physics thresholds of the playbook in ``checkpoint_dir``: the ones Phase 2 recorded.
+
+    ``requested``: thresholds the user asked for explicitly (a full ``PhysicsConfig``, or a mapping
+    of only the ones given by flag or ``EDGEFINDER_*``); any that differs from the record is refused
+    with a one-line :class:`ForwardError` (the templates were learned from the patterns the recorded
+    thresholds found; other thresholds would feed them patterns of another kind). A discovery record
+    without thresholds predates them being settings, so it ran with the defaults. Without any record
+    (a library from elsewhere) the requested thresholds, else the defaults, are used.
+    """
+    req = dataclasses.asdict(requested) if isinstance(requested, PhysicsConfig) else dict(requested or {})
+    disc = _recorded_discovery(Path(checkpoint_dir))
+    if disc is None:
+        return PhysicsConfig(**req)
+    names = {f.name for f in dataclasses.fields(PhysicsConfig)}
+    rec_doc = disc.get("physics")
+    recorded = PhysicsConfig(**{k: v for k, v in rec_doc.items() if k in names}) \
+        if isinstance(rec_doc, dict) else PhysicsConfig()
+    bad = [k for k, v in req.items() if float(v) != float(getattr(recorded, k))]
+    if bad:
+        def flag(k: str) -> str:
+            return f"--{k.replace('_', '-')} {req[k]:g}" if k in THRESHOLDS else f"{k} {req[k]:g}"
+
+        asked = ", ".join(flag(k) for k in bad)
+        had = ", ".join(f"{getattr(recorded, k):g}" for k in bad)
+        raise ForwardError(
+            f"{asked} differs from the {had} Phases 2–3 in {checkpoint_dir} found the playbook's patterns with "
+            "(flag or EDGEFINDER_* setting); rerun them with it (`markets run` without --forward-pass, or add "
+            "--fresh) or drop it")
+    return recorded
 
 
 def _entry_timeframe(hierarchy: list[str], wanted: str) -> str:
@@ -617,7 +657,7 @@ def _print_block(console: Console, title: str, b: dict) -> None:
 
 
 def _fingerprint(data_dir: Path, ckpt: Path, hierarchy: list[str], cfg: ForwardConfig,
-                 train_until: int | None, regret_tf: str) -> str:
+                 train_until: int | None, regret_tf: str, physics: PhysicsConfig) -> str:
     files = []
     for tf in list(hierarchy) + [regret_tf]:
         for p in atlas.month_files(data_dir, tf):
@@ -625,7 +665,7 @@ def _fingerprint(data_dir: Path, ckpt: Path, hierarchy: list[str], cfg: ForwardC
             files.append([tf, p.name, s.st_size, s.st_mtime_ns])
     doc = {"files": files, "hierarchy": hierarchy, "config": dataclasses.asdict(cfg),
            "train_until": train_until, "library": _file_digest(ckpt / "pattern_library.pkl"),
-           "scaler": _file_digest(ckpt / "clustering_scaler.pkl")}
+           "scaler": _file_digest(ckpt / "clustering_scaler.pkl"), "physics": dataclasses.asdict(physics)}
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -658,6 +698,7 @@ def run_forward_pass(
     max_sessions: int | None = None,
     on_session: Callable[[int, dict], None] | None = None,
     day_lines: bool = True,
+    physics: PhysicsConfig | Mapping[str, float] | None = None,
 ) -> ForwardResult:
     """Phase 4 (Task B) over every session of the ATLAS at ``data_dir``; see the module doc.
 
@@ -676,6 +717,9 @@ def run_forward_pass(
         max_sessions: stop after processing this many sessions in this call (the journal keeps them;
             a later call resumes). ``on_session(index, record)`` is called after each checkpoint.
         day_lines: print one summary line per session (the seed's day summary).
+        physics: thresholds the caller asked for explicitly (``PhysicsConfig`` or a mapping of
+            some of them); the cascade uses the ones Phase 2 recorded and refuses differing ones
+            (:func:`resolve_physics`). None: the recorded ones.
     """
     from edgefinder.markets.orchestrator import resolve_train_until
 
@@ -712,7 +756,8 @@ def run_forward_pass(
     lap("load")
     hierarchy = resolve_hierarchy(data_dir, ckpt, timeframes)
     check_against_training(ckpt, t_until, hierarchy)
-    scanner = FractalCascadeScanner(hierarchy, cfg.entry_timeframe)
+    phys = resolve_physics(ckpt, physics)
+    scanner = FractalCascadeScanner(hierarchy, cfg.entry_timeframe, phys)
     entry_tf = scanner.entry_timeframe
     entry_s = float(atlas.TIMEFRAMES[entry_tf])
     regret_tf = _regret_timeframe(data_dir, entry_tf)
@@ -775,7 +820,7 @@ def run_forward_pass(
     analyzer = BatchRegretAnalyzer(inst, RegretConfig(lookahead_bars=cfg.regret_lookahead_bars), int(r_s))
 
     # ---- resume from the journal
-    fp = _fingerprint(data_dir, ckpt, scanner.timeframes, cfg, t_until, regret_tf)
+    fp = _fingerprint(data_dir, ckpt, scanner.timeframes, cfg, t_until, regret_tf, phys)
     jpath = ckpt / JOURNAL
     if fresh:
         for name in PHASE4_FILES:
@@ -942,7 +987,7 @@ def run_forward_pass(
         "sessions_total": n_sessions, "sessions_processed": len(day_records),
         "entry_timeframe": entry_tf, "timeframes": scanner.timeframes, "regret_timeframe": regret_tf,
         "train_until": t_until, "config": dataclasses.asdict(cfg), "instrument": dataclasses.asdict(inst),
-        "bars_entry_timeframe": n_bars, "gates": gates,
+        "physics": dataclasses.asdict(phys), "bars_entry_timeframe": n_bars, "gates": gates,
         "units": {"pnl": "dollars per contract, net of commission and slippage",
                   "sharpe_per_trade": "mean/std of trade PnL", "times": "epoch seconds (bar time)"},
     }

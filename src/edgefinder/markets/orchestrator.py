@@ -248,6 +248,10 @@ class Orchestrator:
         dashboard: Rich Live dashboard when stdout is a terminal; progress bars otherwise.
         console: Rich console for all output (default: a new stdout console).
         instrument: futures symbol for PnL and costs (default MNQ).
+        physics: the physics thresholds of Phase 2 (``PhysicsConfig``; default the built-in
+            ones). They are part of Phase 2's fingerprint and recorded in ``state.json``
+            (``phases.discovery.physics``); a forward pass reuses the recorded ones and refuses
+            a ``physics`` given here that differs from them.
     """
 
     def __init__(
@@ -261,8 +265,10 @@ class Orchestrator:
         dashboard: bool = True,
         console: Console | None = None,
         instrument: str = "MNQ",
+        physics: Any = None,
     ) -> None:
         from edgefinder.markets.instruments import get_instrument
+        from edgefinder.markets.physics import PhysicsConfig
 
         self.data_dir = Path(data_dir)
         self.checkpoint_dir = Path(checkpoint_dir)
@@ -278,6 +284,9 @@ class Orchestrator:
         self.dashboard = bool(dashboard)
         self.console = console or Console()
         self.instrument = get_instrument(instrument)
+        #: as given (None = nothing asked): what a forward pass on an existing playbook must match
+        self.physics_requested: PhysicsConfig | None = physics
+        self.physics: PhysicsConfig = physics if physics is not None else PhysicsConfig()
         # Filled by the phases (or loaded from checkpoints).
         self.timeframes: list[str] = []
         self.manifest: list[Any] | None = None
@@ -321,7 +330,6 @@ class Orchestrator:
     # ------------------------------------------------------------------ validation + fingerprint
     def _validate_inputs(self) -> None:
         from edgefinder.markets.discovery import DiscoveryError, FractalDiscoveryAgent
-        from edgefinder.markets.physics import PhysicsConfig
 
         if not self.data_dir.is_dir():
             raise PipelineError(f"data directory not found: {self.data_dir}")
@@ -329,7 +337,7 @@ class Orchestrator:
             self.timeframes = FractalDiscoveryAgent().resolve_timeframes(self.data_dir, self.timeframes_requested)
         except DiscoveryError as exc:
             raise PipelineError(f"{exc} (expected {self.data_dir}/{{tf}}/YYYY_MM.parquet)") from None
-        rp = PhysicsConfig().rp
+        rp = self.physics.rp
         top = self.timeframes[0]
         n_top = len(atlas.read_bars(self.data_dir, top, None, self.train_until))
         if n_top < rp:
@@ -342,8 +350,6 @@ class Orchestrator:
         self.summary.train_until = self.train_until
 
     def _fingerprints(self) -> dict[str, str]:
-        from edgefinder.markets.physics import PhysicsConfig
-
         files = []
         for tf in self.timeframes:
             for p in atlas.month_files(self.data_dir, tf):
@@ -353,7 +359,7 @@ class Orchestrator:
 
         base = {"version": __version__, "files": files, "timeframes": self.timeframes,
                 "train_until": self.train_until,
-                "physics": dataclasses.asdict(PhysicsConfig())}
+                "physics": dataclasses.asdict(self.physics)}
         keys = {}
         parts: dict[str, Any] = {"discovery": base}
         parts["clustering"] = {"prev": None, "seed": self.seed}
@@ -411,12 +417,14 @@ class Orchestrator:
         from edgefinder.markets.discovery import FractalDiscoveryAgent, manifest_summary, save_manifest
 
         disp.start_phase("discovery", total=len(self.timeframes))
-        agent = FractalDiscoveryAgent()
+        agent = FractalDiscoveryAgent(self.physics)
         manifest = agent.scan_atlas_topdown(self.data_dir, self.timeframes, None, self.train_until,
                                             on_level=disp.on_level)
         save_manifest(manifest, self.path("manifest.parquet"))
         self.manifest = manifest
+        # physics: the forward pass replays the playbook with exactly these (forward.resolve_physics)
         info = {"patterns": len(manifest), "timeframes": list(self.timeframes), "train_until": self.train_until,
+                "physics": dataclasses.asdict(self.physics),
                 "levels": agent.level_stats,
                 "summary": manifest_summary(manifest)}
         self._apply_discovery_info(info)
@@ -517,7 +525,10 @@ class Orchestrator:
         checkpoints, ``train_until`` and hierarchy (the one discovery used; see ``state.json``).
 
         ``config`` is a :class:`~edgefinder.markets.forward.ForwardConfig` (gates, entry timeframe);
-        its instrument defaults to the orchestrator's. Returns a ``ForwardResult``.
+        its instrument defaults to the orchestrator's. The physics thresholds are the ones Phase 2
+        recorded; a ``physics`` given to the constructor (or as ``physics=`` here: a
+        ``PhysicsConfig`` or a mapping of the thresholds the user asked for) must equal them.
+        Returns a ``ForwardResult``.
         """
         from edgefinder.markets.forward import ForwardConfig, run_forward_pass
 
@@ -525,6 +536,7 @@ class Orchestrator:
         # The hierarchy discovery used: this run's (after run()), else an explicit --timeframes,
         # else forward.resolve_hierarchy reads it from state.json.
         tfs = self.timeframes or self.timeframes_requested
+        kwargs.setdefault("physics", self.physics_requested)
         return run_forward_pass(self.data_dir, self.checkpoint_dir, cfg, self.train_until,
                                 timeframes=tfs, console=self.console, fresh=fresh,
                                 max_sessions=max_sessions, day_lines=day_lines, **kwargs)

@@ -28,6 +28,7 @@ import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -60,6 +61,25 @@ class PhysicsConfig:
     def __post_init__(self) -> None:
         if self.rp < 3:
             raise ValueError(f"PhysicsConfig.rp must be at least 3 bars (RSS / (rp - 2)), got {self.rp}")
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: float | None) -> PhysicsConfig:
+        """The thresholds of ``settings`` (``EDGEFINDER_SNAP_Z`` …), each replaced by an override
+        that is not None (a CLI flag); ``rp`` and ``sigma_floor`` keep their defaults."""
+        unknown = set(overrides) - set(THRESHOLDS)
+        if unknown:
+            raise TypeError(f"not a physics threshold: {', '.join(sorted(unknown))}")
+        vals = {k: getattr(settings, k) for k in THRESHOLDS}
+        vals.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**{k: float(v) for k, v in vals.items()})
+
+    def thresholds(self) -> dict[str, float]:
+        """The four pattern thresholds (what ``state.json`` records for the forward pass)."""
+        return {k: float(getattr(self, k)) for k in THRESHOLDS}
+
+
+#: The pattern thresholds that are user settings (``Settings`` fields, ``markets run`` flags).
+THRESHOLDS: tuple[str, ...] = ("snap_z", "snap_velocity", "drive_momentum", "drive_coherence")
 
 
 _BLOCK = 64  # bars between exact re-seeds of the rolling window sums (bounds |close - ref|)
