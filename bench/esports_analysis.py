@@ -16,27 +16,8 @@ import os
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
-
-
-def _fresh_pg(admin_url: str) -> tuple[str, callable]:  # type: ignore[valid-type]
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(admin_url)
-    name = f"ef_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(
-        parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return parsed.set(database=name).render_as_string(hide_password=False), drop
 
 
 def main() -> None:
@@ -59,14 +40,14 @@ def main() -> None:
     units = sim.units
     keys = units[["match_id", "round_no"]].drop_duplicates().head(args.rounds)
     units = units.merge(keys, on=["match_id", "round_no"])
-    drop = None
-    tmp = None
-    if args.pg_admin:
-        url, drop = _fresh_pg(args.pg_admin)
-    else:
-        tmp = tempfile.TemporaryDirectory()
-        url = f"sqlite:///{Path(tmp.name, 'bench.sqlite3').as_posix()}"
-    try:
+    from edgefinder.store.engine import temporary_database
+
+    with ExitStack() as stack:
+        if args.pg_admin:
+            url = stack.enter_context(temporary_database(args.pg_admin, f"ef_bench_{uuid.uuid4().hex[:8]}"))
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory())
+            url = f"sqlite:///{Path(tmp, 'bench.sqlite3').as_posix()}"
         upgrade(url)
         engine = make_engine(url)
         counts = load_units(engine, units, seed=args.seed)
@@ -99,11 +80,6 @@ def main() -> None:
               f"wall (CPU median {sorted(cpus)[len(cpus) // 2]:.2f} s) on {os.cpu_count()} cores, "
               f"load average {os.getloadavg()[0]:.1f}; goal <= 10 s")  # fmt: skip
         engine.dispose()
-    finally:
-        if drop:
-            drop()
-        if tmp:
-            tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -20,11 +20,11 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import redis
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 
 def _cpu_times() -> list[int]:
@@ -52,6 +52,7 @@ def main() -> None:
 
     from edgefinder.esports.simulate import simulate, write_simulation
     from edgefinder.esports.sources import publish
+    from edgefinder.store.engine import make_engine, temporary_database
 
     tag = f"ef_bench_{uuid.uuid4().hex[:8]}"
     prefix = f"{tag}:"
@@ -64,11 +65,8 @@ def main() -> None:
     t_sim = time.perf_counter() - t0
     n_events = len(sim.lines)
 
-    admin_url = make_url(args.pg_admin).set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{tag}"'))
-    db_url = make_url(args.pg_admin).set(database=tag).render_as_string(hide_password=False)
+    database = ExitStack()
+    db_url = database.enter_context(temporary_database(args.pg_admin, tag))
     client = redis.Redis.from_url(args.redis_url)
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +103,7 @@ def main() -> None:
         if proc.returncode != 0:
             sys.stderr.write(proc.stdout + proc.stderr)
             raise SystemExit(f"ingest failed with exit code {proc.returncode}")
-        eng = create_engine(make_url(db_url).set(drivername="postgresql+psycopg"))
+        eng = make_engine(db_url)
         with eng.connect() as conn:
             n_raw = conn.execute(text("SELECT count(*) FROM raw_events")).scalar_one()
             n_micro = conn.execute(text("SELECT count(*) FROM micro_actions")).scalar_one()
@@ -126,9 +124,7 @@ def main() -> None:
         for key in client.scan_iter(match=prefix + "*", count=1000):
             client.delete(key)
         client.close()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{tag}" WITH (FORCE)'))
-        admin.dispose()
+        database.close()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -28,26 +29,14 @@ def _unavailable(what: str, exc: BaseException) -> None:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of a fresh Postgres database, created for this session and dropped after it."""
-    from sqlalchemy import create_engine, text
+    from edgefinder.store.engine import temporary_database
 
-    admin = create_engine(
-        PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1),
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
-    )
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{SESSION_TAG}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure means "server not usable"
-        admin.dispose()
-        _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{SESSION_TAG}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{SESSION_TAG}" WITH (FORCE)'))
-        admin.dispose()
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(temporary_database(PG_ADMIN_URL, SESSION_TAG))
+        except Exception as exc:  # noqa: BLE001 - any failure means "server not usable"
+            _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
+        yield url
 
 
 @pytest.fixture(scope="session")

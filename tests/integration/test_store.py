@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, select
 
-from edgefinder.store.engine import make_engine
+from edgefinder.store.engine import make_engine, temporary_database
 from edgefinder.store.migrate import SQL_FILE_NAME, current_revision, render_sql, upgrade
 from edgefinder.store.tables import dead_letters, metadata, rounds
 
@@ -85,17 +85,10 @@ def test_committed_sql_file_runs_in_postgres(pg_url: str) -> None:
     import psycopg
 
     sql = (REPO / "migrations" / SQL_FILE_NAME).read_text()
-    base, _ = pg_url.rsplit("/", 1)
-    name = pg_url.rsplit("/", 1)[1] + "_sqlfile"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
+    with temporary_database(pg_url, pg_url.rsplit("/", 1)[1] + "_sqlfile") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql)
             tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
             version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-        assert set(metadata.tables) <= tables
-        assert version == _head()
-    finally:
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert set(metadata.tables) <= tables
+    assert version == _head()

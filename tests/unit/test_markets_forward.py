@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from edgefinder.markets._io import atomic_pickle, atomic_write_text, jsonable
+from edgefinder.jsonsafe import jsonable
+from edgefinder.markets._io import atomic_pickle, atomic_write_text
 from edgefinder.markets.forward import ForwardError, _print_block, check_against_training
 
 TRAINED_UNTIL = 1_709_247_600  # 2024-02-29 23:00 UTC: start of the CME session ending 2024-03-01

@@ -60,6 +60,7 @@ from threadpoolctl import threadpool_limits
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
+from edgefinder.jsonsafe import jsonable
 from edgefinder.esports.aggregate import (
     BINARY_OUTCOMES,
     COUNT_FEATURES,
@@ -176,22 +177,6 @@ def _finite(v: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return f if math.isfinite(f) else None
-
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return _finite(obj)
-    if isinstance(obj, pd.DataFrame):
-        return {str(i): _clean(r) for i, r in obj.to_dict(orient="index").items()}
-    return obj
 
 
 def _kind(feature: str) -> str:
@@ -444,7 +429,7 @@ def compute_results(
     # correlation_results has a purpose column but no disclaimer column: each stored row carries the
     # disclaimer in its details, so a row read on its own (SQL, export) still says what it is for.
     out["details"] = [
-        _clean({**d, "bh_family_size": m, "purpose": PURPOSE, "disclaimer": DISCLAIMER}) for d in out["details"]
+        jsonable({**d, "bh_family_size": m, "purpose": PURPOSE, "disclaimer": DISCLAIMER}) for d in out["details"]
     ]
     return out.loc[:, [*RESULT_COLUMNS, "purpose"]]
 
@@ -588,7 +573,7 @@ def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows:
                 duration_s=duration,
                 n_rows=n_rows,
                 n_tests=n_tests,
-                summary=_clean(summary),
+                summary=jsonable(summary),
                 error=error,
             )
         )

@@ -1,4 +1,4 @@
-"""Small file helpers shared by the markets checkpoints: atomic writes and JSON-ready values.
+"""Small file helpers shared by the markets checkpoints: atomic writes and checked unpickling.
 
 One implementation instead of a copy per phase module. Atomic = temp file in the same directory,
 fsync, ``os.replace``: a killed run leaves the old file or the new one, never half of one.
@@ -6,14 +6,12 @@ fsync, ``os.replace``: a killed run leaves the old file or the new one, never ha
 
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 
 def _umask_mode() -> int:
@@ -49,24 +47,6 @@ def atomic_pickle(obj: object, path: str | Path) -> Path:
 def atomic_write_text(text: str, path: str | Path) -> Path:
     """Write UTF-8 text atomically."""
     return atomic_write_bytes(text.encode("utf-8"), path)
-
-
-def jsonable(v: Any) -> Any:
-    """JSON-ready copy: dict keys to str, tuples/arrays to lists, numpy scalars to Python, NaN/inf to None."""
-    if isinstance(v, dict):
-        return {str(k): jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [jsonable(x) for x in v]
-    if isinstance(v, np.ndarray):
-        return [jsonable(x) for x in v.tolist()]
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return f if math.isfinite(f) else None
-    return v
 
 
 def read_pickle(path: Path, error: type[Exception], missing: str) -> Any:

@@ -65,7 +65,8 @@ from rich.console import Console
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets import atlas
-from edgefinder.markets._io import jsonable, read_pickle
+from edgefinder.jsonsafe import jsonable
+from edgefinder.markets._io import read_pickle
 from edgefinder.markets.brain import BayesianBrain, TradeOutcome, atomic_write_text, trades_frame
 from edgefinder.markets.discovery import (
     CHILD_WINDOW_BARS,

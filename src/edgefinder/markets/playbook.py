@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from edgefinder.markets import atlas
-from edgefinder.markets._io import atomic_pickle, atomic_write_text, jsonable
+from edgefinder.jsonsafe import jsonable
+from edgefinder.markets._io import atomic_pickle, atomic_write_text
 from edgefinder.markets.exits import ExitParams, simulate_exits
 from edgefinder.markets.instruments import Instrument, get_instrument
 

@@ -57,7 +57,8 @@ from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
-from edgefinder.markets._io import atomic_pickle, atomic_write_text, jsonable, read_pickle
+from edgefinder.jsonsafe import jsonable
+from edgefinder.markets._io import atomic_pickle, atomic_write_text, read_pickle
 from edgefinder.markets.brain import BayesianBrain, trades_frame
 from edgefinder.stats.multiple import multiple_test_correction
 from edgefinder.stats.performance import (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -63,3 +65,27 @@ def check_connection(engine: Engine) -> None:
         where = engine.url.render_as_string(hide_password=True)
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
         raise ConnectionFailed(f"cannot connect to database {where}: {reason}") from exc
+
+
+@contextmanager
+def temporary_database(server_url: str, name: str) -> Iterator[str]:
+    """Create the Postgres database ``name`` on the server of ``server_url`` and drop it afterwards.
+
+    Yields the new database's URL (``server_url`` with its database replaced). The drop uses
+    ``WITH (FORCE)`` so that connections a test or benchmark left open do not keep it alive.
+    For tests and benchmarks: each run gets a database of its own.
+    """
+    parsed = make_url(server_url)
+    admin = create_engine(
+        normalize_url(server_url), isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield parsed.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
