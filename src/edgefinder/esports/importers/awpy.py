@@ -80,7 +80,11 @@ def _read(path: Path) -> pd.DataFrame:
         if path.name.lower().endswith((".parquet", ".pq")):
             df = pd.read_parquet(path)
         else:
-            df = pd.read_csv(path, keep_default_na=True, na_values=["NULL"], low_memory=False)
+            # 17-digit steam ids do not survive float64 (a column with a missing id would be read as
+            # float): id columns are read as text
+            header = pd.read_csv(path, nrows=0).columns
+            ids = {c: str for c in header if "steam" in c.lower()}
+            df = pd.read_csv(path, keep_default_na=True, na_values=["NULL"], low_memory=False, dtype=ids)
     except Exception as exc:  # noqa: BLE001 - any reader failure is one line naming the file
         raise MalformedSource(f"{path}: malformed table ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
     return df.rename(columns={k: v for k, v in ALIASES.items() if k in df.columns and v not in df.columns})
