@@ -349,6 +349,15 @@ def _read_dbn(path: Path) -> pd.DataFrame:
     if records is None:
         raise AtlasError(f"{path}: DBN schema {schema!r} is not supported (use trades or "
                          f"{', '.join(DBN_OHLCV_SECONDS)})")  # fmt: skip
+    # databento stops silently at a cut-off last record; the records' own lengths (in 4-byte
+    # words, DBN header) must add up to the bytes after the metadata block
+    reader = store.reader
+    head = reader.read(8)
+    body = sum(len(chunk) for chunk in iter(lambda: reader.read(1 << 20), b""))
+    body -= int.from_bytes(head[4:8], "little")
+    expected = int(records["length"].astype(np.int64).sum()) * 4 if len(records) else 0
+    if body != expected:
+        raise AtlasError(f"{path}: truncated DBN file ({body - expected} bytes after the last whole record)")
     ids = np.unique(records["instrument_id"])
     if ids.size > 1:
         raise AtlasError(f"{path}: holds {ids.size} instruments (ids {', '.join(map(str, ids[:5]))}"
