@@ -47,9 +47,9 @@ def _opening_kill_share(folder: Path) -> tuple[int, int]:
         winner = {r["number"]: r["winningTeamNumber"] for r in m["rounds"]}
         first: dict[int, dict] = {}
         for e in doc["matches"]["matchDetails"]["events"]:
-            if e["eventType"] == "kill" and (e["roundNumber"] not in first
-                                             or e["roundTimeMillis"] < first[e["roundNumber"]]["roundTimeMillis"]):  # fmt: skip
-                first[e["roundNumber"]] = e
+            rn = e["roundNumber"]
+            if e["eventType"] == "kill" and (rn not in first or e["roundTimeMillis"] < first[rn]["roundTimeMillis"]):
+                first[rn] = e
         total += len(first)
         won += sum(team[e["playerId"]] == winner[r] for r, e in first.items())
     return won, total

@@ -27,7 +27,12 @@ def _events(builders, event_type: str | None = None) -> list[CanonicalEvent]:
 
 
 def _signals(builders, intent: str | None = None) -> list[MotionSignal]:
-    return [e for b in builders for e in b.items if isinstance(e, MotionSignal) and (intent is None or e.intent == intent)]
+    return [e for b in builders for e in b.items
+            if isinstance(e, MotionSignal) and (intent is None or e.intent == intent)]  # fmt: skip
+
+
+def _round_event(builder, event_type: str, round_no: int) -> CanonicalEvent:
+    return next(e for e in _events([builder], event_type) if e.payload.round_no == round_no)
 
 
 # ------------------------------------------------------------------------------------ rib.gg
@@ -73,14 +78,14 @@ def test_ribgg_spot_checks_against_the_json(ribgg, raw_valorant) -> None:
     assert start.payload.map == "Haven" and [t.team_id for t in start.payload.teams] == ["Fnatic", "KRÜ Esports"]
     assert sorted(len(t.players) for t in start.payload.teams) == [5, 5]
     # round 3: Fnatic (team 1) attacked and won by the bomb, tiers 4 and 3
-    r3 = next(e for e in b.items if isinstance(e, CanonicalEvent) and e.event_type == "ROUND_START" and e.payload.round_no == 3)
+    r3 = _round_event(b, "ROUND_START", 3)
     fn, kru = r3.payload.teams
     assert (fn.side, kru.side) == ("attack", "defense") and (fn.buy_tier, kru.buy_tier) == (3, 2)
     team = {p["playerId"]: p["teamNumber"] for p in m["players"]}
     econ = [e for e in doc["matches"]["matchDetails"]["economies"] if e["roundNumber"] == 3]
     assert fn.loadout_value == sum(e["loadoutValue"] for e in econ if team[e["playerId"]] == 1)
     assert kru.bank == sum(e["remainingCreds"] + e["spentCreds"] for e in econ if team[e["playerId"]] == 2)
-    end3 = next(e for e in b.items if isinstance(e, CanonicalEvent) and e.event_type == "ROUND_END" and e.payload.round_no == 3)
+    end3 = _round_event(b, "ROUND_END", 3)
     assert end3.payload.winner == "Fnatic" and end3.payload.win_reason == "bomb"
     # the first kill of round 1: 2532 killed 2011 at 19.563 s into the round
     k = next(e for e in b.items if isinstance(e, CanonicalEvent) and e.event_type == "KILL" and e.payload.round_no == 1)
@@ -91,7 +96,8 @@ def test_ribgg_spot_checks_against_the_json(ribgg, raw_valorant) -> None:
     assert len(bomb) == 1 and bomb[0].payload.killer is None
     # every map's score is the source's
     end = next(e for e in b.items if isinstance(e, CanonicalEvent) and e.event_type == "MATCH_END")
-    assert end.payload.score == {"Fnatic": m["team1Score"], "KRÜ Esports": m["team2Score"]} == {"Fnatic": 13, "KRÜ Esports": 5}
+    assert end.payload.score == {"Fnatic": m["team1Score"], "KRÜ Esports": m["team2Score"]}
+    assert end.payload.score == {"Fnatic": 13, "KRÜ Esports": 5} and end.payload.winner == "Fnatic"
 
 
 def test_ribgg_time_line_keeps_rounds_apart(ribgg) -> None:
@@ -125,8 +131,10 @@ def test_ribgg_derived_signals_follow_their_rules(ribgg, raw_valorant) -> None:
         for evs in by_round.values():
             evs.sort(key=lambda e: e["roundTimeMillis"])
             for i, e in enumerate(evs):
-                if any(p["playerId"] == e["referencePlayerId"] and team[p["referencePlayerId"]] == team[e["playerId"]]
-                       and (e["roundTimeMillis"] - p["roundTimeMillis"]) / 1000 <= TRADE_WINDOW_S for p in evs[:i]):  # fmt: skip
+                if any(p["playerId"] == e["referencePlayerId"]
+                       and team[p["referencePlayerId"]] == team[e["playerId"]]
+                       and (e["roundTimeMillis"] - p["roundTimeMillis"]) / 1000 <= TRADE_WINDOW_S
+                       for p in evs[:i]):  # fmt: skip
                     trades += 1
     assert counts["engage"] == kills + assists and counts["trade"] == trades
     # the artifact points at a kill row of the file named in it
@@ -173,8 +181,9 @@ def test_awpy_counts(awpy, eg_dir: Path) -> None:
     assert sides == {"defense": 78, "attack": 54}
     assert Counter(e.payload.win_reason for e in ends) == {"elimination": 90, "defuse": 23, "bomb": 14, "time": 5}
     maps = sorted((e.match_id, e.payload.map) for e in _events(builders, "MATCH_START"))
-    assert maps == [("awpy-2hwmhm2w-1", "de_inferno"), ("awpy-2hwmhm2w-2", "de_ancient"), ("awpy-2hwmhm2w-3", "de_nuke"),
-                    ("awpy-2x7q7fae-1", "de_ancient"), ("awpy-3z6hw9ra-1", "de_ancient")]  # fmt: skip
+    assert maps == [("awpy-2hwmhm2w-1", "de_inferno"), ("awpy-2hwmhm2w-2", "de_ancient"),
+                    ("awpy-2hwmhm2w-3", "de_nuke"), ("awpy-2x7q7fae-1", "de_ancient"),
+                    ("awpy-3z6hw9ra-1", "de_ancient")]  # fmt: skip
 
 
 def test_awpy_spot_checks_against_the_tables(awpy, eg_dir: Path) -> None:
@@ -234,11 +243,13 @@ def test_awpy_2x_column_names_give_the_same_events(eg_dir: Path, tmp_path: Path)
         df.rename(columns={c: back[c] for c in df.columns if c in back}).to_parquet(
             tmp_path / renames.get(name, name).replace(".csv", ".parquet"))
     new, _ = import_files("awpy", [tmp_path])
-    old, _ = import_files("awpy", [eg_dir / n for n in ("game_round.csv", "kills.csv", "bomb_events.csv", "damage.csv")])
+    tables = ("game_round.csv", "kills.csv", "bomb_events.csv", "damage.csv")
+    old, _ = import_files("awpy", [eg_dir / n for n in tables])
     def strip(builders) -> list[str]:
         # ids and artifacts name the source files, which differ; everything else must be equal
         drop = {"event_id", "signal_id", "artifact_url"}
-        return sorted(json.dumps(e.model_dump(mode="json", exclude=drop), sort_keys=True) for b in builders for e in b.items)
+        dumps = (e.model_dump(mode="json", exclude=drop) for b in builders for e in b.items)
+        return sorted(json.dumps(d, sort_keys=True) for d in dumps)
 
     a, c = strip(new), strip(old)
     assert len(a) == len(c) > 3000 and a == c
@@ -306,7 +317,8 @@ def test_a_bad_row_is_reported_and_skipped_not_dropped(valorant_dir: Path, tmp_p
     path = tmp_path / "25345-edited.json"
     path.write_text(json.dumps(doc))
     builders, report = import_files("ribgg", [path])
-    assert sorted((s.source, s.row) for s in report.skipped) == [(path.name, f"events[{kill}]"), (path.name, f"events[{kill + 1}]")]
+    want = [(path.name, f"events[{kill}]"), (path.name, f"events[{kill + 1}]")]
+    assert sorted((s.source, s.row) for s in report.skipped) == want
     assert any("unknown player" in s.reason for s in report.skipped)
     _, original = import_files("ribgg", [valorant_dir / "25345.json.gz"])
     # everything else is still there

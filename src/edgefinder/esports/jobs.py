@@ -309,7 +309,8 @@ def _covariate_rows(df: pd.DataFrame, params: JobParams) -> list[dict[str, Any]]
     covs = ["side"] if frame["side"].notna().any() and frame["side"].nunique() > 1 else []
     base = {"kind": "covariate", "unit": "dollars (game currency), own minus opponent's loadout at round start",
             "population": "team-rounds with both loadouts recorded"}  # fmt: skip
-    r = point_biserial(frame["loadout_advantage"].to_numpy(), frame["round_win"].to_numpy(), min_group_n=params.min_group_n)
+    r = point_biserial(frame["loadout_advantage"].to_numpy(), frame["round_win"].to_numpy(),
+                       min_group_n=params.min_group_n)
     rows = [_row("loadout_advantage", "round_win", "point_biserial", r.n, r.r, r.r, (r.ci_low, r.ci_high), r.p_value,
                  r.exploratory, r.direction, {**base, "reason": r.reason})]  # fmt: skip
     z, sd = _zscore(frame["loadout_advantage"])

@@ -37,6 +37,9 @@ from typing import Any
 import pandas as pd
 
 from edgefinder.esports.importers.common import ImportReport, MalformedSource, MatchBuilder, expand_paths
+from edgefinder.esports.importers.common import cell_number as _num
+from edgefinder.esports.importers.common import cell_text as _s
+from edgefinder.esports.importers.common import match_winner
 from edgefinder.esports.importers.motion import area_move
 
 DEFAULT_TICK_RATE = 128.0
@@ -97,14 +100,6 @@ def _table_name(path: Path) -> str | None:
     return TABLES.get(stem)
 
 
-def _s(v: Any) -> str | None:
-    """A text cell, None for empty/NaN."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    text = str(v).strip()
-    return text or None
-
-
 def _steam(v: Any) -> str | None:
     text = _s(v)
     if text is None:
@@ -116,14 +111,6 @@ def _steam(v: Any) -> str | None:
 
 def _bool(v: Any) -> bool:
     return str(v).strip().lower() in ("true", "1", "t", "yes")
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def import_awpy(paths: list[str | Path], report: ImportReport | None = None, *,
@@ -170,10 +157,11 @@ def import_awpy(paths: list[str | Path], report: ImportReport | None = None, *,
 def _roster(tables: dict[str, pd.DataFrame]) -> dict[str, str]:
     """steam id -> team name, by the most frequent pairing over every table."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for name, pid_col, team_col in (("kills", "attacker_steam_id", "attacker_team"), ("bomb", "player_steam_id", "player_team"),
-                                    ("damage", "attacker_steam_id", "attacker_team"), ("flash", "attacker_steam_id", "attacker_team"),
-                                    ("flash", "player_steam_id", "player_team"), ("nades", "thrower_steam_id", "thrower_team")):  # fmt: skip
+    pairs = (("kills", "attacker"), ("bomb", "player"), ("damage", "attacker"), ("flash", "attacker"),
+             ("flash", "player"), ("nades", "thrower"))
+    for name, who in pairs:
         df = tables.get(name)
+        pid_col, team_col = f"{who}_steam_id", f"{who}_team"
         if df is None or pid_col not in df.columns or team_col not in df.columns:
             continue
         for pid, team in zip(df[pid_col], df[team_col], strict=True):
@@ -204,16 +192,18 @@ def _build(match: str, series: Any, rounds: pd.DataFrame, tables: dict[str, pd.D
     score: dict[str, int] = defaultdict(int)
     for r in rounds.to_dict(orient="records"):
         row = f"{r['_src']}[{r['_row']}]"
-        rn, t_team, ct_team, winner = _num(r.get("round_num")), _s(r.get("t_team")), _s(r.get("ct_team")), _s(r.get("winning_team"))
+        rn, winner = _num(r.get("round_num")), _s(r.get("winning_team"))
+        t_team, ct_team = _s(r.get("t_team")), _s(r.get("ct_team"))
         t0, t1 = ts(r.get("start_tick")), ts(r.get("end_tick"))
         if rn is None or not t_team or not ct_team or winner not in (t_team, ct_team) or t0 is None or t1 is None:
             report.skip(src, r["_row"], "round without number, both teams, a winner of them, or start/end ticks")
             continue
         n = int(rn)
         tiers = {side: BUY_TYPES.get(str(_s(r.get(f"{side}_buy_type")) or "").lower()) for side in ("t", "ct")}
-        payload = {"round_no": n, "teams": [
-            {"team_id": t_team, "side": "attack", "bank": None, "loadout_value": None, "buy_tier": tiers["t"]},
-            {"team_id": ct_team, "side": "defense", "bank": None, "loadout_value": None, "buy_tier": tiers["ct"]}]}  # fmt: skip
+        # the tables hold no money: bank and loadout_value stay null
+        sides = [{"team_id": t_team, "side": "attack", "buy_tier": tiers["t"]},
+                 {"team_id": ct_team, "side": "defense", "buy_tier": tiers["ct"]}]
+        payload = {"round_no": n, "teams": sides}
         if not b.event("ROUND_START", n, t0, payload, row=row):
             continue
         reason = REASONS.get(str(_s(r.get("round_end_reason")) or "").lower().replace(" ", ""))
@@ -221,11 +211,14 @@ def _build(match: str, series: Any, rounds: pd.DataFrame, tables: dict[str, pd.D
         score[winner] += 1
         info[n] = {"t": t_team, "ct": ct_team}
         report.rounds += 1
-    sightings: dict[tuple[int, str], list[tuple[float, str, str | None, float | None, float | None]]] = defaultdict(list)
+    Sighting = tuple[float, str, str | None, float | None, float | None]  # time, artifact, area, x, y
+    sightings: dict[tuple[int, str], list[Sighting]] = defaultdict(list)
 
-    def seen(n: int, pid: str | None, t: float, art: str, area: Any, x: Any, y: Any) -> None:
+    def seen(n: int, t: float, art: str, r: dict[str, Any], who: str) -> None:
+        pid = _steam(r.get(f"{who}_steam_id"))
         if pid:
-            sightings[(n, pid)].append((t, art, _s(area), _num(x), _num(y)))
+            sightings[(n, pid)].append((t, art, _s(r.get(f"{who}_area_name")), _num(r.get(f"{who}_x")),
+                                        _num(r.get(f"{who}_y"))))  # fmt: skip
 
     def round_of(r: dict[str, Any], what: str) -> tuple[int, float, str] | None:
         n = _num(r.get("round_num"))
@@ -240,12 +233,14 @@ def _build(match: str, series: Any, rounds: pd.DataFrame, tables: dict[str, pd.D
         if got is None:
             continue
         n, t, art = got
-        killer, victim, kteam = _steam(r.get("attacker_steam_id")), _steam(r.get("victim_steam_id")), _s(r.get("attacker_team"))
+        killer, victim = _steam(r.get("attacker_steam_id")), _steam(r.get("victim_steam_id"))
+        kteam = _s(r.get("attacker_team"))
         if victim is None:
             report.skip(r["_src"], r["_row"], "kill without a victim")
             continue
         side = _SIDES.get(str(_s(r.get("attacker_side")) or "").lower())
-        teamkill = _bool(r.get("is_teamkill")) or (side is not None and _SIDES.get(str(_s(r.get("victim_side")) or "").lower()) == side)
+        vside = _SIDES.get(str(_s(r.get("victim_side")) or "").lower())
+        teamkill = _bool(r.get("is_teamkill")) or (side is not None and vside == side)
         if kteam is None or killer is None:
             vteam = roster.get(victim)
             killer = kteam = None
@@ -253,13 +248,13 @@ def _build(match: str, series: Any, rounds: pd.DataFrame, tables: dict[str, pd.D
             other = info[n]["ct"] if kteam == info[n]["t"] else info[n]["t"]
             vteam = kteam if teamkill else other
         payload = {"round_no": n, "killer": killer, "victim": victim, "killer_team": kteam, "victim_team": vteam,
-                   "weapon": _s(r.get("weapon")), "headshot": _bool(r.get("headshot")) if "headshot" in r else False}  # fmt: skip
+                   "weapon": _s(r.get("weapon")), "headshot": _bool(r.get("headshot", False))}  # fmt: skip
         if not b.event("KILL", f"{r['_src']}:{r['_row']}", t, payload, row=r["_row"], team=kteam, actor=killer):
             continue
-        seen(n, victim, t, art, r.get("victim_area_name"), r.get("victim_x"), r.get("victim_y"))
+        seen(n, t, art, r, "victim")
         if killer is None or teamkill:
             continue
-        seen(n, killer, t, art, r.get("attacker_area_name"), r.get("attacker_x"), r.get("attacker_y"))
+        seen(n, t, art, r, "attacker")
         b.signal("engage", f"kill{r['_row']}", t, player=killer, round_no=n, team=kteam, confidence=1.0, artifact=art,
                  features={"source": "kill", "weapon": str(_s(r.get("weapon")))})  # fmt: skip
         if _bool(r.get("is_trade")):
@@ -292,10 +287,10 @@ def _build(match: str, series: Any, rounds: pd.DataFrame, tables: dict[str, pd.D
         n, t, art = got
         att, vic = _steam(r.get("attacker_steam_id")), _steam(r.get("victim_steam_id"))
         ateam = _s(r.get("attacker_team"))
-        seen(n, vic, t, art, r.get("victim_area_name"), r.get("victim_x"), r.get("victim_y"))
+        seen(n, t, art, r, "victim")
         if att is None or ateam is None:
             continue  # world damage (fall, bomb): nobody engaged
-        seen(n, att, t, art, r.get("attacker_area_name"), r.get("attacker_x"), r.get("attacker_y"))
+        seen(n, t, art, r, "attacker")
         if vic is not None and roster.get(vic) != ateam:
             b.signal("engage", f"dmg{r['_row']}", t, player=att, round_no=n, team=ateam, confidence=0.9, artifact=art,
                      features={"source": "damage", "hp_damage": _num(r.get("hp_damage_taken")) or 0.0})  # fmt: skip
@@ -303,13 +298,13 @@ def _build(match: str, series: Any, rounds: pd.DataFrame, tables: dict[str, pd.D
         got = round_of(r, "flash")
         if got is not None:
             n, t, art = got
-            seen(n, _steam(r.get("attacker_steam_id")), t, art, r.get("attacker_area_name"), r.get("attacker_x"), r.get("attacker_y"))
-            seen(n, _steam(r.get("player_steam_id")), t, art, r.get("player_area_name"), r.get("player_x"), r.get("player_y"))
+            seen(n, t, art, r, "attacker")
+            seen(n, t, art, r, "player")
     for r in tables.get("nades", pd.DataFrame()).to_dict(orient="records"):
         got = round_of(r, "grenade")
         if got is not None:
             n, t, art = got
-            seen(n, _steam(r.get("thrower_steam_id")), t, art, r.get("thrower_area_name"), r.get("thrower_x"), r.get("thrower_y"))
+            seen(n, t, art, r, "thrower")
     for (n, pid), seq in sightings.items():
         seq.sort(key=lambda s: (s[0], s[1]))
         for a, c in zip(seq, seq[1:]):
@@ -318,10 +313,9 @@ def _build(match: str, series: Any, rounds: pd.DataFrame, tables: dict[str, pd.D
             mv = area_move(c[0] - a[0], math.dist((a[3], a[4]), (c[3], c[4])), a[2], c[2])  # type: ignore[arg-type]
             if mv is not None:
                 b.signal(mv.intent, f"{n}:{pid}:{c[1]}", c[0], player=pid, round_no=n, team=roster.get(pid),
-                         confidence=mv.confidence, artifact=f"{a[1]},{c[1]}", features={"source": "sightings", **mv.features})  # fmt: skip
+                         confidence=mv.confidence, artifact=f"{a[1]},{c[1]}",
+                         features={"source": "sightings", **mv.features})  # fmt: skip
     last = max((e.ts for e in b.items), default=0.0)
-    winner = max(score, key=lambda k: (score[k], k)) if score else None
-    b.event("MATCH_END", "0", last, {"winner": winner if winner and list(score.values()).count(score[winner]) == 1 else None,
-                                     "score": dict(score)})  # fmt: skip
+    b.event("MATCH_END", "0", last, {"winner": match_winner(score), "score": dict(score)})
     report.maps += 1
     return b

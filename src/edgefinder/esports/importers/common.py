@@ -11,8 +11,9 @@ raises :class:`MalformedSource`, whose message is one line naming the file.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -145,6 +146,30 @@ class MatchBuilder:
         return sorted(self.items, key=lambda e: e.ts)
 
 
+def cell_number(v: Any) -> float | None:
+    """A table cell as a finite float, else None (empty, NaN, text)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def cell_text(v: Any) -> str | None:
+    """A table cell as stripped text, None for empty or NaN."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return str(v).strip() or None
+
+
+def match_winner(score: dict[str, int]) -> str | None:
+    """The team with the most rounds won, None on a tie or without rounds."""
+    ranked = sorted(score.items(), key=lambda kv: -kv[1])
+    if not ranked or (len(ranked) > 1 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
 def to_json_line(ev: CanonicalEvent | MotionSignal) -> str:
     """One event as a JSONL line of the contract (no nulls the contract does not need)."""
     return json.dumps(ev.model_dump(mode="json", exclude_none=True), separators=(",", ":"), ensure_ascii=False)
@@ -169,15 +194,3 @@ def expand_paths(paths: Sequence[str | Path], suffixes: Iterable[str]) -> list[P
         else:
             raise MalformedSource(f"{p}: no such file or directory")
     return out
-
-
-def chunked(lines: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Lists of at most ``size`` lines."""
-    batch: list[str] = []
-    for line in lines:
-        batch.append(line)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

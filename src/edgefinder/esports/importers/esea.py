@@ -26,7 +26,6 @@ What becomes what (one map = one ``file`` value, match id ``esea-{file without .
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,9 @@ from typing import Any
 import pandas as pd
 
 from edgefinder.esports.importers.common import ImportReport, MalformedSource, MatchBuilder, expand_paths
+from edgefinder.esports.importers.common import cell_number as _num
+from edgefinder.esports.importers.common import cell_text as _s
+from edgefinder.esports.importers.common import match_winner
 
 SUFFIXES = (".csv", ".csv.gz")
 _KINDS = ("meta", "kills", "dmg", "grenades")
@@ -64,25 +66,12 @@ def _read(path: Path, kind: str) -> pd.DataFrame:
     return df
 
 
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _s(v: Any) -> str | None:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return None
-    return str(v).strip() or None
-
-
 def _true(v: Any) -> bool:
     return str(v).strip().upper() == "TRUE"
 
 
-def import_esea(paths: list[str | Path], report: ImportReport | None = None) -> tuple[list[MatchBuilder], ImportReport]:
+def import_esea(paths: list[str | Path],
+                report: ImportReport | None = None) -> tuple[list[MatchBuilder], ImportReport]:  # fmt: skip
     """Read ESEA CSVs (files or directories) into one builder per demo file."""
     report = report or ImportReport("esea")
     frames: dict[str, list[pd.DataFrame]] = defaultdict(list)
@@ -116,7 +105,8 @@ def _build(demo: str, meta: pd.DataFrame, tables: dict[str, pd.DataFrame], repor
                    | {t for col in ("att_team", "vic_team") for t in kills[col].map(_s) if t and t != "World"})
     if len(teams) != 2:
         raise MalformedSource(f"{src}: demo {demo!r} has {len(teams)} teams ({', '.join(teams)}), expected 2")
-    b.event("MATCH_START", "0", 0.0, {"map": _s(meta["map"].iloc[0]), "teams": [{"team_id": t, "players": []} for t in teams]})
+    rosters = [{"team_id": t, "players": []} for t in teams]
+    b.event("MATCH_START", "0", 0.0, {"map": _s(meta["map"].iloc[0]), "teams": rosters})
     rounds: dict[int, dict[str, Any]] = {}
     score: dict[str, int] = defaultdict(int)
     for r in meta.sort_values("round", kind="stable").to_dict(orient="records"):
@@ -182,8 +172,6 @@ def _build(demo: str, meta: pd.DataFrame, tables: dict[str, pd.DataFrame], repor
         b.event("ROUND_END", n, rd["t1"], {"round_no": n, "winner": rd["winner"], "win_reason": reason})
         score[rd["winner"]] += 1
     last = max((e.ts for e in b.items), default=0.0)
-    top = sorted(score.items(), key=lambda kv: -kv[1])
-    winner = top[0][0] if top and (len(top) == 1 or top[0][1] > top[1][1]) else None
-    b.event("MATCH_END", "0", last, {"winner": winner, "score": dict(score)})
+    b.event("MATCH_END", "0", last, {"winner": match_winner(score), "score": dict(score)})
     report.maps += 1
     return b

@@ -37,7 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from edgefinder.esports.importers.common import ImportReport, MalformedSource, MatchBuilder, expand_paths
+from edgefinder.esports.importers.common import (
+    UNKNOWN_WALL_CLOCK,
+    ImportReport,
+    MalformedSource,
+    MatchBuilder,
+    expand_paths,
+)
 from edgefinder.esports.importers.motion import TRADE_WINDOW_S, position_move
 
 #: Seconds of game time reserved per round (longer than any Valorant round with buy phase).
@@ -111,7 +117,8 @@ def _name(table: list[dict[str, Any]], key: Any) -> str | None:
     return None
 
 
-def import_ribgg(paths: list[str | Path], report: ImportReport | None = None) -> tuple[list[MatchBuilder], ImportReport]:
+def import_ribgg(paths: list[str | Path],
+                 report: ImportReport | None = None) -> tuple[list[MatchBuilder], ImportReport]:  # fmt: skip
     """Read rib.gg dumps (files or directories of ``*.json[.gz]``) into one builder per map."""
     report = report or ImportReport("ribgg")
     files = expand_paths(paths, SUFFIXES)
@@ -129,8 +136,6 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
     try:
         wall = datetime.fromisoformat(str(start).replace("Z", "+00:00"))
     except ValueError:
-        from edgefinder.esports.importers.common import UNKNOWN_WALL_CLOCK
-
         wall = UNKNOWN_WALL_CLOCK
     b = MatchBuilder(mid, report, m.path, wall)
     names = {n: str((m.series.get(f"team{n}") or {}).get("name") or f"team{n}")[:128] for n in (1, 2)}
@@ -226,7 +231,8 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
                     deaths.append((t, victim, -1))
                     continue
                 b.signal("engage", f"{i}:killer", ts, player=pid[actor], round_no=rn, team=team, confidence=1.0,
-                         artifact=art, features={"source": "kill", "damage_type": str(e.get("damageType"))})  # fmt: skip
+                         artifact=art,
+                         features={"source": "kill", "damage_type": str(e.get("damageType"))})  # fmt: skip
                 for j, a in enumerate(e.get("assists") or []):
                     who = a.get("assistantId")
                     if who in team_of and team_of[who] == team_of[actor]:
