@@ -35,7 +35,14 @@ from edgefinder import DISCLAIMER, PURPOSE, __version__
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports import metrics as ingest_metrics  # noqa: F401 - registers the ingest counters
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
-from edgefinder.esports.jobs import JOB_DURATION, JobAlreadyRunning, JobParams, acquire_run, run_correlation_job
+from edgefinder.esports.jobs import (
+    COVARIATE_EFFECTS,
+    JOB_DURATION,
+    JobAlreadyRunning,
+    JobParams,
+    acquire_run,
+    run_correlation_job,
+)
 from edgefinder.settings import Settings, get_settings
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import (
@@ -295,8 +302,9 @@ def correlations_by_feature(
     request: Request,
     feature_name: str = Path(..., min_length=1, max_length=128, description="e.g. trade_count"),
 ) -> CorrelationList:
-    if feature_name not in FEATURE_COLUMNS:
-        raise HTTPException(404, f"unknown feature {feature_name!r}; known features: {', '.join(FEATURE_COLUMNS)}")
+    if feature_name not in FEATURE_COLUMNS + COVARIATE_EFFECTS:
+        known = ", ".join(FEATURE_COLUMNS + COVARIATE_EFFECTS)
+        raise HTTPException(404, f"unknown feature {feature_name!r}; known features: {known}")
     return _latest_results(_state(request), [correlation_results.c.feature == feature_name])
 
 
