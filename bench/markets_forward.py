@@ -70,6 +70,7 @@ def _vectorbt(close: pd.Series, repeats: int) -> tuple[list[float], int]:
 
 
 def _backtesting(bars: pd.DataFrame) -> tuple[float, int]:
+    os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar would garble a piped log
     from backtesting import Backtest, Strategy
     from backtesting.lib import crossover
     from backtesting.test import SMA
@@ -117,7 +118,7 @@ def main() -> None:
     from edgefinder.markets.orchestrator import Orchestrator
     from edgefinder.markets.synth import SynthConfig, generate_atlas, session_dates
 
-    console = Console()
+    console = Console(width=160)
     tmp = tempfile.TemporaryDirectory() if args.workdir is None else None
     root = Path(args.workdir or tmp.name)  # type: ignore[union-attr]
     data = root / "atlas"

@@ -45,7 +45,7 @@ from edgefinder.errors import EdgefinderError
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_write_text
-from edgefinder.markets.brain import TRADE_COLUMNS, BayesianBrain
+from edgefinder.markets.brain import TRADE_COLUMNS, BayesianBrain, compact
 from edgefinder.markets.cascade import FractalCascadeScanner
 from edgefinder.markets.checkpoints import (
     BRAIN,
@@ -462,9 +462,10 @@ def run_forward_pass(
         eff = regret_df["exit_efficiency"].groupby(tdf["session"].to_numpy()).mean()
         for d in days:
             d["avg_exit_efficiency"] = float(eff.get(d["session"], float("nan")))
-    brain.save(ckpt / BRAIN)
-    tdf[[*TRADE_COLUMNS, "side"]].to_parquet(ckpt / TRADES, index=False)
-    regret_df.to_parquet(ckpt / REGRET, index=False)
+    packed = compact(tdf)
+    brain.save(ckpt / BRAIN, packed)
+    packed[[*TRADE_COLUMNS, "side"]].to_parquet(ckpt / TRADES, index=False)
+    compact(regret_df).to_parquet(ckpt / REGRET, index=False)
     report = _report(cfg, inst, phys, mode, scanner.timeframes, entry_tf, regret_tf, t_until, f_until, n_sessions,
                      int(ts.size), gates, days, tdf, regret_df, int(playbook.template_ids.size), complete)
     atomic_write_text(json.dumps(jsonable(report), indent=2, sort_keys=True), ckpt / REPORT)

@@ -87,9 +87,14 @@ def mean_pnl_test(pnls: object) -> float:
     we refuse to call a constant series significant).
     """
     arr = _pnls(pnls)
-    if arr.size < 2 or np.ptp(arr) == 0:
+    if arr.size < 2 or _constant(arr):
         return 1.0
     return float(sps.ttest_1samp(arr, 0.0, alternative="greater").pvalue)
+
+
+def _constant(arr: np.ndarray) -> bool:
+    """All values equal up to float rounding (trade PnL is a multiple of half a cent): no spread to test."""
+    return arr.size == 0 or float(np.ptp(arr)) <= 1e-9 * max(1.0, float(np.max(np.abs(arr))))
 
 
 def probabilistic_sharpe_ratio(
@@ -170,7 +175,7 @@ def mean_difference(a: object, b: object, confidence: float = 0.95) -> MeanDiffe
     nan = float("nan")
     mean_a = float(x.mean()) if x.size else nan
     mean_b = float(y.mean()) if y.size else nan
-    if x.size < 2 or y.size < 2 or (np.ptp(x) == 0 and np.ptp(y) == 0):
+    if x.size < 2 or y.size < 2 or (_constant(x) and _constant(y)):
         return MeanDifference(int(x.size), int(y.size), mean_a, mean_b, mean_a - mean_b, nan, nan, nan, confidence)
     res = sps.ttest_ind(x, y, equal_var=False)
     ci = res.confidence_interval(confidence_level=confidence)
