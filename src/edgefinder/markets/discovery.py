@@ -519,15 +519,29 @@ def load_manifest(path: str | Path) -> list[PatternEvent]:
     missing += [_STATE_PREFIX + n for n in names if _STATE_PREFIX + n not in table.column_names]
     if missing:
         raise ManifestError(f"manifest {path} lacks column(s) {', '.join(missing)}")
-    cols = {n: table.column(n).to_pylist() for n, _ in _EVENT_COLUMNS}
-    chains = table.column("parent_chain").to_pylist()
-    state_cols = {n: table.column(_STATE_PREFIX + n).to_pylist() for n in names}
-    out: list[PatternEvent] = []
-    for j in range(table.num_rows):
-        state = ThreeBodyQuantumState(**{n: state_cols[n][j] for n in names})
-        kw = {n: cols[n][j] for n, _ in _EVENT_COLUMNS}
-        out.append(PatternEvent(state=state, parent_chain=chains[j] or [], **kw))
-    return out
+    cols = [_pylist(table.column(n)) for n, _ in _EVENT_COLUMNS]
+    states = [ThreeBodyQuantumState(*vals) for vals in zip(*(_pylist(table.column(_STATE_PREFIX + n)) for n in names))]
+    chains = _chains(table.column("parent_chain"))
+    # positional, in PatternEvent's field order: the 9 event columns up to idx, the state, timeframe ..
+    # parent_tf, window_data, parent_chain (the round-trip test guards the order)
+    return [PatternEvent(*row[:9], st, *row[9:], None, chain) for row, st, chain in zip(zip(*cols), states, chains)]
+
+
+def _pylist(col: pa.ChunkedArray) -> list:
+    """A column as Python values (numbers through NumPy: far faster than ``to_pylist``)."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col.to_pylist()
+    return col.to_numpy().tolist()
+
+
+def _chains(col: pa.ChunkedArray) -> list[list[dict]]:
+    """The ``parent_chain`` column (``list<struct>``) as lists of dicts, from its flat child arrays."""
+    arr = col.combine_chunks()
+    offsets = arr.offsets.to_numpy()
+    flat = arr.flatten()
+    fields = {k: _pylist(pa.chunked_array([flat.field(k)])) for k in CHAIN_KEYS}
+    entries = [dict(zip(CHAIN_KEYS, vals)) for vals in zip(*(fields[k] for k in CHAIN_KEYS))]
+    return [entries[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
 
 def manifest_summary(manifest: Sequence[PatternEvent]) -> dict:
