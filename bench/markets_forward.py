@@ -35,6 +35,9 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+# backtesting.py's progress bar would garble a piped log; tqdm reads this when it is first imported
+os.environ.setdefault("TQDM_DISABLE", "1")
+
 
 def _phase4(data: Path, ck: Path, repeats: int) -> tuple[list[float], int, dict, dict]:
     from edgefinder.markets.forward import run_forward_pass
@@ -70,7 +73,6 @@ def _vectorbt(close: pd.Series, repeats: int) -> tuple[list[float], int]:
 
 
 def _backtesting(bars: pd.DataFrame) -> tuple[float, int]:
-    os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar would garble a piped log
     from backtesting import Backtest, Strategy
     from backtesting.lib import crossover
     from backtesting.test import SMA

@@ -46,7 +46,7 @@ from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_write_text
 from edgefinder.markets.brain import TRADE_COLUMNS, BayesianBrain, compact
-from edgefinder.markets.cascade import FractalCascadeScanner
+from edgefinder.markets.cascade import Cascade, FractalCascadeScanner
 from edgefinder.markets.checkpoints import (
     BRAIN,
     FORWARD_FILES,
@@ -238,8 +238,9 @@ class Playbook:
     centroids_scaled: np.ndarray
     params: dict[int, dict]
 
-    def match(self, scanner_cascade: Any) -> Matched:
-        return match_candidates(scanner_cascade, self.template_ids, self.centroids_scaled, self.scaler)
+    def match(self, cascade: Cascade) -> Matched:
+        """The cascade's entry-level patterns matched to this library (``replay.match_candidates``)."""
+        return match_candidates(cascade, self.template_ids, self.centroids_scaled, self.scaler)
 
 
 def load_playbook(checkpoint_dir: Path) -> Playbook:

@@ -30,8 +30,8 @@ from edgefinder.markets.brain import STATE_COLUMNS, BayesianBrain
 from edgefinder.markets.cascade import ROCHE_SNAP, STRUCTURAL_DRIVE, Cascade
 from edgefinder.markets.clustering import nearest_template
 from edgefinder.markets.instruments import Instrument
-from edgefinder.markets.physics import BAR_COLUMNS, STATE_COLUMNS as PHYSICS_COLUMNS
-from edgefinder.markets.physics import ZONE_NAMES, StateArrays
+from edgefinder.markets.physics import BAR_COLUMNS, ZONE_NAMES, StateArrays
+from edgefinder.markets.physics import STATE_COLUMNS as PHYSICS_COLUMNS
 from edgefinder.markets.wave_rider import WaveRider, ride_session
 from edgefinder.settings import setting_default
 

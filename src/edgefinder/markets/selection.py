@@ -75,6 +75,7 @@ from edgefinder.markets.checkpoints import (
     load_library,
 )
 from edgefinder.markets.summary import money, power_text, sample_block
+from edgefinder.settings import setting_default
 from edgefinder.stats.multiple import multiple_test_correction
 from edgefinder.stats.performance import (
     deflated_sharpe_ratio,
@@ -85,7 +86,6 @@ from edgefinder.stats.performance import (
     sharpe,
 )
 from edgefinder.stats.pooling import shrink_means
-from edgefinder.settings import setting_default
 from edgefinder.stats.power import minimum_detectable_mean
 
 __all__ = [
