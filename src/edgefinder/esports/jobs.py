@@ -589,7 +589,9 @@ def queue_run(engine: Engine, params: JobParams | None = None, *, trigger: str =
     with engine.begin() as tx:
         if engine.dialect.name == "postgresql":
             tx.execute(select(func.pg_advisory_xact_lock(literal(_PG_QUEUE_KEY))))
-        if tx.execute(insert(analysis_runs).from_select(cols, src)).rowcount != 1:
+        tx.execute(insert(analysis_runs).from_select(cols, src))
+        # (psycopg reports no rowcount for INSERT ... SELECT: look for the row instead)
+        if tx.execute(select(c.run_id).where(c.run_id == values["run_id"])).first() is None:
             busy = tx.execute(select(c.run_id, c.status).where(c.status.in_(("queued", "running"))).limit(1)).first()
             what = f"run {busy.run_id} is {busy.status}" if busy is not None else "another run is active"
             raise JobAlreadyRunning(f"a correlation job is already queued or running ({what})")
@@ -656,7 +658,8 @@ def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | N
     with engine.begin() as tx:
         n = tx.execute(start_queued.where(~running)).rowcount
         if n == 0 and tx.execute(select(c.run_id).where(c.run_id == run_id)).first() is None:
-            n = tx.execute(insert(analysis_runs).from_select(cols, src)).rowcount
+            tx.execute(insert(analysis_runs).from_select(cols, src))
+            n = int(tx.execute(select(c.run_id).where(c.run_id == run_id, c.status == "running")).first() is not None)
     if n != 1:
         raise JobAlreadyRunning("a correlation job is already running (see analysis_runs with status 'running')")
     return RunLock(engine, run_id, time.perf_counter(), params)
@@ -708,7 +711,6 @@ def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows:
             {k: r[k] for k in ("feature", "outcome", "method", "effect", "ci_low", "ci_high", "q_value")}
             for r in top.to_dict(orient="records")
         ]
-    db = {"db_queries": queries.queries, "db_seconds": queries.seconds} if queries is not None else {}
     with lock.engine.begin() as tx:
         if results is not None and n_tests:
             # pandas turns None into NaN in float columns; Postgres would store NaN (not NULL)
@@ -717,6 +719,8 @@ def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows:
                 for rec in results.assign(run_id=lock.run_id).to_dict(orient="records")
             ]
             tx.execute(insert(correlation_results), records)
+        # the statements so far, the results' INSERT included (the final UPDATE stores the count)
+        db = {"db_queries": queries.queries, "db_seconds": queries.seconds} if queries is not None else {}
         tx.execute(
             update(analysis_runs)
             .where(analysis_runs.c.run_id == lock.run_id)
@@ -781,10 +785,10 @@ def run_correlation_job(
                     results = compute_results(features, params, progress)
                     n_sig = int(results["significant"].sum())
                     message = f"{len(features)} team-rounds, {len(results)} tests, {n_sig} significant at q < {params.alpha:g}"
-            if progress:
-                progress("storing results")
-            duration = _finish(lock, "succeeded", results=results if len(results) else None, n_rows=len(features),
-                               message=message, queries=queries)  # fmt: skip
+                if progress:
+                    progress("storing results")
+                duration = _finish(lock, "succeeded", results=results if len(results) else None,
+                                   n_rows=len(features), message=message, queries=queries)  # fmt: skip
             out = JobResult(lock.run_id, "succeeded", len(features), len(results), int(results["significant"].sum()),
                             duration, message, results)  # fmt: skip
         except BaseException as exc:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from celery import Celery, signals
@@ -62,6 +62,7 @@ RETRY_S = 5.0
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for ``settings`` (see the module docstring)."""
     prefix = {"global_keyprefix": settings.redis_prefix} if settings.redis_prefix else {}
+    schedule = parse_schedule(settings.analysis_schedule)
     return {
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,
@@ -79,8 +80,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             SCHEDULE_ENTRY: {
                 "task": RUN_TASK,
-                "schedule": parse_schedule(settings.analysis_schedule),
+                "schedule": schedule,
                 "kwargs": {"trigger": "schedule"},
+                # a tick no worker took before the next one is dropped, not run late in a backlog
+                "options": {"expires": min(3600.0, schedule.total_seconds()) if isinstance(schedule, timedelta) else 3600.0},
             }
         },
     }
