@@ -149,3 +149,20 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         yield rx
     finally:
         rx.close()
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve a FastAPI app with uvicorn on an ephemeral port of 127.0.0.1; yields its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    wait_until(lambda: server.started, 30, "uvicorn to start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        th.join(10)
