@@ -190,3 +190,46 @@ def test_webhook_down_then_up_gets_every_alert_without_blocking_the_job(seasons:
     text = TestClient(create_app(seasons["settings"])).get("/metrics").text
     values = {s.name: s.value for fam in text_string_to_metric_families(text) for s in fam.samples if not s.labels}
     assert values["edgefinder_alert_webhook_failures_total"] == failures
+
+
+def _insights_cli(settings: Settings, *args: str, **popen: Any) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
+    env.update({"EDGEFINDER_REDIS_URL": settings.redis_url or "", "EDGEFINDER_REDIS_PREFIX": settings.redis_prefix})
+    cmd = [sys.executable, "-m", "edgefinder", "esports", "insights", *args]
+    if popen:
+        return subprocess.Popen(cmd, env=env, **popen)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_insights_command_prints_the_stream_as_json_lines_and_text(seasons: dict[str, Any], redis_client) -> None:
+    entries = redis_client.xrange(insights_key(seasons["prefix"]))
+    r = _insights_cli(seasons["settings"], "--last", "1000")  # a pipe: JSON lines
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["entry_id"] for x in lines] == [i.decode() for i, _ in entries]
+    assert [{k: v for k, v in x.items() if k != "entry_id"} for x in lines] == [json.loads(f[b"data"]) for _, f in entries]
+    r = _insights_cli(seasons["settings"], "--last", "3", "--format", "text")
+    shown = r.stdout.splitlines()
+    assert len(shown) == 3 and all(line.split()[2] == "alert" for line in shown)  # the newest entries are alerts
+
+
+def test_insights_follow_prints_new_entries_until_stopped(seasons: dict[str, Any], redis_client) -> None:
+    import signal
+    import subprocess
+
+    from edgefinder.esports.insights import publish
+
+    proc = _insights_cli(seasons["settings"], "--follow", "--last", "0", stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.0)  # let it reach XREAD BLOCK
+        publish(redis_client, seasons["prefix"], [{"type": "probe", "n": 1}, {"type": "probe", "n": 2}])
+        got = [json.loads(proc.stdout.readline()) for _ in range(2)]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(15)
+    assert [(g["type"], g["n"]) for g in got] == [("probe", 1), ("probe", 2)]
+    assert rc == 0

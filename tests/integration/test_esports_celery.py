@@ -22,7 +22,7 @@ from edgefinder.esports.api import create_app
 from edgefinder.esports.insights import insights_key
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units
-from edgefinder.esports.tasks import RUN_TASK, make_celery
+from edgefinder.esports.tasks import CONSUMERS_TASK, RUN_TASK, make_celery
 from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import analysis_runs, correlation_results
@@ -170,3 +170,33 @@ def test_worker_killed_mid_job_leaves_the_run_failed_not_running(
         w2.stop()
     assert client.get(f"{API}/runs/{run_id}").json()["status"] == "failed"
     assert {r.status for r in _runs(db)} == {"failed", "succeeded"} and len(_runs(db)) == 2
+
+
+def test_start_analytics_consumers_task_ingests_the_streams_in_the_worker(
+    db: str, redis_url: str, redis_prefix: str, redis_client, tmp_path: Path
+) -> None:
+    from edgefinder.esports.simulate import simulate_to_file
+    from edgefinder.esports.sources import publish
+    from edgefinder.store.tables import micro_actions, raw_events
+
+    def stored() -> list[int]:
+        engine = make_engine(db)
+        with engine.connect() as conn:
+            n = [int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in (raw_events, micro_actions)]
+        engine.dispose()
+        return n
+
+    before = stored()  # the fixture's matches were loaded directly (no raw events)
+    events = tmp_path / "events.jsonl"
+    simulate_to_file(3, 81, events)
+    published = publish(events, redis_client, redis_prefix)
+    env = ops_env(db, redis_url, redis_prefix, tmp_path / "data")
+    w = worker(env, tmp_path / "worker.log", "--pool", "solo")
+    try:
+        app = make_celery(_settings(db, redis_url, redis_prefix))
+        counts = app.send_task(CONSUMERS_TASK, kwargs={"once": True}).get(timeout=180)
+    finally:
+        w.stop()
+    assert (counts["canonical"], counts["signals"], counts["dead_letters"]) == (published["canonical"], published["motion"], 0)
+    after = stored()
+    assert [after[0] - before[0], after[1] - before[1]] == [published["canonical"], published["motion"]]

@@ -324,7 +324,7 @@ def insights(
         raise EdgefinderError("the insights stream lives in Redis: set EDGEFINDER_REDIS_URL or pass --redis-url")
     client = connect_redis(s.redis_url)
     as_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # one line per insight, also in a pipe
     stop = threading.Event()
     old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     n = 0
@@ -332,7 +332,7 @@ def insights(
         for entry_id, item in read_insights(client, s.redis_prefix, last=last, follow=follow, stop=stop):
             n += 1
             if as_json:
-                sys.stdout.write(json.dumps({"id": entry_id, **item}) + "\n")
+                sys.stdout.write(json.dumps({"entry_id": entry_id, **item}) + "\n")
                 sys.stdout.flush()
             else:
                 console.print(_insight_line(entry_id, item))
