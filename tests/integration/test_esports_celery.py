@@ -89,7 +89,7 @@ def test_beat_runs_the_job_on_schedule_and_stores_it(db: str, redis_url: str, re
         assert r.db_queries >= 2 and r.db_seconds > 0
     # one job at a time: no two runs overlap
     spans = sorted((r.started_at, r.finished_at) for r in runs)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))
     # every run published its summary on the insights stream; identical data raises no alert
     entries = [json.loads(f[b"data"]) for _, f in redis_client.xrange(insights_key(redis_prefix))]
     summaries = {e["run_id"]: e for e in entries if e["type"] == "run_summary"}
@@ -182,7 +182,8 @@ def test_start_analytics_consumers_task_ingests_the_streams_in_the_worker(
     def stored() -> list[int]:
         engine = make_engine(db)
         with engine.connect() as conn:
-            n = [int(conn.execute(select(func.count()).select_from(t)).scalar_one()) for t in (raw_events, micro_actions)]
+            n = [int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                 for t in (raw_events, micro_actions)]  # fmt: skip
         engine.dispose()
         return n
 
@@ -197,6 +198,7 @@ def test_start_analytics_consumers_task_ingests_the_streams_in_the_worker(
         counts = app.send_task(CONSUMERS_TASK, kwargs={"once": True}).get(timeout=180)
     finally:
         w.stop()
-    assert (counts["canonical"], counts["signals"], counts["dead_letters"]) == (published["canonical"], published["motion"], 0)
+    assert (counts["canonical"], counts["signals"]) == (published["canonical"], published["motion"])
+    assert counts["dead_letters"] == 0
     after = stored()
     assert [after[0] - before[0], after[1] - before[1]] == [published["canonical"], published["motion"]]

@@ -106,7 +106,8 @@ def test_no_raw_player_id_in_any_exported_file_and_metadata_everywhere(exported:
     raw = _raw_player_ids(exported["events"])
     assert len(raw) >= 10 * 2  # rosters of at least two teams
     files = sorted(exported["out"].rglob("*.parquet"))
-    assert {f.relative_to(exported["out"]).parts[0] for f in files} == {"features", "micro_actions", "correlation_results"}
+    datasets = {f.relative_to(exported["out"]).parts[0] for f in files}
+    assert datasets == {"features", "micro_actions", "correlation_results"}
     hashes: set[str] = set()
     for f in files:
         meta = pq.read_metadata(f).metadata
@@ -136,8 +137,9 @@ def test_since_keeps_later_dates_and_a_second_export_replaces_partitions(exporte
     again = export_datasets(exported["url"], out, since=date(2025, 1, 2))
     assert again[0].name == "features" and again[0].rows == len(feats)
     assert len(list((out / "features").rglob("*.parquet"))) == 2  # replaced, not duplicated
-    bad = subprocess.run([sys.executable, "-m", "edgefinder", "--database-url", exported["url"], "esports", "export",
-                          "--out", str(out), "--since", "yesterday"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    cmd = [sys.executable, "-m", "edgefinder", "--database-url", exported["url"], "esports", "export",
+           "--out", str(out), "--since", "yesterday"]  # fmt: skip
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "is not a date" in bad.stderr
 
 

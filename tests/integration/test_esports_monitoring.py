@@ -63,7 +63,9 @@ def _rule_exprs() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def scraped(tmp_path_factory: pytest.TempPathFactory, redis_url: str, redis_session_prefix: str) -> Iterator[dict[str, Any]]:
+def scraped(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, redis_session_prefix: str
+) -> Iterator[dict[str, Any]]:
     import redis
 
     prefix = f"{redis_session_prefix}monitoring:"
@@ -85,9 +87,9 @@ def scraped(tmp_path_factory: pytest.TempPathFactory, redis_url: str, redis_sess
         ])  # fmt: skip
     client = redis.Redis.from_url(redis_url)
     keys = stream_keys(prefix)
-    for i in range(5):
+    for _ in range(5):
         client.xadd(keys["canonical"], {b"data": b"{}"})
-    for i in range(3):
+    for _ in range(3):
         client.xadd(keys["motion"], {b"data": b"{}"})
     for key in keys.values():
         client.xgroup_create(key, DEFAULT_GROUP, id="0")

@@ -256,8 +256,9 @@ def test_consumers_task_snippet_runs_in_a_real_worker(pg_url: str, redis_url: st
     published = _publish_simulation(tmp_path, redis_url, redis_prefix, 72)
     with private_pg_database(pg_url, "seedtask") as url:
         env = ops_env(url, redis_url, redis_prefix, tmp_path / "data", PYTHONPATH=str(tmp_path))
-        worker = Proc([sys.executable, "-m", "celery", "-A", "seed_tasks", "worker", "--pool", "solo",
-                       "--without-gossip", "--without-mingle", "--loglevel", "INFO"], env, tmp_path / "worker.log")  # fmt: skip
+        cmd = [sys.executable, "-m", "celery", "-A", "seed_tasks", "worker", "--pool", "solo",
+               "--without-gossip", "--without-mingle", "--loglevel", "INFO"]  # fmt: skip
+        worker = Proc(cmd, env, tmp_path / "worker.log")
         try:
             worker.wait_for(" ready.")
             assert "seed_tasks.start_analytics_consumers" in worker.text()

@@ -23,7 +23,7 @@ def _rows(*rows: tuple) -> pd.DataFrame:
 
 def _kinds(before: pd.DataFrame, after: pd.DataFrame) -> dict[str, str]:
     out = compare_results(before, after)
-    return dict(zip(out["feature"], out["kind"]))
+    return dict(zip(out["feature"], out["kind"], strict=True))
 
 
 BEFORE = _rows(

@@ -21,7 +21,6 @@ q_value, significant), so new methods or result fields need no change here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timezone
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from sqlalchemy import Connection, Engine, desc, insert, select
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.jsonsafe import jsonable
+from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import alerts, analysis_runs, correlation_results
 
 __all__ = ["ALERT_KINDS", "alert_payload", "compare_results", "compute_alerts", "kinds_count", "previous_run"]
@@ -80,7 +80,8 @@ def compare_results(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     lo, hi = m["ci_low_before"].to_numpy(), m["ci_high_before"].to_numpy()
     with np.errstate(invalid="ignore"):
         flip = sig_b & sig_a & (np.sign(est_b) * np.sign(est_a) < 0)
-        outside = (sig_b | sig_a) & np.isfinite(est_a) & np.isfinite(lo) & np.isfinite(hi) & ((est_a < lo) | (est_a > hi))
+        known = np.isfinite(est_a) & np.isfinite(lo) & np.isfinite(hi)
+        outside = (sig_b | sig_a) & known & ((est_a < lo) | (est_a > hi))
     kind = np.select(
         [flip, sig_a & ~sig_b, sig_b & ~sig_a, outside],
         list(ALERT_KINDS),
@@ -189,9 +190,8 @@ def alert_payload(row: dict[str, Any] | Any) -> dict[str, Any]:
 
 
 def _iso(dt: Any) -> str | None:
-    if dt is None:
-        return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).isoformat()
+    aware = as_utc(dt)
+    return None if aware is None else aware.isoformat()
 
 
 def kinds_count(rows: Sequence[dict[str, Any]]) -> dict[str, int]:

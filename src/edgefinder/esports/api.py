@@ -53,7 +53,7 @@ from edgefinder.esports.jobs import (
 )
 from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
 from edgefinder.settings import Settings, get_settings
-from edgefinder.store.engine import make_engine
+from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import (
     alerts,
     analysis_runs,
@@ -137,7 +137,9 @@ class RunRequest(BaseModel):
 
 class RunAccepted(Tagged):
     run_id: str
-    status: Literal["queued", "running"] = Field(description="queued: a Celery worker will run it; running: this process runs it")
+    status: Literal["queued", "running"] = Field(
+        description="queued: a Celery worker will run it; running: this process runs it"
+    )
     location: str
 
 
@@ -280,11 +282,7 @@ def _state(request: Request) -> _State:
     return request.app.state.analytics
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; every stored time is UTC.
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+_aware = as_utc  # SQLite returns naive datetimes; every stored time is UTC
 
 
 def _run_out(row: Any) -> RunOut:
@@ -426,8 +424,8 @@ def run_analysis(
         except JobAlreadyRunning as exc:
             raise HTTPException(409, str(exc)) from exc
         try:
-            st.celery().send_task(RUN_TASK, kwargs={"run_id": run_id, "seed": req.seed, "alpha": req.alpha,
-                                                    "trigger": "api"}, task_id=run_id, expires=QUEUED_EXPIRES_S)  # fmt: skip
+            kwargs = {"run_id": run_id, "seed": req.seed, "alpha": req.alpha, "trigger": "api"}
+            st.celery().send_task(RUN_TASK, kwargs=kwargs, task_id=run_id, expires=QUEUED_EXPIRES_S)
         except Exception as exc:  # noqa: BLE001 - kombu raises many kinds for a broker that is down
             fail_queued(st.engine, run_id, f"broker unavailable: {_first_line(exc)}")
             raise HTTPException(503, f"broker unavailable, run {run_id} not queued: {_first_line(exc)}") from exc
@@ -437,7 +435,8 @@ def run_analysis(
         lock = acquire_run(st.engine, params, trigger="api")
     except JobAlreadyRunning as exc:
         raise HTTPException(409, str(exc)) from exc
-    threading.Thread(target=_background, args=(lock, st.settings), name=f"analysis-{lock.run_id[:8]}", daemon=True).start()
+    name = f"analysis-{lock.run_id[:8]}"
+    threading.Thread(target=_background, args=(lock, st.settings), name=name, daemon=True).start()
     return RunAccepted(run_id=lock.run_id, status="running", location=f"{router.prefix}/runs/{lock.run_id}")
 
 
@@ -465,7 +464,7 @@ def get_run(request: Request, run_id: str = Path(..., min_length=1, max_length=3
 )
 def list_alerts(
     request: Request,
-    since: datetime | None = Query(None, description="Only alerts created at or after this time (ISO 8601; UTC if naive)"),
+    since: datetime | None = Query(None, description="Only alerts created at or after this time (ISO 8601)"),
     kind: AlertKind | None = Query(None, description=", ".join(ALERT_KINDS)),
     unacknowledged: bool = Query(False, description="Only alerts nobody acknowledged yet"),
     run_id: str | None = Query(None, max_length=36, description="Only the alerts of this run"),
@@ -474,7 +473,7 @@ def list_alerts(
     a = alerts.c
     stmt = select(alerts).order_by(desc(a.created_at), desc(a.id)).limit(limit)
     if since is not None:
-        stmt = stmt.where(a.created_at >= (since if since.tzinfo else since.replace(tzinfo=timezone.utc)))
+        stmt = stmt.where(a.created_at >= as_utc(since))
     if kind is not None:
         stmt = stmt.where(a.kind == kind)
     if unacknowledged:
@@ -523,7 +522,7 @@ def export_features(request: Request) -> Response:
             .where(r.status == "succeeded").order_by(desc(r.finished_at)).limit(1)
         ).first()  # fmt: skip
     if row is None:
-        raise HTTPException(404, "no feature snapshot yet: run the analysis first (POST /api/v1/analytics/run-analysis)")
+        raise HTTPException(404, "no feature snapshot yet: run the analysis first (POST /run-analysis)")
     return Response(bytes(row.parquet), media_type=PARQUET, headers={
         "Content-Disposition": f'attachment; filename="features-{row.run_id}.parquet"',
         "X-Edgefinder-Run-Id": row.run_id, "X-Edgefinder-Rows": str(row.n_rows)})  # fmt: skip
@@ -601,7 +600,9 @@ def health(request: Request) -> Any:
         redis_state = f"unavailable: {_first_line(exc)}"
     stale = None if fresh_age is None else fresh_age > st.settings.results_stale_after_s
     degraded = redis_state.startswith("unavailable") or bool(stale)
-    status = "unavailable" if db != "ok" else ("degraded" if degraded else "ok")
+    status: Literal["ok", "degraded", "unavailable"] = (
+        "unavailable" if db != "ok" else ("degraded" if degraded else "ok")
+    )
     body = HealthOut(status=status, version=__version__, database=db, redis=redis_state,
                      last_run_age_s=age, last_run_status=last_status, results_stale=stale, streams=streams)  # fmt: skip
     if db != "ok":

@@ -355,7 +355,8 @@ def _insight_line(entry_id: str, item: dict) -> str:  # type: ignore[type-arg]
         return (f"[dim]{when}[/dim] run {item['run_id'][:8]} [green]{item.get('status')}[/green] "
                 f"({item.get('trigger') or '?'}): {escape(str(item.get('message')))}; {alerts} alert(s)")  # fmt: skip
     if item.get("type") == "alert":
-        return f"[dim]{when}[/dim] [yellow]alert {item['id']}[/yellow] [bold]{item['kind']}[/bold] {escape(item['message'])}"
+        head = f"[dim]{when}[/dim] [yellow]alert {item['id']}[/yellow] [bold]{item['kind']}[/bold]"
+        return f"{head} {escape(item['message'])}"
     return f"[dim]{entry_id}[/dim] {escape(str(item))}"
 
 

@@ -49,8 +49,16 @@ def _pipeline(database_url: str, settings: Settings) -> Any:
     return pipeline
 
 
-def consume(which: Which, database_url: str, *, settings: Settings | None = None, once: bool = False,
-            stop: threading.Event | None = None, consumer: str | None = None, motion_consumers: int = 2) -> Any:  # fmt: skip
+def consume(
+    which: Which,
+    database_url: str,
+    *,
+    settings: Settings | None = None,
+    once: bool = False,
+    stop: threading.Event | None = None,
+    consumer: str | None = None,
+    motion_consumers: int = 2,
+) -> Any:
     """Run the canonical consumer, the motion consumer or both until stopped (or drained, with ``once``).
 
     Blocks; returns the ingest counters. Raises :class:`ConfigError` without a Redis URL and

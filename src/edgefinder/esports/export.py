@@ -41,8 +41,10 @@ from edgefinder.store.tables import correlation_results, macro_outcomes, matches
 __all__ = ["DATASETS", "ExportedDataset", "export_datasets", "parquet_bytes", "with_metadata"]
 
 DATASETS: tuple[str, ...] = ("features", "correlation_results", "micro_actions")
-_MICRO_COLUMNS = ("signal_id", "match_id", "round_no", "team", "player_hash", "ts", "intent", "confidence", "speed",
-                  "approach_velocity", "dist_to_objective", "features", "artifact_url", "model_version", "created_at")  # fmt: skip
+_MICRO_COLUMNS = (
+    "signal_id", "match_id", "round_no", "team", "player_hash", "ts", "intent", "confidence", "speed",
+    "approach_velocity", "dist_to_objective", "features", "artifact_url", "model_version", "created_at",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,8 @@ def with_metadata(table: pa.Table, dataset: str, **extra: str) -> pa.Table:
         "exported_at": datetime.now(timezone.utc).isoformat(),
         **extra,
     }
-    return table.replace_schema_metadata({**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in meta.items()}})
+    encoded = {k.encode(): v.encode() for k, v in meta.items()}
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **encoded})
 
 
 def parquet_bytes(df: pd.DataFrame, dataset: str, **extra: str) -> bytes:
@@ -87,11 +90,14 @@ def _utc_date(ts: Any) -> date | None:
 def match_dates(conn: Connection) -> dict[str, date | None]:
     """Match id -> UTC date of MATCH_START, or of the match's first stored outcome or signal."""
     first = union_all(
-        select(macro_outcomes.c.match_id, func.min(macro_outcomes.c.created_at).label("t")).group_by(macro_outcomes.c.match_id),
-        select(micro_actions.c.match_id, func.min(micro_actions.c.created_at).label("t")).group_by(micro_actions.c.match_id),
-    ).subquery()
-    stored = dict(conn.execute(select(first.c.match_id, func.min(first.c.t)).group_by(first.c.match_id)).all())
-    started = dict(conn.execute(select(matches.c.match_id, matches.c.started_at).where(matches.c.started_at.is_not(None))).all())
+        *[select(t.c.match_id, func.min(t.c.created_at).label("t")).group_by(t.c.match_id)
+          for t in (macro_outcomes, micro_actions)]
+    ).subquery()  # fmt: skip
+    stored: dict[str, Any] = {r[0]: r[1] for r in conn.execute(select(first.c.match_id, func.min(first.c.t))
+                                                               .group_by(first.c.match_id))}  # fmt: skip
+    m = matches.c
+    started: dict[str, Any] = {r[0]: r[1] for r in conn.execute(select(m.match_id, m.started_at)
+                                                                .where(m.started_at.is_not(None)))}  # fmt: skip
     return {m: _utc_date(started.get(m, t)) for m, t in stored.items()}
 
 
@@ -138,7 +144,8 @@ def export_datasets(source: Engine | str, out: str | Path, *, since: date | None
         if progress:
             progress("micro_actions")
         with engine.connect() as conn:
-            res = conn.execute(select(*[micro_actions.c[k] for k in _MICRO_COLUMNS]).order_by(micro_actions.c.signal_id))
+            stmt = select(*[micro_actions.c[k] for k in _MICRO_COLUMNS]).order_by(micro_actions.c.signal_id)
+            res = conn.execute(stmt)
             micro = pd.DataFrame.from_records(res.fetchall(), columns=list(_MICRO_COLUMNS))
         micro["features"] = _json_text(micro["features"])
         written.append(_dataset("micro_actions", dated(micro), out, "match_date"))

@@ -45,7 +45,7 @@ def _decode(entry_id: Any, fields: dict[Any, Any]) -> tuple[str, dict[str, Any]]
     eid = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
     raw = fields.get(FIELD, fields.get("data"))
     try:
-        return eid, json.loads(raw)
+        return eid, json.loads(raw or b"")
     except (TypeError, ValueError):
         return eid, {"type": "unreadable", "raw": raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw}
 

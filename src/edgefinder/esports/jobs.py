@@ -784,7 +784,8 @@ def run_correlation_job(
                 else:
                     results = compute_results(features, params, progress)
                     n_sig = int(results["significant"].sum())
-                    message = f"{len(features)} team-rounds, {len(results)} tests, {n_sig} significant at q < {params.alpha:g}"
+                    message = (f"{len(features)} team-rounds, {len(results)} tests, "
+                               f"{n_sig} significant at q < {params.alpha:g}")  # fmt: skip
                 if progress:
                     progress("storing results")
                 duration = _finish(lock, "succeeded", results=results if len(results) else None,

@@ -136,22 +136,23 @@ class AnalyticsCollector(Collector):
                                  labels=["status"])  # fmt: skip
         for status, n, total, *rest in by_status:
             counts, n_q, s_q = rest[: len(DURATION_BUCKETS)], rest[-2], rest[-1]
-            h.add_metric([status], [*[(str(float(b)), float(c or 0)) for b, c in zip(DURATION_BUCKETS, counts)],
-                                    ("+Inf", float(n))], sum_value=float(total or 0.0))  # fmt: skip
+            cumulative = [(str(float(b)), float(c or 0)) for b, c in zip(DURATION_BUCKETS, counts, strict=True)]
+            h.add_metric([status], [*cumulative, ("+Inf", float(n))], sum_value=float(total or 0.0))
             q.add_metric([status], float(n_q))
             qs.add_metric([status], float(s_q))
         yield from (h, q, qs)
         if last is not None:
             for name, doc, value in (
-                ("edgefinder_last_run_duration_seconds", "Wall time of the latest finished run (seconds).", last.duration_s),
-                ("edgefinder_last_run_db_queries", "SQL statements of the latest finished run.", last.db_queries),
-                ("edgefinder_last_run_db_seconds", "Seconds the latest finished run spent in SQL.", last.db_seconds),
-                ("edgefinder_last_run_failed", "1 when the latest finished run failed, else 0.", last.status == "failed"),
+                ("last_run_duration_seconds", "Wall time of the latest finished run (seconds).", last.duration_s),
+                ("last_run_db_queries", "SQL statements of the latest finished run.", last.db_queries),
+                ("last_run_db_seconds", "Seconds the latest finished run spent in SQL.", last.db_seconds),
+                ("last_run_failed", "1 when the latest finished run failed, else 0.", last.status == "failed"),
             ):
-                yield GaugeMetricFamily(name, doc, value=float(value or 0))
+                yield GaugeMetricFamily(f"edgefinder_{name}", doc, value=float(value or 0))
 
         dl = GaugeMetricFamily("edgefinder_dead_letters_stored_by_reason",
-                               "Rows in dead_letters by reason (the text before its first ':').", labels=["reason"])  # fmt: skip
+                               "Rows in dead_letters by reason (the text before its first ':').",
+                               labels=["reason"])  # fmt: skip
         grouped: dict[str, int] = {}
         for text, n in reasons:
             label = (text or "").split(":", 1)[0].strip() or "unknown"
@@ -166,7 +167,8 @@ class AnalyticsCollector(Collector):
         failures = CounterMetricFamily("edgefinder_alert_webhook_failures",
                                        "Failed webhook delivery attempts (all alerts).")  # fmt: skip
         deliveries = GaugeMetricFamily("edgefinder_alert_webhook_deliveries",
-                                       "Alerts delivered to the webhook, or given up on.", labels=["state"])  # fmt: skip
+                                       "Alerts delivered to the webhook, or given up on.",
+                                       labels=["state"])  # fmt: skip
         seen = {k: (0, 0) for k in ALERT_KINDS}
         n_fail = n_ok = n_gave_up = 0
         for kind, n, n_unacked, fails, ok, gave_up in kinds:
@@ -185,7 +187,8 @@ class AnalyticsCollector(Collector):
         length = GaugeMetricFamily("edgefinder_stream_length", "Entries in the Redis stream (XLEN).", labels=["stream"])
         lag = GaugeMetricFamily("edgefinder_stream_group_lag", "Entries of the stream not yet delivered to the group.",
                                 labels=["stream", "group"])  # fmt: skip
-        pending = GaugeMetricFamily("edgefinder_stream_group_pending", "Entries delivered to the group, not acknowledged.",
+        pending = GaugeMetricFamily("edgefinder_stream_group_pending",
+                                    "Entries delivered to the group, not acknowledged.",
                                     labels=["stream", "group"])  # fmt: skip
         consumers = GaugeMetricFamily("edgefinder_stream_group_consumers", "Consumers of the group.",
                                       labels=["stream", "group"])  # fmt: skip

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timezone
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -24,6 +23,7 @@ from edgefinder.esports.alerts import alert_payload, compute_alerts, kinds_count
 from edgefinder.esports.export import parquet_bytes
 from edgefinder.jsonsafe import jsonable
 from edgefinder.settings import Settings
+from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import analysis_runs, run_features
 
 __all__ = ["KEEP_FEATURE_SNAPSHOTS", "after_run", "run_summary"]
@@ -59,7 +59,7 @@ def run_summary(run: Any, alert_rows: list[dict[str, Any]]) -> dict[str, Any]:
         "type": "run_summary", "run_id": m["run_id"], "status": m["status"], "trigger": m["trigger"],
         "n_rows": m["n_rows"], "n_tests": m["n_tests"], "n_significant": summary.get("n_significant"),
         "duration_s": m["duration_s"], "error": m["error"], "message": summary.get("message"),
-        "finished_at": None if finished is None else (finished if finished.tzinfo else finished.replace(tzinfo=timezone.utc)).isoformat(),
+        "finished_at": None if finished is None else as_utc(finished).isoformat(),  # type: ignore[union-attr]
         "alerts": kinds_count(alert_rows), "top": summary.get("top", []),
         "purpose": PURPOSE, "disclaimer": DISCLAIMER,
     })  # fmt: skip

@@ -44,7 +44,7 @@ from edgefinder.esports.jobs import (
 )
 from edgefinder.esports.schedule import parse_schedule
 from edgefinder.settings import Settings, get_settings
-from edgefinder.store.engine import make_engine
+from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import analysis_runs
 
 __all__ = ["CONSUMERS_TASK", "QUEUE", "RUN_TASK", "celery_app", "celery_config", "make_celery",
@@ -83,7 +83,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": schedule,
                 "kwargs": {"trigger": "schedule"},
                 # a tick no worker took before the next one is dropped, not run late in a backlog
-                "options": {"expires": min(3600.0, schedule.total_seconds()) if isinstance(schedule, timedelta) else 3600.0},
+                "options": {"expires": min(3600.0, schedule.total_seconds())
+                            if isinstance(schedule, timedelta) else 3600.0},  # fmt: skip
             }
         },
     }
@@ -110,12 +111,12 @@ def _engine(settings: Settings) -> Engine:
 
 
 def _status(engine: Engine, run_id: str) -> tuple[str | None, datetime | None]:
+    r = analysis_runs.c
     with engine.connect() as conn:
-        row = conn.execute(select(analysis_runs.c.status, analysis_runs.c.queued_at).where(analysis_runs.c.run_id == run_id)).first()
+        row = conn.execute(select(r.status, r.queued_at).where(r.run_id == run_id)).first()
     if row is None:
         return None, None
-    queued = row.queued_at
-    return row.status, (queued if queued is None or queued.tzinfo else queued.replace(tzinfo=timezone.utc))
+    return row.status, as_utc(row.queued_at)
 
 
 @celery_app.task(name=RUN_TASK, bind=True, max_retries=None)

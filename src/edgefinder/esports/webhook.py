@@ -42,7 +42,8 @@ _RETRY_STATUS = frozenset({408, 429})
 class WebhookSender:
     """A daemon thread that delivers queued alert payloads to one URL, recording attempts in ``alerts``."""
 
-    def __init__(self, database_url: str, url: str, *, attempts: int, backoff_s: float, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(self, database_url: str, url: str, *, attempts: int, backoff_s: float,
+                 timeout_s: float = TIMEOUT_S) -> None:  # fmt: skip
         self.url, self.attempts, self.backoff_s, self.timeout_s = url, attempts, backoff_s, timeout_s
         self._database_url = database_url
         self._engine: Engine | None = None
@@ -101,7 +102,8 @@ class WebhookSender:
             self._record(payload["id"], webhook_attempts=attempt, webhook_failures=attempt,
                          webhook_error=f"{detail}{' (gave up)' if last else ''}")  # fmt: skip
             if last:
-                log.warning("alert %s: webhook %s failed %d times, giving up: %s", payload["id"], self.url, attempt, detail)
+                log.warning("alert %s: webhook %s failed %d times, giving up: %s",
+                            payload["id"], self.url, attempt, detail)  # fmt: skip
                 return
             time.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)

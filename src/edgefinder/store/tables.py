@@ -235,7 +235,8 @@ alerts = Table(
     Column("feature", String(128), nullable=False),
     Column("outcome", String(64), nullable=False),
     Column("method", String(32), nullable=False),
-    Column("kind", String(32), nullable=False, doc="newly_significant | sign_flip | outside_previous_ci | significance_lost"),
+    Column("kind", String(32), nullable=False,
+           doc="sign_flip | newly_significant | significance_lost | outside_previous_ci"),  # fmt: skip
     Column("before_estimate", Float),
     Column("before_ci_low", Float),
     Column("before_ci_high", Float),
