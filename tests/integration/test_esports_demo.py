@@ -36,7 +36,9 @@ def test_analyze_command_prints_tables(tmp_path: Path) -> None:
     res = CliRunner().invoke(esports_app, ["analyze", "--database-url", f"sqlite:///{db.as_posix()}", "--top", "5"],
                              env={"COLUMNS": "200"})  # fmt: skip
     assert res.exit_code == 0, res.output
-    for needle in ("team-rounds", "167 tests", "naive vs adjusted", "Top ", "BH q < 0.05", "research/ops"):
+    # 28 features x 5 tests, 9 intent counts x 3 (two chi-square, one AIPW), 2 for the loadout baseline
+    for needle in ("team-rounds", "169 tests", "naive vs adjusted", "Top ", "BH q < 0.05", "research/ops",
+                   "pre-round baseline: loadout_advantage → round_win"):  # fmt: skip
         assert needle in res.output, needle
 
 

@@ -42,6 +42,7 @@ from edgefinder.esports import metrics as ingest_metrics  # noqa: F401 - registe
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
 from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
 from edgefinder.esports.jobs import (
+    COVARIATE_EFFECTS,
     QUEUED_EXPIRES_S,
     JobAlreadyRunning,
     JobParams,
@@ -378,8 +379,9 @@ def correlations_by_feature(
     request: Request,
     feature_name: str = Path(..., min_length=1, max_length=128, description="e.g. trade_count"),
 ) -> CorrelationList:
-    if feature_name not in FEATURE_COLUMNS:
-        raise HTTPException(404, f"unknown feature {feature_name!r}; known features: {', '.join(FEATURE_COLUMNS)}")
+    if feature_name not in FEATURE_COLUMNS + COVARIATE_EFFECTS:
+        known = ", ".join(FEATURE_COLUMNS + COVARIATE_EFFECTS)
+        raise HTTPException(404, f"unknown feature {feature_name!r}; known features: {known}")
     return _latest_results(_state(request), [correlation_results.c.feature == feature_name])
 
 

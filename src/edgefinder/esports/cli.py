@@ -1,4 +1,4 @@
-"""`edgefinder esports …` commands: simulate, publish, ingest, analyze, worker, beat, insights, export."""
+"""`edgefinder esports …` commands: simulate, publish, ingest, import, analyze, worker, beat, insights, export."""
 
 from __future__ import annotations
 
@@ -192,6 +192,66 @@ def ingest(
         f"{counters.elapsed_s:.1f} s ({rate:,.0f} events/s)"
         + (" — stopped by signal" if stop.is_set() else "")
     )
+
+
+# --- import real match data ---------------------------------------------------------------------
+
+
+@esports_app.command("import")
+def import_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Source files or directories (see --format).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="awpy (CS tables, CSV/Parquet), esea (ESEA/Kaggle "
+                                     "CSVs) or ribgg (rib.gg Valorant JSON/JSON.gz dumps).")],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", dir_okay=False, help="Write JSONL here (default: stdout).")
+    ] = None,
+    ingest: Annotated[
+        bool, typer.Option("--ingest", help="Ingest into the database instead of writing JSONL.")
+    ] = False,
+    tick_rate: Annotated[float, typer.Option(min=1.0, help="awpy: demo ticks per second.")] = 128.0,
+    show_skipped: Annotated[int, typer.Option(min=0, help="Skipped source rows to list (all are counted).")] = 10,
+) -> None:
+    """Convert real match data into canonical events and derived motion signals (JSONL or --ingest)."""
+    import sys
+
+    from rich.console import Console
+
+    from edgefinder.esports.importers import FORMATS, import_files, ingest_events, write_jsonl
+    from edgefinder.settings import get_settings
+
+    if fmt not in FORMATS:
+        raise EdgefinderError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if ingest and out is not None:
+        raise EdgefinderError("--out and --ingest exclude each other")
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    options = {"tick_rate": tick_rate} if fmt == "awpy" else {}
+    with err.status(f"reading {fmt} files"):
+        builders, report = import_files(fmt, paths, **options)
+    for note in report.notes:
+        err.print(f"[dim]note: {note}[/dim]")
+    for row in report.skipped[:show_skipped]:
+        err.print(f"skipped {row.source} row {row.row}: {row.reason}")
+    if len(report.skipped) > show_skipped:
+        err.print(f"… and {len(report.skipped) - show_skipped} more skipped rows")
+    intents = ", ".join(f"{k} {v:,}" for k, v in sorted(report.signals.items(), key=lambda kv: -kv[1])) or "none"
+    err.print(f"{report.summary()}; signals by intent: {intents}")
+    if ingest:
+        s = get_settings()
+        counters = ingest_events(builders, s.effective_database_url, s.pseudonym_key.get_secret_value(),
+                                 source_name=f"import:{fmt}")  # fmt: skip
+        Console().print(
+            f"ingested {counters.canonical:,} canonical events and {counters.signals:,} motion signals "
+            f"({counters.dead_letters:,} dead letters) in {time.perf_counter() - started:.1f} s"
+        )
+        return
+    if out is None:
+        write_jsonl(builders, sys.stdout)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        n = write_jsonl(builders, fh)
+    Console().print(f"wrote {n:,} events to {out} in {time.perf_counter() - started:.1f} s")
 
 
 # --- analyze (owner: analysis helper) --------------------------------------------------------

@@ -86,6 +86,7 @@ from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import analysis_runs, correlation_results
 
 __all__ = [
+    "COVARIATE_EFFECTS",
     "JobAlreadyRunning",
     "JobParams",
     "JobResult",
@@ -209,10 +210,15 @@ def _row(feature: str, outcome: str, method: str, n: int, statistic: Any, effect
 
 
 def _population(df: pd.DataFrame, outcome: str) -> tuple[pd.DataFrame, list[str]]:
-    """Rows and adjustment covariates of one outcome (site_executed: attackers only, side dropped)."""
+    """Rows and adjustment covariates of one outcome (site_executed: attackers only, side dropped).
+
+    A covariate the data never carries (money on imports from sources without it) is left out of
+    the adjustment set: listwise deletion would otherwise drop every row.
+    """
+    covs = [c for c in COVARIATES if df[c].notna().any()]
     if outcome == "site_executed" and df["side"].notna().any():
-        return df.loc[df["side"] == 1.0], [c for c in COVARIATES if c != "side"]
-    return df, list(COVARIATES)
+        return df.loc[df["side"] == 1.0], [c for c in covs if c != "side"]
+    return df, covs
 
 
 def _zscore(s: pd.Series) -> tuple[pd.Series, float]:
@@ -287,6 +293,43 @@ def _association_rows(df: pd.DataFrame, features: list[str], params: JobParams) 
         s = spearman(df[feat].to_numpy(dtype=np.float64), econ, min_n=params.min_group_n)
         rows.append(_row(feat, "econ_delta", "spearman", s.n, s.rho, s.rho, (s.ci_low, s.ci_high), s.p_value,
                          s.exploratory, s.direction, {"reason": s.reason, "unit": "rank correlation with dollars"}))  # fmt: skip
+    return rows
+
+
+#: Pre-round quantities whose own effect on round win is reported (``details.kind`` "covariate"):
+#: not edges, but the baseline every micro feature is adjusted for. ``loadout_advantage`` =
+#: loadout_value - opp_loadout_value (dollars of game currency at ROUND_START).
+COVARIATE_EFFECTS: tuple[str, ...] = ("loadout_advantage",)
+
+
+def _covariate_rows(df: pd.DataFrame, params: JobParams) -> list[dict[str, Any]]:
+    """Point-biserial r and logistic log-OR per SD (adjusted for side) of the loadout advantage on round win."""
+    adv = (df["loadout_value"] - df["opp_loadout_value"]).astype(float)
+    keep = adv.notna().to_numpy()
+    if keep.sum() == 0:
+        return []
+    frame = pd.DataFrame({"loadout_advantage": adv, "side": df["side"].astype(float),
+                          "round_win": df["round_win"].astype(float)}).loc[keep]  # fmt: skip
+    covs = ["side"] if frame["side"].notna().any() and frame["side"].nunique() > 1 else []
+    base = {"kind": "covariate", "unit": "dollars (game currency), own minus opponent's loadout at round start",
+            "population": "team-rounds with both loadouts recorded"}  # fmt: skip
+    r = point_biserial(frame["loadout_advantage"].to_numpy(), frame["round_win"].to_numpy(),
+                       min_group_n=params.min_group_n)
+    rows = [_row("loadout_advantage", "round_win", "point_biserial", r.n, r.r, r.r, (r.ci_low, r.ci_high), r.p_value,
+                 r.exploratory, r.direction, {**base, "reason": r.reason})]  # fmt: skip
+    z, sd = _zscore(frame["loadout_advantage"])
+    res = logistic_model(frame.assign(loadout_advantage=z), "loadout_advantage", "round_win", covs,
+                         min_group_n=params.min_group_n)  # fmt: skip
+    t = res.table.loc["loadout_advantage"]
+    coef = float(t["coef"])
+    ok = res.status in ("ok", "not_converged") and np.isfinite(coef)
+    ci = (math.log(t["or_ci_low"]) if ok and t["or_ci_low"] > 0 else None,
+          math.log(t["or_ci_high"]) if ok and t["or_ci_high"] > 0 else None)  # fmt: skip
+    details = {**base, "reason": None if ok else (res.reason or res.status), "status": res.status,
+               "scale": "log odds ratio per 1 SD of the loadout advantage", "feature_sd": sd,
+               "odds_ratio_per_sd": float(t["odds_ratio"]), "adjusted_for": covs}  # fmt: skip
+    rows.append(_row("loadout_advantage", "round_win", "logistic", res.n, t["z"], coef, ci, t["p_value"],
+                     res.exploratory, _sign(coef) if ok else "none", details))  # fmt: skip
     return rows
 
 
@@ -417,6 +460,7 @@ def compute_results(
         causal = [pool.submit(_causal_row, *task, params) for task in tasks]
         assoc = pool.submit(_association_rows, features, features_present, params)
         rows = assoc.result()
+        rows.extend(_covariate_rows(features, params))
         for f in logit:
             rows.extend(f.result())
         rows.extend(f.result() for f in causal)
@@ -443,6 +487,8 @@ def top_findings(results: pd.DataFrame, n: int = 15, *, include_in_round: bool =
     if results.empty:
         return results
     sig = results[results["significant"]]
+    # pre-round covariate effects are the baseline, never a finding
+    sig = sig[[d.get("kind") != "covariate" for d in sig["details"]]]
     if not include_in_round:
         sig = sig[[d.get("kind") != "in_round" for d in sig["details"]]]
     order = sig.assign(_abs=sig["effect"].abs().fillna(0.0)).sort_values(["q_value", "_abs"], ascending=[True, False])

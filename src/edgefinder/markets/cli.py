@@ -76,29 +76,32 @@ def synth_cmd(
 
 @atlas_app.command("build")
 def atlas_build_cmd(
-    source: Annotated[Path, typer.Option("--source", help="Ticks or bars, CSV or Parquet (timestamp, price or "
-                                         "open/high/low/close, volume).")],
+    source: Annotated[list[Path], typer.Option("--source", help="Ticks or bars: CSV or Parquet (timestamp, price or "
+                                               "open/high/low/close, volume) or Databento DBN (.dbn, .dbn.zst; trades "
+                                               "or ohlcv-1s/1m/1h/1d). Repeat it, or give a directory, for several "
+                                               "files of one instrument.")],
     out: Annotated[Path, typer.Option("--out", help="ATLAS root directory to write.")],
     tz: Annotated[Optional[str], typer.Option("--tz", help="Time zone of naive (local) timestamps, e.g. "
                                               "America/Chicago; default UTC.")] = None,
     timeframes: Annotated[Optional[str], typer.Option("--timeframes", help="Comma list, e.g. 15s,1m,5m "
                                                       "(default: every timeframe the source supports).")] = None,
 ) -> None:
-    """Import a ticks/bars file into the ATLAS: resample to each timeframe, one file per month."""
+    """Import ticks/bars files into the ATLAS: resample to each timeframe, one file per month."""
     from rich.console import Console
     from rich.table import Table
 
-    from edgefinder.markets.atlas import build_atlas
+    from edgefinder.markets.atlas import build_atlas, source_files
 
     console = Console()
+    names = ", ".join(p.name for p in source_files(source))
     with _progress_bar(console) as progress:
-        task = progress.add_task(f"reading {source.name}", total=None)
+        task = progress.add_task(f"reading {names}", total=None)
 
         def step(tf: str, done: int, total: int) -> None:
             progress.update(task, description=f"built {tf}", completed=done, total=total)
 
         summary = build_atlas(source, out, tz=tz, timeframes=timeframes, progress=step)
-    table = Table(title=f"ATLAS {out} from {source.name}")
+    table = Table(title=f"ATLAS {out} from {names}")
     for col in ("timeframe", "bars", "files", "first (UTC)", "last (UTC)"):
         table.add_column(col, justify="right" if col in ("bars", "files") else "left")
     for row in summary.itertuples(index=False):
