@@ -78,6 +78,7 @@ from edgefinder.esports.aggregate import (
     IN_ROUND_FEATURES,
     extract_round_features,
 )
+from edgefinder.esports.postrun import after_run
 from edgefinder.settings import Settings, get_settings
 from edgefinder.stats.association import chi2_feature_counts, logistic_model, point_biserial, spearman
 from edgefinder.stats.causal import propensity_adjusted_effect
@@ -582,12 +583,16 @@ def reap_abandoned(engine: Engine, *, stale_after_s: float = 600.0, queued_expir
     now = _now()
     c = analysis_runs.c
     changed = 0
+    with engine.connect() as conn:  # the common case, nothing queued or running, stays a single read
+        rows = conn.execute(select(c.run_id, c.status, c.worker).where(c.status.in_(("queued", "running")))).all()
+    if not rows:
+        return 0
     with engine.begin() as tx:
-        rows = tx.execute(select(c.run_id, c.worker).where(c.status == "running")).all()
+        running = [r for r in rows if r.status == "running"]
         if engine.dialect.name == "postgresql":
-            gone = [r.run_id for r in rows] if rows and not _pg_job_lock_held(tx) else []
+            gone = [r.run_id for r in running] if running and not _pg_job_lock_held(tx) else []
         else:
-            gone = [r.run_id for r in rows if _process_gone(r.worker)]
+            gone = [r.run_id for r in running if _process_gone(r.worker)]
             cutoff = now - timedelta(seconds=stale_after_s)
             changed += tx.execute(
                 update(analysis_runs).where(c.status == "running", c.started_at < cutoff)
@@ -598,12 +603,13 @@ def reap_abandoned(engine: Engine, *, stale_after_s: float = 600.0, queued_expir
                 update(analysis_runs).where(c.run_id.in_(gone), c.status == "running")
                 .values(status="failed", finished_at=now, error=ABANDONED)
             ).rowcount  # fmt: skip
-        changed += tx.execute(
-            update(analysis_runs)
-            .where(c.status == "queued", c.queued_at < now - timedelta(seconds=queued_expires_s))
-            .values(status="failed", finished_at=now,
-                    error=f"not started within {queued_expires_s:g} s of being queued: is a worker running?")
-        ).rowcount  # fmt: skip
+        if any(r.status == "queued" for r in rows):
+            changed += tx.execute(
+                update(analysis_runs)
+                .where(c.status == "queued", c.queued_at < now - timedelta(seconds=queued_expires_s))
+                .values(status="failed", finished_at=now,
+                        error=f"not started within {queued_expires_s:g} s of being queued: is a worker running?")
+            ).rowcount  # fmt: skip
     return changed
 
 
@@ -804,8 +810,6 @@ def run_correlation_job(
     previous run (alerts), keeps its feature frame, publishes insights and hands alerts to the
     webhook; none of that can fail or delay the stored run (errors are logged).
     """
-    from edgefinder.esports.postrun import after_run
-
     settings = settings or get_settings()
     own_engine = False
     if lock is not None:
