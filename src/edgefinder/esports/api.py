@@ -269,6 +269,9 @@ class _State:
                 from edgefinder.esports.tasks import make_celery
 
                 self._celery = make_celery(self.settings)
+                # the API only sends tasks (the run's row is the result): no result-store connection,
+                # which would otherwise retry for 20 s when Redis is down
+                self._celery.conf.result_backend = "disabled://"
             return self._celery
 
     def reap(self) -> None:
@@ -427,7 +430,10 @@ def run_analysis(
             raise HTTPException(409, str(exc)) from exc
         try:
             kwargs = {"run_id": run_id, "seed": req.seed, "alpha": req.alpha, "trigger": "api"}
-            st.celery().send_task(RUN_TASK, kwargs=kwargs, task_id=run_id, expires=QUEUED_EXPIRES_S)
+            # a request must not hang on a broker that is down: two quick retries, then 503
+            st.celery().send_task(RUN_TASK, kwargs=kwargs, task_id=run_id, expires=QUEUED_EXPIRES_S, retry=True,
+                                  retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
+                                                "interval_max": 1.0})  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - kombu raises many kinds for a broker that is down
             fail_queued(st.engine, run_id, f"broker unavailable: {_first_line(exc)}")
             raise HTTPException(503, f"broker unavailable, run {run_id} not queued: {_first_line(exc)}") from exc
