@@ -1,6 +1,7 @@
 """The seed's module layout (``app.analytics.*``) as a thin layer over :mod:`edgefinder.esports`.
 
-Code written against the seed's README runs with ``app.analytics`` replaced by ``edgefinder.analytics``:
+Code written against the seed's README (its examples are kept verbatim, and run, in
+``tests/integration/test_seed_readme.py``) runs with ``app.analytics`` replaced by ``edgefinder.analytics``:
 
 ============================  ==============================================================
 ``stream_ingest``             ``pg_connect()``, ``await consume_micro(pool)``
