@@ -113,12 +113,37 @@ class Settings(BaseSettings):
         default=0.3, gt=0, le=1,
         description="STRUCTURAL_DRIVE: coherence (entropy / ln 3, in [0, 1]) must be below this.",
     )
+    analysis_schedule: str = Field(
+        default="0 2 * * *",
+        description="When beat runs the correlation job: crontab (minute hour day month weekday, UTC) or @every 30s.",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="POST every alert as JSON to this URL (retried with backoff). Unset: no webhook."
+    )
+    alert_webhook_attempts: int = Field(
+        default=8, ge=1, le=100, description="Delivery attempts per alert before the webhook gives up."
+    )
+    alert_webhook_backoff_s: float = Field(
+        default=0.5, gt=0, le=60, description="First retry delay of the webhook (seconds); doubles up to 60 s."
+    )
+    results_stale_after_s: float = Field(
+        default=26 * 3600, gt=0,
+        description="Results older than this (seconds since the last succeeded run) make /health 'degraded'.",
+    )
     log_level: LogLevel = Field(default="INFO", description="Logging level.")
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
+
+    @field_validator("analysis_schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        from edgefinder.esports.schedule import parse_schedule
+
+        parse_schedule(v)  # raises ValueError with the reason
+        return v.strip()
 
     @property
     def effective_database_url(self) -> str:

@@ -27,16 +27,23 @@ Effects by method (``correlation_results.effect``, always signed so ``direction`
 point-biserial r of the same pair); ``logistic`` log odds ratio per SD of the feature (odds ratio
 and its CI in ``details``); ``aipw`` average treatment effect in probability points.
 
-**One job at a time**, across processes: on Postgres a session advisory lock (held by a dedicated
-connection for the whole job, released by the server if the process dies; any ``running`` row
-found while holding the lock is marked failed as abandoned); on SQLite an atomic conditional
-INSERT of the ``running`` row (SQLite serializes writers), where a ``running`` row older than
-``stale_after_s`` (default 10 minutes) is treated as abandoned. A second job raises
-:class:`JobAlreadyRunning`.
+**Run lifecycle** (``analysis_runs.status``): ``queued`` (POST /run-analysis put it on the Celery
+broker) → ``running`` → ``succeeded`` | ``failed`` (with ``error``). A run started directly (CLI, beat,
+Python, the API without a broker) starts at ``running``. ``trigger`` says who started it, ``worker``
+which process (host:pid) runs it, ``db_queries``/``db_seconds`` what it asked of the database.
 
-The seed calls ``asyncio.run(run_correlation_job())``; the job is synchronous (CPU-bound statistics),
-so from async code use ``await arun_correlation_job()`` (a thread via :func:`asyncio.to_thread`) —
-``asyncio.run(arun_correlation_job())`` is the seed's line with the ``a`` added.
+**One job at a time**, across processes: on Postgres a session advisory lock (held by a dedicated
+connection for the whole job, released by the server if the process dies); on SQLite an atomic
+conditional INSERT (or UPDATE of the queued row) of the ``running`` row (SQLite serializes writers).
+A second job raises :class:`JobAlreadyRunning`. A run whose process died is marked failed
+(:func:`reap_abandoned`): on Postgres when nobody holds the lock, on SQLite when its process is gone
+or after ``stale_after_s`` (default 10 minutes); :func:`queue_run` refuses while a run is queued or
+running.
+
+After each run :mod:`edgefinder.esports.postrun` computes alerts, keeps the feature frame and
+publishes insights (see there). The seed calls ``asyncio.run(run_correlation_job())``; the job is
+synchronous (CPU-bound statistics): ``edgefinder.analytics.jobs.run_correlation_job`` is the seed's
+awaitable, and ``await arun_correlation_job()`` here runs it in a thread (:func:`asyncio.to_thread`).
 """
 
 from __future__ import annotations
@@ -44,18 +51,20 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import os
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from prometheus_client import Histogram
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, select, update
+from sqlalchemy import Connection, Engine, event, exists, func, insert, literal, select, text, update
 from threadpoolctl import threadpool_limits
 
 from edgefinder import DISCLAIMER, PURPOSE
@@ -69,6 +78,7 @@ from edgefinder.esports.aggregate import (
     IN_ROUND_FEATURES,
     extract_round_features,
 )
+from edgefinder.esports.postrun import after_run
 from edgefinder.settings import Settings, get_settings
 from edgefinder.stats.association import chi2_feature_counts, logistic_model, point_biserial, spearman
 from edgefinder.stats.causal import propensity_adjusted_effect
@@ -78,7 +88,6 @@ from edgefinder.store.tables import analysis_runs, correlation_results
 
 __all__ = [
     "COVARIATE_EFFECTS",
-    "JOB_DURATION",
     "JobAlreadyRunning",
     "JobParams",
     "JobResult",
@@ -86,17 +95,12 @@ __all__ = [
     "acquire_run",
     "arun_correlation_job",
     "compute_results",
+    "fail_queued",
+    "queue_run",
+    "reap_abandoned",
     "run_correlation_job",
     "top_findings",
 ]
-
-#: Prometheus histogram of job wall time (seconds), by final status.
-JOB_DURATION = Histogram(
-    "edgefinder_analysis_job_duration_seconds",
-    "Wall time of one correlation job (seconds)",
-    ["status"],
-    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
-)
 
 # "edgefind" in ASCII: the Postgres advisory-lock key of the correlation job.
 _PG_LOCK_KEY = 0x6564676566696E64
@@ -164,6 +168,7 @@ class JobResult:
     results: pd.DataFrame = field(repr=False)
     purpose: str = PURPOSE
     disclaimer: str = DISCLAIMER
+    n_alerts: int = 0
 
 
 # --------------------------------------------------------------------------------- statistics
@@ -493,6 +498,12 @@ def top_findings(results: pd.DataFrame, n: int = 15, *, include_in_round: bool =
 
 # --------------------------------------------------------------------------------- run lock
 
+#: A ``queued`` run that no worker started within this many seconds is failed (lost message, no worker).
+QUEUED_EXPIRES_S = 3600.0
+# Second advisory key: serializes "is anything queued or running? then queue" on Postgres.
+_PG_QUEUE_KEY = _PG_LOCK_KEY + 1
+ABANDONED = "abandoned: the process running it stopped"
+
 
 @dataclass
 class RunLock:
@@ -527,18 +538,147 @@ def _params_json(params: JobParams) -> dict[str, Any]:
     return d
 
 
-def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | None = None) -> RunLock:
-    """Take the job lock and insert the ``running`` analysis_runs row; raise JobAlreadyRunning if taken."""
+def worker_id() -> str:
+    """``host:pid`` of this process, stored in ``analysis_runs.worker`` while it runs a job."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(worker: str | None) -> bool:
+    """True when ``worker`` (host:pid) names a process of this host that no longer exists."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def _pg_job_lock_held(conn: Connection) -> bool:
+    """Whether any session of this database holds the job's advisory lock (without taking it)."""
+    hi, lo = _PG_LOCK_KEY >> 32, _PG_LOCK_KEY & 0xFFFFFFFF
+    return bool(conn.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND classid::bigint = :hi AND objid::bigint = :lo)"
+    ), {"hi": hi, "lo": lo}).scalar())  # fmt: skip
+
+
+def reap_abandoned(engine: Engine, *, stale_after_s: float = 600.0, queued_expires_s: float = QUEUED_EXPIRES_S) -> int:
+    """Mark failed the runs nobody will finish; returns how many rows changed.
+
+    * ``running`` on Postgres while no session holds the job's advisory lock: the server drops the
+      lock with the connection of a process that died, so the row's process is gone.
+    * ``running`` on SQLite whose process (``worker``, same host) no longer exists, or that started
+      more than ``stale_after_s`` seconds ago.
+    * ``queued`` for more than ``queued_expires_s`` seconds: no worker took it.
+
+    Every update is conditional on the status it read, so a run that finishes meanwhile is left alone.
+    The API calls this before it answers about runs, workers when they start: a killed job never
+    stays ``running``.
+    """
+    now = _now()
+    c = analysis_runs.c
+    changed = 0
+    with engine.connect() as conn:  # the common case, nothing queued or running, stays a single read
+        rows = conn.execute(select(c.run_id, c.status, c.worker).where(c.status.in_(("queued", "running")))).all()
+    if not rows:
+        return 0
+    with engine.begin() as tx:
+        running = [r for r in rows if r.status == "running"]
+        if engine.dialect.name == "postgresql":
+            gone = [r.run_id for r in running] if running and not _pg_job_lock_held(tx) else []
+        else:
+            gone = [r.run_id for r in running if _process_gone(r.worker)]
+            cutoff = now - timedelta(seconds=stale_after_s)
+            changed += tx.execute(
+                update(analysis_runs).where(c.status == "running", c.started_at < cutoff)
+                .values(status="failed", finished_at=now, error=f"abandoned: running for more than {stale_after_s:g} s")
+            ).rowcount  # fmt: skip
+        if gone:
+            changed += tx.execute(
+                update(analysis_runs).where(c.run_id.in_(gone), c.status == "running")
+                .values(status="failed", finished_at=now, error=ABANDONED)
+            ).rowcount  # fmt: skip
+        if any(r.status == "queued" for r in rows):
+            changed += tx.execute(
+                update(analysis_runs)
+                .where(c.status == "queued", c.queued_at < now - timedelta(seconds=queued_expires_s))
+                .values(status="failed", finished_at=now,
+                        error=f"not started within {queued_expires_s:g} s of being queued: is a worker running?")
+            ).rowcount  # fmt: skip
+    return changed
+
+
+def _active(*statuses: str) -> Any:
+    """EXISTS (a run with one of ``statuses``), over an alias so an UPDATE of the table does not correlate it."""
+    other = analysis_runs.alias("other_run")
+    return exists().where(other.c.status.in_(statuses))
+
+
+def queue_run(engine: Engine, params: JobParams | None = None, *, trigger: str = "api") -> str:
+    """Insert a ``queued`` run for a worker to start and return its id.
+
+    Raises :class:`JobAlreadyRunning` when a run is already queued or running (one job at a time,
+    whoever starts it). The check and the insert are one statement; on Postgres a transaction-scoped
+    advisory lock also serializes concurrent callers (READ COMMITTED would let two both insert).
+    """
+    params = params or JobParams()
+    reap_abandoned(engine, stale_after_s=params.stale_after_s)
+    now = _now()
+    values = {
+        "run_id": str(uuid.uuid4()), "status": "queued", "started_at": now, "queued_at": now, "trigger": trigger,
+        "params": _params_json(params), "purpose": PURPOSE, "disclaimer": DISCLAIMER,
+    }  # fmt: skip
+    cols = list(values)
+    src = select(*[literal(values[k], type_=analysis_runs.c[k].type).label(k) for k in cols]).where(
+        ~_active("queued", "running")
+    )
+    c = analysis_runs.c
+    with engine.begin() as tx:
+        if engine.dialect.name == "postgresql":
+            tx.execute(select(func.pg_advisory_xact_lock(literal(_PG_QUEUE_KEY))))
+        tx.execute(insert(analysis_runs).from_select(cols, src))
+        # (psycopg reports no rowcount for INSERT ... SELECT: look for the row instead)
+        if tx.execute(select(c.run_id).where(c.run_id == values["run_id"])).first() is None:
+            busy = tx.execute(select(c.run_id, c.status).where(c.status.in_(("queued", "running"))).limit(1)).first()
+            what = f"run {busy.run_id} is {busy.status}" if busy is not None else "another run is active"
+            raise JobAlreadyRunning(f"a correlation job is already queued or running ({what})")
+    return str(values["run_id"])
+
+
+def fail_queued(engine: Engine, run_id: str, error: str) -> bool:
+    """Mark a still-``queued`` run failed with ``error`` (broker down, job refused); False if it was not queued."""
+    c = analysis_runs.c
+    with engine.begin() as tx:
+        return bool(tx.execute(
+            update(analysis_runs).where(c.run_id == run_id, c.status == "queued")
+            .values(status="failed", finished_at=_now(), error=error)
+        ).rowcount)  # fmt: skip
+
+
+def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | None = None, *,
+                trigger: str = "python") -> RunLock:  # fmt: skip
+    """Take the job lock and mark the run ``running``; raise JobAlreadyRunning if another job holds it.
+
+    ``run_id`` of a ``queued`` run (POST /run-analysis on a broker) starts that run; otherwise a new
+    ``running`` row is inserted. ``trigger`` (api, schedule, cli, python) is stored with the run.
+    """
     params = params or JobParams()
     run_id = run_id or str(uuid.uuid4())
+    now = _now()
     values = {
-        "run_id": run_id,
-        "status": "running",
-        "started_at": _now(),
-        "params": _params_json(params),
-        "purpose": PURPOSE,
-        "disclaimer": DISCLAIMER,
-    }
+        "run_id": run_id, "status": "running", "started_at": now, "params": _params_json(params),
+        "purpose": PURPOSE, "disclaimer": DISCLAIMER, "trigger": trigger, "worker": worker_id(),
+    }  # fmt: skip
+    c = analysis_runs.c
+    start_queued = (
+        update(analysis_runs).where(c.run_id == run_id, c.status == "queued")
+        .values(status="running", started_at=now, worker=values["worker"])
+    )  # fmt: skip
     if engine.dialect.name == "postgresql":
         conn = engine.connect()
         try:
@@ -548,12 +688,10 @@ def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | N
                 raise JobAlreadyRunning("a correlation job is already running (Postgres advisory lock is held)")
             with engine.begin() as tx:
                 # We hold the lock, so a 'running' row belongs to a process that died mid-job.
-                tx.execute(
-                    update(analysis_runs)
-                    .where(analysis_runs.c.status == "running")
-                    .values(status="failed", finished_at=_now(), error="abandoned: the process running it stopped")
-                )
-                tx.execute(insert(analysis_runs).values(**values))
+                tx.execute(update(analysis_runs).where(c.status == "running")
+                           .values(status="failed", finished_at=now, error=ABANDONED))  # fmt: skip
+                if tx.execute(start_queued).rowcount != 1:
+                    tx.execute(insert(analysis_runs).values(**values))
         except BaseException:
             try:
                 conn.execute(select(func.pg_advisory_unlock(literal(_PG_LOCK_KEY))))
@@ -563,30 +701,53 @@ def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | N
             raise
         return RunLock(engine, run_id, time.perf_counter(), params, conn)
 
-    cutoff = _now() - timedelta(seconds=params.stale_after_s)
-    with engine.begin() as tx:
-        tx.execute(
-            update(analysis_runs)
-            .where(and_(analysis_runs.c.status == "running", analysis_runs.c.started_at < cutoff))
-            .values(status="failed", finished_at=_now(), error=f"abandoned: running for more than {params.stale_after_s:g} s")
-        )
-    running = exists().where(and_(analysis_runs.c.status == "running", analysis_runs.c.started_at >= cutoff))
+    reap_abandoned(engine, stale_after_s=params.stale_after_s)
+    running = _active("running")
     cols = list(values)
-    # One INSERT ... SELECT ... WHERE NOT EXISTS: SQLite takes the write lock at the start of the
-    # statement, so two processes cannot both see "nothing running" and both insert.
-    src = select(*[literal(values[c], type_=analysis_runs.c[c].type).label(c) for c in cols]).where(~running)
+    # One statement each (UPDATE ... WHERE NOT EXISTS, INSERT ... SELECT ... WHERE NOT EXISTS): SQLite
+    # takes the write lock at the start of the first, so two processes cannot both see "nothing running".
+    src = select(*[literal(values[k], type_=c[k].type).label(k) for k in cols]).where(~running)
     with engine.begin() as tx:
-        n = tx.execute(insert(analysis_runs).from_select(cols, src)).rowcount
+        n = tx.execute(start_queued.where(~running)).rowcount
+        if n == 0 and tx.execute(select(c.run_id).where(c.run_id == run_id)).first() is None:
+            tx.execute(insert(analysis_runs).from_select(cols, src))
+            n = int(tx.execute(select(c.run_id).where(c.run_id == run_id, c.status == "running")).first() is not None)
     if n != 1:
         raise JobAlreadyRunning("a correlation job is already running (see analysis_runs with status 'running')")
     return RunLock(engine, run_id, time.perf_counter(), params)
+
+
+class _QueryCounter:
+    """Counts the SQL statements one thread issues on an engine, and their time (seconds)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.thread = engine, threading.get_ident()
+        self.queries, self.seconds, self._t0 = 0, 0.0, 0.0
+
+    def _before(self, *_: Any) -> None:
+        if threading.get_ident() == self.thread:
+            self._t0 = time.perf_counter()
+
+    def _after(self, *_: Any) -> None:
+        if threading.get_ident() == self.thread:
+            self.queries += 1
+            self.seconds += time.perf_counter() - self._t0
+
+    def __enter__(self) -> _QueryCounter:
+        event.listen(self.engine, "before_cursor_execute", self._before)
+        event.listen(self.engine, "after_cursor_execute", self._after)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
 
 
 # --------------------------------------------------------------------------------- the job
 
 
 def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows: int, message: str,
-            error: str | None = None) -> float:  # fmt: skip
+            error: str | None = None, queries: _QueryCounter | None = None) -> float:  # fmt: skip
     duration = time.perf_counter() - lock.started
     n_tests = 0 if results is None else int(len(results))
     n_sig = 0 if results is None else int(results["significant"].sum())
@@ -610,6 +771,8 @@ def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows:
                 for rec in results.assign(run_id=lock.run_id).to_dict(orient="records")
             ]
             tx.execute(insert(correlation_results), records)
+        # the statements so far, the results' INSERT included (the final UPDATE stores the count)
+        db = {"db_queries": queries.queries, "db_seconds": queries.seconds} if queries is not None else {}
         tx.execute(
             update(analysis_runs)
             .where(analysis_runs.c.run_id == lock.run_id)
@@ -621,6 +784,7 @@ def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows:
                 n_tests=n_tests,
                 summary=jsonable(summary),
                 error=error,
+                **db,
             )
         )
     return duration
@@ -633,58 +797,67 @@ def run_correlation_job(
     params: JobParams | None = None,
     lock: RunLock | None = None,
     progress: Callable[[str], None] | None = None,
+    trigger: str = "python",
 ) -> JobResult:
     """Run the whole job once and store it; see the module docstring.
 
     ``engine``: an Engine or URL (default: ``settings.effective_database_url``). ``lock``: a lock
-    already taken with :func:`acquire_run` (the API takes it in the request, then runs the job in a
-    thread); without it the job takes one and raises :class:`JobAlreadyRunning` if another job runs.
-    A database without finished rounds gives a succeeded run with zero tests and a message.
+    already taken with :func:`acquire_run` (the API and the Celery task take it first); without it
+    the job takes one (stored with ``trigger``) and raises :class:`JobAlreadyRunning` if another job
+    runs. A database without finished rounds gives a succeeded run with zero tests and a message.
+
+    After the run is stored, :func:`edgefinder.esports.postrun.after_run` compares it with the
+    previous run (alerts), keeps its feature frame, publishes insights and hands alerts to the
+    webhook; none of that can fail or delay the stored run (errors are logged).
     """
+    settings = settings or get_settings()
     own_engine = False
     if lock is not None:
         eng = lock.engine
     elif isinstance(engine, Engine):
         eng = engine
     else:
-        url = engine if isinstance(engine, str) else (settings or get_settings()).effective_database_url
-        eng = make_engine(url)
+        eng = make_engine(engine if isinstance(engine, str) else settings.effective_database_url)
         own_engine = True
-    status = "failed"
     try:
-        lock = lock or acquire_run(eng, params)
+        lock = lock or acquire_run(eng, params, trigger=trigger)
         params = lock.params
+        features: pd.DataFrame | None = None
         try:
-            if progress:
-                progress("extracting round features")
-            features = extract_round_features(eng)
-            if features.empty:
-                message = "no finished rounds in the database: ingest events first (edgefinder esports ingest)"
-                duration = _finish(lock, "succeeded", results=None, n_rows=0, message=message)
-                status = "succeeded"
-                empty = pd.DataFrame(columns=[*RESULT_COLUMNS, "purpose"])
-                return JobResult(lock.run_id, status, 0, 0, 0, duration, message, empty)
-            results = compute_results(features, params, progress)
-            n_sig = int(results["significant"].sum())
-            message = (
-                f"{len(features)} team-rounds, {len(results)} tests, {n_sig} significant at q < {params.alpha:g}"
-            )
-            if progress:
-                progress("storing results")
-            duration = _finish(lock, "succeeded", results=results, n_rows=len(features), message=message)
-            status = "succeeded"
-            return JobResult(lock.run_id, status, len(features), len(results), n_sig, duration, message, results)
+            with _QueryCounter(eng) as queries:
+                if progress:
+                    progress("extracting round features")
+                features = extract_round_features(eng)
+                if features.empty:
+                    message = "no finished rounds in the database: ingest events first (edgefinder esports ingest)"
+                    results = pd.DataFrame(columns=[*RESULT_COLUMNS, "purpose"])
+                else:
+                    results = compute_results(features, params, progress)
+                    n_sig = int(results["significant"].sum())
+                    message = (f"{len(features)} team-rounds, {len(results)} tests, "
+                               f"{n_sig} significant at q < {params.alpha:g}")  # fmt: skip
+                if progress:
+                    progress("storing results")
+                duration = _finish(lock, "succeeded", results=results if len(results) else None,
+                                   n_rows=len(features), message=message, queries=queries)  # fmt: skip
+            out = JobResult(lock.run_id, "succeeded", len(features), len(results), int(results["significant"].sum()),
+                            duration, message, results)  # fmt: skip
         except BaseException as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            error = f"{type(exc).__name__}: {first}"
             try:
-                _finish(lock, "failed", results=None, n_rows=0, message="failed", error=f"{type(exc).__name__}: {first}")
+                _finish(lock, "failed", results=None, n_rows=0, message="failed", error=error)
             except Exception:  # noqa: BLE001 - the database may be the reason we failed; keep the first error
                 pass
-            raise
-        finally:
-            JOB_DURATION.labels(status=status).observe(time.perf_counter() - lock.started)
             lock.release()
+            after_run(eng, lock.run_id, settings)
+            raise
+        lock.release()
+        n_alerts = after_run(eng, lock.run_id, settings, features=features)
+        return replace(out, n_alerts=n_alerts)
     finally:
+        if lock is not None:
+            lock.release()
         if own_engine:
             eng.dispose()
 
@@ -694,7 +867,7 @@ async def arun_correlation_job(
     settings: Settings | None = None,
     *,
     params: JobParams | None = None,
+    trigger: str = "python",
 ) -> JobResult:
     """Awaitable :func:`run_correlation_job` (runs in a worker thread): ``asyncio.run(arun_correlation_job())``."""
-    return await asyncio.to_thread(run_correlation_job, engine, settings, params=params)
-
+    return await asyncio.to_thread(run_correlation_job, engine, settings, params=params, trigger=trigger)
