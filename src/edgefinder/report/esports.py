@@ -21,7 +21,6 @@ Only aggregates are read: no player identifier (nor team name) leaves the databa
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -63,17 +62,10 @@ class RunNotFound(EdgefinderError):
     """The requested analysis run does not exist or did not succeed."""
 
 
-def _f(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _pair(v: Any) -> tuple[float | None, float | None]:
+def _pair(v: Any) -> tuple[Any, Any]:
+    """A stored ``[low, high]`` interval (None, None when absent)."""
     if isinstance(v, (list, tuple)) and len(v) == 2:
-        return _f(v[0]), _f(v[1])
+        return v[0], v[1]
     return None, None
 
 
@@ -129,10 +121,10 @@ def _effect_record(r: dict[str, Any], kind: str) -> dict[str, Any]:
     return {
         "feature": r["feature"], "intent": r["feature"].removesuffix("_count"), "outcome": r["outcome"],
         "method": r["method"], "kind": kind, "scale": _SCALES[kind], "n": int(r["n"]),
-        "estimate": _f(r["effect"]), "ci_low": _f(r["ci_low"]), "ci_high": _f(r["ci_high"]),
-        "p_value": _f(r["p_value"]), "q_value": _f(r["q_value"]), "significant": bool(r["significant"]),
+        "estimate": r["effect"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
+        "p_value": r["p_value"], "q_value": r["q_value"], "significant": bool(r["significant"]),
         "exploratory": bool(r["exploratory"]), "verdict": r.get("verdict"),
-        "naive": _f(d.get("naive")) if kind == "causal" else None,
+        "naive": d.get("naive") if kind == "causal" else None,
         "naive_ci_low": naive_lo if kind == "causal" else None, "naive_ci_high": naive_hi if kind == "causal" else None,
         "between": None, "between_ci_low": None, "between_ci_high": None,
         "population": d.get("population"), "reason": d.get("reason"),
@@ -158,8 +150,8 @@ def _effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rec = _effect_record(r, kind)
             between = by_key.get((feat, outcome, BETWEEN_METHOD)) if kind == "causal" else None
             if between is not None:
-                rec.update(between=_f(between["effect"]), between_ci_low=_f(between["ci_low"]),
-                           between_ci_high=_f(between["ci_high"]))
+                rec.update(between=between["effect"], between_ci_low=between["ci_low"],
+                           between_ci_high=between["ci_high"])
             out.append(rec)
     return out
 
@@ -174,8 +166,8 @@ def _balance_rows(feature: str, balance: Any) -> list[dict[str, Any]]:
         return []
     order = {c: i for i, c in enumerate(COVARIATES)}
     items.sort(key=lambda b: (order.get(str(b.get("covariate")), len(order)), str(b.get("covariate"))))
-    return [{"feature": feature, "covariate": str(b.get("covariate")), "smd_before": _f(b.get("smd_before")),
-             "smd_after": _f(b.get("smd_after"))} for b in items]
+    return [{"feature": feature, "covariate": str(b.get("covariate")), "smd_before": b.get("smd_before"),
+             "smd_after": b.get("smd_after")} for b in items]
 
 
 def _causal(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -189,13 +181,13 @@ def _causal(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
         refutations = d.get("refutations") if isinstance(d.get("refutations"), dict) else None
         causal.append({
             "feature": r["feature"], "intent": r["feature"].removesuffix("_count"), "outcome": r["outcome"],
-            "method": r["method"], "n": int(r["n"]), "estimate": _f(r["effect"]), "ci_low": _f(r["ci_low"]),
-            "ci_high": _f(r["ci_high"]), "q_value": _f(r["q_value"]), "significant": bool(r["significant"]),
+            "method": r["method"], "n": int(r["n"]), "estimate": r["effect"], "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"], "q_value": r["q_value"], "significant": bool(r["significant"]),
             "exploratory": bool(r["exploratory"]), "verdict": r.get("verdict"),
-            "n_treated": d.get("n_treated"), "n_control": d.get("n_control"), "threshold": _f(d.get("threshold")),
-            "naive": _f(d.get("naive")), "e_value": _f(d.get("e_value")), "e_value_ci": _f(d.get("e_value_ci")),
+            "n_treated": d.get("n_treated"), "n_control": d.get("n_control"), "threshold": d.get("threshold"),
+            "naive": d.get("naive"), "e_value": d.get("e_value"), "e_value_ci": d.get("e_value_ci"),
             "refutations": jsonable(refutations), "refutations_skipped": d.get("refutations_skipped"),
-            "max_abs_smd_before": _f(d.get("max_abs_smd_before")), "max_abs_smd_after": _f(d.get("max_abs_smd_after")),
+            "max_abs_smd_before": d.get("max_abs_smd_before"), "max_abs_smd_after": d.get("max_abs_smd_after"),
             "population": d.get("population"), "reason": d.get("reason"),
         })
         balance.extend(_balance_rows(r["feature"], d.get("balance")))
@@ -208,7 +200,7 @@ def _run_record(run: Any, n_significant: int) -> dict[str, Any]:
     summary = run.summary or {}
     return {
         "run_id": run.run_id, "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-        "duration_s": _f(run.duration_s), "n_rows": run.n_rows, "n_tests": run.n_tests,
+        "duration_s": run.duration_s, "n_rows": run.n_rows, "n_tests": run.n_tests,
         "n_significant": n_significant, "message": summary.get("message"), "trigger": run.trigger,
         "params": jsonable(run.params or {}),
     }
@@ -216,7 +208,8 @@ def _run_record(run: Any, n_significant: int) -> dict[str, Any]:
 
 def esports_data(engine: Engine, run_id: str | None = None, *, stale_after_s: float = 26 * 3600) -> dict[str, Any]:
     """The esports section of the report for ``run_id`` (default: the latest succeeded run); see the
-    module doc. Raises :class:`RunNotFound` for an id that is not a succeeded run."""
+    module doc. JSON-ready (NaN and infinities are None). Raises :class:`RunNotFound` for an id that is
+    not a succeeded run."""
     if not inspect(engine).has_table(analysis_runs.name):
         return {"available": False, "run": None, "data": {}, "effects": [], "causal": [], "balance": [], "alerts": [],
                 "message": "the database has no edgefinder tables yet: run `edgefinder db upgrade`, ingest events "
