@@ -84,3 +84,35 @@ def test_formatting_helpers() -> None:
     assert fmt_age(30) == "30 s" and fmt_age(90) == "1.5 min" and fmt_age(7200) == "2.0 h" and fmt_age(None) == "—"
     assert flat_settings({"b": {"y": 1, "x": [1, 2]}, "a": True, "c": None}) == \
         [("a", "true"), ("b.x", "1, 2"), ("b.y", "1"), ("c", "—")]  # fmt: skip
+
+
+def test_futures_data_without_a_production_playbook_takes_the_best_out_of_sample_templates(tmp_path) -> None:
+    import json
+
+    import pandas as pd
+
+    from edgefinder.report.futures import futures_data
+
+    block = {"days": 2, "total_trades": 3, "total_pnl": 4.0, "mean_pnl_per_trade": 4 / 3, "power": {"n": 3}}
+    (tmp_path / "phase4_report.json").write_text(json.dumps({
+        "train_until": None, "all": block, "sessions": [
+            {"session": "2024-01-02", "out_of_sample": False, "pnl": 1.5, "trades": 2},
+            {"session": "2024-01-03", "out_of_sample": False, "pnl": 2.5, "trades": 1}]}))
+    pd.DataFrame({"template_id": [1, 2, 3], "tier": [3, 0, 4], "total": [5, 9, 0], "oos_trades": [2, 4, 0],
+                  "oos_pnl": [-3.0, 8.0, 0.0], "total_pnl": [1.0, 2.0, 0.0], "pattern_type": "ROCHE_SNAP",
+                  "timeframe": "15s"}).to_csv(tmp_path / "phase5_templates.csv", index=False)
+    (tmp_path / "pattern_library.json").write_text(json.dumps({"library": {
+        "2": {"params": {"stop_loss_ticks": 9}}, "1": {"params": {"stop_loss_ticks": 4}}}}))
+    d = futures_data(tmp_path)
+    assert [s["sample"] for s in d["samples"]] == ["all sessions"] and "too few" in d["samples"][0]["power_text"]
+    assert d["equity"][0]["cumulative"] == [1.5, 4.0]
+    assert [t["template_id"] for t in d["top_templates"]] == [2, 1]  # by out-of-sample PnL, traded ones only
+    assert d["top_templates"][0]["params"] == {"stop_loss_ticks": 9} and not d["top_templates"][0]["in_production"]
+    assert d["tiers"]["counts"]["TIER 3 — UNPROVEN"] == 1 and [r["template_id"] for r in d["tiers"]["rows"]] == [2, 1]
+    assert d["production"] is None and d["families"] is None and d["regret"] is None
+    from edgefinder.report.build import provenance
+    from edgefinder.report.page import render_page
+
+    es = {"available": False, "message": "no run", "run": None}
+    html = render_page(es, d, provenance("sqlite:///x.sqlite3", tmp_path, es, d))
+    assert 'id="fig-equity"' in html and "T-2" in html and "no family was tested" in html

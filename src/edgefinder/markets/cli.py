@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
+
+if TYPE_CHECKING:  # the commands import the pipeline lazily, so that `--help` stays fast
+    from edgefinder.markets.forward import ForwardResult
+    from edgefinder.markets.orchestrator import RunSummary
+    from edgefinder.markets.selection import SelectionResult
 
 markets_app = typer.Typer(
     help="Futures research: synthetic markets, ATLAS, discovery → playbook → forward pass → selection.",
@@ -308,30 +313,29 @@ def run_cmd(
         _write_run_results(fmt, checkpoint_dir, summary, forward, selection)
 
 
-def _write_run_results(fmt: str, checkpoint_dir: Path, summary: object, forward: object, selection: object) -> None:
+def _write_run_results(fmt: str, checkpoint_dir: Path, summary: RunSummary | None, forward: ForwardResult | None,
+                       selection: SelectionResult | None) -> None:
     """``markets run --format json|csv``: what the phases that ran produced, on stdout."""
     from edgefinder import DISCLAIMER, PURPOSE
     from edgefinder.console import write_records
 
-    stats = selection.stats if selection is not None else None  # type: ignore[attr-defined]
-    rows = stats.to_dict(orient="records") if stats is not None else []
+    rows = selection.stats.to_dict(orient="records") if selection is not None else []
     if fmt == "csv":
         write_records("csv", rows)
         return
     doc: dict[str, object] = {"purpose": PURPOSE, "disclaimer": DISCLAIMER, "checkpoint_dir": str(checkpoint_dir)}
     if summary is not None:
-        doc["phases_2_3"] = summary.as_dict()  # type: ignore[attr-defined]
+        doc["phases_2_3"] = summary.as_dict()
     if forward is not None:
-        rep = forward.report  # type: ignore[attr-defined]
+        rep = forward.report
         doc["forward"] = {k: rep[k] for k in ("complete", "sessions_processed", "sessions_total", "all", "in_sample",
                                               "out_of_sample", "gates", "regret") if k in rep}
     if selection is not None:
-        sel = selection
         doc["selection"] = {
-            "significance_sample": sel.significance_sample, "test_sample": sel.test_block,  # type: ignore[attr-defined]
-            "families": sel.families.to_dict(orient="records"),  # type: ignore[attr-defined]
-            "ancestry_tests": sel.ancestry_tests.to_dict(orient="records"),  # type: ignore[attr-defined]
-            "production": {str(k): v for k, v in sel.production.items()},  # type: ignore[attr-defined]
+            "significance_sample": selection.significance_sample, "test_sample": selection.test_block,
+            "families": selection.families.to_dict(orient="records"),
+            "ancestry_tests": selection.ancestry_tests.to_dict(orient="records"),
+            "production": {str(k): v for k, v in selection.production.items()},
         }
     write_records("json", rows, doc, key="templates")
 

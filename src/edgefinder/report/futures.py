@@ -31,6 +31,7 @@ from edgefinder.errors import EdgefinderError
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
 from edgefinder.markets.checkpoints import (
+    LIBRARY_JSON,
     PAPER_REPORT,
     PAPER_TRADES,
     PLAYBOOK_JSON,
@@ -151,7 +152,7 @@ def _tiers(templates: pd.DataFrame | None, playbook: dict[str, Any] | None, prod
     top = traded.sort_values(["in_production", "oos_pnl", "total_pnl"], ascending=[False, False, False])
     cols = ["template_id", "tier", "pattern_type", "timeframe", "total", "win_rate", "sharpe", "total_pnl",
             "max_dd", "risk_level", "oos_trades", "oos_pnl", "p_value", "q_value", "dsr", "in_production"]
-    rows = top.head(TABLE_TEMPLATES)[[c for c in cols if c in top.columns]].to_dict(orient="records")
+    rows = top.head(TABLE_TEMPLATES).reindex(columns=cols).to_dict(orient="records")
     for r in rows:
         r["tier_name"] = _tier_label(r.get("tier"))
     return {"counts": counts, "rows": rows, "templates": int(len(templates)), "traded": int(len(traded))}
@@ -190,11 +191,13 @@ def _top_templates(templates: pd.DataFrame | None, playbook: dict[str, Any] | No
     return out
 
 
-def _library_params(checkpoint_dir: Path, ids: list[int]) -> dict[int, dict[str, Any]]:
-    """Exit parameters of templates outside the production playbook, from ``pattern_library.json``."""
-    doc = _json(checkpoint_dir / "pattern_library.json") or {}
-    lib = doc.get("library") or {}
-    return {t: dict((lib.get(str(t)) or {}).get("params") or {}) for t in ids}
+def _fill_library_params(checkpoint_dir: Path, top: list[dict[str, Any]]) -> None:
+    """Exit parameters of the templates outside the production playbook, from ``pattern_library.json``."""
+    missing = [t for t in top if not t["params"]]
+    if missing:
+        lib = (_json(checkpoint_dir / LIBRARY_JSON) or {}).get("library") or {}
+        for t in missing:
+            t["params"] = dict((lib.get(str(t["template_id"])) or {}).get("params") or {})
 
 
 def _config(forward: dict[str, Any], playbook: dict[str, Any] | None, state: dict[str, Any],
@@ -246,9 +249,7 @@ def futures_data(checkpoint_dir: str | Path) -> dict[str, Any]:
     if paper is not None:
         equity.append(_curve("paper trade", paper.get("per_session") or []))
     top = _top_templates(templates, playbook, trades, paper_trades)
-    missing = [t["template_id"] for t in top if not t["params"]]
-    for tid, params in _library_params(ckpt, missing).items() if missing else ():
-        next(t for t in top if t["template_id"] == tid)["params"] = params
+    _fill_library_params(ckpt, top)
     fam = None
     if families is not None and not families.empty:
         fam = families[families["tested"].astype(bool)].sort_values(["q_value", "p_value"]).to_dict(orient="records")
