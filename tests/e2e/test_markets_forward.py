@@ -119,8 +119,9 @@ def test_the_forward_scan_is_the_discovery_scan(none_run) -> None:
     assert len(lv) == len(manifest) > 0 and {p.depth for p in manifest} >= {0, 1, 2}
     chains = cascade.chains(k)
     got_states = states_at(states["15s"], lv.rows, "15s")
+    types = lv.types
     for i, ref in enumerate(manifest):
-        assert (lv.ts[i], lv.types[i], lv.depth[i]) == (ref.timestamp, ref.pattern_type, ref.depth)
+        assert (lv.ts[i], types[i], lv.depth[i]) == (ref.timestamp, ref.pattern_type, ref.depth)
         assert chains[i] == ref.parent_chain
         assert got_states[i] == ref.state
     np.testing.assert_array_equal(cascade.features(k), pattern_features(manifest))
