@@ -36,7 +36,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     env["EDGEFINDER_DATA_DIR"] = str(tmp / "data")  # servers must not be needed: no URLs at all
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "edgefinder", "demo", "--report"], cwd=tmp, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600)
     seconds = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
     demo = tmp / "data" / "demo"

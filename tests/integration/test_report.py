@@ -205,5 +205,6 @@ def test_analyze_rows_as_json_and_csv(seasons: dict[str, Any], tmp_path: Path) -
     from io import StringIO
 
     frame = pd.read_csv(StringIO(csv.stdout))
-    assert len(frame) == doc["n_tests"] and {"feature", "outcome", "method", "effect", "q_value", "details"} <= set(frame)
+    assert len(frame) == doc["n_tests"]
+    assert {"feature", "outcome", "method", "effect", "q_value", "details"} <= set(frame)
     assert frame["run_id"].nunique() == 1 and frame["run_id"][0] != doc["run_id"]  # a second run

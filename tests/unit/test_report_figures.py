@@ -16,8 +16,8 @@ def _effect(intent: str, outcome: str, est: float, lo: float, hi: float, sig: bo
             naive: float | None = None) -> dict:
     return {"feature": f"{intent}_count", "intent": intent, "outcome": outcome, "scale": "s", "n": 100,
             "estimate": est, "ci_low": lo, "ci_high": hi, "q_value": 0.01 if sig else 0.5, "significant": sig,
-            "exploratory": False, "verdict": verdict, "naive": naive, "naive_ci_low": None if naive is None else naive - 1,
-            "naive_ci_high": None if naive is None else naive + 1, "between": None}
+            "exploratory": False, "verdict": verdict, "naive": naive, "between": None,
+            "naive_ci_low": None if naive is None else naive - 1, "naive_ci_high": None if naive is None else naive + 1}
 
 
 def test_forest_places_each_estimate_with_its_interval_and_category() -> None:

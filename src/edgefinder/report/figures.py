@@ -247,7 +247,8 @@ def families_figure(families: list[dict[str, Any]] | None) -> go.Figure | None:
     rows = families or []
     if not rows:
         return None
-    hover = [f"{f['trades']:,} trades, q {f['q_value']:.2g}, DSR {f['dsr']:.2f}, detectable ${f['minimum_detectable']:.2f}"
+    hover = [f"{f['trades']:,} trades, q {f['q_value']:.2g}, DSR {f['dsr']:.2f}, "
+             f"detectable ${f['minimum_detectable']:.2f}"
              if f.get("q_value") is not None and f.get("dsr") is not None else f"{f['trades']:,} trades" for f in rows]
     return _interval_figure([f["family"] for f in rows], [f["mean_pnl"] for f in rows], [f.get("ci_low") for f in rows],
                             [f.get("ci_high") for f in rows], [bool(f.get("qualifies")) for f in rows], "qualifies",
@@ -285,7 +286,8 @@ def template_pnl_figure(top: list[dict[str, Any]]) -> go.Figure | None:
     if not boxes:
         return None
     fig = go.Figure()
-    for key, name, color in (("out_of_sample", "out-of-sample trades", BLUE), ("paper_trade", "paper-trade trades", GREEN)):
+    for key, name, color in (("out_of_sample", "out-of-sample trades", BLUE),
+                             ("paper_trade", "paper-trade trades", GREEN)):
         sel = [t for t, k in boxes if k == key]
         if not sel:
             continue
