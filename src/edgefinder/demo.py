@@ -39,4 +39,6 @@ def run_demo(settings: Settings, console: Console, *, report: bool = False) -> P
     console.print(Rule(f"done in {time.perf_counter() - started:.1f} s — data under {settings.data_dir}"))
     if path is not None:
         console.print(f"report: {path}", soft_wrap=True)
+    else:
+        console.print("[dim]pictures of this run: `edgefinder demo --report` writes an HTML report[/dim]")
     return path
