@@ -42,7 +42,6 @@ so from async code use ``await arun_correlation_job()`` (a thread via :func:`asy
 from __future__ import annotations
 
 import asyncio
-import inspect
 import math
 import time
 import uuid
@@ -67,12 +66,14 @@ from edgefinder.esports.aggregate import (
     COVARIATES,
     FEATURE_COLUMNS,
     IN_ROUND_FEATURES,
+    ROUND_COVARIATES,
     extract_round_features,
 )
 from edgefinder.settings import Settings, get_settings
 from edgefinder.stats.association import chi2_feature_counts, logistic_model, point_biserial, spearman
-from edgefinder.stats.causal import propensity_adjusted_effect
+from edgefinder.stats.causal import propensity_adjusted_effect, within_unit_effect
 from edgefinder.stats.multiple import multiple_test_correction
+from edgefinder.stats.refute import Refutation, e_value, e_value_ci, refute_within_effect, verdict
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import analysis_runs, correlation_results
 
@@ -112,6 +113,7 @@ RESULT_COLUMNS = (
     "p_value",
     "q_value",
     "significant",
+    "verdict",
     "exploratory",
     "direction",
     "details",
@@ -134,7 +136,10 @@ class JobParams:
     bench/esports_analysis.py); ``workers``: threads that run the association tests and the causal
     estimates side by side (results do not depend on it: every estimate has its own seeded forest);
     ``causal_outcomes``: outcomes of the causal step; ``stale_after_s``: age (seconds) after which a ``running`` row on SQLite
-    counts as abandoned.
+    counts as abandoned. ``propensity_model``: 'logistic' (default) or 'random_forest' (then the
+    forest knobs apply); ``min_clusters``: fewer matches than this flag a clustered result
+    exploratory; ``refute``: run the refutation checks of every significant within-match effect; ``check_alpha``:
+    level of each refutation check.
     """
 
     alpha: float = 0.05
@@ -147,6 +152,10 @@ class JobParams:
     workers: int = 2
     causal_outcomes: tuple[str, ...] = ("round_win",)
     stale_after_s: float = 600.0
+    propensity_model: str = "logistic"
+    min_clusters: int = 30
+    refute: bool = True
+    check_alpha: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -220,13 +229,15 @@ def _zscore(s: pd.Series) -> tuple[pd.Series, float]:
 
 def _logistic_rows(df: pd.DataFrame, features: list[str], outcome: str, params: JobParams) -> list[dict[str, Any]]:
     pop, covs = _population(df, outcome)
+    groups = pop[MATCH_CODE].to_numpy()
     std = pd.DataFrame({c: _zscore(pop[c].astype(float))[0] for c in covs})
     std[outcome] = pop[outcome].astype(float).to_numpy()
     out = []
     for feat in features:
         z, sd = _zscore(pop[feat].astype(float))
         frame = std.assign(**{feat: z.to_numpy()})
-        res = logistic_model(frame, feat, outcome, covs, min_group_n=params.min_group_n)
+        res = logistic_model(frame, feat, outcome, covs, min_group_n=params.min_group_n, groups=groups,
+                             min_clusters=params.min_clusters)
         row = res.table.loc[feat]
         coef, se = float(row["coef"]), float(row["se"])
         ok = res.status in ("ok", "not_converged") and np.isfinite(coef)
@@ -245,6 +256,7 @@ def _logistic_rows(df: pd.DataFrame, features: list[str], outcome: str, params: 
             "population": "attack team-rounds" if outcome == "site_executed" else "all team-rounds",
             "pseudo_r2": res.pseudo_r2,
             "separation": res.separation,
+            "inference": "cluster-robust by match (t on G - 1 df)",
         }
         out.append(_row(feat, outcome, "logistic", res.n, row["z"], coef, ci, row["p_value"],
                         res.exploratory, _sign(coef) if ok else "none", details))  # fmt: skip
@@ -262,52 +274,56 @@ def _association_rows(df: pd.DataFrame, features: list[str], params: JobParams) 
     for outcome in BINARY_OUTCOMES:
         pop, _ = _population(df, outcome)
         y = pop[outcome].to_numpy(dtype=np.float64)
+        groups = pop[MATCH_CODE].to_numpy()
         pb_dir: dict[str, str] = {}
         for feat in features:
-            r = point_biserial(pop[feat].to_numpy(dtype=np.float64), y, min_group_n=params.min_group_n)
+            r = point_biserial(pop[feat].to_numpy(dtype=np.float64), y, min_group_n=params.min_group_n, groups=groups,
+                               min_clusters=params.min_clusters)  # fmt: skip
             pb_dir[feat] = r.direction
             details = {"reason": r.reason, "n_positive": r.n_positive, "n_negative": r.n_negative,
-                       "population": "attack team-rounds" if outcome == "site_executed" else "all team-rounds"}  # fmt: skip
+                       "population": "attack team-rounds" if outcome == "site_executed" else "all team-rounds",
+                       **_cluster_details(r.n_clusters, r.design_effect)}  # fmt: skip
             rows.append(_row(feat, outcome, "point_biserial", r.n, r.r, r.r, (r.ci_low, r.ci_high), r.p_value,
                              r.exploratory, r.direction, details))  # fmt: skip
         for feat in features:
             if feat not in COUNT_FEATURES:
                 continue
-            c = chi2_feature_counts(pop[feat].to_numpy(dtype=np.float64), y, bins="count", min_group_n=params.min_group_n)
+            c = chi2_feature_counts(pop[feat].to_numpy(dtype=np.float64), y, bins="count", min_group_n=params.min_group_n,
+                                    groups=groups, min_clusters=params.min_clusters)  # fmt: skip
             details = {"reason": c.reason, "dof": c.dof, "bins": list(c.bins), "min_expected": c.min_expected,
-                       "effect_size": "Cramér's V (unsigned; direction from the point-biserial r)"}  # fmt: skip
+                       "effect_size": "Cramér's V (unsigned; direction from the point-biserial r)",
+                       "statistic": "Pearson chi-square; p from the cluster-robust Wald F test",
+                       **_cluster_details(c.n_clusters, c.design_effect)}  # fmt: skip
             rows.append(_row(feat, outcome, "chi2", c.n, c.chi2, c.cramers_v, (None, None), c.p_value,
                              c.exploratory, pb_dir.get(feat, "none") if c.reason is None else "none", details))  # fmt: skip
     econ = df["econ_delta"].to_numpy(dtype=np.float64)
+    groups = df[MATCH_CODE].to_numpy()
     for feat in features:
-        s = spearman(df[feat].to_numpy(dtype=np.float64), econ, min_n=params.min_group_n)
+        s = spearman(df[feat].to_numpy(dtype=np.float64), econ, min_n=params.min_group_n, groups=groups,
+                     min_clusters=params.min_clusters)  # fmt: skip
         rows.append(_row(feat, "econ_delta", "spearman", s.n, s.rho, s.rho, (s.ci_low, s.ci_high), s.p_value,
-                         s.exploratory, s.direction, {"reason": s.reason, "unit": "rank correlation with dollars"}))  # fmt: skip
+                         s.exploratory, s.direction, {"reason": s.reason, "unit": "rank correlation with dollars",
+                                                      **_cluster_details(s.n_clusters, s.design_effect)}))  # fmt: skip
     return rows
 
 
-_CAUSAL_SUPPORTS: set[str] | None = None
+def _cluster_details(n_clusters: int | None, design_effect: float | None) -> dict[str, Any]:
+    return {"inference": "cluster-robust by match", "n_clusters": n_clusters, "design_effect": design_effect}
 
 
-def _causal_kwargs(params: JobParams, n_rows: int | None = None) -> dict[str, Any]:
-    """Forest knobs the installed causal module accepts (max_samples/n_jobs are optional there).
+def _causal_kwargs(params: JobParams, n_rows: int) -> dict[str, Any]:
+    """Forest knobs (used when ``params.propensity_model`` is 'random_forest').
 
-    An integer ``max_samples`` larger than a training fold (``n_rows`` minus one fold) means "all
-    rows": sklearn refuses a bootstrap bigger than its input.
+    An integer ``max_samples`` larger than a training fold of the subset check (half of ``n_rows``
+    minus one fold) means "all rows": sklearn refuses a bootstrap bigger than its input.
     """
-    global _CAUSAL_SUPPORTS
-    if _CAUSAL_SUPPORTS is None:
-        _CAUSAL_SUPPORTS = set(inspect.signature(propensity_adjusted_effect).parameters)
-    kw: dict[str, Any] = {"n_estimators": params.n_estimators, "min_samples_leaf": params.min_samples_leaf}
-    if "max_samples" in _CAUSAL_SUPPORTS:
-        ms = params.max_samples
-        if isinstance(ms, int) and n_rows is not None:
-            n_train = (n_rows * (params.n_splits - 1)) // params.n_splits - 1
-            ms = None if ms >= n_train else ms
-        kw["max_samples"] = ms
-    if "n_jobs" in _CAUSAL_SUPPORTS:
-        kw["n_jobs"] = 1  # parallelism is across estimates (compute_results), not inside one forest
-    return kw
+    ms = params.max_samples
+    if isinstance(ms, int):
+        n_train = (n_rows // 2 * (params.n_splits - 1)) // params.n_splits - 1
+        ms = None if ms >= n_train else ms
+    # parallelism is across estimates (compute_results), not inside one forest
+    return {"n_estimators": params.n_estimators, "min_samples_leaf": params.min_samples_leaf, "max_samples": ms,
+            "n_jobs": 1}  # fmt: skip
 
 
 def _causal_tasks(df: pd.DataFrame, params: JobParams) -> list[tuple[pd.DataFrame, str, str, list[str]]]:
@@ -342,23 +358,38 @@ def _overlap(pop: pd.DataFrame, feat: str, covs: list[str], params: JobParams) -
     return sub, [c for c in covs if c != "side"], thr, f"{name} team-rounds only (positivity: the other side has no overlap)"
 
 
-def _causal_row(pop: pd.DataFrame, feat: str, outcome: str, covs: list[str], params: JobParams) -> dict[str, Any]:
-    pop, covs, thr, restricted = _overlap(pop, feat, covs, params)
-    res = propensity_adjusted_effect(
-        pop, feat, outcome, covs, threshold=thr, seed=params.seed, n_splits=params.n_splits,
-        forbidden=[*FEATURE_COLUMNS, "round_win", "econ_delta", "site_executed"],
-        min_group_n=params.min_group_n, **_causal_kwargs(params, len(pop)),
-    )  # fmt: skip
-    balance = res.get("balance")
-    details = {
+#: Methods of the causal step. The headline compares a team with itself inside a match; the naive
+#: between-team estimate stays beside it for comparison only (out of the BH family, never significant).
+WITHIN_METHOD = "aipw_within"
+NAIVE_METHOD = "aipw_naive"
+UNIT_COL = "__unit__"
+#: Integer code of the match, made once per run: every clustered test groups by it (factorizing the
+#: match_id strings once instead of in each of ~200 tests).
+MATCH_CODE = "__match__"
+
+
+def _balance_records(balance: Any) -> list[dict[str, Any]] | None:
+    """SMDs as ``[{"covariate", "smd_before", "smd_after"}, ...]`` (one flat record per covariate)."""
+    if not isinstance(balance, pd.DataFrame):
+        return None
+    return [{"covariate": str(i), "smd_before": r["smd_before"], "smd_after": r["smd_after"]}
+            for i, r in balance.iterrows()]  # fmt: skip
+
+
+def _effect_details(res: dict[str, Any], covs: list[str], population: str) -> dict[str, Any]:
+    """What every causal row stores beside its estimate (both designs)."""
+    return {
         "reason": res.get("reason"),
         "estimand": "ATE of T = count > threshold on P(outcome), probability points",
+        "design": res.get("design"),
         "treatment_rule": "count > median(count)",
         "threshold": res.get("threshold"),
         "n_treated": res.get("n_treated"),
         "n_control": res.get("n_control"),
+        "n_clusters": res.get("n_clusters"),
+        "cluster": "match",
         "adjusted_for": covs,
-        "population": restricted or ("attack team-rounds" if outcome == "site_executed" else "all team-rounds"),
+        "population": population,
         "naive": res.get("naive_ate"),
         "naive_ci": list(res.get("naive_ci", (None, None))),
         "naive_p_value": res.get("naive_p_value"),
@@ -366,25 +397,77 @@ def _causal_row(pop: pd.DataFrame, feat: str, outcome: str, covs: list[str], par
         "aipw_se": res.get("ate_se"),
         "ipw": res.get("ipw_ate"),
         "ipw_ci": list(res.get("ipw_ci", (None, None))),
+        "mu1": res.get("mu1"),
+        "mu0": res.get("mu0"),
         "n_clipped_low": res.get("n_clipped_low"),
         "n_clipped_high": res.get("n_clipped_high"),
         "clip": list(res.get("clip", ())),
         "ess_treated": res.get("ess_treated"),
         "ess_control": res.get("ess_control"),
-        "balance": balance if isinstance(balance, pd.DataFrame) else None,
+        "balance": _balance_records(res.get("balance")),
         "max_abs_smd_before": res.get("max_abs_smd_before"),
         "max_abs_smd_after": res.get("max_abs_smd_after"),
         "propensity_model": res.get("propensity_model"),
         "outcome_model": res.get("outcome_model"),
-        "forest": _causal_kwargs(params, len(pop)),
-        "n_splits": params.n_splits,
-        "seed": params.seed,
+        "n_splits": res.get("n_splits"),
+        "seed": res.get("seed"),
     }
+
+
+def _effect_row(feat: str, outcome: str, method: str, res: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
     ate = res.get("ate", float("nan"))
     se = res.get("ate_se", float("nan"))
     stat = ate / se if se and np.isfinite(se) and se > 0 else float("nan")
-    return _row(feat, outcome, "aipw", res["n"], stat, ate, res.get("ate_ci", (None, None)),
+    return _row(feat, outcome, method, res["n"], stat, ate, res.get("ate_ci", (None, None)),
                 res.get("ate_p_value"), res.get("exploratory", True), _sign(ate), details)  # fmt: skip
+
+
+def _causal_rows(pop: pd.DataFrame, feat: str, outcome: str, covs: list[str], params: JobParams) -> list[dict[str, Any]]:
+    """The within-match effect (with its refutations) and the naive between-team effect of one intent."""
+    pop, covs, thr, restricted = _overlap(pop, feat, covs, params)
+    population = restricted or ("attack team-rounds" if outcome == "site_executed" else "all team-rounds")
+    pop = pop.assign(**{UNIT_COL: pop.groupby(["match_id", "team_id"], sort=False).ngroup().to_numpy()})
+    forbidden = [*FEATURE_COLUMNS, "round_win", "econ_delta", "site_executed"]
+    models = {"propensity_model": params.propensity_model, "n_splits": params.n_splits,
+              "min_group_n": params.min_group_n, "forbidden": forbidden, **_causal_kwargs(params, len(pop))}  # fmt: skip
+    # Mundlak means of the round's money and side only: the means of score_diff, prev_round_result and
+    # loss_streak are functions of the team's own results over the match (its win rate), and
+    # conditioning on them biases the within contrast toward zero (see docs/esports.md).
+    means = [c for c in covs if c in ROUND_COVARIATES]
+    within_kw = {"unit_col": UNIT_COL, "cluster_col": MATCH_CODE, "unit_mean_covariates": means,
+                 "min_clusters": params.min_clusters, **models}  # fmt: skip
+    res = within_unit_effect(pop, feat, outcome, covs, threshold=thr, seed=params.seed, **within_kw)
+    naive = propensity_adjusted_effect(pop, feat, outcome, covs, threshold=thr, seed=params.seed,
+                                       groups=pop[MATCH_CODE], **models)  # fmt: skip
+    details = _effect_details(res, covs, population)
+    details.update({
+        "unit": "team in a match",
+        "mundlak_terms": res.get("mundlak_terms"),
+        "n_units": res.get("n_units"),
+        "n_units_dropped": res.get("n_units_dropped"),
+        "rows_dropped": res.get("rows_dropped"),
+        "between_team": {"method": NAIVE_METHOD, "estimate": naive.get("ate"), "ci": list(naive.get("ate_ci", ()))},
+    })  # fmt: skip
+    rr_lo, rr_hi = res.get("rr_ci", (float("nan"), float("nan")))
+    details["e_value"] = e_value(float(res.get("rr", float("nan"))))
+    details["e_value_ci"] = e_value_ci(float(rr_lo), float(rr_hi))
+    details["refutations"] = None
+
+    def refute() -> Refutation:
+        return refute_within_effect(
+            within_unit_effect, pop, res, treatment_col=feat, covariates=covs, threshold=thr, seed=params.seed,
+            outcome_col=outcome, check_alpha=params.check_alpha, **within_kw,
+        )  # fmt: skip
+
+    # read by compute_results (then removed): the checks run once BH has said which effects are significant
+    details["_refute"] = refute if params.refute and res.get("reason") is None else None
+    within_row = _effect_row(feat, outcome, WITHIN_METHOD, res, details)
+    naive_details = _effect_details(naive, covs, population)
+    naive_details["comparison_only"] = (
+        "between-team estimate: confounded by anything constant over a match (team strength); "
+        f"not an edge, kept beside {WITHIN_METHOD} for comparison and out of the BH family"
+    )
+    return [within_row, _effect_row(feat, outcome, NAIVE_METHOD, naive, naive_details)]
 
 
 def compute_results(
@@ -396,6 +479,7 @@ def compute_results(
     ``purpose``. Tests that could not run keep ``p_value``/``q_value`` None and are not significant.
     """
     params = params or JobParams()
+    features = features.assign(**{MATCH_CODE: pd.factorize(features["match_id"])[0]})
     features_present = [f for f in FEATURE_COLUMNS if f in features.columns]
     tasks = _causal_tasks(features, params)
     if progress:
@@ -410,22 +494,48 @@ def compute_results(
     ) as pool:
         # longest tasks first: the adjusted logistic fits, then the forests, then the quick tests
         logit = [pool.submit(_logistic_rows, features, features_present, o, params) for o in BINARY_OUTCOMES]
-        causal = [pool.submit(_causal_row, *task, params) for task in tasks]
+        causal = [pool.submit(_causal_rows, *task, params) for task in tasks]
         assoc = pool.submit(_association_rows, features, features_present, params)
         rows = assoc.result()
         for f in logit:
             rows.extend(f.result())
-        rows.extend(f.result() for f in causal)
-    out = pd.DataFrame.from_records(rows, columns=[c for c in RESULT_COLUMNS if c not in ("q_value", "significant")])
+        for f in causal:
+            rows.extend(f.result())
+    refuters = [d.pop("_refute", None) for d in (r["details"] for r in rows)]
+    out = pd.DataFrame.from_records(rows, columns=[c for c in RESULT_COLUMNS if c not in ("q_value", "significant", "verdict")])
     p = pd.to_numeric(out["p_value"], errors="coerce").to_numpy(dtype=np.float64)
-    if np.isfinite(p).any():
-        _, q = multiple_test_correction(p, alpha=params.alpha, method="fdr_bh")
-    else:
-        q = np.full(p.shape, np.nan)
+    # the naive between-team rows are for comparison only: their p stays visible, outside the family
+    family = np.isfinite(p) & ~out["method"].str.contains("naive").to_numpy()
+    q = np.full(p.shape, np.nan)
+    if family.any():
+        _, q[family] = multiple_test_correction(p[family], alpha=params.alpha, method="fdr_bh")
     out["q_value"] = [(_finite(v)) for v in q]
     out["significant"] = [bool(v is not None and v < params.alpha) for v in out["q_value"]]
+    # Refutations of the significant within-match effects only: an effect that is not significant is
+    # "not significant" whatever its checks say, and the checks are most of the causal step's time.
+    todo = [i for i, (sig, fn) in enumerate(zip(out["significant"], refuters, strict=True)) if sig and fn is not None]
+    if progress and todo:
+        progress(f"refutation checks of {len(todo)} significant causal effects")
+    with threadpool_limits(limits=1), ThreadPoolExecutor(
+        max_workers=max(1, params.workers), thread_name_prefix="edgefinder-refute"
+    ) as pool:
+        done = dict(zip(todo, pool.map(lambda i: refuters[i](), todo), strict=True))
+    verdicts: list[str | None] = []
+    for i, (method, sig, d) in enumerate(zip(out["method"], out["significant"], out["details"], strict=True)):
+        if method != WITHIN_METHOD:
+            verdicts.append(None)
+            continue
+        ref = done.get(i)
+        if ref is not None:
+            d["refutations"] = ref.as_dict()
+        elif sig:
+            d["refutations_skipped"] = "the refutation checks were turned off (JobParams.refute)"
+        else:
+            d["refutations_skipped"] = "not significant: the checks run on significant effects only"
+        verdicts.append(verdict(bool(sig), ref))
+    out["verdict"] = verdicts
     out["purpose"] = PURPOSE
-    m = int(np.isfinite(p).sum())
+    m = int(family.sum())
     # correlation_results has a purpose column but no disclaimer column: each stored row carries the
     # disclaimer in its details, so a row read on its own (SQL, export) still says what it is for.
     out["details"] = [
