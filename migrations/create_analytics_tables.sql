@@ -192,5 +192,11 @@ CREATE INDEX ix_correlation_results_run_id ON correlation_results (run_id);
 
 INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
 
+-- Running upgrade 0001 -> 0002
+
+ALTER TABLE correlation_results ADD COLUMN verdict VARCHAR(16);
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+
 COMMIT;
 

@@ -550,7 +550,8 @@ def top_findings(results: pd.DataFrame, n: int = 15, *, include_in_round: bool =
         return results
     sig = results[results["significant"]]
     if not include_in_round:
-        sig = sig[[d.get("kind") != "in_round" for d in sig["details"]]]
+        # a boolean array, not a list: an empty list would select columns
+        sig = sig.loc[np.array([d.get("kind") != "in_round" for d in sig["details"]], dtype=bool)]
     order = sig.assign(_abs=sig["effect"].abs().fillna(0.0)).sort_values(["q_value", "_abs"], ascending=[True, False])
     return order.drop(columns="_abs").head(n)
 

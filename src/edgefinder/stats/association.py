@@ -175,7 +175,7 @@ def point_biserial(
     n_pos = int(ya.sum())
     n_neg = n - n_pos
     exploratory = min(n_pos, n_neg) < min_group_n
-    reason = _degenerate_reason(xa, ya, n, binary_y=True)
+    reason = _degenerate_reason(xa, ya, n, binary_y=True) or _one_cluster_reason(codes)
     if reason is not None:
         return PointBiserialResult(_NAN, _NAN, _NAN, 1.0, n, n_pos, n_neg, True, "none", reason)
     res = sps.pointbiserialr(ya, xa)  # scipy takes the binary variable first
@@ -187,6 +187,12 @@ def point_biserial(
                                    c.n_clusters, c.design_effect)  # fmt: skip
     lo, hi = fisher_z_ci(r, n)
     return PointBiserialResult(r, lo, hi, float(res.pvalue), n, n_pos, n_neg, exploratory, direction_of(r))
+
+
+def _one_cluster_reason(codes: np.ndarray | None) -> str | None:
+    if codes is not None and int(codes.max(initial=-1)) + 1 < 2:
+        return "fewer than two clusters (matches): no clustered inference"
+    return None
 
 
 def _degenerate_reason(xa: np.ndarray, ya: np.ndarray, n: int, *, binary_y: bool) -> str | None:
@@ -236,7 +242,7 @@ def spearman(
     """
     xa, ya, codes = _paired_with_groups(x, y, groups)
     n = int(xa.size)
-    reason = _degenerate_reason(xa, ya, n, binary_y=False)
+    reason = _degenerate_reason(xa, ya, n, binary_y=False) or _one_cluster_reason(codes)
     if reason is not None:
         return SpearmanResult(_NAN, _NAN, _NAN, 1.0, n, True, "none", reason)
     res = sps.spearmanr(xa, ya)
@@ -360,6 +366,9 @@ def chi2_feature_counts(
         return Chi2Result(float(res.statistic), int(res.dof), v, float(res.pvalue), n, levels, min_expected, exploratory)
     if table.shape[1] != 2:
         raise StatsInputError("the clustered chi-square test needs a binary outcome")
+    one = _one_cluster_reason(codes)
+    if one is not None:
+        return Chi2Result(float(res.statistic), int(res.dof), v, 1.0, n, levels, min_expected, True, one)
     y = (o.to_numpy() == table.columns[1]).astype(np.float64)
     dummies = pd.get_dummies(pd.Categorical(binned.astype(str), categories=list(levels)), drop_first=True, dtype=np.float64)
     fit = sm.OLS(y, sm.add_constant(dummies.to_numpy(), has_constant="add")).fit(
@@ -506,6 +515,8 @@ def logistic_model(
 
     if n <= len(terms):
         return failed("too_few", f"{n} complete rows for {len(terms)} terms")
+    if fit_kw and _one_cluster_reason(fit_kw["cov_kwds"]["groups"]) is not None:  # type: ignore[index]
+        return failed("too_few", "fewer than two clusters (matches): no clustered inference")
     if n_events in (0, n):
         return failed("no_variation", "outcome has a single class")
     Xv = X.to_numpy()
