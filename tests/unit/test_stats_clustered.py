@@ -18,7 +18,7 @@ import statsmodels.api as sm
 
 from edgefinder.stats import logistic_model, point_biserial, spearman
 from edgefinder.stats._common import cluster_se_of_mean
-from edgefinder.stats.causal import _logistic_newton, _with_intercept
+from edgefinder.stats.causal import _cross_fit_outcomes, _logistic_newton, _with_intercept
 
 G, M, RHO = 400, 22, 0.3
 
@@ -99,3 +99,21 @@ def test_logistic_newton_matches_sklearn_penalized_fit() -> None:
     w = _logistic_newton(Xa, t)
     ref = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(Xa[:, 1:], t)
     np.testing.assert_allclose(w, np.r_[ref.intercept_, ref.coef_.ravel()], rtol=1e-5, atol=1e-6)
+
+
+def test_cross_fitted_least_squares_match_sklearn_linear_regression() -> None:
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((2000, 5)) * [1, 1000, 0.01, 5, 1]
+    X[:, 4] = 0.5 + 1e-3 * rng.standard_normal(2000)  # a near-constant column (like a unit mean of side)
+    t = (rng.random(2000) < 0.4).astype(float)
+    y = X @ [0.3, 0.001, 10, -0.2, 1] + t + rng.standard_normal(2000)
+    folds = rng.integers(0, 3, 2000)
+    mu0, mu1 = _cross_fit_outcomes(X, y, t, folds, None)
+    for k in range(3):
+        test = folds == k
+        for arm, mu in ((0.0, mu0), (1.0, mu1)):
+            rows = (folds != k) & (t == arm)
+            ref = LinearRegression().fit(X[rows], y[rows]).predict(X[test])
+            np.testing.assert_allclose(mu[test], ref, rtol=0, atol=1e-6)

@@ -245,12 +245,15 @@ def spearman(
     reason = _degenerate_reason(xa, ya, n, binary_y=False) or _one_cluster_reason(codes)
     if reason is not None:
         return SpearmanResult(_NAN, _NAN, _NAN, 1.0, n, True, "none", reason)
-    res = sps.spearmanr(xa, ya)
-    rho = float(res.statistic)
     if codes is not None:
-        c = clustered_correlation(sps.rankdata(xa), sps.rankdata(ya), rho, codes)
+        # Spearman's rho is Pearson's r of the (average) ranks: rank once, use the ranks for both
+        rx, ry = sps.rankdata(xa), sps.rankdata(ya)
+        rho = float(np.corrcoef(rx, ry)[0, 1])
+        c = clustered_correlation(rx, ry, rho, codes)
         return SpearmanResult(rho, c.ci_low, c.ci_high, c.p_value, n, n < min_n or c.n_clusters < min_clusters,
                               direction_of(rho), None, c.n_clusters, c.design_effect)  # fmt: skip
+    res = sps.spearmanr(xa, ya)
+    rho = float(res.statistic)
     se = np.sqrt((1.0 + rho * rho / 2.0) / (n - 3)) if n > 3 else _NAN
     lo, hi = fisher_z_ci(rho, n, se=se)
     return SpearmanResult(rho, lo, hi, float(res.pvalue), n, n < min_n, direction_of(rho))
@@ -523,7 +526,8 @@ def logistic_model(
     constant_terms = [t for t, s in zip(terms[1:], Xv[:, 1:].std(axis=0), strict=True) if s == 0]
     if constant_terms:
         return failed("no_variation", "constant term(s): " + ", ".join(constant_terms))
-    if np.linalg.matrix_rank(Xv) < Xv.shape[1]:
+    # rank(X) = rank(X'X): the k x k Gram matrix instead of an SVD of the n x k design
+    if np.linalg.matrix_rank(Xv.T @ Xv, hermitian=True) < Xv.shape[1]:
         return failed("singular", "collinear design (a term is a linear combination of others)")
 
     suspect = False
