@@ -83,7 +83,7 @@ def causal_table(results: pd.DataFrame) -> Table:
 def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool = False) -> Table:
     """The ``n`` strongest significant (feature, outcome) pairs: q, then |effect|.
 
-    Each pair appears once, with its strongest test; "naive → adjusted" shows the pair's causal
+    Each pair appears once, with its strongest test; "naive → within match" shows the pair's causal
     estimate (naive difference in means → within-match AIPW, probability points) where the job made one.
     """
     ranked = top_findings(results, len(results), include_in_round=include_in_round)
@@ -92,7 +92,7 @@ def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool
     t = Table(title=f"Top {len(top)} significant feature/outcome pairs (BH q < 0.05 over all tests of the run)",
               title_justify="left")  # fmt: skip
     for col, just in (("feature", "left"), ("outcome", "left"), ("method", "left"), ("effect [95% CI]", "right"),
-                      ("q", "right"), ("naive → adjusted", "right"), ("note", "left")):  # fmt: skip
+                      ("q", "right"), ("naive → within match", "right"), ("note", "left")):  # fmt: skip
         t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
     for r in top.to_dict(orient="records"):
         has_ci = _num(r["ci_low"]) != "—"
