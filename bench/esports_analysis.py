@@ -84,7 +84,8 @@ def main() -> None:
             walls.append(total)
             cpus.append(cpu)
             stamps = [m[1] for m in marks] + [start + total]
-            parts = "; ".join(f"{_part(label)}: {nxt - at:.2f} s" for (label, at), nxt in zip(marks, stamps[1:], strict=True))
+            parts = "; ".join(f"{_part(label)}: {nxt - at:.2f} s"
+                              for (label, at), nxt in zip(marks, stamps[1:], strict=True))  # fmt: skip
             print(f"run {i + 1}: {total:.2f} s wall, {cpu:.2f} s CPU ({parts}); {res.n_tests} tests, {res.n_significant} significant")
         walls.sort()
         print(f"full run_correlation_job over {keys.shape[0]:,} rounds: min {walls[0]:.2f} s, median {walls[len(walls) // 2]:.2f} s "

@@ -143,7 +143,8 @@ def test_at_most_ten_percent_of_significant_results_are_null_features(e2e) -> No
 def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
     conf = e2e["sim"].truth["confounded"]
     rows = [r for r in e2e["all"]["results"]
-            if r["feature"] == conf["feature"] and r["outcome"] == conf["outcome"] and r["method"] == "aipw_within"]  # fmt: skip
+            if r["feature"] == conf["feature"] and r["outcome"] == conf["outcome"]
+            and r["method"] == "aipw_within"]  # fmt: skip
     assert len(rows) == 1
     r = rows[0]
     d = r["details"]

@@ -80,8 +80,8 @@ def test_top_correlations_ordered_by_q_then_abs_effect(client: TestClient) -> No
 
 
 def test_top_correlations_filters(client: TestClient) -> None:
-    r = client.get(f"{API}/top-correlations",
-                   params={"limit": 5, "significant_only": True, "outcome": "round_win", "method": "aipw_within"})  # fmt: skip
+    params = {"limit": 5, "significant_only": True, "outcome": "round_win", "method": "aipw_within"}
+    r = client.get(f"{API}/top-correlations", params=params)
     assert r.status_code == 200
     rows = r.json()["results"]
     assert 1 <= len(rows) <= 5

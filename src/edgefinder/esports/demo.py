@@ -69,7 +69,8 @@ def run(settings: Settings, console: Console, *, matches: int = DEMO_MATCHES, se
         truth.add_column(col, justify="left" if col in ("feature", "outcome") else "right")
     res = result.results
     for p in sim.truth.get("planted_effects", []):
-        hit = res[(res["feature"] == p["feature"]) & (res["outcome"] == p["outcome"]) & (res["method"] == WITHIN_METHOD)]
+        pair = (res["feature"] == p["feature"]) & (res["outcome"] == p["outcome"])
+        hit = res[pair & (res["method"] == WITHIN_METHOD)]
         if hit.empty:  # site_executed has no causal row: show the adjusted logistic test instead
             hit = res[(res["feature"] == p["feature"]) & (res["outcome"] == p["outcome"]) & (res["method"] == "logistic")]
         if hit.empty:

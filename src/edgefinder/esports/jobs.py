@@ -288,8 +288,9 @@ def _association_rows(df: pd.DataFrame, features: list[str], params: JobParams) 
         for feat in features:
             if feat not in COUNT_FEATURES:
                 continue
-            c = chi2_feature_counts(pop[feat].to_numpy(dtype=np.float64), y, bins="count", min_group_n=params.min_group_n,
-                                    groups=groups, min_clusters=params.min_clusters)  # fmt: skip
+            c = chi2_feature_counts(pop[feat].to_numpy(dtype=np.float64), y, bins="count",
+                                    min_group_n=params.min_group_n, groups=groups,
+                                    min_clusters=params.min_clusters)  # fmt: skip
             details = {"reason": c.reason, "dof": c.dof, "bins": list(c.bins), "min_expected": c.min_expected,
                        "effect_size": "Cramér's V (unsigned; direction from the point-biserial r)",
                        "statistic": "Pearson chi-square; p from the cluster-robust Wald F test",
@@ -422,14 +423,17 @@ def _effect_row(feat: str, outcome: str, method: str, res: dict[str, Any], detai
                 res.get("ate_p_value"), res.get("exploratory", True), _sign(ate), details)  # fmt: skip
 
 
-def _causal_rows(pop: pd.DataFrame, feat: str, outcome: str, covs: list[str], params: JobParams) -> list[dict[str, Any]]:
+def _causal_rows(
+    pop: pd.DataFrame, feat: str, outcome: str, covs: list[str], params: JobParams
+) -> list[dict[str, Any]]:
     """The within-match effect (with its refutations) and the naive between-team effect of one intent."""
     pop, covs, thr, restricted = _overlap(pop, feat, covs, params)
     population = restricted or ("attack team-rounds" if outcome == "site_executed" else "all team-rounds")
     pop = pop.assign(**{UNIT_COL: pop.groupby(["match_id", "team_id"], sort=False).ngroup().to_numpy()})
     forbidden = [*FEATURE_COLUMNS, "round_win", "econ_delta", "site_executed"]
     models = {"propensity_model": params.propensity_model, "n_splits": params.n_splits,
-              "min_group_n": params.min_group_n, "forbidden": forbidden, **_causal_kwargs(params, len(pop))}  # fmt: skip
+              "min_group_n": params.min_group_n, "forbidden": forbidden,
+              **_causal_kwargs(params, len(pop))}  # fmt: skip
     # Mundlak means of the round's money and side only: the means of score_diff, prev_round_result and
     # loss_streak are functions of the team's own results over the match (its win rate), and
     # conditioning on them biases the within contrast toward zero (see docs/esports.md).
@@ -502,7 +506,8 @@ def compute_results(
         for f in causal:
             rows.extend(f.result())
     refuters = [d.pop("_refute", None) for d in (r["details"] for r in rows)]
-    out = pd.DataFrame.from_records(rows, columns=[c for c in RESULT_COLUMNS if c not in ("q_value", "significant", "verdict")])
+    later = ("q_value", "significant", "verdict")
+    out = pd.DataFrame.from_records(rows, columns=[c for c in RESULT_COLUMNS if c not in later])
     p = pd.to_numeric(out["p_value"], errors="coerce").to_numpy(dtype=np.float64)
     # the naive between-team rows are for comparison only: their p stays visible, outside the family
     family = np.isfinite(p) & ~out["method"].str.contains("naive").to_numpy()

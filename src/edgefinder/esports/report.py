@@ -88,7 +88,8 @@ def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool
     """
     ranked = top_findings(results, len(results), include_in_round=include_in_round)
     top = ranked.drop_duplicates(subset=["feature", "outcome"], keep="first").head(n)
-    aipw = {(r["feature"], r["outcome"]): r for r in results[results["method"] == WITHIN_METHOD].to_dict(orient="records")}
+    within = results[results["method"] == WITHIN_METHOD]
+    aipw = {(r["feature"], r["outcome"]): r for r in within.to_dict(orient="records")}
     t = Table(title=f"Top {len(top)} significant feature/outcome pairs (BH q < 0.05 over all tests of the run)",
               title_justify="left")  # fmt: skip
     for col, just in (("feature", "left"), ("outcome", "left"), ("method", "left"), ("effect [95% CI]", "right"),

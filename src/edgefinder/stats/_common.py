@@ -14,6 +14,12 @@ from edgefinder.errors import EdgefinderError
 Z_975: float = float(sps.norm.ppf(0.975))
 
 
+#: Cluster-robust intervals need clusters: with fewer than this many (matches) a clustered result is
+#: flagged ``exploratory`` (the sandwich variance is biased down with few clusters; Cameron & Miller
+#: 2015 put the usual comfort zone at 30-50).
+DEFAULT_MIN_CLUSTERS = 30
+
+
 class StatsInputError(EdgefinderError):
     """Input to a statistics function is malformed (wrong length, non-binary outcome, ...)."""
 

@@ -29,6 +29,7 @@ from scipy.stats import contingency
 from statsmodels.tools import sm_exceptions
 
 from edgefinder.stats._common import (
+    DEFAULT_MIN_CLUSTERS,
     StatsInputError,
     as_float_array,
     check_binary,
@@ -56,11 +57,6 @@ __all__ = [
     "point_biserial",
     "spearman",
 ]
-
-#: Cluster-robust intervals need clusters: with fewer than this many (matches) a clustered result
-#: is flagged ``exploratory`` (the sandwich variance is biased down with few clusters; Cameron &
-#: Miller 2015 put the usual comfort zone at 30-50).
-DEFAULT_MIN_CLUSTERS = 30
 
 #: A result is flagged ``exploratory`` when its smaller outcome group (or, for Spearman, its n)
 #: has fewer observations than this. 30 per group is the usual rule of thumb below which the
@@ -366,14 +362,16 @@ def chi2_feature_counts(
     smaller_group = float(observed.sum(axis=0).min())
     exploratory = min_expected < 5.0 or smaller_group < min_group_n
     if codes is None:
-        return Chi2Result(float(res.statistic), int(res.dof), v, float(res.pvalue), n, levels, min_expected, exploratory)
+        return Chi2Result(float(res.statistic), int(res.dof), v, float(res.pvalue), n, levels, min_expected,
+                          exploratory)  # fmt: skip
     if table.shape[1] != 2:
         raise StatsInputError("the clustered chi-square test needs a binary outcome")
     one = _one_cluster_reason(codes)
     if one is not None:
         return Chi2Result(float(res.statistic), int(res.dof), v, 1.0, n, levels, min_expected, True, one)
     y = (o.to_numpy() == table.columns[1]).astype(np.float64)
-    dummies = pd.get_dummies(pd.Categorical(binned.astype(str), categories=list(levels)), drop_first=True, dtype=np.float64)
+    cells = pd.Categorical(binned.astype(str), categories=list(levels))
+    dummies = pd.get_dummies(cells, drop_first=True, dtype=np.float64)
     fit = sm.OLS(y, sm.add_constant(dummies.to_numpy(), has_constant="add")).fit(
         cov_type="cluster", cov_kwds={"groups": codes}, use_t=True
     )

@@ -37,6 +37,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.model_selection import PredefinedSplit, StratifiedKFold, cross_val_predict
 
 from edgefinder.stats._common import (
+    DEFAULT_MIN_CLUSTERS,
     StatsInputError,
     as_float_array,
     check_binary,
@@ -122,7 +123,8 @@ def _with_intercept(X: np.ndarray) -> np.ndarray:
 
 
 def _logistic_newton(
-    Xa: np.ndarray, t: np.ndarray, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-7, start: np.ndarray | None = None
+    Xa: np.ndarray, t: np.ndarray, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-7,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Coefficients of an L2-penalized logistic regression on ``Xa`` (intercept first, not penalized).
 
@@ -437,6 +439,33 @@ def _prepare(
     return design, t, y_all[keep], thr, keep
 
 
+def _result_head(
+    design: str, treatment_col: str, outcome_col: str, covariates: Sequence[str], threshold: float | None,
+    t: np.ndarray, seed: int, n_splits: int, propensity_model: str, outcome_model: str,
+    clip: tuple[float, float], min_group_n: int,
+) -> dict[str, Any]:
+    """The keys every effect dict starts with (what was estimated, on what, how)."""
+    n, n_treated = int(t.size), int(t.sum())
+    return {
+        "estimator": "aipw",
+        "design": design,
+        "treatment_col": treatment_col,
+        "outcome_col": outcome_col,
+        "covariates": list(covariates),
+        "threshold": threshold,
+        "n": n,
+        "n_treated": n_treated,
+        "n_control": n - n_treated,
+        "seed": seed,
+        "n_splits": n_splits,
+        "propensity_model": propensity_model,
+        "outcome_model": outcome_model,
+        "clip": tuple(float(c) for c in clip),
+        "exploratory": min(n_treated, n - n_treated) < min_group_n,
+        "reason": None,
+    }
+
+
 def _too_few(t: np.ndarray, n_splits: int) -> str | None:
     small = int(min(t.sum(), t.size - t.sum()))
     if small == 0:
@@ -498,26 +527,12 @@ def propensity_adjusted_effect(
     if groups is not None:
         _, inv = np.unique(cluster_codes(groups, len(df))[keep], return_inverse=True)
         codes = inv.astype(np.int64)
-    n, n_treated = int(t.size), int(t.sum())
-    result: dict[str, Any] = {
-        "estimator": "aipw",
-        "design": "between units (covariates only)",
-        "treatment_col": treatment_col,
-        "outcome_col": outcome_col,
-        "covariates": list(covariates),
-        "threshold": thr,
-        "n": n,
-        "n_treated": n_treated,
-        "n_control": n - n_treated,
-        "n_clusters": None if codes is None else int(codes.max(initial=-1)) + 1,
-        "seed": seed,
-        "n_splits": n_splits,
-        "propensity_model": propensity_model,
-        "outcome_model": outcome_model,
-        "clip": tuple(float(c) for c in clip),
-        "exploratory": min(n_treated, n - n_treated) < min_group_n,
-        "reason": None,
-    }
+    result = _result_head(
+        "between units (covariates only)", treatment_col, outcome_col, covariates, thr, t, seed, n_splits,
+        propensity_model, outcome_model, clip, min_group_n,
+    )  # fmt: skip
+    result["n_clusters"] = None if codes is None else int(codes.max(initial=-1)) + 1
+    n = result["n"]
     reason = _too_few(t, n_splits)
     if reason is not None:
         result.update(_nan_effect())
@@ -548,8 +563,6 @@ def propensity_adjusted_effect(
 
 #: Suffix of the Mundlak columns: a unit's mean of a covariate (or of the treatment) over its rows.
 UNIT_MEAN_SUFFIX = "__unit_mean"
-#: Fewer clusters than this (matches with a within-unit contrast) flag a within estimate exploratory.
-DEFAULT_MIN_CLUSTERS = 30
 
 
 def mundlak_terms(
@@ -602,8 +615,10 @@ def within_unit_effect(
     over (the team's strength that day); a *cluster* (``cluster_col``, e.g. the match) is what
     inference treats as independent (both teams of a match share its rounds). Design:
 
-    * **Mundlak terms** (:func:`mundlak_terms`): the unit's means of every covariate and of the
-      treatment join the time-varying ``covariates`` in both the propensity and the outcome model.
+    * **Mundlak terms** (:func:`mundlak_terms`): the unit's means of the ``unit_mean_covariates``
+      (default: every covariate; leave out covariates that are functions of the unit's own outcomes,
+      such as its score, whose unit mean is its win rate) and of the treatment join the time-varying
+      ``covariates`` in both the propensity and the outcome model.
       Any unit-constant confounder acts through the unit's mean treatment, so conditioning on it
       leaves only the within-unit variation: in a linear outcome model, OLS with the Mundlak terms
       gives exactly the fixed-effects (within) coefficient (Mundlak 1978), and the propensity can
@@ -611,8 +626,8 @@ def within_unit_effect(
     * **Units without a contrast** (every row treated, or none) carry no within-unit information and
       are dropped (``n_units_dropped``, ``rows_dropped``): the estimand is the average effect over the
       rows of units that show both arms.
-    * **Cross-fitting by cluster**: StratifiedGroupKFold, so a match (both its units) is predicted by
-      models that never saw any of its rows.
+    * **Cross-fitting by cluster**: whole clusters are dealt to the folds, so a match (both its units)
+      is predicted by models that never saw any of its rows.
     * **Inference by cluster**: influence values summed per cluster (CR1), t(G-1) intervals and p-values.
       Fewer than ``min_clusters`` clusters, or a smaller arm under ``min_group_n`` rows, flag the
       estimate exploratory.
@@ -636,31 +651,16 @@ def within_unit_effect(
     t, y = t[contrast], y[contrast]
     _, u_codes = np.unique(units[contrast], return_inverse=True)
     _, c_codes = np.unique(clusters[contrast], return_inverse=True)
-    n, n_treated = int(t.size), int(t.sum())
-    g = int(c_codes.max(initial=-1)) + 1
-    result: dict[str, Any] = {
-        "estimator": "aipw",
-        "design": "within unit (Mundlak terms); folds and standard errors by cluster",
-        "treatment_col": treatment_col,
-        "outcome_col": outcome_col,
-        "covariates": list(covariates),
-        "threshold": thr,
-        "n": n,
-        "n_treated": n_treated,
-        "n_control": n - n_treated,
-        "n_units": n_units,
-        "n_units_dropped": n_units - n_units_kept,
-        "rows_dropped": int((~contrast).sum()),
-        "n_clusters": g,
-        "seed": seed,
-        "n_splits": n_splits,
-        "propensity_model": propensity_model,
-        "outcome_model": outcome_model,
-        "clip": tuple(float(c) for c in clip),
-        "exploratory": min(n_treated, n - n_treated) < min_group_n or g < min_clusters,
-        "reason": None,
-        "mundlak_terms": [],
-    }
+    n, g = int(t.size), int(c_codes.max(initial=-1)) + 1
+    result = _result_head(
+        "within unit (Mundlak terms); folds and standard errors by cluster", treatment_col, outcome_col, covariates,
+        thr, t, seed, n_splits, propensity_model, outcome_model, clip, min_group_n,
+    )  # fmt: skip
+    result.update({
+        "n_units": n_units, "n_units_dropped": n_units - n_units_kept, "rows_dropped": int((~contrast).sum()),
+        "n_clusters": g, "mundlak_terms": [],
+    })  # fmt: skip
+    result["exploratory"] = result["exploratory"] or g < min_clusters
     reason = _too_few(t, n_splits) if n else "no unit shows both treatment arms"
     if reason is None and g < n_splits:
         reason = f"only {g} clusters with a within-unit contrast (need >= n_splits={n_splits})"
