@@ -3,18 +3,23 @@
 :func:`run_correlation_job` reads the round features (:func:`~edgefinder.esports.aggregate.extract_round_features`),
 runs
 
-* point-biserial r (Fisher-z CI) of every feature against ``round_win`` and ``site_executed``,
+* point-biserial r of every feature against ``round_win`` and ``site_executed``,
 * Spearman rho of every feature against ``econ_delta`` (dollars),
 * chi-square (Cramér's V) of every intent count (binned 0 / 1 / 2+) against the two binary outcomes,
 * logistic regression of each binary outcome on each feature **adjusted for the pre-round
-  covariates** (side, bank_start, loadout_value, opp_loadout_value); the feature and covariates are
-  standardized so the effect is the log odds ratio per standard deviation of the feature,
-* a Benjamini-Hochberg correction over **all** tests of the run (q-values),
+  covariates** (side, bank, loadouts and the match state: score difference, previous result, loss
+  streak); the feature and covariates are standardized so the effect is the log odds ratio per
+  standard deviation of the feature,
+* every CI and p-value above **clustered by match** (rounds of one match are not independent),
 * for every intent count, the causal effect of the binarized count (T = count > median; "at least
-  one" when the median is 0) on ``round_win``: cross-fitted random-forest propensities on the
-  pre-round covariates only (never kills, deaths or other in-round quantities), Hájek IPW and
-  doubly-robust AIPW with 95% CIs, the naive difference in means and covariate balance. The AIPW
-  p-value enters the same BH family,
+  one" when the median is 0) on ``round_win`` comparing a team with its own rounds of the same
+  match (``aipw_within``: :func:`~edgefinder.stats.causal.within_unit_effect`, Mundlak terms,
+  cross-fitted and clustered by match), beside the naive between-team AIPW on the same covariates
+  (``aipw_naive``, comparison only: outside the BH family, never significant),
+* a Benjamini-Hochberg correction over all other tests of the run (q-values),
+* the refutation checks (placebo, random common cause, half of the matches) of every significant
+  within-match effect and its verdict (``correlation_results.verdict``: robust, fragile, not
+  significant), with E-values,
 
 and writes one ``analysis_runs`` row and all its ``correlation_results`` rows in one transaction.
 
@@ -25,7 +30,8 @@ other outcomes use every finished team-round.
 Effects by method (``correlation_results.effect``, always signed so ``direction`` is its sign):
 ``point_biserial`` r; ``spearman`` rho; ``chi2`` Cramér's V (unsigned; direction taken from the
 point-biserial r of the same pair); ``logistic`` log odds ratio per SD of the feature (odds ratio
-and its CI in ``details``); ``aipw`` average treatment effect in probability points.
+and its CI in ``details``); ``aipw_within`` / ``aipw_naive`` average treatment effect in probability
+points.
 
 **One job at a time**, across processes: on Postgres a session advisory lock (held by a dedicated
 connection for the whole job, released by the server if the process dies; any ``running`` row
