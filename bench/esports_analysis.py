@@ -5,7 +5,7 @@ Setup (not timed): simulate matches with planted effects (edgefinder.esports.sim
 into a fresh SQLite file (default) or a fresh Postgres database (``--pg-admin postgresql://...``).
 Timed: ``run_correlation_job`` (feature extraction in SQL, every test clustered by match, BH, the
 within-match and the naive AIPW of each of the nine intents, the refutation checks — placebo, random
-common cause, half of the matches — of every significant within-match effect, one batched insert of
+common cause, half of the matches — of every within-match effect, one batched insert of
 the results), plus its parts. The clustered intervals come from influence functions summed by match,
 so there is no bootstrap loop to time.
 

@@ -162,14 +162,25 @@ def test_causal_rows_use_only_pre_round_covariates(results: pd.DataFrame) -> Non
     assert "score_diff__unit_mean" not in d["mundlak_terms"]
     assert d["n_units"] == 40 and d["n_clusters"] <= 20 and d["between_team"]["method"] == "aipw_naive"
     assert d["e_value"] >= 1.0 and d["e_value_ci"] >= 1.0
-    # refutation figures for significant effects, a reason for the others
+    # refutation figures for every effect (refute='all', the default); the verdict follows q and the checks
     for r in results[results.method == "aipw_within"].to_dict(orient="records"):
-        if r["significant"]:
-            assert set(r["details"]["refutations"]) == {"placebo", "random_common_cause", "subset", "e_value"}
-            assert r["verdict"] in ("robust", "fragile")
-        else:
+        ref = r["details"]["refutations"]
+        assert set(ref) == {"placebo", "random_common_cause", "subset", "e_value"}
+        passed = all(ref[c]["passed"] is True for c in ("placebo", "random_common_cause", "subset"))
+        assert r["verdict"] == ("not significant" if not r["significant"] else "robust" if passed else "fragile")
+        assert ref["placebo"]["rule"].startswith("placebo p >=") and ref["subset"]["n_clusters"] <= 10
+
+
+def test_refute_significant_skips_the_checks_of_effects_that_are_not(features: pd.DataFrame) -> None:
+    res = compute_results(features, JobParams(seed=5, refute="significant"))
+    within = res[res.method == "aipw_within"]
+    assert (~within["significant"]).any()
+    for r in within.to_dict(orient="records"):
+        if not r["significant"]:
             assert r["details"]["refutations"] is None and r["verdict"] == "not significant"
             assert "not significant" in r["details"]["refutations_skipped"]
+        else:
+            assert r["details"]["refutations"] and r["verdict"] in ("robust", "fragile")
 
 
 def test_same_seed_same_numbers_and_workers_do_not_matter(features: pd.DataFrame, results: pd.DataFrame) -> None:
