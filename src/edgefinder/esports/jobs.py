@@ -434,7 +434,7 @@ def _effect_row(feat: str, outcome: str, method: str, res: dict[str, Any], detai
 def _causal_rows(
     pop: pd.DataFrame, feat: str, outcome: str, covs: list[str], params: JobParams
 ) -> list[dict[str, Any]]:
-    """The within-match effect (with its refutations) and the naive between-team effect of one intent."""
+    """The within-match effect (refutations deferred to compute_results) and the naive effect of one intent."""
     pop, covs, thr, restricted = _overlap(pop, feat, covs, params)
     population = restricted or ("attack team-rounds" if outcome == "site_executed" else "all team-rounds")
     pop = pop.assign(**{UNIT_COL: pop.groupby(["match_id", "team_id"], sort=False).ngroup().to_numpy()})
