@@ -468,7 +468,7 @@ def _causal_rows(
     def refute() -> Refutation:
         return refute_within_effect(
             within_unit_effect, pop, res, treatment_col=feat, covariates=covs, threshold=thr, seed=params.seed,
-            outcome_col=outcome, check_alpha=params.check_alpha, **within_kw,
+            outcome_col=outcome, check_alpha=params.check_alpha, with_balance=False, **within_kw,
         )  # fmt: skip
 
     # read by compute_results (then removed): the checks run once BH has said which effects are significant

@@ -345,6 +345,8 @@ def _aipw_core(
     ps: PropensityResult,
     codes: np.ndarray | None,
     base: Any,
+    *,
+    with_balance: bool = True,
 ) -> dict[str, Any]:
     """AIPW, Hájek IPW and the naive difference from cross-fitted propensities ``ps`` (same folds for the
     outcome models, fitted per arm); standard errors from influence values, summed by cluster when
@@ -392,7 +394,7 @@ def _aipw_core(
         naive_ci = (naive - crit * naive_se, naive + crit * naive_se)
         naive_p = two_sided_p(naive / naive_se if naive_se > 0 else float("nan"), g)
 
-    balance = covariate_balance(design, t, e)
+    balance = covariate_balance(design, t, e) if with_balance else pd.DataFrame(columns=["smd_before", "smd_after"])
     ess = lambda w: float(w.sum() ** 2 / np.sum(w * w))  # noqa: E731 - Kish effective sample size
     return {
         "ate": ate,
@@ -414,8 +416,8 @@ def _aipw_core(
         "ess_treated": ess(w1[treated]),
         "ess_control": ess(w0[~treated]),
         "balance": balance,
-        "max_abs_smd_before": float(balance["smd_before"].abs().max()),
-        "max_abs_smd_after": float(balance["smd_after"].abs().max()),
+        "max_abs_smd_before": float(balance["smd_before"].abs().max()) if with_balance else float("nan"),
+        "max_abs_smd_after": float(balance["smd_after"].abs().max()) if with_balance else float("nan"),
     }
 
 
@@ -575,12 +577,15 @@ def mundlak_terms(
     a logistic propensity can reproduce "the unit's own treated share", the propensity that compares
     a unit only with itself).
     """
-    out = design.copy()
-    frame = design.assign(treatment=t)
-    means = frame.groupby(unit_codes, sort=False).transform("mean")
-    for col in design.columns if columns is None else columns:
-        out[f"{col}{UNIT_MEAN_SUFFIX}"] = means[col].to_numpy()
-    share = means["treatment"].to_numpy()
+    counts = np.bincount(unit_codes).astype(np.float64)
+
+    def unit_mean(values: np.ndarray) -> np.ndarray:
+        return (np.bincount(unit_codes, weights=values, minlength=counts.size) / counts)[unit_codes]
+
+    added = {f"{col}{UNIT_MEAN_SUFFIX}": unit_mean(design[col].to_numpy(dtype=np.float64))
+             for col in (design.columns if columns is None else columns)}  # fmt: skip
+    share = unit_mean(t)
+    out = pd.concat([design, pd.DataFrame(added, index=design.index)], axis=1)
     out[f"treatment{UNIT_MEAN_SUFFIX}"] = share
     out["treatment__unit_logit"] = np.log(share / (1.0 - share))
     return out
@@ -608,6 +613,7 @@ def within_unit_effect(
     min_group_n: int = DEFAULT_MIN_GROUP_N,
     min_clusters: int = DEFAULT_MIN_CLUSTERS,
     unit_mean_covariates: Sequence[str] | None = None,
+    with_balance: bool = True,
 ) -> dict[str, Any]:
     """Within-unit AIPW: the effect of a binarized treatment comparing each unit only with itself.
 
@@ -637,13 +643,14 @@ def within_unit_effect(
     :func:`propensity_adjusted_effect` (estimates in the outcome's unit: probability points for a
     0/1 outcome) plus ``design``, ``n_units``, ``n_units_dropped``, ``rows_dropped``, ``n_clusters``
     and ``mundlak_terms`` (the added column names; their balance is in ``balance``).
+    ``with_balance=False`` skips the balance table (the refutation re-estimates do not need it).
     """
     design, t, y, thr, keep = _prepare(
         df, treatment_col, outcome_col, covariates, forbidden, threshold, extra_cols=(unit_col, cluster_col)
     )
     units = cluster_codes(df.loc[keep, unit_col], int(keep.sum()), unit_col)
     clusters = cluster_codes(df.loc[keep, cluster_col], int(keep.sum()), cluster_col)
-    share = pd.Series(t).groupby(units).transform("mean").to_numpy()
+    share = (np.bincount(units, weights=t) / np.bincount(units))[units]
     contrast = (share > 0.0) & (share < 1.0)
     n_units = int(units.max(initial=-1)) + 1
     n_units_kept = int(np.unique(units[contrast]).size)
@@ -686,6 +693,7 @@ def within_unit_effect(
     forest = _forest_kwargs(seed, n_estimators, min_samples_leaf, max_samples, n_jobs)
     # the outcome models see the treated share, not its logit (a linear model needs only one of them)
     cols = [c for c in w.columns if c != "treatment__unit_logit"]
-    core = _aipw_core(w[cols], t, y, ps, c_codes.astype(np.int64), _outcome_estimator(outcome_model, forest))
+    core = _aipw_core(w[cols], t, y, ps, c_codes.astype(np.int64), _outcome_estimator(outcome_model, forest),
+                      with_balance=with_balance)  # fmt: skip
     result.update(core)
     return result
