@@ -192,11 +192,69 @@ CREATE INDEX ix_correlation_results_run_id ON correlation_results (run_id);
 
 INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
 
--- Running upgrade 0001 -> 0002
+-- Running upgrade 0001 -> 0004
+
+CREATE TABLE alerts (
+    id SERIAL NOT NULL, 
+    run_id VARCHAR(36) NOT NULL, 
+    previous_run_id VARCHAR(36) NOT NULL, 
+    feature VARCHAR(128) NOT NULL, 
+    outcome VARCHAR(64) NOT NULL, 
+    method VARCHAR(32) NOT NULL, 
+    kind VARCHAR(32) NOT NULL, 
+    before_estimate FLOAT, 
+    before_ci_low FLOAT, 
+    before_ci_high FLOAT, 
+    before_q_value FLOAT, 
+    before_significant BOOLEAN, 
+    after_estimate FLOAT, 
+    after_ci_low FLOAT, 
+    after_ci_high FLOAT, 
+    after_q_value FLOAT, 
+    after_significant BOOLEAN, 
+    message TEXT NOT NULL, 
+    details JSONB, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    acknowledged_at TIMESTAMP WITH TIME ZONE, 
+    acknowledged_by VARCHAR(128), 
+    webhook_attempts INTEGER DEFAULT '0' NOT NULL, 
+    webhook_failures INTEGER DEFAULT '0' NOT NULL, 
+    webhook_delivered_at TIMESTAMP WITH TIME ZONE, 
+    webhook_error TEXT, 
+    CONSTRAINT pk_alerts PRIMARY KEY (id), 
+    CONSTRAINT fk_alerts_run_id_analysis_runs FOREIGN KEY(run_id) REFERENCES analysis_runs (run_id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_alerts_created_at ON alerts (created_at);
+
+CREATE INDEX ix_alerts_run_id ON alerts (run_id);
+
+CREATE TABLE run_features (
+    run_id VARCHAR(36) NOT NULL, 
+    n_rows INTEGER NOT NULL, 
+    parquet BYTEA NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    CONSTRAINT pk_run_features PRIMARY KEY (run_id), 
+    CONSTRAINT fk_run_features_run_id_analysis_runs FOREIGN KEY(run_id) REFERENCES analysis_runs (run_id) ON DELETE CASCADE
+);
+
+ALTER TABLE analysis_runs ADD COLUMN queued_at TIMESTAMP WITH TIME ZONE;
+
+ALTER TABLE analysis_runs ADD COLUMN trigger VARCHAR(16);
+
+ALTER TABLE analysis_runs ADD COLUMN worker VARCHAR(255);
+
+ALTER TABLE analysis_runs ADD COLUMN db_queries INTEGER;
+
+ALTER TABLE analysis_runs ADD COLUMN db_seconds FLOAT;
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0001';
+
+-- Running upgrade 0004 -> 0002
 
 ALTER TABLE correlation_results ADD COLUMN verdict VARCHAR(16);
 
-UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0004';
 
 COMMIT;
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,9 +56,47 @@ class Settings(BaseSettings):
         description="Forward pass Gate 2: brain probability needed (exploration-friendly; unseen = 0.09).",
     )
     min_conf: float = Field(default=0.0, ge=0, le=1, description="Forward pass Gate 2: brain confidence needed.")
-    q_max: float = Field(
-        default=0.10, ge=0, le=1, description="Phase 5: BH q-value a Tier-1 template needs for production."
+    # Futures pipeline. The phase modules take their defaults from here (``setting_default``), so
+    # each default is written once.
+    cascade: Literal["context", "strict"] = Field(
+        default="context",
+        description="Phase 2: context = every timeframe scanned, ancestry measured (depth 0..full); "
+        "strict = the top-down funnel (only patterns inside the level above's windows).",
     )
+    max_templates: int = Field(
+        default=48, ge=1, description="Phase 2.5: cap on the coarse KMeans cluster count (before |z| splits)."
+    )
+    sampler: Literal["qmc", "tpe"] = Field(
+        default="qmc",
+        description="Phase 3: Optuna sampler; qmc scores a template's trials in one simulator call, tpe one by one.",
+    )
+    min_depth: int = Field(
+        default=0, ge=0,
+        description="Forward pass Gate 1: chain length an entry needs (0 = none; the number of coarser "
+        "timeframes = only when the full cascade aligns).",
+    )
+    q_max: float = Field(
+        default=0.10, ge=0, le=1,
+        description="Phase 5: BH q-value (over the families tested) a family needs for production.",
+    )
+    dsr_min: float = Field(
+        default=0.90, ge=0, le=1,
+        description="Phase 5: deflated Sharpe (trials = families tested) a family needs for production.",
+    )
+    min_family_trades: int = Field(
+        default=30, ge=2, description="Phase 5: out-of-sample trades below which a family is not tested."
+    )
+    # The seed's four tiers (reported exactly as it defines them; production follows the families).
+    tier1_prob: float = Field(default=0.55, ge=0, le=1, description="Tier 1: brain probability above this.")
+    tier1_conf: float = Field(default=0.30, ge=0, le=1, description="Tier 1: brain confidence above this.")
+    tier1_sharpe: float = Field(default=0.5, description="Tier 1: per-trade Sharpe above this.")
+    tier1_trades: int = Field(default=30, ge=0, description="Tier 1: more trades than this.")
+    tier2_prob: float = Field(default=0.50, ge=0, le=1, description="Tier 2: brain probability above this.")
+    tier2_conf: float = Field(default=0.20, ge=0, le=1, description="Tier 2: brain confidence above this.")
+    tier2_trades: int = Field(default=15, ge=0, description="Tier 2: more trades than this.")
+    tier3_trades: int = Field(default=15, ge=0, description="Tier 3 (unproven): fewer trades than this.")
+    tier4_prob: float = Field(default=0.45, ge=0, le=1, description="Tier 4 (toxic): brain probability below this.")
+    tier4_trades: int = Field(default=20, ge=0, description="Tier 4 (toxic): more trades than this.")
     # Physics thresholds (DESIGN "Physics": thresholds are settings). Phase 2 records them in
     # state.json and the forward pass reuses the recorded ones, so a playbook is always replayed
     # with the thresholds that found its patterns.
@@ -75,6 +113,23 @@ class Settings(BaseSettings):
         default=0.3, gt=0, le=1,
         description="STRUCTURAL_DRIVE: coherence (entropy / ln 3, in [0, 1]) must be below this.",
     )
+    analysis_schedule: str = Field(
+        default="0 2 * * *",
+        description="When beat runs the correlation job: crontab (minute hour day month weekday, UTC) or @every 30s.",
+    )
+    alert_webhook_url: str | None = Field(
+        default=None, description="POST every alert as JSON to this URL (retried with backoff). Unset: no webhook."
+    )
+    alert_webhook_attempts: int = Field(
+        default=8, ge=1, le=100, description="Delivery attempts per alert before the webhook gives up."
+    )
+    alert_webhook_backoff_s: float = Field(
+        default=0.5, gt=0, le=60, description="First retry delay of the webhook (seconds); doubles up to 60 s."
+    )
+    results_stale_after_s: float = Field(
+        default=26 * 3600, gt=0,
+        description="Results older than this (seconds since the last succeeded run) make /health 'degraded'.",
+    )
     log_level: LogLevel = Field(default="INFO", description="Logging level.")
 
     @field_validator("log_level", mode="before")
@@ -82,12 +137,25 @@ class Settings(BaseSettings):
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
 
+    @field_validator("analysis_schedule")
+    @classmethod
+    def _schedule(cls, v: str) -> str:
+        from edgefinder.esports.schedule import parse_schedule
+
+        parse_schedule(v)  # raises ValueError with the reason
+        return v.strip()
+
     @property
     def effective_database_url(self) -> str:
         """The database URL in force: the explicit one or the embedded SQLite file."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'edgefinder.sqlite3').as_posix()}"
+
+
+def setting_default(name: str) -> Any:
+    """The default of setting ``name`` (the one place it is written)."""
+    return Settings.model_fields[name].default
 
 
 _overrides: dict[str, object] = {}

@@ -2,7 +2,8 @@
 
 300 simulated matches (about 6,500 rounds, 13,000 team-rounds, 330,000 events) are published to the
 two streams under a private Redis prefix, consumed by the ingest pipeline into a private Postgres
-database, analysed through ``POST /run-analysis`` and read back through ``GET /top-correlations``.
+database, analysed through ``POST /run-analysis`` (run by a real Celery worker on the Redis broker)
+and read back through ``GET /top-correlations``.
 
 What counts as "planted" (from the simulator's truth file, ``<events>.truth.json``):
 
@@ -41,6 +42,8 @@ from edgefinder.esports.ingest import IngestConfig, make_pipeline, run_ingest
 from edgefinder.esports.simulate import simulate, write_simulation
 from edgefinder.esports.sources import publish, stream_keys
 from edgefinder.settings import Settings
+from tests.esports_ops import ops_env
+from tests.esports_ops import worker as start_worker
 from tests.esports_pg import private_pg_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -73,16 +76,22 @@ def e2e(pg_url: str, redis_url: str, redis_session_prefix: str, tmp_path_factory
         settings = Settings(database_url=url, api_token=TOKEN, redis_url=redis_url, redis_prefix=prefix)
         from edgefinder.esports.api import create_app
 
+        # with a broker configured, POST /run-analysis queues the run for a Celery worker
+        tmp = tmp_path_factory.mktemp("e2e-worker")
+        worker = start_worker(ops_env(url, redis_url, prefix, tmp / "data"), tmp / "worker.log", "--pool", "solo")
         with TestClient(create_app(settings)) as api:
             r = api.post(f"{API}/run-analysis", headers={"Authorization": f"Bearer {TOKEN}"}, json={"seed": 0})
             assert r.status_code == 202, r.text
             run_id = r.json()["run_id"]
             deadline = time.monotonic() + 300
-            while True:
-                run = api.get(f"{API}/runs/{run_id}").json()
-                if run["status"] != "running" or time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
+            try:
+                while True:
+                    run = api.get(f"{API}/runs/{run_id}").json()
+                    if run["status"] not in ("queued", "running") or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+            finally:
+                worker.stop()
             top = api.get(f"{API}/top-correlations", params={"limit": 1000, "significant_only": True})
             everything = api.get(f"{API}/top-correlations", params={"limit": 1000})
             causal = api.get(f"{API}/causal-effects").json()

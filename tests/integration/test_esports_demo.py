@@ -37,8 +37,10 @@ def test_analyze_command_prints_tables(tmp_path: Path) -> None:
     res = CliRunner().invoke(esports_app, ["analyze", "--database-url", f"sqlite:///{db.as_posix()}", "--top", "5"],
                              env={"COLUMNS": "200"})  # fmt: skip
     assert res.exit_code == 0, res.output
-    for needle in ("team-rounds", "176 tests", "clustered by match", "verdict", "placebo", "E-value", "Top ",
-                   "BH q < 0.05", "research/ops"):
+    # 28 features x 5 tests, 9 intent counts x 4 (two chi-square, within-match and naive AIPW), 2 for the
+    # loadout baseline
+    for needle in ("team-rounds", "178 tests", "clustered by match", "verdict", "placebo", "E-value", "Top ",
+                   "BH q < 0.05", "research/ops", "pre-round baseline: loadout_advantage → round_win"):  # fmt: skip
         assert needle in res.output, needle
 
 

@@ -14,7 +14,13 @@ from statsmodels.stats.multitest import multipletests
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES, FEATURE_COLUMNS, extract_round_features
-from edgefinder.esports.jobs import JobParams, arun_correlation_job, compute_results, run_correlation_job
+from edgefinder.esports.jobs import (
+    COVARIATE_EFFECTS,
+    JobParams,
+    arun_correlation_job,
+    compute_results,
+    run_correlation_job,
+)
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units
 from edgefinder.store.engine import make_engine
@@ -49,9 +55,9 @@ def _one(results: pd.DataFrame, feature: str, outcome: str, method: str) -> pd.S
 
 
 def test_every_feature_gets_every_test(results: pd.DataFrame) -> None:
-    n_feat, n_counts = len(FEATURE_COLUMNS), len(COUNT_FEATURES)
+    n_feat, n_counts, n_cov = len(FEATURE_COLUMNS), len(COUNT_FEATURES), len(COVARIATE_EFFECTS)
     counts = results.groupby("method").size().to_dict()
-    assert counts == {"point_biserial": 2 * n_feat, "spearman": n_feat, "logistic": 2 * n_feat,
+    assert counts == {"point_biserial": 2 * n_feat + n_cov, "spearman": n_feat, "logistic": 2 * n_feat + n_cov,
                       "chi2": 2 * n_counts, "aipw_within": n_counts, "aipw_naive": n_counts}  # fmt: skip
     assert (results["purpose"] == PURPOSE).all()
     # only the within-match effects carry a verdict
@@ -72,6 +78,25 @@ def _corr_p(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
     se = _cluster_se(xs * ys - r * (xs**2 + ys**2) / 2, groups)
     g = len(set(groups))
     return float(2 * sps.t.sf(abs(r / se), g - 1))
+
+
+def test_loadout_advantage_covariate_effect_matches_statsmodels(features: pd.DataFrame, results: pd.DataFrame) -> None:
+    adv = features["loadout_value"] - features["opp_loadout_value"]
+    z = (adv - adv.mean()) / adv.std(ddof=1)
+    X = sm.add_constant(pd.DataFrame({"loadout_advantage": z, "side": features["side"]}))
+    # clustered by match like every test of the run
+    ref = sm.Logit(features["round_win"].astype(float), X).fit(
+        disp=0, cov_type="cluster", cov_kwds={"groups": pd.factorize(features["match_id"])[0]}, use_t=True)
+    r = _one(results, "loadout_advantage", "round_win", "logistic")
+    assert r["details"]["kind"] == "covariate" and r["details"]["adjusted_for"] == ["side"]
+    assert r["effect"] == pytest.approx(ref.params["loadout_advantage"], rel=1e-6)
+    assert r["p_value"] == pytest.approx(ref.pvalues["loadout_advantage"], rel=1e-6)
+    lo, hi = ref.conf_int().loc["loadout_advantage"]
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((lo, hi), rel=1e-6)
+    pb = _one(results, "loadout_advantage", "round_win", "point_biserial")
+    assert pb["effect"] == pytest.approx(sps.pointbiserialr(features["round_win"], adv).statistic, abs=1e-12)
+    # the simulator's buys follow its bank and a richer loadout wins more: the baseline is positive
+    assert r["direction"] == "positive" and r["significant"]
 
 
 def test_point_biserial_and_spearman_match_scipy(features: pd.DataFrame, results: pd.DataFrame) -> None:
@@ -201,7 +226,7 @@ def test_stored_run_and_rows(db: str) -> None:
     assert run.status == "succeeded" and run.purpose == PURPOSE and run.disclaimer == DISCLAIMER
     assert run.n_tests == len(rows) == res.n_tests and run.summary["n_significant"] == res.n_significant
     assert run.params["seed"] == 2 and run.duration_s > 0
-    assert all(r.purpose == PURPOSE and r.details["kind"] in ("micro", "in_round") for r in rows)
+    assert all(r.purpose == PURPOSE and r.details["kind"] in ("micro", "in_round", "covariate") for r in rows)
     # every stored result row says what it is for, on its own
     assert all(r.details["purpose"] == PURPOSE and r.details["disclaimer"] == DISCLAIMER for r in rows)
     assert sum(r.significant for r in rows) == res.n_significant

@@ -59,7 +59,9 @@ def test_feature_vector_by_hand():
      (1099, 10), (1100, 11), (5000, 50), (100_000, 1000)],
 )
 def test_coarse_k_formula(n, k):
-    assert coarse_k(n) == k
+    assert coarse_k(n, cap=None) == k  # the seed's formula
+    assert coarse_k(n) == min(k, 48)  # capped by default (--max-templates)
+    assert coarse_k(n, cap=5) == min(k, 5)
 
 
 def test_templates_partition_the_manifest(manifest, engine_and_templates):

@@ -1,4 +1,10 @@
-"""Phase 2 discovery (seed 003 Task A): invariants on a synthetic ATLAS, window merging, manifest I/O."""
+"""Phase 2 discovery: invariants of both cascade modes on a synthetic ATLAS, window merging, manifest I/O.
+
+The invariants are checked by brute force over the raw windows (no reuse of the scan's window code):
+``strict`` is the top-down funnel (depth = level index, only patterns inside a window of the level
+above), ``context`` keeps every pattern and links it to the windows that hold it (depth = chain
+length, immediate parent on the finest coarser timeframe with a window).
+"""
 
 from __future__ import annotations
 
@@ -45,6 +51,14 @@ def synth_root(tmp_path_factory) -> Path:
 def full_scan(synth_root):
     agent = FractalDiscoveryAgent()
     calls: list[tuple[int, str, int]] = []
+    manifest = agent.scan_atlas_topdown(synth_root, cascade="strict", on_level=lambda *a: calls.append(a))
+    return agent, manifest, calls
+
+
+@pytest.fixture(scope="session")
+def context_scan(synth_root):
+    agent = FractalDiscoveryAgent()
+    calls: list[tuple[int, str, int]] = []
     manifest = agent.scan_atlas_topdown(synth_root, on_level=lambda *a: calls.append(a))
     return agent, manifest, calls
 
@@ -53,7 +67,7 @@ def full_scan(synth_root):
 def scan_4h(synth_root):
     agent = FractalDiscoveryAgent()
     tfs = ["4h", "1h", "15m", "5m", "1m", "15s"]
-    return tfs, agent.scan_atlas_topdown(synth_root, timeframes=tfs)
+    return tfs, agent.scan_atlas_topdown(synth_root, timeframes=tfs, cascade="strict")
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +122,54 @@ def _check_invariants(manifest: list[PatternEvent], hierarchy: list[str]) -> Non
         assert inside
 
 
+def _check_context_invariants(manifest: list[PatternEvent], hierarchy: list[str], states: dict) -> None:
+    """The context cascade's invariants, by brute force over raw windows and the full states."""
+    assert manifest
+    level = {tf: k for k, tf in enumerate(hierarchy)}
+    keys = [(level[p.timeframe], p.timestamp) for p in manifest]
+    assert keys == sorted(keys)
+    by_tf: dict[str, list[PatternEvent]] = {tf: [] for tf in hierarchy}
+    for p in manifest:
+        by_tf[p.timeframe].append(p)
+    # completeness: every pattern bar of every timeframe is in the manifest, whatever its ancestry
+    for tf in hierarchy:
+        st = states[tf]
+        ok = st["valid"].to_numpy()
+        expected = int((ok & st["roche_snap"].to_numpy()).sum() + (ok & st["structural_drive"].to_numpy()).sum())
+        assert len(by_tf[tf]) == expected
+    index = {(p.timeframe, p.timestamp, p.pattern_type): p for p in manifest}
+    for p in manifest[::3]:
+        assert len(p.parent_chain) == p.depth
+        tfs = [e["tf"] for e in p.parent_chain]
+        assert all(level[a] < level[b] for a, b in zip(tfs[1:], tfs))  # strictly coarser towards the root
+        if p.parent_chain:
+            assert level[tfs[0]] < level[p.timeframe]
+            assert (p.parent_type, p.parent_tf) == (p.parent_chain[0]["type"], tfs[0])
+        # the immediate parent: the earliest pattern whose raw window holds the bar, on the finest
+        # coarser timeframe that has such a window (runs of overlapping windows belong to their first)
+        want = None
+        for tf in reversed(hierarchy[: level[p.timeframe]]):
+            length = max(TF_S[tf], CHILD_WINDOW_BARS * TF_S[p.timeframe])
+            holders = [q for q in by_tf[tf] if q.timestamp + TF_S[tf] <= p.timestamp < q.timestamp + TF_S[tf] + length]
+            if holders:
+                first = holders[0]
+                # walk back over the run of overlapping windows to its first window
+                ups = by_tf[tf]
+                i = ups.index(first)
+                while i > 0 and ups[i - 1].timestamp + TF_S[tf] + length > ups[i].timestamp + TF_S[tf]:
+                    i -= 1
+                want = ups[i]
+                break
+        if want is None:
+            assert p.depth == 0 and p.parent_chain == []
+            continue
+        parent = p.parent_chain[0]
+        assert (parent["tf"], parent["timestamp"], parent["type"]) == (want.timeframe, want.timestamp, want.pattern_type)
+        assert parent["timestamp"] + TF_S[parent["tf"]] <= p.timestamp  # known before the child bar opened
+        q = index[(want.timeframe, want.timestamp, want.pattern_type)]
+        assert q.parent_chain == p.parent_chain[1:] and q.depth == p.depth - 1
+
+
 # ------------------------------------------------------------------------------------ scan
 def test_full_hierarchy_invariants(full_scan, synth_root):
     agent, manifest, calls = full_scan
@@ -124,6 +186,27 @@ def test_full_hierarchy_invariants(full_scan, synth_root):
         for start, _end, ptype, ptf, chain in merge_windows(child_windows(parents, hierarchy[depth])):
             assert (ptype, ptf) == (chain[0]["type"], chain[0]["tf"])
             assert start >= chain[0]["timestamp"] + TF_S[ptf]
+
+
+def test_context_cascade_invariants(context_scan, synth_root, full_states):
+    agent, manifest, calls = context_scan
+    hierarchy = atlas.available_timeframes(synth_root)
+    _check_context_invariants(manifest, hierarchy, full_states)
+    depths = {p.depth for p in manifest if p.timeframe == "15s"}
+    assert 0 in depths and max(depths) == 6  # from backed by nothing to the full hierarchy aligned
+    assert calls == [(i, tf, sum(p.timeframe == tf for p in manifest)) for i, tf in enumerate(hierarchy)]
+    assert [sum(s["patterns_by_depth"]) for s in agent.level_stats] == [c[2] for c in calls]
+
+
+def test_strict_patterns_are_context_patterns(full_scan, context_scan):
+    """The funnel keeps a subset of the bars the context scan keeps, with the same states."""
+    _, strict, _ = full_scan
+    _, context, _ = context_scan
+    ctx = {(p.timeframe, p.timestamp, p.pattern_type): p for p in context}
+    assert len(strict) < len(context)
+    for p in strict:
+        q = ctx[(p.timeframe, p.timestamp, p.pattern_type)]
+        assert (q.state, q.idx, q.file_source) == (p.state, p.idx, p.file_source)
 
 
 def test_restricted_hierarchy_invariants(scan_4h):
@@ -167,7 +250,7 @@ def test_states_come_from_the_continuous_series(full_scan, full_states):
 
 def test_scan_is_deterministic(synth_root, scan_4h):
     tfs, manifest = scan_4h
-    again = FractalDiscoveryAgent().scan_atlas_topdown(synth_root, timeframes=list(reversed(tfs)))
+    again = FractalDiscoveryAgent().scan_atlas_topdown(synth_root, timeframes=list(reversed(tfs)), cascade="strict")
     assert again == manifest
 
 
@@ -185,8 +268,14 @@ def test_drilldown_stops_at_empty_level(synth_root):
     agent = FractalDiscoveryAgent(PhysicsConfig(snap_z=1e9, drive_momentum=1e18))
     seen = []
     m = agent.scan_atlas_topdown(synth_root, ["4h", "1h", "15m"], on_level=lambda *a: seen.append(a),
-                                 progress=True)
+                                 progress=True, cascade="strict")
     assert m == [] and seen == [(0, "4h", 0)] and len(agent.level_stats) == 1
+    # context mode scans every level whatever the level above found
+    seen.clear()
+    assert agent.scan_atlas_topdown(synth_root, ["4h", "1h", "15m"], on_level=lambda *a: seen.append(a)) == []
+    assert seen == [(0, "4h", 0), (1, "1h", 0), (2, "15m", 0)]
+    with pytest.raises(DiscoveryError, match="--cascade"):
+        agent.scan_atlas_topdown(synth_root, ["4h"], cascade="loose")
 
 
 def test_bad_timeframes_are_clear_errors(synth_root, tmp_path):
@@ -351,9 +440,11 @@ def test_real_eurusd_hourly_atlas_discovery_and_clustering(tmp_path):
     atlas.build_atlas(src, root, timeframes=["1h", "4h", "1D"])
     assert atlas.available_timeframes(root) == ["1D", "4h", "1h"]
     hierarchy = ["1D", "4h", "1h"]
-    manifest = FractalDiscoveryAgent().scan_atlas_topdown(root, hierarchy)
+    manifest = FractalDiscoveryAgent().scan_atlas_topdown(root, hierarchy, cascade="strict")
     _check_invariants(manifest, hierarchy)
     assert max(p.depth for p in manifest) == 2
+    _check_context_invariants(FractalDiscoveryAgent().scan_atlas_topdown(root, hierarchy), hierarchy,
+                              {tf: QuantumFieldEngine().compute_states(atlas.read_bars(root, tf), tf) for tf in hierarchy})
     assert load_manifest(save_manifest(manifest, tmp_path / "m.parquet")) == manifest
     eng = FractalClusteringEngine(seed=0)
     templates = eng.create_templates(manifest)
@@ -373,7 +464,7 @@ def test_seed_verification_snippet_on_a_synthetic_year(tmp_path_factory, capsys)
     from edgefinder.markets.discovery import FractalDiscoveryAgent as Agent
 
     agent = Agent()
-    manifest = agent.scan_atlas_topdown(str(root))
+    manifest = agent.scan_atlas_topdown(str(root), cascade="strict")
     deep = [p for p in manifest if p.depth >= 5]
     assert deep
     p = deep[0]

@@ -1,4 +1,4 @@
-"""Phase 4 guards and shared checkpoint helpers that need no ATLAS (issue 5, honest samples)."""
+"""Phase 4 guards, the result block with its power statement, and checkpoint helpers that need no ATLAS."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import stat
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from rich.console import Console
 
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets._io import atomic_pickle, atomic_write_text
-from edgefinder.markets.forward import ForwardError, _print_block, check_against_training
+from edgefinder.markets.forward import ForwardError, check_against_training
+from edgefinder.markets.summary import print_block, sample_block
 
 TRAINED_UNTIL = 1_709_247_600  # 2024-02-29 23:00 UTC: start of the CME session ending 2024-03-01
 TFS = ["5m", "1m", "15s"]
@@ -59,15 +61,34 @@ def test_no_record_checks_nothing(tmp_path) -> None:
 
 def test_final_block_prints_negative_money_with_the_sign_first() -> None:
     buf = io.StringIO()
-    block = {"days": 3, "total_trades": 4, "win_rate": 0.25, "total_pnl": -12.5, "sharpe_per_trade": -0.1,
-             "sharpe_daily_annualized": -1.0, "max_drawdown": -20.0, "templates_fired": 2, "templates_total": 9,
-             "brain_coverage_over_30": 0, "mean_pnl_per_trade": -3.125, "p_value_mean_pnl_gt_0": 0.8}
-    _print_block(Console(file=buf, width=200), "Out-of-sample sessions", block)
+    trades = pd.DataFrame({"pnl": [-10.0, 2.5, -3.0, -2.0], "template_id": [1, 1, 2, 2]})
+    block = sample_block(trades, 3, [-10.0, -0.5, -2.0], 9)
+    print_block(Console(file=buf, width=200), "Out-of-sample sessions", block)
     text = buf.getvalue()
-    for line in ("Total PnL: -$12.50", "Max drawdown: -$20.00", "Mean PnL per trade: -$3.12",
-                 "Templates fired: 2/9"):
+    for line in ("Total PnL: -$12.50", "Max drawdown: -$12.50", "Mean PnL per trade: -$3.12",
+                 "Templates fired: 2/9", "Win rate: 25.0%", "4 trade(s): too few to support any conclusion"):
         assert line in text
     assert "$-" not in text
+
+
+def test_power_statement_matches_statsmodels_and_a_simulation() -> None:
+    """The block's minimum detectable mean is the one statsmodels solves for, and a simulation of a
+    sample with that true mean rejects about 80 % of the time (one-sided t-test at 5 %)."""
+    from scipy import stats as sps
+    from statsmodels.stats.power import TTestPower
+
+    rng = np.random.default_rng(4)
+    pnl = rng.normal(0.0, 12.0, 400)
+    block = sample_block(pd.DataFrame({"pnl": pnl, "template_id": 1}), 20, [], 1)
+    pw = block["power"]
+    sd = float(pnl.std(ddof=1))
+    want = TTestPower().solve_power(effect_size=None, nobs=400, alpha=0.05, power=0.8, alternative="larger") * sd
+    assert pw["n"] == 400 and pw["conclusive"] and pw["minimum_detectable"] == pytest.approx(want)
+    sims = rng.normal(pw["minimum_detectable"], sd, (4000, 400))
+    hit = (sps.ttest_1samp(sims, 0.0, axis=1, alternative="greater").pvalue < 0.05).mean()
+    assert 0.77 < hit < 0.83
+    small = sample_block(pd.DataFrame({"pnl": pnl[:10], "template_id": 1}), 1, [], 1)
+    assert not small["power"]["conclusive"]
 
 
 def test_atomic_writes_use_ordinary_permissions_and_leave_no_temp(tmp_path) -> None:

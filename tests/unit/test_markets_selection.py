@@ -1,14 +1,19 @@
-"""Phase 5 (seed 003, Task C) on a small fixed trade history, against hand-computed figures.
+"""Phase 5 on a small fixed trade history, against hand-computed figures.
 
-Templates (dollars per trade; ``oos`` = out-of-sample trades, on which p/q/DSR are computed):
+Templates (dollars per trade; ``oos`` = out-of-sample trades, on which p, q, DSR and the families are
+computed; families: A = "ROCHE_SNAP 15s long ← none", B = "ROCHE_SNAP 15s short ← ROCHE_SNAP"):
 
-* T1: -10 x3, +20 x30, -10 x7 (40 trades; last 20 out-of-sample) -> Tier 1, in production
+* T1: -10 x3, +20 x30, -10 x7 (40 trades; last 20 out-of-sample, family A) -> Tier 1
 * T2: +5 x18, -15 x7 (25 trades, all in-sample) -> prob 19/36 = 0.528: Tier 2
 * T3: 5 trades -> Tier 3
-* T4: +10 x5 then -10 x20 (25 trades; last 5 out-of-sample) -> prob 6/36 < 0.45: Tier 4
+* T4: +10 x5 then -10 x20 (25 trades; last 5 out-of-sample, family B) -> prob 6/36 < 0.45: Tier 4
 * T5: exactly 15 trades, 7 wins -> no tier (unclassified)
-* T6: +20 x37 then -5, +5, -5 (40 trades; last 3 out-of-sample) -> Tier 1 by the seed's thresholds,
-  but its out-of-sample mean is negative: the BH q-gate keeps it out of production.
+* T6: +20 x37 then -5, +5, -5 (40 trades; last 3 out-of-sample, family A) -> Tier 1 by the seed's
+  thresholds, but its own out-of-sample mean is negative.
+
+With ``min_family_trades=10``, family A (23 trades) is tested and qualifies, family B (5) is not
+tested; inside A, T1 and T6 are shrunk toward the family mean (DerSimonian-Laird by hand) and a
+member enters production when its shrunk mean is positive.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import math
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from rich.console import Console
 from scipy import stats as sps
@@ -27,6 +33,7 @@ from edgefinder.markets.brain import BayesianBrain, TradeOutcome
 from edgefinder.markets.selection import (
     STATUS_APPROVED,
     STATUS_PENDING,
+    SelectionConfig,
     SelectionError,
     approve_playbook,
     classify_tier,
@@ -45,6 +52,10 @@ HISTORY = {
 }
 
 
+FAMILY = {1: "ROCHE_SNAP 15s long ← none", 6: "ROCHE_SNAP 15s long ← none", 4: "ROCHE_SNAP 15s short ← ROCHE_SNAP"}
+CONFIG = SelectionConfig(min_family_trades=10)
+
+
 def _brain() -> BayesianBrain:
     brain = BayesianBrain()
     t = 0.0
@@ -53,7 +64,8 @@ def _brain() -> BayesianBrain:
             t += 60
             brain.update(TradeOutcome(
                 None, 100.0, 100.0, p, "WIN" if p > 0 else "LOSS", t + 30, "TARGET", t, t + 30, 30.0, "LONG",
-                tid, root_tf=rtf, root_type=rtype, out_of_sample=k >= len(pnls) - n_oos))
+                tid, root_tf=rtf, root_type=rtype, out_of_sample=k >= len(pnls) - n_oos, session="2024-01-02",
+                pattern_type="ROCHE_SNAP", family=FAMILY.get(tid, "ROCHE_SNAP 15s long ← none")))
     return brain
 
 
@@ -70,7 +82,7 @@ def result(tmp_path_factory):
     with open(ckpt / "pattern_library.pkl", "wb") as fh:
         pickle.dump(LIBRARY, fh)
     console = Console(record=True, width=160)
-    res = run_strategy_selection(ckpt, console=console)
+    res = run_strategy_selection(ckpt, CONFIG, console=console)
     return ckpt, res, console.export_text()
 
 
@@ -140,30 +152,98 @@ def test_significance_on_out_of_sample_trades_and_q_gate(result) -> None:
     for tid in (1, 4, 6):
         assert st.loc[tid, "q_value"] == pytest.approx(q[tid], rel=1e-9)
     assert st.loc[1, "q_value"] <= 0.10 < st.loc[6, "q_value"]
-    # deflated Sharpe: n_trials = 3 tested templates, variance of their OOS Sharpe ratios
-    srs = {1: 9.5 / np.std([20.0] * 13 + [-10.0] * 7), 4: 0.0, 6: (-5 / 3) / np.std([-5.0, 5.0, -5.0])}
-    var = float(np.var(list(srs.values())))
+    # deflated Sharpe per template: n_trials = 3 tested templates; the benchmark's spread is the null
+    # sampling variance of a Sharpe estimate of that many trades, 1 / (n - 1)
     x = np.array([20.0] * 13 + [-10.0] * 7)
-    dsr1 = deflated_sharpe_ratio(srs[1], 20, 3, float(sps.skew(x)), float(sps.kurtosis(x, fisher=False)), var)
+    sr1 = x.mean() / x.std()
+    dsr1 = deflated_sharpe_ratio(sr1, 20, 3, float(sps.skew(x)), float(sps.kurtosis(x, fisher=False)), 1 / 19)
     assert st.loc[1, "dsr"] == pytest.approx(dsr1)
-    # production: Tier 1 and q <= 0.10 only; T6 removed by the gate
-    assert set(res.production) == {1}
-    assert res.tier1_removed_by_q == 1
+
+
+def test_families_pool_members_and_decide_production(result) -> None:
+    ckpt, res, text = result
+    fam = res.families.set_index("family")
+    a, b = "ROCHE_SNAP 15s long ← none", "ROCHE_SNAP 15s short ← ROCHE_SNAP"
+    pa = np.array([20.0] * 13 + [-10.0] * 7 + [-5.0, 5.0, -5.0])  # T1's and T6's out-of-sample trades
+    n, mean, sd = pa.size, pa.mean(), pa.std(ddof=1)
+    assert fam.loc[a, "trades"] == 23 and fam.loc[a, "templates"] == 2
+    assert fam.loc[a, "mean_pnl"] == pytest.approx(mean)
+    half = sps.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    assert (fam.loc[a, "ci_low"], fam.loc[a, "ci_high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    p_a = float(sps.t.sf(mean / (sd / math.sqrt(n)), n - 1))
+    assert fam.loc[a, "p_value"] == pytest.approx(p_a) and fam.loc[a, "q_value"] == pytest.approx(p_a)  # one test
+    # one family tested: the deflated Sharpe is the plain PSR against 0 (no best-of-many to discount)
+    sr = pa.mean() / pa.std()
+    g3, g4 = float(sps.skew(pa)), float(sps.kurtosis(pa, fisher=False))
+    psr = sps.norm.cdf(sr * math.sqrt(n - 1) / math.sqrt(1 - g3 * sr + (g4 - 1) / 4 * sr**2))
+    assert fam.loc[a, "dsr"] == pytest.approx(psr)
+    assert bool(fam.loc[a, "tested"]) and bool(fam.loc[a, "qualifies"])
+    assert not bool(fam.loc[b, "tested"]) and not bool(fam.loc[b, "qualifies"]) and np.isnan(fam.loc[b, "q_value"])
+    # members of family A, shrunk by hand: DerSimonian-Laird tau^2, random-effects mean, posterior mean
+    m = np.array([np.mean(pa[:20]), np.mean(pa[20:])])
+    v = sd**2 / np.array([20.0, 3.0])
+    w = 1 / v
+    mu_fe = (w * m).sum() / w.sum()
+    q_stat = (w * (m - mu_fe) ** 2).sum()
+    tau2 = max(0.0, (q_stat - 1) / (w.sum() - (w**2).sum() / w.sum()))
+    ws = 1 / (v + tau2)
+    mu = (ws * m).sum() / ws.sum()
+    shrunk = mu + tau2 / (tau2 + v) * (m - mu)
+    mem = res.members.set_index("template_id")
+    assert mem.loc[1, "shrunk_mean"] == pytest.approx(shrunk[0]) and mem.loc[6, "shrunk_mean"] == pytest.approx(shrunk[1])
+    assert mem.loc[1, "family_mu"] == pytest.approx(mu) and mem.loc[1, "tau2"] == pytest.approx(tau2)
+    want = {t for t, s_ in zip((1, 6), shrunk) if s_ > 0}
+    assert 1 in want
+    assert set(res.production) == want
     entry = res.production[1]
     assert entry["tier"] == 1 and entry["status"] == STATUS_PENDING
     assert entry["win_rate"] == pytest.approx(31 / 51) and entry["params"] == LIBRARY[1]["params"]
+    assert list(entry["families"]) == [a] and entry["families"][a]["family_trades"] == 23
+    assert "family ROCHE_SNAP 15s long ← none: 23 out-of-sample trades" in entry["families"][a]["qualified"]
     with open(ckpt / "production_playbook.pkl", "rb") as fh:
-        assert set(pickle.load(fh)) == {1}
+        assert set(pickle.load(fh)) == want
     doc = json.loads((ckpt / "production_playbook.json").read_text())
-    assert doc["status"] == STATUS_PENDING and list(doc["templates"]) == ["1"]
-    assert doc["tier1_removed_by_q"] == 1
-    # the report: seed tables and lines
+    assert doc["status"] == STATUS_PENDING and sorted(doc["templates"]) == sorted(str(t) for t in want)
+    assert doc["families_tested"] == 1 and doc["families_qualified"] == 1
+    assert doc["tier1_not_in_production"] == len({1, 6} - want)
+    # the report: the seed's tables and lines, then the evidence
     assert "TIER 1 — PRODUCTION READY (2 templates)" in text
     assert "TIER 4 — TOXIC (1 templates, EXCLUDED from production)" in text
     assert "1H Roche → lower TF entry: 1/2 Tier 1 templates (50%)" in text
     assert "1H Structural → lower TF entry: 1/2 Tier 1 templates (50%)" in text
-    assert "removed 1 of 2 Tier-1 templates" in text
-    assert "PRODUCTION PLAYBOOK: 1 templates saved to" in text and "production_playbook.pkl" in text
+    assert "28 trade(s): too few to support any conclusion" in text  # all 28 out-of-sample trades
+    assert "2 traded, 1 with >= 10 trades tested, 1 qualify" in text
+    assert "T-1 (tier 1): family ROCHE_SNAP 15s long ← none" in text
+    assert f"PRODUCTION PLAYBOOK: {len(want)} templates saved to" in text and "production_playbook.pkl" in text
+
+
+def test_no_out_of_sample_trades_promote_nothing(tmp_path) -> None:
+    """In-sample trades chose the exit parameters: a history without out-of-sample trades promotes
+    nothing, whatever its figures."""
+    brain = BayesianBrain()
+    for k in range(60):
+        brain.update(TradeOutcome(None, 1.0, 1.0, 20.0 if k % 4 else -5.0, "WIN", k, "TARGET", k, k, 0.0, "LONG", 1,
+                                  family="ROCHE_SNAP 15s long ← none"))
+    console = Console(record=True, width=160)
+    res = run_strategy_selection(tmp_path, CONFIG, console, brain=brain, library=LIBRARY)
+    assert res.significance_sample == "all" and res.production == {}
+    assert "nothing can be promoted" in console.export_text()
+
+
+def test_ancestry_tests_are_welch_differences(tmp_path) -> None:
+    from edgefinder.markets.selection import ancestry_tests
+
+    rng = np.random.default_rng(0)
+    deep, shallow = rng.normal(2.0, 5.0, 80), rng.normal(0.0, 5.0, 120)
+    df = pd.DataFrame({"pattern_type": "ROCHE_SNAP", "pnl": np.r_[deep, shallow],
+                       "depth": np.r_[np.full(80, 3), np.zeros(120, int)],
+                       "root_type": np.r_[np.full(80, "ROCHE_SNAP"), np.full(120, "")]})
+    row = ancestry_tests(df).set_index("comparison").loc["depth >= 1 vs depth 0"]
+    ref = sps.ttest_ind(deep, shallow, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert row["difference"] == pytest.approx(deep.mean() - shallow.mean())
+    assert row["p_value"] == pytest.approx(ref.pvalue)
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(ci.low), pytest.approx(ci.high))
 
 
 def test_approve_playbook_command(result, tmp_path) -> None:

@@ -94,3 +94,61 @@ def test_update_trail_is_update_bar_with_high_low_close_equal() -> None:
             break
     else:  # pragma: no cover - the trail must fire on this path
         pytest.fail("trailing stop never fired")
+
+
+def test_compiled_session_loop_equals_wave_rider_trade_by_trade() -> None:
+    """ride_session (the forward pass's compiled loop: Gate 3, Gate 2 on the brain's counts, WaveRider's
+    rule, learning) against a plain Python loop of WaveRider.update_bar and BayesianBrain on random
+    candidates of one long session."""
+    from edgefinder.markets.brain import BayesianBrain, TradeOutcome
+    from edgefinder.markets.wave_rider import ride_session
+
+    inst = get_instrument("MNQ")
+    ts, high, low, close = _bars(4000, 5)
+    tsf = ts.astype(float)
+    rng = np.random.default_rng(6)
+    rows = np.sort(rng.choice(np.arange(30, 4000), 900, replace=False))
+    tidx = rng.integers(0, 4, rows.size)
+    sides = rng.choice([-1, 1], rows.size)
+    params = np.array([[12, 40, 0, 300], [20, 30, 10, 900], [25, 60, 30, 0], [10, 50, 5, 1800]], dtype=float)
+    first, last = 0, 3999
+    # a brain with history: template 2 near Gate 2's bar (4/41 = 0.098), template 3 under it (3/51)
+    min_prob = 0.08
+    wins, totals = np.array([0, 0, 3, 2], np.int64), np.array([0, 0, 30, 40], np.int64)
+    brain = BayesianBrain()
+    for k in (2, 3):
+        for n in range(int(totals[k])):
+            brain.update(TradeOutcome(None, 0.0, 0.0, 1.0 if n < wins[k] else -1.0, "", 0.0, "", 0.0, 0.0, 0.0, "", k))
+    out, counts = ride_session(WaveRider(inst, 15), rows, tidx, sides, first, last, params, wins, totals,
+                               min_prob, 0.0, True, tsf, high, low, close)
+
+    rider = WaveRider(inst, 15)
+    ref, next_free, ref_counts = [], first, [0, 0, 0]
+    for i, (r, k, sd) in enumerate(zip(rows.tolist(), tidx.tolist(), sides.tolist())):
+        if r < next_free:
+            ref_counts[1] += 1
+            continue
+        if r >= last:
+            ref_counts[2] += 1
+            continue
+        if not brain.should_fire(k, min_prob, 0.0):
+            ref_counts[0] += 1
+            continue
+        stop, target, trail, hold = params[k]
+        rider.open_position(close[r], sd, None, stop, take_profit_ticks=target, trailing_stop_ticks=trail,
+                            max_hold_seconds=hold, entry_time=tsf[r] + 15)
+        j, res = ride_python(rider, tsf, high, low, close, r + 1, last)
+        brain.update(TradeOutcome(None, res["entry_price"], res["exit_price"], res["pnl"], "", 0.0, "", 0.0, 0.0,
+                                  0.0, "", k))
+        ref.append((i, j, res["entry_price"], res["exit_price"], res["pnl"], res["mfe_ticks"], res["mae_ticks"],
+                    res["exit_reason"]))
+        next_free = j
+    assert len(ref) == out["cand"].size > 50 and ref_counts[0] > 0
+    assert counts.tolist() == ref_counts
+    for n, (i, j, ep, xp, pnl, mfe, mae, reason) in enumerate(ref):
+        assert (out["cand"][n], out["exit_row"][n]) == (i, j)
+        assert (out["entry_price"][n], out["exit_price"][n], out["pnl"][n]) == pytest.approx((ep, xp, pnl), abs=1e-9)
+        assert (out["mfe_ticks"][n], out["mae_ticks"][n]) == pytest.approx((mfe, mae), abs=1e-9)
+        assert EXIT_REASON_NAMES[int(out["reason"][n])] == reason
+    assert {k: (int(wins[k]), int(totals[k])) for k in range(4) if totals[k]} == \
+        {k: (v["wins"], v["total"]) for k, v in brain.table.items()}

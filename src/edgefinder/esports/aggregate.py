@@ -31,16 +31,18 @@ Columns (per round and team):
 - outcomes: ``round_win`` (0/1), ``econ_delta`` (bank at ROUND_END minus bank at ROUND_START,
   dollars), ``site_executed`` (0/1)
 
-Only a SQLAlchemy :class:`~sqlalchemy.engine.Engine`, a :class:`~sqlalchemy.engine.Connection` or a
-database URL string is accepted. The seed's example passes an asyncpg pool and awaits the call; we do
-not support asyncpg (psycopg 3 serves both back ends through SQLAlchemy). From async code use
-``await asyncio.to_thread(extract_round_features, engine)``.
+A SQLAlchemy :class:`~sqlalchemy.engine.Engine`, a :class:`~sqlalchemy.engine.Connection` or a
+database URL string is accepted. The seed's example passes an asyncpg pool and awaits the call:
+``await edgefinder.analytics.aggregate.extract_round_features(pool)`` runs the same statement
+(:func:`features_statement`, compiled for asyncpg) on the pool and builds the frame with the same
+:func:`features_frame`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -277,6 +279,11 @@ def extract_round_features(source: Engine | Connection | str) -> pd.DataFrame:
         result = conn.execute(stmt)
         names = list(result.keys())
         rows = result.fetchall()
+    return features_frame(names, rows)
+
+
+def features_frame(names: list[str], rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
+    """The feature frame from the rows of :func:`features_statement` (any driver): types, shares, diversity."""
     df = pd.DataFrame.from_records(rows, columns=names)
     if df.empty:
         return pd.DataFrame({c: pd.Series(dtype="object" if c in ("match_id", "team_id") else "float64") for c in ALL_COLUMNS})

@@ -9,8 +9,13 @@ Errors: invalid parameters answer 422 with a one-line ``message`` (plus FastAPI'
 database and Redis failures answer 503 with a message; no request answers 500 (a last-resort handler
 maps any unexpected exception to 503 and logs it). ``POST /run-analysis`` needs
 ``Authorization: Bearer <EDGEFINDER_API_TOKEN>`` (401 otherwise; also 401 while no token is
-configured, so the endpoint is never open), answers 202 with the run id and runs the job in a
-background thread; a second request while a job runs gets 409.
+configured, so the endpoint is never open) and answers 202 with the run id at once: with a broker
+(``EDGEFINDER_REDIS_URL``) the run is ``queued`` and a Celery worker runs it, without one it runs in a
+background thread of this process. A second request while a run is queued or running gets 409.
+
+Alerts (``GET /alerts``, ``POST /alerts/{id}/ack``), the latest run's feature frame as Parquet
+(``GET /export/features.parquet``) and the scrape-time metrics of
+:mod:`edgefinder.esports.monitoring` are served here too.
 """
 
 from __future__ import annotations
@@ -26,19 +31,32 @@ from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Quer
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, desc, func, select
+from sqlalchemy import Engine, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports import metrics as ingest_metrics  # noqa: F401 - registers the ingest counters
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
-from edgefinder.esports.jobs import JOB_DURATION, JobAlreadyRunning, JobParams, acquire_run, run_correlation_job
+from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
+from edgefinder.esports.jobs import (
+    COVARIATE_EFFECTS,
+    QUEUED_EXPIRES_S,
+    JobAlreadyRunning,
+    JobParams,
+    acquire_run,
+    fail_queued,
+    queue_run,
+    reap_abandoned,
+    run_correlation_job,
+)
+from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
 from edgefinder.settings import Settings, get_settings
-from edgefinder.store.engine import make_engine
+from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import (
+    alerts,
     analysis_runs,
     correlation_results,
     dead_letters,
@@ -47,9 +65,12 @@ from edgefinder.store.tables import (
     micro_actions,
     raw_events,
     rounds,
+    run_features,
 )
 
-__all__ = ["JOB_DURATION", "create_app", "router"]
+__all__ = ["create_app", "router"]
+
+PARQUET = "application/vnd.apache.parquet"
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +176,9 @@ class RunRequest(BaseModel):
 
 class RunAccepted(Tagged):
     run_id: str
-    status: str = "running"
+    status: Literal["queued", "running"] = Field(
+        description="queued: a Celery worker will run it; running: this process runs it"
+    )
     location: str
 
 
@@ -170,6 +193,44 @@ class RunOut(Tagged):
     params: dict[str, Any] | None
     summary: dict[str, Any] | None
     error: str | None
+    queued_at: datetime | None = None
+    trigger: str | None = Field(default=None, description="api, schedule, cli or python")
+    worker: str | None = Field(default=None, description="host:pid of the process that ran the job")
+    db_queries: int | None = Field(default=None, description="SQL statements the job issued")
+    db_seconds: float | None = Field(default=None, description="seconds spent in them")
+
+
+AlertKind = Literal["sign_flip", "newly_significant", "significance_lost", "outside_previous_ci"]
+
+
+class AlertFigures(BaseModel):
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    q_value: float | None
+    significant: bool | None
+
+
+class AlertOut(Tagged):
+    """A surprising change between two runs (see edgefinder.esports.alerts for the rules)."""
+
+    id: int
+    run_id: str
+    previous_run_id: str
+    kind: AlertKind
+    feature: str
+    outcome: str
+    method: str
+    before: AlertFigures
+    after: AlertFigures
+    message: str
+    created_at: datetime | None
+    acknowledged_at: datetime | None
+
+
+class AlertList(Tagged):
+    count: int
+    alerts: list[AlertOut]
 
 
 class SummaryOut(Tagged):
@@ -192,6 +253,12 @@ class HealthOut(Tagged):
     redis: str
     last_run_age_s: float | None
     last_run_status: str | None
+    results_stale: bool | None = Field(
+        default=None, description="last succeeded run older than EDGEFINDER_RESULTS_STALE_AFTER_S (None: no run yet)"
+    )
+    streams: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per stream: length and, per consumer group, lag, pending, consumers"
+    )
 
 
 class ErrorOut(BaseModel):
@@ -209,7 +276,10 @@ class _State:
         self.settings = settings
         self._engine = engine
         self._redis: Any = None
+        self._celery: Any = None
         self._lock = threading.Lock()
+        self.metrics = CollectorRegistry(auto_describe=False)
+        self.metrics.register(AnalyticsCollector(lambda: self.engine, self.redis, settings.redis_prefix))
 
     @property
     def engine(self) -> Engine:
@@ -230,16 +300,31 @@ class _State:
                 )
             return self._redis
 
+    def celery(self) -> Any:
+        """The Celery app of these settings (only with a broker), to enqueue runs."""
+        with self._lock:
+            if self._celery is None:
+                from edgefinder.esports.tasks import make_celery
+
+                self._celery = make_celery(self.settings)
+                # the API only sends tasks (the run's row is the result): no result-store connection,
+                # which would otherwise retry for 20 s when Redis is down
+                self._celery.conf.result_backend = "disabled://"
+            return self._celery
+
+    def reap(self) -> None:
+        """Mark failed the runs whose process is gone, so no answer shows a dead run as running."""
+        try:
+            reap_abandoned(self.engine)
+        except SQLAlchemyError:
+            log.warning("could not check for abandoned runs", exc_info=True)
+
 
 def _state(request: Request) -> _State:
     return request.app.state.analytics
 
 
-def _aware(dt: datetime | None) -> datetime | None:
-    # SQLite returns naive datetimes; every stored time is UTC.
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+_aware = as_utc  # SQLite returns naive datetimes; every stored time is UTC
 
 
 def _run_out(row: Any) -> RunOut:
@@ -249,6 +334,8 @@ def _run_out(row: Any) -> RunOut:
         finished_at=_aware(m["finished_at"]), duration_s=m["duration_s"], n_rows=m["n_rows"],
         n_tests=m["n_tests"], params=m["params"], summary=m["summary"], error=m["error"],
         purpose=m["purpose"] or PURPOSE, disclaimer=m["disclaimer"] or DISCLAIMER,
+        queued_at=_aware(m["queued_at"]), trigger=m["trigger"], worker=m["worker"], db_queries=m["db_queries"],
+        db_seconds=m["db_seconds"],
     )  # fmt: skip
 
 
@@ -364,8 +451,9 @@ def correlations_by_feature(
     request: Request,
     feature_name: str = Path(..., min_length=1, max_length=128, description="e.g. trade_count"),
 ) -> CorrelationList:
-    if feature_name not in FEATURE_COLUMNS:
-        raise HTTPException(404, f"unknown feature {feature_name!r}; known features: {', '.join(FEATURE_COLUMNS)}")
+    if feature_name not in FEATURE_COLUMNS + COVARIATE_EFFECTS:
+        known = ", ".join(FEATURE_COLUMNS + COVARIATE_EFFECTS)
+        raise HTTPException(404, f"unknown feature {feature_name!r}; known features: {known}")
     return _latest_results(_state(request), [correlation_results.c.feature == feature_name])
 
 
@@ -380,9 +468,9 @@ def _check_token(request: Request, creds: HTTPAuthorizationCredentials | None = 
         raise HTTPException(401, "wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
-def _background(lock: Any) -> None:
+def _background(lock: Any, settings: Settings) -> None:
     try:
-        run_correlation_job(lock=lock)
+        run_correlation_job(lock=lock, settings=settings)
     except Exception:  # noqa: BLE001 - the run row records the failure; a thread must not die loudly
         log.exception("correlation job %s failed", lock.run_id)
 
@@ -392,7 +480,7 @@ def _background(lock: Any) -> None:
     status_code=202,
     response_model=RunAccepted,
     responses={k: _ERRORS[k] for k in (401, 409, 422, 503)},
-    summary="Start a correlation job (bearer token); poll GET /runs/{run_id}",
+    summary="Start a correlation job (bearer token): queued on the broker, or run here; poll GET /runs/{run_id}",
 )
 def run_analysis(
     request: Request,
@@ -401,12 +489,32 @@ def run_analysis(
 ) -> RunAccepted:
     st = _state(request)
     req = body or RunRequest()
+    params = JobParams(seed=req.seed, alpha=req.alpha)
+    if st.settings.redis_url:
+        from edgefinder.esports.tasks import RUN_TASK
+
+        try:
+            run_id = queue_run(st.engine, params, trigger="api")
+        except JobAlreadyRunning as exc:
+            raise HTTPException(409, str(exc)) from exc
+        try:
+            kwargs = {"run_id": run_id, "seed": req.seed, "alpha": req.alpha, "trigger": "api"}
+            # a request must not hang on a broker that is down: two quick retries, then 503
+            st.celery().send_task(RUN_TASK, kwargs=kwargs, task_id=run_id, expires=QUEUED_EXPIRES_S, retry=True,
+                                  retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
+                                                "interval_max": 1.0})  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - kombu raises many kinds for a broker that is down
+            fail_queued(st.engine, run_id, f"broker unavailable: {_first_line(exc)}")
+            raise HTTPException(503, f"broker unavailable, run {run_id} not queued: {_first_line(exc)}") from exc
+        return RunAccepted(run_id=run_id, status="queued", location=f"{router.prefix}/runs/{run_id}")
+    st.reap()
     try:
-        lock = acquire_run(st.engine, JobParams(seed=req.seed, alpha=req.alpha))
+        lock = acquire_run(st.engine, params, trigger="api")
     except JobAlreadyRunning as exc:
         raise HTTPException(409, str(exc)) from exc
-    threading.Thread(target=_background, args=(lock,), name=f"analysis-{lock.run_id[:8]}", daemon=True).start()
-    return RunAccepted(run_id=lock.run_id, location=f"{router.prefix}/runs/{lock.run_id}")
+    name = f"analysis-{lock.run_id[:8]}"
+    threading.Thread(target=_background, args=(lock, st.settings), name=name, daemon=True).start()
+    return RunAccepted(run_id=lock.run_id, status="running", location=f"{router.prefix}/runs/{lock.run_id}")
 
 
 @router.get(
@@ -416,11 +524,85 @@ def run_analysis(
     summary="One analysis run: status, timing, summary",
 )
 def get_run(request: Request, run_id: str = Path(..., min_length=1, max_length=36)) -> RunOut:
-    with _state(request).engine.connect() as conn:
+    st = _state(request)
+    st.reap()
+    with st.engine.connect() as conn:
         row = conn.execute(select(analysis_runs).where(analysis_runs.c.run_id == run_id)).first()
     if row is None:
         raise HTTPException(404, f"no analysis run {run_id!r}")
     return _run_out(row)
+
+
+@router.get(
+    "/alerts",
+    response_model=AlertList,
+    responses={k: _ERRORS[k] for k in (422, 503)},
+    summary="Alerts on surprising changes between runs, newest first",
+)
+def list_alerts(
+    request: Request,
+    since: datetime | None = Query(None, description="Only alerts created at or after this time (ISO 8601)"),
+    kind: AlertKind | None = Query(None, description=", ".join(ALERT_KINDS)),
+    unacknowledged: bool = Query(False, description="Only alerts nobody acknowledged yet"),
+    run_id: str | None = Query(None, max_length=36, description="Only the alerts of this run"),
+    limit: int = Query(100, ge=1, le=1000, description="Rows to return (1..1000)"),
+) -> AlertList:
+    a = alerts.c
+    stmt = select(alerts).order_by(desc(a.created_at), desc(a.id)).limit(limit)
+    if since is not None:
+        stmt = stmt.where(a.created_at >= as_utc(since))
+    if kind is not None:
+        stmt = stmt.where(a.kind == kind)
+    if unacknowledged:
+        stmt = stmt.where(a.acknowledged_at.is_(None))
+    if run_id is not None:
+        stmt = stmt.where(a.run_id == run_id)
+    with _state(request).engine.connect() as conn:
+        rows = [AlertOut(**alert_payload(r)) for r in conn.execute(stmt)]
+    return AlertList(count=len(rows), alerts=rows)
+
+
+@router.post(
+    "/alerts/{alert_id}/ack",
+    response_model=AlertOut,
+    responses={k: _ERRORS[k] for k in (401, 404, 422, 503)},
+    summary="Acknowledge an alert (bearer token); acknowledging again keeps the first time",
+)
+def ack_alert(
+    request: Request,
+    alert_id: int = Path(..., ge=1, le=2**31 - 1),
+    by: str | None = Query(None, max_length=128, description="Who acknowledges (stored with the alert)"),
+    _: None = Depends(_check_token),
+) -> AlertOut:
+    a = alerts.c
+    with _state(request).engine.begin() as tx:
+        tx.execute(update(alerts).where(a.id == alert_id, a.acknowledged_at.is_(None))
+                   .values(acknowledged_at=datetime.now(timezone.utc), acknowledged_by=by))  # fmt: skip
+        row = tx.execute(select(alerts).where(a.id == alert_id)).first()
+    if row is None:
+        raise HTTPException(404, f"no alert {alert_id}")
+    return AlertOut(**alert_payload(row))
+
+
+@router.get(
+    "/export/features.parquet",
+    response_class=Response,
+    responses={200: {"content": {PARQUET: {}}, "description": "Parquet file"},
+               **{k: _ERRORS[k] for k in (404, 503)}},  # fmt: skip
+    summary="The feature frame (one row per round and team) the latest succeeded run analysed, as Parquet",
+)
+def export_features(request: Request) -> Response:
+    f, r = run_features.c, analysis_runs.c
+    with _state(request).engine.connect() as conn:
+        row = conn.execute(
+            select(f.run_id, f.n_rows, f.parquet).join_from(run_features, analysis_runs, f.run_id == r.run_id)
+            .where(r.status == "succeeded").order_by(desc(r.finished_at)).limit(1)
+        ).first()  # fmt: skip
+    if row is None:
+        raise HTTPException(404, "no feature snapshot yet: run the analysis first (POST /run-analysis)")
+    return Response(bytes(row.parquet), media_type=PARQUET, headers={
+        "Content-Disposition": f'attachment; filename="features-{row.run_id}.parquet"',
+        "X-Edgefinder-Run-Id": row.run_id, "X-Edgefinder-Rows": str(row.n_rows)})  # fmt: skip
 
 
 @router.get(
@@ -463,8 +645,11 @@ def health(request: Request) -> Any:
     st = _state(request)
     db = "ok"
     age: float | None = None
+    fresh_age: float | None = None
+    good: Any = None
     last_status: str | None = None
     try:
+        st.reap()
         with st.engine.connect() as conn:
             last = conn.execute(
                 select(analysis_runs.c.status, analysis_runs.c.finished_at)
@@ -472,23 +657,31 @@ def health(request: Request) -> Any:
                 .order_by(desc(analysis_runs.c.finished_at))
                 .limit(1)
             ).first()
+            good = _latest_run(conn)
         if last is not None:
             last_status = last.status
             age = (datetime.now(timezone.utc) - _aware(last.finished_at)).total_seconds()  # type: ignore[operator]
+        if good is not None:
+            fresh_age = (datetime.now(timezone.utc) - _aware(good.finished_at)).total_seconds()  # type: ignore[operator]
     except SQLAlchemyError as exc:
         db = f"unavailable: {_first_line(exc)}"
     redis_state = "not configured"
-    client = None
+    streams: dict[str, dict[str, Any]] = {}
     try:
         client = st.redis()
         if client is not None:
             client.ping()
             redis_state = "ok"
+            streams = stream_groups(client, st.settings.redis_prefix)
     except Exception as exc:  # noqa: BLE001 - any Redis failure is "unavailable"
         redis_state = f"unavailable: {_first_line(exc)}"
-    status = "unavailable" if db != "ok" else ("degraded" if redis_state.startswith("unavailable") else "ok")
+    stale = None if fresh_age is None else fresh_age > st.settings.results_stale_after_s
+    degraded = redis_state.startswith("unavailable") or bool(stale)
+    status: Literal["ok", "degraded", "unavailable"] = (
+        "unavailable" if db != "ok" else ("degraded" if degraded else "ok")
+    )
     body = HealthOut(status=status, version=__version__, database=db, redis=redis_state,
-                     last_run_age_s=age, last_run_status=last_status)  # fmt: skip
+                     last_run_age_s=age, last_run_status=last_status, results_stale=stale, streams=streams)  # fmt: skip
     if db != "ok":
         return JSONResponse(status_code=503, content=body.model_dump(mode="json"))
     return body
@@ -511,18 +704,15 @@ def _refresh_gauges(st: _State) -> None:
     try:
         client = st.redis()
         if client is not None:
-            from edgefinder.esports.sources import DEFAULT_GROUP, stream_keys
+            from edgefinder.esports.sources import DEFAULT_GROUP
 
-            for name, key in stream_keys(st.settings.redis_prefix).items():
-                if not client.exists(key):
+            for name, info in stream_groups(client, st.settings.redis_prefix).items():
+                g = info["groups"].get(DEFAULT_GROUP)
+                if g is None:
                     continue
-                for g in client.xinfo_groups(key):
-                    gname = g.get("name")
-                    gname = gname.decode() if isinstance(gname, bytes) else gname
-                    if gname == DEFAULT_GROUP and g.get("lag") is not None:
-                        ingest_metrics.CONSUMER_LAG.labels(stream=name).set(int(g["lag"]))
-                    if gname == DEFAULT_GROUP:
-                        ingest_metrics.CONSUMER_PENDING.labels(stream=name).set(int(g.get("pending", 0)))
+                if g["lag"] is not None:
+                    ingest_metrics.CONSUMER_LAG.labels(stream=name).set(g["lag"])
+                ingest_metrics.CONSUMER_PENDING.labels(stream=name).set(g["pending"])
     except Exception:  # noqa: BLE001 - Redis down: the lag gauges keep their last values
         pass
 
@@ -550,8 +740,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     @app.get("/metrics", include_in_schema=True, tags=["ops"], summary="Prometheus metrics",
              response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})  # fmt: skip
     def metrics(request: Request) -> Response:
-        _refresh_gauges(_state(request))
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        st = _state(request)
+        _refresh_gauges(st)
+        return Response(generate_latest(REGISTRY) + generate_latest(st.metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""`edgefinder esports …` commands: simulate, publish, ingest, analyze."""
+"""`edgefinder esports …` commands: simulate, publish, ingest, import, analyze, worker, beat, insights, export."""
 
 from __future__ import annotations
 
@@ -204,6 +204,66 @@ def ingest(
     )
 
 
+# --- import real match data ---------------------------------------------------------------------
+
+
+@esports_app.command("import")
+def import_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Source files or directories (see --format).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="awpy (CS tables, CSV/Parquet), esea (ESEA/Kaggle "
+                                     "CSVs) or ribgg (rib.gg Valorant JSON/JSON.gz dumps).")],
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", dir_okay=False, help="Write JSONL here (default: stdout).")
+    ] = None,
+    ingest: Annotated[
+        bool, typer.Option("--ingest", help="Ingest into the database instead of writing JSONL.")
+    ] = False,
+    tick_rate: Annotated[float, typer.Option(min=1.0, help="awpy: demo ticks per second.")] = 128.0,
+    show_skipped: Annotated[int, typer.Option(min=0, help="Skipped source rows to list (all are counted).")] = 10,
+) -> None:
+    """Convert real match data into canonical events and derived motion signals (JSONL or --ingest)."""
+    import sys
+
+    from rich.console import Console
+
+    from edgefinder.esports.importers import FORMATS, import_files, ingest_events, write_jsonl
+    from edgefinder.settings import get_settings
+
+    if fmt not in FORMATS:
+        raise EdgefinderError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if ingest and out is not None:
+        raise EdgefinderError("--out and --ingest exclude each other")
+    err = Console(stderr=True)
+    started = time.perf_counter()
+    options = {"tick_rate": tick_rate} if fmt == "awpy" else {}
+    with err.status(f"reading {fmt} files"):
+        builders, report = import_files(fmt, paths, **options)
+    for note in report.notes:
+        err.print(f"[dim]note: {note}[/dim]")
+    for row in report.skipped[:show_skipped]:
+        err.print(f"skipped {row.source} row {row.row}: {row.reason}")
+    if len(report.skipped) > show_skipped:
+        err.print(f"… and {len(report.skipped) - show_skipped} more skipped rows")
+    intents = ", ".join(f"{k} {v:,}" for k, v in sorted(report.signals.items(), key=lambda kv: -kv[1])) or "none"
+    err.print(f"{report.summary()}; signals by intent: {intents}")
+    if ingest:
+        s = get_settings()
+        counters = ingest_events(builders, s.effective_database_url, s.pseudonym_key.get_secret_value(),
+                                 source_name=f"import:{fmt}")  # fmt: skip
+        Console().print(
+            f"ingested {counters.canonical:,} canonical events and {counters.signals:,} motion signals "
+            f"({counters.dead_letters:,} dead letters) in {time.perf_counter() - started:.1f} s"
+        )
+        return
+    if out is None:
+        write_jsonl(builders, sys.stdout)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        n = write_jsonl(builders, fh)
+    Console().print(f"wrote {n:,} events to {out} in {time.perf_counter() - started:.1f} s")
+
+
 # --- analyze (owner: analysis helper) --------------------------------------------------------
 
 
@@ -243,9 +303,174 @@ def analyze(
                   console=Console(stderr=True), transient=True) as prog:  # fmt: skip
         task = prog.add_task("correlation job", total=None)
         result = run_correlation_job(
-            url, params=JobParams(seed=seed), progress=lambda msg: prog.update(task, description=msg)
+            url, params=JobParams(seed=seed), progress=lambda msg: prog.update(task, description=msg), trigger="cli"
         )
     print_run(result, console, top, include_in_round=include_in_round)
+    if result.n_alerts:
+        console.print(f"{result.n_alerts} alert(s) against the previous run: edgefinder esports insights, "
+                      "or GET /api/v1/analytics/alerts")  # fmt: skip
+    if s.alert_webhook_url and result.n_alerts:
+        from edgefinder.esports.webhook import flush
+
+        # the job never waits for the webhook; a command that exits gives pending deliveries a bounded time
+        if not flush(WEBHOOK_FLUSH_S):
+            Console(stderr=True).print(f"webhook deliveries still pending after {WEBHOOK_FLUSH_S:g} s; "
+                                       "see alerts.webhook_error")  # fmt: skip
+
+
+WEBHOOK_FLUSH_S = 30.0
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["--help"]}
+
+
+def _celery_app() -> object:
+    from edgefinder.esports.tasks import celery_app, celery_config
+    from edgefinder.settings import get_settings
+
+    s = get_settings()
+    if not s.redis_url:
+        raise EdgefinderError("Celery needs a broker: set EDGEFINDER_REDIS_URL or pass --redis-url")
+    from edgefinder.esports.ingest import connect_redis
+
+    connect_redis(s.redis_url).close()  # one clear line when the broker is down, not a retry loop
+    celery_app.conf.update(celery_config(s))  # flags given to `edgefinder` win over the environment
+    return celery_app
+
+
+@esports_app.command(context_settings=_PASS_THROUGH)
+def worker(ctx: typer.Context) -> None:
+    """Start a Celery worker (Celery's own; extra options go to `celery worker`, e.g. --concurrency 2 --pool solo).
+
+    It runs the correlation job when beat or POST /run-analysis asks, and the stream consumers when
+    `start_analytics_consumers` is sent. Broker and key prefix: EDGEFINDER_REDIS_URL / _PREFIX.
+    """
+    from edgefinder.settings import get_settings
+
+    app = _celery_app()
+    app.worker_main(argv=["worker", f"--loglevel={get_settings().log_level}", *ctx.args])  # type: ignore[attr-defined]
+
+
+@esports_app.command(context_settings=_PASS_THROUGH)
+def beat(ctx: typer.Context) -> None:
+    """Start Celery beat: the correlation job on EDGEFINDER_ANALYSIS_SCHEDULE (default '0 2 * * *', UTC).
+
+    The schedule state file is <data_dir>/celerybeat-schedule; extra options go to `celery beat`.
+    """
+    from rich.console import Console
+
+    from edgefinder.settings import get_settings
+
+    s = get_settings()
+    app = _celery_app()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    schedule = str(s.data_dir / "celerybeat-schedule")
+    Console(stderr=True).print(f"beat: run-correlation-analysis on '{s.analysis_schedule}' (UTC)")
+    app.start(argv=["beat", f"--loglevel={s.log_level}", f"--schedule={schedule}", *ctx.args])  # type: ignore[attr-defined]
+
+
+@esports_app.command()
+def insights(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new insights (Ctrl-C stops).")] = False,
+    last: Annotated[int, typer.Option(min=0, max=100_000, help="Newest entries to print first.")] = 20,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text, json (one object per line) or auto (text on a terminal).")
+    ] = "auto",
+) -> None:
+    """Print the insights stream (run summaries and alerts) the agent system reads."""
+    import json
+    import signal
+    import sys
+    import threading
+
+    from rich.console import Console
+
+    from edgefinder.esports.ingest import connect_redis
+    from edgefinder.esports.insights import insights_key, read_insights
+    from edgefinder.settings import get_settings
+
+    if fmt not in ("auto", "text", "json"):
+        raise EdgefinderError(f"unknown --format {fmt!r}: use text, json or auto")
+    s = get_settings()
+    if not s.redis_url:
+        raise EdgefinderError("the insights stream lives in Redis: set EDGEFINDER_REDIS_URL or pass --redis-url")
+    client = connect_redis(s.redis_url)
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+    console = Console(highlight=False, soft_wrap=True)  # one line per insight, also in a pipe
+    stop = threading.Event()
+    old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    n = 0
+    try:
+        for entry_id, item in read_insights(client, s.redis_prefix, last=last, follow=follow, stop=stop):
+            n += 1
+            if as_json:
+                sys.stdout.write(json.dumps({"entry_id": entry_id, **item}) + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(_insight_line(entry_id, item))
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        client.close()
+    if n == 0 and not as_json:
+        Console(stderr=True).print(f"no insights in {insights_key(s.redis_prefix)} yet (runs publish them)")
+
+
+def _insight_line(entry_id: str, item: dict) -> str:  # type: ignore[type-arg]
+    from rich.markup import escape
+
+    when = (item.get("finished_at") or item.get("created_at") or "")[:19].replace("T", " ")
+    if item.get("type") == "run_summary":
+        alerts = sum((item.get("alerts") or {}).values())
+        if item.get("status") == "failed":
+            return f"[dim]{when}[/dim] run {item['run_id'][:8]} [red]failed[/red]: {escape(str(item.get('error')))}"
+        return (f"[dim]{when}[/dim] run {item['run_id'][:8]} [green]{item.get('status')}[/green] "
+                f"({item.get('trigger') or '?'}): {escape(str(item.get('message')))}; {alerts} alert(s)")  # fmt: skip
+    if item.get("type") == "alert":
+        head = f"[dim]{when}[/dim] [yellow]alert {item['id']}[/yellow] [bold]{item['kind']}[/bold]"
+        return f"{head} {escape(item['message'])}"
+    return f"[dim]{entry_id}[/dim] {escape(str(item))}"
+
+
+@esports_app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Directory of the Parquet datasets.")],
+    since: Annotated[
+        Optional[str], typer.Option(help="Only match dates (run dates) on or after this day, YYYY-MM-DD.")
+    ] = None,
+    database_url: Annotated[
+        Optional[str], typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
+    ] = None,
+) -> None:
+    """Write features, correlation_results and micro_actions as Parquet datasets partitioned by date."""
+    from datetime import date
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgefinder.esports.export import export_datasets
+    from edgefinder.settings import get_settings
+    from edgefinder.store.engine import check_connection, make_engine
+    from edgefinder.store.migrate import upgrade
+
+    try:
+        day = date.fromisoformat(since) if since else None
+    except ValueError as exc:
+        raise EdgefinderError(f"--since {since!r} is not a date (YYYY-MM-DD)") from exc
+    url = database_url or get_settings().effective_database_url
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+        upgrade(url)
+        console = Console(stderr=True)
+        with console.status("exporting") as status:
+            written = export_datasets(engine, out, since=day, progress=lambda name: status.update(f"exporting {name}"))
+    finally:
+        engine.dispose()
+    table = Table(title=f"Parquet datasets in {out}" + (f" (since {day})" if day else ""))
+    for col in ("dataset", "rows", "files", "path"):
+        table.add_column(col, justify="right" if col in ("rows", "files") else "left")
+    for d in written:
+        table.add_row(d.name, f"{d.rows:,}", str(d.files), str(d.path))
+    Console().print(table)
 
 
 if __name__ == "__main__":  # `python -m edgefinder.esports.cli …` (the tests' subprocess entry)

@@ -84,7 +84,8 @@ class _Model(BaseModel):
 
 class TeamRoster(_Model):
     team_id: Id
-    players: list[Id] = Field(min_length=1, max_length=64)
+    # Empty when the source identifies no players (ESEA's published CSVs carry mangled ids).
+    players: list[Id] = Field(default_factory=list, max_length=64)
 
 
 class MatchStartPayload(_Model):
@@ -92,11 +93,22 @@ class MatchStartPayload(_Model):
     teams: list[TeamRoster] = Field(min_length=2, max_length=2)
 
 
+#: Ordinal of a coarse buy class (``RoundStartTeam.buy_tier``): what importers map a source's
+#: class labels to when it has no money values (see docs/esports.md, "Importers").
+BUY_TIERS: tuple[str, ...] = ("full_eco", "eco", "half_buy", "full_buy")
+
+
 class RoundStartTeam(_Model):
     team_id: Id
     side: Side
-    bank: Money = Field(description="dollars (game currency) at round start")
-    loadout_value: Money = Field(description="dollars (game currency) of equipment bought/held")
+    # None = the source does not record it (never a guessed number)
+    bank: Money | None = Field(default=None, description="dollars (game currency) at round start")
+    loadout_value: Money | None = Field(
+        default=None, description="dollars (game currency) of equipment bought/held"
+    )
+    buy_tier: int | None = Field(
+        default=None, ge=0, le=len(BUY_TIERS) - 1, description="coarse buy class, index into BUY_TIERS"
+    )
 
 
 class RoundStartPayload(_Model):
@@ -107,7 +119,7 @@ class RoundStartPayload(_Model):
 class KillPayload(_Model):
     round_no: RoundNo = Field(validation_alias=AliasChoices("round_no", "round"))
     killer: Id | None = None
-    victim: Id
+    victim: Id | None = None  # None only when the source identifies no players
     killer_team: Id | None = None
     victim_team: Id | None = None
     weapon: Short | None = None
@@ -124,7 +136,7 @@ class SitePayload(_Model):
 
 class RoundEndTeam(_Model):
     team_id: Id
-    bank: Money = Field(description="dollars (game currency) at round end")
+    bank: Money | None = Field(default=None, description="dollars (game currency) at round end")
 
 
 class RoundEndPayload(_Model):

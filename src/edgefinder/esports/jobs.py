@@ -33,34 +33,43 @@ point-biserial r of the same pair); ``logistic`` log odds ratio per SD of the fe
 and its CI in ``details``); ``aipw_within`` / ``aipw_naive`` average treatment effect in probability
 points.
 
-**One job at a time**, across processes: on Postgres a session advisory lock (held by a dedicated
-connection for the whole job, released by the server if the process dies; any ``running`` row
-found while holding the lock is marked failed as abandoned); on SQLite an atomic conditional
-INSERT of the ``running`` row (SQLite serializes writers), where a ``running`` row older than
-``stale_after_s`` (default 10 minutes) is treated as abandoned. A second job raises
-:class:`JobAlreadyRunning`.
+**Run lifecycle** (``analysis_runs.status``): ``queued`` (POST /run-analysis put it on the Celery
+broker) → ``running`` → ``succeeded`` | ``failed`` (with ``error``). A run started directly (CLI, beat,
+Python, the API without a broker) starts at ``running``. ``trigger`` says who started it, ``worker``
+which process (host:pid) runs it, ``db_queries``/``db_seconds`` what it asked of the database.
 
-The seed calls ``asyncio.run(run_correlation_job())``; the job is synchronous (CPU-bound statistics),
-so from async code use ``await arun_correlation_job()`` (a thread via :func:`asyncio.to_thread`) —
-``asyncio.run(arun_correlation_job())`` is the seed's line with the ``a`` added.
+**One job at a time**, across processes: on Postgres a session advisory lock (held by a dedicated
+connection for the whole job, released by the server if the process dies); on SQLite an atomic
+conditional INSERT (or UPDATE of the queued row) of the ``running`` row (SQLite serializes writers).
+A second job raises :class:`JobAlreadyRunning`. A run whose process died is marked failed
+(:func:`reap_abandoned`): on Postgres when nobody holds the lock, on SQLite when its process is gone
+or after ``stale_after_s`` (default 10 minutes); :func:`queue_run` refuses while a run is queued or
+running.
+
+After each run :mod:`edgefinder.esports.postrun` computes alerts, keeps the feature frame and
+publishes insights (see there). The seed calls ``asyncio.run(run_correlation_job())``; the job is
+synchronous (CPU-bound statistics): ``edgefinder.analytics.jobs.run_correlation_job`` is the seed's
+awaitable, and ``await arun_correlation_job()`` here runs it in a thread (:func:`asyncio.to_thread`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from prometheus_client import Histogram
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, literal, select, update
+from sqlalchemy import Connection, Engine, event, exists, func, insert, literal, select, text, update
 from threadpoolctl import threadpool_limits
 
 from edgefinder import DISCLAIMER, PURPOSE
@@ -75,6 +84,7 @@ from edgefinder.esports.aggregate import (
     ROUND_COVARIATES,
     extract_round_features,
 )
+from edgefinder.esports.postrun import after_run
 from edgefinder.settings import Settings, get_settings
 from edgefinder.stats.association import chi2_feature_counts, logistic_model, point_biserial, spearman
 from edgefinder.stats.causal import propensity_adjusted_effect, within_unit_effect
@@ -84,7 +94,7 @@ from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import analysis_runs, correlation_results
 
 __all__ = [
-    "JOB_DURATION",
+    "COVARIATE_EFFECTS",
     "JobAlreadyRunning",
     "JobParams",
     "JobResult",
@@ -92,17 +102,12 @@ __all__ = [
     "acquire_run",
     "arun_correlation_job",
     "compute_results",
+    "fail_queued",
+    "queue_run",
+    "reap_abandoned",
     "run_correlation_job",
     "top_findings",
 ]
-
-#: Prometheus histogram of job wall time (seconds), by final status.
-JOB_DURATION = Histogram(
-    "edgefinder_analysis_job_duration_seconds",
-    "Wall time of one correlation job (seconds)",
-    ["status"],
-    buckets=(0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
-)
 
 # "edgefind" in ASCII: the Postgres advisory-lock key of the correlation job.
 _PG_LOCK_KEY = 0x6564676566696E64
@@ -181,6 +186,7 @@ class JobResult:
     results: pd.DataFrame = field(repr=False)
     purpose: str = PURPOSE
     disclaimer: str = DISCLAIMER
+    n_alerts: int = 0
 
 
 # --------------------------------------------------------------------------------- statistics
@@ -223,10 +229,15 @@ def _row(feature: str, outcome: str, method: str, n: int, statistic: Any, effect
 
 
 def _population(df: pd.DataFrame, outcome: str) -> tuple[pd.DataFrame, list[str]]:
-    """Rows and adjustment covariates of one outcome (site_executed: attackers only, side dropped)."""
+    """Rows and adjustment covariates of one outcome (site_executed: attackers only, side dropped).
+
+    A covariate the data never carries (money on imports from sources without it) is left out of
+    the adjustment set: listwise deletion would otherwise drop every row.
+    """
+    covs = [c for c in COVARIATES if df[c].notna().any()]
     if outcome == "site_executed" and df["side"].notna().any():
-        return df.loc[df["side"] == 1.0], [c for c in COVARIATES if c != "side"]
-    return df, list(COVARIATES)
+        return df.loc[df["side"] == 1.0], [c for c in covs if c != "side"]
+    return df, covs
 
 
 def _zscore(s: pd.Series) -> tuple[pd.Series, float]:
@@ -319,6 +330,46 @@ def _association_rows(df: pd.DataFrame, features: list[str], params: JobParams) 
 
 def _cluster_details(n_clusters: int | None, design_effect: float | None) -> dict[str, Any]:
     return {"inference": "cluster-robust by match", "n_clusters": n_clusters, "design_effect": design_effect}
+
+
+#: Pre-round quantities whose own effect on round win is reported (``details.kind`` "covariate"):
+#: not edges, but the baseline every micro feature is adjusted for. ``loadout_advantage`` =
+#: loadout_value - opp_loadout_value (dollars of game currency at ROUND_START).
+COVARIATE_EFFECTS: tuple[str, ...] = ("loadout_advantage",)
+
+
+def _covariate_rows(df: pd.DataFrame, params: JobParams) -> list[dict[str, Any]]:
+    """Point-biserial r and logistic log-OR per SD (adjusted for side) of the loadout advantage on round win."""
+    adv = (df["loadout_value"] - df["opp_loadout_value"]).astype(float)
+    keep = adv.notna().to_numpy()
+    if keep.sum() == 0:
+        return []
+    frame = pd.DataFrame({"loadout_advantage": adv, "side": df["side"].astype(float),
+                          "round_win": df["round_win"].astype(float)}).loc[keep]  # fmt: skip
+    covs = ["side"] if frame["side"].notna().any() and frame["side"].nunique() > 1 else []
+    base = {"kind": "covariate", "unit": "dollars (game currency), own minus opponent's loadout at round start",
+            "population": "team-rounds with both loadouts recorded"}  # fmt: skip
+    groups = df[MATCH_CODE].to_numpy()[keep]
+    r = point_biserial(frame["loadout_advantage"].to_numpy(), frame["round_win"].to_numpy(),
+                       min_group_n=params.min_group_n, groups=groups, min_clusters=params.min_clusters)
+    rows = [_row("loadout_advantage", "round_win", "point_biserial", r.n, r.r, r.r, (r.ci_low, r.ci_high), r.p_value,
+                 r.exploratory, r.direction,
+                 {**base, "reason": r.reason, **_cluster_details(r.n_clusters, r.design_effect)})]  # fmt: skip
+    z, sd = _zscore(frame["loadout_advantage"])
+    res = logistic_model(frame.assign(loadout_advantage=z), "loadout_advantage", "round_win", covs,
+                         min_group_n=params.min_group_n, groups=groups, min_clusters=params.min_clusters)  # fmt: skip
+    t = res.table.loc["loadout_advantage"]
+    coef = float(t["coef"])
+    ok = res.status in ("ok", "not_converged") and np.isfinite(coef)
+    ci = (math.log(t["or_ci_low"]) if ok and t["or_ci_low"] > 0 else None,
+          math.log(t["or_ci_high"]) if ok and t["or_ci_high"] > 0 else None)  # fmt: skip
+    details = {**base, "reason": None if ok else (res.reason or res.status), "status": res.status,
+               "scale": "log odds ratio per 1 SD of the loadout advantage", "feature_sd": sd,
+               "odds_ratio_per_sd": float(t["odds_ratio"]), "adjusted_for": covs}  # fmt: skip
+    rows.append(_row("loadout_advantage", "round_win", "logistic", res.n, t["z"], coef, ci, t["p_value"],
+                     res.exploratory, _sign(coef) if ok else "none", details))  # fmt: skip
+    return rows
+
 
 
 def _causal_kwargs(params: JobParams, n_rows: int) -> dict[str, Any]:
@@ -497,8 +548,8 @@ def compute_results(
     tasks = _causal_tasks(features, params)
     if progress:
         progress(f"association tests and {len(tasks)} causal estimates")
-    # Forests and statsmodels spend most of their time in native code that releases the GIL, so
-    # threads overlap the association tests with the causal estimates. Row order stays fixed.
+    # Threads overlap the association tests with the causal estimates where NumPy and LAPACK release
+    # the GIL (much of the work is Python-bound: CPU time is close to wall time). Row order stays fixed.
     # One BLAS/OpenMP thread per worker: OpenBLAS's own threads (busy-waiting, one per core) on top
     # of our workers oversubscribe the cores; measured 2-3x slower at 20,000 rounds without this.
     # (threadpoolctl comes with scikit-learn.)
@@ -510,6 +561,7 @@ def compute_results(
         causal = [pool.submit(_causal_rows, *task, params) for task in tasks]
         assoc = pool.submit(_association_rows, features, features_present, params)
         rows = assoc.result()
+        rows.extend(_covariate_rows(features, params))
         for f in logit:
             rows.extend(f.result())
         for f in causal:
@@ -565,14 +617,22 @@ def top_findings(results: pd.DataFrame, n: int = 15, *, include_in_round: bool =
     if results.empty:
         return results
     sig = results[results["significant"]]
+    # pre-round covariate effects are the baseline, never a finding
+    # boolean arrays, not lists: an empty list would select columns
+    sig = sig.loc[np.array([d.get("kind") != "covariate" for d in sig["details"]], dtype=bool)]
     if not include_in_round:
-        # a boolean array, not a list: an empty list would select columns
         sig = sig.loc[np.array([d.get("kind") != "in_round" for d in sig["details"]], dtype=bool)]
     order = sig.assign(_abs=sig["effect"].abs().fillna(0.0)).sort_values(["q_value", "_abs"], ascending=[True, False])
     return order.drop(columns="_abs").head(n)
 
 
 # --------------------------------------------------------------------------------- run lock
+
+#: A ``queued`` run that no worker started within this many seconds is failed (lost message, no worker).
+QUEUED_EXPIRES_S = 3600.0
+# Second advisory key: serializes "is anything queued or running? then queue" on Postgres.
+_PG_QUEUE_KEY = _PG_LOCK_KEY + 1
+ABANDONED = "abandoned: the process running it stopped"
 
 
 @dataclass
@@ -608,18 +668,147 @@ def _params_json(params: JobParams) -> dict[str, Any]:
     return d
 
 
-def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | None = None) -> RunLock:
-    """Take the job lock and insert the ``running`` analysis_runs row; raise JobAlreadyRunning if taken."""
+def worker_id() -> str:
+    """``host:pid`` of this process, stored in ``analysis_runs.worker`` while it runs a job."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_gone(worker: str | None) -> bool:
+    """True when ``worker`` (host:pid) names a process of this host that no longer exists."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def _pg_job_lock_held(conn: Connection) -> bool:
+    """Whether any session of this database holds the job's advisory lock (without taking it)."""
+    hi, lo = _PG_LOCK_KEY >> 32, _PG_LOCK_KEY & 0xFFFFFFFF
+    return bool(conn.execute(text(
+        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        " AND classid::bigint = :hi AND objid::bigint = :lo)"
+    ), {"hi": hi, "lo": lo}).scalar())  # fmt: skip
+
+
+def reap_abandoned(engine: Engine, *, stale_after_s: float = 600.0, queued_expires_s: float = QUEUED_EXPIRES_S) -> int:
+    """Mark failed the runs nobody will finish; returns how many rows changed.
+
+    * ``running`` on Postgres while no session holds the job's advisory lock: the server drops the
+      lock with the connection of a process that died, so the row's process is gone.
+    * ``running`` on SQLite whose process (``worker``, same host) no longer exists, or that started
+      more than ``stale_after_s`` seconds ago.
+    * ``queued`` for more than ``queued_expires_s`` seconds: no worker took it.
+
+    Every update is conditional on the status it read, so a run that finishes meanwhile is left alone.
+    The API calls this before it answers about runs, workers when they start: a killed job never
+    stays ``running``.
+    """
+    now = _now()
+    c = analysis_runs.c
+    changed = 0
+    with engine.connect() as conn:  # the common case, nothing queued or running, stays a single read
+        rows = conn.execute(select(c.run_id, c.status, c.worker).where(c.status.in_(("queued", "running")))).all()
+    if not rows:
+        return 0
+    with engine.begin() as tx:
+        running = [r for r in rows if r.status == "running"]
+        if engine.dialect.name == "postgresql":
+            gone = [r.run_id for r in running] if running and not _pg_job_lock_held(tx) else []
+        else:
+            gone = [r.run_id for r in running if _process_gone(r.worker)]
+            cutoff = now - timedelta(seconds=stale_after_s)
+            changed += tx.execute(
+                update(analysis_runs).where(c.status == "running", c.started_at < cutoff)
+                .values(status="failed", finished_at=now, error=f"abandoned: running for more than {stale_after_s:g} s")
+            ).rowcount  # fmt: skip
+        if gone:
+            changed += tx.execute(
+                update(analysis_runs).where(c.run_id.in_(gone), c.status == "running")
+                .values(status="failed", finished_at=now, error=ABANDONED)
+            ).rowcount  # fmt: skip
+        if any(r.status == "queued" for r in rows):
+            changed += tx.execute(
+                update(analysis_runs)
+                .where(c.status == "queued", c.queued_at < now - timedelta(seconds=queued_expires_s))
+                .values(status="failed", finished_at=now,
+                        error=f"not started within {queued_expires_s:g} s of being queued: is a worker running?")
+            ).rowcount  # fmt: skip
+    return changed
+
+
+def _active(*statuses: str) -> Any:
+    """EXISTS (a run with one of ``statuses``), over an alias so an UPDATE of the table does not correlate it."""
+    other = analysis_runs.alias("other_run")
+    return exists().where(other.c.status.in_(statuses))
+
+
+def queue_run(engine: Engine, params: JobParams | None = None, *, trigger: str = "api") -> str:
+    """Insert a ``queued`` run for a worker to start and return its id.
+
+    Raises :class:`JobAlreadyRunning` when a run is already queued or running (one job at a time,
+    whoever starts it). The check and the insert are one statement; on Postgres a transaction-scoped
+    advisory lock also serializes concurrent callers (READ COMMITTED would let two both insert).
+    """
+    params = params or JobParams()
+    reap_abandoned(engine, stale_after_s=params.stale_after_s)
+    now = _now()
+    values = {
+        "run_id": str(uuid.uuid4()), "status": "queued", "started_at": now, "queued_at": now, "trigger": trigger,
+        "params": _params_json(params), "purpose": PURPOSE, "disclaimer": DISCLAIMER,
+    }  # fmt: skip
+    cols = list(values)
+    src = select(*[literal(values[k], type_=analysis_runs.c[k].type).label(k) for k in cols]).where(
+        ~_active("queued", "running")
+    )
+    c = analysis_runs.c
+    with engine.begin() as tx:
+        if engine.dialect.name == "postgresql":
+            tx.execute(select(func.pg_advisory_xact_lock(literal(_PG_QUEUE_KEY))))
+        tx.execute(insert(analysis_runs).from_select(cols, src))
+        # (psycopg reports no rowcount for INSERT ... SELECT: look for the row instead)
+        if tx.execute(select(c.run_id).where(c.run_id == values["run_id"])).first() is None:
+            busy = tx.execute(select(c.run_id, c.status).where(c.status.in_(("queued", "running"))).limit(1)).first()
+            what = f"run {busy.run_id} is {busy.status}" if busy is not None else "another run is active"
+            raise JobAlreadyRunning(f"a correlation job is already queued or running ({what})")
+    return str(values["run_id"])
+
+
+def fail_queued(engine: Engine, run_id: str, error: str) -> bool:
+    """Mark a still-``queued`` run failed with ``error`` (broker down, job refused); False if it was not queued."""
+    c = analysis_runs.c
+    with engine.begin() as tx:
+        return bool(tx.execute(
+            update(analysis_runs).where(c.run_id == run_id, c.status == "queued")
+            .values(status="failed", finished_at=_now(), error=error)
+        ).rowcount)  # fmt: skip
+
+
+def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | None = None, *,
+                trigger: str = "python") -> RunLock:  # fmt: skip
+    """Take the job lock and mark the run ``running``; raise JobAlreadyRunning if another job holds it.
+
+    ``run_id`` of a ``queued`` run (POST /run-analysis on a broker) starts that run; otherwise a new
+    ``running`` row is inserted. ``trigger`` (api, schedule, cli, python) is stored with the run.
+    """
     params = params or JobParams()
     run_id = run_id or str(uuid.uuid4())
+    now = _now()
     values = {
-        "run_id": run_id,
-        "status": "running",
-        "started_at": _now(),
-        "params": _params_json(params),
-        "purpose": PURPOSE,
-        "disclaimer": DISCLAIMER,
-    }
+        "run_id": run_id, "status": "running", "started_at": now, "params": _params_json(params),
+        "purpose": PURPOSE, "disclaimer": DISCLAIMER, "trigger": trigger, "worker": worker_id(),
+    }  # fmt: skip
+    c = analysis_runs.c
+    start_queued = (
+        update(analysis_runs).where(c.run_id == run_id, c.status == "queued")
+        .values(status="running", started_at=now, worker=values["worker"])
+    )  # fmt: skip
     if engine.dialect.name == "postgresql":
         conn = engine.connect()
         try:
@@ -629,12 +818,10 @@ def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | N
                 raise JobAlreadyRunning("a correlation job is already running (Postgres advisory lock is held)")
             with engine.begin() as tx:
                 # We hold the lock, so a 'running' row belongs to a process that died mid-job.
-                tx.execute(
-                    update(analysis_runs)
-                    .where(analysis_runs.c.status == "running")
-                    .values(status="failed", finished_at=_now(), error="abandoned: the process running it stopped")
-                )
-                tx.execute(insert(analysis_runs).values(**values))
+                tx.execute(update(analysis_runs).where(c.status == "running")
+                           .values(status="failed", finished_at=now, error=ABANDONED))  # fmt: skip
+                if tx.execute(start_queued).rowcount != 1:
+                    tx.execute(insert(analysis_runs).values(**values))
         except BaseException:
             try:
                 conn.execute(select(func.pg_advisory_unlock(literal(_PG_LOCK_KEY))))
@@ -644,30 +831,53 @@ def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | N
             raise
         return RunLock(engine, run_id, time.perf_counter(), params, conn)
 
-    cutoff = _now() - timedelta(seconds=params.stale_after_s)
-    with engine.begin() as tx:
-        tx.execute(
-            update(analysis_runs)
-            .where(and_(analysis_runs.c.status == "running", analysis_runs.c.started_at < cutoff))
-            .values(status="failed", finished_at=_now(), error=f"abandoned: running for more than {params.stale_after_s:g} s")
-        )
-    running = exists().where(and_(analysis_runs.c.status == "running", analysis_runs.c.started_at >= cutoff))
+    reap_abandoned(engine, stale_after_s=params.stale_after_s)
+    running = _active("running")
     cols = list(values)
-    # One INSERT ... SELECT ... WHERE NOT EXISTS: SQLite takes the write lock at the start of the
-    # statement, so two processes cannot both see "nothing running" and both insert.
-    src = select(*[literal(values[c], type_=analysis_runs.c[c].type).label(c) for c in cols]).where(~running)
+    # One statement each (UPDATE ... WHERE NOT EXISTS, INSERT ... SELECT ... WHERE NOT EXISTS): SQLite
+    # takes the write lock at the start of the first, so two processes cannot both see "nothing running".
+    src = select(*[literal(values[k], type_=c[k].type).label(k) for k in cols]).where(~running)
     with engine.begin() as tx:
-        n = tx.execute(insert(analysis_runs).from_select(cols, src)).rowcount
+        n = tx.execute(start_queued.where(~running)).rowcount
+        if n == 0 and tx.execute(select(c.run_id).where(c.run_id == run_id)).first() is None:
+            tx.execute(insert(analysis_runs).from_select(cols, src))
+            n = int(tx.execute(select(c.run_id).where(c.run_id == run_id, c.status == "running")).first() is not None)
     if n != 1:
         raise JobAlreadyRunning("a correlation job is already running (see analysis_runs with status 'running')")
     return RunLock(engine, run_id, time.perf_counter(), params)
+
+
+class _QueryCounter:
+    """Counts the SQL statements one thread issues on an engine, and their time (seconds)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.thread = engine, threading.get_ident()
+        self.queries, self.seconds, self._t0 = 0, 0.0, 0.0
+
+    def _before(self, *_: Any) -> None:
+        if threading.get_ident() == self.thread:
+            self._t0 = time.perf_counter()
+
+    def _after(self, *_: Any) -> None:
+        if threading.get_ident() == self.thread:
+            self.queries += 1
+            self.seconds += time.perf_counter() - self._t0
+
+    def __enter__(self) -> _QueryCounter:
+        event.listen(self.engine, "before_cursor_execute", self._before)
+        event.listen(self.engine, "after_cursor_execute", self._after)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._before)
+        event.remove(self.engine, "after_cursor_execute", self._after)
 
 
 # --------------------------------------------------------------------------------- the job
 
 
 def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows: int, message: str,
-            error: str | None = None) -> float:  # fmt: skip
+            error: str | None = None, queries: _QueryCounter | None = None) -> float:  # fmt: skip
     duration = time.perf_counter() - lock.started
     n_tests = 0 if results is None else int(len(results))
     n_sig = 0 if results is None else int(results["significant"].sum())
@@ -691,6 +901,8 @@ def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows:
                 for rec in results.assign(run_id=lock.run_id).to_dict(orient="records")
             ]
             tx.execute(insert(correlation_results), records)
+        # the statements so far, the results' INSERT included (the final UPDATE stores the count)
+        db = {"db_queries": queries.queries, "db_seconds": queries.seconds} if queries is not None else {}
         tx.execute(
             update(analysis_runs)
             .where(analysis_runs.c.run_id == lock.run_id)
@@ -702,6 +914,7 @@ def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows:
                 n_tests=n_tests,
                 summary=jsonable(summary),
                 error=error,
+                **db,
             )
         )
     return duration
@@ -714,58 +927,67 @@ def run_correlation_job(
     params: JobParams | None = None,
     lock: RunLock | None = None,
     progress: Callable[[str], None] | None = None,
+    trigger: str = "python",
 ) -> JobResult:
     """Run the whole job once and store it; see the module docstring.
 
     ``engine``: an Engine or URL (default: ``settings.effective_database_url``). ``lock``: a lock
-    already taken with :func:`acquire_run` (the API takes it in the request, then runs the job in a
-    thread); without it the job takes one and raises :class:`JobAlreadyRunning` if another job runs.
-    A database without finished rounds gives a succeeded run with zero tests and a message.
+    already taken with :func:`acquire_run` (the API and the Celery task take it first); without it
+    the job takes one (stored with ``trigger``) and raises :class:`JobAlreadyRunning` if another job
+    runs. A database without finished rounds gives a succeeded run with zero tests and a message.
+
+    After the run is stored, :func:`edgefinder.esports.postrun.after_run` compares it with the
+    previous run (alerts), keeps its feature frame, publishes insights and hands alerts to the
+    webhook; none of that can fail or delay the stored run (errors are logged).
     """
+    settings = settings or get_settings()
     own_engine = False
     if lock is not None:
         eng = lock.engine
     elif isinstance(engine, Engine):
         eng = engine
     else:
-        url = engine if isinstance(engine, str) else (settings or get_settings()).effective_database_url
-        eng = make_engine(url)
+        eng = make_engine(engine if isinstance(engine, str) else settings.effective_database_url)
         own_engine = True
-    status = "failed"
     try:
-        lock = lock or acquire_run(eng, params)
+        lock = lock or acquire_run(eng, params, trigger=trigger)
         params = lock.params
+        features: pd.DataFrame | None = None
         try:
-            if progress:
-                progress("extracting round features")
-            features = extract_round_features(eng)
-            if features.empty:
-                message = "no finished rounds in the database: ingest events first (edgefinder esports ingest)"
-                duration = _finish(lock, "succeeded", results=None, n_rows=0, message=message)
-                status = "succeeded"
-                empty = pd.DataFrame(columns=[*RESULT_COLUMNS, "purpose"])
-                return JobResult(lock.run_id, status, 0, 0, 0, duration, message, empty)
-            results = compute_results(features, params, progress)
-            n_sig = int(results["significant"].sum())
-            message = (
-                f"{len(features)} team-rounds, {len(results)} tests, {n_sig} significant at q < {params.alpha:g}"
-            )
-            if progress:
-                progress("storing results")
-            duration = _finish(lock, "succeeded", results=results, n_rows=len(features), message=message)
-            status = "succeeded"
-            return JobResult(lock.run_id, status, len(features), len(results), n_sig, duration, message, results)
+            with _QueryCounter(eng) as queries:
+                if progress:
+                    progress("extracting round features")
+                features = extract_round_features(eng)
+                if features.empty:
+                    message = "no finished rounds in the database: ingest events first (edgefinder esports ingest)"
+                    results = pd.DataFrame(columns=[*RESULT_COLUMNS, "purpose"])
+                else:
+                    results = compute_results(features, params, progress)
+                    n_sig = int(results["significant"].sum())
+                    message = (f"{len(features)} team-rounds, {len(results)} tests, "
+                               f"{n_sig} significant at q < {params.alpha:g}")  # fmt: skip
+                if progress:
+                    progress("storing results")
+                duration = _finish(lock, "succeeded", results=results if len(results) else None,
+                                   n_rows=len(features), message=message, queries=queries)  # fmt: skip
+            out = JobResult(lock.run_id, "succeeded", len(features), len(results), int(results["significant"].sum()),
+                            duration, message, results)  # fmt: skip
         except BaseException as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            error = f"{type(exc).__name__}: {first}"
             try:
-                _finish(lock, "failed", results=None, n_rows=0, message="failed", error=f"{type(exc).__name__}: {first}")
+                _finish(lock, "failed", results=None, n_rows=0, message="failed", error=error)
             except Exception:  # noqa: BLE001 - the database may be the reason we failed; keep the first error
                 pass
-            raise
-        finally:
-            JOB_DURATION.labels(status=status).observe(time.perf_counter() - lock.started)
             lock.release()
+            after_run(eng, lock.run_id, settings)
+            raise
+        lock.release()
+        n_alerts = after_run(eng, lock.run_id, settings, features=features)
+        return replace(out, n_alerts=n_alerts)
     finally:
+        if lock is not None:
+            lock.release()
         if own_engine:
             eng.dispose()
 
@@ -775,7 +997,7 @@ async def arun_correlation_job(
     settings: Settings | None = None,
     *,
     params: JobParams | None = None,
+    trigger: str = "python",
 ) -> JobResult:
     """Awaitable :func:`run_correlation_job` (runs in a worker thread): ``asyncio.run(arun_correlation_job())``."""
-    return await asyncio.to_thread(run_correlation_job, engine, settings, params=params)
-
+    return await asyncio.to_thread(run_correlation_job, engine, settings, params=params, trigger=trigger)

@@ -254,7 +254,7 @@ class BatchRows:
                 "round_no": p.round_no,
                 "ts": ev.ts,
                 "killer_hash": self.pseudo(p.killer) if p.killer else None,
-                "victim_hash": self.pseudo(p.victim),
+                "victim_hash": self.pseudo(p.victim) if p.victim else None,
                 "killer_team": p.killer_team,
                 "victim_team": p.victim_team,
                 "weapon": p.weapon,

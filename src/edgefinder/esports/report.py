@@ -124,4 +124,9 @@ def print_run(result: JobResult, console: Console, n: int = 15, *, include_in_ro
         if hidden:
             console.print(f"[dim]{hidden} significant in-round associations (kills, deaths, opening kill) not shown: "
                           "they are part of how a round is won, not edges.[/dim]")  # fmt: skip
+    for r in result.results.to_dict(orient="records"):
+        if (r["details"] or {}).get("kind") == "covariate" and r["method"] == "logistic":
+            console.print(f"pre-round baseline: {r['feature']} → {r['outcome']}: {_METHOD_LABEL['logistic']} "
+                          f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}], q {_q(r['q_value'])}"
+                          f"{' ✓' if r['significant'] else ''}")  # fmt: skip
     console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")

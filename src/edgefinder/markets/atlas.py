@@ -129,6 +129,28 @@ def session_bounds(session_date: object) -> tuple[int, int]:
     return int(start.timestamp()), int(end.timestamp())
 
 
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def session_start(value: object, flag: str = "--train-until") -> int | None:
+    """A session boundary given by a user, as epoch seconds (an exclusive bound on bar opens), or None.
+
+    A date (``YYYY-MM-DD`` text or ``datetime.date``) is the start of the CME session that ends on
+    that date, so whole sessions fall on either side; anything else (epoch seconds, an ISO
+    date-time) is taken literally, naive = UTC. ``flag`` names the option in the error message.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+            return session_bounds(value)[0]
+        if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
+            return session_bounds(value.strip())[0]
+        return to_epoch_seconds(value)
+    except (ValueError, TypeError) as exc:
+        raise AtlasError(f"cannot read {flag} {value!r}: use YYYY-MM-DD ({exc})") from None
+
+
 def session_ids(timestamps: np.ndarray) -> np.ndarray:
     """CME session date (``datetime64[D]``) of each epoch-second timestamp.
 
@@ -319,19 +341,77 @@ def read_session(root: str | Path, tf: str, session_date: object,
 # --------------------------------------------------------------------------------------------
 
 _TS_ALIASES = ("timestamp", "time", "datetime", "date", "ts", "date_time")
+#: File names ``atlas build`` reads (a directory source contributes its files with these endings).
+SOURCE_SUFFIXES = (".csv", ".csv.gz", ".txt", ".parquet", ".pq", ".dbn", ".dbn.zst")
+#: Databento OHLCV schemas and their bar length (seconds).
+DBN_OHLCV_SECONDS = {"ohlcv-1s": 1, "ohlcv-1m": 60, "ohlcv-1h": 3600, "ohlcv-1d": 86400}
+
+
+def _is_dbn(path: Path) -> bool:
+    return path.name.lower().endswith((".dbn", ".dbn.zst"))
+
+
+def _read_dbn(path: Path) -> pd.DataFrame:
+    """A Databento DBN file (plain or zstd) of the trades or an OHLCV schema, via ``databento``.
+
+    Prices are DBN fixed-point (1e-9 units) and become points; ``timestamp`` is ``ts_event``
+    (epoch nanoseconds UTC: the trade, or the bar's open). ``attrs["bar_seconds"]`` carries an
+    OHLCV schema's bar length. One instrument per file: the ATLAS holds one series.
+    """
+    import databento as db
+    from databento_dbn import FIXED_PRICE_SCALE, UNDEF_PRICE
+
+    try:
+        store = db.DBNStore.from_file(path)
+        schema = str(store.schema) if store.schema is not None else "mixed"
+        records = store.to_ndarray() if schema == "trades" or schema in DBN_OHLCV_SECONDS else None
+    except Exception as exc:  # noqa: BLE001 - databento raises many types for a bad file
+        detail = " ".join(str(exc).split())
+        raise AtlasError(f"{path}: malformed DBN file ({type(exc).__name__}: {detail})") from exc
+    if records is None:
+        raise AtlasError(f"{path}: DBN schema {schema!r} is not supported (use trades or "
+                         f"{', '.join(DBN_OHLCV_SECONDS)})")  # fmt: skip
+    # databento stops silently at a cut-off last record; the records' own lengths (in 4-byte
+    # words, DBN header) must add up to the bytes after the metadata block
+    reader = store.reader
+    head = reader.read(8)
+    body = sum(len(chunk) for chunk in iter(lambda: reader.read(1 << 20), b""))
+    body -= int.from_bytes(head[4:8], "little")
+    expected = int(records["length"].astype(np.int64).sum()) * 4 if len(records) else 0
+    if body != expected:
+        raise AtlasError(f"{path}: truncated DBN file ({body - expected} bytes after the last whole record)")
+    ids = np.unique(records["instrument_id"])
+    if ids.size > 1:
+        raise AtlasError(f"{path}: holds {ids.size} instruments (ids {', '.join(map(str, ids[:5]))}"
+                         f"{', …' if ids.size > 5 else ''}); the ATLAS is one instrument: export one symbol per file")
+    cols = ["price"] if schema == "trades" else ["open", "high", "low", "close"]
+    out: dict[str, np.ndarray] = {"timestamp": records["ts_event"].astype(np.int64)}
+    for c in cols:
+        raw = records[c].astype(np.int64)
+        undef = np.flatnonzero(raw == UNDEF_PRICE)
+        if undef.size:
+            raise AtlasError(f"{path}: undefined {c} (DBN UNDEF_PRICE) at record {int(undef[0])}")
+        out[c] = raw / FIXED_PRICE_SCALE
+    out["volume"] = records["size" if schema == "trades" else "volume"].astype(np.float64)
+    df = pd.DataFrame(out)
+    if schema in DBN_OHLCV_SECONDS:
+        df.attrs["bar_seconds"] = DBN_OHLCV_SECONDS[schema]
+    return df
 
 
 def _read_source(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise AtlasError(f"{path}: source file not found")
     suffix = path.suffix.lower()
+    if _is_dbn(path):
+        return _read_dbn(path)
     try:
         if suffix in (".parquet", ".pq"):
             df = pd.read_parquet(path)
         elif suffix in (".csv", ".txt", ".gz"):
             df = pd.read_csv(path)
         else:
-            raise AtlasError(f"{path}: unsupported file type {suffix!r} (use .csv or .parquet)")
+            raise AtlasError(f"{path}: unsupported file type {suffix!r} (use .csv, .parquet or .dbn[.zst])")
     except AtlasError:
         raise
     except Exception as exc:  # noqa: BLE001 - translate any reader failure to one clear line
@@ -399,11 +479,13 @@ def _parse_timestamps(col: pd.Series, path: Path, tz: str | None) -> np.ndarray:
 
 
 def load_source(source: str | Path, tz: str | None = None) -> tuple[pd.DataFrame, bool]:
-    """Read and validate a ticks/bars CSV or Parquet file.
+    """Read and validate a ticks/bars CSV, Parquet or Databento DBN file.
 
     Returns ``(frame, is_ticks)`` where frame has int64 ``timestamp`` (epoch seconds, floored),
-    ``volume`` and ``price`` (ticks) or ``open/high/low/close`` (bars). Raises AtlasError naming
-    the file for a malformed file, a missing column, a bad value or non-monotonic time.
+    ``volume`` and ``price`` (ticks) or ``open/high/low/close`` (bars); ``frame.attrs
+    ["bar_seconds"]`` is set when the file states its bar length (DBN OHLCV schemas). Raises
+    AtlasError naming the file for a malformed file, a missing column, a bad value or
+    non-monotonic time.
     """
     path = Path(source)
     if tz:
@@ -411,7 +493,10 @@ def load_source(source: str | Path, tz: str | None = None) -> tuple[pd.DataFrame
             ZoneInfo(tz)
         except Exception:  # noqa: BLE001
             raise AtlasError(f"unknown time zone {tz!r}") from None
+        if _is_dbn(path):
+            raise AtlasError(f"{path}: DBN timestamps are UTC nanoseconds; drop --tz")
     df = _read_source(path)
+    bar_seconds = df.attrs.get("bar_seconds")
     if df.empty:
         raise AtlasError(f"{path}: no rows")
     ts_col = _pick_timestamp_column(df, path)
@@ -442,7 +527,54 @@ def load_source(source: str | Path, tz: str | None = None) -> tuple[pd.DataFrame
         bad_rows = np.flatnonzero((h < np.maximum(o, c)) | (lo > np.minimum(o, c)))
         if bad_rows.size:
             raise AtlasError(f"{path}: high/low inconsistent with open/close at row {int(bad_rows[0])}")
+    if bar_seconds:
+        frame.attrs["bar_seconds"] = int(bar_seconds)
     return frame, is_ticks
+
+
+def source_files(sources: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The files of ``sources``: files as given, directories' readable files (sorted, not recursive)."""
+    items = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    if not items:
+        raise AtlasError("no source given")
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(SOURCE_SUFFIXES))
+            if not found:
+                raise AtlasError(f"{p}: no {', '.join(SOURCE_SUFFIXES)} files in this directory")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def load_sources(sources: str | Path | Sequence[str | Path], tz: str | None = None) -> tuple[pd.DataFrame, bool, int]:
+    """Read several files of one instrument into one time-ordered frame.
+
+    Every file must hold the same kind (all ticks, or all bars of one length); files are put in
+    the order of their first timestamp and may not overlap in time (a later file starts at or
+    after the second the previous one ends, for bars strictly after). Returns ``(frame,
+    is_ticks, base_seconds)``: 1 for ticks, the bar length (seconds) for bars.
+    """
+    parts = []
+    for path in source_files(sources):
+        frame, is_ticks = load_source(path, tz)
+        ts = frame["timestamp"].to_numpy()
+        base = 1 if is_ticks else int(frame.attrs.get("bar_seconds") or _source_resolution(ts))
+        parts.append((int(ts[0]), int(ts[-1]), path, frame, is_ticks, base))
+    parts.sort(key=lambda x: (x[0], str(x[2])))
+    first = parts[0]
+    for prev, cur in zip(parts, parts[1:]):
+        if cur[4] != first[4] or cur[5] != first[5]:
+            kind = lambda x: "ticks" if x[4] else f"{x[5]}-second bars"  # noqa: E731
+            raise AtlasError(f"{cur[2]}: holds {kind(cur)}, but {first[2]} holds {kind(first)}: one kind per build")
+        if cur[0] < prev[1] or (cur[0] == prev[1] and not cur[4]):
+            raise AtlasError(f"{cur[2]}: starts at {pd.Timestamp(cur[0], unit='s', tz='UTC')}, before {prev[2]} "
+                             f"ends ({pd.Timestamp(prev[1], unit='s', tz='UTC')}): overlapping sources")  # fmt: skip
+    frame = pd.concat([x[3] for x in parts], ignore_index=True) if len(parts) > 1 else first[3]
+    return frame, first[4], first[5]
 
 
 def _source_resolution(ts: np.ndarray) -> int:
@@ -453,35 +585,34 @@ def _source_resolution(ts: np.ndarray) -> int:
 
 
 def build_atlas(
-    source: str | Path,
+    source: str | Path | Sequence[str | Path],
     out: str | Path,
     tz: str | None = None,
     timeframes: Sequence[str] | str | None = None,
     *,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """Import a ticks or bars file into an ATLAS at ``out`` and return a summary frame.
+    """Import ticks or bars (CSV, Parquet or Databento DBN; files or directories) into an ATLAS.
 
+    ``source`` is one path or several (see :func:`load_sources` for how files combine).
     Ticks feed every requested timeframe (default: all of 1s..1W). Bars feed the timeframes that
     are whole multiples of the file's bar length (default: all of those); asking for a finer or
     incompatible timeframe is an AtlasError. Each timeframe is resampled from the source in one
     vectorized pass. ``progress(tf, done, total)`` is called after each timeframe.
     Summary columns: timeframe, seconds, bars, files, first (UTC), last (UTC).
     """
-    path = Path(source)
-    frame, is_ticks = load_source(path, tz)
-    ts = frame["timestamp"].to_numpy()
-    base = 1 if is_ticks else _source_resolution(ts)
+    label = str(source) if isinstance(source, (str, Path)) else ", ".join(map(str, source))
+    frame, is_ticks, base = load_sources(source, tz)
     wanted = parse_timeframes(timeframes)
     if wanted is None:
         wanted = [tf for tf, s in TIMEFRAMES.items() if s >= base and s % base == 0]
         if not wanted:
-            raise AtlasError(f"{path}: bar length {base}s is coarser than every ATLAS timeframe")
+            raise AtlasError(f"{label}: bar length {base}s is coarser than every ATLAS timeframe")
     for tf in wanted:
         s = TIMEFRAMES[tf]
         if s < base or s % base:
             raise AtlasError(
-                f"{path}: cannot build {tf} bars from {base}-second source bars "
+                f"{label}: cannot build {tf} bars from {base}-second source bars "
                 f"(timeframes must be whole multiples of the source bar length)"
             )
     rows = []

@@ -11,8 +11,8 @@ needs exploration-friendly gates (the original used min_prob 0.05, min_conf 0.0)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from edgefinder.errors import EdgefinderError
-from edgefinder.markets._io import atomic_pickle, atomic_write_text, read_pickle  # noqa: F401 - re-exported
+from edgefinder.markets._io import atomic_pickle, read_pickle
+from edgefinder.markets.physics import ThreeBodyQuantumState
 
 #: Probability of a template with no history: (0 + 1) / (0 + 11).
 UNSEEN_PROBABILITY = 1.0 / 11.0
@@ -47,7 +48,9 @@ class TradeOutcome:
     (ISO date of the CME session), ``pattern_type``, ``root_tf`` / ``root_type`` (the entry pattern's
     root ancestor from its parent chain; empty for a depth-0 entry), ``chain`` (tuple of
     (tf, type) pairs, immediate parent first), ``match_distance`` (scaled 11D distance to the
-    matched centroid), ``out_of_sample`` (session after ``--train-until``).
+    matched centroid), ``out_of_sample`` (session after ``--train-until``), ``depth`` (the entry
+    pattern's chain length) and ``family`` (pattern type × entry timeframe × direction × root context,
+    ``replay.family_key``).
     """
 
     state: Any
@@ -72,28 +75,114 @@ class TradeOutcome:
     chain: tuple[tuple[str, str], ...] = ()
     match_distance: float = field(default=float("nan"), compare=False)  # NaN != NaN: keep == usable
     out_of_sample: bool = False
+    depth: int = 0
+    family: str = ""
 
     @property
     def is_win(self) -> bool:
         return self.pnl > 0
 
 
-#: Columns of :func:`trades_frame`, in order (everything but ``state``).
+#: Columns of :func:`trades_frame`, in order (``state`` is kept as ``state_*`` columns, see below).
 TRADE_COLUMNS = (
     "template_id", "session", "entry_time", "exit_time", "duration", "direction", "entry_price",
     "exit_price", "pnl", "pnl_ticks", "mfe_ticks", "mae_ticks", "result", "exit_reason", "pattern_type",
-    "root_tf", "root_type", "match_distance", "out_of_sample",
+    "root_tf", "root_type", "match_distance", "out_of_sample", "depth", "family", "chain",
 )
+_STATE_FIELDS = [f.name for f in fields(ThreeBodyQuantumState)]
+#: The entry state's fields as columns (``state_timeframe`` "" when a trade has no state).
+STATE_COLUMNS = tuple(f"state_{n}" for n in _STATE_FIELDS)
+
+
+def chain_label(chain: Iterable[tuple[str, str]]) -> str:
+    """``"1m ROCHE_SNAP < 5m STRUCTURAL_DRIVE"``: a chain of (tf, type) pairs as one string."""
+    return " < ".join(f"{tf} {ty}" for tf, ty in chain)
+
+
+def chain_pairs(label: str) -> tuple[tuple[str, str], ...]:
+    """The inverse of :func:`chain_label`."""
+    if not label:
+        return ()
+    out = []
+    for part in label.split(" < "):
+        tf, ty = part.split(" ", 1)
+        out.append((tf, ty))
+    return tuple(out)
 
 
 def trades_frame(trades: Iterable[TradeOutcome]) -> pd.DataFrame:
-    """Column view of a trade list (one row per trade; ``state`` and ``chain`` left out)."""
-    rows = [{c: getattr(t, c) for c in TRADE_COLUMNS} for t in trades]
-    df = pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
+    """Column view of a trade list: one row per trade, ``chain`` as :func:`chain_label`, the entry
+    state as ``state_*`` columns (NaN / "" when a trade has none)."""
+    trades = list(trades)
+    data: dict[str, list] = {c: [getattr(t, c) for t in trades] for c in TRADE_COLUMNS if c != "chain"}
+    data["chain"] = [chain_label(t.chain) for t in trades]
+    for name, col in zip(_STATE_FIELDS, STATE_COLUMNS):
+        empty: Any = "" if name in ("lagrange_zone", "timeframe") else np.nan
+        data[col] = [empty if t.state is None else getattr(t.state, name) for t in trades]
+    return _typed(pd.DataFrame(data, columns=[*TRADE_COLUMNS, *STATE_COLUMNS]))
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
     if not df.empty:
         df["template_id"] = df["template_id"].astype(np.int64)
         df["out_of_sample"] = df["out_of_sample"].astype(bool)
+        df["depth"] = df["depth"].astype(np.int64)
     return df
+
+
+def outcomes_from_frame(df: pd.DataFrame) -> list[TradeOutcome]:
+    """:class:`TradeOutcome` objects of a :func:`trades_frame` (the inverse, states included)."""
+    if df.empty:
+        return []
+    cols = {c: df[c].tolist() for c in TRADE_COLUMNS}
+    has_state = (df["state_timeframe"] != "").tolist() if "state_timeframe" in df.columns else [False] * len(df)
+    scols = {n: df[c].tolist() for n, c in zip(_STATE_FIELDS, STATE_COLUMNS)} if any(has_state) else {}
+    out = []
+    for i in range(len(df)):
+        state = None
+        if has_state[i]:
+            kw = {n: scols[n][i] for n in _STATE_FIELDS}
+            kw["timestamp"] = int(kw["timestamp"])
+            for flag in ("roche_snap", "structural_drive", "structure_ok", "valid"):
+                kw[flag] = bool(kw[flag])
+            state = ThreeBodyQuantumState(**kw)
+        kw2 = {c: cols[c][i] for c in TRADE_COLUMNS if c != "chain"}
+        kw2["template_id"] = int(kw2["template_id"])
+        kw2["depth"] = int(kw2["depth"])
+        kw2["out_of_sample"] = bool(kw2["out_of_sample"])
+        out.append(TradeOutcome(state=state, timestamp=kw2["exit_time"], chain=chain_pairs(cols["chain"][i]), **kw2))
+    return out
+
+
+class _FrameChunk(dict):  # type: ignore[type-arg]
+    """A chunk that is already the whole frame (so trades() need not rebuild it)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        super().__init__({c: frame[c].to_numpy() for c in frame.columns})
+        self.frame = frame
+
+
+def _col(chunk: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    """Column ``name`` of a chunk, NaN-filled when the chunk lacks it (chunks from update() have no rows)."""
+    if name in chunk:
+        return np.asarray(chunk[name])
+    return np.full(len(chunk["pnl"]), np.nan)
+
+
+def compact(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its text columns as categoricals: the same values, written and pickled several
+    times faster (a year's trades repeat a few dozen distinct strings tens of thousands of times)."""
+    out = df.copy(deep=False)
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].astype("category")
+    return out
+
+
+def _counts(tid: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(template ids, wins, totals) of a batch of trades."""
+    ids, inv = np.unique(tid, return_inverse=True)
+    return ids, np.bincount(inv, weights=win.astype(np.float64)).astype(np.int64), np.bincount(inv)
 
 
 @dataclass
@@ -102,10 +191,23 @@ class BayesianBrain:
 
     A win is a trade with pnl > 0 dollars (net of costs); a zero-PnL trade counts as a loss, as in the
     seed's ``result='WIN' if pnl > 0 else 'LOSS'``.
+
+    The history is kept as columns (:meth:`trades`, one :func:`trades_frame` row per trade): the
+    forward pass records a session's trades at once with :meth:`record`, tens of thousands a year,
+    and Phase 5 reads columns. ``trade_history`` (the seed's list of :class:`TradeOutcome`) is built
+    from them on access; :meth:`update` (the seed's one-trade call) appends to it.
     """
 
     table: dict[int, dict[str, int]] = field(default_factory=dict)
-    trade_history: list[TradeOutcome] = field(default_factory=list)
+    _chunks: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)
+    _pending: list[TradeOutcome] = field(default_factory=list, repr=False)
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
+    _objects: list[TradeOutcome] | None = field(default=None, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BayesianBrain):
+            return NotImplemented
+        return self.table == other.table and self.trades().equals(other.trades())
 
     def get_probability(self, template_id: int) -> float:
         """(wins + 1) / (total + 11); 1/11 = 0.0909 for a template with no history."""
@@ -137,7 +239,55 @@ class BayesianBrain:
         else:
             rec["losses"] += 1
         rec["total"] += 1
-        self.trade_history.append(outcome)
+        self._pending.append(outcome)
+        self._frame = self._objects = None
+
+    def record(self, trades: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
+        """Record many closed trades at once, in trade order: a :func:`trades_frame`-shaped frame, or the
+        same columns as arrays (what the forward pass hands over per session)."""
+        cols = {c: trades[c].to_numpy() for c in trades.columns} if isinstance(trades, pd.DataFrame) \
+            else dict(trades)
+        if not len(cols.get("pnl", ())):
+            return
+        self._flush()
+        win = np.asarray(cols["pnl"], np.float64) > 0
+        tid = np.asarray(cols["template_id"], np.int64)
+        for t, w, n in zip(*_counts(tid, win)):
+            rec = self.table.setdefault(int(t), {"wins": 0, "losses": 0, "total": 0})
+            rec["wins"] += int(w)
+            rec["losses"] += int(n - w)
+            rec["total"] += int(n)
+        self._chunks.append(cols)
+        self._frame = self._objects = None
+
+    def _flush(self) -> None:
+        if self._pending:
+            df = trades_frame(self._pending)
+            self._chunks.append({c: df[c].to_numpy() for c in df.columns})
+            self._pending = []
+
+    def trades(self) -> pd.DataFrame:
+        """Every recorded trade as one :func:`trades_frame` (trade order; forward-pass trades also carry
+        ``row``, ``exit_row`` and ``side``)."""
+        if self._frame is None:
+            self._flush()
+            chunks = [c for c in self._chunks if len(c.get("pnl", ()))]
+            if not chunks:
+                self._frame = trades_frame([])
+            elif len(chunks) == 1 and isinstance(chunks[0], _FrameChunk):
+                self._frame = chunks[0].frame
+            else:
+                names = list(dict.fromkeys(n for c in chunks for n in c))
+                self._frame = _typed(pd.DataFrame({n: np.concatenate([_col(c, n) for c in chunks]) for n in names}))
+                self._chunks = [_FrameChunk(self._frame)]
+        return self._frame
+
+    @property
+    def trade_history(self) -> list[TradeOutcome]:
+        """The seed's list of closed trades, in order (built from :meth:`trades`; read-only)."""
+        if self._objects is None:
+            self._objects = outcomes_from_frame(self.trades())
+        return self._objects
 
     def stats(self) -> dict[str, float]:
         """Brain summary for the day report: templates seen, trades, templates with > 30 trades."""
@@ -149,26 +299,28 @@ class BayesianBrain:
         }
 
     # -- persistence -------------------------------------------------------------------------------
-    def to_payload(self) -> dict[str, Any]:
-        """Plain picklable payload (the table and trades; trade states kept as they are)."""
-        return {
-            "format": "edgefinder.brain/1",
-            "table": {int(k): dict(v) for k, v in self.table.items()},
-            "trade_history": list(self.trade_history),
-        }
+    def to_payload(self, compacted: pd.DataFrame | None = None) -> dict[str, Any]:
+        """Plain picklable payload (the table and the trades' columns; ``compacted``: :func:`compact` of
+        :meth:`trades` when the caller has it already)."""
+        return {"format": "edgefinder.brain/2", "table": {int(k): dict(v) for k, v in self.table.items()},
+                "trades": compact(self.trades()) if compacted is None else compacted}
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> BayesianBrain:
-        if not isinstance(payload, dict) or payload.get("format") != "edgefinder.brain/1":
+        if not isinstance(payload, dict) or payload.get("format") not in ("edgefinder.brain/1", "edgefinder.brain/2"):
             raise BrainFileError("not an edgefinder brain payload")
-        return cls(
-            table={int(k): dict(v) for k, v in payload["table"].items()},
-            trade_history=list(payload["trade_history"]),
-        )
+        brain = cls(table={int(k): dict(v) for k, v in payload["table"].items()})
+        if payload["format"] == "edgefinder.brain/1":  # a list of TradeOutcome objects
+            brain._chunks = [trades_frame(payload["trade_history"])]
+        else:
+            df = payload["trades"]
+            brain._chunks = [{c: (df[c].astype(object) if isinstance(df[c].dtype, pd.CategoricalDtype) else df[c])
+                              .to_numpy() for c in df.columns}]
+        return brain
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, compacted: pd.DataFrame | None = None) -> Path:
         """Write the brain as a pickle atomically (temp file + rename: a kill never leaves half a file)."""
-        return atomic_pickle(self.to_payload(), path)
+        return atomic_pickle(self.to_payload(compacted), path)
 
     @classmethod
     def load(cls, path: str | Path) -> BayesianBrain:

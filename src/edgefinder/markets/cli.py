@@ -1,4 +1,4 @@
-"""`edgefinder markets …` commands: synth, atlas build, run, approve-playbook."""
+"""`edgefinder markets …` commands: synth, atlas build, run, approve-playbook, paper-trade."""
 
 from __future__ import annotations
 
@@ -17,8 +17,19 @@ markets_app.add_typer(atlas_app, name="atlas")
 
 
 # ---------------------------------------------------------------------------------------------
-# `markets synth` and `markets atlas build` — data (owner: M1)
+# `markets synth` and `markets atlas build` — data
 # ---------------------------------------------------------------------------------------------
+
+
+def _default(name: str) -> object:
+    from edgefinder.settings import setting_default
+
+    return setting_default(name)
+
+
+def _env(name: str) -> str:
+    """``[env EDGEFINDER_X, default D]`` for a flag's help, from the settings (written once there)."""
+    return f"[env EDGEFINDER_{name.upper()}, default {_default(name)}]"
 
 
 def _progress_bar(console):  # noqa: ANN001, ANN202 - rich types stay local to the commands
@@ -34,7 +45,8 @@ def synth_cmd(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical files.")] = 0,
     out: Annotated[Path, typer.Option("--out", help="ATLAS root to write ({tf}/YYYY_MM.parquet).")] = Path(
         "DATA/ATLAS"),
-    edge: Annotated[str, typer.Option("--edge", help="none (martingale) or planted (documented reversion).")] = "none",
+    edge: Annotated[str, typer.Option("--edge", help="none (martingale), planted (rare spike reversion) or "
+                                      "reverting (a mean-reverting price component; see ground_truth.json).")] = "none",
     base: Annotated[str, typer.Option("--base", help="Base bar: 15s, 5s or 1s.")] = "15s",
     start: Annotated[str, typer.Option("--start", help="First session date (YYYY-MM-DD; weekends skipped).")] = (
         "2024-01-01"),
@@ -51,8 +63,10 @@ def synth_cmd(
         start_date = dt.date.fromisoformat(start)
     except ValueError:
         raise SynthError(f"--start must be a date YYYY-MM-DD, got {start!r}") from None
-    if edge not in ("none", "planted"):
-        raise SynthError(f"--edge must be 'none' or 'planted', got {edge!r}")
+    from edgefinder.markets.synth import EDGES
+
+    if edge not in EDGES:
+        raise SynthError(f"--edge must be one of {', '.join(EDGES)}, got {edge!r}")
     if base not in ("15s", "5s", "1s"):
         raise SynthError(f"--base must be 15s, 5s or 1s, got {base!r}")
     console = Console()
@@ -72,33 +86,43 @@ def synth_cmd(
     console.print(table)
     console.print(f"{res.sessions} sessions, {res.triggers} planted triggers, {res.seconds:.1f} s; "
                   f"ground truth: {out / 'ground_truth.json'}")
+    from edgefinder.markets.synth import load_ground_truth
+
+    fade = load_ground_truth(out).get("naive_fade")
+    if fade:
+        console.print(f"naive fade of every 15s ROCHE_SNAP, {fade['hold_bars']} bars, after {fade['instrument']} costs "
+                      f"({fade['cost_points']:.2f} points a round trip): {fade['mean_points']:+.2f} points "
+                      f"(${fade['mean_dollars']:+.2f}) a trade, t = {fade['t']:.1f}, {fade['n']:,} trades")
 
 
 @atlas_app.command("build")
 def atlas_build_cmd(
-    source: Annotated[Path, typer.Option("--source", help="Ticks or bars, CSV or Parquet (timestamp, price or "
-                                         "open/high/low/close, volume).")],
+    source: Annotated[list[Path], typer.Option("--source", help="Ticks or bars: CSV or Parquet (timestamp, price or "
+                                               "open/high/low/close, volume) or Databento DBN (.dbn, .dbn.zst; trades "
+                                               "or ohlcv-1s/1m/1h/1d). Repeat it, or give a directory, for several "
+                                               "files of one instrument.")],
     out: Annotated[Path, typer.Option("--out", help="ATLAS root directory to write.")],
     tz: Annotated[Optional[str], typer.Option("--tz", help="Time zone of naive (local) timestamps, e.g. "
                                               "America/Chicago; default UTC.")] = None,
     timeframes: Annotated[Optional[str], typer.Option("--timeframes", help="Comma list, e.g. 15s,1m,5m "
                                                       "(default: every timeframe the source supports).")] = None,
 ) -> None:
-    """Import a ticks/bars file into the ATLAS: resample to each timeframe, one file per month."""
+    """Import ticks/bars files into the ATLAS: resample to each timeframe, one file per month."""
     from rich.console import Console
     from rich.table import Table
 
-    from edgefinder.markets.atlas import build_atlas
+    from edgefinder.markets.atlas import build_atlas, source_files
 
     console = Console()
+    names = ", ".join(p.name for p in source_files(source))
     with _progress_bar(console) as progress:
-        task = progress.add_task(f"reading {source.name}", total=None)
+        task = progress.add_task(f"reading {names}", total=None)
 
         def step(tf: str, done: int, total: int) -> None:
             progress.update(task, description=f"built {tf}", completed=done, total=total)
 
         summary = build_atlas(source, out, tz=tz, timeframes=timeframes, progress=step)
-    table = Table(title=f"ATLAS {out} from {source.name}")
+    table = Table(title=f"ATLAS {out} from {names}")
     for col in ("timeframe", "bars", "files", "first (UTC)", "last (UTC)"):
         table.add_column(col, justify="right" if col in ("bars", "files") else "left")
     for row in summary.itertuples(index=False):
@@ -109,8 +133,7 @@ def atlas_build_cmd(
 
 
 # ---------------------------------------------------------------------------------------------
-# `markets run` — Phases 2, 2.5, 3 (owner: M3). Phases 4–5 flags (--forward-pass,
-# --strategy-report) are added below the Phase 2–3 block by the forward-pass owner.
+# `markets run` — Phases 2, 2.5, 3, and on request 4 and 5
 # ---------------------------------------------------------------------------------------------
 
 
@@ -132,8 +155,13 @@ def run_cmd(
     ] = 50,
     train_until: Annotated[
         Optional[str],
-        typer.Option("--train-until", help="Use only data before this date (YYYY-MM-DD: the CME session "
-                     "ending that day and later are out-of-sample)."),
+        typer.Option("--train-until", help="Phases 2–3 use only sessions before this date (YYYY-MM-DD: the CME "
+                     "session ending that day and later are out-of-sample for Phases 4–5)."),
+    ] = None,
+    forward_until: Annotated[
+        Optional[str],
+        typer.Option("--forward-until", help="Phase 4 replays only sessions before this date; the rest are held "
+                     "back for `markets paper-trade` (default: none held back)."),
     ] = None,
     timeframes: Annotated[
         Optional[str],
@@ -141,28 +169,38 @@ def run_cmd(
                      "(default: every timeframe in the ATLAS)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for clustering, Optuna and fission.")] = 0,
+    cascade: Annotated[
+        Optional[str], typer.Option("--cascade", help="Phase 2: context (every timeframe scanned, ancestry "
+                                    f"measured) or strict (the top-down funnel) {_env('cascade')}.")
+    ] = None,
+    max_templates: Annotated[
+        Optional[int], typer.Option("--max-templates", min=1, help="Phase 2.5: cap on the coarse cluster count "
+                                    f"{_env('max_templates')}.")
+    ] = None,
+    sampler: Annotated[
+        Optional[str], typer.Option("--sampler", help="Phase 3: Optuna sampler, qmc (a template's trials in one "
+                                    f"simulator call) or tpe {_env('sampler')}.")
+    ] = None,
     # Physics thresholds (Phase 2; recorded in state.json, reused and checked by the forward pass).
     # Open lower bounds: the same rules as the Settings fields (gt=0; coherence in (0, 1]).
     snap_z: Annotated[
         Optional[float], typer.Option("--snap-z", click_type=click.FloatRange(0.0, min_open=True),
-                                      help="ROCHE_SNAP: |z| above this, in sigmas [env EDGEFINDER_SNAP_Z, 2.0].")
+                                      help=f"ROCHE_SNAP: |z| above this, in sigmas {_env('snap_z')}.")
     ] = None,
     snap_velocity: Annotated[
         Optional[float], typer.Option("--snap-velocity", click_type=click.FloatRange(0.0, min_open=True),
                                       help="ROCHE_SNAP: |velocity| above this, in points per bar "
-                                      "[env EDGEFINDER_SNAP_VELOCITY, 0.5].")
+                                      f"{_env('snap_velocity')}.")
     ] = None,
     drive_momentum: Annotated[
         Optional[float], typer.Option("--drive-momentum", click_type=click.FloatRange(0.0, min_open=True),
-                                      help="STRUCTURAL_DRIVE: |momentum| above this "
-                                      "[env EDGEFINDER_DRIVE_MOMENTUM, 5.0].")
+                                      help=f"STRUCTURAL_DRIVE: |momentum| above this {_env('drive_momentum')}.")
     ] = None,
     drive_coherence: Annotated[
         Optional[float], typer.Option("--drive-coherence", click_type=click.FloatRange(0.0, 1.0, min_open=True),
                                       help="STRUCTURAL_DRIVE: coherence below this, in (0, 1] "
-                                      "[env EDGEFINDER_DRIVE_COHERENCE, 0.3].")
+                                      f"{_env('drive_coherence')}.")
     ] = None,
-    # --- Phases 4–5 (owner: M4) ---
     forward_pass: Annotated[
         bool, typer.Option("--forward-pass", help="Phase 4: replay every session with the playbook "
                            "(without --fresh: on the existing playbook, Phases 2–3 skipped).")
@@ -173,19 +211,31 @@ def run_cmd(
     ] = False,
     match_distance: Annotated[
         Optional[float], typer.Option("--match-distance", min=0.0, help="Gate 1: max scaled 11D distance to the "
-                            "nearest template centroid [env EDGEFINDER_MATCH_DISTANCE, 3.0].")
+                                      f"nearest template centroid {_env('match_distance')}.")
+    ] = None,
+    min_depth: Annotated[
+        Optional[int], typer.Option("--min-depth", min=0, help="Gate 1: chain length an entry needs (the number "
+                                    f"of timeframes above the entry = the full cascade) {_env('min_depth')}.")
     ] = None,
     min_prob: Annotated[
         Optional[float], typer.Option("--min-prob", min=0.0, max=1.0, help="Gate 2: brain probability needed "
-                            "(exploration default 0.05; an unseen template has 0.09) [env EDGEFINDER_MIN_PROB].")
+                                      f"(an unseen template has 0.09) {_env('min_prob')}.")
     ] = None,
     min_conf: Annotated[
         Optional[float], typer.Option("--min-conf", min=0.0, max=1.0, help="Gate 2: brain confidence needed "
-                            "[env EDGEFINDER_MIN_CONF, 0.0].")
+                                      f"{_env('min_conf')}.")
     ] = None,
     q_max: Annotated[
-        Optional[float], typer.Option("--q-max", min=0.0, max=1.0, help="Phase 5: BH q-value a Tier-1 template "
-                            "needs to enter the production playbook [env EDGEFINDER_Q_MAX, 0.10].")
+        Optional[float], typer.Option("--q-max", min=0.0, max=1.0, help="Phase 5: BH q-value a family needs "
+                                      f"for production {_env('q_max')}.")
+    ] = None,
+    dsr_min: Annotated[
+        Optional[float], typer.Option("--dsr-min", min=0.0, max=1.0, help="Phase 5: deflated Sharpe a family "
+                                      f"needs for production {_env('dsr_min')}.")
+    ] = None,
+    min_family_trades: Annotated[
+        Optional[int], typer.Option("--min-family-trades", min=2, help="Phase 5: out-of-sample trades a family "
+                                    f"needs to be tested {_env('min_family_trades')}.")
     ] = None,
 ) -> None:
     """Run discovery (Phase 2), clustering (2.5) and the playbook search (3), with checkpoints;
@@ -193,12 +243,12 @@ def run_cmd(
 
     A rerun resumes from the checkpoints whose inputs did not change. The seed's three uses:
     `--fresh --forward-pass --strategy-report` (full pipeline), `--forward-pass --strategy-report`
-    (forward pass and report on the existing playbook), `--strategy-report` (report alone).
+    (forward pass and report on the existing playbook), `--strategy-report` (report alone). The
+    seed's tier thresholds are settings (EDGEFINDER_TIER1_PROB … EDGEFINDER_TIER4_TRADES).
     """
     from rich.console import Console
 
     from edgefinder.markets.orchestrator import Orchestrator, PipelineError, print_run_summary
-
     from edgefinder.markets.physics import THRESHOLDS, PhysicsConfig
     from edgefinder.settings import get_settings
 
@@ -210,34 +260,43 @@ def run_cmd(
     # playbook takes the others from state.json and refuses these if they differ from it.
     physics_asked = {k: getattr(physics, k) for k in THRESHOLDS
                      if flags[k] is not None or k in settings.model_fields_set}
-    match_distance = settings.match_distance if match_distance is None else match_distance
-    min_prob = settings.min_prob if min_prob is None else min_prob
-    min_conf = settings.min_conf if min_conf is None else min_conf
-    q_max = settings.q_max if q_max is None else q_max
+
+    def pick(value: object, name: str) -> object:
+        return getattr(settings, name) if value is None else value
+
+    if cascade is not None and cascade not in ("context", "strict"):
+        raise typer.BadParameter(f"--cascade must be context or strict, got {cascade!r}")
+    if sampler is not None and sampler not in ("qmc", "tpe"):
+        raise typer.BadParameter(f"--sampler must be qmc or tpe, got {sampler!r}")
     report_only = strategy_report and not (forward_pass or fresh)
     if data is None and not report_only:
         raise PipelineError("--data DIR (the ATLAS root) is required, except for --strategy-report alone")
     console = Console()
     orch = Orchestrator(
         data_dir=data if data is not None else Path("."), checkpoint_dir=checkpoint_dir,
-        iterations=iterations, train_until=train_until, timeframes=timeframes, seed=seed, dashboard=not no_dashboard, console=console,
-        physics=physics,
+        iterations=iterations, train_until=train_until, timeframes=timeframes, seed=seed,
+        dashboard=not no_dashboard, console=console, physics=physics, cascade=str(pick(cascade, "cascade")),
+        max_templates=int(pick(max_templates, "max_templates")), sampler=str(pick(sampler, "sampler")),  # type: ignore[call-overload]
     )
     # --- Phases 2, 2.5, 3 --- (skipped when only Phases 4–5 are asked for on existing checkpoints)
     if fresh or not (forward_pass or strategy_report):
         summary = orch.run(fresh=fresh)
         print_run_summary(console, summary)
-    # --- Phases 4–5 (forward pass / strategy report) ---
     if forward_pass:
         from edgefinder.markets.forward import ForwardConfig
 
-        orch.run_forward_pass(ForwardConfig(match_distance=match_distance, min_prob=min_prob,
-                                            min_conf=min_conf, instrument=orch.instrument.symbol),
-                              fresh=fresh, physics=physics_asked)
+        orch.run_forward_pass(
+            ForwardConfig(match_distance=float(pick(match_distance, "match_distance")),  # type: ignore[arg-type]
+                          min_prob=float(pick(min_prob, "min_prob")),  # type: ignore[arg-type]
+                          min_conf=float(pick(min_conf, "min_conf")),  # type: ignore[arg-type]
+                          min_depth=int(pick(min_depth, "min_depth")),  # type: ignore[call-overload]
+                          instrument=orch.instrument.symbol),
+            fresh=fresh, physics=physics_asked, forward_until=forward_until)
     if strategy_report:
         from edgefinder.markets.selection import SelectionConfig
 
-        orch.run_strategy_selection(SelectionConfig(q_max=q_max))
+        orch.run_strategy_selection(SelectionConfig.from_settings(settings, q_max=q_max, dsr_min=dsr_min,
+                                                                  min_family_trades=min_family_trades))
 
 
 @markets_app.command("approve-playbook")
@@ -257,3 +316,29 @@ def approve_playbook_cmd(
     doc = approve_playbook(checkpoint_dir, reviewer)
     Console().print(f"production playbook in {checkpoint_dir}: {len(doc.get('templates', {}))} templates, "
                     f"status [bold]{doc['status']}[/bold] (reviewer {doc['reviewer']}, {doc['reviewed_at']})")
+
+
+@markets_app.command("paper-trade")
+def paper_trade_cmd(
+    checkpoint_dir: Annotated[
+        Path, typer.Option("--checkpoint-dir", help="Directory holding the production playbook and the forward "
+                           "pass's record.")
+    ] = Path("checkpoints"),
+    data: Annotated[Path, typer.Option("--data", help="ATLAS root holding the sessions to replay.")] = Path(
+        "DATA/ATLAS"),
+    date_from: Annotated[str, typer.Option("--from", help="First session to replay (YYYY-MM-DD, the date a CME "
+                                          "session ends); must come after every session Phases 2–5 used.")] = "",
+    date_to: Annotated[Optional[str], typer.Option("--to", help="Last session to replay (default: the last in "
+                                                   "the ATLAS).")] = None,
+    allow_pending: Annotated[bool, typer.Option("--allow-pending", help="Paper-trade a playbook that is still "
+                                                "pending_review (not yet approved by a person).")] = False,
+) -> None:
+    """Replay unseen sessions with the frozen production playbook (no new templates, no search, no brain
+    updates; the forward pass's scan, gates and exits) and write paper_trade_report.json."""
+    from rich.console import Console
+
+    from edgefinder.markets.paper_trade import PaperTradeError, run_paper_trade
+
+    if not date_from:
+        raise PaperTradeError("--from YYYY-MM-DD is required (the first unseen session to replay)")
+    run_paper_trade(checkpoint_dir, data, date_from, date_to, allow_pending=allow_pending, console=Console())

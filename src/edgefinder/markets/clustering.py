@@ -44,6 +44,7 @@ from threadpoolctl import threadpool_limits
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets.atlas import TIMEFRAMES
 from edgefinder.markets.discovery import ROCHE_SNAP, PatternEvent
+from edgefinder.settings import setting_default
 
 __all__ = [
     "FEATURE_NAMES",
@@ -104,9 +105,20 @@ def pattern_features(patterns: Sequence[PatternEvent]) -> np.ndarray:
     return out
 
 
-def coarse_k(n: int) -> int:
-    """Coarse cluster count ``max(1, min(max(10, n // 100), n // 20))`` (1 for n < 40)."""
-    return max(1, min(max(10, n // 100), n // 20))
+#: Default cap on the coarse cluster count (``--max-templates``); see :func:`coarse_k`.
+MAX_COARSE_K: int = setting_default("max_templates")
+
+
+def coarse_k(n: int, cap: int | None = MAX_COARSE_K) -> int:
+    """Coarse cluster count ``max(1, min(max(10, n // 100), n // 20))`` (1 for n < 40), at most ``cap``.
+
+    The formula was made for a funnel that kept a few thousand patterns; scanning every timeframe
+    over its whole series keeps 50,000–200,000 a year, where it would make 500–2,000 templates of about
+    a hundred members — too small to trade into evidence in a forward pass, and Phase 3's cost is
+    templates × iterations. ``cap=None`` applies the formula alone.
+    """
+    k = max(1, min(max(10, n // 100), n // 20))
+    return k if cap is None else max(1, min(k, int(cap)))
 
 
 @dataclass(eq=False)
@@ -224,8 +236,10 @@ class FractalClusteringEngine:
         split_min_members: int = 20,
         max_iter: int = 300,
         threads: int | None = 1,
+        max_coarse_k: int | None = MAX_COARSE_K,
     ) -> None:
         self.threads = threads
+        self.max_coarse_k = max_coarse_k
         self.seed = int(seed)
         self.n_init = int(n_init)
         self.split_z_std = float(split_z_std)
@@ -263,7 +277,7 @@ class FractalClusteringEngine:
         self.scaler = StandardScaler().fit(x)
         xs = self.scaler.transform(x)
         self.features_scaled = xs
-        k = coarse_k(n)
+        k = coarse_k(n, self.max_coarse_k)
         self.n_coarse = k
         labels = self._kmeans(xs, k)
         groups: list[np.ndarray] = []

@@ -1,12 +1,17 @@
-"""Futures part of ``edgefinder demo``: a small synthetic ATLAS through the pipeline.
+"""Futures part of ``edgefinder demo``: a synthetic market with a real edge, through the whole pipeline.
 
-Writes under ``settings.data_dir/demo/markets/`` (``atlas/`` and ``checkpoints/``), runs Phases
-2, 2.5 and 3 with few Optuna trials, and prints a short summary. Phases 4–5 extend
-:func:`run` through :func:`run_phases_4_5` (forward pass and strategy selection).
+Writes under ``settings.data_dir/demo/markets/`` (``atlas/`` and ``checkpoints/``). The market is
+``--edge reverting`` (a mean-reverting price component that survives MNQ's costs; its
+``ground_truth.json`` states what a naive fade earns). Sessions are split the way a user would:
+Phases 2–3 learn from the first half, the forward pass (Phase 4) and strategy selection (Phase 5)
+judge on the next quarter, and the last quarter is held back for ``markets paper-trade``, which
+replays it with the frozen production playbook. Every phase runs at its defaults except the
+Optuna trials (``DEMO_ITERATIONS``, to keep the demo short).
 """
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 
@@ -15,15 +20,14 @@ from rich.table import Table
 
 from edgefinder.settings import Settings
 
-__all__ = ["DEMO_SESSIONS", "DEMO_ITERATIONS", "DEMO_TIMEFRAMES", "demo_paths", "run", "run_phases_2_3"]
+__all__ = ["DEMO_ITERATIONS", "DEMO_SESSIONS", "demo_paths", "run", "run_phases_2_3"]
 
-DEMO_SESSIONS = 40
-DEMO_ITERATIONS = 10
-DEMO_SEED = 7
-#: a short hierarchy keeps the demo quick; the daily level would need ≥ 21 sessions of warm-up
-DEMO_TIMEFRAMES = ["1h", "15m", "5m", "1m", "15s"]
-#: the last quarter of the sessions is kept out-of-sample for Phases 4–5
-DEMO_TRAIN_FRACTION = 0.75
+DEMO_SESSIONS = 120
+DEMO_ITERATIONS = 20
+DEMO_SEED = 3
+#: session indices: Phases 2–3 learn before ``TRAIN``, Phase 4–5 judge ``TRAIN..FORWARD``, paper trade after
+DEMO_TRAIN_SESSIONS = 60
+DEMO_FORWARD_SESSIONS = 90
 
 
 def demo_paths(settings: Settings) -> tuple[Path, Path]:
@@ -32,95 +36,94 @@ def demo_paths(settings: Settings) -> tuple[Path, Path]:
     return base / "atlas", base / "checkpoints"
 
 
-def _train_until(root: Path) -> str:
-    from edgefinder.markets import atlas
+def _split_dates() -> tuple[str, str]:
+    from edgefinder.markets.synth import SynthConfig, session_dates
 
-    ts = atlas.read_bars(root, "1h")["timestamp"].to_numpy()
-    days = sorted(set(atlas.session_ids(ts).astype(str)))
-    return days[int(len(days) * DEMO_TRAIN_FRACTION)]
+    dates = session_dates(SynthConfig().start, DEMO_SESSIONS)
+    return dates[DEMO_TRAIN_SESSIONS].isoformat(), dates[DEMO_FORWARD_SESSIONS].isoformat()
 
 
 def run_phases_2_3(settings: Settings, console: Console) -> dict:
     """Synthesize the demo ATLAS (once) and run Phases 2–3; returns what the summary shows."""
     from edgefinder.markets.orchestrator import Orchestrator
-    from edgefinder.markets.synth import SynthConfig, generate_atlas
+    from edgefinder.markets.synth import SynthConfig, generate_atlas, load_ground_truth
 
     root, ckpt = demo_paths(settings)
     t0 = time.perf_counter()
-    if not (root / "ground_truth.json").is_file():
-        generate_atlas(root, SynthConfig(sessions=DEMO_SESSIONS, seed=DEMO_SEED, edge="planted"))
+    if not (root / "ground_truth.json").is_file() or load_ground_truth(root).get("edge") != "reverting":
+        generate_atlas(root, SynthConfig(sessions=DEMO_SESSIONS, seed=DEMO_SEED, edge="reverting"))
     t_synth = time.perf_counter() - t0
-    train_until = _train_until(root)
-    orch = Orchestrator(root, ckpt, iterations=DEMO_ITERATIONS, train_until=train_until,
-                        timeframes=DEMO_TIMEFRAMES, seed=DEMO_SEED, dashboard=False,
-                        console=Console(quiet=True))
+    train_until, forward_until = _split_dates()
+    orch = Orchestrator(root, ckpt, iterations=DEMO_ITERATIONS, train_until=train_until, seed=DEMO_SEED,
+                        dashboard=False, console=Console(file=io.StringIO()))
     summary = orch.run()
     return {"orchestrator": orch, "summary": summary, "atlas": root, "checkpoints": ckpt,
-            "train_until": train_until, "synth_seconds": t_synth}
+            "train_until": train_until, "forward_until": forward_until, "synth_seconds": t_synth,
+            "truth": load_ground_truth(root)}
 
 
 def _print_summary(console: Console, info: dict) -> None:
     s = info["summary"]
-    lib = info["orchestrator"].load_library()
-    console.print(
-        f"synthetic ATLAS: {DEMO_SESSIONS} sessions (planted edge), timeframes {', '.join(s.timeframes)}; "
-        f"in-sample before {info['train_until']}"
-    )
-    per = ", ".join(f"{x['tf']} {x['patterns']}" for x in s.patterns_per_level)
-    console.print(f"Phase 2: {s.patterns} patterns ({per}); Phase 2.5: {s.templates} templates; "
-                  f"Phase 3: {s.library_templates} playbook entries, {s.fissions} fission(s)")
-    top = sorted(lib.values(), key=lambda e: (-e["member_count"], e["template_id"]))[:5]
-    t = Table(title="Playbook — the 5 largest templates (score = mean/std of member PnL, $ after costs)")
-    for col in ("template", "tf", "type", "members", "stop/target/trail (ticks)", "max hold (s)",
-                "train score", "val PnL $ (trades)"):
-        t.add_column(col, justify="right" if col not in ("tf", "type") else "left")
-    for e in top:
-        p = e["params"]
-        t.add_row(f"T-{e['template_id']}", e["timeframe"], e["pattern_type"], str(e["member_count"]),
-                  f"{p['stop_loss_ticks']}/{p['take_profit_ticks']}/{p['trailing_stop_ticks']}",
-                  str(p["max_hold_seconds"]), f"{e['train_score']:.2f}",
-                  f"{e['val_pnl']:,.2f} ({e['val_trades']})")
-    console.print(t)
+    fade = info["truth"].get("naive_fade", {})
+    console.print(f"synthetic ATLAS: {DEMO_SESSIONS} sessions with a mean-reverting component "
+                  f"(a naive fade of 15s ROCHE snaps nets {fade.get('mean_points', float('nan')):+.2f} points a "
+                  f"trade after costs, t = {fade.get('t', float('nan')):.1f}); timeframes {', '.join(s.timeframes)}",
+                  soft_wrap=True)
+    console.print(f"sessions: Phases 2–3 learn before {info['train_until']}, Phases 4–5 judge "
+                  f"{info['train_until']}..{info['forward_until']}, paper trade from {info['forward_until']}")
+    per = ", ".join(f"{x['tf']} {x['patterns']:,}" for x in s.patterns_per_level)
+    console.print(f"Phase 2: {s.patterns:,} patterns ({per}); Phase 2.5: {s.templates} templates; "
+                  f"Phase 3: {s.library_templates} playbook entries, {s.fissions} fission(s)", soft_wrap=True)
 
 
-def run_phases_4_5(settings: Settings, console: Console, info: dict) -> None:
-    """Phases 4–5 of the demo: forward pass over every session (in-sample and out-of-sample apart),
-    then strategy selection; prints the headline figures and the production playbook's status."""
-    from edgefinder.markets.selection import PLAYBOOK_PKL, TIER_NAMES
+def run_phases_4_5(settings: Settings, console: Console, info: dict) -> dict:
+    """Forward pass (in-sample and out-of-sample apart), strategy selection, and the paper trade on the
+    held-back sessions; prints the headline figures."""
+    from edgefinder.markets.summary import money, power_text
 
     orch = info["orchestrator"]
-    fwd = orch.run_forward_pass(day_lines=False)
+    fwd = orch.run_forward_pass(day_lines=False, forward_until=info["forward_until"])
     rep = fwd.report
-    t = Table(title=f"Phase 4 — forward pass ({rep['entry_timeframe']} entries, "
-                    f"{fwd.bars_per_second:,.0f} bars/s)")
-    for col in ("sessions", "days", "trades", "win rate", "PnL $", "Sharpe/trade", "max DD $", "p (mean > 0)"):
+    t = Table(title=f"Phase 4 — forward pass ({rep['entry_timeframe']} entries, {rep['cascade']} cascade)")
+    for col in ("sessions", "days", "trades", "win rate", "PnL $", "mean $/trade", "p (mean > 0)"):
         t.add_column(col, justify="left" if col == "sessions" else "right")
-    for name, key in (("all", "all"), ("in-sample", "in_sample"), ("out-of-sample", "out_of_sample")):
+    for name, key in (("in-sample", "in_sample"), ("out-of-sample", "out_of_sample")):
         b = rep.get(key)
-        if b is None:
-            continue
-        t.add_row(name, str(b["days"]), f"{b['total_trades']:,}", f"{b['win_rate']:.1%}",
-                  f"{b['total_pnl']:,.2f}", f"{b['sharpe_per_trade']:.2f}", f"{b['max_drawdown']:,.2f}",
-                  f"{b['p_value_mean_pnl_gt_0']:.3g}")
+        if b is not None:
+            t.add_row(name, str(b["days"]), f"{b['total_trades']:,}", f"{b['win_rate']:.1%}",
+                      f"{b['total_pnl']:,.2f}", f"{b['mean_pnl_per_trade']:+.2f}", f"{b['p_value_mean_pnl_gt_0']:.2g}")
     console.print(t)
     sel = orch.run_strategy_selection()
-    st = sel.stats
-    tiers = ", ".join(f"{TIER_NAMES[k].split(' —')[0].title()}: {int((st['tier'] == k).sum())}"
-                      for k in (1, 2, 3, 4, 0)) if not st.empty else "no templates"
-    console.print(f"Phase 5: {tiers}; the q-gate (BH q <= 0.10 on out-of-sample trades) removed "
-                  f"{sel.tier1_removed_by_q} Tier-1 template(s)")
-    for tid, e in sorted(sel.production.items()):
-        console.print(f"  production T-{tid}: {e['trades']} trades, Sharpe {e['sharpe']:.2f}, q {e['q_value']:.3f}, "
-                      f"out-of-sample PnL ${e['oos_pnl']:,.2f}, risk {e['risk_score']:.2f}")
-    console.print(f"Production playbook: {len(sel.production)} template(s) in "
-                  f"{info['checkpoints'] / PLAYBOOK_PKL}, status pending_review — approve with "
-                  f"`edgefinder markets approve-playbook --checkpoint-dir {info['checkpoints']}`")
+    fam = sel.families
+    console.print(f"Phase 5: {int(fam['qualifies'].sum()) if len(fam) else 0} of "
+                  f"{int(fam['tested'].sum()) if len(fam) else 0} families qualify on out-of-sample expectancy; "
+                  f"production playbook: {len(sel.production)} templates (status pending_review)", soft_wrap=True)
+    for _, r in fam[fam["qualifies"]].iterrows() if len(fam) else []:
+        console.print(f"  {r['family']}: {r['trades']:,} trades, {money(r['mean_pnl'])}/trade "
+                      f"[{money(r['ci_low'])}, {money(r['ci_high'])}], q {r['q_value']:.2g}", soft_wrap=True)
+    paper = None
+    if sel.production:
+        from edgefinder.markets.paper_trade import run_paper_trade
+
+        paper = run_paper_trade(info["checkpoints"], info["atlas"], info["forward_until"], allow_pending=True).report
+        console.print(f"Paper trade on {paper['sessions']} held-back sessions ({paper['from']}..{paper['to']}; the "
+                      f"demo passes --allow-pending, a person approves a real playbook first): "
+                      f"{paper['total_trades']:,} trades, {money(paper['total_pnl'])} "
+                      f"({money(paper['mean_pnl_per_trade'])}/trade, p {paper['p_value_mean_pnl_gt_0']:.2g})",
+                      soft_wrap=True)
+        console.print(f"  {power_text({**paper, 'power': paper['power']})}", soft_wrap=True)
+    else:
+        console.print("No family qualified, so there is nothing to paper-trade.")
+    console.print(f"Approve the playbook with `edgefinder markets approve-playbook --checkpoint-dir "
+                  f"{info['checkpoints']}`", soft_wrap=True)
+    return {"forward": fwd, "selection": sel, "paper": paper}
 
 
-def run(settings: Settings, console: Console) -> None:
-    """The futures demo: small synthetic ATLAS → Phases 2–3 (→ 4–5) → short summary."""
+def run(settings: Settings, console: Console) -> dict:
+    """The futures demo: synthetic ATLAS → Phases 2–5 → paper trade → short summary."""
     t0 = time.perf_counter()
     info = run_phases_2_3(settings, console)
     _print_summary(console, info)
-    run_phases_4_5(settings, console, info)
+    out = run_phases_4_5(settings, console, info)
     console.print(f"[dim]futures demo: {time.perf_counter() - t0:.1f} s; artifacts in {info['checkpoints']}[/dim]")
+    return {**info, **out}

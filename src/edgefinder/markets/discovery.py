@@ -1,28 +1,28 @@
-"""Phase 2: top-down fractal discovery with full parent chains (seed 003, Task A).
+"""Phase 2: fractal discovery with full parent chains (seed 003, Task A).
 
-The scan walks the ATLAS from the top timeframe present (``DISCOVERY_ORDER``: 1D, 4h, 1h, 15m,
-5m, 1m, 15s, 5s, 1s) down to the finest one:
+:meth:`FractalDiscoveryAgent.scan_atlas_topdown` reads the ATLAS coarsest timeframe first
+(``DISCOVERY_ORDER``: 1D, 4h, 1h, 15m, 5m, 1m, 15s, 5s, 1s; those present or asked for), computes
+each timeframe's physics states **once over its continuous series** (never over concatenated window
+fragments), finds its ROCHE_SNAP and STRUCTURAL_DRIVE bars (a bar meeting both rules yields two
+events, ROCHE_SNAP first) and links them into chains with :mod:`edgefinder.markets.cascade` — the
+same code the forward pass trades with:
 
-* **Level 0** is the top timeframe: every bar whose state is a ROCHE_SNAP or a STRUCTURAL_DRIVE is
-  a pattern, with ``parent_chain = []``.
-* **Level k** keeps the patterns of timeframe k that fall inside a *parent window* opened by a
-  level k-1 pattern. A pattern on a bar of P seconds is only known when that bar **closes**
-  (``timestamp + P``), so its child window is ``[close, close + max(P, 30 * child_seconds))``
-  (seconds, epoch UTC). Opening it at the bar's open, as the original did, leaks the future.
-* A child bar belongs to a window when its **open** time lies in ``[start, end)``; because the
-  ATLAS timeframes divide each other, such a bar starts at or after the parent bar closed, so no
-  child pattern is ever attributed to a parent that was not known yet.
-* Overlapping windows merge (see :meth:`FractalDiscoveryAgent._merge_windows` for the rule that
-  keeps the longer window's chain without ever back-dating it).
-* ``depth`` = level index and ``len(parent_chain) == depth``; chain entries are
-  ``{"tf", "type", "z", "mom", "coh", "timestamp"}``, immediate parent first, root last.
-* A bar that meets both rules yields two events (ROCHE_SNAP first). The drill-down stops at the
-  first level with no patterns.
+* A pattern on a bar of P seconds is only known when that bar **closes** (``timestamp + P``), so
+  its child window is ``[close, close + max(P, 30 * child_seconds))`` (seconds, epoch UTC). Opening
+  it at the bar's open, as the original did, leaks the future. A child bar belongs to a window when
+  its **open** lies inside it, so no child is ever attributed to a parent that was not known yet.
+* ``cascade="context"`` (default): every pattern of every timeframe is kept; its chain is the run of
+  windows that hold it (immediate parent on the finest coarser timeframe with a window), so
+  ``depth`` runs from 0 (backed by nothing) to the full hierarchy.
+* ``cascade="strict"``: the seed's top-down funnel — level k keeps only the patterns inside a window
+  of a level k-1 pattern, ``depth`` = level index, and the scan stops at the first empty level.
+* Always ``len(parent_chain) == depth``; chain entries are ``{"tf", "type", "z", "mom", "coh",
+  "timestamp"}``, immediate parent first, root last.
 
-Physics states are computed **once per timeframe over its continuous series**
-(``QuantumFieldEngine.compute_states`` over ``atlas.read_bars`` of the whole range), never over
-concatenated window fragments. Window membership is vectorized (``np.searchsorted`` over the
-merged, sorted windows); Python objects are created only for the patterns themselves.
+The seed's funnel pieces stay available for callers that build windows themselves:
+``_batch_scan_full``, ``_batch_scan_windowed`` and ``_merge_windows`` (on 5-tuples
+``(start, end, parent_type, parent_tf, chain)``), with :func:`child_windows`, :func:`merge_windows`
+and :func:`window_index`. Python objects are created only for the patterns themselves.
 """
 
 from __future__ import annotations
@@ -40,7 +40,25 @@ import pyarrow.parquet as pq
 
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets import atlas
-from edgefinder.markets.physics import PhysicsConfig, QuantumFieldEngine, ThreeBodyQuantumState
+from edgefinder.markets.cascade import (
+    CASCADE_MODES,
+    CHILD_WINDOW_BARS,
+    ROCHE_SNAP,
+    STRUCTURAL_DRIVE,
+    Level,
+    link_cascade,
+    pattern_rows,
+)
+from edgefinder.markets.physics import (
+    ZONE_NAMES,
+    PhysicsConfig,
+    QuantumFieldEngine,
+    StateArrays,
+    ThreeBodyQuantumState,
+    as_arrays,
+    state_arrays,
+    states_at,
+)
 
 __all__ = [
     "CHAIN_KEYS",
@@ -62,10 +80,6 @@ __all__ = [
     "window_index",
 ]
 
-ROCHE_SNAP = "ROCHE_SNAP"
-STRUCTURAL_DRIVE = "STRUCTURAL_DRIVE"
-#: A child window lasts at least this many child bars (and at least one parent bar).
-CHILD_WINDOW_BARS = 30
 #: Keys of one ``parent_chain`` entry, in storage order.
 CHAIN_KEYS = ("tf", "type", "z", "mom", "coh", "timestamp")
 
@@ -271,22 +285,27 @@ class FractalDiscoveryAgent:
         start: Any = None,
         end: Any = None,
         *,
+        cascade: str = "context",
         on_level: LevelCallback | None = None,
         progress: bool = False,
     ) -> list[PatternEvent]:
-        """Scan ``atlas_root`` top-down; return the manifest sorted by (depth, timestamp).
+        """Scan ``atlas_root`` coarsest timeframe first; return the manifest sorted by (level, timestamp).
 
         ``timeframes`` restricts the hierarchy (e.g. ``['5m', '1m', '15s']``); ``start``/``end``
         bound the bars read (epoch seconds or a date/time string, naive = UTC; end exclusive as
-        ``atlas.read_bars`` defines it). ``on_level(level_index, tf, n_patterns)`` is called after
-        each level; ``progress=True`` shows a Rich progress bar.
+        ``atlas.read_bars`` defines it). ``cascade``: ``"context"`` (every timeframe over its whole
+        series, ancestry measured: depth 0 to the full hierarchy) or ``"strict"`` (the top-down
+        funnel: only patterns inside the level above's windows) — see :mod:`edgefinder.markets.cascade`.
+        ``on_level(level_index, tf, n_patterns)`` is called after each level; ``progress=True``
+        shows a Rich progress bar.
         """
+        if cascade not in CASCADE_MODES:
+            raise DiscoveryError(f"--cascade must be one of {', '.join(CASCADE_MODES)}, got {cascade!r}")
         tfs = self.resolve_timeframes(atlas_root, timeframes)
         self._atlas_root = str(atlas_root)
         self.level_stats = []
         t0 = None if start is None else atlas.to_epoch_seconds(start)
         t1 = None if end is None else atlas.to_epoch_seconds(end)
-        manifest: list[PatternEvent] = []
 
         bar = None
         task = None
@@ -296,46 +315,48 @@ class FractalDiscoveryAgent:
             bar = Progress(transient=True)
             bar.start()
             task = bar.add_task("discovery", total=len(tfs))
+        levels: list[Level] = []
+        states_of: list[list[ThreeBodyQuantumState]] = []
+        window_data: list[list[pd.DataFrame] | None] = []
+        n_bars: list[int] = []
         try:
-            level_patterns: list[PatternEvent] = []
             for level, tf in enumerate(tfs):
                 if bar is not None:
                     bar.update(task, description=f"level {level} ({tf})")
-                bars = atlas.read_bars(atlas_root, tf, t0, t1)
-                states = self.engine.compute_states(bars, tf)
-                if level == 0:
-                    level_patterns = self._batch_scan_full(states, tf)
-                    n_windows = 0
-                else:
-                    windows = self._merge_windows(child_windows(level_patterns, tf))
-                    n_windows = len(windows)
-                    level_patterns = self._batch_scan_windowed(states, tf, windows, depth=level)
-                self.level_stats.append(
-                    {"level": level, "tf": tf, "bars": len(states), "windows": n_windows,
-                     "patterns": len(level_patterns)}
-                )
-                manifest.extend(level_patterns)
-                del bars, states  # free this timeframe before the next (finer, larger) one is read
-                if on_level is not None:
-                    on_level(level, tf, len(level_patterns))
+                st = state_arrays(atlas.read_bars(atlas_root, tf, t0, t1), self.config)
+                lv = Level.from_states(st, tf)
+                if cascade == "strict" and levels:
+                    # the funnel: only what the level above's windows hold is kept (and needs a state)
+                    lv = link_cascade([*levels, lv], "strict").levels[-1]
+                levels.append(lv)
+                states_of.append(states_at(st, lv.rows, tf))
+                window_data.append(self._window_data(st, lv.rows) if self.keep_window_data else None)
+                n_bars.append(int(st["timestamp"].size))
+                del st  # free this timeframe before the next (finer, larger) one is read
                 if bar is not None:
-                    bar.update(task, advance=1, description=f"level {level} ({tf}): {len(level_patterns)} patterns")
-                if not level_patterns:
-                    break
+                    bar.update(task, advance=1, description=f"level {level} ({tf}): {len(lv)} patterns")
+                if cascade == "strict" and len(lv) == 0:
+                    break  # the funnel stops at the first level with no patterns
         finally:
             if bar is not None:
                 bar.stop()
-        # levels are produced in depth order and each in bar order; stable sort keeps
-        # ROCHE_SNAP before STRUCTURAL_DRIVE for one bar.
-        manifest.sort(key=lambda p: (p.depth, p.timestamp))
+        linked = link_cascade(levels, cascade)
+        manifest: list[PatternEvent] = []
+        for level, lv in enumerate(linked.levels):
+            manifest.extend(self._make_events(lv, states_of[level], linked.chains(level), window_data[level]))
+            depths = np.bincount(lv.depth).tolist() if len(lv) else []
+            self.level_stats.append({"level": level, "tf": lv.tf, "bars": n_bars[level], "patterns": len(lv),
+                                     "patterns_by_depth": depths})
+            if on_level is not None:
+                on_level(level, lv.tf, len(lv))
         return manifest
 
     # ------------------------------------------------------------------ seed pieces
-    def _batch_scan_full(self, states_df: pd.DataFrame, tf: str, depth: int = 0) -> list[PatternEvent]:
-        """Every pattern of ``states_df`` (level 0: no parents, ``parent_chain == []``)."""
-        rows, types = self.pattern_rows(states_df)
-        return self._make_events(states_df, tf, rows, types, depth=depth, windows=None,
-                                 win_idx=None)
+    def _batch_scan_full(self, states_df: pd.DataFrame, tf: str) -> list[PatternEvent]:
+        """Every pattern of one timeframe's states (level 0 of the funnel: ``parent_chain == []``)."""
+        st = as_arrays(states_df)
+        lv = Level.from_states(st, tf)
+        return self._make_events(lv, states_at(st, lv.rows, tf), [[] for _ in range(len(lv))])
 
     def _batch_scan_windowed(
         self,
@@ -344,25 +365,25 @@ class FractalDiscoveryAgent:
         parent_windows: Sequence[Window],
         depth: int,
     ) -> list[PatternEvent]:
-        """Patterns of ``states_df`` whose bar opens inside one of ``parent_windows``.
+        """Patterns of ``states_df`` whose bar opens inside one of ``parent_windows`` (the funnel's step).
 
-        ``parent_windows`` are 5-tuples (start, end, parent_type, parent_tf, chain); they are
-        merged here if they overlap (merging is idempotent), so raw windows may be passed.
-        Each event gets ``parent_type``/``parent_tf``/``parent_chain`` from its window.
+        ``parent_windows`` are 5-tuples (start, end, parent_type, parent_tf, chain), merged here
+        (merging is idempotent, so raw windows may be passed). Each event gets ``parent_type`` /
+        ``parent_tf`` / ``parent_chain`` from its window and ``depth``.
         """
         windows = self._merge_windows(parent_windows)
-        if not windows:
-            return []
-        rows, types = self.pattern_rows(states_df)
-        if rows.size == 0:
+        st = as_arrays(states_df)
+        lv = Level.from_states(st, tf)
+        if not windows or not len(lv):
             return []
         starts = np.array([w[0] for w in windows], dtype=np.float64)
         ends = np.array([w[1] for w in windows], dtype=np.float64)
-        ts = states_df["timestamp"].to_numpy()[rows]
-        widx = window_index(ts, starts, ends)
+        widx = window_index(lv.ts, starts, ends)
         keep = widx >= 0
-        return self._make_events(states_df, tf, rows[keep], types[keep], depth=depth,
-                                 windows=windows, win_idx=widx[keep])
+        lv = lv.subset(keep)
+        lv = dataclasses.replace(lv, depth=np.full(len(lv), int(depth), np.int64))
+        chains = [list(windows[w][4]) for w in widx[keep].tolist()]
+        return self._make_events(lv, states_at(st, lv.rows, tf), chains)
 
     @staticmethod
     def _merge_windows(windows: Sequence[Window]) -> list[Window]:
@@ -372,97 +393,39 @@ class FractalDiscoveryAgent:
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def pattern_rows(states_df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and types of all pattern events in ``states_df`` (vectorized).
+        """Rows and types of all pattern events in ``states_df``; see :func:`cascade.pattern_rows`."""
+        return pattern_rows(states_df)
 
-        Returns ``(rows, is_roche)``: row positions (a bar meeting both rules appears twice,
-        ROCHE_SNAP first) and a boolean array, True for ROCHE_SNAP, False for STRUCTURAL_DRIVE.
-        """
-        valid = states_df["valid"].to_numpy(dtype=bool)
-        roche = states_df["roche_snap"].to_numpy(dtype=bool) & valid
-        drive = states_df["structural_drive"].to_numpy(dtype=bool) & valid
-        r_rows = np.flatnonzero(roche)
-        d_rows = np.flatnonzero(drive)
-        rows = np.concatenate([r_rows, d_rows])
-        is_roche = np.concatenate([np.ones(r_rows.size, bool), np.zeros(d_rows.size, bool)])
-        # stable sort by row: ROCHE_SNAP (listed first) stays first on a shared bar
-        order = np.argsort(rows, kind="stable")
-        return rows[order].astype(np.int64), is_roche[order]
+    def _window_data(self, st: StateArrays, rows: np.ndarray) -> list[pd.DataFrame]:
+        """The ``rp`` state rows that produced each pattern row (``keep_window_data``)."""
+        frame = pd.DataFrame({c: v for c, v in st.items() if c != "zone_code"})
+        frame["lagrange_zone"] = ZONE_NAMES[np.asarray(st["zone_code"], np.int64)]
+        rp = int(self.config.rp)
+        return [frame.iloc[max(0, r - rp + 1): r + 1].reset_index(drop=True) for r in rows.tolist()]
 
-    def _make_events(
-        self,
-        states_df: pd.DataFrame,
-        tf: str,
-        rows: np.ndarray,
-        is_roche: np.ndarray,
-        *,
-        depth: int,
-        windows: Sequence[Window] | None,
-        win_idx: np.ndarray | None,
-    ) -> list[PatternEvent]:
-        if rows.size == 0:
+    def _make_events(self, lv: Level, states: Sequence[ThreeBodyQuantumState], chains: Sequence[list],
+                     window_data: Sequence[pd.DataFrame] | None = None) -> list[PatternEvent]:
+        """PatternEvents of one level's patterns (``states``, ``chains``, ``window_data`` aligned with ``lv``)."""
+        if not len(lv):
             return []
-        states = _states_at(states_df, rows, tf)
-        ts = states_df["timestamp"].to_numpy()[rows].astype(np.float64)
-        cols = {c: states_df[c].to_numpy()[rows].astype(np.float64).tolist()
-                for c in ("close", "z_score", "velocity", "momentum", "coherence")}
         root = self._atlas_root
-        prefix = f"{root}/{tf}/" if root else f"{tf}/"
-        sources = np.char.add(np.char.add(prefix, _month_labels(ts)), ".parquet").tolist()
-        ts_l = ts.tolist()
-        rows_l = rows.tolist()
-        types_l = np.where(is_roche, ROCHE_SNAP, STRUCTURAL_DRIVE).tolist()
-        widx_l = win_idx.tolist() if win_idx is not None else None
-        rp = int(getattr(self.config, "rp", 21))
-        out: list[PatternEvent] = []
-        for j in range(rows.size):
-            if widx_l is None:
-                p_type, p_tf, chain = "", "", []
-            else:
-                w = windows[widx_l[j]]  # type: ignore[index]
-                p_type, p_tf, chain = w[2], w[3], list(w[4])
-            wd = None
-            if self.keep_window_data:
-                r = rows_l[j]
-                wd = states_df.iloc[max(0, r - rp + 1): r + 1].reset_index(drop=True)
-            out.append(
-                PatternEvent(
-                    pattern_type=types_l[j],
-                    timestamp=ts_l[j],
-                    price=cols["close"][j],
-                    z_score=cols["z_score"][j],
-                    velocity=cols["velocity"][j],
-                    momentum=cols["momentum"][j],
-                    coherence=cols["coherence"][j],
-                    file_source=sources[j],
-                    idx=rows_l[j],
-                    state=states[j],
-                    timeframe=tf,
-                    depth=depth,
-                    parent_type=p_type,
-                    parent_tf=p_tf,
-                    window_data=wd,
-                    parent_chain=chain,
-                )
+        prefix = f"{root}/{lv.tf}/" if root else f"{lv.tf}/"
+        sources = np.char.add(np.char.add(prefix, _month_labels(lv.ts)), ".parquet").tolist()
+        cols = {c: getattr(lv, c).tolist() for c in ("ts", "z", "velocity", "momentum", "coherence")}
+        rows = lv.rows.tolist()
+        depth = lv.depth.tolist()
+        types = lv.types.tolist()
+        return [
+            PatternEvent(
+                pattern_type=types[j], timestamp=cols["ts"][j], price=states[j].close, z_score=cols["z"][j],
+                velocity=cols["velocity"][j], momentum=cols["momentum"][j], coherence=cols["coherence"][j],
+                file_source=sources[j], idx=rows[j], state=states[j], timeframe=lv.tf, depth=depth[j],
+                parent_type=chains[j][0]["type"] if chains[j] else "",
+                parent_tf=chains[j][0]["tf"] if chains[j] else "",
+                window_data=None if window_data is None else window_data[j], parent_chain=chains[j],
             )
-        return out
-
-
-def _states_at(states_df: pd.DataFrame, rows: np.ndarray, tf: str) -> list[ThreeBodyQuantumState]:
-    """ThreeBodyQuantumState for each row, built from column arrays (one pass per column)."""
-    names = _state_field_names()
-    direct = [n for n in names if n in states_df.columns]
-    if any(n not in direct and n != "timeframe" for n in names):
-        # the state has fields the frame doesn't carry as columns: use the official constructor
-        return [ThreeBodyQuantumState.from_states(states_df, int(r), tf) for r in rows]
-    values = {n: states_df[n].to_numpy()[rows].tolist() for n in direct}
-    has_tf = "timeframe" in names and "timeframe" not in direct
-    out = []
-    for j in range(rows.size):
-        kw = {n: values[n][j] for n in direct}
-        if has_tf:
-            kw["timeframe"] = tf
-        out.append(ThreeBodyQuantumState(**kw))
-    return out
+            for j in range(len(lv))
+        ]
 
 
 # ---------------------------------------------------------------------- manifest I/O
@@ -556,15 +519,29 @@ def load_manifest(path: str | Path) -> list[PatternEvent]:
     missing += [_STATE_PREFIX + n for n in names if _STATE_PREFIX + n not in table.column_names]
     if missing:
         raise ManifestError(f"manifest {path} lacks column(s) {', '.join(missing)}")
-    cols = {n: table.column(n).to_pylist() for n, _ in _EVENT_COLUMNS}
-    chains = table.column("parent_chain").to_pylist()
-    state_cols = {n: table.column(_STATE_PREFIX + n).to_pylist() for n in names}
-    out: list[PatternEvent] = []
-    for j in range(table.num_rows):
-        state = ThreeBodyQuantumState(**{n: state_cols[n][j] for n in names})
-        kw = {n: cols[n][j] for n, _ in _EVENT_COLUMNS}
-        out.append(PatternEvent(state=state, parent_chain=chains[j] or [], **kw))
-    return out
+    cols = [_pylist(table.column(n)) for n, _ in _EVENT_COLUMNS]
+    states = [ThreeBodyQuantumState(*vals) for vals in zip(*(_pylist(table.column(_STATE_PREFIX + n)) for n in names))]
+    chains = _chains(table.column("parent_chain"))
+    # positional, in PatternEvent's field order: the 9 event columns up to idx, the state, timeframe ..
+    # parent_tf, window_data, parent_chain (the round-trip test guards the order)
+    return [PatternEvent(*row[:9], st, *row[9:], None, chain) for row, st, chain in zip(zip(*cols), states, chains)]
+
+
+def _pylist(col: pa.ChunkedArray) -> list:
+    """A column as Python values (numbers through NumPy: far faster than ``to_pylist``)."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col.to_pylist()
+    return col.to_numpy().tolist()
+
+
+def _chains(col: pa.ChunkedArray) -> list[list[dict]]:
+    """The ``parent_chain`` column (``list<struct>``) as lists of dicts, from its flat child arrays."""
+    arr = col.combine_chunks()
+    offsets = arr.offsets.to_numpy()
+    flat = arr.flatten()
+    fields = {k: _pylist(pa.chunked_array([flat.field(k)])) for k in CHAIN_KEYS}
+    entries = [dict(zip(CHAIN_KEYS, vals)) for vals in zip(*(fields[k] for k in CHAIN_KEYS))]
+    return [entries[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist())]
 
 
 def manifest_summary(manifest: Sequence[PatternEvent]) -> dict:

@@ -6,11 +6,12 @@ Artifacts in ``checkpoint_dir`` (the seed's names):
 * ``templates.pkl`` and ``clustering_scaler.pkl`` — Phase 2.5 (Task B step 1 saves the scaler)
 * ``pattern_library.pkl`` + ``pattern_library.json`` — Phase 3
 * ``state.json`` — which phases are complete and the *inputs fingerprint* of each
+  (:mod:`edgefinder.markets.checkpoints` owns the file names and ``state.json``)
 
 A rerun skips every phase whose fingerprint still matches and whose files exist. The fingerprint
 of Phase 2 covers the ATLAS files of the chosen timeframes (name, size, mtime), the timeframes,
-``train_until`` and the physics thresholds; Phase 2.5 adds the seed; Phase 3 adds the iterations
-and the instrument. A changed input re-runs its phase and every later one. ``run(fresh=True)``
+``train_until``, the cascade mode and the physics thresholds; Phase 2.5 adds the seed and the
+template cap; Phase 3 adds the iterations and the instrument. A changed input re-runs its phase and every later one. ``run(fresh=True)``
 deletes the artifacts first.
 
 ``train_until``: only bars opening before it are used. A plain date ``YYYY-MM-DD`` means the start
@@ -29,7 +30,6 @@ import datetime as _dt
 import hashlib
 import json
 import pickle
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,6 +41,17 @@ from rich.console import Console
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_write_bytes
+from edgefinder.markets.checkpoints import (
+    CHECKPOINT_FILES,
+    LIBRARY,
+    MANIFEST,
+    PHASE_FILES,
+    SCALER,
+    TEMPLATES,
+    files_fingerprint,
+    read_state,
+    write_state,
+)
 
 __all__ = [
     "CHECKPOINT_FILES",
@@ -51,29 +62,13 @@ __all__ = [
     "resolve_train_until",
 ]
 
-STATE_VERSION = 1
 PHASES = ("discovery", "clustering", "playbook")
 PHASE_TITLES = {"discovery": "Phase 2 — discovery", "clustering": "Phase 2.5 — clustering",
                 "playbook": "Phase 3 — playbook"}
-#: files each phase writes (relative to checkpoint_dir); ``--fresh`` deletes all of them.
-PHASE_FILES: dict[str, tuple[str, ...]] = {
-    "discovery": ("manifest.parquet",),
-    "clustering": ("templates.pkl", "clustering_scaler.pkl"),
-    "playbook": ("pattern_library.pkl", "pattern_library.json"),
-}
-#: every file ``run(fresh=True)`` removes; Phases 4–5 append theirs here.
-CHECKPOINT_FILES: list[str] = [f for fs in PHASE_FILES.values() for f in fs] + ["state.json"]
-#: Phase 4 (forward.py) and Phase 5 (selection.py) artifacts, also removed by ``--fresh``.
-CHECKPOINT_FILES += ["phase4_journal.bin", "phase4_report.json", "phase4_trades.parquet",
-                     "phase4_regret.parquet", "brain.pkl", "production_playbook.pkl",
-                     "production_playbook.json", "phase5_templates.csv"]
 
 
 class PipelineError(EdgefinderError):
     """The pipeline cannot run on the given inputs (missing data, no timeframes, too few bars)."""
-
-
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def resolve_train_until(value: Any) -> int | None:
@@ -82,16 +77,10 @@ def resolve_train_until(value: Any) -> int | None:
     A date (``YYYY-MM-DD`` text or ``datetime.date``) is the start of the CME session that ends
     on that date; anything else (epoch seconds, ISO date-time) is taken literally, naive = UTC.
     """
-    if value is None or value == "":
-        return None
     try:
-        if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
-            return atlas.session_bounds(value)[0]
-        if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
-            return atlas.session_bounds(value.strip())[0]
-        return atlas.to_epoch_seconds(value)
-    except (ValueError, TypeError) as exc:
-        raise PipelineError(f"cannot read --train-until {value!r}: use YYYY-MM-DD ({exc})") from None
+        return atlas.session_start(value, "--train-until")
+    except atlas.AtlasError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 @dataclass
@@ -252,6 +241,11 @@ class Orchestrator:
             ones). They are part of Phase 2's fingerprint and recorded in ``state.json``
             (``phases.discovery.physics``); a forward pass reuses the recorded ones and refuses
             a ``physics`` given here that differs from them.
+        cascade: ``context`` (every timeframe scanned, ancestry measured) or ``strict`` (the
+            top-down funnel); see :mod:`edgefinder.markets.cascade`. Recorded for the forward pass.
+        max_templates: cap on Phase 2.5's coarse cluster count (default
+            ``clustering.MAX_COARSE_K``; see :func:`clustering.coarse_k`).
+        sampler: Phase 3's Optuna sampler, ``qmc`` or ``tpe`` (see ``playbook._search``).
     """
 
     def __init__(
@@ -266,6 +260,9 @@ class Orchestrator:
         console: Console | None = None,
         instrument: str = "MNQ",
         physics: Any = None,
+        cascade: str = "context",
+        max_templates: int | None = None,
+        sampler: str = "qmc",
     ) -> None:
         from edgefinder.markets.instruments import get_instrument
         from edgefinder.markets.physics import PhysicsConfig
@@ -287,6 +284,18 @@ class Orchestrator:
         #: as given (None = nothing asked): what a forward pass on an existing playbook must match
         self.physics_requested: PhysicsConfig | None = physics
         self.physics: PhysicsConfig = physics if physics is not None else PhysicsConfig()
+        from edgefinder.markets.cascade import CASCADE_MODES
+        from edgefinder.markets.clustering import MAX_COARSE_K
+
+        if cascade not in CASCADE_MODES:
+            raise PipelineError(f"--cascade must be one of {', '.join(CASCADE_MODES)}, got {cascade!r}")
+        self.cascade = cascade
+        self.max_templates = int(max_templates) if max_templates is not None else MAX_COARSE_K
+        if self.max_templates < 1:
+            raise PipelineError(f"--max-templates must be at least 1 (got {max_templates})")
+        if sampler not in ("qmc", "tpe"):
+            raise PipelineError(f"--sampler must be qmc or tpe, got {sampler!r}")
+        self.sampler = sampler
         # Filled by the phases (or loaded from checkpoints).
         self.timeframes: list[str] = []
         self.manifest: list[Any] | None = None
@@ -306,16 +315,10 @@ class Orchestrator:
         return self.path("state.json")
 
     def _read_state(self) -> dict:
-        try:
-            state = json.loads(self.state_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {"version": STATE_VERSION, "phases": {}}
-        if state.get("version") != STATE_VERSION or not isinstance(state.get("phases"), dict):
-            return {"version": STATE_VERSION, "phases": {}}
-        return state
+        return read_state(self.checkpoint_dir)
 
     def _write_state(self, state: dict) -> None:
-        atomic_write_bytes(json.dumps(state, indent=2).encode(), self.state_path)
+        write_state(self.checkpoint_dir, state)
 
     def clear_checkpoints(self) -> list[Path]:
         """Delete every known artifact (``--fresh``); returns the paths removed."""
@@ -350,21 +353,16 @@ class Orchestrator:
         self.summary.train_until = self.train_until
 
     def _fingerprints(self) -> dict[str, str]:
-        files = []
-        for tf in self.timeframes:
-            for p in atlas.month_files(self.data_dir, tf):
-                st = p.stat()
-                files.append([tf, p.name, st.st_size, st.st_mtime_ns])
         from edgefinder import __version__
 
-        base = {"version": __version__, "files": files, "timeframes": self.timeframes,
-                "train_until": self.train_until,
+        base = {"version": __version__, "files": files_fingerprint(self.data_dir, self.timeframes),
+                "timeframes": self.timeframes, "train_until": self.train_until, "cascade": self.cascade,
                 "physics": dataclasses.asdict(self.physics)}
-        keys = {}
         parts: dict[str, Any] = {"discovery": base}
-        parts["clustering"] = {"prev": None, "seed": self.seed}
+        parts["clustering"] = {"prev": None, "seed": self.seed, "max_templates": self.max_templates}
         parts["playbook"] = {"prev": None, "iterations": self.iterations, "seed": self.seed,
-                             "instrument": dataclasses.asdict(self.instrument)}
+                             "instrument": dataclasses.asdict(self.instrument), "sampler": self.sampler}
+        keys = {}
         prev = ""
         for ph in PHASES:
             doc = dict(parts[ph])
@@ -419,12 +417,12 @@ class Orchestrator:
         disp.start_phase("discovery", total=len(self.timeframes))
         agent = FractalDiscoveryAgent(self.physics)
         manifest = agent.scan_atlas_topdown(self.data_dir, self.timeframes, None, self.train_until,
-                                            on_level=disp.on_level)
-        save_manifest(manifest, self.path("manifest.parquet"))
+                                            cascade=self.cascade, on_level=disp.on_level)
+        save_manifest(manifest, self.path(MANIFEST))
         self.manifest = manifest
-        # physics: the forward pass replays the playbook with exactly these (forward.resolve_physics)
+        # physics and cascade: the forward pass replays the playbook with exactly these
         info = {"patterns": len(manifest), "timeframes": list(self.timeframes), "train_until": self.train_until,
-                "physics": dataclasses.asdict(self.physics),
+                "physics": dataclasses.asdict(self.physics), "cascade": self.cascade,
                 "levels": agent.level_stats,
                 "summary": manifest_summary(manifest)}
         self._apply_discovery_info(info)
@@ -435,13 +433,13 @@ class Orchestrator:
 
         disp.start_phase("clustering", total=1)
         manifest = self._need_manifest()
-        engine = FractalClusteringEngine(seed=self.seed)
+        engine = FractalClusteringEngine(seed=self.seed, max_coarse_k=self.max_templates)
         templates = engine.create_templates(manifest)
-        atomic_write_bytes(pickle.dumps(templates, protocol=pickle.HIGHEST_PROTOCOL), self.path("templates.pkl"))
+        atomic_write_bytes(pickle.dumps(templates, protocol=pickle.HIGHEST_PROTOCOL), self.path(TEMPLATES))
         if engine.scaler is not None:
-            save_scaler(engine.scaler, self.path("clustering_scaler.pkl"))
+            save_scaler(engine.scaler, self.path(SCALER))
         else:  # no patterns: keep an explicit marker so the phase counts as complete
-            atomic_write_bytes(pickle.dumps(None), self.path("clustering_scaler.pkl"))
+            atomic_write_bytes(pickle.dumps(None), self.path(SCALER))
         self.engine, self.templates, self.scaler = engine, templates, engine.scaler
         disp.templates = len(templates)
         disp.advance(1)
@@ -466,7 +464,7 @@ class Orchestrator:
                 disp.library = info["done"]
 
         res = optimize_templates(templates, self.data_dir, self.iterations, self.seed, self.instrument,
-                                 engine=self.engine, end=self.train_until, progress=progress)
+                                 engine=self.engine, end=self.train_until, progress=progress, sampler=self.sampler)
         save_library(res.library, self.checkpoint_dir, res.fissions)
         self.library, self.fissions = res.library, res.fissions
         info = {"library_templates": len(res.library), "fissions": res.fissions,
@@ -498,12 +496,12 @@ class Orchestrator:
         if self.manifest is None:
             from edgefinder.markets.discovery import load_manifest
 
-            self.manifest = load_manifest(self.path("manifest.parquet"))
+            self.manifest = load_manifest(self.path(MANIFEST))
         return self.manifest
 
     def _need_templates(self) -> list[Any]:
         if self.templates is None:
-            with open(self.path("templates.pkl"), "rb") as fh:
+            with open(self.path(TEMPLATES), "rb") as fh:
                 self.templates = pickle.load(fh)
         return self.templates
 
@@ -512,13 +510,13 @@ class Orchestrator:
         if self.library is None:
             from edgefinder.markets.playbook import load_library
 
-            path = self.path("pattern_library.pkl")
+            path = self.path(LIBRARY)
             if not path.exists():
                 raise PipelineError(f"no playbook at {path}: run `edgefinder markets run` first")
             self.library = load_library(self.checkpoint_dir)
         return self.library
 
-    # ------------------------------------------------------------------ Phases 4–5 (M4)
+    # ------------------------------------------------------------------ Phases 4–5
     def run_forward_pass(self, config: Any = None, *, fresh: bool = False, max_sessions: int | None = None,
                          day_lines: bool = True, **kwargs: Any) -> Any:
         """Phase 4 (Task B): :func:`edgefinder.markets.forward.run_forward_pass` on this run's ATLAS,
@@ -528,6 +526,7 @@ class Orchestrator:
         its instrument defaults to the orchestrator's. The physics thresholds are the ones Phase 2
         recorded; a ``physics`` given to the constructor (or as ``physics=`` here: a
         ``PhysicsConfig`` or a mapping of the thresholds the user asked for) must equal them.
+        ``forward_until`` (keyword) holds sessions from that date on back for paper trading.
         Returns a ``ForwardResult``.
         """
         from edgefinder.markets.forward import ForwardConfig, run_forward_pass

@@ -292,6 +292,59 @@ def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
     return res
 
 
+#: One timeframe's bars and physics state columns as plain arrays (:func:`compute_state_arrays`'s keys
+#: plus the bar columns; ``lagrange_zone`` as ``zone_code``). Building a DataFrame per timeframe costs
+#: more than the physics, so the pipeline's hot paths use these.
+StateArrays = dict[str, np.ndarray]
+BAR_COLUMNS: tuple[str, ...] = ("timestamp", "open", "high", "low", "close", "volume")
+
+
+def state_arrays(bars: pd.DataFrame, config: PhysicsConfig | None = None) -> StateArrays:
+    """Bars plus every physics column of :func:`compute_state_arrays` (one vectorized pass)."""
+    base = {c: bars[c].to_numpy() for c in BAR_COLUMNS}
+    out: StateArrays = dict(base)
+    out.update(compute_state_arrays(base["close"], base["volume"], config or PhysicsConfig()))
+    return out
+
+
+def as_arrays(states: pd.DataFrame | StateArrays) -> StateArrays:
+    """State arrays of a :meth:`QuantumFieldEngine.compute_states` frame (arrays pass through)."""
+    if not isinstance(states, pd.DataFrame):
+        return states
+    out = {c: states[c].to_numpy() for c in states.columns if c != "lagrange_zone"}
+    if "lagrange_zone" in states.columns:
+        zone = states["lagrange_zone"]
+        if isinstance(zone.dtype, pd.CategoricalDtype) and list(zone.cat.categories) == ZONE_NAMES.tolist():
+            out["zone_code"] = zone.cat.codes.to_numpy().astype(np.int8)
+        else:
+            codes = {name: k for k, name in enumerate(ZONE_NAMES.tolist())}
+            out["zone_code"] = np.array([codes.get(z, 0) for z in zone.tolist()], np.int8)
+    return out
+
+
+def state_at(states: StateArrays, i: int, tf: str) -> ThreeBodyQuantumState:
+    """The :class:`ThreeBodyQuantumState` of row ``i`` (made only where one object is needed)."""
+    kw: dict[str, Any] = {c: float(states[c][i]) for c in BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)}
+    return ThreeBodyQuantumState(
+        timestamp=int(states["timestamp"][i]), **kw, lagrange_zone=str(ZONE_NAMES[int(states["zone_code"][i])]),
+        roche_snap=bool(states["roche_snap"][i]), structural_drive=bool(states["structural_drive"][i]),
+        structure_ok=bool(states["structure_ok"][i]), valid=bool(states["valid"][i]), timeframe=tf)
+
+
+def states_at(states: StateArrays, rows: np.ndarray, tf: str) -> list[ThreeBodyQuantumState]:
+    """:func:`state_at` for many rows, reading each column once."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = {c: np.asarray(states[c], dtype=np.float64)[rows].tolist() for c in BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)}
+    ts = np.asarray(states["timestamp"])[rows].astype(np.int64).tolist()
+    zone = ZONE_NAMES[np.asarray(states["zone_code"])[rows].astype(np.int64)].tolist()
+    flags = {c: np.asarray(states[c], dtype=bool)[rows].tolist()
+             for c in ("roche_snap", "structural_drive", "structure_ok", "valid")}
+    names = BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)
+    return [ThreeBodyQuantumState(ts[j], *(cols[c][j] for c in names), zone[j], flags["roche_snap"][j],
+                                  flags["structural_drive"][j], flags["structure_ok"][j], flags["valid"][j], tf)
+            for j in range(rows.size)]
+
+
 class QuantumFieldEngine:
     """Computes every state column of a timeframe's whole continuous bar series at once."""
 

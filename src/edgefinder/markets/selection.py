@@ -1,43 +1,49 @@
-"""Phase 5: strategy selection and risk scoring (seed 003, Task C).
+"""Phase 5: strategy selection, risk scoring and the production playbook (seed 003, Task C).
 
 Inputs (all under ``checkpoint_dir``): ``brain.pkl`` (Phase 4's BayesianBrain with its trade history),
 ``pattern_library.pkl`` (Phase 3), and, when present, ``phase4_regret.parquet`` (per-trade regret
-markers) and ``phase4_report.json`` (for ``train_until``). Outputs: ``production_playbook.pkl`` (the
-seed's ``{template_id: {...}}`` layout) and its JSON twin ``production_playbook.json``, both with
-status ``pending_review`` until ``edgefinder markets approve-playbook`` marks them ``approved``.
+markers). Outputs: ``production_playbook.pkl`` (the seed's ``{template_id: {...}}`` layout) and its
+JSON twin ``production_playbook.json``, both ``pending_review`` until ``edgefinder markets
+approve-playbook`` marks them ``approved``; ``phase5_templates.csv`` and ``phase5_families.csv``.
 
-Per template (money in dollars per contract net of costs; Sharpe per trade, not annualized):
-
-* brain: wins, losses, total, ``prob`` = (wins + 1) / (total + 11), ``conf`` = min(total / 100, 1);
-* trades: ``sharpe`` = mean / std (population std, 0 with < 2 trades or zero spread),
-  ``max_dd`` (<= 0, cumulative-PnL drawdown from 0), ``avg_win`` (> 0 or 0), ``avg_loss`` (< 0 or 0),
-  ``max_consecutive_losses``, ``win_rate`` = wins / total (0 without trades), ``total_pnl``;
-* tiers, exactly the seed's thresholds (strict inequalities):
+**The seed's report, as the seed defines it.** Per template (dollars per contract net of costs;
+Sharpe per trade): brain wins/losses/total, ``prob`` = (wins + 1) / (total + 11), ``conf`` =
+min(total / 100, 1); ``sharpe`` = mean / std (population std), ``max_dd``, ``avg_win``, ``avg_loss``,
+``max_consecutive_losses``, ``win_rate``, ``total_pnl``; the four tiers with the seed's thresholds
+(settings, strict inequalities, precedence 1 → 4; a template matching none is UNCLASSIFIED):
 
   - TIER 1 (production): prob > 0.55 and conf > 0.30 and sharpe > 0.5 and total > 30
   - TIER 2 (promising):  prob > 0.50 and conf > 0.20 and total > 15
   - TIER 3 (unproven):   total < 15
   - TIER 4 (toxic):      prob < 0.45 and total > 20
 
-  Precedence 1, 2, 3, 4 (only Tier 1 and Tier 2 can both match; 3 and 4 are disjoint from each
-  other and from 1–2). A template matching none (e.g. exactly 15 trades, or prob in [0.45, 0.50]
-  with more than 15 trades, or 16–20 trades with prob < 0.45) is tier 0, "UNCLASSIFIED": reported,
-  never in production.
-* ``risk_score`` = 0.3 (1 - win_rate) + 0.3 loss_ratio + 0.2 (max_consecutive_losses / 10)
-  + 0.2 dd_ratio, with the seed's divisions guarded: loss_ratio = |avg_loss| / avg_win when
-  avg_win > 0, else ``ratio_cap`` if there are losses (0 otherwise); dd_ratio = |max_dd| / total_pnl
-  when total_pnl > 0, else ``ratio_cap`` if there was a drawdown (0 otherwise); both ratios capped
-  at ``ratio_cap`` (5). Levels: LOW < 0.5 <= MEDIUM < 1.0 <= HIGH.
-* beyond the seed: ``p_value`` one-sided t-test of mean trade PnL > 0, ``q_value`` Benjamini-Hochberg
-  across all templates with >= 2 trades, ``dsr`` deflated Sharpe ratio (n_trials = those templates,
-  Sharpe variance across them). When the history holds out-of-sample trades (``--train-until``),
-  p, q and DSR are computed on the **out-of-sample** trades only (in-sample trades fed the parameter
-  search, so their significance is inflated); otherwise on all trades. A Tier-1 template enters the
-  production playbook only when q <= ``q_max`` (0.10); the report counts those the gate removed.
-* regret (Phase 4's BatchRegretAnalyzer): mean exit efficiency and the share of exits closed too
-  early / too late, per template.
-* ancestry: each template's root context is the most frequent (root timeframe, root type) among
-  its trades' parent chains (stored on every trade), "(none)" for entries without ancestors.
+and the guarded risk score 0.3 (1 − win_rate) + 0.3 loss_ratio + 0.2 (max_consecutive_losses / 10)
++ 0.2 dd_ratio (a ratio whose denominator is <= 0 is ``ratio_cap`` when its numerator is non-zero,
+both capped at ``ratio_cap``); LOW < 0.5 <= MEDIUM < 1.0 <= HIGH.
+
+**Production follows the evidence, not the tiers.** The seed's Tier 1 asks a win probability above
+0.55 under a Beta(1, 10)-like prior: an asymmetric exit (stop 15 ticks, target 40) that wins 40 % of
+the time and earns after costs can never get there, while a many-small-wins template can be Tier 1
+and lose money. So entry into production is decided on **out-of-sample expectancy net of costs**,
+pooled where the evidence is:
+
+1. Every out-of-sample trade (sessions from ``--train-until`` on; in-sample trades fed the parameter
+   search) belongs to a **family** — pattern type × entry timeframe × direction × root context
+   (``replay.family_key``). A family with at least ``min_family_trades`` trades is tested:
+   one-sided t-test of mean PnL > 0, **Benjamini-Hochberg q** across every family tested, and the
+   **deflated Sharpe ratio** against the best of that many zero-edge families of its size.
+2. A family qualifies when q <= ``q_max``, DSR >= ``dsr_min`` and its mean is positive.
+3. Inside a qualifying family each template's trades (its *member* cell) get an **empirical-Bayes
+   shrunk mean** toward the family's (``stats.pooling.shrink_means``): an edge spread over many small
+   templates is still found, and a member whose own trades clearly lose is left out. A member with a
+   positive shrunk mean enters production for that family; a template may enter for several.
+
+Without out-of-sample trades nothing is promoted. The report prints the tiers exactly as the seed
+does, then the families, how each production entry qualified, the **power** of the test sample
+(the smallest mean PnL per trade the test detects at 80 % power), regret figures per template, and
+the **ancestry analysis** in numbers: do deeper or Roche-rooted chains earn more than shallow ones
+(difference in mean PnL per trade with its 95 % CI and p, Welch's t-test, out-of-sample trades,
+within each entry pattern type).
 """
 
 from __future__ import annotations
@@ -45,8 +51,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import pickle
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -58,19 +63,50 @@ from rich.table import Table
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
 from edgefinder.jsonsafe import jsonable
-from edgefinder.markets._io import atomic_pickle, atomic_write_text, read_pickle
-from edgefinder.markets.brain import BayesianBrain, trades_frame
+from edgefinder.markets._io import atomic_pickle, atomic_write_text
+from edgefinder.markets.brain import BayesianBrain, BrainFileError
+from edgefinder.markets.checkpoints import (
+    BRAIN,
+    PLAYBOOK_JSON,
+    PLAYBOOK_PKL,
+    REGRET,
+    SELECTION_CSV,
+    SELECTION_FAMILIES_CSV,
+    load_library,
+)
+from edgefinder.markets.summary import money, power_text, sample_block
+from edgefinder.settings import setting_default
 from edgefinder.stats.multiple import multiple_test_correction
 from edgefinder.stats.performance import (
     deflated_sharpe_ratio,
     max_consecutive_losses,
     max_drawdown,
+    mean_difference,
     mean_pnl_test,
     sharpe,
 )
+from edgefinder.stats.pooling import shrink_means
+from edgefinder.stats.power import minimum_detectable_mean
 
-PLAYBOOK_PKL = "production_playbook.pkl"
-PLAYBOOK_JSON = "production_playbook.json"
+__all__ = [
+    "PLAYBOOK_JSON",
+    "PLAYBOOK_PKL",
+    "STATUS_APPROVED",
+    "STATUS_PENDING",
+    "TIER_NAMES",
+    "SelectionConfig",
+    "SelectionError",
+    "SelectionResult",
+    "ancestry_tests",
+    "approve_playbook",
+    "classify_tier",
+    "family_evidence",
+    "load_production_playbook",
+    "risk_score",
+    "run_strategy_selection",
+    "template_stats",
+]
+
 STATUS_PENDING = "pending_review"
 STATUS_APPROVED = "approved"
 TIER_NAMES = {1: "TIER 1 — PRODUCTION READY", 2: "TIER 2 — PROMISING", 3: "TIER 3 — UNPROVEN",
@@ -84,24 +120,52 @@ class SelectionError(EdgefinderError):
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """Phase 5 settings. ``q_max``: BH q a Tier-1 template needs for production (0.10);
-    ``ratio_cap``: cap of the risk score's two ratios; ``risk_low``/``risk_high``: level cut-offs."""
+    """Phase 5 settings (``markets run`` flags; defaults in :class:`edgefinder.settings.Settings`).
 
-    q_max: float = 0.10
+    Production: ``q_max`` — BH q a family needs; ``dsr_min`` — deflated Sharpe it needs;
+    ``min_family_trades`` — out-of-sample trades below which a family is not tested. The seed's
+    tiers: ``tier1_prob`` / ``tier1_conf`` / ``tier1_sharpe`` / ``tier1_trades``, ``tier2_prob`` /
+    ``tier2_conf`` / ``tier2_trades``, ``tier3_trades``, ``tier4_prob`` / ``tier4_trades`` (strict
+    inequalities as the seed writes them). Risk: ``ratio_cap`` caps the two ratios;
+    ``risk_low`` / ``risk_high`` are the level cut-offs.
+    """
+
+    q_max: float = setting_default("q_max")
+    dsr_min: float = setting_default("dsr_min")
+    min_family_trades: int = setting_default("min_family_trades")
+    tier1_prob: float = setting_default("tier1_prob")
+    tier1_conf: float = setting_default("tier1_conf")
+    tier1_sharpe: float = setting_default("tier1_sharpe")
+    tier1_trades: int = setting_default("tier1_trades")
+    tier2_prob: float = setting_default("tier2_prob")
+    tier2_conf: float = setting_default("tier2_conf")
+    tier2_trades: int = setting_default("tier2_trades")
+    tier3_trades: int = setting_default("tier3_trades")
+    tier4_prob: float = setting_default("tier4_prob")
+    tier4_trades: int = setting_default("tier4_trades")
     ratio_cap: float = 5.0
     risk_low: float = 0.5
     risk_high: float = 1.0
 
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> SelectionConfig:
+        """The fields that are settings (same names) from ``settings``, replaced by non-None overrides."""
+        vals = {f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)}
+        vals.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**vals)
 
-def classify_tier(prob: float, conf: float, sharpe_ratio: float, total: int) -> int:
-    """Seed tier (1–4) with precedence 1, 2, 3, 4; 0 when no tier's conditions hold."""
-    if prob > 0.55 and conf > 0.30 and sharpe_ratio > 0.5 and total > 30:
+
+def classify_tier(prob: float, conf: float, sharpe_ratio: float, total: int,
+                  config: SelectionConfig | None = None) -> int:
+    """The seed's tier (1–4) with precedence 1, 2, 3, 4; 0 when no tier's conditions hold."""
+    c = config or SelectionConfig()
+    if prob > c.tier1_prob and conf > c.tier1_conf and sharpe_ratio > c.tier1_sharpe and total > c.tier1_trades:
         return 1
-    if prob > 0.50 and conf > 0.20 and total > 15:
+    if prob > c.tier2_prob and conf > c.tier2_conf and total > c.tier2_trades:
         return 2
-    if total < 15:
+    if total < c.tier3_trades:
         return 3
-    if prob < 0.45 and total > 20:
+    if prob < c.tier4_prob and total > c.tier4_trades:
         return 4
     return 0
 
@@ -121,10 +185,11 @@ def risk_score(win_rate: float, avg_win: float, avg_loss: float, max_consec_loss
             + 0.2 * dd_ratio)
 
 
-def risk_level(score: float, config: SelectionConfig = SelectionConfig()) -> str:
-    if score < config.risk_low:
+def risk_level(score: float, config: SelectionConfig | None = None) -> str:
+    c = config or SelectionConfig()
+    if score < c.risk_low:
         return "LOW"
-    return "MEDIUM" if score < config.risk_high else "HIGH"
+    return "MEDIUM" if score < c.risk_high else "HIGH"
 
 
 def _pnl_moments(p: np.ndarray) -> tuple[float, float]:
@@ -136,31 +201,48 @@ def _pnl_moments(p: np.ndarray) -> tuple[float, float]:
     return 0.0, 3.0
 
 
+def _dsr(p: np.ndarray, n_trials: int) -> float:
+    """Deflated Sharpe of trade PnL ``p`` against the best of ``n_trials`` zero-edge samples of its size.
+
+    The benchmark's spread is the sampling variance a zero-edge Sharpe estimate of ``p.size`` trades
+    has (1 / (n − 1)), not the spread of the estimates across families: families differ a lot in
+    size, and the smallest would dominate that spread."""
+    if p.size < 3:
+        return float("nan")
+    sk, ku = _pnl_moments(p)
+    return deflated_sharpe_ratio(sharpe(p), int(p.size), max(int(n_trials), 1), sk, ku, 1.0 / (p.size - 1))
+
+
+def _test_trades(trades: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The trades significance is computed on: out-of-sample ones when there are any, else all."""
+    if len(trades) and bool(trades["out_of_sample"].any()):
+        return trades[trades["out_of_sample"]], "out-of-sample"
+    return trades, "all"
+
+
 def template_stats(brain: BayesianBrain, library: dict[int, dict[str, Any]],
-                   regret: pd.DataFrame | None = None,
-                   config: SelectionConfig = SelectionConfig()) -> pd.DataFrame:
-    """One row per library template (plus any template only the brain knows), all Phase 5 figures."""
-    trades = trades_frame(brain.trade_history)
-    use_oos = bool(len(trades)) and bool(trades["out_of_sample"].any())
+                   regret: pd.DataFrame | None = None, config: SelectionConfig | None = None) -> pd.DataFrame:
+    """One row per library template (plus any template only the brain knows): the seed's figures,
+    the tier, and per template p (mean PnL > 0, test sample), BH q over templates and DSR."""
+    cfg = config or SelectionConfig()
+    trades = brain.trades()
+    test, sample = _test_trades(trades)
     ids = sorted(set(int(t) for t in library) | set(int(t) for t in brain.table))
     by_tid = {int(k): g for k, g in trades.groupby("template_id", sort=False)} if len(trades) else {}
-    eff = {}
+    test_by = {int(k): g["pnl"].to_numpy(np.float64) for k, g in test.groupby("template_id")} if len(test) else {}
+    eff: dict[int, tuple[float, float, float]] = {}
     if regret is not None and len(regret):
-        g = regret.groupby("template_id")
-        eff = {int(k): (float(v["exit_efficiency"].mean()),
-                        float((v["regret_type"] == "closed_too_early").mean()),
-                        float((v["regret_type"] == "closed_too_late").mean())) for k, v in g}
+        eff = {int(k): (float(v["exit_efficiency"].mean()), float((v["regret_type"] == "closed_too_early").mean()),
+                        float((v["regret_type"] == "closed_too_late").mean())) for k, v in regret.groupby("template_id")}
     rows = []
     for tid in ids:
         rec = brain.table.get(tid, {"wins": 0, "losses": 0, "total": 0})
         g = by_tid.get(tid)
         pnls = g["pnl"].to_numpy(np.float64) if g is not None else np.zeros(0)
         total = int(rec["total"])
-        prob = brain.get_probability(tid)
-        conf = brain.get_confidence(tid)
+        prob, conf = brain.get_probability(tid), brain.get_confidence(tid)
         if pnls.size > 1:
-            sr = sharpe(pnls)
-            mdd = max_drawdown(pnls)
+            sr, mdd = sharpe(pnls), max_drawdown(pnls)
             avg_win = float(pnls[pnls > 0].mean()) if (pnls > 0).any() else 0.0
             avg_loss = float(pnls[pnls < 0].mean()) if (pnls < 0).any() else 0.0
         else:  # the seed's "len(pnls) > 1" rule: one trade gives no Sharpe, drawdown or averages
@@ -168,12 +250,11 @@ def template_stats(brain: BayesianBrain, library: dict[int, dict[str, Any]],
         streak = max_consecutive_losses(pnls) if pnls.size else 0
         wr = rec["wins"] / total if total else 0.0
         tot_pnl = float(pnls.sum())
-        risk = risk_score(wr, avg_win, avg_loss, streak, mdd, tot_pnl, config.ratio_cap)
-        test = pnls if not use_oos else (
-            g.loc[g["out_of_sample"], "pnl"].to_numpy(np.float64) if g is not None else np.zeros(0))
+        risk = risk_score(wr, avg_win, avg_loss, streak, mdd, tot_pnl, cfg.ratio_cap)
+        tp = test_by.get(tid, np.zeros(0))
         oos = g.loc[g["out_of_sample"], "pnl"].to_numpy(np.float64) if g is not None else np.zeros(0)
         if g is not None and len(g):
-            roots = (g["root_tf"].replace("", NO_ROOT) + "|" + g["root_type"].replace("", NO_ROOT))
+            roots = g["root_tf"].replace("", NO_ROOT) + "|" + g["root_type"].replace("", NO_ROOT)
             counts = roots.value_counts()
             root = sorted(counts[counts == counts.max()].index)[0]
         else:
@@ -186,11 +267,10 @@ def template_stats(brain: BayesianBrain, library: dict[int, dict[str, Any]],
             "prob": prob, "conf": conf, "win_rate": wr, "sharpe": sr, "max_dd": mdd,
             "avg_win": avg_win, "avg_loss": avg_loss, "max_consecutive_losses": int(streak),
             "total_pnl": tot_pnl, "mean_pnl": float(pnls.mean()) if pnls.size else 0.0,
-            "risk_score": risk, "risk_level": risk_level(risk, config),
-            "tier": classify_tier(prob, conf, sr, total),
-            "test_trades": int(test.size),
-            "p_value": mean_pnl_test(test) if test.size >= 2 else np.nan,
-            "test_sharpe": sharpe(test) if test.size >= 2 else np.nan,
+            "risk_score": risk, "risk_level": risk_level(risk, cfg),
+            "tier": classify_tier(prob, conf, sr, total, cfg),
+            "test_trades": int(tp.size), "p_value": mean_pnl_test(tp) if tp.size >= 2 else np.nan,
+            "test_sharpe": sharpe(tp) if tp.size >= 2 else np.nan,
             "oos_trades": int(oos.size), "oos_pnl": float(oos.sum()),
             "oos_mean_pnl": float(oos.mean()) if oos.size else np.nan,
             "mean_exit_efficiency": e[0], "share_too_early": e[1], "share_too_late": e[2],
@@ -200,34 +280,122 @@ def template_stats(brain: BayesianBrain, library: dict[int, dict[str, Any]],
     df = pd.DataFrame(rows)
     if df.empty:
         return df
-    # BH across every template that could be tested (>= 2 trades); untested templates get NaN q.
-    _, q = multiple_test_correction(df["p_value"].to_numpy(np.float64), alpha=config.q_max)
+    _, q = multiple_test_correction(df["p_value"].to_numpy(np.float64), alpha=cfg.q_max)
     df["q_value"] = q
     tested = df["p_value"].notna().to_numpy()
     n_trials = int(tested.sum())
-    sr_var = float(np.var(df.loc[tested, "test_sharpe"])) if n_trials > 1 else 0.0
-    dsr = np.full(len(df), np.nan)
-    for i in np.flatnonzero(tested):
-        tid = int(df.at[i, "template_id"])
-        g = by_tid[tid]
-        p = (g.loc[g["out_of_sample"], "pnl"] if use_oos else g["pnl"]).to_numpy(np.float64)
-        sk, ku = _pnl_moments(p)
-        dsr[i] = deflated_sharpe_ratio(float(df.at[i, "test_sharpe"]), int(p.size), max(n_trials, 1),
-                                       sk, ku, sr_var)
-    df["dsr"] = dsr
-    df.attrs["significance_sample"] = "out-of-sample" if use_oos else "all"
+    df["dsr"] = [(_dsr(test_by[int(t)], n_trials) if ok else np.nan)
+                 for t, ok in zip(df["template_id"].tolist(), tested.tolist())]
+    df.attrs["significance_sample"] = sample
     return df
+
+
+FAMILY_COLUMNS = ("family", "pattern_type", "direction", "root", "trades", "templates", "mean_pnl", "sd_pnl",
+                  "ci_low", "ci_high", "p_value", "q_value", "dsr", "minimum_detectable", "tested", "qualifies")
+
+
+def family_evidence(test: pd.DataFrame, config: SelectionConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(families, members) on the test trades (columns ``family``, ``template_id``, ``pnl``).
+
+    ``families``: one row per family — trades, templates, mean PnL with its 95 % t CI, one-sided p,
+    BH q over the tested families, DSR (trials = families tested), the minimum detectable mean at 80 %
+    power, ``tested`` and ``qualifies``. ``members``: one row per (family, template) of a qualifying
+    family — trades, own mean, shrunk mean and posterior sd, ``promoted`` (shrunk mean > 0).
+    """
+    from scipy import stats as sps
+
+    cfg = config or SelectionConfig()
+    if test.empty:
+        return pd.DataFrame(columns=list(FAMILY_COLUMNS)), pd.DataFrame()
+    rows = []
+    for fam, g in test.groupby("family", sort=True):
+        p = g["pnl"].to_numpy(np.float64)
+        n = int(p.size)
+        mean = float(p.mean())
+        sd = float(p.std(ddof=1)) if n > 1 else float("nan")
+        half = float(sps.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
+        parts = str(fam).split(" ← ")
+        head = parts[0].split(" ")
+        rows.append({"family": fam, "pattern_type": head[0], "direction": head[-1] if len(head) > 2 else "",
+                     "root": parts[1] if len(parts) > 1 else "", "trades": n,
+                     "templates": int(g["template_id"].nunique()), "mean_pnl": mean, "sd_pnl": sd,
+                     "ci_low": mean - half, "ci_high": mean + half,
+                     "p_value": mean_pnl_test(p) if n >= 2 else np.nan,
+                     "minimum_detectable": minimum_detectable_mean(n, sd), "tested": n >= cfg.min_family_trades})
+    fam_df = pd.DataFrame(rows)
+    tested = fam_df["tested"].to_numpy(bool)
+    pv = np.where(tested, fam_df["p_value"].to_numpy(np.float64), np.nan)
+    _, q = multiple_test_correction(pv, alpha=cfg.q_max)
+    fam_df["q_value"] = q
+    n_trials = int(tested.sum())
+    by_fam = {f: g["pnl"].to_numpy(np.float64) for f, g in test.groupby("family")}
+    fam_df["dsr"] = [(_dsr(by_fam[f], n_trials) if ok else np.nan)
+                     for f, ok in zip(fam_df["family"].tolist(), tested.tolist())]
+    fam_df["qualifies"] = (tested & (fam_df["q_value"].fillna(1.0).to_numpy() <= cfg.q_max)
+                           & (fam_df["dsr"].fillna(0.0).to_numpy() >= cfg.dsr_min)
+                           & (fam_df["mean_pnl"].to_numpy() > 0))
+    members = []
+    for r in fam_df[fam_df["qualifies"]].itertuples(index=False):
+        g = test[test["family"] == r.family]
+        cells = g.groupby("template_id")["pnl"].agg(["size", "mean"]).reset_index()
+        # each member's sampling variance from the family's spread: a member's own few trades
+        # estimate their spread too badly to weigh them
+        var = (r.sd_pnl ** 2) / cells["size"].to_numpy(np.float64)
+        sh = shrink_means(cells["mean"].to_numpy(np.float64), var)
+        for j, c in enumerate(cells.itertuples(index=False)):
+            members.append({"family": r.family, "template_id": int(c.template_id), "trades": int(c.size),
+                            "mean_pnl": float(c.mean), "shrunk_mean": float(sh.shrunk[j]),
+                            "posterior_sd": float(sh.posterior_sd[j]), "family_mu": sh.mu, "tau2": sh.tau2,
+                            "promoted": bool(sh.shrunk[j] > 0)})
+    return fam_df[list(FAMILY_COLUMNS)], pd.DataFrame(members)
+
+
+ANCESTRY_COLUMNS = ("pattern_type", "comparison", "n_a", "n_b", "mean_a", "mean_b", "difference", "ci_low",
+                    "ci_high", "p_value")
+
+
+def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
+    """Do deeper or Roche-rooted chains earn more than shallow ones? Per entry pattern type, on the test
+    trades (columns ``pattern_type``, ``depth``, ``root_type``, ``pnl``): Welch differences of mean PnL
+    per trade (dollars) with 95 % CI and two-sided p for backed (depth >= 1) vs unbacked (depth 0),
+    the deepest chains seen vs the rest, and Roche-rooted vs structure-rooted chains."""
+    rows = []
+    if test.empty:
+        return pd.DataFrame(columns=list(ANCESTRY_COLUMNS))
+    for ptype, g in test.groupby("pattern_type", sort=True):
+        depth = g["depth"].to_numpy(np.int64)
+        pnl = g["pnl"].to_numpy(np.float64)
+        top = int(depth.max()) if depth.size else 0
+        comps = [("depth >= 1 vs depth 0", depth >= 1, depth == 0)]
+        if top >= 2:
+            comps.append((f"depth {top} (deepest) vs shallower", depth == top, depth < top))
+        backed = depth >= 1
+        roche = g["root_type"].to_numpy(object) == "ROCHE_SNAP"
+        comps.append(("Roche root vs structural root", backed & roche, backed & ~roche))
+        for name, a, b in comps:
+            md = mean_difference(pnl[a], pnl[b])
+            rows.append({"pattern_type": ptype, "comparison": name, "n_a": md.n_a, "n_b": md.n_b,
+                         "mean_a": md.mean_a, "mean_b": md.mean_b, "difference": md.estimate,
+                         "ci_low": md.ci_low, "ci_high": md.ci_high, "p_value": md.p_value})
+    return pd.DataFrame(rows, columns=list(ANCESTRY_COLUMNS))
 
 
 @dataclass(frozen=True)
 class SelectionResult:
-    """Phase 5 outputs: the per-template ``stats`` frame, the ``production`` playbook dict, counts."""
+    """Phase 5 outputs: per-template ``stats``, per-family ``families`` and their ``members``, the
+    ``production`` playbook, the ``tier1`` templates left out of it, the test sample's name and its
+    block (``test_block``, with power), the seed's root-context ``ancestry`` table and the
+    ``ancestry_tests``."""
 
     stats: pd.DataFrame
     production: dict[int, dict[str, Any]]
-    tier1_removed_by_q: int
+    tier1_not_in_production: int
     significance_sample: str
+    families: pd.DataFrame = field(default_factory=pd.DataFrame)
+    members: pd.DataFrame = field(default_factory=pd.DataFrame)
+    test_block: dict = field(default_factory=dict)
     ancestry: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ancestry_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     paths: tuple[Path, ...] = ()
 
 
@@ -242,25 +410,105 @@ def ancestry_table(stats: pd.DataFrame, tier: int | None = 1) -> pd.DataFrame:
     return g.sort_values(["templates", "avg_sharpe"], ascending=[False, False]).reset_index(drop=True)
 
 
-def _fmt_money(x: float) -> str:
-    return f"-${abs(x):,.0f}" if x < 0 else f"${x:,.0f}"
+def _production(st: pd.DataFrame, families: pd.DataFrame, members: pd.DataFrame,
+                library: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The production playbook: every template with a promoted member cell, in the seed's layout plus
+    the families it trades and how it qualified."""
+    out: dict[int, dict[str, Any]] = {}
+    if members.empty:
+        return out
+    fam = families.set_index("family")
+    by_tid = st.set_index("template_id")
+    for m in members[members["promoted"]].itertuples(index=False):
+        tid = int(m.template_id)
+        f = fam.loc[m.family]
+        r = by_tid.loc[tid]
+        lib = library.get(tid, {})
+        entry = out.setdefault(tid, {
+            "centroid": list(map(float, lib.get("centroid", []))), "params": dict(lib.get("params", {})),
+            "win_rate": float(r["prob"]), "sharpe": float(r["sharpe"]), "risk_score": float(r["risk_score"]),
+            "tier": int(r["tier"]), "trades": int(r["total"]), "empirical_win_rate": float(r["win_rate"]),
+            "total_pnl": float(r["total_pnl"]), "max_drawdown": float(r["max_dd"]),
+            "oos_trades": int(r["oos_trades"]), "oos_pnl": float(r["oos_pnl"]),
+            "mean_exit_efficiency": jsonable(r["mean_exit_efficiency"]),
+            "pattern_type": lib.get("pattern_type", ""), "timeframe": lib.get("timeframe", ""),
+            "direction_rule": lib.get("direction_rule", ""), "families": {}, "status": STATUS_PENDING})
+        entry["families"][str(m.family)] = {
+            "member_trades": int(m.trades), "member_mean_pnl": float(m.mean_pnl), "shrunk_mean_pnl": float(m.shrunk_mean),
+            "posterior_sd": float(m.posterior_sd), "family_trades": int(f["trades"]),
+            "family_mean_pnl": float(f["mean_pnl"]), "family_ci": [float(f["ci_low"]), float(f["ci_high"])],
+            "family_q": float(f["q_value"]), "family_dsr": float(f["dsr"]),
+            "qualified": (f"family {m.family}: {int(f['trades'])} out-of-sample trades, mean "
+                          f"{money(float(f['mean_pnl']))} [{money(float(f['ci_low']))}, {money(float(f['ci_high']))}], "
+                          f"q {float(f['q_value']):.2g}, DSR {float(f['dsr']):.2f}; this template {int(m.trades)} "
+                          f"trades, own mean {money(float(m.mean_pnl))}, shrunk {money(float(m.shrunk_mean))}"),
+        }
+    return dict(sorted(out.items()))
 
 
-def _tier_table(rows: pd.DataFrame, title: str, with_sig: bool) -> Table:
-    t = Table(title=title, title_justify="left")
-    for col in ("Template", "Trades", "Win%", "Sharpe", "Tot PnL", "Max DD", "Risk"):
-        t.add_column(col, justify="left" if col == "Template" else "right")
-    if with_sig:
-        for col in ("p", "q", "DSR", "OOS PnL", "Exit eff"):
-            t.add_column(col, justify="right")
-    for r in rows.itertuples(index=False):
-        cells = [f"T-{r.template_id}", str(r.total), f"{r.win_rate:.0%}", f"{r.sharpe:.2f}",
-                 _fmt_money(r.total_pnl), _fmt_money(r.max_dd), r.risk_level]
-        if with_sig:
-            cells += [_g(r.p_value), _g(r.q_value), _f(r.dsr, 2), _fmt_money(r.oos_pnl),
-                      _f(r.mean_exit_efficiency, 2)]
-        t.add_row(*cells)
-    return t
+def run_strategy_selection(checkpoint_dir: str | Path, config: SelectionConfig | None = None,
+                           console: Console | None = None, *, brain: BayesianBrain | None = None,
+                           library: dict[int, dict[str, Any]] | None = None,
+                           write: bool = True) -> SelectionResult:
+    """Phase 5 (Task C): rank templates, score risk, write the production playbook (pending review)."""
+    cfg = config or SelectionConfig()
+    ckpt = Path(checkpoint_dir)
+    if brain is None:
+        try:
+            brain = BayesianBrain.load(ckpt / BRAIN)
+        except BrainFileError as exc:
+            raise SelectionError(f"{exc} (run the forward pass first: --forward-pass)") from None
+    if library is None:
+        library = load_library(ckpt, SelectionError)
+    regret = pd.read_parquet(ckpt / REGRET) if (ckpt / REGRET).exists() else None
+    st = template_stats(brain, library, regret, cfg)
+    trades = brain.trades()
+    test, sample = _test_trades(trades)
+    if sample == "out-of-sample":
+        families, members = family_evidence(test, cfg)
+    else:  # in-sample trades chose the parameters: they cannot promote anything
+        families, members = family_evidence(test.iloc[0:0], cfg)
+    production = _production(st, families, members, library) if not st.empty else {}
+    n1 = int((st["tier"] == 1).sum()) if not st.empty else 0
+    n1_out = int(sum(1 for t in (st.loc[st["tier"] == 1, "template_id"] if n1 else []) if int(t) not in production))
+    block = sample_block(test, int(test["session"].nunique()) if len(test) else 0, [], len(library))
+    result = SelectionResult(st, production, n1_out, sample, families, members, block,
+                             ancestry_table(st) if not st.empty else pd.DataFrame(), ancestry_tests(test))
+    if write:
+        result = SelectionResult(**{**result.__dict__, "paths": write_playbook(ckpt, result, cfg)})
+    if console is not None:
+        print_report(result, console, cfg)
+    return result
+
+
+def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) -> tuple[Path, ...]:
+    """Write production_playbook.pkl (seed layout) + .json twin + phase5_templates.csv + phase5_families.csv."""
+    st = result.stats
+    pkl = atomic_pickle(result.production, ckpt / PLAYBOOK_PKL)
+    tiers = {TIER_NAMES[k]: int((st["tier"] == k).sum()) for k in TIER_NAMES} if not st.empty else {}
+    doc = {
+        "purpose": PURPOSE, "disclaimer": DISCLAIMER,
+        "status": STATUS_PENDING, "reviewer": None, "reviewed_at": None,
+        "rule": {"q_max": cfg.q_max, "dsr_min": cfg.dsr_min, "min_family_trades": cfg.min_family_trades,
+                 "sample": result.significance_sample},
+        "significance_sample": result.significance_sample,
+        "tier_counts": tiers, "tier1_not_in_production": result.tier1_not_in_production,
+        "families_tested": int(result.families["tested"].sum()) if len(result.families) else 0,
+        "families_qualified": int(result.families["qualifies"].sum()) if len(result.families) else 0,
+        "test_sample": result.test_block,
+        "templates": {str(k): jsonable(v) for k, v in result.production.items()},
+    }
+    js = atomic_write_text(json.dumps(jsonable(doc), indent=2, sort_keys=True), ckpt / PLAYBOOK_JSON)
+    csv = ckpt / SELECTION_CSV
+    st.to_csv(csv, index=False)
+    fcsv = ckpt / SELECTION_FAMILIES_CSV
+    result.families.to_csv(fcsv, index=False)
+    return (pkl, js, csv, fcsv)
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
 
 
 def _f(x: float, nd: int) -> str:
@@ -272,6 +520,22 @@ def _g(x: float) -> str:
     return "—" if x is None or not np.isfinite(x) else f"{x:.2g}"
 
 
+def _tier_table(rows: pd.DataFrame, title: str, with_sig: bool) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("Template", "Trades", "Win%", "Sharpe", "Tot PnL", "Max DD", "Risk"):
+        t.add_column(col, justify="left" if col == "Template" else "right")
+    if with_sig:
+        for col in ("p", "q", "DSR", "OOS PnL", "Exit eff"):
+            t.add_column(col, justify="right")
+    for r in rows.itertuples(index=False):
+        cells = [f"T-{r.template_id}", str(r.total), f"{r.win_rate:.0%}", f"{r.sharpe:.2f}",
+                 money(r.total_pnl, 0), money(r.max_dd, 0), r.risk_level]
+        if with_sig:
+            cells += [_g(r.p_value), _g(r.q_value), _f(r.dsr, 2), money(r.oos_pnl, 0), _f(r.mean_exit_efficiency, 2)]
+        t.add_row(*cells)
+    return t
+
+
 def _tf_label(tf: str) -> str:
     return tf.upper() if tf not in (NO_ROOT, "") else "no-ancestor"
 
@@ -281,20 +545,24 @@ def _type_label(t: str) -> str:
 
 
 def print_report(result: SelectionResult, console: Console, config: SelectionConfig, max_rows: int = 25) -> None:
-    """The seed's Phase 5 report: tier tables, ancestry analysis, production line."""
+    """The seed's Phase 5 report (tier tables, ancestry, production line) plus the evidence behind it."""
     st = result.stats
     console.print("\n[bold]=== Phase 5: Strategy Selection ===[/bold]")
     console.print(f"[dim]{PURPOSE}: {DISCLAIMER}[/dim]")
     if st.empty:
         console.print("No templates.")
         return
+    in_prod = set(result.production)
     order = st.sort_values(["sharpe", "total"], ascending=[False, False])
     by_trades = st.sort_values(["total", "sharpe"], ascending=[False, False])
     for tier in (1, 2, 3, 4, 0):
-        # Tier 3 is "not enough data": list the templates with the most trades first.
         rows = (by_trades if tier == 3 else order)
         rows = rows[rows["tier"] == tier]
-        suffix = ", EXCLUDED from production" if tier == 4 else ""
+        suffix = ""
+        if tier == 4:
+            promoted = sum(1 for t in rows["template_id"] if int(t) in in_prod)
+            suffix = (", EXCLUDED from production" if not promoted else
+                      f"; the seed excludes these — {promoted} of them earn out-of-sample and are in production")
         title = f"{TIER_NAMES[tier]} ({len(rows)} templates{suffix})"
         if rows.empty:
             console.print(title)
@@ -303,6 +571,12 @@ def print_report(result: SelectionResult, console: Console, config: SelectionCon
         console.print(_tier_table(shown, title, with_sig=tier in (1, 2)))
         if len(rows) > len(shown):
             console.print(f"  … {len(rows) - len(shown)} more")
+    _print_ancestry(result, console)
+    _print_evidence(result, console, config)
+
+
+def _print_ancestry(result: SelectionResult, console: Console) -> None:
+    st = result.stats
     console.print("\nANCESTRY ANALYSIS:")
     anc = result.ancestry
     n1 = int((st["tier"] == 1).sum())
@@ -319,97 +593,69 @@ def print_report(result: SelectionResult, console: Console, config: SelectionCon
         for r in allc.itertuples(index=False):
             console.print(f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)}: {r.templates} templates, "
                           f"avg Sharpe {r.avg_sharpe:.2f}")
-    console.print(f"\nSignificance (p, q, DSR) on {result.significance_sample} trades; "
-                  f"q-gate (q <= {config.q_max:.2f}) removed {result.tier1_removed_by_q} of {n1} Tier-1 templates.")
+    tests = result.ancestry_tests
+    if len(tests):
+        console.print(f"  Does ancestry pay? Mean PnL per trade, {result.significance_sample} trades "
+                      "(Welch difference, 95 % CI, two-sided p):")
+        for r in tests.itertuples(index=False):
+            if np.isfinite(r.p_value):
+                console.print(f"    {r.pattern_type} {r.comparison}: {money(r.difference)} "
+                              f"[{money(r.ci_low)}, {money(r.ci_high)}], p {r.p_value:.2g} "
+                              f"(n {r.n_a:,} vs {r.n_b:,})", soft_wrap=True)
+            else:
+                console.print(f"    {r.pattern_type} {r.comparison}: too few trades to compare "
+                              f"(n {r.n_a:,} vs {r.n_b:,})", soft_wrap=True)
+
+
+def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionConfig) -> None:
+    fam = result.families
+    console.print(f"\nEVIDENCE ({result.significance_sample} trades): {power_text(result.test_block)}", soft_wrap=True)
+    if result.significance_sample != "out-of-sample":
+        console.print("  No out-of-sample sessions (run Phases 2–3 with --train-until): in-sample trades chose "
+                      "the exit parameters, so nothing can be promoted.")
+    if len(fam):
+        tested = fam[fam["tested"]]
+        console.print(f"Families (pattern type × entry timeframe × direction × root context): {len(fam)} traded, "
+                      f"{len(tested)} with >= {cfg.min_family_trades} trades tested, "
+                      f"{int(fam['qualifies'].sum())} qualify (q <= {cfg.q_max:g}, DSR >= {cfg.dsr_min:g}, mean > 0)")
+        t = Table(title="Families by q (tested ones)", title_justify="left")
+        for col in ("family", "trades", "templates", "mean $/trade", "95% CI", "p", "q", "DSR", "detectable $", "ok"):
+            t.add_column(col, justify="left" if col == "family" else "right")
+        for r in tested.sort_values(["q_value", "p_value"]).head(12).itertuples(index=False):
+            t.add_row(r.family, f"{r.trades:,}", str(r.templates), money(r.mean_pnl), f"[{money(r.ci_low)}, "
+                      f"{money(r.ci_high)}]", _g(r.p_value), _g(r.q_value), _f(r.dsr, 2),
+                      money(r.minimum_detectable), "yes" if r.qualifies else "")
+        console.print(t)
+    n1 = int((result.stats["tier"] == 1).sum())
+    console.print(f"Tier 1 (the seed's rule): {n1} template(s), {result.tier1_not_in_production} of them not in "
+                  "production (production follows out-of-sample expectancy, see families).")
+    for tid, e in result.production.items():
+        for why in e["families"].values():
+            console.print(f"  T-{tid} (tier {e['tier']}): {why['qualified']}", soft_wrap=True)
     where = result.paths[0] if result.paths else Path("checkpoints") / PLAYBOOK_PKL
-    console.print(f"PRODUCTION PLAYBOOK: {len(result.production)} templates saved to "
-                  f"{where} (status {STATUS_PENDING}; approve with "
-                  f"`edgefinder markets approve-playbook --checkpoint-dir {where.parent}`)")
+    console.print(f"PRODUCTION PLAYBOOK: {len(result.production)} templates saved to {where} (status "
+                  f"{STATUS_PENDING}; approve with `edgefinder markets approve-playbook --checkpoint-dir "
+                  f"{where.parent}`)", soft_wrap=True)
 
 
-def load_library(checkpoint_dir: Path) -> dict[int, dict[str, Any]]:
-    path = checkpoint_dir / "pattern_library.pkl"
-    lib = read_pickle(path, SelectionError, f"pattern library not found: {path} (run Phases 2–3 first)")
-    if not isinstance(lib, dict):
-        raise SelectionError(f"{path} is not a pattern library dict")
-    return {int(k): v for k, v in lib.items() if not str(k).startswith("_")}
+# --------------------------------------------------------------------------------------------
+# human review
+# --------------------------------------------------------------------------------------------
 
 
-def run_strategy_selection(checkpoint_dir: str | Path, config: SelectionConfig | None = None,
-                           console: Console | None = None, *, brain: BayesianBrain | None = None,
-                           library: dict[int, dict[str, Any]] | None = None,
-                           write: bool = True) -> SelectionResult:
-    """Phase 5 (Task C): rank templates, score risk, write the production playbook (pending review)."""
-    cfg = config or SelectionConfig()
+def load_production_playbook(checkpoint_dir: str | Path) -> tuple[dict[int, dict[str, Any]], str]:
+    """(playbook dict, status) from ``checkpoint_dir``; one-line :class:`SelectionError` when missing."""
     ckpt = Path(checkpoint_dir)
-    if brain is None:
-        from edgefinder.markets.brain import BrainFileError
-
-        try:
-            brain = BayesianBrain.load(ckpt / "brain.pkl")
-        except BrainFileError as exc:
-            raise SelectionError(f"{exc} (run the forward pass first: --forward-pass)") from None
-    if library is None:
-        library = load_library(ckpt)
-    regret = None
-    rpath = ckpt / "phase4_regret.parquet"
-    if rpath.exists():
-        regret = pd.read_parquet(rpath)
-    st = template_stats(brain, library, regret, cfg)
-    sample = st.attrs.get("significance_sample", "all") if not st.empty else "all"
-    production: dict[int, dict[str, Any]] = {}
-    removed = 0
-    if not st.empty:
-        tier1 = st[st["tier"] == 1]
-        for r in tier1.itertuples(index=False):
-            if not (np.isfinite(r.q_value) and r.q_value <= cfg.q_max):
-                removed += 1
-                continue
-            lib = library.get(int(r.template_id), {})
-            production[int(r.template_id)] = {
-                "centroid": list(map(float, lib.get("centroid", []))),
-                "params": dict(lib.get("params", {})),
-                "win_rate": float(r.prob),
-                "sharpe": float(r.sharpe),
-                "risk_score": float(r.risk_score),
-                "tier": 1,
-                "trades": int(r.total), "empirical_win_rate": float(r.win_rate),
-                "total_pnl": float(r.total_pnl), "max_drawdown": float(r.max_dd),
-                "p_value": float(r.p_value), "q_value": float(r.q_value), "dsr": jsonable(r.dsr),
-                "oos_trades": int(r.oos_trades), "oos_pnl": float(r.oos_pnl),
-                "mean_exit_efficiency": jsonable(r.mean_exit_efficiency),
-                "root_tf": r.root_tf, "root_type": r.root_type,
-                "pattern_type": lib.get("pattern_type", ""), "timeframe": lib.get("timeframe", ""),
-                "direction_rule": lib.get("direction_rule", ""),
-                "status": STATUS_PENDING,
-            }
-    result = SelectionResult(st, production, removed, sample,
-                             ancestry_table(st) if not st.empty else pd.DataFrame())
-    paths: tuple[Path, ...] = ()
-    if write:
-        paths = write_playbook(ckpt, production, st, result, cfg)
-        result = SelectionResult(st, production, removed, sample, result.ancestry, paths)
-    if console is not None:
-        print_report(result, console, cfg)
-    return result
-
-
-def write_playbook(ckpt: Path, production: dict[int, dict[str, Any]], st: pd.DataFrame,
-                   result: SelectionResult, cfg: SelectionConfig) -> tuple[Path, ...]:
-    """Write production_playbook.pkl (seed layout) + .json twin + phase5_templates.csv."""
-    pkl = atomic_pickle(production, ckpt / PLAYBOOK_PKL)
-    tiers = {TIER_NAMES[k]: int((st["tier"] == k).sum()) for k in TIER_NAMES} if not st.empty else {}
-    doc = {
-        "purpose": PURPOSE, "disclaimer": DISCLAIMER,
-        "status": STATUS_PENDING, "reviewer": None, "reviewed_at": None,
-        "q_max": cfg.q_max, "significance_sample": result.significance_sample,
-        "tier_counts": tiers, "tier1_removed_by_q": result.tier1_removed_by_q,
-        "templates": {str(k): jsonable(v) for k, v in production.items()},
-    }
-    js = atomic_write_text(json.dumps(doc, indent=2, sort_keys=True), ckpt / PLAYBOOK_JSON)
-    csv = ckpt / "phase5_templates.csv"
-    st.to_csv(csv, index=False)
-    return (pkl, js, csv)
+    pkl, js = ckpt / PLAYBOOK_PKL, ckpt / PLAYBOOK_JSON
+    if not pkl.exists() or not js.exists():
+        raise SelectionError(f"no production playbook in {ckpt} (run `markets run --strategy-report` first)")
+    try:
+        with pkl.open("rb") as fh:
+            production = pickle.load(fh)
+        doc = json.loads(js.read_text(encoding="utf-8"))
+    except Exception as exc:  # noqa: BLE001 - unpickling junk raises almost anything
+        raise SelectionError(f"cannot read the production playbook in {ckpt}: {exc}") from None
+    return {int(k): v for k, v in production.items()}, str(doc.get("status"))
 
 
 def approve_playbook(checkpoint_dir: str | Path, reviewer: str | None = None) -> dict[str, Any]:
@@ -418,37 +664,16 @@ def approve_playbook(checkpoint_dir: str | Path, reviewer: str | None = None) ->
     Records the reviewer and the review time (wall clock: this is an audit record, not market data).
     """
     ckpt = Path(checkpoint_dir)
-    pkl, js = ckpt / PLAYBOOK_PKL, ckpt / PLAYBOOK_JSON
-    if not pkl.exists() or not js.exists():
-        raise SelectionError(f"no production playbook in {ckpt} (run --strategy-report first)")
-    try:
-        with pkl.open("rb") as fh:
-            production = pickle.load(fh)
-        doc = json.loads(js.read_text(encoding="utf-8"))
-    except Exception as exc:  # noqa: BLE001
-        raise SelectionError(f"cannot read the production playbook in {ckpt}: {exc}") from None
-    if doc.get("status") == STATUS_APPROVED:
+    production, status = load_production_playbook(ckpt)
+    doc = json.loads((ckpt / PLAYBOOK_JSON).read_text(encoding="utf-8"))
+    if status == STATUS_APPROVED:
         raise SelectionError(f"production playbook in {ckpt} is already approved (by {doc.get('reviewer')})")
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    name = reviewer or "unknown"
     for entry in production.values():
         entry["status"] = STATUS_APPROVED
-    doc.update(status=STATUS_APPROVED, reviewer=name, reviewed_at=when)
+    doc.update(status=STATUS_APPROVED, reviewer=reviewer or "unknown", reviewed_at=when)
     for entry in doc.get("templates", {}).values():
         entry["status"] = STATUS_APPROVED
-    atomic_pickle(production, pkl)
-    atomic_write_text(json.dumps(doc, indent=2, sort_keys=True), js)
+    atomic_pickle(production, ckpt / PLAYBOOK_PKL)
+    atomic_write_text(json.dumps(doc, indent=2, sort_keys=True), ckpt / PLAYBOOK_JSON)
     return doc
-
-
-def load_production_playbook(checkpoint_dir: str | Path) -> tuple[dict[int, dict[str, Any]], str]:
-    """(playbook dict, status) from ``checkpoint_dir``."""
-    ckpt = Path(checkpoint_dir)
-    with (ckpt / PLAYBOOK_PKL).open("rb") as fh:
-        production = pickle.load(fh)
-    doc = json.loads((ckpt / PLAYBOOK_JSON).read_text(encoding="utf-8"))
-    return production, str(doc.get("status"))
-
-
-def iter_tier(stats: pd.DataFrame, tier: int) -> Iterable[int]:
-    return stats.loc[stats["tier"] == tier, "template_id"].astype(int).tolist()

@@ -54,6 +54,8 @@ from edgefinder.markets import atlas
 from edgefinder.markets.physics import PhysicsConfig
 
 TICK = 0.25  # points per tick (NQ/MNQ)
+#: ``--edge`` modes: a martingale, the rare spike reversion, a mean-reverting price component.
+EDGES = ("none", "planted", "reverting")
 SESSION_SECONDS = 23 * 3600
 
 
@@ -89,12 +91,33 @@ class PlantedEdge:
 
 
 @dataclass(frozen=True)
+class RevertingEdge:
+    """A plain mean-reverting price component (units: ticks, seconds).
+
+    The traded price is a martingale plus an Ornstein-Uhlenbeck deviation ``m_t`` (an AR(1) in
+    base bars): ``m_t = phi * m_{t-1} + innovation_t`` with ``phi = 0.5 ** (bar_seconds /
+    half_life_seconds)``. The innovation's standard deviation is ``ou_vol_ticks`` per 15 s bar
+    times the bar's intraday seasonality and volatility regime (so the deviation, like everything
+    else, is larger when the market is busy), rescaled so the stationary size of ``m`` does not
+    depend on the base timeframe. Nothing about it is tied to a physics feature or the clustering:
+    a bar that moves sharply is partly a deviation that decays back, so fading sharp moves earns
+    on average — as in real markets where short-term overreaction reverts, only stronger here so
+    that it survives the instrument's costs. ``ground_truth.json`` states how much a naive fade of
+    every 15 s ROCHE_SNAP earns per trade after costs.
+    """
+
+    half_life_seconds: float = 60.0
+    ou_vol_ticks: float = 8.0  # innovation sd per 15 s bar at seasonality and regime 1, ticks
+    naive_hold_bars: int = 16  # 15 s bars the naive fade of ground_truth.json holds (4 minutes)
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """Generator settings. Prices in points, volatility in ticks per 15 s bar, volume contracts."""
 
     sessions: int = 250
     seed: int = 0
-    edge: Literal["none", "planted"] = "none"
+    edge: Literal["none", "planted", "reverting"] = "none"
     base: Literal["15s", "5s", "1s"] = "15s"
     start: _dt.date = _dt.date(2024, 1, 1)
     start_price: float = 17000.0  # points
@@ -106,6 +129,7 @@ class SynthConfig:
     regime_mean_hours: float = 3.0  # mean duration of a volatility regime
     regime_vol: tuple[float, float, float] = (0.7, 1.0, 1.5)  # quiet, normal, volatile
     planted: PlantedEdge = field(default_factory=PlantedEdge)
+    reverting: RevertingEdge = field(default_factory=RevertingEdge)
 
 
 @dataclass(frozen=True)
@@ -191,15 +215,19 @@ def _window_z(buf, head, count, rp):  # pragma: no cover - compiled
 @nb.njit(cache=True)
 def _generate(eps, sd_mult, gap_eps, is_open, sub15, sub60, start_ticks, base_vol,
               garch_a, garch_b, gap_vol, planted, rp, z15_thr, vel15_thr_ticks, spike_ticks, z1m_thr,
-              drift_ticks, horizon15, drift_vol_scale, cooldown15,
+              drift_ticks, horizon15, drift_vol_scale, cooldown15, ou_phi, ou_innov,
               open_t, close_t, sd_out, trig_idx, trig_dir, trig_z15, trig_z1m):  # pragma: no cover
     """Sequential price path in ticks. Returns the number of planted triggers written.
 
     eps: N(0,1) per base bar; sd_mult: seasonality x regime x sqrt(base/15) per base bar;
     is_open: first base bar of a session (gets a gap); sub15/sub60: base bars per 15 s / 1 m bar.
+    ou_phi / ou_innov: the reverting component's AR(1) coefficient per base bar and its innovation
+    per base bar in ticks (``ou_phi == 0`` and zeros: no component). The traded price is the
+    martingale plus the rounded component, so bars stay whole ticks.
     """
     n = eps.shape[0]
     h = 1.0
+    ou = 0.0
     price = start_ticks
     buf15 = np.zeros(rp)
     buf60 = np.zeros(rp)
@@ -216,7 +244,8 @@ def _generate(eps, sd_mult, gap_eps, is_open, sub15, sub60, start_ticks, base_vo
         if is_open[i]:
             pos = 0
             price += np.rint(gap_vol * gap_eps[i])
-        open_t[i] = price
+        open_t[i] = price + np.rint(ou)
+        ou = ou_phi * ou + ou_innov[i]
         sd = base_vol * sd_mult[i] * math.sqrt(h)
         drift = 0.0
         if drift_left > 0:
@@ -228,7 +257,7 @@ def _generate(eps, sd_mult, gap_eps, is_open, sub15, sub60, start_ticks, base_vo
         elif cool_left > 0:
             cool_left -= 1
         price += np.rint(sd * eps[i] + drift)
-        close_t[i] = price
+        close_t[i] = price + np.rint(ou)
         sd_out[i] = sd
         # GARCH(1,1) on the standardized shock; unconditional mean of h is 1
         h = (1.0 - garch_a - garch_b) + garch_a * eps[i] * eps[i] * h + garch_b * h
@@ -269,8 +298,8 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
     """Generate base-timeframe bars and the ground-truth dict (no files written)."""
     if config.sessions < 1:
         raise SynthError("--sessions must be at least 1")
-    if config.edge not in ("none", "planted"):
-        raise SynthError(f"--edge must be 'none' or 'planted', got {config.edge!r}")
+    if config.edge not in EDGES:
+        raise SynthError(f"--edge must be one of {', '.join(EDGES)}, got {config.edge!r}")
     if config.base not in ("15s", "5s", "1s"):
         raise SynthError(f"--base must be 15s, 5s or 1s, got {config.base!r}")
     bsec = atlas.TIMEFRAMES[config.base]
@@ -301,6 +330,7 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
     is_open[0] = False  # the first bar opens at start_price
 
     pe = config.planted
+    ou_phi, ou_innov = _reverting_component(config, rng, sd_mult, bsec, n)
     open_t = np.empty(n)
     close_t = np.empty(n)
     sd_out = np.empty(n)
@@ -316,7 +346,7 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
         config.garch_beta, config.gap_vol_ticks, config.edge == "planted", rp, pe.z15,
         pe.velocity15 / TICK, pe.spike_velocity / TICK - 1e-9,
         -1.0 if pe.z1m is None else pe.z1m, pe.drift_ticks, pe.horizon_bars, pe.drift_vol_scale,
-        pe.cooldown_bars, open_t, close_t, sd_out, trig_idx, trig_dir, trig_z15, trig_z1m,
+        pe.cooldown_bars, ou_phi, ou_innov, open_t, close_t, sd_out, trig_idx, trig_dir, trig_z15, trig_z1m,
     )
     # intrabar extremes and volume depend on the bar only (not on future closes): vectorized
     wick = np.rint(np.abs(rng.standard_normal((2, n))) * 0.6 * sd_out)
@@ -338,6 +368,24 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
     return bars, truth
 
 
+def _reverting_component(config: SynthConfig, rng: np.random.Generator, sd_mult: np.ndarray, bsec: int,
+                         n: int) -> tuple[float, np.ndarray]:
+    """(phi, innovation per base bar in ticks) of the reverting component; (0, zeros) without it.
+
+    The innovations are drawn from the generator only in ``reverting`` mode, so ``none`` and
+    ``planted`` data of a given seed stay exactly what they were before the mode existed.
+    """
+    if config.edge != "reverting":
+        return 0.0, np.zeros(n)
+    rv = config.reverting
+    phi = 0.5 ** (bsec / rv.half_life_seconds)
+    phi15 = 0.5 ** (15.0 / rv.half_life_seconds)
+    # same stationary variance whatever the base bar: sd_base^2 / (1 - phi^2) = sd_15^2 / (1 - phi15^2)
+    scale = rv.ou_vol_ticks * math.sqrt((1.0 - phi * phi) / (1.0 - phi15 * phi15))
+    season = sd_mult / math.sqrt(bsec / 15.0)  # seasonality x regime, without the base-bar scaling
+    return float(phi), scale * season * rng.standard_normal(n)
+
+
 def _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, trig_z1m, close_t):
     cfg = asdict(config)
     cfg["start"] = config.start.isoformat()
@@ -350,6 +398,18 @@ def _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, 
         "sessions": len(dates),
         "tick_size_points": TICK,
     }
+    if config.edge == "reverting":
+        rv = config.reverting
+        truth["rule"] = (
+            "reverting: the traded price is a martingale plus an Ornstein-Uhlenbeck deviation m_t "
+            f"(AR(1) per base bar, half-life {rv.half_life_seconds:g} s, innovation sd "
+            f"{rv.ou_vol_ticks:g} ticks per 15s bar times the intraday seasonality and volatility "
+            "regime); a sharp move is partly a deviation that decays back, so fading sharp moves "
+            "earns on average. No feature region, timeframe or ancestry is singled out.")
+        truth["params"] = asdict(rv)
+        truth["trigger_count"] = 0
+        truth["triggers"] = []
+        return truth
     if config.edge == "none":
         truth["rule"] = ("none: close-to-close increments are rint(sd_t * eps_t) ticks with symmetric "
                          "eps_t and sd_t depending on the past only, so the close series is a "
@@ -409,10 +469,67 @@ def generate_atlas(out: str | Path, config: SynthConfig,
         if progress is not None:
             progress(tf, k, total)
     truth["bars"] = counts
+    if "15s" in counts:
+        bars15 = bars if config.base == "15s" else atlas.resample(bars, 15)
+        truth["naive_fade"] = naive_fade(bars15, hold_bars=config.reverting.naive_hold_bars).as_dict()
     with open(root / "ground_truth.json", "w") as fh:
         json.dump(truth, fh, indent=1)
     return SynthResult(out=root, sessions=config.sessions, bars=counts,
                        triggers=int(truth["trigger_count"]), seconds=time.perf_counter() - t0)
+
+
+@dataclass(frozen=True)
+class NaiveFade:
+    """What fading every 15 s ROCHE_SNAP at its bar's close and holding ``hold_bars`` bars earned.
+
+    Trades may overlap (each snap is its own trade) and never outlive their CME session. PnL is net
+    of the instrument's round-trip costs (commission and slippage): ``mean_points`` points and
+    ``mean_dollars`` dollars per trade; ``t`` is the one-sample t statistic of the dollar PnL
+    (``n`` trades); ``cost_points`` is the round-trip cost in points.
+    """
+
+    n: int
+    hold_bars: int
+    instrument: str
+    mean_points: float
+    mean_dollars: float
+    sd_dollars: float
+    t: float
+    cost_points: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def naive_fade(bars15: pd.DataFrame, hold_bars: int = 16, instrument: str = "MNQ",
+               physics: PhysicsConfig | None = None) -> NaiveFade:
+    """Net PnL of the naive fade of every 15 s ROCHE_SNAP in ``bars15`` (see :class:`NaiveFade`)."""
+    from edgefinder.markets.exits import simulate_exits
+    from edgefinder.markets.instruments import get_instrument
+    from edgefinder.markets.physics import compute_state_arrays
+
+    inst = get_instrument(instrument)
+    ts = bars15["timestamp"].to_numpy(np.int64)
+    close = bars15["close"].to_numpy(np.float64)
+    st = compute_state_arrays(close, bars15["volume"].to_numpy(np.float64), physics or PhysicsConfig())
+    rows = np.flatnonzero(np.asarray(st["roche_snap"], bool) & np.asarray(st["valid"], bool))
+    sid = atlas.session_ids(ts).astype(np.int64)
+    last = np.append(np.flatnonzero(np.diff(sid) != 0), ts.size - 1)
+    end = last[np.searchsorted(last, np.arange(ts.size))]
+    rows = rows[rows < end[rows]]  # a snap on a session's last bar cannot be traded
+    side = np.where(np.asarray(st["z_score"])[rows] > 0, -1, 1)
+    res = simulate_exits(ts, bars15["high"].to_numpy(np.float64), bars15["low"].to_numpy(np.float64), close,
+                         rows, side, 1e9, 1e9, 0.0, hold_bars * 15.0, inst, end_idx=end[rows],
+                         bar_seconds=15.0)
+    pnl = res.pnl_dollars
+    n = int(pnl.size)
+    sd = float(pnl.std(ddof=1)) if n > 1 else 0.0
+    cost = 2.0 * (inst.slippage_ticks * inst.tick_size + inst.commission_per_side / inst.point_value)
+    return NaiveFade(n=n, hold_bars=int(hold_bars), instrument=inst.symbol,
+                     mean_points=float(pnl.mean() / inst.point_value) if n else 0.0,
+                     mean_dollars=float(pnl.mean()) if n else 0.0, sd_dollars=sd,
+                     t=float(pnl.mean() / (sd / math.sqrt(n))) if n > 1 and sd > 0 else 0.0,
+                     cost_points=float(cost))
 
 
 def load_ground_truth(root: str | Path) -> dict:

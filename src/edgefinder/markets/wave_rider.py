@@ -233,3 +233,115 @@ def ride_python(rider: WaveRider, timestamps: np.ndarray, high: np.ndarray, low:
         if res["should_exit"]:
             return j, res
     return end, rider.force_close(timestamps[end], close[end], "TIME")
+
+
+@njit(cache=True)
+def _session_kernel(c_rows, c_tidx, c_side, first, last, stop_t, target_t, trail_t, hold_s, wins, totals,
+                    min_prob, min_conf, learn, ts, high, low, close, bar_seconds, tick, tick_value, commission,
+                    slip, o_cand, o_exit_row, o_entry, o_exit, o_ticks, o_pnl, o_mfe, o_mae, o_reason,
+                    counts):  # pragma: no cover - numba
+    """One session's candidates through Gate 3, Gate 2 and WaveRider, compiled (see :func:`ride_session`).
+    Returns the number of trades written; ``counts`` += (gate2_reject, gate3_blocked, no_forward_bar)."""
+    n = 0
+    next_free = first
+    for i in range(c_rows.shape[0]):
+        r = c_rows[i]
+        if r < next_free:  # Gate 3: the position opened earlier is still open at this bar
+            counts[1] += 1
+            continue
+        if r >= last:  # the session's last bar: no bar left to manage a position on
+            counts[2] += 1
+            continue
+        k = c_tidx[i]
+        tot = totals[k]
+        prob = (wins[k] + 1.0) / (tot + 11.0)
+        conf = min(tot / 100.0, 1.0)
+        if not (prob >= min_prob and conf >= min_conf):  # Gate 2 (BayesianBrain.should_fire)
+            counts[0] += 1
+            continue
+        side = c_side[i]
+        fill = exits.entry_fill(side, close[r], slip, tick)
+        target_ticks = target_t[k] if target_t[k] > 0.0 else NO_TARGET_TICKS
+        stop, target = exits.initial_levels(side, fill, stop_t[k], target_ticks, tick)
+        initial_stop = stop
+        best = fill
+        entry_ts = ts[r] + bar_seconds
+        mfe = 0.0
+        mae = 0.0
+        code = exits.EXIT_NONE
+        xp = np.nan
+        j = last
+        for jj in range(r + 1, last + 1):
+            h = high[jj]
+            lo = low[jj]
+            code, xp, best, stop = exits.exit_step(side, fill, initial_stop, stop, target, trail_t[k], best,
+                                                   entry_ts, hold_s[k], ts[jj] + bar_seconds, h, lo, close[jj],
+                                                   tick, slip)
+            fav = (h - fill) if side > 0 else (fill - lo)
+            adv = (fill - lo) if side > 0 else (h - fill)
+            if fav > mfe:
+                mfe = fav
+            if adv > mae:
+                mae = adv
+            if code != exits.EXIT_NONE:
+                j = jj
+                break
+        if code == exits.EXIT_NONE:  # still open at the session's last bar: closed at its close
+            code = exits.EXIT_TIME
+            xp = exits.close_fill(side, close[last], slip, tick)
+            j = last
+        ticks, dollars = exits.trade_pnl(side, fill, xp, tick, tick_value, commission)
+        o_cand[n] = i
+        o_exit_row[n] = j
+        o_entry[n] = fill
+        o_exit[n] = xp
+        o_ticks[n] = ticks
+        o_pnl[n] = dollars
+        o_mfe[n] = mfe / tick
+        o_mae[n] = mae / tick
+        o_reason[n] = code
+        n += 1
+        if learn:
+            totals[k] += 1
+            if dollars > 0:
+                wins[k] += 1
+        next_free = j  # the exit happened inside bar j: a candidate at its close may enter
+    return n
+
+
+def ride_session(rider: WaveRider, rows: np.ndarray, template_index: np.ndarray, sides: np.ndarray,
+                 first: int, last: int, params: np.ndarray, wins: np.ndarray, totals: np.ndarray,
+                 min_prob: float, min_conf: float, learn: bool, timestamps: np.ndarray, high: np.ndarray,
+                 low: np.ndarray, close: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Trade one session's candidates one position at a time, compiled: the forward pass's session loop.
+
+    ``rows`` (bar order), ``template_index`` (row of ``params``, ``wins``, ``totals``) and ``sides`` are
+    the candidates that passed Gate 1; the session is bars ``first..last``. Each candidate meets Gate 3
+    (skipped while a position is open; none on the last bar), then Gate 2 on ``wins`` / ``totals`` (the
+    brain's counts: probability (wins + 1)/(total + 11) >= ``min_prob`` and confidence min(total/100, 1)
+    >= ``min_conf``), then WaveRider's rule: entry at the bar's close with slippage, the template's stop /
+    target / trail / max hold (``params`` columns: stop, target, trail ticks, hold seconds) judged by
+    :func:`exits.exit_step` bar by bar, a close at the session's last bar (TIME). ``learn`` updates
+    ``wins`` / ``totals`` in place after each trade (the brain learning as it goes).
+
+    Returns (trades, counts): trades as columns — ``cand`` (index into the inputs), ``exit_row``,
+    ``entry_price``, ``exit_price`` (fills, points), ``pnl_ticks``, ``pnl`` (dollars net), ``mfe_ticks``,
+    ``mae_ticks``, ``reason`` (exit code) — and counts (gate2_reject, gate3_blocked, no_forward_bar).
+    A unit test checks it against :meth:`WaveRider.update_bar` trade by trade.
+    """
+    inst = rider.instrument
+    m = int(rows.size)
+    out = {"cand": np.empty(m, np.int64), "exit_row": np.empty(m, np.int64), "entry_price": np.empty(m),
+           "exit_price": np.empty(m), "pnl_ticks": np.empty(m), "pnl": np.empty(m), "mfe_ticks": np.empty(m),
+           "mae_ticks": np.empty(m), "reason": np.empty(m, np.int8)}
+    counts = np.zeros(3, np.int64)
+    p = np.ascontiguousarray(params, dtype=np.float64)
+    n = _session_kernel(
+        np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(template_index, np.int64),
+        np.ascontiguousarray(sides, np.int64), int(first), int(last), p[:, 0].copy(), p[:, 1].copy(),
+        p[:, 2].copy(), p[:, 3].copy(), wins, totals, float(min_prob), float(min_conf), bool(learn), timestamps,
+        high, low, close, float(rider.bar_seconds), float(inst.tick_size), float(inst.tick_value),
+        float(inst.commission_per_side), float(inst.slippage_ticks), out["cand"], out["exit_row"],
+        out["entry_price"], out["exit_price"], out["pnl_ticks"], out["pnl"], out["mfe_ticks"], out["mae_ticks"],
+        out["reason"], counts)
+    return {k: v[:n] for k, v in out.items()}, counts

@@ -17,9 +17,11 @@ from scipy import stats as sps
 from edgefinder.stats._common import StatsInputError, as_float_array
 
 __all__ = [
+    "MeanDifference",
     "PnLSummary",
     "deflated_sharpe_ratio",
     "expected_max_sharpe",
+    "mean_difference",
     "max_consecutive_losses",
     "max_drawdown",
     "mean_pnl_test",
@@ -85,9 +87,14 @@ def mean_pnl_test(pnls: object) -> float:
     we refuse to call a constant series significant).
     """
     arr = _pnls(pnls)
-    if arr.size < 2 or np.ptp(arr) == 0:
+    if arr.size < 2 or _constant(arr):
         return 1.0
     return float(sps.ttest_1samp(arr, 0.0, alternative="greater").pvalue)
+
+
+def _constant(arr: np.ndarray) -> bool:
+    """All values equal up to float rounding (trade PnL is a multiple of half a cent): no spread to test."""
+    return arr.size == 0 or float(np.ptp(arr)) <= 1e-9 * max(1.0, float(np.max(np.abs(arr))))
 
 
 def probabilistic_sharpe_ratio(
@@ -143,6 +150,37 @@ def deflated_sharpe_ratio(
     """
     sr0 = expected_max_sharpe(n_trials, sr_variance_across_trials)
     return probabilistic_sharpe_ratio(sharpe, n_obs, skew, kurtosis, sr_benchmark=sr0)
+
+
+@dataclass(frozen=True)
+class MeanDifference:
+    """Difference of two groups' mean PnL (``a`` minus ``b``, dollars per trade) by Welch's t-test:
+    ``n_a``, ``n_b``, the group means, ``estimate`` with its ``confidence``-level CI (``ci_low``,
+    ``ci_high``) and the two-sided ``p_value``. NaN figures when a group has fewer than 2 trades."""
+
+    n_a: int
+    n_b: int
+    mean_a: float
+    mean_b: float
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    confidence: float = 0.95
+
+
+def mean_difference(a: object, b: object, confidence: float = 0.95) -> MeanDifference:
+    """Welch's unequal-variance t-test of mean(a) − mean(b) (:func:`scipy.stats.ttest_ind`) with its CI."""
+    x, y = _pnls(a), _pnls(b)
+    nan = float("nan")
+    mean_a = float(x.mean()) if x.size else nan
+    mean_b = float(y.mean()) if y.size else nan
+    if x.size < 2 or y.size < 2 or (_constant(x) and _constant(y)):
+        return MeanDifference(int(x.size), int(y.size), mean_a, mean_b, mean_a - mean_b, nan, nan, nan, confidence)
+    res = sps.ttest_ind(x, y, equal_var=False)
+    ci = res.confidence_interval(confidence_level=confidence)
+    return MeanDifference(int(x.size), int(y.size), mean_a, mean_b, mean_a - mean_b, float(ci.low),
+                          float(ci.high), float(res.pvalue), confidence)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -54,6 +55,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(
         url, echo=echo, pool_pre_ping=True, connect_args={"connect_timeout": 5}
     )
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """A stored time as an aware UTC datetime (SQLite returns naive ones; every stored time is UTC)."""
+    if dt is None:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def check_connection(engine: Engine) -> None:

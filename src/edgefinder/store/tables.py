@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -176,8 +177,9 @@ analysis_runs = Table(
     "analysis_runs",
     metadata,
     Column("run_id", String(36), primary_key=True),
-    Column("status", String(16), nullable=False, doc="running | succeeded | failed"),
-    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("status", String(16), nullable=False, doc="queued | running | succeeded | failed"),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now(),
+           doc="when the job started (for a queued run: when it was queued)"),
     Column("finished_at", DateTime(timezone=True)),
     Column("duration_s", Float),
     Column("n_rows", Integer),
@@ -187,6 +189,11 @@ analysis_runs = Table(
     Column("error", Text),
     Column("purpose", String(32), nullable=False, server_default="research/ops"),
     Column("disclaimer", Text, nullable=False),
+    Column("queued_at", DateTime(timezone=True), doc="when POST /run-analysis put it on the broker"),
+    Column("trigger", String(16), doc="api | schedule | cli | python"),
+    Column("worker", String(255), doc="host:pid of the process that ran (runs) the job"),
+    Column("db_queries", Integer, doc="SQL statements the job issued before storing its results"),
+    Column("db_seconds", Float, doc="seconds spent in those statements"),
 )
 
 correlation_results = Table(
@@ -220,6 +227,50 @@ correlation_results = Table(
     Column("direction", String(16)),
     Column("details", Json),
     Column("purpose", String(32), nullable=False, server_default="research/ops"),
+    _created(),
+)
+
+# One row per surprising change between a run and the previous succeeded run on the same outcome set.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("analysis_runs.run_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("previous_run_id", String(36), nullable=False),
+    Column("feature", String(128), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("kind", String(32), nullable=False,
+           doc="sign_flip | newly_significant | significance_lost | outside_previous_ci"),  # fmt: skip
+    Column("before_estimate", Float),
+    Column("before_ci_low", Float),
+    Column("before_ci_high", Float),
+    Column("before_q_value", Float),
+    Column("before_significant", Boolean),
+    Column("after_estimate", Float),
+    Column("after_ci_low", Float),
+    Column("after_ci_high", Float),
+    Column("after_q_value", Float),
+    Column("after_significant", Boolean),
+    Column("message", Text, nullable=False),
+    Column("details", Json),
+    _created(),
+    Column("acknowledged_at", DateTime(timezone=True)),
+    Column("acknowledged_by", String(128)),
+    Column("webhook_attempts", Integer, nullable=False, server_default="0"),
+    Column("webhook_failures", Integer, nullable=False, server_default="0"),
+    Column("webhook_delivered_at", DateTime(timezone=True)),
+    Column("webhook_error", Text),
+    Index("ix_alerts_created_at", "created_at"),
+)
+
+# The feature frame a run analysed, as Parquet bytes (GET /export/features.parquet); the latest few are kept.
+run_features = Table(
+    "run_features",
+    metadata,
+    Column("run_id", String(36), ForeignKey("analysis_runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("n_rows", Integer, nullable=False),
+    Column("parquet", LargeBinary, nullable=False),
     _created(),
 )
 

@@ -10,9 +10,19 @@ from edgefinder.store.tables import metadata
 config = context.config
 
 
+def _url() -> str:
+    # `alembic upgrade head` with the repository's alembic.ini sets no URL: use the configured database.
+    url = config.get_main_option("sqlalchemy.url")
+    if url:
+        return url
+    from edgefinder.settings import get_settings
+
+    return get_settings().effective_database_url
+
+
 def run_migrations_offline() -> None:
     context.configure(
-        url=normalize_url(config.get_main_option("sqlalchemy.url")),
+        url=normalize_url(_url()),
         target_metadata=metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
@@ -26,7 +36,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    engine = make_engine(_url())
     try:
         with engine.connect() as conn:
             _run(conn)

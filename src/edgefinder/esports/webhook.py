@@ -1,0 +1,140 @@
+"""Alert webhook: POST each alert as JSON to ``EDGEFINDER_ALERT_WEBHOOK_URL``, off the job's thread.
+
+One delivery thread per process and URL takes alerts from a queue, in order. An attempt succeeds on
+a 2xx answer. A connection error, a timeout, 408, 429 or a 5xx answer is retried after a delay that
+starts at ``EDGEFINDER_ALERT_WEBHOOK_BACKOFF_S`` and doubles (capped at 60 s), up to
+``EDGEFINDER_ALERT_WEBHOOK_ATTEMPTS`` attempts; any other 4xx answer is final. Every attempt is
+recorded on the alert's row (``webhook_attempts``, ``webhook_failures``, ``webhook_delivered_at``,
+``webhook_error``), which is what ``/metrics`` counts (``edgefinder_alert_webhook_failures_total``):
+the count survives the process and covers workers the API cannot see.
+
+The body is :func:`edgefinder.esports.alerts.alert_payload` (``id`` lets a receiver drop a repeat).
+The job never waits for a delivery; :func:`flush` lets a short-lived process (``esports analyze``)
+give pending deliveries a bounded time before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Engine, update
+
+from edgefinder import __version__
+from edgefinder.store.engine import make_engine
+from edgefinder.store.tables import alerts
+
+__all__ = ["WebhookSender", "flush", "sender_for"]
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 60.0
+TIMEOUT_S = 5.0
+_RETRY_STATUS = frozenset({408, 429})
+
+
+class WebhookSender:
+    """A daemon thread that delivers queued alert payloads to one URL, recording attempts in ``alerts``."""
+
+    def __init__(self, database_url: str, url: str, *, attempts: int, backoff_s: float,
+                 timeout_s: float = TIMEOUT_S) -> None:  # fmt: skip
+        self.url, self.attempts, self.backoff_s, self.timeout_s = url, attempts, backoff_s, timeout_s
+        self._database_url = database_url
+        self._engine: Engine | None = None
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="edgefinder-webhook", daemon=True)
+        self._thread.start()
+
+    def submit(self, payloads: list[dict[str, Any]]) -> None:
+        """Queue payloads for delivery (returns at once)."""
+        for p in payloads:
+            self._queue.put(p)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the queue to drain; True if everything was handled."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._queue.unfinished_tasks == 0:
+                return True
+            time.sleep(0.05)
+        return self._queue.unfinished_tasks == 0
+
+    # -- delivery thread
+
+    def _record(self, alert_id: int, **values: Any) -> None:
+        if self._engine is None:
+            self._engine = make_engine(self._database_url)
+        try:
+            with self._engine.begin() as tx:
+                tx.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+        except Exception:  # noqa: BLE001 - bookkeeping must not stop deliveries
+            log.exception("could not record the webhook attempt of alert %s", alert_id)
+
+    def _post(self, body: bytes) -> tuple[bool, bool, str]:
+        """One attempt: (delivered, retry, error)."""
+        req = urllib.request.Request(self.url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "User-Agent": f"edgefinder/{__version__}"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - the configured URL
+                return True, False, f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            return False, exc.code in _RETRY_STATUS or exc.code >= 500, f"HTTP {exc.code} {exc.reason}"
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            return False, True, f"{type(exc).__name__}: {reason}"
+
+    def _deliver(self, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, allow_nan=False).encode()
+        delay = self.backoff_s
+        for attempt in range(1, self.attempts + 1):
+            ok, retry, detail = self._post(body)
+            if ok:
+                self._record(payload["id"], webhook_attempts=attempt, webhook_failures=attempt - 1,
+                             webhook_delivered_at=datetime.now(timezone.utc), webhook_error=None)  # fmt: skip
+                return
+            last = attempt == self.attempts or not retry
+            self._record(payload["id"], webhook_attempts=attempt, webhook_failures=attempt,
+                         webhook_error=f"{detail}{' (gave up)' if last else ''}")  # fmt: skip
+            if last:
+                log.warning("alert %s: webhook %s failed %d times, giving up: %s",
+                            payload["id"], self.url, attempt, detail)  # fmt: skip
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+    def _loop(self) -> None:
+        while True:
+            payload = self._queue.get()
+            try:
+                self._deliver(payload)
+            except Exception:  # noqa: BLE001 - one bad payload must not end the thread
+                log.exception("webhook delivery of alert %s failed", payload.get("id"))
+            finally:
+                self._queue.task_done()
+
+
+_senders: dict[tuple[str, str], WebhookSender] = {}
+_lock = threading.Lock()
+
+
+def sender_for(database_url: str, url: str, *, attempts: int, backoff_s: float) -> WebhookSender:
+    """The process's sender for (database, webhook URL), started on first use."""
+    with _lock:
+        key = (database_url, url)
+        if key not in _senders or not _senders[key]._thread.is_alive():
+            _senders[key] = WebhookSender(database_url, url, attempts=attempts, backoff_s=backoff_s)
+        return _senders[key]
+
+
+def flush(timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` (in total) for every sender of this process; True if all drained."""
+    deadline = time.monotonic() + timeout_s
+    with _lock:
+        senders = list(_senders.values())
+    return all(s.flush(max(0.0, deadline - time.monotonic())) for s in senders)
