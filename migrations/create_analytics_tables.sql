@@ -250,5 +250,11 @@ ALTER TABLE analysis_runs ADD COLUMN db_seconds FLOAT;
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0001';
 
+-- Running upgrade 0004 -> 0002
+
+ALTER TABLE correlation_results ADD COLUMN verdict VARCHAR(16);
+
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0004';
+
 COMMIT;
 

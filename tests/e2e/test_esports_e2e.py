@@ -24,8 +24,10 @@ What counts as "planted" (from the simulator's truth file, ``<events>.truth.json
 * pure nulls: the five other intents' counts and the signal-level features (confidence, speed,
   approach). At most 10% of the significant micro-feature results may be pure nulls.
 
-For the confounded intent (hold: more frequent on full buys, which win more), the AIPW 95% CI
-must cover the true ATE of the binarized treatment while the naive difference's CI does not.
+For the confounded intent (hold: more frequent on full buys, which win more), the within-match AIPW
+95% CI (clustered by match) must cover the true ATE of the binarized treatment while the naive
+difference's CI does not. This season has no strength confounder (strength 0): the strength seasons
+are tests/unit/test_esports_strength.py.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from edgefinder.esports.aggregate import COUNT_FEATURES, MICRO_FEATURES, SHARE_FEATURES
+from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES, MICRO_FEATURES, SHARE_FEATURES
 from edgefinder.esports.ingest import IngestConfig, make_pipeline, run_ingest
 from edgefinder.esports.simulate import simulate, write_simulation
 from edgefinder.esports.sources import publish, stream_keys
@@ -51,7 +53,7 @@ SEED = 2026
 TOKEN = "e2e-token"
 API = "/api/v1/analytics"
 SIGNAL_LEVEL = ("mean_confidence", "low_conf_share", "speed_mean", "speed_max", "approach_mean")
-ADJUSTED = ("logistic", "aipw")
+ADJUSTED = ("logistic", "aipw_within")
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +94,11 @@ def e2e(pg_url: str, redis_url: str, redis_session_prefix: str, tmp_path_factory
                 worker.stop()
             top = api.get(f"{API}/top-correlations", params={"limit": 1000, "significant_only": True})
             everything = api.get(f"{API}/top-correlations", params={"limit": 1000})
+            causal = api.get(f"{API}/causal-effects").json()
             metrics = api.get("/metrics").text
             health = api.get(f"{API}/health").json()
             yield {
-                "sim": sim, "ingested": ingested, "run": run, "top": top, "all": everything.json(),
+                "sim": sim, "ingested": ingested, "run": run, "top": top, "all": everything.json(), "causal": causal,
                 "metrics": metrics, "health": health, "client": client, "prefix": prefix,
             }  # fmt: skip
     client.close()
@@ -149,7 +152,8 @@ def test_at_most_ten_percent_of_significant_results_are_null_features(e2e) -> No
 def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
     conf = e2e["sim"].truth["confounded"]
     rows = [r for r in e2e["all"]["results"]
-            if r["feature"] == conf["feature"] and r["outcome"] == conf["outcome"] and r["method"] == "aipw"]  # fmt: skip
+            if r["feature"] == conf["feature"] and r["outcome"] == conf["outcome"]
+            and r["method"] == "aipw_within"]  # fmt: skip
     assert len(rows) == 1
     r = rows[0]
     d = r["details"]
@@ -162,8 +166,23 @@ def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
     assert not lo <= true_ate <= hi, (true_ate, lo, hi)
     assert d["naive"] > r["effect"] > 0  # confounding inflates the naive difference
     # adjusted only for pre-round covariates, with balance reported
-    assert set(d["adjusted_for"]) == {"side", "bank_start", "loadout_value", "opp_loadout_value"}
+    assert set(d["adjusted_for"]) == set(COVARIATES)
     assert d["max_abs_smd_after"] < d["max_abs_smd_before"]
+    assert r["verdict"] == "robust" and d["n_clusters"] > 250
+
+
+def test_causal_effects_endpoint_serves_verdicts_for_every_intent(e2e) -> None:
+    body = e2e["causal"]
+    assert body["run_id"] == e2e["run"]["run_id"] and body["count"] == len(COUNT_FEATURES)
+    by_feature = {e["feature"]: e for e in body["effects"]}
+    for p in e2e["sim"].truth["planted_effects"]:
+        if p["outcome"] != "round_win":
+            continue
+        e = by_feature[p["feature"]]
+        assert e["significant"] and e["verdict"] in ("robust", "fragile")
+        assert (e["estimate"] > 0) == (p["sign"] > 0) and e["refutations"]["placebo"]["passed"] is not None
+    for feat in ("advance_count", "rotate_count", "engage_count"):  # pure nulls
+        assert by_feature[feat]["verdict"] == "not significant", by_feature[feat]
 
 
 def test_metrics_expose_ingest_lag_and_job_duration(e2e) -> None:

@@ -109,9 +109,9 @@ def test_second_run_alerts_match_the_planted_change_and_the_rules(seasons: dict[
     assert len(rows) == second.n_alerts > 0
     assert {r.run_id for r in rows} == {second.run_id} and {r.previous_run_id for r in rows} == {first.run_id}
     got = {(r.feature, r.outcome, r.method): r.kind for r in rows}
-    for method in ("point_biserial", "logistic", "aipw"):
+    for method in ("point_biserial", "logistic", "aipw_within"):
         assert got.get(("trade_count", "round_win", method)) == "newly_significant", method
-    for method in ("point_biserial", "logistic", "aipw"):
+    for method in ("point_biserial", "logistic", "aipw_within"):
         assert got.get(("retreat_count", "round_win", method)) == "sign_flip", method
     # every alert, and only those, by the rules written out pair by pair
     with engine.connect() as conn:

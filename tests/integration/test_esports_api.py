@@ -80,12 +80,15 @@ def test_top_correlations_ordered_by_q_then_abs_effect(client: TestClient) -> No
 
 
 def test_top_correlations_filters(client: TestClient) -> None:
-    r = client.get(f"{API}/top-correlations", params={"limit": 5, "significant_only": True, "outcome": "round_win", "method": "aipw"})
+    params = {"limit": 5, "significant_only": True, "outcome": "round_win", "method": "aipw_within"}
+    r = client.get(f"{API}/top-correlations", params=params)
     assert r.status_code == 200
     rows = r.json()["results"]
     assert 1 <= len(rows) <= 5
-    assert all(x["significant"] and x["outcome"] == "round_win" and x["method"] == "aipw" for x in rows)
+    assert all(x["significant"] and x["outcome"] == "round_win" and x["method"] == "aipw_within" for x in rows)
     assert all("naive" in x["details"] and "ipw" in x["details"] for x in rows)
+    assert all(x["verdict"] in ("robust", "fragile") for x in rows)
+    assert client.get(f"{API}/top-correlations", params={"method": "aipw"}).status_code == 422
     assert len(client.get(f"{API}/top-correlations", params={"limit": 3}).json()["results"]) == 3
 
 
@@ -93,11 +96,29 @@ def test_by_feature_and_404(client: TestClient) -> None:
     r = client.get(f"{API}/correlations/by-feature/trade_count")
     assert r.status_code == 200
     rows = r.json()["results"]
-    # point-biserial x2, spearman, chi2 x2, logistic x2, aipw
-    assert len(rows) == 8 and {x["feature"] for x in rows} == {"trade_count"}
+    # point-biserial x2, spearman, chi2 x2, logistic x2, aipw_within, aipw_naive
+    assert len(rows) == 9 and {x["feature"] for x in rows} == {"trade_count"}
     r = client.get(f"{API}/correlations/by-feature/player_id")
     assert r.status_code == 404
     assert "unknown feature 'player_id'" in r.json()["message"]
+
+
+def test_causal_effects_serve_verdicts_and_refutation_figures(client: TestClient) -> None:
+    body = client.get(f"{API}/causal-effects").json()
+    _tagged(body)
+    effects = body["effects"]
+    assert body["count"] == len(effects) == 9 and {e["method"] for e in effects} == {"aipw_within"}
+    for e in effects:
+        assert e["ci_low"] <= e["estimate"] <= e["ci_high"] and e["between_team"]["method"] == "aipw_naive"
+        assert e["verdict"] in ("robust", "fragile", "not significant") and e["balance"]
+        assert (e["verdict"] == "not significant") == (not e["significant"])
+        if e["significant"]:
+            assert {"placebo", "random_common_cause", "subset", "e_value"} <= set(e["refutations"])
+            assert e["e_value"] >= e["e_value_ci"] > 1.0
+    some = effects[0]["verdict"]
+    filtered = client.get(f"{API}/causal-effects", params={"verdict": some}).json()["effects"]
+    assert filtered and all(e["verdict"] == some for e in filtered)
+    assert client.get(f"{API}/causal-effects", params={"verdict": "maybe"}).status_code == 422
 
 
 def test_runs_and_summary(client: TestClient) -> None:

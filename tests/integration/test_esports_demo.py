@@ -20,8 +20,9 @@ def test_demo_simulates_ingests_analyzes_and_prints_findings(tmp_path: Path) -> 
     assert db == tmp_path / "demo" / "esports_demo.sqlite3" and db.exists()
     assert (tmp_path / "demo" / "esports_events.jsonl").exists()
     assert (tmp_path / "demo" / "esports_events.truth.json").exists()
-    for needle in ("simulated 12 matches", "0 dead letters", "naive vs adjusted", "AIPW ATE", "Planted effects",
-                   "trade_count", "research/ops"):  # fmt: skip
+    for needle in ("simulated 12 matches", "0 dead letters", "team compared with itself inside a match",
+                   "within-match ATE", "verdict", "between-team (naive)", "Planted effects", "trade_count",
+                   "research/ops"):  # fmt: skip
         assert needle in out, needle
     # a second run starts from a fresh demo database (same numbers, nothing doubled)
     buf2 = io.StringIO()
@@ -36,9 +37,10 @@ def test_analyze_command_prints_tables(tmp_path: Path) -> None:
     res = CliRunner().invoke(esports_app, ["analyze", "--database-url", f"sqlite:///{db.as_posix()}", "--top", "5"],
                              env={"COLUMNS": "200"})  # fmt: skip
     assert res.exit_code == 0, res.output
-    # 28 features x 5 tests, 9 intent counts x 3 (two chi-square, one AIPW), 2 for the loadout baseline
-    for needle in ("team-rounds", "169 tests", "naive vs adjusted", "Top ", "BH q < 0.05", "research/ops",
-                   "pre-round baseline: loadout_advantage → round_win"):  # fmt: skip
+    # 28 features x 5 tests, 9 intent counts x 4 (two chi-square, within-match and naive AIPW), 2 for the
+    # loadout baseline
+    for needle in ("team-rounds", "178 tests", "clustered by match", "verdict", "placebo", "E-value", "Top ",
+                   "BH q < 0.05", "research/ops", "pre-round baseline: loadout_advantage → round_win"):  # fmt: skip
         assert needle in res.output, needle
 
 

@@ -45,7 +45,7 @@ def features(db: str) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def results(features: pd.DataFrame) -> pd.DataFrame:
-    return compute_results(features, JobParams(seed=5))
+    return compute_results(features, JobParams(seed=5, refute="all"))
 
 
 def _one(results: pd.DataFrame, feature: str, outcome: str, method: str) -> pd.Series:
@@ -58,15 +58,35 @@ def test_every_feature_gets_every_test(results: pd.DataFrame) -> None:
     n_feat, n_counts, n_cov = len(FEATURE_COLUMNS), len(COUNT_FEATURES), len(COVARIATE_EFFECTS)
     counts = results.groupby("method").size().to_dict()
     assert counts == {"point_biserial": 2 * n_feat + n_cov, "spearman": n_feat, "logistic": 2 * n_feat + n_cov,
-                      "chi2": 2 * n_counts, "aipw": n_counts}  # fmt: skip
+                      "chi2": 2 * n_counts, "aipw_within": n_counts, "aipw_naive": n_counts}  # fmt: skip
     assert (results["purpose"] == PURPOSE).all()
+    # only the within-match effects carry a verdict
+    assert results.loc[results.method == "aipw_within", "verdict"].isin(["robust", "fragile", "not significant"]).all()
+    assert results.loc[results.method != "aipw_within", "verdict"].isna().all()
+
+
+def _cluster_se(psi: np.ndarray, groups: np.ndarray) -> float:
+    """Reference: statsmodels' cluster-robust SE of the mean of influence values."""
+    fit = sm.OLS(psi, np.ones((psi.size, 1))).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(groups)[0]})
+    return float(fit.bse[0])
+
+
+def _corr_p(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
+    """Cluster-robust p-value of a Pearson r from its influence function psi = xs ys - r (xs² + ys²)/2."""
+    xs, ys = (x - x.mean()) / x.std(), (y - y.mean()) / y.std()
+    r = float(np.mean(xs * ys))
+    se = _cluster_se(xs * ys - r * (xs**2 + ys**2) / 2, groups)
+    g = len(set(groups))
+    return float(2 * sps.t.sf(abs(r / se), g - 1))
 
 
 def test_loadout_advantage_covariate_effect_matches_statsmodels(features: pd.DataFrame, results: pd.DataFrame) -> None:
     adv = features["loadout_value"] - features["opp_loadout_value"]
     z = (adv - adv.mean()) / adv.std(ddof=1)
     X = sm.add_constant(pd.DataFrame({"loadout_advantage": z, "side": features["side"]}))
-    ref = sm.Logit(features["round_win"].astype(float), X).fit(disp=0)
+    # clustered by match like every test of the run
+    ref = sm.Logit(features["round_win"].astype(float), X).fit(
+        disp=0, cov_type="cluster", cov_kwds={"groups": pd.factorize(features["match_id"])[0]}, use_t=True)
     r = _one(results, "loadout_advantage", "round_win", "logistic")
     assert r["details"]["kind"] == "covariate" and r["details"]["adjusted_for"] == ["side"]
     assert r["effect"] == pytest.approx(ref.params["loadout_advantage"], rel=1e-6)
@@ -80,14 +100,16 @@ def test_loadout_advantage_covariate_effect_matches_statsmodels(features: pd.Dat
 
 
 def test_point_biserial_and_spearman_match_scipy(features: pd.DataFrame, results: pd.DataFrame) -> None:
+    groups = features["match_id"].to_numpy()
     for feat in ("trade_count", "retreat_share", "mean_confidence", "kills"):
         r = _one(results, feat, "round_win", "point_biserial")
         ref = sps.pointbiserialr(features["round_win"], features[feat])
         assert r["effect"] == pytest.approx(ref.statistic, abs=1e-12)
-        assert r["p_value"] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
-        assert r["n"] == len(features)
-        z, se = np.arctanh(ref.statistic), 1 / np.sqrt(len(features) - 3)
-        assert (r["ci_low"], r["ci_high"]) == pytest.approx((np.tanh(z - 1.959963984540054 * se), np.tanh(z + 1.959963984540054 * se)), abs=1e-12)
+        # inference clustered by match (20 matches here: every clustered result is exploratory)
+        x, y = features[feat].to_numpy(float), features["round_win"].to_numpy(float)
+        assert r["p_value"] == pytest.approx(_corr_p(x, y, groups), rel=1e-9, abs=1e-300)
+        assert r["n"] == len(features) and r["exploratory"] and r["details"]["n_clusters"] == 20
+        assert r["ci_low"] < r["effect"] < r["ci_high"]
         # site_executed: attacking team-rounds only (defenders cannot execute)
         att = features[features.side == 1]
         r = _one(results, feat, "site_executed", "point_biserial")
@@ -96,7 +118,8 @@ def test_point_biserial_and_spearman_match_scipy(features: pd.DataFrame, results
         s = _one(results, feat, "econ_delta", "spearman")
         ref = sps.spearmanr(features[feat], features["econ_delta"])
         assert s["effect"] == pytest.approx(ref.statistic, abs=1e-12)
-        assert s["p_value"] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
+        ranks = sps.rankdata(features[feat]), sps.rankdata(features["econ_delta"])
+        assert s["p_value"] == pytest.approx(_corr_p(*ranks, groups), rel=1e-9, abs=1e-300)
 
 
 def test_chi2_matches_scipy(features: pd.DataFrame, results: pd.DataFrame) -> None:
@@ -106,8 +129,14 @@ def test_chi2_matches_scipy(features: pd.DataFrame, results: pd.DataFrame) -> No
     ref = sps.chi2_contingency(table, correction=False)
     r = _one(results, "trade_count", "round_win", "chi2")
     assert r["statistic"] == pytest.approx(ref.statistic, rel=1e-9)
-    assert r["p_value"] == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300)
     assert r["effect"] == pytest.approx(np.sqrt(ref.statistic / table.sum()), rel=1e-9)
+    # p: cluster-robust Wald test that the win rate is equal in the three bins
+    dummies = np.column_stack([np.ones(len(x)), bins == 1, bins == 2]).astype(float)
+    fit = sm.OLS(features["round_win"].to_numpy(float), dummies).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(features["match_id"])[0]}, use_t=True)
+    wald = fit.f_test(np.eye(3)[1:])
+    assert r["p_value"] == pytest.approx(float(np.squeeze(wald.pvalue)), rel=1e-9)
+    assert r["details"]["design_effect"] == pytest.approx(ref.statistic / 2 / float(np.squeeze(wald.fvalue)), rel=1e-9)
 
 
 def test_logistic_is_adjusted_log_odds_per_sd(features: pd.DataFrame, results: pd.DataFrame) -> None:
@@ -115,7 +144,8 @@ def test_logistic_is_adjusted_log_odds_per_sd(features: pd.DataFrame, results: p
         return (s - s.mean()) / s.std(ddof=1)
 
     X = pd.DataFrame({"hold_count": z(features["hold_count"]), **{c: z(features[c]) for c in COVARIATES}})
-    fit = sm.Logit(features["round_win"].astype(float), sm.add_constant(X)).fit(disp=0)
+    fit = sm.Logit(features["round_win"].astype(float), sm.add_constant(X)).fit(
+        disp=0, cov_type="cluster", cov_kwds={"groups": pd.factorize(features["match_id"])[0]}, use_t=True)
     r = _one(results, "hold_count", "round_win", "logistic")
     assert r["effect"] == pytest.approx(fit.params["hold_count"], abs=1e-6)
     assert r["p_value"] == pytest.approx(fit.pvalues["hold_count"], rel=1e-5)
@@ -127,24 +157,55 @@ def test_logistic_is_adjusted_log_odds_per_sd(features: pd.DataFrame, results: p
 
 def test_bh_over_all_tests_of_the_run(results: pd.DataFrame) -> None:
     p = results["p_value"].to_numpy(dtype=float)
-    ok = np.isfinite(p)
-    assert ok.sum() >= len(results) - 5
+    naive = (results["method"] == "aipw_naive").to_numpy()
+    # the naive between-team rows keep their p but stay out of the family: never significant
+    assert np.isfinite(p[naive]).all() and results.loc[naive, "q_value"].isna().all()
+    assert not results.loc[naive, "significant"].any()
+    ok = np.isfinite(p) & ~naive
+    assert ok.sum() >= len(results) - naive.sum() - 5
     reject, q, _, _ = multipletests(p[ok], alpha=0.05, method="fdr_bh")
     assert np.allclose(results.loc[ok, "q_value"].to_numpy(dtype=float), q, rtol=1e-12, atol=0)
     assert (results.loc[ok, "significant"].to_numpy() == reject).all()
     assert not results.loc[~ok, "significant"].any()
+    assert results["details"].iloc[0]["bh_family_size"] == ok.sum()
 
 
 def test_causal_rows_use_only_pre_round_covariates(results: pd.DataFrame) -> None:
-    aipw = results[results.method == "aipw"]
+    aipw = results[results.method.str.startswith("aipw")]
     for d in aipw["details"]:
         assert set(d["adjusted_for"]) <= set(COVARIATES)
-        assert {"naive", "adjusted", "ipw", "balance", "n_clipped_low"} <= set(d)
+        assert {"naive", "adjusted", "ipw", "balance", "n_clipped_low", "n_clusters"} <= set(d)
+        assert all(set(b) == {"covariate", "smd_before", "smd_after"} for b in d["balance"])
     # plant only happens on attack: positivity restricts its estimate to attacking rows
-    plant = _one(results, "plant_count", "round_win", "aipw")
+    plant = _one(results, "plant_count", "round_win", "aipw_within")
     assert plant["details"]["population"].startswith("attack") and "side" not in plant["details"]["adjusted_for"]
-    trade = _one(results, "trade_count", "round_win", "aipw")
+    trade = _one(results, "trade_count", "round_win", "aipw_within")
     assert trade["details"]["naive"] is not None and trade["ci_low"] < trade["effect"] < trade["ci_high"]
+    d = trade["details"]
+    # the within design: Mundlak terms of the round covariates and of the treatment, the unit a team in a match
+    assert "treatment__unit_mean" in d["mundlak_terms"] and "bank_start__unit_mean" in d["mundlak_terms"]
+    assert "score_diff__unit_mean" not in d["mundlak_terms"]
+    assert d["n_units"] == 40 and d["n_clusters"] <= 20 and d["between_team"]["method"] == "aipw_naive"
+    assert d["e_value"] >= 1.0 and d["e_value_ci"] >= 1.0
+    # refutation figures for every effect (refute='all'); the verdict follows q and the checks
+    for r in results[results.method == "aipw_within"].to_dict(orient="records"):
+        ref = r["details"]["refutations"]
+        assert set(ref) == {"placebo", "random_common_cause", "subset", "e_value"}
+        passed = all(ref[c]["passed"] is True for c in ("placebo", "random_common_cause", "subset"))
+        assert r["verdict"] == ("not significant" if not r["significant"] else "robust" if passed else "fragile")
+        assert ref["placebo"]["rule"].startswith("placebo p >=") and ref["subset"]["n_clusters"] <= 10
+
+
+def test_refute_significant_skips_the_checks_of_effects_that_are_not(features: pd.DataFrame) -> None:
+    res = compute_results(features, JobParams(seed=5))  # refute="significant", the default
+    within = res[res.method == "aipw_within"]
+    assert (~within["significant"]).any()
+    for r in within.to_dict(orient="records"):
+        if not r["significant"]:
+            assert r["details"]["refutations"] is None and r["verdict"] == "not significant"
+            assert "not significant" in r["details"]["refutations_skipped"]
+        else:
+            assert r["details"]["refutations"] and r["verdict"] in ("robust", "fragile")
 
 
 def test_same_seed_same_numbers_and_workers_do_not_matter(features: pd.DataFrame, results: pd.DataFrame) -> None:
@@ -169,6 +230,8 @@ def test_stored_run_and_rows(db: str) -> None:
     # every stored result row says what it is for, on its own
     assert all(r.details["purpose"] == PURPOSE and r.details["disclaimer"] == DISCLAIMER for r in rows)
     assert sum(r.significant for r in rows) == res.n_significant
+    verdicts = {r.feature: r.verdict for r in rows if r.method == "aipw_within"}
+    assert len(verdicts) == len(COUNT_FEATURES) and set(verdicts.values()) <= {"robust", "fragile", "not significant"}
 
 
 def test_tiny_database_runs_and_flags_everything_exploratory(sqlite_url: str) -> None:

@@ -24,7 +24,10 @@ Columns (per round and team):
   count, not an entropy: it is exact in SQL, and easy to read in a report.
 - ``kills``, ``deaths``, ``opening_kill`` (1 if this team made the round's first kill, by game time)
 - pre-round covariates: ``side`` (attack = 1, defense = 0), ``bank_start``, ``loadout_value``,
-  ``opp_loadout_value`` (dollars of game currency at ROUND_START)
+  ``opp_loadout_value`` (dollars of game currency at ROUND_START), and the match state before the
+  round (:func:`add_pre_round_state`, computed from earlier rounds only): ``score_diff`` (rounds won
+  minus rounds lost so far), ``prev_round_result`` (+1 won, -1 lost the team's previous finished
+  round of the match, 0 on its first) and ``loss_streak`` (rounds lost in a row just before this one)
 - outcomes: ``round_win`` (0/1), ``econ_delta`` (bank at ROUND_END minus bank at ROUND_START,
   dollars), ``site_executed`` (0/1)
 
@@ -86,8 +89,13 @@ ACTION_FEATURES = (
 MICRO_FEATURES: tuple[str, ...] = COUNT_FEATURES + SHARE_FEATURES + ACTION_FEATURES
 #: In-round facts (decided during the round, like the outcome itself): tested but tagged apart.
 IN_ROUND_FEATURES: tuple[str, ...] = ("kills", "deaths", "opening_kill")
-#: Pre-round covariates (known at ROUND_START): the only adjustment set of the causal step.
-COVARIATES: tuple[str, ...] = ("side", "bank_start", "loadout_value", "opp_loadout_value")
+#: Side and money of the round (ROUND_START): vary inside a match with the half and the economy.
+ROUND_COVARIATES: tuple[str, ...] = ("side", "bank_start", "loadout_value", "opp_loadout_value")
+#: Match state before the round, from the team's earlier rounds of the match (no look-ahead).
+STATE_COVARIATES: tuple[str, ...] = ("score_diff", "prev_round_result", "loss_streak")
+#: Pre-round covariates (known at ROUND_START): the only adjustment set of the adjusted tests and
+#: the causal step. All of them vary inside a match, so the within-match design can use them.
+COVARIATES: tuple[str, ...] = (*ROUND_COVARIATES, *STATE_COVARIATES)
 OUTCOMES: tuple[str, ...] = ("round_win", "econ_delta", "site_executed")
 BINARY_OUTCOMES: tuple[str, ...] = ("round_win", "site_executed")
 FEATURE_COLUMNS: tuple[str, ...] = MICRO_FEATURES + IN_ROUND_FEATURES
@@ -293,4 +301,38 @@ def features_frame(names: list[str], rows: Sequence[Sequence[Any]]) -> pd.DataFr
         df[f"{intent}_share"] = counts[:, j] / safe
     # distinct intents shown = intents with a non-zero count (same as COUNT(DISTINCT intent), cheaper)
     df["action_diversity"] = (counts > 0).sum(axis=1).astype(np.int64)
-    return df.loc[:, list(ALL_COLUMNS)]
+    return add_pre_round_state(df).loc[:, list(ALL_COLUMNS)]
+
+
+def add_pre_round_state(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``df`` with the match state before each round: ``score_diff``, ``prev_round_result``, ``loss_streak``.
+
+    Needs ``match_id``, ``team_id``, ``round_no`` and ``round_win`` (0/1). Only rounds that come
+    *before* the current one in the same match count (no look-ahead): ``score_diff`` = the team's
+    rounds won minus its opponent's rounds won so far (rounds), ``prev_round_result`` = +1 / -1 when
+    the team won / lost its previous finished round of the match and 0 on its first round (a signed
+    code rather than a missing value, so every row stays usable), ``loss_streak`` = rounds lost in a
+    row just before this one (0 after a win and on the first round). A round missing from the data
+    (not finished) is skipped, not guessed. One vectorized pass: sort, grouped cumulative sums, shift.
+    """
+    out = df.copy()
+    if out.empty:
+        for col in STATE_COVARIATES:
+            out[col] = pd.Series(dtype="float64")
+        return out
+    order = out.sort_values(["match_id", "team_id", "round_no"], kind="stable").index
+    d = out.loc[order, ["match_id", "team_id", "round_no", "round_win"]]
+    win = d["round_win"].astype(np.int64)
+    # the opponent's result of the same round: the round's wins minus the team's own
+    opp = d.groupby(["match_id", "round_no"], sort=False)["round_win"].transform("sum").astype(np.int64) - win
+    unit = [d["match_id"], d["team_id"]]
+    net = (win - opp).groupby(unit, sort=False).cumsum() - (win - opp)  # exclusive: earlier rounds only
+    prev = (2 * win - 1).groupby(unit, sort=False).shift(1).fillna(0).astype(np.int64)
+    # wins before this round, per team: a new block starts after every win, and the rows of one block
+    # before the current one are all losses, so the streak is the position inside the block
+    block = win.groupby(unit, sort=False).cumsum() - win
+    streak = d.groupby([d["match_id"], d["team_id"], block], sort=False).cumcount()
+    out.loc[order, "score_diff"] = net.to_numpy(dtype=np.float64)
+    out.loc[order, "prev_round_result"] = prev.to_numpy(dtype=np.float64)
+    out.loc[order, "loss_streak"] = streak.to_numpy(dtype=np.float64)
+    return out

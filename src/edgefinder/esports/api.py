@@ -76,7 +76,8 @@ PARQUET = "application/vnd.apache.parquet"
 log = logging.getLogger(__name__)
 
 Outcome = Literal["round_win", "econ_delta", "site_executed"]
-Method = Literal["point_biserial", "spearman", "chi2", "logistic", "aipw"]
+Method = Literal["point_biserial", "spearman", "chi2", "logistic", "aipw_within", "aipw_naive"]
+Verdict = Literal["robust", "fragile", "not significant"]
 
 STORED_DEAD_LETTERS = Gauge(
     "edgefinder_dead_letters_stored", "Rows in the dead_letters table (read at scrape time)."
@@ -110,15 +111,52 @@ class CorrelationOut(Tagged):
     method: str
     n: int
     statistic: float | None
-    effect: float | None = Field(description="r, rho, Cramér's V, log odds ratio per SD, or ATE (probability points)")
+    effect: float | None = Field(
+        description="the estimate: r, rho, Cramér's V, log odds ratio per SD, or ATE (probability points)"
+    )
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
     q_value: float | None = Field(description="Benjamini-Hochberg q over all tests of the run")
     significant: bool = Field(description="q < 0.05")
+    verdict: str | None = Field(
+        default=None,
+        description="within-match causal effects (aipw_within): robust, fragile (significant, a refutation check "
+        "failed) or not significant; None for other tests",
+    )
     exploratory: bool = Field(description="small sample: treat as a hypothesis, not a finding")
     direction: str | None
     details: dict[str, Any] | None
+
+
+class CausalEffectOut(Tagged):
+    """One intent's within-match causal effect with its verdict, the checks' figures and the naive estimate."""
+
+    feature: str
+    outcome: str
+    method: str
+    n: int
+    estimate: float | None = Field(description="ATE of T = count > threshold, probability points")
+    ci_low: float | None = Field(description="95% CI, clustered by match")
+    ci_high: float | None
+    p_value: float | None
+    q_value: float | None
+    significant: bool
+    verdict: str | None
+    exploratory: bool
+    between_team: dict[str, Any] | None = Field(description="the naive between-team estimate (comparison only)")
+    e_value: float | None = Field(description="E-value of the estimate (risk-ratio scale)")
+    e_value_ci: float | None = Field(description="E-value of the CI bound nearer to the null")
+    refutations: dict[str, Any] | None = Field(description="placebo, random_common_cause, subset (None: not run)")
+    balance: list[dict[str, Any]] | None = Field(description="standardized mean differences before/after weighting")
+
+
+class CausalEffectList(Tagged):
+    run_id: str | None
+    run_finished_at: datetime | None
+    count: int
+    message: str | None = None
+    effects: list[CausalEffectOut]
 
 
 class CorrelationList(Tagged):
@@ -364,13 +402,44 @@ def top_correlations(
     limit: int = Query(20, ge=1, le=1000, description="Rows to return (1..1000)"),
     significant_only: bool = Query(False, description="Only q < 0.05"),
     outcome: Outcome | None = Query(None, description="round_win, econ_delta or site_executed"),
-    method: Method | None = Query(None, description="point_biserial, spearman, chi2, logistic or aipw"),
+    method: Method | None = Query(
+        None, description="point_biserial, spearman, chi2, logistic, aipw_within or aipw_naive"
+    ),
 ) -> CorrelationList:
     c = correlation_results.c
     where = [c.significant.is_(True)] if significant_only else []
     where += [c.outcome == outcome] if outcome else []
     where += [c.method == method] if method else []
     return _latest_results(_state(request), where, limit)
+
+
+@router.get(
+    "/causal-effects",
+    response_model=CausalEffectList,
+    responses={k: _ERRORS[k] for k in (422, 503)},
+    summary="Within-match causal effect of each intent: clustered CI, verdict, refutation figures",
+)
+def causal_effects(
+    request: Request,
+    outcome: Outcome | None = Query(None, description="round_win (the causal step's default outcome)"),
+    verdict: Verdict | None = Query(None, description="robust, fragile or not significant"),
+) -> CausalEffectList:
+    c = correlation_results.c
+    where = [c.method == "aipw_within"]
+    where += [c.outcome == outcome] if outcome else []
+    where += [c.verdict == verdict] if verdict else []
+    res = _latest_results(_state(request), where)
+    effects = []
+    for r in res.results:
+        d = r.details or {}
+        effects.append(CausalEffectOut(
+            feature=r.feature, outcome=r.outcome, method=r.method, n=r.n, estimate=r.effect, ci_low=r.ci_low,
+            ci_high=r.ci_high, p_value=r.p_value, q_value=r.q_value, significant=r.significant, verdict=r.verdict,
+            exploratory=r.exploratory, between_team=d.get("between_team"), e_value=d.get("e_value"),
+            e_value_ci=d.get("e_value_ci"), refutations=d.get("refutations"), balance=d.get("balance"),
+        ))  # fmt: skip
+    return CausalEffectList(run_id=res.run_id, run_finished_at=res.run_finished_at, count=len(effects),
+                            message=res.message, effects=effects)  # fmt: skip
 
 
 @router.get(

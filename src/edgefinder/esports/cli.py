@@ -26,18 +26,28 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output JSONL; the ground truth goes beside it.")] = Path(
         "events.jsonl"
     ),
+    strength: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=3.0,
+            help="SD (log-odds) of a latent per-match-and-team strength that raises the win chance and the "
+            "hold/peek rates (a confounder no covariate sees); 0 = none.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Simulate CS-style matches with planted intent effects; write events + <out>.truth.json."""
     from edgefinder.console import Console
-    from edgefinder.esports.simulate import simulate_to_file, truth_path
+    from edgefinder.esports.simulate import SimConfig, simulate_to_file, truth_path
 
     console = Console()
     started = time.perf_counter()
-    sim = simulate_to_file(matches, seed, out)
+    sim = simulate_to_file(matches, seed, out, SimConfig(strength_sd=strength))
     console.print(
         f"wrote [bold]{sim.n_canonical + sim.n_signals:,}[/bold] events "
         f"({sim.n_canonical:,} canonical, {sim.n_signals:,} motion signals; "
-        f"{sim.truth['rounds']:,} rounds of {matches} matches) to {out} "
+        f"{sim.truth['rounds']:,} rounds of {matches} matches"
+        + (f", team strength SD {strength:g} on {', '.join(sim.truth['strength']['intents'])}" if strength else "")
+        + f") to {out} "
         f"and the ground truth to {truth_path(out)} in {time.perf_counter() - started:.1f} s"
     )
 

@@ -27,7 +27,7 @@ def _fmt(v: object) -> str:
 def run(settings: Settings, console: Console, *, matches: int = DEMO_MATCHES, seed: int = DEMO_SEED) -> Path:
     """Run the esports pipeline on simulated data; returns the demo database path."""
     from edgefinder.esports.ingest import make_pipeline, run_ingest
-    from edgefinder.esports.jobs import JobParams, run_correlation_job
+    from edgefinder.esports.jobs import WITHIN_METHOD, JobParams, run_correlation_job
     from edgefinder.esports.report import causal_table, findings_table
     from edgefinder.esports.simulate import simulate_to_file, truth_path
 
@@ -65,21 +65,23 @@ def run(settings: Settings, console: Console, *, matches: int = DEMO_MATCHES, se
 
     # What the simulator planted, next to what the job found (the demo knows the truth; real data does not).
     truth = Table(title="Planted effects (simulator truth) vs the job's adjusted estimate", title_justify="left")
-    for col in ("feature", "outcome", "true ATE", "AIPW ATE [95% CI]", "naive diff", "q"):
+    for col in ("feature", "outcome", "true ATE", "within-match ATE [95% CI]", "verdict", "naive diff", "q"):
         truth.add_column(col, justify="left" if col in ("feature", "outcome") else "right")
     res = result.results
     for p in sim.truth.get("planted_effects", []):
-        hit = res[(res["feature"] == p["feature"]) & (res["outcome"] == p["outcome"]) & (res["method"] == "aipw")]
+        pair = (res["feature"] == p["feature"]) & (res["outcome"] == p["outcome"])
+        hit = res[pair & (res["method"] == WITHIN_METHOD)]
         if hit.empty:  # site_executed has no causal row: show the adjusted logistic test instead
             hit = res[(res["feature"] == p["feature"]) & (res["outcome"] == p["outcome"]) & (res["method"] == "logistic")]
         if hit.empty:
             continue
         r = hit.iloc[0]
         est = f"{_fmt(r['effect'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-        if r["method"] != "aipw":
+        if r["method"] != WITHIN_METHOD:
             est += " (log-OR/SD)"
         q = r["q_value"]
-        truth.add_row(p["feature"], p["outcome"], _fmt(p.get("true_ate")), est, _fmt((r["details"] or {}).get("naive")),
+        truth.add_row(p["feature"], p["outcome"], _fmt(p.get("true_ate")), est, r.get("verdict") or "—",
+                      _fmt((r["details"] or {}).get("naive")),
                       "—" if q is None or not math.isfinite(q) else f"{q:.1e}")  # fmt: skip
     console.print(truth)
     console.print(

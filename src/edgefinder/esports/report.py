@@ -10,14 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.esports.jobs import JobResult, top_findings
+from edgefinder.esports.jobs import NAIVE_METHOD, WITHIN_METHOD, JobResult, top_findings
 
 _METHOD_LABEL = {
     "point_biserial": "point-biserial r",
     "spearman": "Spearman ρ",
     "chi2": "χ² (Cramér's V)",
     "logistic": "logistic log-OR/SD (adj.)",
-    "aipw": "AIPW ATE (adj.)",
+    WITHIN_METHOD: "AIPW ATE, within match",
+    NAIVE_METHOD: "AIPW ATE, between teams (naive)",
 }
 
 
@@ -40,20 +41,41 @@ def _q(v: Any) -> str:
     return "<1e-300" if v == 0 else f"{float(v):.1e}" if v < 1e-3 else f"{float(v):.3f}"
 
 
+def _check(refutations: dict[str, Any] | None, name: str) -> str:
+    """One refutation check in a cell: its figure and ✓ / ✗ (— when it did not run)."""
+    c = (refutations or {}).get(name)
+    if not c:
+        return "—"
+    mark = {True: "✓", False: "✗"}.get(c.get("passed"), "?")
+    if name == "random_common_cause":
+        return f"{_num(c.get('shift_in_se'), '+.2f')} SE {mark}"
+    return f"{_num(c.get('estimate'))} {mark}"
+
+
 def causal_table(results: pd.DataFrame) -> Table:
-    """One row per causal estimate: naive difference vs AIPW (adjusted for pre-round covariates)."""
-    t = Table(title="Effect of each intent on round win: naive vs adjusted (probability points)", title_justify="left")
-    for col, just in (("feature", "left"), ("outcome", "left"), ("naive diff", "right"), ("AIPW ATE [95% CI]", "right"),
-                      ("IPW", "right"), ("q", "right"), ("sig.", "center"), ("n", "right")):  # fmt: skip
+    """One row per intent: the within-match AIPW effect (95% CI clustered by match), its verdict and the
+    refutation figures, beside the naive between-team estimate it replaces."""
+    t = Table(title="Causal effect of each intent on round win, team compared with itself inside a match "
+                    "(probability points; CI clustered by match)", title_justify="left")  # fmt: skip
+    for col, just in (("feature", "left"), ("within-match ATE [95% CI]", "right"), ("q", "right"),
+                      ("verdict", "left"), ("placebo", "right"), ("half", "right"), ("random cause", "right"),
+                      ("E-value (CI)", "right"), ("between-team (naive)", "right"), ("n", "right")):  # fmt: skip
         t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
-    rows = results[results["method"] == "aipw"]
+    rows = results[results["method"] == WITHIN_METHOD]
     rows = rows.assign(_abs=rows["effect"].abs()).sort_values(["q_value", "_abs"], ascending=[True, False], na_position="last")
     for r in rows.to_dict(orient="records"):
         d = r["details"] or {}
+        ref = d.get("refutations")
+        between = d.get("between_team") or {}
+        verdict = r.get("verdict") or "—"
+        style = {"robust": "green", "fragile": "yellow"}.get(verdict, "dim")
+        label = r["feature"] if r["outcome"] == "round_win" else f"{r['feature']} → {r['outcome']}"
         t.add_row(
-            r["feature"], r["outcome"], _num(d.get("naive")),
-            f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]", _num(d.get("ipw")),
-            _q(r["q_value"]), "✓" if r["significant"] else "", f"{r['n']:,}",
+            label, f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]", _q(r["q_value"]),
+            f"[{style}]{verdict}[/{style}]" + (" (exploratory)" if r["exploratory"] else ""),
+            _check(ref, "placebo"), _check(ref, "subset"), _check(ref, "random_common_cause"),
+            f"{_num(d.get('e_value'), '.2f')} ({_num(d.get('e_value_ci'), '.2f')})", _num(between.get("estimate")),
+            f"{r['n']:,}",
         )  # fmt: skip
     return t
 
@@ -61,16 +83,17 @@ def causal_table(results: pd.DataFrame) -> Table:
 def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool = False) -> Table:
     """The ``n`` strongest significant (feature, outcome) pairs: q, then |effect|.
 
-    Each pair appears once, with its strongest test; "naive → adjusted" shows the pair's causal
-    estimate (naive difference → AIPW, probability points) where the job made one.
+    Each pair appears once, with its strongest test; "naive → within match" shows the pair's causal
+    estimate (naive difference in means → within-match AIPW, probability points) where the job made one.
     """
     ranked = top_findings(results, len(results), include_in_round=include_in_round)
     top = ranked.drop_duplicates(subset=["feature", "outcome"], keep="first").head(n)
-    aipw = {(r["feature"], r["outcome"]): r for r in results[results["method"] == "aipw"].to_dict(orient="records")}
+    within = results[results["method"] == WITHIN_METHOD]
+    aipw = {(r["feature"], r["outcome"]): r for r in within.to_dict(orient="records")}
     t = Table(title=f"Top {len(top)} significant feature/outcome pairs (BH q < 0.05 over all tests of the run)",
               title_justify="left")  # fmt: skip
     for col, just in (("feature", "left"), ("outcome", "left"), ("method", "left"), ("effect [95% CI]", "right"),
-                      ("q", "right"), ("naive → adjusted", "right"), ("note", "left")):  # fmt: skip
+                      ("q", "right"), ("naive → within match", "right"), ("note", "left")):  # fmt: skip
         t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
     for r in top.to_dict(orient="records"):
         has_ci = _num(r["ci_low"]) != "—"

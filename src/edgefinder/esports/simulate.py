@@ -22,6 +22,14 @@ Causal structure (the ground truth written to ``<out>.truth.json``):
   b_retreat * retreat_count + b_hold * hold_count. Planted: trade (+) and retreat (-) and hold (+)
   on round_win, plant (+) on site_executed. hold is CONFOUNDED: it is more frequent with full buys,
   which win more, so its naive difference overstates the small true effect.
+* Team strength (``SimConfig.strength_sd`` = S > 0, ``esports simulate --strength S``): every team in
+  every match gets a latent strength s ~ Normal(0, S) (log-odds), constant over the match and never
+  observed. It adds s_own - s_opponent to the team's round-win log-odds **and** multiplies the team's
+  signal rates of the intents in ``strength_intents`` (hold and peek) by exp(``strength_intent_effect``
+  * s): better teams win more and hold and peek more, so hold's and peek's between-team associations
+  with winning are confounded by strength, which no pre-round covariate measures. Peek has no causal
+  effect at all; only a comparison of a team with itself inside a match removes the confounder. S = 0
+  (the default) draws nothing and gives bit-identical output to a simulator without strength.
 * Null features (no effect on any outcome): the counts and shares of advance, peek, defuse,
   rotate and engage, total actions, confidence, speed, approach velocity and distance to the
   objective. kills/deaths/opening kills are generated *from* the outcome (post-treatment).
@@ -29,8 +37,9 @@ Causal structure (the ground truth written to ``<out>.truth.json``):
 True effects of a binarized treatment T = count > threshold are computed from the potential
 outcomes: for every team-round, E[Y | T=t, Z] sums the outcome probability over the count's
 conditional (Poisson) distribution given Z restricted to T=t, with every other variable at its
-realized value; the ATE is the mean over team-rounds of E[Y | T=1, Z] - E[Y | T=0, Z] (the estimand
-of IPW/AIPW with the pre-round covariates). Threshold rule as in
+realized value (the team's strength included); the ATE is the mean over team-rounds of
+E[Y | T=1, Z, s] - E[Y | T=0, Z, s] (the estimand of the within-match AIPW, which compares a team
+with itself and so holds its strength fixed). Threshold rule as in
 :func:`edgefinder.stats.causal.propensity_adjusted_effect`: the median of the count over all
 finished team-rounds, treated = count > median.
 
@@ -86,6 +95,11 @@ class SimConfig:
     frac_no_team: float = 0.20  # signals without team (resolved from the roster)
     frac_early_round: float = 0.05  # signals written just before their round's ROUND_START
     frac_early_match: float = 0.02  # signals written before their match's MATCH_START
+    #: SD (log-odds) of the latent per-match-and-team strength; 0 = no strength confounder
+    strength_sd: float = 0.0
+    #: log signal-rate multiplier of the strength intents per unit of strength
+    strength_intent_effect: float = 0.5
+    strength_intents: tuple[str, ...] = ("hold", "peek")
 
 
 @dataclass
@@ -129,13 +143,42 @@ def _intent_probs(cfg: SimConfig, attack: np.ndarray, buy: np.ndarray) -> np.nda
     return p
 
 
-def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None) -> Simulation:
-    """Simulate ``n_matches`` matches; every random step draws from ``numpy.random.default_rng(seed)``."""
+def _strength(cfg: SimConfig, seed: int, n_matches: int) -> np.ndarray:
+    """Latent strength (log-odds) per match and team, shape (M, 2); zeros when ``strength_sd`` is 0.
+
+    Drawn from its own generator (seeded by ``(seed, 1)``) so that adding strength leaves every other
+    random draw of the season unchanged.
+    """
+    if cfg.strength_sd < 0:
+        raise ValueError("strength_sd must be >= 0")
+    unknown = set(cfg.strength_intents) - set(INTENTS)
+    if unknown:
+        raise ValueError(f"unknown strength intent(s): {', '.join(sorted(unknown))}")
+    if cfg.strength_sd == 0:
+        return np.zeros((n_matches, 2))
+    return np.random.default_rng([seed, 1]).normal(0.0, cfg.strength_sd, (n_matches, 2))
+
+
+def _rate_weights(cfg: SimConfig, strength: np.ndarray) -> np.ndarray:
+    """Per-team multipliers of each intent's signal rate, shape (n, 9): exp(effect * s) on the strength intents."""
+    w = np.ones((strength.size, len(INTENTS)))
+    for name in cfg.strength_intents:
+        w[:, INTENT_INDEX[name]] = np.exp(cfg.strength_intent_effect * strength)
+    return w
+
+
+def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None, *, render: bool = True) -> Simulation:
+    """Simulate ``n_matches`` matches; every random step draws from ``numpy.random.default_rng(seed)``.
+
+    ``render=False`` skips the JSON lines (``lines`` is empty; ``n_canonical``/``n_signals`` are 0): the
+    analysis tests need only the per-(round, team) frame and the truth, in a fraction of the time.
+    """
     if n_matches < 1:
         raise ValueError("n_matches must be at least 1")
     cfg = config or SimConfig()
     rng = np.random.default_rng(seed)
     M = n_matches
+    strength = _strength(cfg, seed, M)
     team_a = rng.integers(0, N_TEAMS_POOL, M)
     team_b = (team_a + rng.integers(1, N_TEAMS_POOL, M)) % N_TEAMS_POOL  # never equal to team_a
     maps = rng.integers(0, len(MAPS), M)
@@ -172,7 +215,17 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None) -> 
         # signals: per player Poisson counts, per signal one intent (Poisson thinning keeps the
         # per-intent team counts independent Poisson variables given Z)
         probs = _intent_probs(cfg, attack.ravel(), buy.ravel())  # (2n, 9)
-        n_sig = rng.poisson(lam, size=(n, 2, PLAYERS))
+        s_now = strength[active]  # (n, 2)
+        if cfg.strength_sd > 0:
+            # Poisson thinning backwards: scaling intent j's rate by w_j means a total rate of
+            # lam * sum(p * w) per player and intent probabilities p * w / sum(p * w); every other
+            # intent keeps its rate. (With S = 0 nothing changes, so neither do the draws.)
+            pw = probs * _rate_weights(cfg, s_now.ravel())
+            scale = pw.sum(axis=1)
+            probs = pw / scale[:, None]
+            n_sig = rng.poisson(lam * np.repeat(scale, PLAYERS).reshape(n, 2, PLAYERS))
+        else:
+            n_sig = rng.poisson(lam, size=(n, 2, PLAYERS))
         flat = n_sig.ravel()
         s_unit = np.repeat(np.arange(n * 2), flat.reshape(n * 2, PLAYERS).sum(axis=1))
         s_player = np.repeat(np.tile(np.arange(PLAYERS), n * 2), flat)
@@ -202,6 +255,7 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None) -> 
 
         f_team = np.stack([f(counts3[:, 0]), f(counts3[:, 1])], axis=1)
         win_logit_att = cfg.b_load * gap + f_team[rows, att_idx] - f_team[rows, def_idx] + cfg.b_exec * executed
+        win_logit_att = win_logit_att + s_now[rows, att_idx] - s_now[rows, def_idx]
         att_wins = rng.random(n) < expit(win_logit_att)
         winner_idx = np.where(att_wins, att_idx, def_idx)
         # own-team win logit of each unit, and the part that does not involve its own counts
@@ -257,7 +311,7 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None) -> 
                 start=np.repeat(start, 2), end=np.repeat(end, 2), winner=np.repeat(winner_idx, 2),
                 reason=np.repeat(reason, 2), site=np.repeat(site, 2), exec_ts=np.repeat(exec_ts, 2),
                 plant_ts=np.repeat(plant_ts, 2), defuse_ts=np.repeat(defuse_ts, 2),
-                planted=np.repeat(planted, 2), defused=np.repeat(defused, 2),
+                planted=np.repeat(planted, 2), defused=np.repeat(defused, 2), strength=s_now.ravel(),
             )
         )
         # signals: times inside the round window
@@ -305,6 +359,8 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None) -> 
 
     frame = _units_frame(units, match_ids, tid, cfg)
     truth = _truth(frame, units, cfg, seed, M)
+    if not render:
+        return Simulation(lines=[], units=frame, truth=truth, n_canonical=0, n_signals=0, config=cfg)
     lines, n_can, n_sig = _render(
         cfg, seed, match_ids, tid, maps, score, units, sigs, kls,
         dict(conf=conf, speed=speed, approach=approach, dist=dist, no_round=no_round, no_team=no_team, early=early),
@@ -333,6 +389,8 @@ def _units_frame(u: dict[str, np.ndarray], match_ids: np.ndarray, tid: np.ndarra
             "site_executed": u["executed"].astype(int),
             "kills": u["kills"],
             "deaths": u["deaths"],
+            # the latent confounder: never ingested, kept for the tests' and the truth's use
+            "strength": u["strength"],
         }
     )
     for i, name in enumerate(INTENTS):
@@ -364,8 +422,8 @@ def _conditional_effects(
 
 
 def _truth(df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int, n_matches: int) -> dict[str, Any]:
-    probs = _intent_probs(cfg, u["attack"], u["buy"])
-    mu_all = PLAYERS * cfg.signals_per_player * probs  # (units, 9) expected counts given Z
+    probs = _intent_probs(cfg, u["attack"], u["buy"]) * _rate_weights(cfg, u["strength"])
+    mu_all = PLAYERS * cfg.signals_per_player * probs  # (units, 9) expected counts given Z and strength
     counts = u["counts"]
     won = u["won"].astype(float)
     executed = u["executed"].astype(float)
@@ -411,12 +469,33 @@ def _truth(df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int
         effect("plant", cfg.a_plant, "site_executed"),
     ]
     confounded = dict(planted[2])
-    confounded["confounders"] = ["side", "loadout_value (buy class)"]
+    confounded["confounders"] = ["side", "loadout_value (buy class)"] + (
+        ["strength (latent, per match and team)"] if "hold" in cfg.strength_intents and cfg.strength_sd > 0 else []
+    )
     confounded["note"] = (
         "hold is more frequent on full buys (which win more) and on defense: the naive difference "
         "overstates the true effect; adjust for side, bank_start, loadout_value, opp_loadout_value"
+        + ("; with strength, better teams also hold more: compare a team with itself inside a match"
+           if cfg.strength_sd > 0 else "")
     )
     nulls = ["advance", "peek", "defuse", "rotate", "engage"]
+    planted_intents = {p["intent"] for p in planted if p["outcome"] == "round_win"}
+    touched = list(cfg.strength_intents) if cfg.strength_sd > 0 else []
+    strength = {
+        "sd": cfg.strength_sd,
+        "per": "match and team (constant over a match, never observed)",
+        "round_win_log_odds": "own strength minus the opponent's strength",
+        "intents": touched,
+        "log_rate_per_unit_strength": cfg.strength_intent_effect if touched else 0.0,
+        # intents whose only link to round_win is strength: any effect found for them is confounding
+        "strength_only_features": [f"{i}_count" for i in touched if i not in planted_intents],
+        "strength_only_effects": [effect(i, 0.0, "round_win") for i in touched if i not in planted_intents],
+        "note": (
+            "better teams win more and show the listed intents more; the covariates (side, bank, loadout) "
+            "cannot see strength, a comparison of a team with its own rounds of the same match removes it"
+            if touched else "no strength confounder (strength_sd = 0)"
+        ),
+    }
     return {
         "seed": seed,
         "matches": n_matches,
@@ -434,6 +513,7 @@ def _truth(df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int
             {"feature": "plant_count", "outcome": "econ_delta", "sign": 1, "via": "round_win and plant bonus"},
         ],
         "confounded": confounded,
+        "strength": strength,
         "null_features": [f"{i}_count" for i in nulls]
         + [f"{i}_share" for i in nulls]
         + ["total_actions", "mean_confidence", "low_conf_share", "speed_mean", "speed_max",

@@ -14,6 +14,12 @@ from edgefinder.errors import EdgefinderError
 Z_975: float = float(sps.norm.ppf(0.975))
 
 
+#: Cluster-robust intervals need clusters: with fewer than this many (matches) a clustered result is
+#: flagged ``exploratory`` (the sandwich variance is biased down with few clusters; Cameron & Miller
+#: 2015 put the usual comfort zone at 30-50).
+DEFAULT_MIN_CLUSTERS = 30
+
+
 class StatsInputError(EdgefinderError):
     """Input to a statistics function is malformed (wrong length, non-binary outcome, ...)."""
 
@@ -70,6 +76,67 @@ def fisher_z_ci(r: float, n: int, se: float | None = None, z_crit: float = Z_975
         se = 1.0 / np.sqrt(n - 3)
     z = np.arctanh(r)
     return (float(np.tanh(z - z_crit * se)), float(np.tanh(z + z_crit * se)))
+
+
+def cluster_codes(groups: object, n: int, name: str = "groups") -> np.ndarray:
+    """Integer codes 0..G-1 of a cluster label per row (any hashable labels; NaN is refused)."""
+    labels = pd.Series(np.asarray(groups).ravel() if not isinstance(groups, pd.Series) else groups.to_numpy())
+    if labels.size != n:
+        raise StatsInputError(f"{name} has {labels.size} labels for {n} rows")
+    if labels.isna().any():
+        raise StatsInputError(f"{name} has missing labels")
+    codes, _ = pd.factorize(labels, sort=False)
+    return codes.astype(np.int64)
+
+
+def cluster_sums(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Per-cluster sums of ``values`` (rows x k, or a vector), one row per cluster code."""
+    n_clusters = int(codes.max()) + 1 if codes.size else 0
+    if values.ndim == 1:
+        return np.bincount(codes, weights=values, minlength=n_clusters)
+    out = np.zeros((n_clusters, values.shape[1]))
+    np.add.at(out, codes, values)
+    return out
+
+
+def cluster_se_of_mean(psi: np.ndarray, codes: np.ndarray | None) -> float:
+    """Standard error of mean(psi) for influence values ``psi``: cluster-robust when ``codes`` is given.
+
+    Cluster-robust (CR1, the Liang-Zeger sandwich with statsmodels' small-sample factor G/(G-1)):
+    sqrt(G/(G-1) * sum_g (sum_{i in g} (psi_i - mean))^2) / n; this is exactly the standard error
+    statsmodels reports for the intercept of ``OLS(psi, 1).fit(cov_type='cluster')``. Without
+    ``codes``: sd(psi, ddof=1) / sqrt(n) (every row its own cluster).
+    """
+    n = psi.size
+    if n < 2:
+        return float("nan")
+    if codes is None:
+        return float(psi.std(ddof=1) / np.sqrt(n))
+    g = int(codes.max()) + 1
+    if g < 2:
+        return float("nan")
+    s = cluster_sums(psi - psi.mean(), codes)
+    return float(np.sqrt(g / (g - 1) * np.sum(s * s)) / n)
+
+
+def normal_or_t_crit(n_clusters: int | None, alpha: float = 0.05) -> float:
+    """Two-sided critical value: t with G-1 degrees of freedom for G clusters, else the normal one.
+
+    With clustered data the sandwich variance has about G-1 degrees of freedom (Cameron & Miller
+    2015), so a t(G-1) quantile keeps coverage honest when matches are few.
+    """
+    if n_clusters is None:
+        return float(sps.norm.ppf(1 - alpha / 2))
+    return float(sps.t.ppf(1 - alpha / 2, max(n_clusters - 1, 1)))
+
+
+def two_sided_p(stat: float, n_clusters: int | None) -> float:
+    """Two-sided p-value of a z (no clusters) or t(G-1) statistic; 1.0 when undefined."""
+    if not np.isfinite(stat):
+        return 1.0
+    if n_clusters is None:
+        return float(2.0 * sps.norm.sf(abs(stat)))
+    return float(2.0 * sps.t.sf(abs(stat), max(n_clusters - 1, 1)))
 
 
 def design_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:

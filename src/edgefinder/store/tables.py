@@ -218,6 +218,11 @@ correlation_results = Table(
     Column("p_value", Float),
     Column("q_value", Float),
     Column("significant", Boolean, nullable=False),
+    Column(
+        "verdict",
+        String(16),
+        doc="causal effects only: robust | fragile | not significant (checks' figures in details.refutations)",
+    ),
     Column("exploratory", Boolean, nullable=False),
     Column("direction", String(16)),
     Column("details", Json),
