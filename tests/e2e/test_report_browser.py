@@ -33,7 +33,7 @@ from tests.e2e.conftest import DemoRun
 pytestmark = pytest.mark.slow
 
 INTENTS = ("advance", "retreat", "hold", "peek", "plant", "defuse", "rotate", "trade", "engage")
-FIGURES = ("forest", "balance", "equity", "families", "ancestry", "regret", "template_pnl")
+FIGURES = ("forest", "refutation", "balance", "equity", "families", "ancestry", "regret", "template_pnl")
 
 
 def _money(x: float) -> str:
@@ -161,7 +161,7 @@ def test_esports_headlines_and_charts_match_the_database(page: Loaded, truth: di
     assert page.figure("es.data.raw_events") == f"{es['raw_events']:,}"
     assert page.figure("es.alerts") == str(es["alerts"])
     rows = {(r["feature"], r["outcome"], r["method"]): r for r in es["rows"]}
-    causal = "aipw_within" if any(m == "aipw_within" for (_, _, m) in rows) else "aipw"
+    causal = "aipw_within"  # the within-match effect, with its verdict and refutation checks
     # the forest plot: the adjusted estimate of every intent on every outcome, with its CI
     want = {("round_win", causal), ("site_executed", "logistic"), ("econ_delta", "spearman")}
     drawn = 0
@@ -178,21 +178,30 @@ def test_esports_headlines_and_charts_match_the_database(page: Loaded, truth: di
             assert (trace["name"] != "not significant") == bool(r["significant"]), (intent, outcome)
             drawn += 1
     assert drawn == 3 * len(INTENTS)
-    # the causal table: estimate, CI and (where the analysis stores one) the verdict of each intent
+    # the causal table: estimate, CI, verdict and the refutation checks' figures of each intent
     for intent in INTENTS:
         r = rows[(f"{intent}_count", "round_win", causal)]
         cell = page.figure(f"es.causal.{intent}_count.round_win")
         assert cell == f"{r['effect']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-        if "verdict" in r:
-            row = page.page.locator(f'#causal-table tr[data-feature="{intent}_count"]').inner_text()
-            assert r["verdict"] in row, (intent, r["verdict"], row)
-    if any("verdict" in r for r in es["rows"]):
-        assert page.figure("es.robust") == str(sum(1 for r in es["rows"] if r.get("verdict") == "robust"))
+        row = page.page.locator(f'#causal-table tr[data-feature="{intent}_count"]').inner_text()
+        assert r["verdict"] in ("robust", "fragile", "not significant") and r["verdict"] in row, (intent, row)
+        checks = json.loads(r["details"])["refutations"]
+        if checks is not None:
+            assert f"{checks['placebo']['estimate']:+.3f}" in row and f"{checks['subset']['estimate']:+.3f}" in row
+        else:  # checks skipped (the effect is not significant): the cells say nothing was run
+            assert r["verdict"] == "not significant" and row.count("—") >= 3
+    robust = sum(1 for r in es["rows"] if r["verdict"] == "robust")
+    assert robust > 0 and page.figure("es.robust") == str(robust)  # the demo plants effects that survive
+    # the refutation chart: the placebo estimate of each intent that has the checks, as stored
+    checked = [i for i in INTENTS if json.loads(rows[(f"{i}_count", "round_win", causal)]["details"])["refutations"]]
+    placebo = next(t for t in page.chart("refutation") if t["name"] == "placebo treatment")
+    assert len(placebo["x"]) == len(checked) > 0
+    for x, intent in zip(placebo["x"], checked):
+        r = rows[(f"{intent}_count", "round_win", causal)]
+        assert _close(x, json.loads(r["details"])["refutations"]["placebo"]["estimate"])
     # the balance plot: |SMD| before and after weighting of each covariate, from the stored details
     balance = {t["name"]: t for t in page.chart("balance") if t.get("xaxis", "x") == "x"}  # first panel
-    first = json.loads(rows[("advance_count", "round_win", causal)]["details"])["balance"]
-    stored = first if isinstance(first, list) else [{"covariate": k, **v} for k, v in first.items()]
-    by_cov = {b["covariate"]: b for b in stored}
+    by_cov = {b["covariate"]: b for b in json.loads(rows[("advance_count", "round_win", causal)]["details"])["balance"]}
     for cov, x in zip(balance["after weighting"]["y"], balance["after weighting"]["x"]):
         assert _close(x, abs(by_cov[cov]["smd_after"])), cov
 

@@ -71,7 +71,7 @@ def test_esports_data_reads_what_the_database_holds(seasons: dict[str, Any]) -> 
     assert d["run"]["n_tests"] == second.n_tests and d["run"]["n_significant"] == second.n_significant
     rows = {(r["feature"], r["outcome"], r["method"]): r
             for r in _rows(path, "SELECT * FROM correlation_results WHERE run_id = ?", second.run_id)}
-    causal = "aipw_within" if any(m == "aipw_within" for (_, _, m) in rows) else "aipw"
+    causal = "aipw_within"
     method = {"round_win": causal, "site_executed": "logistic", "econ_delta": "spearman"}
     assert {(e["feature"], e["outcome"]) for e in d["effects"]} == {(f, o) for f in COUNT_FEATURES for o in method}
     for e in d["effects"]:
@@ -82,11 +82,23 @@ def test_esports_data_reads_what_the_database_holds(seasons: dict[str, Any]) -> 
         assert e["significant"] == bool(r["significant"])
         if e["outcome"] == "round_win":
             assert e["naive"] == json.loads(r["details"])["naive"]
+        if e["outcome"] == "round_win":  # the between-team estimate beside the within-match one
+            assert e["between"] == rows[(e["feature"], "round_win", "aipw_naive")]["effect"]
     assert len(d["causal"]) == len(COUNT_FEATURES)
+    for c in d["causal"]:  # verdicts and the refutation checks' figures as stored
+        r = rows[(c["feature"], "round_win", causal)]
+        assert c["verdict"] == r["verdict"] and c["verdict"] in ("robust", "fragile", "not significant")
+        assert c["refutations"] == json.loads(r["details"])["refutations"]
+        if c["refutations"] is None:  # the checks say why they did not run (not significant, no estimate)
+            assert c["refutations_skipped"] and c["verdict"] == "not significant"
+        else:
+            assert set(c["refutations"]) >= {"placebo", "subset", "random_common_cause"}
+        if c["significant"]:  # a significant effect always gets the checks its verdict rests on
+            assert c["refutations"] is not None and c["verdict"] in ("robust", "fragile")
+    assert any(c["significant"] for c in d["causal"])
     # balance: every covariate of every causal estimate, before and after weighting
     for c in d["causal"]:
         stored = json.loads(rows[(c["feature"], "round_win", causal)]["details"])["balance"]
-        stored = stored if isinstance(stored, list) else [{"covariate": k, **v} for k, v in stored.items()]
         mine = {b["covariate"]: b for b in d["balance"] if b["feature"] == c["feature"]}
         assert set(mine) == {b["covariate"] for b in stored}
         for b in stored:
