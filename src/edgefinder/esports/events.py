@@ -6,21 +6,34 @@ match start; ``timestamp`` is wall-clock time (ISO 8601, UTC). Unknown ``event_t
 accepted with their payload kept raw (stored in ``raw_events``, otherwise ignored).
 
 :func:`parse_line` turns raw text into a model or raises :class:`InvalidEvent`, whose ``reason``
-is the one-line explanation stored in ``dead_letters``.
+is the one-line explanation stored in ``dead_letters``. Besides the schema it enforces the bounds
+that make every accepted event storable and analysable, so that nothing an entry contains can
+make the database or the analysis fail later:
+
+* size: at most ``max_bytes`` of JSON text (checked before parsing);
+* nesting: free-form JSON (``features``, payloads of unknown event types) at most
+  :data:`MAX_DEPTH` levels deep (the JSON parser itself stops at 200 levels);
+* numbers: finite everywhere; integers in free-form JSON within 64 bits; measured quantities
+  (money, game time, the standard motion features) within ±:data:`MAX_MAGNITUDE`;
+* text: no NUL character anywhere (Postgres text cannot hold it) and valid UTF-8 without
+  unpaired surrogates (the parser rejects those).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
+import pydantic_core
 from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
+    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -56,14 +69,25 @@ SITE_TYPES: frozenset[str] = frozenset({"BOMB_PLANT", "SITE_EXECUTE", "BOMB_DEFU
 
 #: Default size limit of one event's JSON text, in bytes (64 KiB).
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+#: Deepest nesting of free-form JSON (``features``, payloads of unknown event types), in levels.
+MAX_DEPTH = 32
+#: Largest magnitude of a measured quantity: money (dollars), game time (seconds) and the standard
+#: motion features. Sums and differences of millions of them stay finite, and dollar amounts up
+#: to this size are exact to the cent in a double.
+MAX_MAGNITUDE = 1e15
+#: Integers in free-form JSON must fit 64 bits (SQLite's JSON integers, Postgres bigint).
+MAX_INT = 2**63 - 1
+#: Motion features with their own micro_actions columns (the analysis aggregates them).
+STANDARD_FEATURES: tuple[str, ...] = ("speed", "approach_velocity", "dist_to_objective")
 
 # Lengths match the columns in edgefinder.store.tables, so a valid event always fits the schema.
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 Short = Annotated[str, Field(min_length=1, max_length=64)]
 Side = Literal["attack", "defense"]
 RoundNo = Annotated[int, Field(ge=0, le=10_000)]
-GameTime = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-Money = Annotated[float, Field(allow_inf_nan=False)]
+GameTime = Annotated[float, Field(ge=0.0, le=MAX_MAGNITUDE, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE, allow_inf_nan=False)]
+Score = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 class InvalidEvent(EdgefinderError):
@@ -136,7 +160,7 @@ class RoundEndPayload(_Model):
 
 class MatchEndPayload(_Model):
     winner: Id | None = Field(default=None, validation_alias=AliasChoices("winner", "winner_team"))
-    score: dict[str, int] = Field(default_factory=dict)
+    score: dict[Id, Score] = Field(default_factory=dict, max_length=16)
 
 
 PAYLOAD_MODELS: dict[str, type[_Model]] = {
@@ -164,7 +188,14 @@ Payload = (
 
 def _aware(v: datetime) -> datetime:
     # A naive timestamp is read as UTC: the contract says UTC, and producers often drop the 'Z'.
-    return v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)
+    if v.tzinfo is None:
+        return v.replace(tzinfo=timezone.utc)
+    if v.utcoffset():
+        try:
+            return v.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past year 9999 in UTC
+            raise ValueError("timestamp is out of range once converted to UTC") from None
+    return v
 
 
 # --- envelopes -----------------------------------------------------------------------------
@@ -245,39 +276,60 @@ def parse_line(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -
     """Validate one JSON event; route by ``signal_id``. Raises :class:`InvalidEvent`.
 
     ``max_bytes`` bounds the encoded size (bytes) before any parsing, so an oversize entry
-    costs nothing but its length check.
+    costs nothing but its length check. Every bound of the module docstring is enforced here.
     """
     size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise InvalidEvent(f"oversize payload: {size} bytes > limit {max_bytes}")
     raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    if _SIGNAL_KEY in raw:
-        # Fast path (the bulk of the traffic): pydantic-core parses and validates in one pass.
-        # A model requires a top-level signal_id, so success means the routing rule holds; on
+    # A NUL can only enter a parsed string through the escape \u0000 (a raw control byte is
+    # invalid JSON), so its absence in the bytes proves every string clean; if present, the
+    # slow path checks each string.
+    if _NUL_ESCAPE not in raw:
+        # Fast paths (all valid traffic): pydantic-core parses and validates in one pass. A
+        # model requires its top-level keys, so success means the routing rule holds; on
         # failure the slow path below produces the precise reason.
-        try:
-            return MotionSignal.model_validate_json(raw)
-        except ValidationError:
-            pass
+        if _SIGNAL_KEY in raw:
+            try:
+                sig = MotionSignal.model_validate_json(raw)
+            except ValidationError:
+                pass
+            else:
+                _check_features(sig.features)
+                return sig
+        else:
+            try:
+                ev: CanonicalEvent = _CANONICAL.validate_json(raw)
+            except ValidationError:
+                pass
+            else:
+                if not ev.known:
+                    _check_free(ev.payload, "canonical event", "payload")
+                return ev
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # pydantic-core's parser: bounded recursion, strict UTF-8, no unpaired surrogates
+        obj = pydantic_core.from_json(raw)
+    except ValueError as exc:
         raise InvalidEvent(f"bad JSON: {exc}") from None
     return parse_obj(obj)
 
 
 _SIGNAL_KEY = b'"signal_id"'
+_NUL_ESCAPE = b"\\u0000"
 
 
 def parse_obj(obj: Any) -> Event:
-    """Validate a decoded JSON value (see :func:`parse_line`)."""
+    """Validate a decoded JSON value (see :func:`parse_line`; the same bounds apply)."""
     if not isinstance(obj, dict):
         raise InvalidEvent(f"bad JSON: expected an object, got {type(obj).__name__}")
+    _check_free(obj, "motion signal" if "signal_id" in obj else "canonical event", "", text_only=True)
     if "signal_id" in obj:
         try:
-            return MotionSignal.model_validate(obj)
+            sig = MotionSignal.model_validate(obj)
         except ValidationError as exc:
             raise InvalidEvent(_reason("motion signal", exc)) from None
+        _check_features(sig.features)
+        return sig
     try:
         etype = obj.get("event_type")
         model = PAYLOAD_MODELS.get(etype) if isinstance(etype, str) else None
@@ -290,9 +342,114 @@ def parse_obj(obj: Any) -> Event:
             except ValidationError as exc:
                 raise InvalidEvent(_reason(f"{etype} payload", exc)) from None
             obj = {**obj, "payload": typed}
-        return CanonicalEvent.model_validate(obj)
+        ev = CanonicalEvent.model_validate(obj)
     except ValidationError as exc:
         raise InvalidEvent(_reason("canonical event", exc)) from None
+    if not ev.known:
+        _check_free(ev.payload, "canonical event", "payload")
+    return ev
+
+
+# --- bounds of free-form JSON ---------------------------------------------------------------
+
+
+def _check_features(features: dict[str, Any]) -> None:
+    """Free-form bounds for ``features``; the standard features are measured quantities."""
+    for v in features.values():
+        if v.__class__ is not float or not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+            break
+    else:
+        return  # the usual case, flat and bounded floats: every bound holds
+    for k in STANDARD_FEATURES:
+        v = features.get(k)
+        if v.__class__ is float or v.__class__ is int:
+            if not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:  # also False for NaN
+                raise InvalidEvent(
+                    f"invalid motion signal: features.{k}: must be a finite number within "
+                    f"±{MAX_MAGNITUDE:.0e}, got {_show(v)}"
+                )
+    _check_free(features, "motion signal", "features")
+
+
+def _check_free(value: Any, kind: str, where: str, *, text_only: bool = False) -> None:
+    """Raise :class:`InvalidEvent` if a decoded JSON value breaks a bound (depth, number, text).
+
+    ``text_only`` checks strings (keys included) but not numbers or depth: the models bound
+    those where the schema is fixed, and :func:`_check_free` runs again on the free-form parts.
+    """
+    problem = _free_problem(value, 0, text_only)
+    if problem is not None:
+        rpath, what = problem
+        path = [where, *reversed(rpath)] if where else list(reversed(rpath))
+        if len(path) > 8:
+            path = [*path[:6], f"…({len(path)} levels)"]
+        raise InvalidEvent(f"invalid {kind}: {'.'.join(path) or '<root>'}: {what}")
+
+
+def _free_problem(value: Any, depth: int, text_only: bool) -> tuple[list[str], str] | None:
+    """``(reversed path, what is wrong)`` for the first value that breaks a bound, else None."""
+    cls = value.__class__
+    if cls is float:
+        return None if text_only or math.isfinite(value) else ([], f"{_show(value)} is not a finite number")
+    if cls is str:
+        if "\x00" in value:
+            return [], "text contains a NUL character (\\u0000)"
+        return None
+    if cls is int:
+        return None if text_only or -MAX_INT - 1 <= value <= MAX_INT else ([], "integer outside the 64-bit range")
+    if cls is dict or cls is list:
+        limit = _TEXT_WALK_DEPTH if text_only else MAX_DEPTH
+        if depth >= limit:
+            return [], f"nested deeper than {limit} levels"
+        items = value.items() if cls is dict else enumerate(value)
+        for k, v in items:
+            if k.__class__ is str and "\x00" in k:
+                return [k.replace("\x00", "\\u0000")], "key contains a NUL character (\\u0000)"
+            got = _free_problem(v, depth + 1, text_only)
+            if got is not None:
+                got[0].append(str(k))
+                return got
+        return None
+    if value is None or cls is bool:
+        return None
+    return [], f"unsupported value of type {cls.__name__}"
+
+
+# pydantic-core's JSON parser stops at 200 levels; a decoded value built otherwise is cut off here
+_TEXT_WALK_DEPTH = 256
+
+
+def _show(v: float | int) -> str:
+    """A number for a reason line: a 400-digit integer is shown by its size, not its digits."""
+    if isinstance(v, int) and abs(v) > MAX_INT:
+        return f"an integer of {len(str(abs(v)))} digits"
+    return repr(v)
+
+
+def _discriminate(value: Any) -> str:
+    etype = value.get("event_type") if isinstance(value, dict) else getattr(value, "event_type", None)
+    return etype if isinstance(etype, str) and etype in PAYLOAD_MODELS else "*"
+
+
+def _typed_envelope(etype: str, model: type[_Model]) -> Any:
+    name = "".join(w.title() for w in etype.split("_")) + "Event"
+    cls = type(name, (CanonicalEvent,), {
+        "__annotations__": {"payload": model},
+        "__module__": __name__,
+        "__doc__": f"A {etype} event (the envelope with its typed payload).",
+    })
+    return Annotated[cls, Tag(etype)]
+
+
+# The fast path of canonical events: one pydantic-core pass selects the envelope with the typed
+# payload by event_type (any other type: the plain envelope with the raw payload dict).
+_CANONICAL: TypeAdapter[CanonicalEvent] = TypeAdapter(
+    Annotated[
+        Union[tuple([*(_typed_envelope(t, m) for t, m in PAYLOAD_MODELS.items()),  # noqa: UP007
+                     Annotated[CanonicalEvent, Tag("*")]])],
+        Discriminator(_discriminate),
+    ]
+)
 
 
 def is_signal_line(text: str | bytes) -> bool:
@@ -300,8 +457,11 @@ def is_signal_line(text: str | bytes) -> bool:
 
     Unparseable lines count as canonical (they are dead-lettered by the canonical consumer).
     """
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _SIGNAL_KEY not in raw:
+        return False
     try:
-        obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+        obj = pydantic_core.from_json(raw)
+    except ValueError:
         return False
     return isinstance(obj, dict) and "signal_id" in obj

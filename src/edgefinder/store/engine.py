@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from edgefinder.errors import ConfigError, ConnectionFailed
+from edgefinder.errors import ConfigError, ConnectionFailed, first_line
 
 
 def normalize_url(url: str) -> str:
@@ -63,8 +63,7 @@ def check_connection(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except (OperationalError, SQLAlchemyError) as exc:
         where = engine.url.render_as_string(hide_password=True)
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConnectionFailed(f"cannot connect to database {where}: {reason}") from exc
+        raise ConnectionFailed(f"cannot connect to database {where}: {first_line(exc)}") from exc
 
 
 @contextmanager

@@ -7,12 +7,15 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from edgefinder.store.engine import check_connection, make_engine, normalize_url
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # The seed's path: `psql $DATABASE_URL -f migrations/create_analytics_tables.sql`.
 SQL_FILE_NAME = "create_analytics_tables.sql"
+# Postgres advisory-lock key held around an upgrade ("efmigrat" in ASCII).
+_MIGRATION_LOCK_KEY = 0x65666D6967726174
 
 
 def alembic_config(url: str, *, stdout: io.TextIOBase | None = None) -> Config:
@@ -25,11 +28,18 @@ def alembic_config(url: str, *, stdout: io.TextIOBase | None = None) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> str | None:
-    """Bring the database at ``url`` to ``revision``; idempotent. Returns the new revision."""
+    """Bring the database at ``url`` to ``revision``; idempotent. Returns the new revision.
+
+    Safe to run concurrently on Postgres (several consumers and the API starting together): the
+    upgrade runs in one transaction under an advisory lock, so concurrent upgrades run one after
+    the other and the later ones find the schema at ``revision`` and change nothing.
+    """
     engine = make_engine(url)
     try:
         check_connection(engine)
         with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
