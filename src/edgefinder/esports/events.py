@@ -310,8 +310,17 @@ def parse_line(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -
         # pydantic-core's parser: bounded recursion, strict UTF-8, no unpaired surrogates
         obj = pydantic_core.from_json(raw)
     except ValueError as exc:
-        raise InvalidEvent(f"bad JSON: {exc}") from None
+        raise InvalidEvent(f"bad JSON: {_json_problem(str(exc))}") from None
     return parse_obj(obj)
+
+
+def _json_problem(msg: str) -> str:
+    """pydantic-core's parser message, with what it means where that is not obvious."""
+    if msg.startswith("recursion limit exceeded"):
+        return f"nested deeper than {_PARSER_DEPTH} levels ({msg})"
+    if "surrogate" in msg or "hex escape" in msg:
+        return f"a \\u escape that is not a character, e.g. an unpaired surrogate ({msg})"
+    return msg
 
 
 _SIGNAL_KEY = b'"signal_id"'
@@ -415,7 +424,8 @@ def _free_problem(value: Any, depth: int, text_only: bool) -> tuple[list[str], s
     return [], f"unsupported value of type {cls.__name__}"
 
 
-# pydantic-core's JSON parser stops at 200 levels; a decoded value built otherwise is cut off here
+# pydantic-core's JSON parser stops past 200 levels; a decoded value built otherwise is cut off here
+_PARSER_DEPTH = 200
 _TEXT_WALK_DEPTH = 256
 
 
