@@ -21,6 +21,7 @@ make the database or the analysis fail later:
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
@@ -261,7 +262,7 @@ def _reason(kind: str, exc: ValidationError) -> str:
     """One line naming the first few failing fields (dead_letters.reason)."""
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = ".".join(_show_key(str(p)) for p in err["loc"]) or "<root>"
         if err["type"] == "missing":
             parts.append(f"missing field {loc}")
         elif err["type"] == "literal_error" and loc.endswith("intent"):
@@ -389,7 +390,7 @@ def _check_free(value: Any, kind: str, where: str, *, text_only: bool = False) -
     problem = _free_problem(value, 0, text_only)
     if problem is not None:
         rpath, what = problem
-        path = [where, *reversed(rpath)] if where else list(reversed(rpath))
+        path = [where, *map(_show_key, reversed(rpath))] if where else [_show_key(k) for k in reversed(rpath)]
         if len(path) > 8:
             path = [*path[:6], f"…({len(path)} levels)"]
         raise InvalidEvent(f"invalid {kind}: {'.'.join(path) or '<root>'}: {what}")
@@ -413,7 +414,7 @@ def _free_problem(value: Any, depth: int, text_only: bool) -> tuple[list[str], s
         items = value.items() if cls is dict else enumerate(value)
         for k, v in items:
             if k.__class__ is str and "\x00" in k:
-                return [k.replace("\x00", "\\u0000")], "key contains a NUL character (\\u0000)"
+                return [k], "key contains a NUL character (\\u0000)"
             got = _free_problem(v, depth + 1, text_only)
             if got is not None:
                 got[0].append(str(k))
@@ -427,6 +428,11 @@ def _free_problem(value: Any, depth: int, text_only: bool) -> tuple[list[str], s
 # pydantic-core's JSON parser stops past 200 levels; a decoded value built otherwise is cut off here
 _PARSER_DEPTH = 200
 _TEXT_WALK_DEPTH = 256
+
+
+def _show_key(key: str) -> str:
+    """A JSON key in a reason's path: control characters escaped, so the reason stays one line."""
+    return key if key.isprintable() else json.dumps(key)[1:-1]
 
 
 def _show(v: float | int) -> str:
