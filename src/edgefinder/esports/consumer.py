@@ -267,7 +267,7 @@ def run_consumer(
             if isinstance(item, BaseException):
                 raise item
             prep = item.prep
-            ids = [e.entry_id for e in prep.entries]
+            ids = [e[0] for e in prep.entries]  # entry_id (an index: this runs per entry)
             t0 = time.perf_counter()
             if item.careful and not retrying(lambda: source.begin_attempt(ids, alone=len(ids) == 1), backoff):
                 break  # stopped before the write began: the batch stays pending, nothing recorded

@@ -23,18 +23,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import pydantic_core
 from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
-    Discriminator,
     Field,
-    Tag,
-    TypeAdapter,
     ValidationError,
     field_validator,
 )
@@ -292,21 +290,25 @@ def parse_line(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -
         # failure the slow path below produces the precise reason.
         if _SIGNAL_KEY in raw:
             try:
-                sig = MotionSignal.model_validate_json(raw)
+                sig: MotionSignal = _SIGNAL_VALIDATOR.validate_json(raw)
             except ValidationError:
                 pass
             else:
                 _check_features(sig.features)
                 return sig
         else:
+            hint = _TYPE_HINT.search(raw)
+            validator = _TYPED_VALIDATORS.get(hint.group(1).decode(), _ANY_VALIDATOR) if hint else _ANY_VALIDATOR
             try:
-                ev: CanonicalEvent = _CANONICAL.validate_json(raw)
+                ev: CanonicalEvent = validator.validate_json(raw)
             except ValidationError:
                 pass
             else:
-                if not ev.known:
+                if validator is not _ANY_VALIDATOR:
+                    return ev
+                if not ev.known:  # the plain envelope is only right for a type without a model
                     _check_free(ev.payload, "canonical event", "payload")
-                return ev
+                    return ev
     try:
         # pydantic-core's parser: bounded recursion, strict UTF-8, no unpaired surrogates
         obj = pydantic_core.from_json(raw)
@@ -442,30 +444,23 @@ def _show(v: float | int) -> str:
     return repr(v)
 
 
-def _discriminate(value: Any) -> str:
-    etype = value.get("event_type") if isinstance(value, dict) else getattr(value, "event_type", None)
-    return etype if isinstance(etype, str) and etype in PAYLOAD_MODELS else "*"
-
-
-def _typed_envelope(etype: str, model: type[_Model]) -> Any:
+def _typed_envelope(etype: str, model: type[_Model]) -> type[CanonicalEvent]:
     name = "".join(w.title() for w in etype.split("_")) + "Event"
-    cls = type(name, (CanonicalEvent,), {
-        "__annotations__": {"payload": model},
+    return type(name, (CanonicalEvent,), {  # type: ignore[return-value]
+        "__annotations__": {"event_type": Literal[etype], "payload": model},  # type: ignore[valid-type]
         "__module__": __name__,
-        "__doc__": f"A {etype} event (the envelope with its typed payload).",
+        "__doc__": f"A {etype} event: the envelope with its typed payload.",
     })
-    return Annotated[cls, Tag(etype)]
 
 
-# The fast path of canonical events: one pydantic-core pass selects the envelope with the typed
-# payload by event_type (any other type: the plain envelope with the raw payload dict).
-_CANONICAL: TypeAdapter[CanonicalEvent] = TypeAdapter(
-    Annotated[
-        Union[tuple([*(_typed_envelope(t, m) for t, m in PAYLOAD_MODELS.items()),  # noqa: UP007
-                     Annotated[CanonicalEvent, Tag("*")]])],
-        Discriminator(_discriminate),
-    ]
-)
+#: The fast path of canonical events: the envelope with the typed payload of each known type
+#: (its event_type a Literal, so a wrong guess fails validation instead of passing).
+TYPED_EVENTS: dict[str, type[CanonicalEvent]] = {t: _typed_envelope(t, m) for t, m in PAYLOAD_MODELS.items()}
+_TYPED_VALIDATORS = {t: cls.__pydantic_validator__ for t, cls in TYPED_EVENTS.items()}
+_ANY_VALIDATOR = CanonicalEvent.__pydantic_validator__
+_SIGNAL_VALIDATOR = MotionSignal.__pydantic_validator__
+# the first "event_type" value in the text: a guess (it might be a nested key), checked by validation
+_TYPE_HINT = re.compile(rb'"event_type"\s*:\s*"([A-Z_]{1,32})"')
 
 
 def is_signal_line(text: str | bytes) -> bool:

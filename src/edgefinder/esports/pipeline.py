@@ -36,7 +36,6 @@ sees the first one's rows when it recomputes outcomes and resolves signals.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 from collections.abc import Sequence
@@ -61,6 +60,7 @@ from edgefinder.esports.events import (
 from edgefinder.esports.materialize import (
     MACRO_SQL,
     MICRO_COLS,
+    PG_STAGE_TYPES,
     PG_STAGES,
     RAW_COLS,
     RESOLVE_ROUND_SQL,
@@ -450,7 +450,7 @@ class Pipeline:
         dead: list[dict[str, Any]],
         source: BatchSource,
     ) -> list[dict[str, Any]]:
-        """Postgres: the batch is COPYed into temporary staging tables (canonical events with
+        """Postgres: the batch is COPYed (binary) into temporary staging tables (canonical events with
         their normalized, pseudonymized payloads; signal rows; copies of ids already staged) and
         materialized by one script of ``INSERT … SELECT … ON CONFLICT`` statements sent in a
         single round trip, whose last statement returns the conflicts.
@@ -475,20 +475,16 @@ class Pipeline:
                     "(SELECT m FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, i) ORDER BY i) AS o",
                     (_LOCK_CLASS, sorted(rows.match_ids)),
                 )
-            raw_cols = "seq, " + ", ".join(RAW_COLS)
-            for table, staged in (("_ef_raw", rows.raw.values()), ("_ef_rawdup", rows.raw_dups)):
-                if staged:
-                    with cur.copy(f"COPY {table} ({raw_cols}) FROM STDIN") as cp:
-                        for t in staged:
-                            cp.write_row(t)
-            micro_cols = "seq, " + ", ".join(MICRO_COLS)
-            for table, staged in (("_ef_micro", rows.micro.values()), ("_ef_microdup", rows.micro_dups)):
-                if staged:
-                    with cur.copy(f"COPY {table} ({micro_cols}) FROM STDIN") as cp:
-                        for t in staged:
-                            if t[12] is not None:  # features: JSON text for the jsonb column
-                                t = (*t[:12], json.dumps(t[12], separators=(",", ":")), *t[13:])
-                            cp.write_row(t)
+            for kind, cols, stages in (
+                ("raw", RAW_COLS, (("_ef_raw", rows.raw.values()), ("_ef_rawdup", rows.raw_dups))),
+                ("micro", MICRO_COLS, (("_ef_micro", rows.micro.values()), ("_ef_microdup", rows.micro_dups))),
+            ):
+                for table, staged in stages:
+                    if staged:
+                        with cur.copy(f"COPY {table} (seq, {', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as cp:
+                            cp.set_types(PG_STAGE_TYPES[kind])
+                            for t in staged:
+                                cp.write_row(t)
             script = pg_script(rows)
             if script:
                 cur.execute(script)
@@ -512,12 +508,8 @@ class Pipeline:
         staged = {t[0]: t for t in (*rows.raw.values(), *rows.raw_dups, *rows.micro.values(), *rows.micro_dups)}
         out = []
         for kind, seq, stored in found:
-            copy = list(staged[seq][1:])
-            if kind == "raw":
-                copy[7] = json.loads(copy[7])
-                cols = RAW_COLS
-            else:
-                cols = MICRO_COLS
+            copy = staged[seq][1:]
+            cols = RAW_COLS if kind == "raw" else MICRO_COLS
             row = [stored.get(c) for c in cols]
             if kind == "raw" and isinstance(row[4], str):
                 row[4] = datetime.fromisoformat(row[4])
