@@ -137,7 +137,7 @@ def ingest(
         IngestConfig,
         IngestCounters,
         connect_redis,
-        freeze_startup_objects,
+        tune_gc_for_ingest,
         make_pipeline,
         run_ingest,
     )
@@ -161,7 +161,7 @@ def ingest(
     pipeline = make_pipeline(
         s.effective_database_url, s.pseudonym_key.get_secret_value(), max_event_bytes=max_event_bytes
     )
-    freeze_startup_objects()
+    tune_gc_for_ingest()
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:

@@ -31,6 +31,7 @@ uncommitted batch, which stays pending and is redelivered later, and undoes its 
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -46,6 +47,10 @@ from edgefinder.esports.pipeline import BatchResult, IngestError, Pipeline, Prep
 from edgefinder.esports.sources import DEFAULT_GROUP, BatchSource, Entry
 
 log = logging.getLogger(__name__)
+
+#: seconds between full garbage collections when the process turned automatic collection off
+#: (``edgefinder.esports.ingest.tune_gc_for_ingest``)
+GC_INTERVAL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -253,7 +258,7 @@ def run_consumer(
     th = threading.Thread(target=reader, name=f"{threading.current_thread().name}-reader", daemon=True)
     th.start()
     backoff = _Backoff(cfg, stop, counters)
-    last_backlog = 0.0
+    last_backlog, last_gc = 0.0, time.monotonic()
     try:
         while not stop.is_set():
             try:
@@ -310,6 +315,9 @@ def run_consumer(
                     if lag is not None:
                         metrics.CONSUMER_LAG.labels(source.label).set(lag)
                     metrics.CONSUMER_PENDING.labels(source.label).set(pending)
+            if not gc.isenabled() and time.monotonic() - last_gc > GC_INTERVAL_S:
+                gc.collect()
+                last_gc = time.monotonic()
             if on_batch is not None:
                 on_batch(counters)
     finally:

@@ -231,7 +231,6 @@ class BatchRows:
         self.sites: dict[Any, dict[str, Any]] = {}
         self.micro: dict[Any, tuple[Any, ...]] = {}
         self.micro_dups: list[tuple[Any, ...]] = []
-        self.match_ids: set[str] = set()
         self.outcome_matches: set[str] = set()  # matches whose round outcomes may have changed
         self.structure_matches: set[str] = set()  # matches with new rounds/roster
         self.roster_matches: set[str] = set()  # MATCH_START in this batch
@@ -239,14 +238,9 @@ class BatchRows:
         self.teamless_matches: set[str] = set()  # signals without team in this batch
         self.roundless_matches: set[str] = set()  # signals without round_no in this batch
 
-    @property
-    def signals_only(self) -> bool:
-        return not self.raw and not self.raw_dups
-
     def add(self, ev: CanonicalEvent | MotionSignal, seq: int, row: tuple[Any, ...] | None = None) -> None:
         """Add the valid event at position ``seq`` of the batch (``row``: its row, if built)."""
         mid = ev.match_id
-        self.match_ids.add(mid)
         if ev.__class__ is MotionSignal:
             if ev.round_no is None:
                 self.roundless_matches.add(mid)
@@ -357,7 +351,14 @@ class BatchRows:
         # other event types: kept in raw_events only
 
 
-_RAW_MIDS = "SELECT match_id FROM _ef_raw WHERE event_type IN ({types})"
+_RAW_MIDS = "SELECT DISTINCT match_id FROM _ef_raw WHERE event_type IN ({types})"
+
+
+def _any(subquery: str) -> str:
+    """``= ANY(ARRAY(subquery))`` for the post-batch SQL's ``IN :mids``: the few match ids are
+    computed once and probed through the index; an ``IN (subquery)`` on the unanalysed staging
+    table lets the planner scan the whole target table instead, every batch."""
+    return f"= ANY(ARRAY({subquery}))"
 
 
 #: staging tables of the Postgres path (temporary, per connection, emptied at commit): first
@@ -392,6 +393,19 @@ _MICRO_DIFFERS = (
 )
 
 
+#: first keys of the two-key advisory locks ("ES" ingest; the second is the match id's hash):
+#: a match's writer lock and its resolution lock (see :func:`pg_script`)
+WRITER_LOCK = 0x45530001
+RESOLUTION_LOCK = 0x45530002
+
+
+def _lock(fn: str, cls: int, stages: Sequence[str]) -> str:
+    """Lock every match of the staged rows, in bytewise order ("C": the order of every batch)."""
+    ids = " UNION ".join(f"SELECT match_id FROM {t}" for t in stages)
+    return (f"SELECT count({fn}({cls}, hashtext(m))) FROM "
+            f'(SELECT DISTINCT match_id COLLATE "C" AS m FROM ({ids}) AS u ORDER BY 1) AS o')
+
+
 def pg_script(rows: BatchRows) -> str:
     """The SQL that materializes one staged batch on Postgres (no parameters: one round trip).
 
@@ -402,9 +416,28 @@ def pg_script(rows: BatchRows) -> str:
     DESC``), exactly like the row dicts of the SQLite path. The last statement returns the
     conflicts: ``(kind, seq, stored row as jsonb)`` for every staged copy whose content differs
     from the stored copy of its id (see :func:`same_content`; the same rule in SQL).
+
+    Locks (transaction-scoped advisory locks per match, so the later of two conflicting
+    transactions sees the earlier one's rows): a batch with canonical events first takes its
+    matches' writer lock exclusively (outcomes and rounds are computed from everything committed
+    for the match), and their resolution lock exclusively just before it resolves waiting
+    signals; a batch of signals takes the resolution lock shared, so motion consumers run in
+    parallel and wait for a canonical batch only during its last statements. Either the signals
+    commit first and the canonical batch's resolution sees them, or they come after and their
+    own insert sees the new rounds and roster.
     """
     t = rows.types
     parts: list[str] = []
+    raw_stages = ["_ef_raw", "_ef_rawdup"] if rows.raw or rows.raw_dups else []
+    micro_stages = ["_ef_micro", "_ef_microdup"] if rows.micro or rows.micro_dups else []
+    if not raw_stages and not micro_stages:
+        return ""
+    if not raw_stages:
+        parts.append(_lock("pg_advisory_xact_lock_shared", RESOLUTION_LOCK, micro_stages))
+    else:
+        parts.append(_lock("pg_advisory_xact_lock", WRITER_LOCK, raw_stages + micro_stages))
+        if micro_stages:  # a file's batch holds both kinds: it resolves as it inserts
+            parts.append(_lock("pg_advisory_xact_lock", RESOLUTION_LOCK, raw_stages + micro_stages))
     rn = "(payload->>'round_no')::integer"
     rrn = "(r.payload->>'round_no')::integer"
     cols = ", ".join(RAW_COLS)
@@ -506,15 +539,17 @@ def pg_script(rows: BatchRows) -> str:
         )
     if t & _OUTCOME_TYPES:
         mids = _RAW_MIDS.format(types="'ROUND_START', 'ROUND_END', 'BOMB_PLANT', 'SITE_EXECUTE', 'BOMB_DEFUSE'")
-        parts.append(MACRO_SQL.replace(":mids", f"({mids})"))
+        parts.append(MACRO_SQL.replace("IN :mids", _any(mids)))
     if t & (_WINDOW_TYPES | {"MATCH_START"}):
         mids = _RAW_MIDS.format(types="'ROUND_START', 'ROUND_END', 'MATCH_START'")
-        parts.append(ROUND_MAP_SQL.replace(":mids", f"({mids})"))
+        parts.append(ROUND_MAP_SQL.replace("IN :mids", _any(mids)))
+    if raw_stages and not micro_stages and t & (_WINDOW_TYPES | {"MATCH_START"}):
+        parts.append(_lock("pg_advisory_xact_lock", RESOLUTION_LOCK, ["_ef_raw"]))
     if "MATCH_START" in t:
-        parts.append(RESOLVE_TEAM_SQL.replace(":mids", f"({_RAW_MIDS.format(types=repr('MATCH_START'))})"))
+        parts.append(RESOLVE_TEAM_SQL.replace("IN :mids", _any(_RAW_MIDS.format(types="'MATCH_START'"))))
     if t & _WINDOW_TYPES:
         mids = _RAW_MIDS.format(types="'ROUND_START', 'ROUND_END'")
-        parts.append(RESOLVE_ROUND_SQL.replace(":mids", f"({mids})"))
+        parts.append(RESOLVE_ROUND_SQL.replace("IN :mids", _any(mids)))
     # a separate, last statement: its snapshot sees rows that a concurrent transaction committed
     # while our INSERT waited on the same id
     checks = []

@@ -29,9 +29,9 @@ Per batch (:meth:`Pipeline.process`):
    the batch commits. Every step is idempotent, so a retry after a lost connection repeats it
    safely.
 
-On Postgres a transaction first takes a transaction-scoped advisory lock per touched match (in
-sorted order), so concurrent consumers never deadlock on a match and the second one to commit
-sees the first one's rows when it recomputes outcomes and resolves signals.
+On Postgres, transaction-scoped advisory locks per touched match (see :func:`pg_script`) let
+concurrent consumers never deadlock on a match and make the later of two conflicting
+transactions see the earlier one's rows when it recomputes outcomes and resolves signals.
 """
 
 from __future__ import annotations
@@ -91,7 +91,6 @@ log = logging.getLogger(__name__)
 
 #: dead_letters.raw keeps at most this many characters of an entry (an oversize entry can be huge).
 MAX_DEAD_LETTER_CHARS = 256 * 1024
-_LOCK_CLASS = 0x45530001  # first key of the two-key advisory lock: "ES" ingest, per match
 _IN_CHUNK = 500  # ids per IN (…) list on SQLite
 
 Event = CanonicalEvent | MotionSignal
@@ -463,18 +462,6 @@ class Pipeline:
         cur_conn = conn.connection.dbapi_connection
         found: list[tuple[str, int, dict[str, Any]]] = []
         with cur_conn.cursor() as cur:
-            if rows.match_ids:
-                # signal-only batches take the per-match lock shared (they only insert signals,
-                # resolved against committed rounds), so motion consumers run in parallel; a batch
-                # with canonical events takes it exclusively. Either way the later of two
-                # conflicting transactions sees the earlier one's committed rows. Sorted order:
-                # no deadlock between batches that share several matches.
-                fn = "pg_advisory_xact_lock_shared" if rows.signals_only else "pg_advisory_xact_lock"
-                cur.execute(
-                    f"SELECT count({fn}(%s, hashtext(m))) FROM "
-                    "(SELECT m FROM unnest(%s::text[]) WITH ORDINALITY AS u(m, i) ORDER BY i) AS o",
-                    (_LOCK_CLASS, sorted(rows.match_ids)),
-                )
             for kind, cols, stages in (
                 ("raw", RAW_COLS, (("_ef_raw", rows.raw.values()), ("_ef_rawdup", rows.raw_dups))),
                 ("micro", MICRO_COLS, (("_ef_micro", rows.micro.values()), ("_ef_microdup", rows.micro_dups))),

@@ -40,8 +40,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine; for SQLite files, create the parent directory first."""
+def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engine:
+    """Create an engine; for SQLite files, create the parent directory first.
+
+    ``pre_ping`` (Postgres): test each pooled connection with a round trip before handing it out.
+    A caller that retries on a lost connection anyway (the ingest) can save that round trip.
+    """
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -52,7 +56,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
-        url, echo=echo, pool_pre_ping=True, connect_args={"connect_timeout": 5}
+        url, echo=echo, pool_pre_ping=pre_ping, connect_args={"connect_timeout": 5}
     )
 
 
