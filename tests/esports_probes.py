@@ -52,15 +52,16 @@ def probes(lines: list[str], tag: str) -> list[Probe]:
     for feature in ("speed", "approach_velocity", "dist_to_objective"):
         signal(f"{feature}-400-digits", f"features.{feature}: must be a finite number within",
                text=template.replace('"@F@"', '{"%s": 1%s}' % (feature, "0" * 400)))
-    signal("speed-1e400", "features.speed: must be a finite number within", text=template.replace('"@F@"', '{"speed": 1e400}'))
+    signal("speed-1e400", "features.speed: must be a finite number within",
+           text=template.replace('"@F@"', '{"speed": 1e400}'))
     signal("speed-1e300", "features.speed: must be a finite number within", features={"speed": 1e300})
     signal("nul-model-version", "model_version: text contains a NUL character", model_version="a\u0000b")
     signal("nul-player-id", "player_id: text contains a NUL character", player_id="p\u00001")
     signal("nul-feature-key", "key contains a NUL character", features={"sp\u0000eed": 1.0})
     signal("nan-feature", "features.x: nan is not a finite number", text=template.replace('"@F@"', '{"x": NaN}'))
     signal("big-int-feature", "features.x: integer outside the 64-bit range", features={"x": 10**30})
-    signal("surrogate-model-version", "bad JSON: a \\u escape that is not a character", text=template.replace('"@F@"', "{}").replace(
-        '"model_version": "sim-1"', '"model_version": "a\\ud800b"'))
+    surrogate = template.replace('"@F@"', "{}").replace('"model_version": "sim-1"', '"model_version": "a\\ud800b"')
+    signal("surrogate-model-version", "bad JSON: a \\u escape that is not a character", text=surrogate)
     out.append(Probe("invalid-utf8", json.dumps({**sig, "signal_id": f"{tag}-invalid-utf8", "model_version": "@"})
                      .encode().replace(b'"@"', b'"\xff\xfe"'), "bad JSON", "motion"))
     canonical("nul-kill-weapon", kill, "weapon: text contains a NUL character",

@@ -3,7 +3,8 @@
 Run by tests/integration/test_esports_crashes.py as ``python crash_consumer.py DB_URL REDIS_URL PREFIX
 MARKER``: the real consumer loop, Redis and Postgres, with one fault injected into the write path,
 which no validation can foresee: the process kills itself whenever a batch it is about to write
-holds an entry whose text contains MARKER (unless that entry is only to be dead-lettered). Exit code 0 once the stream is drained.
+holds an entry whose text contains MARKER (unless that entry is only to be dead-lettered). Exit
+code 0 once the stream is drained.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from edgefinder.esports.sources import (
     stream_keys,
 )
 from edgefinder.store.engine import make_engine
+from tests.esports_sources import NamedSource
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -87,12 +88,6 @@ def _unique_ids(lines: list[str]) -> tuple[set[str], set[str]]:
         obj = json.loads(line)
         (sig.add(obj["signal_id"]) if "signal_id" in obj else canon.add(obj["event_id"]))
     return canon, sig
-
-
-class _Src:
-    name = "test-source"
-    label = "file"
-    max_deliveries = 5
 
 
 @pytest.fixture()
@@ -253,7 +248,9 @@ def test_a_restart_under_the_same_name_resumes_its_own_pending_entries_once(pipe
     assert _count(pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim114-%'") == len(signals)
 
 
-def test_the_delivery_limit_counts_failed_writes_alone_not_deliveries(pipeline, pg_engine, redis_client, redis_prefix) -> None:
+def test_the_delivery_limit_counts_failed_writes_alone_not_deliveries(
+    pipeline, pg_engine, redis_client, redis_prefix
+) -> None:
     sim = simulate(1, seed=106)
     signals = [ln for ln in sim.lines if '"signal_id"' in ln][:40]
     _publish_lines(redis_client, redis_prefix, signals)
@@ -515,7 +512,7 @@ def test_backs_off_while_postgres_refuses_connections_and_then_completes(pg_url,
 
         refuse(True)
         with pytest.raises(TransientError):
-            pipe.process([Entry("1", sim.lines[0].encode())], _Src())
+            pipe.process([Entry("1", sim.lines[0].encode())], NamedSource())
         stop = threading.Event()
         box = {}
         th = threading.Thread(target=lambda: box.setdefault("c", run_ingest(

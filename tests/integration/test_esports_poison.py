@@ -29,11 +29,12 @@ from edgefinder.esports.ingest import (
     ingest_file,
     run_ingest,
 )
-from edgefinder.esports.simulate import simulate, write_simulation
+from edgefinder.esports.simulate import simulate
 from edgefinder.esports.sources import DEFAULT_GROUP, RedisStreamSource, stream_keys
 from edgefinder.store.engine import make_engine
 from tests.esports_pg import private_pg_database
 from tests.esports_probes import probes
+from tests.esports_sources import NamedSource
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -79,16 +80,6 @@ def _ids(lines: list[str]) -> tuple[set[str], set[str]]:
 
 def _metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-class _Src:
-    label = "file"
-    server = "file"
-    max_deliveries = 5
-    unavailable: tuple[type[BaseException], ...] = ()
-
-    def __init__(self, name: str) -> None:
-        self.name = name
 
 
 # --- probes ---------------------------------------------------------------------------------
@@ -172,13 +163,16 @@ def test_cli_ingest_from_file_dead_letters_bad_lines_by_line_number_and_goes_on(
         assert "3 dead letters" in " ".join(r.stdout.split()), r.stdout
         dl = _dead(pg_engine, [str(path)])
         assert sorted(dl.entry_id.astype(int)) == [11, 101, 201], run
-        assert dl.set_index(dl.entry_id.astype(int)).reason[11].endswith("model_version: text contains a NUL character (\\u0000)")
+        reasons = dl.set_index(dl.entry_id.astype(int)).reason
+        assert reasons[11].endswith("model_version: text contains a NUL character (\\u0000)")
     canon, sig = _ids(sim.lines[:300])
     assert _count(pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim303-%'") == len(sig)
     assert _count(pg_engine, "SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim303-%'") == len(canon)
 
 
-def test_cli_publish_reports_bad_lines_by_number_and_publishes_the_rest(redis_url, redis_client, redis_prefix, tmp_path) -> None:
+def test_cli_publish_reports_bad_lines_by_number_and_publishes_the_rest(
+    redis_url, redis_client, redis_prefix, tmp_path
+) -> None:
     sim = simulate(1, seed=304)
     bad = probes(sim.lines, "p304")
     lines = [ln.encode() for ln in sim.lines[:50]] + [b.line for b in bad]
@@ -211,7 +205,7 @@ def test_first_stored_copy_of_an_id_wins_in_every_table(backend, together, pg_en
     seed = 310 + 2 * together + (backend == "sqlite")
     sim = simulate(1, seed=seed)
     engine = pg_engine if backend == "postgres" else make_engine(sqlite_url)
-    src = _Src(f"dup-test-{seed}")
+    src = NamedSource(f"dup-test-{seed}")
     pipeline = Pipeline(engine, KEY)
     ends = [ln for ln in sim.lines if '"ROUND_END"' in ln]
     kills = [ln for ln in sim.lines if '"KILL"' in ln]
@@ -270,7 +264,8 @@ def test_first_stored_copy_of_an_id_wins_in_every_table(backend, together, pg_en
     assert again.conflicts == 8
     with engine.connect() as conn:
         assert _count(engine, "SELECT count(*) FROM dead_letters WHERE source = :s", s=src.name) == 8
-        assert dict(conn.execute(text("SELECT round_no, winner FROM rounds WHERE match_id = :m"), {"m": mid}).all()) == winners
+        again_winners = conn.execute(text("SELECT round_no, winner FROM rounds WHERE match_id = :m"), {"m": mid})
+        assert dict(again_winners.all()) == winners
     if backend == "sqlite":
         engine.dispose()
 
@@ -291,10 +286,11 @@ def test_rows_the_database_refuses_are_isolated_and_the_rest_of_the_batch_commit
     with private_pg_database(pg_url, "refuse") as url:
         engine = make_engine(url)
         with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE micro_actions ADD CONSTRAINT no_refuse CHECK (model_version <> 'refuse-me')"))
+            conn.execute(text("ALTER TABLE micro_actions ADD CONSTRAINT no_refuse "
+                              "CHECK (model_version <> 'refuse-me')"))
             conn.execute(text("ALTER TABLE kills ADD CONSTRAINT no_refuse_kill CHECK (weapon <> 'refuse-me')"))
         pipeline = Pipeline(engine, KEY)
-        src = _Src("refuse-test")
+        src = NamedSource("refuse-test")
         result = pipeline.process([Entry(str(i + 1), ln.encode()) for i, ln in enumerate(lines)], src)
         assert (result.entries, result.dead_letters) == (len(lines), 2)
         assert result.canonical + result.signals == len(sim.lines)
@@ -310,7 +306,9 @@ def test_rows_the_database_refuses_are_isolated_and_the_rest_of_the_batch_commit
         engine.dispose()
 
 
-def test_a_fault_of_the_database_stops_the_consumer_and_dead_letters_nothing(pg_url, redis_client, redis_prefix) -> None:
+def test_a_fault_of_the_database_stops_the_consumer_and_dead_letters_nothing(
+    pg_url, redis_client, redis_prefix
+) -> None:
     sim = simulate(1, seed=321)
     canonical = [ln for ln in sim.lines if '"signal_id"' not in ln]
     _publish(redis_client, redis_prefix, [("canonical", ln.encode()) for ln in canonical])

@@ -8,8 +8,6 @@ duplicate) or as exactly one dead letter, and the database must hold what the re
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +15,7 @@ from sqlalchemy import text
 
 from edgefinder.esports.ingest import Entry, Pipeline
 from edgefinder.store.engine import make_engine
+from tests.esports_sources import NamedSource
 from tests.esports_strategies import entries
 
 pytestmark = [pytest.mark.postgres]
@@ -24,18 +23,8 @@ pytestmark = [pytest.mark.postgres]
 KEY = "test-pseudonym-key"
 
 
-class _Src:
-    label = "file"
-    server = "file"
-    max_deliveries = 5
-    unavailable: tuple[type[BaseException], ...] = ()
-
-    def __init__(self) -> None:
-        self.name = f"hyp-{uuid.uuid4().hex[:12]}"
-
-
 def _check(pipeline: Pipeline, batch: list[bytes]) -> None:
-    src = _Src()
+    src = NamedSource()
     result = pipeline.process([Entry(str(i), raw) for i, raw in enumerate(batch)], src)
     assert result.entries == len(batch)
     assert result.canonical + result.signals + result.dead_letters == len(batch)

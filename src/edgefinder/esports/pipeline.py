@@ -270,7 +270,9 @@ class Pipeline:
 
     # -- validation ---------------------------------------------------------------------
 
-    def validate(self, entries: Sequence[Entry], source: BatchSource) -> tuple[list[tuple[Entry, Event]], list[dict[str, Any]]]:
+    def validate(
+        self, entries: Sequence[Entry], source: BatchSource
+    ) -> tuple[list[tuple[Entry, Event]], list[dict[str, Any]]]:
         """Split a batch into valid events and dead-letter rows (nothing an entry holds escapes)."""
         good: list[tuple[Entry, Event]] = []
         dead: list[dict[str, Any]] = []
@@ -504,7 +506,9 @@ class Pipeline:
         return out
 
     @staticmethod
-    def _conflict(source: BatchSource, entry: Entry, kind: str, stored: Sequence[Any], copy: Sequence[Any]) -> dict[str, Any]:
+    def _conflict(
+        source: BatchSource, entry: Entry, kind: str, stored: Sequence[Any], copy: Sequence[Any]
+    ) -> dict[str, Any]:
         what = "event_id" if kind == "raw" else "signal_id"
         return dead_letter(
             source,
@@ -515,7 +519,9 @@ class Pipeline:
 
     # -- SQLite --------------------------------------------------------------------------
 
-    def _stored(self, conn: Any, table: Any, key: str, cols: Sequence[str], ids: list[str]) -> dict[str, tuple[Any, ...]]:
+    def _stored(
+        self, conn: Any, table: Any, key: str, cols: Sequence[str], ids: list[str]
+    ) -> dict[str, tuple[Any, ...]]:
         out: dict[str, tuple[Any, ...]] = {}
         columns = [table.c[c] for c in cols]
         for i in range(0, len(ids), _IN_CHUNK):
