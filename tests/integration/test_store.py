@@ -121,3 +121,18 @@ def test_concurrent_upgrades_of_a_fresh_postgres_database_all_succeed(pg_url: st
                 _no_drift(engine)
             finally:
                 engine.dispose()
+
+
+def test_the_fast_head_check_reads_the_same_head_as_alembic(tmp_path: Path) -> None:
+    from edgefinder.store.migrate import _packaged_head, _stored_revision
+
+    assert _packaged_head() == _head()
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    engine = make_engine(url)
+    try:
+        assert _stored_revision(engine) is None  # no alembic_version yet: Alembic runs
+        assert upgrade(url) == _head()
+        assert _stored_revision(engine) == _head()  # at head: the next upgrade skips Alembic
+        assert upgrade(url) == _head()
+    finally:
+        engine.dispose()
