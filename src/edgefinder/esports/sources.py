@@ -115,19 +115,42 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class JsonlSource:
-    """A JSONL file as a batch source; entry ids are 1-based line numbers, blank lines skipped.
-
-    A file has no delivery state: every entry is delivered once, ``ack`` and the failure journal
-    are no-ops, and re-running a file is safe because every write is idempotent. A line longer
-    than ``max_bytes`` is not read into memory: it becomes an entry with the error ``oversize``
-    (its first ``max_bytes`` bytes kept for the dead letter).
-    """
+class StatelessSource:
+    """A source without delivery state (a file, an importer's events): every entry is delivered once,
+    ``ack`` and the failure journal are no-ops, and reading it again is safe because every write is
+    idempotent. Subclasses provide ``name``, ``read`` and ``drained``."""
 
     label = "file"
     server = "file"
     max_deliveries = 1 << 30
     unavailable: tuple[type[BaseException], ...] = ()
+
+    def ack(self, entry_ids: Sequence[str]) -> None:
+        return None
+
+    def begin_attempt(self, entry_ids: Sequence[str], *, alone: bool) -> None:
+        return None
+
+    def abandon(self, entry_ids: Sequence[str]) -> None:
+        return None
+
+    def record_failure(self, entry_ids: Sequence[str], reason: str) -> None:
+        return None
+
+    def keep_alive(self) -> None:
+        return None
+
+    def backlog(self) -> tuple[int | None, int] | None:
+        return None
+
+
+class JsonlSource(StatelessSource):
+    """A JSONL file as a batch source; entry ids are 1-based line numbers, blank lines skipped.
+
+    A file has no delivery state (:class:`StatelessSource`). A line longer than ``max_bytes`` is
+    not read into memory: it becomes an entry with the error ``oversize`` (its first ``max_bytes``
+    bytes kept for the dead letter).
+    """
 
     def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.path = Path(path)
@@ -170,26 +193,8 @@ class JsonlSource:
         return Entry(str(self._lineno), head[: self.max_bytes], 1,
                      f"oversize payload: {size} bytes > limit {self.max_bytes}")
 
-    def ack(self, entry_ids: Sequence[str]) -> None:
-        return None
-
     def drained(self) -> bool:
         return self._eof
-
-    def begin_attempt(self, entry_ids: Sequence[str], *, alone: bool) -> None:
-        return None
-
-    def abandon(self, entry_ids: Sequence[str]) -> None:
-        return None
-
-    def record_failure(self, entry_ids: Sequence[str], reason: str) -> None:
-        return None
-
-    def keep_alive(self) -> None:
-        return None
-
-    def backlog(self) -> tuple[int | None, int] | None:
-        return None
 
     def close(self) -> None:
         if not self._fh.closed:
