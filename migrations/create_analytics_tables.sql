@@ -192,7 +192,7 @@ CREATE INDEX ix_correlation_results_run_id ON correlation_results (run_id);
 
 INSERT INTO alembic_version (version_num) VALUES ('0001') RETURNING alembic_version.version_num;
 
--- Running upgrade 0001 -> 0004
+-- Running upgrade 0001 -> 0002
 
 CREATE TABLE alerts (
     id SERIAL NOT NULL, 
@@ -248,13 +248,31 @@ ALTER TABLE analysis_runs ADD COLUMN db_queries INTEGER;
 
 ALTER TABLE analysis_runs ADD COLUMN db_seconds FLOAT;
 
-UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0001';
+UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0001';
 
--- Running upgrade 0004 -> 0002
+-- Running upgrade 0002 -> 0003
 
 ALTER TABLE correlation_results ADD COLUMN verdict VARCHAR(16);
 
-UPDATE alembic_version SET version_num='0002' WHERE alembic_version.version_num = '0004';
+UPDATE alembic_version SET version_num='0003' WHERE alembic_version.version_num = '0002';
+
+-- Running upgrade 0003 -> 0004
+
+ALTER TABLE raw_events ADD COLUMN occurred_at TIMESTAMP WITH TIME ZONE;
+
+ALTER TABLE raw_events ADD COLUMN actor_hash VARCHAR(64);
+
+ALTER TABLE raw_events ADD COLUMN team VARCHAR(128);
+
+ALTER TABLE dead_letters ADD COLUMN kind VARCHAR(16);
+
+UPDATE dead_letters SET kind = CASE WHEN reason LIKE 'oversize%' THEN 'oversize' WHEN reason LIKE 'delivery limit%' THEN 'delivery_limit' WHEN reason LIKE 'database rejected%' THEN 'rejected' ELSE 'invalid' END;
+
+DELETE FROM dead_letters WHERE entry_id IS NOT NULL AND id NOT IN (SELECT min(id) FROM dead_letters WHERE entry_id IS NOT NULL GROUP BY source, entry_id);
+
+CREATE UNIQUE INDEX uq_dead_letters_source_entry_id ON dead_letters (source, entry_id);
+
+UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
 COMMIT;
 

@@ -39,6 +39,7 @@ from edgefinder.esports.sources import (
     stream_keys,
 )
 from edgefinder.store.engine import make_engine
+from tests.esports_sources import NamedSource
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -87,12 +88,6 @@ def _unique_ids(lines: list[str]) -> tuple[set[str], set[str]]:
         obj = json.loads(line)
         (sig.add(obj["signal_id"]) if "signal_id" in obj else canon.add(obj["event_id"]))
     return canon, sig
-
-
-class _Src:
-    name = "test-source"
-    label = "file"
-    max_deliveries = 5
 
 
 @pytest.fixture()
@@ -174,7 +169,7 @@ def test_redis_ingest_on_postgres_equals_file_ingest_on_sqlite(
             if col in ("payload", "features", "score"):
                 va = [v if isinstance(v, dict) or v is None else json.loads(v) for v in va]
                 vb = [v if isinstance(v, dict) or v is None else json.loads(v) for v in vb]
-            elif col in ("started_at", "ended_at"):
+            elif col in ("started_at", "ended_at", "occurred_at"):
                 va = [pd.Timestamp(v).tz_localize(None) if pd.Timestamp(v).tzinfo is None else pd.Timestamp(v).tz_convert(None) for v in va]
                 vb = [pd.Timestamp(v).tz_localize(None) if pd.Timestamp(v).tzinfo is None else pd.Timestamp(v).tz_convert(None) for v in vb]
             assert va == vb, (name, col)
@@ -246,34 +241,50 @@ def test_a_restart_under_the_same_name_resumes_its_own_pending_entries_once(pipe
     src = RedisStreamSource(redis_client, stream, label="motion", consumer="worker", min_idle_ms=600_000,
                             max_deliveries=2)
     # batches of 50 with read-ahead: the history (300 entries) spans several batches
-    c = run_consumer(src, pipeline, config=IngestConfig(batch_size=50, block_ms=50, prefetch=True), once=True)
+    c = run_consumer(src, pipeline, config=IngestConfig(batch_size=50, block_ms=50), once=True)
     assert c.entries == len(signals)  # each entry delivered once more, not once per read-ahead
     assert c.dead_letters == 0 and c.signals == len(signals)
     assert _pending(redis_client, stream) == 0
     assert _count(pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim114-%'") == len(signals)
 
 
-def test_entries_over_the_delivery_limit_go_to_dead_letters(pipeline, pg_engine, redis_client, redis_prefix) -> None:
+def test_the_delivery_limit_counts_failed_writes_alone_not_deliveries(
+    pipeline, pg_engine, redis_client, redis_prefix
+) -> None:
     sim = simulate(1, seed=106)
     signals = [ln for ln in sim.lines if '"signal_id"' in ln][:40]
     _publish_lines(redis_client, redis_prefix, signals)
     stream = stream_keys(redis_prefix)["motion"]
     redis_client.xgroup_create(stream, DEFAULT_GROUP, id="0", mkstream=True)
-    # the first 10 entries are delivered 3 times and never acknowledged (a poison batch)
-    redis_client.xreadgroup(DEFAULT_GROUP, "crash-1", {stream: ">"}, count=10)
+    # the first 10 entries are delivered 3 times and never acknowledged: their consumers died
+    # before writing them (nothing recorded), which is no fault of theirs
+    got = redis_client.xreadgroup(DEFAULT_GROUP, "crash-1", {stream: ">"}, count=10)
+    ids = [i.decode() for i, _ in got[0][1]]
     for name in ("crash-2", "crash-3"):
         redis_client.xautoclaim(stream, DEFAULT_GROUP, name, 0, start_id="0-0", count=10)
+    # ... but consumer crash-3 died 3 times while writing ids[0] alone, and twice ids[1]; this is
+    # what a consumer records before each write of a redelivered entry and clears with its XACK
+    dying = RedisStreamSource(redis_client, stream, label="motion", consumer="crash-3", max_deliveries=3)
+    for _ in range(3):
+        dying.begin_attempt(ids[:1], alone=True)
+    for _ in range(2):
+        dying.begin_attempt(ids[1:2], alone=True)
+    dying.begin_attempt(ids[2:6], alone=False)  # failures in a batch of four do not count
     time.sleep(0.02)
     src = RedisStreamSource(redis_client, stream, label="motion", consumer="survivor", min_idle_ms=10, max_deliveries=3)
     c = run_consumer(src, pipeline, config=IngestConfig(batch_size=100, block_ms=50), once=True)
-    assert c.dead_letters == 10 and c.signals == 30
-    dl = pd.read_sql(text("SELECT * FROM dead_letters WHERE source = :s ORDER BY entry_id"), pg_engine, params={"s": stream})
-    assert len(dl) == 10 and dl.entry_id.is_unique
-    assert dl.reason.str.startswith("delivery limit exceeded: delivered 4 times (limit 3)").all()
+    assert c.dead_letters == 1 and c.signals == 39
+    dl = pd.read_sql(text("SELECT * FROM dead_letters WHERE source = :s"), pg_engine, params={"s": stream})
+    assert dl.entry_id.tolist() == [ids[0]] and dl.kind.tolist() == ["delivery_limit"]
+    reason = dl.reason[0]
+    assert reason.startswith("delivery limit exceeded: 3 consumer failures while writing it alone (limit 3), "
+                             "delivered 4 times; first failure: consumer crash-3 began writing it at "), reason
+    assert "in a batch of 1 and never finished" in reason
     assert (dl.deliveries == 4).all()
     assert _pending(redis_client, stream) == 0
+    assert not redis_client.exists(src.failure_key)  # every record cleared with its entry's XACK
     stored = _count(pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim106-%'")
-    assert stored == 30
+    assert stored == 39
 
 
 def test_invalid_events_are_dead_lettered_and_the_consumer_keeps_running(pipeline, pg_engine, redis_client, redis_prefix) -> None:
@@ -501,7 +512,7 @@ def test_backs_off_while_postgres_refuses_connections_and_then_completes(pg_url,
 
         refuse(True)
         with pytest.raises(TransientError):
-            pipe.process([Entry("1", sim.lines[0].encode())], _Src())
+            pipe.process([Entry("1", sim.lines[0].encode())], NamedSource())
         stop = threading.Event()
         box = {}
         th = threading.Thread(target=lambda: box.setdefault("c", run_ingest(

@@ -92,3 +92,47 @@ def test_committed_sql_file_runs_in_postgres(pg_url: str) -> None:
             version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert set(metadata.tables) <= tables
     assert version == _head()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [2, 3])
+def test_concurrent_upgrades_of_a_fresh_postgres_database_all_succeed(pg_url: str, n: int) -> None:
+    """Several consumers and the API starting together each run `db upgrade` (real processes)."""
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy.engine import make_url
+
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for trial in range(3):
+        name = f"{make_url(pg_url).database}_up{n}_{trial}_{uuid.uuid4().hex[:6]}"
+        with temporary_database(pg_url, name) as url:
+            procs = [subprocess.Popen([sys.executable, "-m", "edgefinder", "--database-url", url, "db", "upgrade"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for _ in range(n)]
+            results = [(p.wait(120), *p.communicate()) for p in procs]
+            assert [rc for rc, _, _ in results] == [0] * n, [err for _, _, err in results]
+            assert all(f"database at revision {_head()}" in out for _, out, _ in results)
+            assert current_revision(url) == _head()
+            engine = make_engine(url)
+            try:
+                _no_drift(engine)
+            finally:
+                engine.dispose()
+
+
+def test_the_fast_head_check_reads_the_same_head_as_alembic(tmp_path: Path) -> None:
+    from edgefinder.store.migrate import _packaged_head, _stored_revision
+
+    assert _packaged_head() == _head()
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
+    engine = make_engine(url)
+    try:
+        assert _stored_revision(engine) is None  # no alembic_version yet: Alembic runs
+        assert upgrade(url) == _head()
+        assert _stored_revision(engine) == _head()  # at head: the next upgrade skips Alembic
+        assert upgrade(url) == _head()
+    finally:
+        engine.dispose()

@@ -59,7 +59,13 @@ def publish(
         Optional[str], typer.Option(help="redis://host:port/db [env EDGEFINDER_REDIS_URL]")
     ] = None,
 ) -> None:
-    """Put every line of FILE on its Redis stream (signal_id -> events:agent:motion, else canonical)."""
+    """Put every line of FILE on its Redis stream (signal_id -> events:agent:motion, else canonical).
+
+    Lines that are not valid events are reported on stderr with their line number (and published
+    all the same: the consumer dead-letters them); the run goes on.
+    """
+    from rich.markup import escape
+
     from edgefinder.console import Console
     from edgefinder.esports.ingest import connect_redis
     from edgefinder.esports.sources import publish as publish_file
@@ -72,11 +78,23 @@ def publish(
         raise EdgefinderError("no Redis URL: set EDGEFINDER_REDIS_URL or pass --redis-url")
     client = connect_redis(url)
     started = time.perf_counter()
-    counts = publish_file(file, client, s.redis_prefix)
+    err = Console(stderr=True, highlight=False)
+    shown = 0
+
+    def report(lineno: int, reason: str) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= 20:
+            err.print(f"{file}:{lineno}: {escape(reason)}", soft_wrap=True)
+
+    counts = publish_file(file, client, s.redis_prefix, max_bytes=s.max_event_bytes, on_invalid=report)
     keys = stream_keys(s.redis_prefix)
+    if shown > 20:
+        err.print(f"… and {shown - 20:,} more invalid lines")
     Console().print(
         f"published {counts['canonical']:,} entries to {keys['canonical']} and "
         f"{counts['motion']:,} to {keys['motion']} in {time.perf_counter() - started:.1f} s"
+        + (f"; {shown:,} lines are not valid events (the consumer dead-letters them)" if shown else "")
     )
 
 
@@ -98,7 +116,11 @@ def ingest(
     ] = None,
     group: Annotated[str, typer.Option(help="Consumer group name.")] = "edgefinder-ingest",
     max_deliveries: Annotated[
-        int, typer.Option(min=1, help="An entry delivered more than this many times goes to dead letters.")
+        int,
+        typer.Option(
+            min=1,
+            help="An entry on which consumers failed this many times while writing it alone goes to dead letters.",
+        ),
     ] = 5,
     claim_idle_ms: Annotated[
         int, typer.Option(min=0, help="Take over entries another consumer left pending this long (ms).")
@@ -124,6 +146,7 @@ def ingest(
         IngestConfig,
         IngestCounters,
         connect_redis,
+        tune_gc_for_ingest,
         make_pipeline,
         run_ingest,
     )
@@ -147,6 +170,7 @@ def ingest(
     pipeline = make_pipeline(
         s.effective_database_url, s.pseudonym_key.get_secret_value(), max_event_bytes=max_event_bytes
     )
+    tune_gc_for_ingest()
     stop = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
@@ -196,7 +220,8 @@ def ingest(
     rate = counters.events / counters.elapsed_s if counters.elapsed_s > 0 else 0.0
     Console().print(
         f"ingested {counters.canonical:,} canonical events and {counters.signals:,} motion signals "
-        f"({counters.dead_letters:,} dead letters, {counters.retries} retries) in "
+        f"({counters.dead_letters:,} dead letters, {counters.conflicts:,} of them conflicts, "
+        f"{counters.retries} retries) in "
         f"{counters.elapsed_s:.1f} s ({rate:,.0f} events/s)"
         + (" — stopped by signal" if stop.is_set() else "")
     )

@@ -6,16 +6,28 @@ match start; ``timestamp`` is wall-clock time (ISO 8601, UTC). Unknown ``event_t
 accepted with their payload kept raw (stored in ``raw_events``, otherwise ignored).
 
 :func:`parse_line` turns raw text into a model or raises :class:`InvalidEvent`, whose ``reason``
-is the one-line explanation stored in ``dead_letters``.
+is the one-line explanation stored in ``dead_letters``. Besides the schema it enforces the bounds
+that make every accepted event storable and analysable, so that nothing an entry contains can
+make the database or the analysis fail later:
+
+* size: at most ``max_bytes`` of JSON text (checked before parsing);
+* nesting: free-form JSON (``features``, payloads of unknown event types) at most
+  :data:`MAX_DEPTH` levels deep (the JSON parser itself stops at 200 levels);
+* numbers: finite everywhere; integers in free-form JSON within 64 bits; measured quantities
+  (money, game time, the standard motion features) within ±:data:`MAX_MAGNITUDE`;
+* text: no NUL character anywhere (Postgres text cannot hold it) and valid UTF-8 without
+  unpaired surrogates (the parser rejects those).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+import pydantic_core
 from pydantic import (
     AliasChoices,
     BaseModel,
@@ -56,14 +68,25 @@ SITE_TYPES: frozenset[str] = frozenset({"BOMB_PLANT", "SITE_EXECUTE", "BOMB_DEFU
 
 #: Default size limit of one event's JSON text, in bytes (64 KiB).
 DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+#: Deepest nesting of free-form JSON (``features``, payloads of unknown event types), in levels.
+MAX_DEPTH = 32
+#: Largest magnitude of a measured quantity: money (dollars), game time (seconds) and the standard
+#: motion features. Sums and differences of millions of them stay finite, and dollar amounts up
+#: to this size are exact to the cent in a double.
+MAX_MAGNITUDE = 1e15
+#: Integers in free-form JSON must fit 64 bits (SQLite's JSON integers, Postgres bigint).
+MAX_INT = 2**63 - 1
+#: Motion features with their own micro_actions columns (the analysis aggregates them).
+STANDARD_FEATURES: tuple[str, ...] = ("speed", "approach_velocity", "dist_to_objective")
 
 # Lengths match the columns in edgefinder.store.tables, so a valid event always fits the schema.
 Id = Annotated[str, Field(min_length=1, max_length=128)]
 Short = Annotated[str, Field(min_length=1, max_length=64)]
 Side = Literal["attack", "defense"]
 RoundNo = Annotated[int, Field(ge=0, le=10_000)]
-GameTime = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
-Money = Annotated[float, Field(allow_inf_nan=False)]
+GameTime = Annotated[float, Field(ge=0.0, le=MAX_MAGNITUDE, allow_inf_nan=False)]
+Money = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE, allow_inf_nan=False)]
+Score = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 class InvalidEvent(EdgefinderError):
@@ -148,7 +171,7 @@ class RoundEndPayload(_Model):
 
 class MatchEndPayload(_Model):
     winner: Id | None = Field(default=None, validation_alias=AliasChoices("winner", "winner_team"))
-    score: dict[str, int] = Field(default_factory=dict)
+    score: dict[Id, Score] = Field(default_factory=dict, max_length=16)
 
 
 PAYLOAD_MODELS: dict[str, type[_Model]] = {
@@ -176,7 +199,14 @@ Payload = (
 
 def _aware(v: datetime) -> datetime:
     # A naive timestamp is read as UTC: the contract says UTC, and producers often drop the 'Z'.
-    return v if v.tzinfo is not None else v.replace(tzinfo=timezone.utc)
+    if v.tzinfo is None:
+        return v.replace(tzinfo=timezone.utc)
+    if v.utcoffset():
+        try:
+            return v.astimezone(timezone.utc)
+        except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past year 9999 in UTC
+            raise ValueError("timestamp is out of range once converted to UTC") from None
+    return v
 
 
 # --- envelopes -----------------------------------------------------------------------------
@@ -242,7 +272,7 @@ def _reason(kind: str, exc: ValidationError) -> str:
     """One line naming the first few failing fields (dead_letters.reason)."""
     parts = []
     for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        loc = ".".join(_show_key(str(p)) for p in err["loc"]) or "<root>"
         if err["type"] == "missing":
             parts.append(f"missing field {loc}")
         elif err["type"] == "literal_error" and loc.endswith("intent"):
@@ -257,39 +287,75 @@ def parse_line(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -
     """Validate one JSON event; route by ``signal_id``. Raises :class:`InvalidEvent`.
 
     ``max_bytes`` bounds the encoded size (bytes) before any parsing, so an oversize entry
-    costs nothing but its length check.
+    costs nothing but its length check. Every bound of the module docstring is enforced here.
     """
-    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
-    if size > max_bytes:
-        raise InvalidEvent(f"oversize payload: {size} bytes > limit {max_bytes}")
-    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
-    if _SIGNAL_KEY in raw:
-        # Fast path (the bulk of the traffic): pydantic-core parses and validates in one pass.
-        # A model requires a top-level signal_id, so success means the routing rule holds; on
+    raw = text if text.__class__ is bytes else text.encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
+    if len(raw) > max_bytes:
+        raise InvalidEvent(f"oversize payload: {len(raw)} bytes > limit {max_bytes}")
+    # A NUL can only enter a parsed string through the escape \u0000 (a raw control byte is
+    # invalid JSON), so its absence in the bytes proves every string clean; if present, the
+    # slow path checks each string.
+    if _NUL_ESCAPE not in raw:
+        # Fast paths (all valid traffic): pydantic-core parses and validates in one pass. A
+        # model requires its top-level keys, so success means the routing rule holds; on
         # failure the slow path below produces the precise reason.
-        try:
-            return MotionSignal.model_validate_json(raw)
-        except ValidationError:
-            pass
+        if _SIGNAL_KEY in raw:
+            try:
+                sig: MotionSignal = _SIGNAL_VALIDATOR.validate_json(raw)
+            except ValidationError:
+                pass
+            else:
+                for v in sig.features.values():  # inline: flat and bounded floats need no more checks
+                    if v.__class__ is not float or not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+                        _check_features(sig.features)
+                        break
+                return sig
+        else:
+            hint = _TYPE_HINT.search(raw)
+            validator = _TYPED_VALIDATORS.get(hint.group(1).decode(), _ANY_VALIDATOR) if hint else _ANY_VALIDATOR
+            try:
+                ev: CanonicalEvent = validator.validate_json(raw)
+            except ValidationError:
+                pass
+            else:
+                if validator is not _ANY_VALIDATOR:
+                    return ev
+                if not ev.known:  # the plain envelope is only right for a type without a model
+                    _check_free(ev.payload, "canonical event", "payload")
+                    return ev
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidEvent(f"bad JSON: {exc}") from None
+        # pydantic-core's parser: bounded recursion, strict UTF-8, no unpaired surrogates
+        obj = pydantic_core.from_json(raw)
+    except ValueError as exc:
+        raise InvalidEvent(f"bad JSON: {_json_problem(str(exc))}") from None
     return parse_obj(obj)
 
 
+def _json_problem(msg: str) -> str:
+    """pydantic-core's parser message, with what it means where that is not obvious."""
+    if msg.startswith("recursion limit exceeded"):
+        return f"nested deeper than {_PARSER_DEPTH} levels ({msg})"
+    if "surrogate" in msg or "hex escape" in msg:
+        return f"a \\u escape that is not a character, e.g. an unpaired surrogate ({msg})"
+    return msg
+
+
 _SIGNAL_KEY = b'"signal_id"'
+_NUL_ESCAPE = b"\\u0000"
 
 
 def parse_obj(obj: Any) -> Event:
-    """Validate a decoded JSON value (see :func:`parse_line`)."""
+    """Validate a decoded JSON value (see :func:`parse_line`; the same bounds apply)."""
     if not isinstance(obj, dict):
         raise InvalidEvent(f"bad JSON: expected an object, got {type(obj).__name__}")
+    _check_free(obj, "motion signal" if "signal_id" in obj else "canonical event", "", text_only=True)
     if "signal_id" in obj:
         try:
-            return MotionSignal.model_validate(obj)
+            sig = MotionSignal.model_validate(obj)
         except ValidationError as exc:
             raise InvalidEvent(_reason("motion signal", exc)) from None
+        _check_features(sig.features)
+        return sig
     try:
         etype = obj.get("event_type")
         model = PAYLOAD_MODELS.get(etype) if isinstance(etype, str) else None
@@ -302,9 +368,113 @@ def parse_obj(obj: Any) -> Event:
             except ValidationError as exc:
                 raise InvalidEvent(_reason(f"{etype} payload", exc)) from None
             obj = {**obj, "payload": typed}
-        return CanonicalEvent.model_validate(obj)
+        ev = CanonicalEvent.model_validate(obj)
     except ValidationError as exc:
         raise InvalidEvent(_reason("canonical event", exc)) from None
+    if not ev.known:
+        _check_free(ev.payload, "canonical event", "payload")
+    return ev
+
+
+# --- bounds of free-form JSON ---------------------------------------------------------------
+
+
+def _check_features(features: dict[str, Any]) -> None:
+    """Free-form bounds for ``features``; the standard features are measured quantities."""
+    for v in features.values():
+        if v.__class__ is not float or not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+            break
+    else:
+        return  # the usual case, flat and bounded floats: every bound holds
+    for k in STANDARD_FEATURES:
+        v = features.get(k)
+        if v.__class__ is float or v.__class__ is int:
+            if not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:  # also False for NaN
+                raise InvalidEvent(
+                    f"invalid motion signal: features.{k}: must be a finite number within "
+                    f"±{MAX_MAGNITUDE:.0e}, got {_show(v)}"
+                )
+    _check_free(features, "motion signal", "features")
+
+
+def _check_free(value: Any, kind: str, where: str, *, text_only: bool = False) -> None:
+    """Raise :class:`InvalidEvent` if a decoded JSON value breaks a bound (depth, number, text).
+
+    ``text_only`` checks strings (keys included) but not numbers or depth: the models bound
+    those where the schema is fixed, and :func:`_check_free` runs again on the free-form parts.
+    """
+    problem = _free_problem(value, 0, text_only)
+    if problem is not None:
+        rpath, what = problem
+        path = [where, *map(_show_key, reversed(rpath))] if where else [_show_key(k) for k in reversed(rpath)]
+        if len(path) > 8:
+            path = [*path[:6], f"…({len(path)} levels)"]
+        raise InvalidEvent(f"invalid {kind}: {'.'.join(path) or '<root>'}: {what}")
+
+
+def _free_problem(value: Any, depth: int, text_only: bool) -> tuple[list[str], str] | None:
+    """``(reversed path, what is wrong)`` for the first value that breaks a bound, else None."""
+    cls = value.__class__
+    if cls is float:
+        return None if text_only or math.isfinite(value) else ([], f"{_show(value)} is not a finite number")
+    if cls is str:
+        if "\x00" in value:
+            return [], "text contains a NUL character (\\u0000)"
+        return None
+    if cls is int:
+        return None if text_only or -MAX_INT - 1 <= value <= MAX_INT else ([], "integer outside the 64-bit range")
+    if cls is dict or cls is list:
+        limit = _TEXT_WALK_DEPTH if text_only else MAX_DEPTH
+        if depth >= limit:
+            return [], f"nested deeper than {limit} levels"
+        items = value.items() if cls is dict else enumerate(value)
+        for k, v in items:
+            if k.__class__ is str and "\x00" in k:
+                return [k], "key contains a NUL character (\\u0000)"
+            got = _free_problem(v, depth + 1, text_only)
+            if got is not None:
+                got[0].append(str(k))
+                return got
+        return None
+    if value is None or cls is bool:
+        return None
+    return [], f"unsupported value of type {cls.__name__}"
+
+
+# pydantic-core's JSON parser stops past 200 levels; a decoded value built otherwise is cut off here
+_PARSER_DEPTH = 200
+_TEXT_WALK_DEPTH = 256
+
+
+def _show_key(key: str) -> str:
+    """A JSON key in a reason's path: control characters escaped, so the reason stays one line."""
+    return key if key.isprintable() else json.dumps(key)[1:-1]
+
+
+def _show(v: float | int) -> str:
+    """A number for a reason line: a 400-digit integer is shown by its size, not its digits."""
+    if isinstance(v, int) and abs(v) > MAX_INT:
+        return f"an integer of {len(str(abs(v)))} digits"
+    return repr(v)
+
+
+def _typed_envelope(etype: str, model: type[_Model]) -> type[CanonicalEvent]:
+    name = "".join(w.title() for w in etype.split("_")) + "Event"
+    return type(name, (CanonicalEvent,), {  # type: ignore[return-value]
+        "__annotations__": {"event_type": Literal[etype], "payload": model},  # type: ignore[valid-type]
+        "__module__": __name__,
+        "__doc__": f"A {etype} event: the envelope with its typed payload.",
+    })
+
+
+#: The fast path of canonical events: the envelope with the typed payload of each known type
+#: (its event_type a Literal, so a wrong guess fails validation instead of passing).
+TYPED_EVENTS: dict[str, type[CanonicalEvent]] = {t: _typed_envelope(t, m) for t, m in PAYLOAD_MODELS.items()}
+_TYPED_VALIDATORS = {t: cls.__pydantic_validator__ for t, cls in TYPED_EVENTS.items()}
+_ANY_VALIDATOR = CanonicalEvent.__pydantic_validator__
+_SIGNAL_VALIDATOR = MotionSignal.__pydantic_validator__
+# the first "event_type" value in the text: a guess (it might be a nested key), checked by validation
+_TYPE_HINT = re.compile(rb'"event_type"\s*:\s*"([A-Z_]{1,32})"')
 
 
 def is_signal_line(text: str | bytes) -> bool:
@@ -312,8 +482,11 @@ def is_signal_line(text: str | bytes) -> bool:
 
     Unparseable lines count as canonical (they are dead-lettered by the canonical consumer).
     """
+    raw = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _SIGNAL_KEY not in raw:
+        return False
     try:
-        obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+        obj = pydantic_core.from_json(raw)
+    except ValueError:
         return False
     return isinstance(obj, dict) and "signal_id" in obj

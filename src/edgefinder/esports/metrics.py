@@ -16,8 +16,13 @@ EVENTS_INGESTED = Counter(
 )
 DEAD_LETTERS = Counter(
     "edgefinder_dead_letters_total",
-    "Entries written to dead_letters, by stream and kind (invalid, oversize, delivery_limit, rejected).",
+    "Entries written to dead_letters, by stream and kind (invalid, oversize, conflict, rejected, delivery_limit).",
     ["stream", "kind"],
+)
+DUPLICATE_CONFLICTS = Counter(
+    "edgefinder_duplicate_conflicts_total",
+    "Copies of an already stored event_id/signal_id with other content (dead-lettered as conflict), by stream.",
+    ["stream"],
 )
 BATCHES = Counter("edgefinder_ingest_batches_total", "Batches committed, by stream.", ["stream"])
 BATCH_SECONDS = Histogram(

@@ -1,8 +1,10 @@
 """Batch sources for the ingest pipeline: Redis Streams consumer groups and JSONL files.
 
-Both give the pipeline the same interface: ``read(count, block_ms) -> list[Entry]`` and
-``ack(entry_ids)`` (after the batch's transaction committed). Everything after the source is the
-same code path, so ``ingest --from-file`` exercises the pipeline that serves Redis.
+Both give the consumer loop the same interface, :class:`BatchSource`: ``read(count, block_ms)
+-> list[Entry]``, ``ack(entry_ids)`` (after the batch's transaction committed), and the failure
+journal of the delivery limit (``begin_attempt`` / ``abandon`` / ``record_failure``). Everything
+after the source is the same code path, so ``ingest --from-file`` exercises the pipeline that
+serves Redis.
 
 Redis (``RedisStreamSource``):
 
@@ -14,8 +16,13 @@ Redis (``RedisStreamSource``):
   (checked every ``claim_interval_s`` seconds and whenever no new entries arrive). This is
   XAUTOCLAIM's job done as XPENDING … IDLE + XCLAIM, so that our own in-flight entries (read
   ahead, or in a transaction) are never re-claimed and their delivery counts stay honest.
-* Each entry carries its delivery count (from XPENDING); the pipeline dead-letters an entry that
-  has been delivered more than ``max_deliveries`` times and acknowledges it.
+* Each redelivered entry carries its delivery count (from XPENDING) and its failure record: how
+  many write attempts of it never finished (the consumer died or gave up), how many of those
+  wrote it alone, and what happened the first time. The records live in one hash per stream and
+  group, ``{stream}:failures:{group}`` (fields ``<id>``, ``<id>:alone``, ``<id>:first``); an
+  attempt is recorded before a careful write starts and cleared with the entry's XACK. The
+  consumer loop uses them to isolate an entry that kills its consumer (see
+  :mod:`edgefinder.esports.consumer`); being redelivered alone counts for nothing.
 * Every key lives under ``settings.redis_prefix``: ``{prefix}events:canonical`` and
   ``{prefix}events:agent:motion``.
 """
@@ -26,11 +33,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from edgefinder.esports.events import is_signal_line
+from edgefinder.esports.events import DEFAULT_MAX_EVENT_BYTES, InvalidEvent, MotionSignal, is_signal_line, parse_line
 
 CANONICAL_STREAM = "events:canonical"
 MOTION_STREAM = "events:agent:motion"
@@ -51,7 +59,10 @@ def default_consumer_name() -> str:
 class Entry(NamedTuple):
     """One raw event: ``entry_id`` (Redis id or file line number), its bytes, delivery count.
 
-    ``error`` is set when the source itself found the entry unusable (e.g. no ``data`` field).
+    ``error`` is set when the source itself found the entry unusable (e.g. no ``data`` field,
+    an oversize line); the pipeline dead-letters it with that reason. ``failures``,
+    ``alone_failures`` and ``first_failure`` are the entry's failure record (write attempts that
+    never finished; those of them that wrote it alone; what happened the first time).
     A NamedTuple: immutable, and cheap to create for every entry of a batch.
     """
 
@@ -59,35 +70,92 @@ class Entry(NamedTuple):
     raw: bytes
     deliveries: int = 1
     error: str | None = None
+    failures: int = 0
+    alone_failures: int = 0
+    first_failure: str | None = None
 
 
 class BatchSource(Protocol):
-    """What the pipeline needs from a source."""
+    """What the consumer loop and the pipeline need from a source."""
 
     name: str  # stored in dead_letters.source
     label: str  # metrics label: canonical, motion or file
+    server: str  # what ``unavailable`` means is down (metrics label of the retries): redis, file
+    #: consumer failures while writing an entry alone after which it is dead-lettered
     max_deliveries: int
+    #: what ``read``/``ack``/… raise while the server is unreachable (the loop backs off and retries)
+    unavailable: tuple[type[BaseException], ...]
 
-    def read(self, count: int, block_ms: int) -> list[Entry]: ...
+    def read(self, count: int, block_ms: int) -> list[Entry]:
+        """Up to ``count`` entries (waiting up to ``block_ms``); redelivered ones carry their record."""
 
-    def ack(self, entry_ids: Sequence[str]) -> None: ...
+    def ack(self, entry_ids: Sequence[str]) -> None:
+        """The entries' batch committed: never deliver them again, and drop their failure records."""
 
-    def drained(self) -> bool: ...
+    def drained(self) -> bool:
+        """Nothing is left to read (``--once`` stops)."""
+
+    def begin_attempt(self, entry_ids: Sequence[str], *, alone: bool) -> None:
+        """Record durably, before writing them, that a write of these entries starts."""
+
+    def abandon(self, entry_ids: Sequence[str]) -> None:
+        """A write begun with :meth:`begin_attempt` was given up cleanly (a stop, an outage): undo it."""
+
+    def record_failure(self, entry_ids: Sequence[str], reason: str) -> None:
+        """The consumer gives up on these entries with an error: keep ``reason`` as their first failure."""
+
+    def keep_alive(self) -> None:
+        """During a long retry: keep the in-flight entries from being taken over by other consumers."""
+
+    def backlog(self) -> tuple[int | None, int] | None:
+        """``(entries not yet delivered, entries pending)``, or None where the source has no such notion."""
 
 
-class JsonlSource:
-    """A JSONL file as a batch source; entry ids are 1-based line numbers, blank lines skipped.
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-    ``ack`` is a no-op (a file has no delivery state); re-running a file is safe because every
-    write is an idempotent upsert.
-    """
+
+class StatelessSource:
+    """A source without delivery state (a file, an importer's events): every entry is delivered once,
+    ``ack`` and the failure journal are no-ops, and reading it again is safe because every write is
+    idempotent. Subclasses provide ``name``, ``read`` and ``drained``."""
 
     label = "file"
+    server = "file"
     max_deliveries = 1 << 30
+    unavailable: tuple[type[BaseException], ...] = ()
 
-    def __init__(self, path: str | Path) -> None:
+    def ack(self, entry_ids: Sequence[str]) -> None:
+        return None
+
+    def begin_attempt(self, entry_ids: Sequence[str], *, alone: bool) -> None:
+        return None
+
+    def abandon(self, entry_ids: Sequence[str]) -> None:
+        return None
+
+    def record_failure(self, entry_ids: Sequence[str], reason: str) -> None:
+        return None
+
+    def keep_alive(self) -> None:
+        return None
+
+    def backlog(self) -> tuple[int | None, int] | None:
+        return None
+
+
+class JsonlSource(StatelessSource):
+    """A JSONL file as a batch source; entry ids are 1-based line numbers, blank lines skipped.
+
+    A file has no delivery state (:class:`StatelessSource`). A line longer than ``max_bytes`` is
+    not read into memory: it becomes an entry with the error ``oversize`` (its first ``max_bytes``
+    bytes kept for the dead letter).
+    """
+
+    def __init__(self, path: str | Path, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         self.path = Path(path)
         self.name = str(self.path)
+        self.max_bytes = max_bytes
         self._fh = self.path.open("rb")
         self._lineno = 0
         self._eof = False
@@ -97,20 +165,33 @@ class JsonlSource:
         if self._eof:
             return out
         fh = self._fh
+        cap = self.max_bytes + 2  # room for the line's own \r\n
         while len(out) < count:
-            line = fh.readline()
+            line = fh.readline(cap + 1)
             if not line:
                 self._eof = True
                 fh.close()
                 break
             self._lineno += 1
+            if len(line) > cap and not line.endswith(b"\n"):
+                out.append(self._oversize(line))
+                continue
             line = line.rstrip(b"\r\n")
             if line.strip():
                 out.append(Entry(str(self._lineno), line))
         return out
 
-    def ack(self, entry_ids: Sequence[str]) -> None:
-        return None
+    def _oversize(self, head: bytes) -> Entry:
+        """Skip the rest of an over-long line in chunks; the entry keeps its head and its size."""
+        size, chunk = len(head), head
+        while not chunk.endswith(b"\n"):
+            chunk = self._fh.readline(1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+        size -= len(chunk) - len(chunk.rstrip(b"\r\n"))
+        return Entry(str(self._lineno), head[: self.max_bytes], 1,
+                     f"oversize payload: {size} bytes > limit {self.max_bytes}")
 
     def drained(self) -> bool:
         return self._eof
@@ -148,6 +229,17 @@ class RedisStreamSource:
         self.min_idle_ms = int(min_idle_ms)
         self.max_deliveries = int(max_deliveries)
         self.claim_interval_s = claim_interval_s
+        self.server = "redis"
+        self.failure_key = f"{stream}:failures:{group}"
+        import redis
+
+        self.unavailable: tuple[type[BaseException], ...] = (
+            redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError,
+        )
+        # ids that may have a failure record (read as redelivered, or attempted carefully):
+        # their fields are deleted with their XACK; how each attempt began (alone or not)
+        self._recorded: set[str] = set()
+        self._alone: dict[str, bool] = {}
         self._own_pending_done = False
         self._history_cursor = "0"
         self._last_raw_id: str | None = None  # last id of the latest XREADGROUP reply, if any
@@ -252,7 +344,7 @@ class RedisStreamSource:
             self.inflight.update(e.entry_id for e in entries)
         return self._with_deliveries(entries)
 
-    def touch(self) -> None:
+    def keep_alive(self) -> None:
         """Reset the idle time of the in-flight entries (XCLAIM … JUSTID does not count a
         delivery), so a long database outage does not let other consumers take them over."""
         with self._lock:
@@ -264,6 +356,7 @@ class RedisStreamSource:
         entries: list[Entry] = []
         gone: list[str] = []
         append = entries.append
+        new = tuple.__new__  # a NamedTuple's own __new__ is a Python function: 3x slower per entry
         for eid, fields in raw_entries:
             sid = eid.decode() if eid.__class__ is bytes else str(eid)
             if not fields:  # deleted from the stream while pending: nothing to process
@@ -278,37 +371,98 @@ class RedisStreamSource:
                 shown = repr({_decode_id(k): v for k, v in fields.items()}).encode()
                 append(Entry(sid, shown, 1, "stream entry has no 'data' field"))
                 continue
-            append(Entry(sid, data if data.__class__ is bytes else str(data).encode()))
+            append(new(Entry, (sid, data if data.__class__ is bytes else str(data).encode(), 1, None, 0, 0, None)))
         return entries, gone
 
     def _with_deliveries(self, entries: list[Entry]) -> list[Entry]:
-        """Attach delivery counts from XPENDING (one call for the whole id range)."""
+        """Attach delivery counts (XPENDING, one call for the id range) and failure records."""
         if not entries:
             return entries
         ids = [e.entry_id for e in entries]
-        info = self.client.xpending_range(
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xpending_range(
             self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 1000, consumername=self.consumer
         )
+        pipe.hmget(self.failure_key, [f for i in ids for f in (i, f"{i}:alone", f"{i}:first")])
+        info, rec = pipe.execute()
         times = {_decode_id(x["message_id"]): int(x["times_delivered"]) for x in info}
-        return [Entry(e.entry_id, e.raw, times.get(e.entry_id, 1), e.error) for e in entries]
+        out = []
+        for k, e in enumerate(entries):
+            n, alone, first = rec[3 * k : 3 * k + 3]
+            if n is not None or first is not None:
+                with self._lock:
+                    self._recorded.add(e.entry_id)
+            out.append(Entry(e.entry_id, e.raw, times.get(e.entry_id, 1), e.error, int(n or 0), int(alone or 0),
+                             first.decode("utf-8", "replace") if first is not None else None))
+        return out
+
+    # -- the failure journal (see the module docstring) ------------------------------------
+
+    def begin_attempt(self, entry_ids: Sequence[str], *, alone: bool) -> None:
+        note = (f"consumer {self.consumer} began writing it at {_now()} in a batch of {len(entry_ids)} "
+                "and never finished (the process was killed or crashed)")
+        pipe = self.client.pipeline(transaction=True)
+        for i in entry_ids:
+            pipe.hincrby(self.failure_key, i, 1)
+            if alone:
+                pipe.hincrby(self.failure_key, f"{i}:alone", 1)
+            pipe.hsetnx(self.failure_key, f"{i}:first", note)
+        pipe.execute()
+        with self._lock:
+            self._recorded.update(entry_ids)
+            for i in entry_ids:
+                self._alone[i] = alone
+
+    def abandon(self, entry_ids: Sequence[str]) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        alone = [self._alone.pop(i, False) for i in entry_ids]
+        for i, a in zip(entry_ids, alone):
+            pipe.hincrby(self.failure_key, i, -1)
+            if a:
+                pipe.hincrby(self.failure_key, f"{i}:alone", -1)
+        counts = pipe.execute()
+        k, gone = 0, []
+        for i, a in zip(entry_ids, alone):
+            if int(counts[k]) <= 0:
+                gone += [i, f"{i}:alone", f"{i}:first"]
+            k += 2 if a else 1
+        if gone:
+            self.client.hdel(self.failure_key, *gone)
+
+    def record_failure(self, entry_ids: Sequence[str], reason: str) -> None:
+        counts = self.client.hmget(self.failure_key, list(entry_ids)) if entry_ids else []
+        note = f"consumer {self.consumer} gave up writing it at {_now()} in a batch of {len(entry_ids)}: {reason}"
+        first = {f"{i}:first": note for i, n in zip(entry_ids, counts) if int(n or 0) <= 1}
+        if first:
+            self.client.hset(self.failure_key, mapping=first)  # type: ignore[arg-type]
+        with self._lock:
+            self._recorded.update(entry_ids)
 
     # -- acknowledging / monitoring ------------------------------------------------------
 
     def ack(self, entry_ids: Sequence[str]) -> None:
         if not entry_ids:
             return
-        pipe = self.client.pipeline(transaction=False)
+        with self._lock:
+            recorded = [i for i in entry_ids if i in self._recorded] if self._recorded else []
+        # XACK and the deletion of the failure records in one MULTI: both happen or neither
+        pipe = self.client.pipeline(transaction=bool(recorded))
         for i in range(0, len(entry_ids), 1000):
             pipe.xack(self.stream, self.group, *entry_ids[i : i + 1000])
+        if recorded:
+            pipe.hdel(self.failure_key, *[f for i in recorded for f in (i, f"{i}:alone", f"{i}:first")])
         pipe.execute()
         with self._lock:
             self.inflight.difference_update(entry_ids)
+            self._recorded.difference_update(recorded)
+            for i in recorded:
+                self._alone.pop(i, None)
 
     def drained(self) -> bool:
         """True after a read found no new entries and nothing claimable."""
         return self._own_pending_done and self._last_empty
 
-    def lag(self) -> tuple[int | None, int]:
+    def backlog(self) -> tuple[int | None, int] | None:
         """(entries not yet delivered to the group, entries pending) from XINFO GROUPS."""
         for g in self.client.xinfo_groups(self.stream):
             name = g.get("name")
@@ -318,29 +472,56 @@ class RedisStreamSource:
         return (None, 0)
 
 
-def publish(path: str | Path, client: Any, prefix: str = "", *, batch: int = 5000) -> dict[str, int]:
+def publish(
+    path: str | Path,
+    client: Any,
+    prefix: str = "",
+    *,
+    batch: int = 5000,
+    max_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+    on_invalid: Callable[[int, str], None] | None = None,
+) -> dict[str, int]:
     """Put each line of a JSONL file on its stream as one field ``data`` (pipelined in batches).
 
-    Lines with ``signal_id`` go to ``{prefix}events:agent:motion``, all others (including lines
-    that are not valid JSON, which the consumer dead-letters) to ``{prefix}events:canonical``.
-    Blank lines are skipped. Returns the count per logical stream.
+    Every line is validated like the consumer does (:func:`parse_line`): a valid motion signal
+    goes to ``{prefix}events:agent:motion``, a valid canonical event to ``{prefix}events:canonical``.
+    A line that is not a valid event is reported through ``on_invalid(line_number, reason)`` and
+    published all the same (a JSON object with a top-level ``signal_id`` to the motion stream,
+    anything else to the canonical one), where the consumer dead-letters it: nothing is lost and
+    the run goes on. The exception is a line over ``max_bytes``: it is reported and not published
+    (it is never read into memory whole). Blank lines are skipped. Returns the count of
+    published lines per logical stream.
     """
     keys = stream_keys(prefix)
     counts = {"canonical": 0, "motion": 0}
     pipe = client.pipeline(transaction=False)
     pending = 0
-    with Path(path).open("rb") as fh:
-        for line in fh:
-            line = line.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            kind = "motion" if b'"signal_id"' in line and is_signal_line(line) else "canonical"
-            pipe.xadd(keys[kind], {FIELD: line})
-            counts[kind] += 1
-            pending += 1
+    src = JsonlSource(path, max_bytes=max_bytes)
+    try:
+        while entries := src.read(batch):
+            for e in entries:
+                kind = "canonical"
+                reason = e.error
+                if reason is None:
+                    try:
+                        kind = "motion" if isinstance(parse_line(e.raw, max_bytes=max_bytes), MotionSignal) else kind
+                    except InvalidEvent as exc:
+                        reason = exc.reason
+                if reason is not None:
+                    if on_invalid is not None:
+                        on_invalid(int(e.entry_id), reason + (" (not published)" if e.error else ""))
+                    if e.error is not None:
+                        continue
+                    if is_signal_line(e.raw):
+                        kind = "motion"
+                pipe.xadd(keys[kind], {FIELD: e.raw})
+                counts[kind] += 1
+                pending += 1
             if pending >= batch:
                 pipe.execute()
                 pending = 0
+    finally:
+        src.close()
     if pending:
         pipe.execute()
     return counts

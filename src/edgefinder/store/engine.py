@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from edgefinder.errors import ConfigError, ConnectionFailed
+from edgefinder.errors import ConfigError, ConnectionFailed, first_line
 
 
 def normalize_url(url: str) -> str:
@@ -41,8 +41,12 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine; for SQLite files, create the parent directory first."""
+def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engine:
+    """Create an engine; for SQLite files, create the parent directory first.
+
+    ``pre_ping`` (Postgres): test each pooled connection with a round trip before handing it out.
+    A caller that retries on a lost connection anyway (the ingest) can save that round trip.
+    """
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -53,7 +57,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(
-        url, echo=echo, pool_pre_ping=True, connect_args={"connect_timeout": 5}
+        url, echo=echo, pool_pre_ping=pre_ping, connect_args={"connect_timeout": 5}
     )
 
 
@@ -71,8 +75,7 @@ def check_connection(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except (OperationalError, SQLAlchemyError) as exc:
         where = engine.url.render_as_string(hide_password=True)
-        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConnectionFailed(f"cannot connect to database {where}: {reason}") from exc
+        raise ConnectionFailed(f"cannot connect to database {where}: {first_line(exc)}") from exc
 
 
 @contextmanager

@@ -67,7 +67,8 @@ match_players = Table(
     Column("team_id", String(128), nullable=False),
 )
 
-# Every canonical event, raw, keyed by event_id (unknown types are kept here and ignored).
+# Every canonical event as stored (envelope and normalized payload, player ids pseudonymized),
+# keyed by event_id; unknown types are kept here and ignored. The first stored copy of an id wins.
 raw_events = Table(
     "raw_events",
     metadata,
@@ -77,6 +78,9 @@ raw_events = Table(
     Column("ts", Float, nullable=False),
     Column("payload", Json, nullable=False),
     _created(),
+    Column("occurred_at", DateTime(timezone=True), doc="the event's wall-clock timestamp, UTC"),
+    Column("actor_hash", String(64), doc="pseudonym of the envelope's actor"),
+    Column("team", String(128), doc="the envelope's team"),
 )
 
 rounds = Table(
@@ -284,6 +288,9 @@ dead_letters = Table(
     Column("reason", Text, nullable=False),
     Column("deliveries", Integer),
     _created(),
+    Column("kind", String(16), doc="invalid | oversize | conflict | rejected | delivery_limit"),
+    # one dead letter per entry: a redelivered entry is not dead-lettered twice
+    Index("uq_dead_letters_source_entry_id", "source", "entry_id", unique=True),
 )
 
 # Human-in-the-loop: any recommendation that leads to a production action is reviewed here.

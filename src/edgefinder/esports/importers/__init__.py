@@ -19,7 +19,7 @@ from edgefinder.esports.importers.common import (
     MatchBuilder,
     to_json_line,
 )
-from edgefinder.esports.sources import Entry
+from edgefinder.esports.sources import Entry, StatelessSource
 
 __all__ = ["FORMATS", "RULES_VERSION", "ImportReport", "MalformedSource", "import_files", "ingest_events",
            "iter_lines", "write_jsonl"]  # fmt: skip
@@ -62,11 +62,8 @@ def write_jsonl(builders: Sequence[MatchBuilder], out: IO[str]) -> int:
     return n
 
 
-class _LineSource:
+class _LineSource(StatelessSource):
     """The imported events as an ingest batch source (entry id = line number, nothing to ack)."""
-
-    label = "file"
-    max_deliveries = 1 << 30
 
     def __init__(self, name: str, lines: Iterator[str]) -> None:
         self.name = name
@@ -83,9 +80,6 @@ class _LineSource:
                 return out
         self._done = True
         return out
-
-    def ack(self, entry_ids: Sequence[str]) -> None:
-        return None
 
     def drained(self) -> bool:
         return self._done

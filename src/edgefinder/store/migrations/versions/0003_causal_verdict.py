@@ -1,7 +1,7 @@
 """causal verdict column on correlation_results
 
-Revision ID: 0002
-Revises: 0004
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-01
 """
 
@@ -10,10 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-# written as 0001 -> 0002 beside 0001 -> 0004 on another branch; chained after 0004 when main was
-# merged in, so a database already at 0004 upgrades by one step (ids are labels, the chain is the order)
-down_revision = '0004'
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
