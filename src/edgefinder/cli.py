@@ -1,4 +1,4 @@
-"""The ``edgefinder`` command line: ``demo | serve | db | esports … | markets …``.
+"""The ``edgefinder`` command line: ``demo | report | serve | db | esports … | markets …``.
 
 Expected failures (:class:`~edgefinder.errors.EdgefinderError`, a bad setting, an unreachable
 server) print one line and exit 1; ``--verbose`` shows the traceback.
@@ -15,9 +15,9 @@ from typing import Annotated, Optional
 import click
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from edgefinder import settings as settings_mod
+from edgefinder.console import Console
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports.cli import esports_app
 from edgefinder.markets.cli import markets_app
@@ -82,11 +82,48 @@ def _global(
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    report: Annotated[bool, typer.Option("--report", help="Also write the HTML report of the demo run and "
+                                         "print its path.")] = False,
+) -> None:
     """Run every pipeline on generated data with the embedded default (SQLite, files) and summarize."""
     from edgefinder.demo import run_demo
 
-    run_demo(settings_mod.get_settings(), console)
+    run_demo(settings_mod.get_settings(), console, report=report)
+
+
+@app.command("report")
+def report_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="HTML file to write.")] = Path(
+        "report.html"),
+    esports_run: Annotated[
+        Optional[str], typer.Option("--esports-run", help="Run id of the esports section (default: the latest "
+                                    "succeeded run).")
+    ] = None,
+    checkpoint_dir: Annotated[
+        Optional[Path], typer.Option("--checkpoint-dir", file_okay=False, help="Futures checkpoints "
+                                     "[env EDGEFINDER_CHECKPOINT_DIR, default checkpoints].")
+    ] = None,
+) -> None:
+    """Write the HTML report of both pipelines: one self-contained file (opens offline) from the
+    database and the futures checkpoints; `edgefinder serve` shows the same page at /report."""
+    from edgefinder.report import build_report, write_report
+    from edgefinder.store.engine import check_connection, make_engine
+
+    s = settings_mod.get_settings()
+    url = s.effective_database_url
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+        built = build_report(engine, url, checkpoint_dir or s.checkpoint_dir, run_id=esports_run,
+                             stale_after_s=s.results_stale_after_s)
+    finally:
+        engine.dispose()
+    path = write_report(built, out)
+    es, fu = built.esports, built.futures
+    console.print(f"esports: {es['run']['run_id'] if es['run'] else es['message']}", soft_wrap=True)
+    console.print(f"futures: {fu['checkpoint_dir'] if fu['available'] else fu['message']}", soft_wrap=True)
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)", soft_wrap=True)
 
 
 @app.command()

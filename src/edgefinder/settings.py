@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         default=26 * 3600, gt=0,
         description="Results older than this (seconds since the last succeeded run) make /health 'degraded'.",
     )
+    checkpoint_dir: Path = Field(
+        default=Path("checkpoints"),
+        description="Futures checkpoint directory that `edgefinder report` and GET /report read "
+        "(the default of `markets run --checkpoint-dir`).",
+    )
     log_level: LogLevel = Field(default="INFO", description="Logging level.")
 
     @field_validator("log_level", mode="before")

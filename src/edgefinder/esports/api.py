@@ -15,7 +15,8 @@ background thread of this process. A second request while a run is queued or run
 
 Alerts (``GET /alerts``, ``POST /alerts/{id}/ack``), the latest run's feature frame as Parquet
 (``GET /export/features.parquet``) and the scrape-time metrics of
-:mod:`edgefinder.esports.monitoring` are served here too.
+:mod:`edgefinder.esports.monitoring` are served here too, and the HTML report of both pipelines
+(``GET /report``, its data under ``/api/v1/report``: :mod:`edgefinder.report.api`).
 """
 
 from __future__ import annotations
@@ -736,6 +737,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.analytics = _State(settings, engine)
     app.include_router(router)
+    from edgefinder.report.api import router as report_router  # imports this module: not at the top
+
+    app.include_router(report_router)
 
     @app.get("/metrics", include_in_schema=True, tags=["ops"], summary="Prometheus metrics",
              response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})  # fmt: skip

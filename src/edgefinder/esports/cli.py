@@ -36,8 +36,7 @@ def simulate(
     ] = 0.0,
 ) -> None:
     """Simulate CS-style matches with planted intent effects; write events + <out>.truth.json."""
-    from rich.console import Console
-
+    from edgefinder.console import Console
     from edgefinder.esports.simulate import SimConfig, simulate_to_file, truth_path
 
     console = Console()
@@ -65,9 +64,9 @@ def publish(
     Lines that are not valid events are reported on stderr with their line number (and published
     all the same: the consumer dead-letters them); the run goes on.
     """
-    from rich.console import Console
     from rich.markup import escape
 
+    from edgefinder.console import Console
     from edgefinder.esports.ingest import connect_redis
     from edgefinder.esports.sources import publish as publish_file
     from edgefinder.esports.sources import stream_keys
@@ -140,9 +139,9 @@ def ingest(
     import signal
     import threading
 
-    from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from edgefinder.console import Console
     from edgefinder.esports.ingest import (
         IngestConfig,
         IngestCounters,
@@ -248,8 +247,7 @@ def import_cmd(
     """Convert real match data into canonical events and derived motion signals (JSONL or --ingest)."""
     import sys
 
-    from rich.console import Console
-
+    from edgefinder.console import Console
     from edgefinder.esports.importers import FORMATS, import_files, ingest_events, write_jsonl
     from edgefinder.settings import get_settings
 
@@ -301,11 +299,16 @@ def analyze(
     database_url: Annotated[
         Optional[str], typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
     ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (the top findings), or json / csv: every result row of the "
+                          "run on stdout, for a program (messages go to stderr).")
+    ] = "table",
 ) -> None:
     """Run the correlation job once (features, tests, BH, causal) and print the top findings."""
-    from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from edgefinder import DISCLAIMER, PURPOSE
+    from edgefinder.console import Console, check_format, write_records
     from edgefinder.esports.jobs import JobParams, run_correlation_job
     from edgefinder.esports.report import print_run
     from edgefinder.settings import get_settings
@@ -313,7 +316,8 @@ def analyze(
     from edgefinder.store.migrate import upgrade
 
     s = get_settings()
-    console = Console()
+    check_format(fmt)
+    console = Console(stderr=fmt != "table")
     url = database_url or s.effective_database_url
     # Like `ingest`: an unreachable server is one line (ConnectionFailed), and a fresh database gets
     # the schema, so the first `analyze` says "ingest events first" instead of "no such table".
@@ -329,7 +333,14 @@ def analyze(
         result = run_correlation_job(
             url, params=JobParams(seed=seed), progress=lambda msg: prog.update(task, description=msg), trigger="cli"
         )
-    print_run(result, console, top, include_in_round=include_in_round)
+    if fmt == "table":
+        print_run(result, console, top, include_in_round=include_in_round)
+    else:
+        meta = {"run_id": result.run_id, "status": result.status, "message": result.message, "n_rows": result.n_rows,
+                "n_tests": result.n_tests, "n_significant": result.n_significant, "duration_s": result.duration_s,
+                "purpose": PURPOSE, "disclaimer": DISCLAIMER}  # fmt: skip
+        rows = [{"run_id": result.run_id, **r} for r in result.results.to_dict(orient="records")]
+        write_records(fmt, rows, meta, key="results")
     if result.n_alerts:
         console.print(f"{result.n_alerts} alert(s) against the previous run: edgefinder esports insights, "
                       "or GET /api/v1/analytics/alerts")  # fmt: skip
@@ -379,8 +390,7 @@ def beat(ctx: typer.Context) -> None:
 
     The schedule state file is <data_dir>/celerybeat-schedule; extra options go to `celery beat`.
     """
-    from rich.console import Console
-
+    from edgefinder.console import Console
     from edgefinder.settings import get_settings
 
     s = get_settings()
@@ -405,8 +415,7 @@ def insights(
     import sys
     import threading
 
-    from rich.console import Console
-
+    from edgefinder.console import Console
     from edgefinder.esports.ingest import connect_redis
     from edgefinder.esports.insights import insights_key, read_insights
     from edgefinder.settings import get_settings
@@ -467,9 +476,9 @@ def export(
     """Write features, correlation_results and micro_actions as Parquet datasets partitioned by date."""
     from datetime import date
 
-    from rich.console import Console
     from rich.table import Table
 
+    from edgefinder.console import Console
     from edgefinder.esports.export import export_datasets
     from edgefinder.settings import get_settings
     from edgefinder.store.engine import check_connection, make_engine

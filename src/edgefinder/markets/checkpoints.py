@@ -45,7 +45,9 @@ __all__ = [
     "REGRET",
     "REPORT",
     "SCALER",
+    "SELECTION_ANCESTRY_CSV",
     "SELECTION_CSV",
+    "SELECTION_FAMILIES_CSV",
     "STATE",
     "TEMPLATES",
     "TRADES",
@@ -78,6 +80,7 @@ PLAYBOOK_PKL = "production_playbook.pkl"
 PLAYBOOK_JSON = "production_playbook.json"
 SELECTION_CSV = "phase5_templates.csv"
 SELECTION_FAMILIES_CSV = "phase5_families.csv"
+SELECTION_ANCESTRY_CSV = "phase5_ancestry.csv"
 PAPER_REPORT = "paper_trade_report.json"
 PAPER_TRADES = "paper_trade_trades.parquet"
 
@@ -92,7 +95,7 @@ FORWARD_FILES: tuple[str, ...] = (JOURNAL, REPORT, TRADES, REGRET, BRAIN)
 #: Every file ``--fresh`` removes.
 CHECKPOINT_FILES: tuple[str, ...] = (
     *(f for fs in PHASE_FILES.values() for f in fs), STATE, *FORWARD_FILES, PLAYBOOK_PKL, PLAYBOOK_JSON,
-    SELECTION_CSV, SELECTION_FAMILIES_CSV, PAPER_REPORT, PAPER_TRADES,
+    SELECTION_CSV, SELECTION_FAMILIES_CSV, SELECTION_ANCESTRY_CSV, PAPER_REPORT, PAPER_TRADES,
 )
 
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import click
 import typer
+
+if TYPE_CHECKING:  # the commands import the pipeline lazily, so that `--help` stays fast
+    from edgefinder.markets.forward import ForwardResult
+    from edgefinder.markets.orchestrator import RunSummary
+    from edgefinder.markets.selection import SelectionResult
 
 markets_app = typer.Typer(
     help="Futures research: synthetic markets, ATLAS, discovery → playbook → forward pass → selection.",
@@ -54,9 +59,9 @@ def synth_cmd(
     """Generate an NQ-like synthetic market (all timeframes base..1D) plus ground_truth.json."""
     import datetime as dt
 
-    from rich.console import Console
     from rich.table import Table
 
+    from edgefinder.console import Console
     from edgefinder.markets.synth import SynthConfig, SynthError, generate_atlas
 
     try:
@@ -108,9 +113,9 @@ def atlas_build_cmd(
                                                       "(default: every timeframe the source supports).")] = None,
 ) -> None:
     """Import ticks/bars files into the ATLAS: resample to each timeframe, one file per month."""
-    from rich.console import Console
     from rich.table import Table
 
+    from edgefinder.console import Console
     from edgefinder.markets.atlas import build_atlas, source_files
 
     console = Console()
@@ -237,6 +242,11 @@ def run_cmd(
         Optional[int], typer.Option("--min-family-trades", min=2, help="Phase 5: out-of-sample trades a family "
                                     f"needs to be tested {_env('min_family_trades')}.")
     ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (the printed reports), json (the phases' results as one "
+                          "document on stdout) or csv (Phase 5's per-template table on stdout; needs "
+                          "--strategy-report); with json or csv the progress and reports go to stderr.")
+    ] = "table",
 ) -> None:
     """Run discovery (Phase 2), clustering (2.5) and the playbook search (3), with checkpoints;
     then, on request, the forward pass (Phase 4) and strategy selection (Phase 5).
@@ -246,8 +256,7 @@ def run_cmd(
     (forward pass and report on the existing playbook), `--strategy-report` (report alone). The
     seed's tier thresholds are settings (EDGEFINDER_TIER1_PROB … EDGEFINDER_TIER4_TRADES).
     """
-    from rich.console import Console
-
+    from edgefinder.console import Console, check_format
     from edgefinder.markets.orchestrator import Orchestrator, PipelineError, print_run_summary
     from edgefinder.markets.physics import THRESHOLDS, PhysicsConfig
     from edgefinder.settings import get_settings
@@ -271,7 +280,9 @@ def run_cmd(
     report_only = strategy_report and not (forward_pass or fresh)
     if data is None and not report_only:
         raise PipelineError("--data DIR (the ATLAS root) is required, except for --strategy-report alone")
-    console = Console()
+    if check_format(fmt) == "csv" and not strategy_report:
+        raise PipelineError("--format csv prints Phase 5's per-template table: add --strategy-report")
+    console = Console(stderr=fmt != "table")
     orch = Orchestrator(
         data_dir=data if data is not None else Path("."), checkpoint_dir=checkpoint_dir,
         iterations=iterations, train_until=train_until, timeframes=timeframes, seed=seed,
@@ -279,13 +290,14 @@ def run_cmd(
         max_templates=int(pick(max_templates, "max_templates")), sampler=str(pick(sampler, "sampler")),  # type: ignore[call-overload]
     )
     # --- Phases 2, 2.5, 3 --- (skipped when only Phases 4–5 are asked for on existing checkpoints)
+    summary = forward = selection = None
     if fresh or not (forward_pass or strategy_report):
         summary = orch.run(fresh=fresh)
         print_run_summary(console, summary)
     if forward_pass:
         from edgefinder.markets.forward import ForwardConfig
 
-        orch.run_forward_pass(
+        forward = orch.run_forward_pass(
             ForwardConfig(match_distance=float(pick(match_distance, "match_distance")),  # type: ignore[arg-type]
                           min_prob=float(pick(min_prob, "min_prob")),  # type: ignore[arg-type]
                           min_conf=float(pick(min_conf, "min_conf")),  # type: ignore[arg-type]
@@ -295,8 +307,37 @@ def run_cmd(
     if strategy_report:
         from edgefinder.markets.selection import SelectionConfig
 
-        orch.run_strategy_selection(SelectionConfig.from_settings(settings, q_max=q_max, dsr_min=dsr_min,
-                                                                  min_family_trades=min_family_trades))
+        selection = orch.run_strategy_selection(SelectionConfig.from_settings(
+            settings, q_max=q_max, dsr_min=dsr_min, min_family_trades=min_family_trades))
+    if fmt != "table":
+        _write_run_results(fmt, checkpoint_dir, summary, forward, selection)
+
+
+def _write_run_results(fmt: str, checkpoint_dir: Path, summary: RunSummary | None, forward: ForwardResult | None,
+                       selection: SelectionResult | None) -> None:
+    """``markets run --format json|csv``: what the phases that ran produced, on stdout."""
+    from edgefinder import DISCLAIMER, PURPOSE
+    from edgefinder.console import write_records
+
+    rows = selection.stats.to_dict(orient="records") if selection is not None else []
+    if fmt == "csv":
+        write_records("csv", rows)
+        return
+    doc: dict[str, object] = {"purpose": PURPOSE, "disclaimer": DISCLAIMER, "checkpoint_dir": str(checkpoint_dir)}
+    if summary is not None:
+        doc["phases_2_3"] = summary.as_dict()
+    if forward is not None:
+        rep = forward.report
+        doc["forward"] = {k: rep[k] for k in ("complete", "sessions_processed", "sessions_total", "all", "in_sample",
+                                              "out_of_sample", "gates", "regret") if k in rep}
+    if selection is not None:
+        doc["selection"] = {
+            "significance_sample": selection.significance_sample, "test_sample": selection.test_block,
+            "families": selection.families.to_dict(orient="records"),
+            "ancestry_tests": selection.ancestry_tests.to_dict(orient="records"),
+            "production": {str(k): v for k, v in selection.production.items()},
+        }
+    write_records("json", rows, doc, key="templates")
 
 
 @markets_app.command("approve-playbook")
@@ -309,8 +350,7 @@ def approve_playbook_cmd(
     ] = None,
 ) -> None:
     """Human review step: mark the production playbook `approved` (it is written `pending_review`)."""
-    from rich.console import Console
-
+    from edgefinder.console import Console
     from edgefinder.markets.selection import approve_playbook
 
     doc = approve_playbook(checkpoint_dir, reviewer)
@@ -335,8 +375,7 @@ def paper_trade_cmd(
 ) -> None:
     """Replay unseen sessions with the frozen production playbook (no new templates, no search, no brain
     updates; the forward pass's scan, gates and exits) and write paper_trade_report.json."""
-    from rich.console import Console
-
+    from edgefinder.console import Console
     from edgefinder.markets.paper_trade import PaperTradeError, run_paper_trade
 
     if not date_from:

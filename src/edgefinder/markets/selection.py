@@ -4,7 +4,8 @@ Inputs (all under ``checkpoint_dir``): ``brain.pkl`` (Phase 4's BayesianBrain wi
 ``pattern_library.pkl`` (Phase 3), and, when present, ``phase4_regret.parquet`` (per-trade regret
 markers). Outputs: ``production_playbook.pkl`` (the seed's ``{template_id: {...}}`` layout) and its
 JSON twin ``production_playbook.json``, both ``pending_review`` until ``edgefinder markets
-approve-playbook`` marks them ``approved``; ``phase5_templates.csv`` and ``phase5_families.csv``.
+approve-playbook`` marks them ``approved``; ``phase5_templates.csv``, ``phase5_families.csv`` and
+``phase5_ancestry.csv`` (the ancestry comparisons, :func:`ancestry_tests`).
 
 **The seed's report, as the seed defines it.** Per template (dollars per contract net of costs;
 Sharpe per trade): brain wins/losses/total, ``prob`` = (wins + 1) / (total + 11), ``conf`` =
@@ -70,6 +71,7 @@ from edgefinder.markets.checkpoints import (
     PLAYBOOK_JSON,
     PLAYBOOK_PKL,
     REGRET,
+    SELECTION_ANCESTRY_CSV,
     SELECTION_CSV,
     SELECTION_FAMILIES_CSV,
     load_library,
@@ -482,7 +484,8 @@ def run_strategy_selection(checkpoint_dir: str | Path, config: SelectionConfig |
 
 
 def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) -> tuple[Path, ...]:
-    """Write production_playbook.pkl (seed layout) + .json twin + phase5_templates.csv + phase5_families.csv."""
+    """Write production_playbook.pkl (seed layout) + .json twin + phase5_templates.csv, phase5_families.csv
+    and phase5_ancestry.csv."""
     st = result.stats
     pkl = atomic_pickle(result.production, ckpt / PLAYBOOK_PKL)
     tiers = {TIER_NAMES[k]: int((st["tier"] == k).sum()) for k in TIER_NAMES} if not st.empty else {}
@@ -503,7 +506,9 @@ def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) ->
     st.to_csv(csv, index=False)
     fcsv = ckpt / SELECTION_FAMILIES_CSV
     result.families.to_csv(fcsv, index=False)
-    return (pkl, js, csv, fcsv)
+    acsv = ckpt / SELECTION_ANCESTRY_CSV
+    result.ancestry_tests.reindex(columns=list(ANCESTRY_COLUMNS)).to_csv(acsv, index=False)
+    return (pkl, js, csv, fcsv, acsv)
 
 
 # --------------------------------------------------------------------------------------------
