@@ -46,16 +46,24 @@ class Settings(BaseSettings):
         description="Key of the keyed hash (HMAC-SHA256) that pseudonymizes player ids at ingest.",
     )
     max_event_bytes: int = Field(
-        default=64 * 1024, ge=256, description="Events larger than this (bytes of JSON) go to dead letters."
+        default=64 * 1024,
+        ge=256,
+        description="Events larger than this (bytes of JSON) go to dead letters.",
     )
     match_distance: float = Field(
-        default=3.0, gt=0, description="Forward pass Gate 1: max scaled 11D distance to a template centroid."
+        default=3.0,
+        gt=0,
+        description="Forward pass Gate 1: max scaled 11D distance to a template centroid.",
     )
     min_prob: float = Field(
-        default=0.05, ge=0, le=1,
+        default=0.05,
+        ge=0,
+        le=1,
         description="Forward pass Gate 2: brain probability needed (exploration-friendly; unseen = 0.09).",
     )
-    min_conf: float = Field(default=0.0, ge=0, le=1, description="Forward pass Gate 2: brain confidence needed.")
+    min_conf: float = Field(
+        default=0.0, ge=0, le=1, description="Forward pass Gate 2: brain confidence needed."
+    )
     # Futures pipeline. The phase modules take their defaults from here (``setting_default``), so
     # each default is written once.
     cascade: Literal["context", "strict"] = Field(
@@ -64,53 +72,84 @@ class Settings(BaseSettings):
         "strict = the top-down funnel (only patterns inside the level above's windows).",
     )
     max_templates: int = Field(
-        default=48, ge=1, description="Phase 2.5: cap on the coarse KMeans cluster count (before |z| splits)."
+        default=48,
+        ge=1,
+        description="Phase 2.5: cap on the coarse KMeans cluster count (before |z| splits).",
     )
     sampler: Literal["qmc", "tpe"] = Field(
         default="qmc",
         description="Phase 3: Optuna sampler; qmc scores a template's trials in one simulator call, tpe one by one.",
     )
     min_depth: int = Field(
-        default=0, ge=0,
+        default=0,
+        ge=0,
         description="Forward pass Gate 1: chain length an entry needs (0 = none; the number of coarser "
         "timeframes = only when the full cascade aligns).",
     )
     q_max: float = Field(
-        default=0.10, ge=0, le=1,
+        default=0.10,
+        ge=0,
+        le=1,
         description="Phase 5: BH q-value (over the families tested) a family needs for production.",
     )
     dsr_min: float = Field(
-        default=0.90, ge=0, le=1,
+        default=0.90,
+        ge=0,
+        le=1,
         description="Phase 5: deflated Sharpe (trials = families tested) a family needs for production.",
     )
     min_family_trades: int = Field(
-        default=30, ge=2, description="Phase 5: out-of-sample trades below which a family is not tested."
+        default=30,
+        ge=2,
+        description="Phase 5: out-of-sample trades below which a family is not tested.",
     )
     # The seed's four tiers (reported exactly as it defines them; production follows the families).
-    tier1_prob: float = Field(default=0.55, ge=0, le=1, description="Tier 1: brain probability above this.")
-    tier1_conf: float = Field(default=0.30, ge=0, le=1, description="Tier 1: brain confidence above this.")
+    tier1_prob: float = Field(
+        default=0.55, ge=0, le=1, description="Tier 1: brain probability above this."
+    )
+    tier1_conf: float = Field(
+        default=0.30, ge=0, le=1, description="Tier 1: brain confidence above this."
+    )
     tier1_sharpe: float = Field(default=0.5, description="Tier 1: per-trade Sharpe above this.")
     tier1_trades: int = Field(default=30, ge=0, description="Tier 1: more trades than this.")
-    tier2_prob: float = Field(default=0.50, ge=0, le=1, description="Tier 2: brain probability above this.")
-    tier2_conf: float = Field(default=0.20, ge=0, le=1, description="Tier 2: brain confidence above this.")
+    tier2_prob: float = Field(
+        default=0.50, ge=0, le=1, description="Tier 2: brain probability above this."
+    )
+    tier2_conf: float = Field(
+        default=0.20, ge=0, le=1, description="Tier 2: brain confidence above this."
+    )
     tier2_trades: int = Field(default=15, ge=0, description="Tier 2: more trades than this.")
-    tier3_trades: int = Field(default=15, ge=0, description="Tier 3 (unproven): fewer trades than this.")
-    tier4_prob: float = Field(default=0.45, ge=0, le=1, description="Tier 4 (toxic): brain probability below this.")
-    tier4_trades: int = Field(default=20, ge=0, description="Tier 4 (toxic): more trades than this.")
+    tier3_trades: int = Field(
+        default=15, ge=0, description="Tier 3 (unproven): fewer trades than this."
+    )
+    tier4_prob: float = Field(
+        default=0.45, ge=0, le=1, description="Tier 4 (toxic): brain probability below this."
+    )
+    tier4_trades: int = Field(
+        default=20, ge=0, description="Tier 4 (toxic): more trades than this."
+    )
     # Physics thresholds (DESIGN "Physics": thresholds are settings). Phase 2 records them in
     # state.json and the forward pass reuses the recorded ones, so a playbook is always replayed
     # with the thresholds that found its patterns.
     snap_z: float = Field(
-        default=2.0, gt=0, description="ROCHE_SNAP: |z| must exceed this (sigmas); also structure_ok's |z| bound."
+        default=2.0,
+        gt=0,
+        description="ROCHE_SNAP: |z| must exceed this (sigmas); also structure_ok's |z| bound.",
     )
     snap_velocity: float = Field(
-        default=0.5, gt=0, description="ROCHE_SNAP: |close - previous close| must exceed this (points per bar)."
+        default=0.5,
+        gt=0,
+        description="ROCHE_SNAP: |close - previous close| must exceed this (points per bar).",
     )
     drive_momentum: float = Field(
-        default=5.0, gt=0, description="STRUCTURAL_DRIVE: |momentum| (velocity x volume / sigma) must exceed this."
+        default=5.0,
+        gt=0,
+        description="STRUCTURAL_DRIVE: |momentum| (velocity x volume / sigma) must exceed this.",
     )
     drive_coherence: float = Field(
-        default=0.3, gt=0, le=1,
+        default=0.3,
+        gt=0,
+        le=1,
         description="STRUCTURAL_DRIVE: coherence (entropy / ln 3, in [0, 1]) must be below this.",
     )
     analysis_schedule: str = Field(
@@ -118,16 +157,24 @@ class Settings(BaseSettings):
         description="When beat runs the correlation job: crontab (minute hour day month weekday, UTC) or @every 30s.",
     )
     alert_webhook_url: str | None = Field(
-        default=None, description="POST every alert as JSON to this URL (retried with backoff). Unset: no webhook."
+        default=None,
+        description="POST every alert as JSON to this URL (retried with backoff). Unset: no webhook.",
     )
     alert_webhook_attempts: int = Field(
-        default=8, ge=1, le=100, description="Delivery attempts per alert before the webhook gives up."
+        default=8,
+        ge=1,
+        le=100,
+        description="Delivery attempts per alert before the webhook gives up.",
     )
     alert_webhook_backoff_s: float = Field(
-        default=0.5, gt=0, le=60, description="First retry delay of the webhook (seconds); doubles up to 60 s."
+        default=0.5,
+        gt=0,
+        le=60,
+        description="First retry delay of the webhook (seconds); doubles up to 60 s.",
     )
     results_stale_after_s: float = Field(
-        default=26 * 3600, gt=0,
+        default=26 * 3600,
+        gt=0,
         description="Results older than this (seconds since the last succeeded run) make /health 'degraded'.",
     )
     checkpoint_dir: Path = Field(

@@ -73,10 +73,15 @@ def test_top_correlations_ordered_by_q_then_abs_effect(client: TestClient) -> No
     _tagged(body)
     rows = body["results"]
     assert body["count"] == len(rows) > 100
-    keys = [(row["q_value"] if row["q_value"] is not None else 2.0, -abs(row["effect"] or 0.0)) for row in rows]
+    keys = [
+        (row["q_value"] if row["q_value"] is not None else 2.0, -abs(row["effect"] or 0.0))
+        for row in rows
+    ]
     assert keys == sorted(keys)
     assert all(row["purpose"] == PURPOSE and row["disclaimer"] == DISCLAIMER for row in rows)
-    assert all(row["significant"] == (row["q_value"] is not None and row["q_value"] < 0.05) for row in rows)
+    assert all(
+        row["significant"] == (row["q_value"] is not None and row["q_value"] < 0.05) for row in rows
+    )
 
 
 def test_top_correlations_filters(client: TestClient) -> None:
@@ -85,7 +90,10 @@ def test_top_correlations_filters(client: TestClient) -> None:
     assert r.status_code == 200
     rows = r.json()["results"]
     assert 1 <= len(rows) <= 5
-    assert all(x["significant"] and x["outcome"] == "round_win" and x["method"] == "aipw_within" for x in rows)
+    assert all(
+        x["significant"] and x["outcome"] == "round_win" and x["method"] == "aipw_within"
+        for x in rows
+    )
     assert all("naive" in x["details"] and "ipw" in x["details"] for x in rows)
     assert all(x["verdict"] in ("robust", "fragile") for x in rows)
     assert client.get(f"{API}/top-correlations", params={"method": "aipw"}).status_code == 422
@@ -109,7 +117,10 @@ def test_causal_effects_serve_verdicts_and_refutation_figures(client: TestClient
     effects = body["effects"]
     assert body["count"] == len(effects) == 9 and {e["method"] for e in effects} == {"aipw_within"}
     for e in effects:
-        assert e["ci_low"] <= e["estimate"] <= e["ci_high"] and e["between_team"]["method"] == "aipw_naive"
+        assert (
+            e["ci_low"] <= e["estimate"] <= e["ci_high"]
+            and e["between_team"]["method"] == "aipw_naive"
+        )
         assert e["verdict"] in ("robust", "fragile", "not significant") and e["balance"]
         assert (e["verdict"] == "not significant") == (not e["significant"])
         if e["significant"]:
@@ -128,7 +139,11 @@ def test_runs_and_summary(client: TestClient) -> None:
     run_id = summary["last_run"]["run_id"]
     run = client.get(f"{API}/runs/{run_id}").json()
     _tagged(run)
-    assert run["status"] == "succeeded" and run["n_tests"] > 100 and run["n_rows"] == summary["team_rounds"]
+    assert (
+        run["status"] == "succeeded"
+        and run["n_tests"] > 100
+        and run["n_rows"] == summary["team_rounds"]
+    )
     assert sum(summary["significant_by_method"].values()) == run["summary"]["n_significant"]
     r = client.get(f"{API}/runs/00000000-0000-0000-0000-000000000000")
     assert r.status_code == 404 and "no analysis run" in r.json()["message"]
@@ -142,13 +157,22 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert body["last_run_status"] == "succeeded" and 0 <= body["last_run_age_s"] < 3600
     m = client.get("/metrics")
     assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
-    for name in ("edgefinder_events_ingested_total", "edgefinder_dead_letters_total", "edgefinder_consumer_lag",
-                 "edgefinder_analysis_job_duration_seconds", "edgefinder_dead_letters_stored 0.0"):  # fmt: skip
+    for name in (
+        "edgefinder_events_ingested_total",
+        "edgefinder_dead_letters_total",
+        "edgefinder_consumer_lag",
+        "edgefinder_analysis_job_duration_seconds",
+        "edgefinder_dead_letters_stored 0.0",
+    ):
         assert name in m.text
     # what has landed in the database, read at scrape time (the ingest counters live in the consumers)
     summary = client.get(f"{API}/stats/summary").json()
-    assert f'edgefinder_events_stored{{stream="canonical"}} {float(summary["raw_events"])}' in m.text
-    assert f'edgefinder_events_stored{{stream="motion"}} {float(summary["micro_actions"])}' in m.text
+    assert (
+        f'edgefinder_events_stored{{stream="canonical"}} {float(summary["raw_events"])}' in m.text
+    )
+    assert (
+        f'edgefinder_events_stored{{stream="motion"}} {float(summary["micro_actions"])}' in m.text
+    )
     assert summary["micro_actions"] > 0
     assert client.get("/docs").status_code == 200
     assert "/api/v1/analytics/top-correlations" in client.get("/openapi.json").json()["paths"]
@@ -194,7 +218,11 @@ def test_run_analysis_202_then_409_while_running(client: TestClient, loaded_url:
         from edgefinder.store.tables import analysis_runs
 
         with engine.begin() as conn:
-            conn.execute(update(analysis_runs).where(analysis_runs.c.run_id == lock.run_id).values(status="failed", error="test"))
+            conn.execute(
+                update(analysis_runs)
+                .where(analysis_runs.c.run_id == lock.run_id)
+                .values(status="failed", error="test")
+            )
         lock.release()
     r = client.post(f"{API}/run-analysis", headers=AUTH, json={"seed": 3})
     assert r.status_code == 202, r.text
@@ -230,7 +258,11 @@ def test_invalid_body_422(client: TestClient) -> None:
     for body in ({"seed": -1}, {"alpha": 0.9}, {"seed": 1, "bet": True}):
         r = client.post(f"{API}/run-analysis", headers=AUTH, json=body)
         assert r.status_code == 422, body
-    r = client.post(f"{API}/run-analysis", headers={**AUTH, "content-type": "application/json"}, content=b"{not json")
+    r = client.post(
+        f"{API}/run-analysis",
+        headers={**AUTH, "content-type": "application/json"},
+        content=b"{not json",
+    )
     assert r.status_code == 422
 
 
@@ -238,8 +270,19 @@ def test_invalid_body_422(client: TestClient) -> None:
 
 
 def test_database_down_answers_503_everywhere() -> None:
-    down = TestClient(create_app(Settings(database_url=f"postgresql://nobody@127.0.0.1:{_closed_port()}/none", api_token=TOKEN)))
-    for path in ("/top-correlations", "/correlations/by-feature/trade_count", "/runs/abc", "/stats/summary"):
+    down = TestClient(
+        create_app(
+            Settings(
+                database_url=f"postgresql://nobody@127.0.0.1:{_closed_port()}/none", api_token=TOKEN
+            )
+        )
+    )
+    for path in (
+        "/top-correlations",
+        "/correlations/by-feature/trade_count",
+        "/runs/abc",
+        "/stats/summary",
+    ):
         r = down.get(API + path)
         assert r.status_code == 503, path
         assert r.json()["message"].startswith("database unavailable: ")
@@ -252,9 +295,17 @@ def test_database_down_answers_503_everywhere() -> None:
 
 
 def test_redis_down_is_degraded_not_503(loaded_url: str) -> None:
-    c = TestClient(create_app(Settings(database_url=loaded_url, redis_url=f"redis://127.0.0.1:{_closed_port()}/0")))
+    c = TestClient(
+        create_app(
+            Settings(database_url=loaded_url, redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+        )
+    )
     h = c.get(f"{API}/health")
-    assert h.status_code == 200 and h.json()["status"] == "degraded" and h.json()["redis"].startswith("unavailable")
+    assert (
+        h.status_code == 200
+        and h.json()["status"] == "degraded"
+        and h.json()["redis"].startswith("unavailable")
+    )
 
 
 # --------------------------------------------------------------------------- jobs: empty DB, locks
@@ -292,8 +343,12 @@ def test_sqlite_lock_is_shared_between_engines_and_stale_runs_expire(sqlite_url:
 
     with a.connect() as conn:
         rows = dict(conn.execute(select(analysis_runs.c.run_id, analysis_runs.c.status)).all())
-        err = conn.execute(select(analysis_runs.c.error).where(analysis_runs.c.run_id == first.run_id)).scalar_one()
-    assert rows == {first.run_id: "failed", second.run_id: "running"} and err.startswith("abandoned")
+        err = conn.execute(
+            select(analysis_runs.c.error).where(analysis_runs.c.run_id == first.run_id)
+        ).scalar_one()
+    assert rows == {first.run_id: "failed", second.run_id: "running"} and err.startswith(
+        "abandoned"
+    )
     first.release()
     second.release()
     a.dispose()
@@ -341,4 +396,9 @@ schema = schemathesis.from_pytest_fixture("st_schema")
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_5xx_anywhere(case) -> None:
     response = case.call()
-    assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
+    assert response.status_code < 500, (
+        case.method,
+        case.path,
+        response.status_code,
+        response.text[:300],
+    )

@@ -16,7 +16,12 @@ import pandas as pd
 
 from edgefinder.analytics._db import is_asyncpg_pool
 from edgefinder.esports import aggregate as _aggregate
-from edgefinder.esports.aggregate import ALL_COLUMNS, FEATURE_COLUMNS, features_frame, features_statement
+from edgefinder.esports.aggregate import (
+    ALL_COLUMNS,
+    FEATURE_COLUMNS,
+    features_frame,
+    features_statement,
+)
 
 __all__ = ["ALL_COLUMNS", "FEATURE_COLUMNS", "extract_round_features"]
 

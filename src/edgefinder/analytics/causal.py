@@ -4,6 +4,10 @@ The functions of :mod:`edgefinder.stats.causal` (cross-fitted propensities, Háj
 result is a dict with ``ate`` (AIPW), ``naive_ate``, ``ipw_ate``, their CIs, balance and clipping.
 """
 
-from edgefinder.stats.causal import compute_propensity, propensity_adjusted_effect, weighted_outcome_diff
+from edgefinder.stats.causal import (
+    compute_propensity,
+    propensity_adjusted_effect,
+    weighted_outcome_diff,
+)
 
 __all__ = ["compute_propensity", "propensity_adjusted_effect", "weighted_outcome_diff"]

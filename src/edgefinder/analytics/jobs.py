@@ -14,8 +14,14 @@ from typing import Any
 from edgefinder.esports.jobs import JobParams, JobResult, arun_correlation_job
 from edgefinder.esports.tasks import celery_app, run_correlation_job_task, start_analytics_consumers
 
-__all__ = ["JobParams", "JobResult", "celery_app", "run_correlation_job", "run_correlation_job_task",
-           "start_analytics_consumers"]  # fmt: skip
+__all__ = [
+    "JobParams",
+    "JobResult",
+    "celery_app",
+    "run_correlation_job",
+    "run_correlation_job_task",
+    "start_analytics_consumers",
+]
 
 
 async def run_correlation_job(db: Any = None, *, params: JobParams | None = None) -> JobResult:

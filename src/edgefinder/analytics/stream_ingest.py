@@ -34,7 +34,11 @@ async def pg_connect(url: str | None = None, **pool_kwargs: Any) -> Any:
     return pool
 
 
-async def consume_micro(pool: Any = None, *, once: bool = False, consumer: str | None = None) -> Any:
+async def consume_micro(
+    pool: Any = None, *, once: bool = False, consumer: str | None = None
+) -> Any:
     """Consume the motion stream into ``micro_actions``; returns the ingest counters when it stops."""
     url = database_url(pool)
-    return await run_blocking(lambda stop: consume("motion", url, once=once, stop=stop, consumer=consumer))
+    return await run_blocking(
+        lambda stop: consume("motion", url, once=once, stop=stop, consumer=consumer)
+    )

@@ -43,8 +43,12 @@ def _pipeline(database_url: str, settings: Settings) -> Any:
     # both) must not race each other through the first upgrade of a fresh database.
     with _lock:
         migrate = database_url not in _migrated
-        pipeline = make_pipeline(database_url, settings.pseudonym_key.get_secret_value(), migrate=migrate,
-                                 max_event_bytes=settings.max_event_bytes)  # fmt: skip
+        pipeline = make_pipeline(
+            database_url,
+            settings.pseudonym_key.get_secret_value(),
+            migrate=migrate,
+            max_event_bytes=settings.max_event_bytes,
+        )
         _migrated.add(database_url)
     return pipeline
 
@@ -76,8 +80,15 @@ def consume(
         _running.add(stop)
     try:
         if which == "both":
-            return ingest.run_ingest(pipeline, redis_client=client, prefix=settings.redis_prefix, consumer=consumer,
-                                     once=once, stop=stop, motion_consumers=motion_consumers)  # fmt: skip
+            return ingest.run_ingest(
+                pipeline,
+                redis_client=client,
+                prefix=settings.redis_prefix,
+                consumer=consumer,
+                once=once,
+                stop=stop,
+                motion_consumers=motion_consumers,
+            )
         fn = ingest.consume_canonical if which == "canonical" else ingest.consume_micro
         return fn(pipeline, client, settings.redis_prefix, consumer=consumer, stop=stop, once=once)
     finally:
@@ -90,6 +101,9 @@ def consume(
 def counters_dict(counters: Any) -> dict[str, Any]:
     """The ingest counters as JSON-friendly numbers (events, seconds)."""
     return {
-        "canonical": counters.canonical, "signals": counters.signals, "dead_letters": counters.dead_letters,
-        "retries": counters.retries, "elapsed_s": round(counters.elapsed_s, 3),
-    }  # fmt: skip
+        "canonical": counters.canonical,
+        "signals": counters.signals,
+        "dead_letters": counters.dead_letters,
+        "retries": counters.retries,
+        "elapsed_s": round(counters.elapsed_s, 3),
+    }

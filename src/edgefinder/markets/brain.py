@@ -85,9 +85,28 @@ class TradeOutcome:
 
 #: Columns of :func:`trades_frame`, in order (``state`` is kept as ``state_*`` columns, see below).
 TRADE_COLUMNS = (
-    "template_id", "session", "entry_time", "exit_time", "duration", "direction", "entry_price",
-    "exit_price", "pnl", "pnl_ticks", "mfe_ticks", "mae_ticks", "result", "exit_reason", "pattern_type",
-    "root_tf", "root_type", "match_distance", "out_of_sample", "depth", "family", "chain",
+    "template_id",
+    "session",
+    "entry_time",
+    "exit_time",
+    "duration",
+    "direction",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "pnl_ticks",
+    "mfe_ticks",
+    "mae_ticks",
+    "result",
+    "exit_reason",
+    "pattern_type",
+    "root_tf",
+    "root_type",
+    "match_distance",
+    "out_of_sample",
+    "depth",
+    "family",
+    "chain",
 )
 _STATE_FIELDS = [f.name for f in fields(ThreeBodyQuantumState)]
 #: The entry state's fields as columns (``state_timeframe`` "" when a trade has no state).
@@ -114,7 +133,9 @@ def trades_frame(trades: Iterable[TradeOutcome]) -> pd.DataFrame:
     """Column view of a trade list: one row per trade, ``chain`` as :func:`chain_label`, the entry
     state as ``state_*`` columns (NaN / "" when a trade has none)."""
     trades = list(trades)
-    data: dict[str, list] = {c: [getattr(t, c) for t in trades] for c in TRADE_COLUMNS if c != "chain"}
+    data: dict[str, list] = {
+        c: [getattr(t, c) for t in trades] for c in TRADE_COLUMNS if c != "chain"
+    }
     data["chain"] = [chain_label(t.chain) for t in trades]
     for name, col in zip(_STATE_FIELDS, STATE_COLUMNS):
         empty: Any = "" if name in ("lagrange_zone", "timeframe") else np.nan
@@ -135,8 +156,14 @@ def outcomes_from_frame(df: pd.DataFrame) -> list[TradeOutcome]:
     if df.empty:
         return []
     cols = {c: df[c].tolist() for c in TRADE_COLUMNS}
-    has_state = (df["state_timeframe"] != "").tolist() if "state_timeframe" in df.columns else [False] * len(df)
-    scols = {n: df[c].tolist() for n, c in zip(_STATE_FIELDS, STATE_COLUMNS)} if any(has_state) else {}
+    has_state = (
+        (df["state_timeframe"] != "").tolist()
+        if "state_timeframe" in df.columns
+        else [False] * len(df)
+    )
+    scols = (
+        {n: df[c].tolist() for n, c in zip(_STATE_FIELDS, STATE_COLUMNS)} if any(has_state) else {}
+    )
     out = []
     for i in range(len(df)):
         state = None
@@ -150,7 +177,11 @@ def outcomes_from_frame(df: pd.DataFrame) -> list[TradeOutcome]:
         kw2["template_id"] = int(kw2["template_id"])
         kw2["depth"] = int(kw2["depth"])
         kw2["out_of_sample"] = bool(kw2["out_of_sample"])
-        out.append(TradeOutcome(state=state, timestamp=kw2["exit_time"], chain=chain_pairs(cols["chain"][i]), **kw2))
+        out.append(
+            TradeOutcome(
+                state=state, timestamp=kw2["exit_time"], chain=chain_pairs(cols["chain"][i]), **kw2
+            )
+        )
     return out
 
 
@@ -227,8 +258,10 @@ class BayesianBrain:
         Defaults are the original's exploration gates (0.05 / 0.0): an unseen template (0.0909)
         may trade, and keeps trading until enough losses push its probability under min_prob.
         """
-        return (self.get_probability(template_id) >= min_prob
-                and self.get_confidence(template_id) >= min_conf)
+        return (
+            self.get_probability(template_id) >= min_prob
+            and self.get_confidence(template_id) >= min_conf
+        )
 
     def update(self, outcome: TradeOutcome) -> None:
         """Record one closed trade: its template's counts and the history."""
@@ -245,8 +278,11 @@ class BayesianBrain:
     def record(self, trades: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
         """Record many closed trades at once, in trade order: a :func:`trades_frame`-shaped frame, or the
         same columns as arrays (what the forward pass hands over per session)."""
-        cols = {c: trades[c].to_numpy() for c in trades.columns} if isinstance(trades, pd.DataFrame) \
+        cols = (
+            {c: trades[c].to_numpy() for c in trades.columns}
+            if isinstance(trades, pd.DataFrame)
             else dict(trades)
+        )
         if not len(cols.get("pnl", ())):
             return
         self._flush()
@@ -278,7 +314,9 @@ class BayesianBrain:
                 self._frame = chunks[0].frame
             else:
                 names = list(dict.fromkeys(n for c in chunks for n in c))
-                self._frame = _typed(pd.DataFrame({n: np.concatenate([_col(c, n) for c in chunks]) for n in names}))
+                self._frame = _typed(
+                    pd.DataFrame({n: np.concatenate([_col(c, n) for c in chunks]) for n in names})
+                )
                 self._chunks = [_FrameChunk(self._frame)]
         return self._frame
 
@@ -302,20 +340,34 @@ class BayesianBrain:
     def to_payload(self, compacted: pd.DataFrame | None = None) -> dict[str, Any]:
         """Plain picklable payload (the table and the trades' columns; ``compacted``: :func:`compact` of
         :meth:`trades` when the caller has it already)."""
-        return {"format": "edgefinder.brain/2", "table": {int(k): dict(v) for k, v in self.table.items()},
-                "trades": compact(self.trades()) if compacted is None else compacted}
+        return {
+            "format": "edgefinder.brain/2",
+            "table": {int(k): dict(v) for k, v in self.table.items()},
+            "trades": compact(self.trades()) if compacted is None else compacted,
+        }
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> BayesianBrain:
-        if not isinstance(payload, dict) or payload.get("format") not in ("edgefinder.brain/1", "edgefinder.brain/2"):
+        if not isinstance(payload, dict) or payload.get("format") not in (
+            "edgefinder.brain/1",
+            "edgefinder.brain/2",
+        ):
             raise BrainFileError("not an edgefinder brain payload")
         brain = cls(table={int(k): dict(v) for k, v in payload["table"].items()})
         if payload["format"] == "edgefinder.brain/1":  # a list of TradeOutcome objects
             brain._chunks = [trades_frame(payload["trade_history"])]
         else:
             df = payload["trades"]
-            brain._chunks = [{c: (df[c].astype(object) if isinstance(df[c].dtype, pd.CategoricalDtype) else df[c])
-                              .to_numpy() for c in df.columns}]
+            brain._chunks = [
+                {
+                    c: (
+                        df[c].astype(object)
+                        if isinstance(df[c].dtype, pd.CategoricalDtype)
+                        else df[c]
+                    ).to_numpy()
+                    for c in df.columns
+                }
+            ]
         return brain
 
     def save(self, path: str | Path, compacted: pd.DataFrame | None = None) -> Path:

@@ -31,7 +31,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,8 +122,8 @@ class PatternEvent:
     depth: int = 0
     parent_type: str = ""
     parent_tf: str = ""
-    window_data: Optional[pd.DataFrame] = field(default=None, compare=False, repr=False)
-    parent_chain: Optional[list] = None
+    window_data: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    parent_chain: list | None = None
 
     @property
     def close_time(self) -> float:
@@ -256,10 +256,12 @@ class FractalDiscoveryAgent:
         self.keep_window_data = keep_window_data
         #: per-level summary of the last scan: (level, tf, bars, windows, patterns)
         self.level_stats: list[dict] = []
-        self._atlas_root: Optional[str] = None
+        self._atlas_root: str | None = None
 
     # ------------------------------------------------------------------ public API
-    def resolve_timeframes(self, atlas_root: str | Path, timeframes: Sequence[str] | None = None) -> list[str]:
+    def resolve_timeframes(
+        self, atlas_root: str | Path, timeframes: Sequence[str] | None = None
+    ) -> list[str]:
         """The hierarchy to scan: ``timeframes`` (or all present) in DISCOVERY_ORDER."""
         present = list(atlas.available_timeframes(atlas_root))
         if timeframes is None:
@@ -300,7 +302,9 @@ class FractalDiscoveryAgent:
         shows a Rich progress bar.
         """
         if cascade not in CASCADE_MODES:
-            raise DiscoveryError(f"--cascade must be one of {', '.join(CASCADE_MODES)}, got {cascade!r}")
+            raise DiscoveryError(
+                f"--cascade must be one of {', '.join(CASCADE_MODES)}, got {cascade!r}"
+            )
         tfs = self.resolve_timeframes(atlas_root, timeframes)
         self._atlas_root = str(atlas_root)
         self.level_stats = []
@@ -330,11 +334,15 @@ class FractalDiscoveryAgent:
                     lv = link_cascade([*levels, lv], "strict").levels[-1]
                 levels.append(lv)
                 states_of.append(states_at(st, lv.rows, tf))
-                window_data.append(self._window_data(st, lv.rows) if self.keep_window_data else None)
+                window_data.append(
+                    self._window_data(st, lv.rows) if self.keep_window_data else None
+                )
                 n_bars.append(int(st["timestamp"].size))
                 del st  # free this timeframe before the next (finer, larger) one is read
                 if bar is not None:
-                    bar.update(task, advance=1, description=f"level {level} ({tf}): {len(lv)} patterns")
+                    bar.update(
+                        task, advance=1, description=f"level {level} ({tf}): {len(lv)} patterns"
+                    )
                 if cascade == "strict" and len(lv) == 0:
                     break  # the funnel stops at the first level with no patterns
         finally:
@@ -343,10 +351,19 @@ class FractalDiscoveryAgent:
         linked = link_cascade(levels, cascade)
         manifest: list[PatternEvent] = []
         for level, lv in enumerate(linked.levels):
-            manifest.extend(self._make_events(lv, states_of[level], linked.chains(level), window_data[level]))
+            manifest.extend(
+                self._make_events(lv, states_of[level], linked.chains(level), window_data[level])
+            )
             depths = np.bincount(lv.depth).tolist() if len(lv) else []
-            self.level_stats.append({"level": level, "tf": lv.tf, "bars": n_bars[level], "patterns": len(lv),
-                                     "patterns_by_depth": depths})
+            self.level_stats.append(
+                {
+                    "level": level,
+                    "tf": lv.tf,
+                    "bars": n_bars[level],
+                    "patterns": len(lv),
+                    "patterns_by_depth": depths,
+                }
+            )
             if on_level is not None:
                 on_level(level, lv.tf, len(lv))
         return manifest
@@ -401,28 +418,47 @@ class FractalDiscoveryAgent:
         frame = pd.DataFrame({c: v for c, v in st.items() if c != "zone_code"})
         frame["lagrange_zone"] = ZONE_NAMES[np.asarray(st["zone_code"], np.int64)]
         rp = int(self.config.rp)
-        return [frame.iloc[max(0, r - rp + 1): r + 1].reset_index(drop=True) for r in rows.tolist()]
+        return [
+            frame.iloc[max(0, r - rp + 1) : r + 1].reset_index(drop=True) for r in rows.tolist()
+        ]
 
-    def _make_events(self, lv: Level, states: Sequence[ThreeBodyQuantumState], chains: Sequence[list],
-                     window_data: Sequence[pd.DataFrame] | None = None) -> list[PatternEvent]:
+    def _make_events(
+        self,
+        lv: Level,
+        states: Sequence[ThreeBodyQuantumState],
+        chains: Sequence[list],
+        window_data: Sequence[pd.DataFrame] | None = None,
+    ) -> list[PatternEvent]:
         """PatternEvents of one level's patterns (``states``, ``chains``, ``window_data`` aligned with ``lv``)."""
         if not len(lv):
             return []
         root = self._atlas_root
         prefix = f"{root}/{lv.tf}/" if root else f"{lv.tf}/"
         sources = np.char.add(np.char.add(prefix, _month_labels(lv.ts)), ".parquet").tolist()
-        cols = {c: getattr(lv, c).tolist() for c in ("ts", "z", "velocity", "momentum", "coherence")}
+        cols = {
+            c: getattr(lv, c).tolist() for c in ("ts", "z", "velocity", "momentum", "coherence")
+        }
         rows = lv.rows.tolist()
         depth = lv.depth.tolist()
         types = lv.types.tolist()
         return [
             PatternEvent(
-                pattern_type=types[j], timestamp=cols["ts"][j], price=states[j].close, z_score=cols["z"][j],
-                velocity=cols["velocity"][j], momentum=cols["momentum"][j], coherence=cols["coherence"][j],
-                file_source=sources[j], idx=rows[j], state=states[j], timeframe=lv.tf, depth=depth[j],
+                pattern_type=types[j],
+                timestamp=cols["ts"][j],
+                price=states[j].close,
+                z_score=cols["z"][j],
+                velocity=cols["velocity"][j],
+                momentum=cols["momentum"][j],
+                coherence=cols["coherence"][j],
+                file_source=sources[j],
+                idx=rows[j],
+                state=states[j],
+                timeframe=lv.tf,
+                depth=depth[j],
                 parent_type=chains[j][0]["type"] if chains[j] else "",
                 parent_tf=chains[j][0]["tf"] if chains[j] else "",
-                window_data=None if window_data is None else window_data[j], parent_chain=chains[j],
+                window_data=None if window_data is None else window_data[j],
+                parent_chain=chains[j],
             )
             for j in range(len(lv))
         ]
@@ -430,14 +466,16 @@ class FractalDiscoveryAgent:
 
 # ---------------------------------------------------------------------- manifest I/O
 _CHAIN_TYPE = pa.list_(
-    pa.struct([
-        ("tf", pa.string()),
-        ("type", pa.string()),
-        ("z", pa.float64()),
-        ("mom", pa.float64()),
-        ("coh", pa.float64()),
-        ("timestamp", pa.float64()),
-    ])
+    pa.struct(
+        [
+            ("tf", pa.string()),
+            ("type", pa.string()),
+            ("z", pa.float64()),
+            ("mom", pa.float64()),
+            ("coh", pa.float64()),
+            ("timestamp", pa.float64()),
+        ]
+    )
 )
 _EVENT_COLUMNS = [
     ("pattern_type", pa.string()),
@@ -460,7 +498,9 @@ _STATE_PREFIX = "state_"
 
 
 def _manifest_columns(manifest: Sequence[PatternEvent]) -> dict[str, list]:
-    data: dict[str, list] = {name: [getattr(p, name) for p in manifest] for name, _ in _EVENT_COLUMNS}
+    data: dict[str, list] = {
+        name: [getattr(p, name) for p in manifest] for name, _ in _EVENT_COLUMNS
+    }
     data["parent_chain"] = [
         [{k: e[k] for k in CHAIN_KEYS} for e in (p.parent_chain or [])] for p in manifest
     ]
@@ -509,22 +549,30 @@ def load_manifest(path: str | Path) -> list[PatternEvent]:
         raise ManifestError(f"manifest not found: {path}")
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - any read failure is reported as one line
+    except Exception as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
     meta = table.schema.metadata or {}
     if meta.get(_MANIFEST_TAG) != _MANIFEST_VERSION:
-        raise ManifestError(f"{path} is not an edgefinder pattern manifest (version {_MANIFEST_VERSION.decode()})")
+        raise ManifestError(
+            f"{path} is not an edgefinder pattern manifest (version {_MANIFEST_VERSION.decode()})"
+        )
     names = _state_field_names()
     missing = [n for n, _ in _EVENT_COLUMNS if n not in table.column_names]
     missing += [_STATE_PREFIX + n for n in names if _STATE_PREFIX + n not in table.column_names]
     if missing:
         raise ManifestError(f"manifest {path} lacks column(s) {', '.join(missing)}")
     cols = [_pylist(table.column(n)) for n, _ in _EVENT_COLUMNS]
-    states = [ThreeBodyQuantumState(*vals) for vals in zip(*(_pylist(table.column(_STATE_PREFIX + n)) for n in names))]
+    states = [
+        ThreeBodyQuantumState(*vals)
+        for vals in zip(*(_pylist(table.column(_STATE_PREFIX + n)) for n in names))
+    ]
     chains = _chains(table.column("parent_chain"))
     # positional, in PatternEvent's field order: the 9 event columns up to idx, the state, timeframe ..
     # parent_tf, window_data, parent_chain (the round-trip test guards the order)
-    return [PatternEvent(*row[:9], st, *row[9:], None, chain) for row, st, chain in zip(zip(*cols), states, chains)]
+    return [
+        PatternEvent(*row[:9], st, *row[9:], None, chain)
+        for row, st, chain in zip(zip(*cols), states, chains)
+    ]
 
 
 def _pylist(col: pa.ChunkedArray) -> list:
@@ -546,17 +594,24 @@ def _chains(col: pa.ChunkedArray) -> list[list[dict]]:
 
 def manifest_summary(manifest: Sequence[PatternEvent]) -> dict:
     """Counts per depth/timeframe/type, for dashboards and reports (JSON-ready)."""
-    df = pd.DataFrame({
-        "depth": [p.depth for p in manifest],
-        "tf": [p.timeframe for p in manifest],
-        "type": [p.pattern_type for p in manifest],
-    })
+    df = pd.DataFrame(
+        {
+            "depth": [p.depth for p in manifest],
+            "tf": [p.timeframe for p in manifest],
+            "type": [p.pattern_type for p in manifest],
+        }
+    )
     if df.empty:
         return {"patterns": 0, "levels": []}
     levels = []
     for (depth, tf), g in df.groupby(["depth", "tf"], sort=True):
-        levels.append({"depth": int(depth), "tf": tf, "patterns": int(len(g)),
-                       "roche_snap": int((g["type"] == ROCHE_SNAP).sum()),
-                       "structural_drive": int((g["type"] == STRUCTURAL_DRIVE).sum())})
+        levels.append(
+            {
+                "depth": int(depth),
+                "tf": tf,
+                "patterns": int(len(g)),
+                "roche_snap": int((g["type"] == ROCHE_SNAP).sum()),
+                "structural_drive": int((g["type"] == STRUCTURAL_DRIVE).sum()),
+            }
+        )
     return {"patterns": int(len(df)), "max_depth": int(df["depth"].max()), "levels": levels}
-

@@ -341,8 +341,20 @@ def _simulate_kernel(
             h = high[j]
             lo = low[j]
             code, xp, best, stop = exit_step(
-                s, ep, init_stop, stop, target, trail_ticks[p], best, entry_ts,
-                max_hold_s[p], timestamps[j] + bar_seconds, h, lo, close[j], tick_size,
+                s,
+                ep,
+                init_stop,
+                stop,
+                target,
+                trail_ticks[p],
+                best,
+                entry_ts,
+                max_hold_s[p],
+                timestamps[j] + bar_seconds,
+                h,
+                lo,
+                close[j],
+                tick_size,
                 slippage_ticks,
             )
             # Excursions over the bars held (the exit bar included).
@@ -471,16 +483,31 @@ def simulate_exits(
     if n == 0:
         return out
     _simulate_kernel(
-        ts, hi, lo, cl, e_idx, sd,
+        ts,
+        hi,
+        lo,
+        cl,
+        e_idx,
+        sd,
         _param_column(stop_ticks, n, "stop_ticks"),
         _param_column(target_ticks, n, "target_ticks"),
         _param_column(trail_ticks, n, "trail_ticks"),
         _param_column(max_hold_s, n, "max_hold_s"),
-        last, bs,
-        float(instrument.tick_size), float(instrument.tick_value),
-        float(instrument.commission_per_side), float(instrument.slippage_ticks),
-        out.exit_idx, out.exit_price, out.exit_reason, out.entry_price, out.pnl_ticks,
-        out.pnl_dollars, out.mfe_ticks, out.mae_ticks, out.hold_seconds,
+        last,
+        bs,
+        float(instrument.tick_size),
+        float(instrument.tick_value),
+        float(instrument.commission_per_side),
+        float(instrument.slippage_ticks),
+        out.exit_idx,
+        out.exit_price,
+        out.exit_reason,
+        out.entry_price,
+        out.pnl_ticks,
+        out.pnl_dollars,
+        out.mfe_ticks,
+        out.mae_ticks,
+        out.hold_seconds,
     )
     return out
 
@@ -519,9 +546,21 @@ def simulate_exits_loop(
     while j < last:
         j += 1
         code, xp, best, stop = exit_step(
-            side, ep, init_stop, stop, target, float(params.trailing_stop_ticks), best,
-            entry_ts, float(params.max_hold_seconds), ts[j] + bs, float(high[j]), float(low[j]),
-            float(close[j]), tick, slip,
+            side,
+            ep,
+            init_stop,
+            stop,
+            target,
+            float(params.trailing_stop_ticks),
+            best,
+            entry_ts,
+            float(params.max_hold_seconds),
+            ts[j] + bs,
+            float(high[j]),
+            float(low[j]),
+            float(close[j]),
+            tick,
+            slip,
         )
         if code != EXIT_NONE:
             break

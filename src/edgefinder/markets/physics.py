@@ -34,11 +34,24 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
-ZONE_NAMES = np.array(["", "L1_STABLE", "CHAOS", "L2_ROCHE", "L3_ROCHE"], dtype=object)  # index = zone_code
+ZONE_NAMES = np.array(
+    ["", "L1_STABLE", "CHAOS", "L2_ROCHE", "L3_ROCHE"], dtype=object
+)  # index = zone_code
 
 STATE_COLUMNS: list[str] = [
-    "center", "sigma", "z_score", "velocity", "momentum", "reversion_force", "band_repulsion",
-    "f_net", "P0", "P1", "P2", "entropy", "coherence",
+    "center",
+    "sigma",
+    "z_score",
+    "velocity",
+    "momentum",
+    "reversion_force",
+    "band_repulsion",
+    "f_net",
+    "P0",
+    "P1",
+    "P2",
+    "entropy",
+    "coherence",
 ]
 ALL_COLUMNS: list[str] = (
     ["timestamp", "open", "high", "low", "close", "volume"]
@@ -60,7 +73,9 @@ class PhysicsConfig:
 
     def __post_init__(self) -> None:
         if self.rp < 3:
-            raise ValueError(f"PhysicsConfig.rp must be at least 3 bars (RSS / (rp - 2)), got {self.rp}")
+            raise ValueError(
+                f"PhysicsConfig.rp must be at least 3 bars (RSS / (rp - 2)), got {self.rp}"
+            )
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: float | None) -> PhysicsConfig:
@@ -85,9 +100,12 @@ THRESHOLDS: tuple[str, ...] = ("snap_z", "snap_velocity", "drive_momentum", "dri
 _BLOCK = 64  # bars between exact re-seeds of the rolling window sums (bounds |close - ref|)
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz", "arcp"})
-def _states_range(close, volume, rp, sigma_floor, snap_z, snap_v, drive_m, drive_c,
-                  out, zone, flags, lo, hi):  # pragma: no cover - compiled
+@nb.njit(
+    cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz", "arcp"}
+)
+def _states_range(
+    close, volume, rp, sigma_floor, snap_z, snap_v, drive_m, drive_c, out, zone, flags, lo, hi
+):  # pragma: no cover - compiled
     """Fill bars lo..hi-1 of out[13, n] float states, zone[n] codes, flags[3, n]."""
     half = 0.5 * (rp - 1)
     sxx = 0.0
@@ -254,8 +272,9 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
-                         config: PhysicsConfig | None = None) -> dict[str, np.ndarray]:
+def compute_state_arrays(
+    close: np.ndarray, volume: np.ndarray, config: PhysicsConfig | None = None
+) -> dict[str, np.ndarray]:
     """State columns as a dict of numpy arrays (the fast path; no DataFrame).
 
     Keys: STATE_COLUMNS, ``zone_code`` (int8: 0 none, 1 L1_STABLE, 2 CHAOS, 3 L2_ROCHE,
@@ -268,8 +287,19 @@ def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
     out = np.empty((13, n), dtype=np.float64)
     zone = np.empty(n, dtype=np.int8)
     flags = np.empty((3, n), dtype=np.bool_)
-    args = (c, v, int(cfg.rp), float(cfg.sigma_floor), float(cfg.snap_z), float(cfg.snap_velocity),
-            float(cfg.drive_momentum), float(cfg.drive_coherence), out, zone, flags)
+    args = (
+        c,
+        v,
+        int(cfg.rp),
+        float(cfg.sigma_floor),
+        float(cfg.snap_z),
+        float(cfg.snap_velocity),
+        float(cfg.drive_momentum),
+        float(cfg.drive_coherence),
+        out,
+        zone,
+        flags,
+    )
     workers = _workers()
     if n < _PARALLEL_MIN_BARS or workers == 1:
         _states_range(*args, 0, n)
@@ -277,8 +307,10 @@ def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
         # every bar is an independent window fit, so contiguous chunks run on all cores
         edges = (np.linspace(0, n, workers + 1) // _BLOCK).astype(np.int64) * _BLOCK
         edges[-1] = n
-        futures = [_pool().submit(_states_range, *args, int(lo), int(hi))
-                   for lo, hi in zip(edges[:-1], edges[1:])]
+        futures = [
+            _pool().submit(_states_range, *args, int(lo), int(hi))
+            for lo, hi in zip(edges[:-1], edges[1:])
+        ]
         for f in futures:
             f.result()
     res = {name: out[j] for j, name in enumerate(STATE_COLUMNS)}
@@ -287,7 +319,7 @@ def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
     res["structural_drive"] = flags[1]
     res["structure_ok"] = flags[2]
     valid = np.zeros(n, dtype=np.bool_)
-    valid[cfg.rp - 1:] = True
+    valid[cfg.rp - 1 :] = True
     res["valid"] = valid
     return res
 
@@ -314,7 +346,10 @@ def as_arrays(states: pd.DataFrame | StateArrays) -> StateArrays:
     out = {c: states[c].to_numpy() for c in states.columns if c != "lagrange_zone"}
     if "lagrange_zone" in states.columns:
         zone = states["lagrange_zone"]
-        if isinstance(zone.dtype, pd.CategoricalDtype) and list(zone.cat.categories) == ZONE_NAMES.tolist():
+        if (
+            isinstance(zone.dtype, pd.CategoricalDtype)
+            and list(zone.cat.categories) == ZONE_NAMES.tolist()
+        ):
             out["zone_code"] = zone.cat.codes.to_numpy().astype(np.int8)
         else:
             codes = {name: k for k, name in enumerate(ZONE_NAMES.tolist())}
@@ -326,23 +361,44 @@ def state_at(states: StateArrays, i: int, tf: str) -> ThreeBodyQuantumState:
     """The :class:`ThreeBodyQuantumState` of row ``i`` (made only where one object is needed)."""
     kw: dict[str, Any] = {c: float(states[c][i]) for c in BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)}
     return ThreeBodyQuantumState(
-        timestamp=int(states["timestamp"][i]), **kw, lagrange_zone=str(ZONE_NAMES[int(states["zone_code"][i])]),
-        roche_snap=bool(states["roche_snap"][i]), structural_drive=bool(states["structural_drive"][i]),
-        structure_ok=bool(states["structure_ok"][i]), valid=bool(states["valid"][i]), timeframe=tf)
+        timestamp=int(states["timestamp"][i]),
+        **kw,
+        lagrange_zone=str(ZONE_NAMES[int(states["zone_code"][i])]),
+        roche_snap=bool(states["roche_snap"][i]),
+        structural_drive=bool(states["structural_drive"][i]),
+        structure_ok=bool(states["structure_ok"][i]),
+        valid=bool(states["valid"][i]),
+        timeframe=tf,
+    )
 
 
 def states_at(states: StateArrays, rows: np.ndarray, tf: str) -> list[ThreeBodyQuantumState]:
     """:func:`state_at` for many rows, reading each column once."""
     rows = np.asarray(rows, dtype=np.int64)
-    cols = {c: np.asarray(states[c], dtype=np.float64)[rows].tolist() for c in BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)}
+    cols = {
+        c: np.asarray(states[c], dtype=np.float64)[rows].tolist()
+        for c in BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)
+    }
     ts = np.asarray(states["timestamp"])[rows].astype(np.int64).tolist()
     zone = ZONE_NAMES[np.asarray(states["zone_code"])[rows].astype(np.int64)].tolist()
-    flags = {c: np.asarray(states[c], dtype=bool)[rows].tolist()
-             for c in ("roche_snap", "structural_drive", "structure_ok", "valid")}
+    flags = {
+        c: np.asarray(states[c], dtype=bool)[rows].tolist()
+        for c in ("roche_snap", "structural_drive", "structure_ok", "valid")
+    }
     names = BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)
-    return [ThreeBodyQuantumState(ts[j], *(cols[c][j] for c in names), zone[j], flags["roche_snap"][j],
-                                  flags["structural_drive"][j], flags["structure_ok"][j], flags["valid"][j], tf)
-            for j in range(rows.size)]
+    return [
+        ThreeBodyQuantumState(
+            ts[j],
+            *(cols[c][j] for c in names),
+            zone[j],
+            flags["roche_snap"][j],
+            flags["structural_drive"][j],
+            flags["structure_ok"][j],
+            flags["valid"][j],
+            tf,
+        )
+        for j in range(rows.size)
+    ]
 
 
 class QuantumFieldEngine:
@@ -361,7 +417,8 @@ class QuantumFieldEngine:
         # arrays are handed over without a copy (copy=False also skips pandas' block consolidation,
         # which otherwise costs more than the physics itself)
         base = {
-            col: np.array(bars[col]) for col in ("timestamp", "open", "high", "low", "close", "volume")
+            col: np.array(bars[col])
+            for col in ("timestamp", "open", "high", "low", "close", "volume")
         }
         arrs = compute_state_arrays(base["close"], base["volume"], self.config)
         data: dict[str, np.ndarray] = dict(base)
@@ -407,8 +464,9 @@ class ThreeBodyQuantumState:
     timeframe: str = "15s"
 
     @classmethod
-    def from_states(cls, states_df: pd.DataFrame, i: int, timeframe: str | None = None
-                    ) -> ThreeBodyQuantumState:
+    def from_states(
+        cls, states_df: pd.DataFrame, i: int, timeframe: str | None = None
+    ) -> ThreeBodyQuantumState:
         """The state of row position ``i`` of a :meth:`QuantumFieldEngine.compute_states` frame."""
         tf = timeframe or states_df.attrs.get("timeframe", "15s")
         kw: dict[str, object] = {}

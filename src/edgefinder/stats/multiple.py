@@ -22,7 +22,9 @@ class CorrectionResult(NamedTuple):
     q_values: np.ndarray
 
 
-def multiple_test_correction(p_values: object, alpha: float = 0.05, method: str = "fdr_bh") -> CorrectionResult:
+def multiple_test_correction(
+    p_values: object, alpha: float = 0.05, method: str = "fdr_bh"
+) -> CorrectionResult:
     """Adjust raw p-values for multiple testing with :func:`statsmodels.stats.multitest.multipletests`.
 
     ``method`` is any multipletests method ('fdr_bh' = Benjamini-Hochberg, the default). NaN
