@@ -122,7 +122,7 @@ def main() -> None:
     ap.add_argument(
         "--cascades",
         default="context,strict",
-        help="cascade modes to time (context is the default; strict is the seed's funnel, which "
+        help="cascade modes to time (context is the default; strict is the original funnel, which "
         "keeps a handful of 15s entries a quarter)",
     )
     ap.add_argument("--repeats", type=int, default=3)

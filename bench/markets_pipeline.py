@@ -9,7 +9,7 @@ Each phase runs in its own fresh process (spawned), so "peak RSS" is that phase'
 resident memory, interpreter and imports included (the baseline of an idle child is printed
 too). Phases hand their artifacts over through the checkpoint files, as ``markets run`` does.
 Times exclude imports and numba compilation (compiled kernels are cached on disk and each
-child warms up on a tiny input first). Goals (issue 4, 2-core machine): physics ≥ 10 M bars/s;
+child warms up on a tiny input first). Goals (2-core machine): physics ≥ 10 M bars/s;
 Phase 2 ≤ 10 s; Phase 2.5 ≤ 10 s; Phase 3 at 50 iterations ≤ 60 s.
 """
 

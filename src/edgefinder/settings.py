@@ -103,7 +103,8 @@ class Settings(BaseSettings):
         ge=2,
         description="Phase 5: out-of-sample trades below which a family is not tested.",
     )
-    # The seed's four tiers (reported exactly as it defines them; production follows the families).
+    # The original four tiers (reported exactly as defined; production follows the families:
+    # docs/decisions.md §D25).
     tier1_prob: float = Field(
         default=0.55, ge=0, le=1, description="Tier 1: brain probability above this."
     )

@@ -1,4 +1,4 @@
-"""Issue 3, done-when 1: simulated matches -> both Redis streams -> consumers -> Postgres -> API.
+"""Planted truth end to end: simulated matches -> both Redis streams -> consumers -> Postgres -> API.
 
 300 simulated matches (about 6,500 rounds, 13,000 team-rounds, 330,000 events) are published to the
 two streams under a private Redis prefix, consumed by the ingest pipeline into a private Postgres

@@ -100,7 +100,7 @@ def _report(ck: Path) -> dict:
     return json.loads((ck / REPORT).read_text())
 
 
-# ------------------------------------------------------------------------------ done-when 1
+# ---------------------------------------- noise promotes nothing; the scan; the paper trade
 
 
 def test_no_edge_has_empty_playbook_and_no_oos_edge(none_run) -> None:
@@ -286,7 +286,7 @@ def test_paper_trades_are_the_production_playbook_replayed_independently(
     ).all()  # one at a time
 
 
-# ------------------------------------------------------------------------------ done-when 3
+# ---------------------------------------------------------------------------- no look-ahead
 
 
 def _perturbed_copy(src: Path, dst: Path, t_cut: int, seed: int = 11) -> None:
@@ -343,7 +343,7 @@ def test_no_lookahead_perturbing_the_future_changes_no_earlier_decision(
     )
 
 
-# ------------------------------------------------------------------------------ done-when 4
+# ---------------------------------------------------------- resume, determinism and the CLI
 
 
 def _copy_inputs(ck: Path, dst: Path) -> Path:
@@ -437,7 +437,7 @@ def test_cli_three_combinations(none_run, tmp_path) -> None:
     (work / REPORT).unlink()
     (work / JOURNAL).unlink()
     runner = CliRunner()
-    # the report alone needs no ATLAS (the seed's `--strategy-report` on its own)
+    # the report alone needs no ATLAS (the original `--strategy-report` on its own)
     r = runner.invoke(markets_app, ["run", "--checkpoint-dir", str(work), "--strategy-report"])
     assert r.exit_code == 0, r.output
     assert "=== Phase 5: Strategy Selection ===" in r.output and "Phase 4" not in r.output

@@ -1,5 +1,5 @@
 """Phases 2–3 end to end on a small synthetic ATLAS: checkpoints, resume, --fresh, --train-until,
-same seed → identical templates and library (issue 4, done-when 4), and the CLI."""
+same seed → identical templates and library, and the CLI."""
 
 from __future__ import annotations
 

@@ -281,7 +281,7 @@ def test_same_seed_same_numbers_and_workers_do_not_matter(
 def test_stored_run_and_rows(db: str) -> None:
     res = asyncio.run(
         arun_correlation_job(db, params=JobParams(seed=2))
-    )  # the seed's asyncio.run form
+    )  # the original asyncio.run form
     assert res.status == "succeeded" and res.n_tests == len(res.results) > 100
     engine = make_engine(db)
     with engine.connect() as conn:

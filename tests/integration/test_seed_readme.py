@@ -1,4 +1,4 @@
-"""Every code snippet of the esports specification's README, run as written against the real servers.
+"""Every code snippet of the original esports system's README, run as written against the real servers.
 
 The snippets are carried below verbatim (the repository must not need the specification at run
 time); the only edits are the two the README's reader makes: ``app.analytics`` becomes
@@ -419,7 +419,7 @@ def test_beat_snippet_names_the_packaged_task_on_the_default_schedule() -> None:
         celery_app.conf.beat_schedule = saved
     assert (
         entry["task"] in celery_app.tasks
-    )  # the seed's task name, with edgefinder.analytics, is registered
+    )  # the original task name, with edgefinder.analytics, is registered
     default = celery_config(Settings())["beat_schedule"]["run-correlation-analysis"]
     assert (entry["task"], entry["schedule"]) == (default["task"], default["schedule"])
 

@@ -83,7 +83,7 @@ def test_committed_sql_file_matches_the_migrations() -> None:
 
 @pytest.mark.postgres
 def test_committed_sql_file_runs_in_postgres(pg_url: str) -> None:
-    """The seed's `psql $DATABASE_URL -f migrations/create_analytics_tables.sql` path."""
+    """The original system's `psql $DATABASE_URL -f migrations/create_analytics_tables.sql` path."""
     import psycopg
 
     sql = (REPO / "migrations" / SQL_FILE_NAME).read_text()

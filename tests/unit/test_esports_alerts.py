@@ -139,5 +139,5 @@ def test_celery_keys_live_under_the_redis_prefix_and_beat_runs_daily_at_two() ->
     assert conf["result_backend_transport_options"] == {"global_keyprefix": "team-a:"}
     entry = conf["beat_schedule"]["run-correlation-analysis"]
     assert entry["task"] == RUN_TASK == "edgefinder.analytics.jobs.run_correlation_job_task"
-    assert entry["schedule"] == crontab(hour=2, minute=0)  # the seed's entry
+    assert entry["schedule"] == crontab(hour=2, minute=0)  # the original entry
     assert celery_config(Settings())["broker_transport_options"] == {}

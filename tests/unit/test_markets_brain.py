@@ -1,4 +1,4 @@
-"""BayesianBrain and TradeOutcome (seed 003, Task B): probabilities, gates, persistence."""
+"""BayesianBrain and TradeOutcome: probabilities, gates, persistence."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Phase 2.5 clustering (seed 003 Task A.2): 11D features, coarse K, recursive split, fission."""
+"""Phase 2.5 clustering: 11D features, coarse K, recursive split, fission."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from edgefinder.markets.clustering import (
 )
 from edgefinder.markets.discovery import ROCHE_SNAP, STRUCTURAL_DRIVE
 
-from ._markets_m2 import make_pattern, random_patterns
+from ._markets_patterns import make_pattern, random_patterns
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_feature_vector_by_hand():
     ],
 )
 def test_coarse_k_formula(n, k):
-    assert coarse_k(n, cap=None) == k  # the seed's formula
+    assert coarse_k(n, cap=None) == k  # the original formula
     assert coarse_k(n) == min(k, 48)  # capped by default (--max-templates)
     assert coarse_k(n, cap=5) == min(k, 5)
 

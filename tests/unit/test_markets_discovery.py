@@ -42,7 +42,7 @@ TF_S = atlas.TIMEFRAMES
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """40 synthetic NQ-like sessions, 15s..1D (about 1 s to generate)."""
-    root = tmp_path_factory.mktemp("m2_atlas")
+    root = tmp_path_factory.mktemp("discovery_atlas")
     generate_atlas(root, SynthConfig(sessions=40, seed=1))
     return root
 
@@ -395,7 +395,7 @@ def test_bar_meeting_both_rules_yields_two_events():
 
 
 def test_child_windows_open_at_bar_close():
-    from ._markets_m2 import make_pattern
+    from ._markets_patterns import make_pattern
 
     p = make_pattern(z=2.5, v=3.0, mom=10.0, coh=0.4, tf="5m", depth=0, ts=1_700_000_100)
     (w,) = child_windows([p], "1m")
@@ -523,7 +523,7 @@ def test_manifest_errors_name_the_file(tmp_path):
 
 # ------------------------------------------------------------------------------------ real data
 def test_real_eurusd_hourly_atlas_discovery_and_clustering(tmp_path):
-    """Issue 4 done-when 3: real hourly EURUSD bars -> atlas build -> discovery -> clustering."""
+    """Real hourly EURUSD bars -> atlas build -> discovery -> clustering."""
     from backtesting.test import EURUSD
 
     from edgefinder.markets.clustering import FractalClusteringEngine, pattern_features
@@ -559,9 +559,9 @@ def test_real_eurusd_hourly_atlas_discovery_and_clustering(tmp_path):
 
 # ------------------------------------------------------------------------------------ slow
 @pytest.mark.slow
-def test_seed_verification_snippet_on_a_synthetic_year(tmp_path_factory, capsys):
-    """The seed's Task A check, verbatim in spirit, on a 250-session synthetic year (1D..15s)."""
-    root = tmp_path_factory.mktemp("m2_year")
+def test_parent_chain_check_on_a_synthetic_year(tmp_path_factory, capsys):
+    """The original parent-chain check, verbatim in spirit, on a 250-session synthetic year (1D..15s)."""
+    root = tmp_path_factory.mktemp("discovery_year")
     generate_atlas(root, SynthConfig(sessions=250, seed=0))
     from edgefinder.markets.discovery import FractalDiscoveryAgent as Agent
 

@@ -1,4 +1,4 @@
-"""QuantumFieldEngine against a plain per-bar reference written from DESIGN.md's definitions."""
+"""QuantumFieldEngine against a plain per-bar reference written from the definitions in its docstring."""
 
 from __future__ import annotations
 

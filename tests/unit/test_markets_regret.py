@@ -1,4 +1,4 @@
-"""BatchRegretAnalyzer (seed 003, Task B step d): hand-computed trades and a naive-loop reference."""
+"""BatchRegretAnalyzer: hand-computed trades and a naive-loop reference."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ computed; families: A = "ROCHE_SNAP 15s long ← none", B = "ROCHE_SNAP 15s shor
 * T3: 5 trades -> Tier 3
 * T4: +10 x5 then -10 x20 (25 trades; last 5 out-of-sample, family B) -> prob 6/36 < 0.45: Tier 4
 * T5: exactly 15 trades, 7 wins -> no tier (unclassified)
-* T6: +20 x37 then -5, +5, -5 (40 trades; last 3 out-of-sample, family A) -> Tier 1 by the seed's
+* T6: +20 x37 then -5, +5, -5 (40 trades; last 3 out-of-sample, family A) -> Tier 1 by the original
   thresholds, but its own out-of-sample mean is negative.
 
 With ``min_family_trades=10``, family A (23 trades) is tested and qualifies, family B (5) is not
@@ -119,7 +119,7 @@ def result(tmp_path_factory):
     return ckpt, res, console.export_text()
 
 
-def test_tiers_match_seed_definitions(result) -> None:
+def test_tiers_match_original_definitions(result) -> None:
     _, res, _ = result
     st = res.stats.set_index("template_id")
     assert st["tier"].to_dict() == {1: 1, 2: 2, 3: 3, 4: 4, 5: 0, 6: 1}
@@ -265,7 +265,7 @@ def test_families_pool_members_and_decide_production(result) -> None:
     )
     assert doc["families_tested"] == 1 and doc["families_qualified"] == 1
     assert doc["tier1_not_in_production"] == len({1, 6} - want)
-    # the report: the seed's tables and lines, then the evidence
+    # the report: the original tables and lines, then the evidence
     assert "TIER 1 — PRODUCTION READY (2 templates)" in text
     assert "TIER 4 — TOXIC (1 templates, EXCLUDED from production)" in text
     assert "1H Roche → lower TF entry: 1/2 Tier 1 templates (50%)" in text

@@ -1,4 +1,4 @@
-"""WaveRider (seed 003, Task B) is the exit simulator driven bar by bar: same exits, same costs."""
+"""WaveRider is the exit simulator driven bar by bar: same exits, same costs."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_bar_by_bar_equals_batch_simulator(path) -> None:
         reason = EXIT_REASON_NAMES[int(batch.exit_reason[k])]
         assert res["exit_reason"] == (
             "TIME" if reason == "END" else reason
-        )  # session end = seed's TIME
+        )  # session end = the TIME exit
         assert res["exit_price"] == pytest.approx(batch.exit_price[k], abs=1e-9)
         assert res["entry_price"] == pytest.approx(batch.entry_price[k], abs=1e-9)
         assert res["pnl"] == pytest.approx(batch.pnl_dollars[k], abs=1e-9)
@@ -89,7 +89,7 @@ def test_one_position_at_a_time_and_bar_time_only() -> None:
     )
     pos = rider.open_position(
         100.0, "short", state, 10
-    )  # the seed's call: time from the state's bar
+    )  # the original call: time from the state's bar
     assert pos.entry_time == 1_700_000_015
     assert pos.entry_price == pytest.approx(100.0 - 0.25)  # one tick of slippage against a short
     with pytest.raises(PositionError, match="already holds"):

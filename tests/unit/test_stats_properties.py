@@ -12,7 +12,8 @@ from statsmodels.stats.multitest import multipletests
 from edgefinder.stats import max_consecutive_losses, max_drawdown, multiple_test_correction
 
 pnl = st.floats(min_value=-1e4, max_value=1e4, allow_nan=False, allow_infinity=False)
-# Uniform p-values plus the cases the seed got wrong or that are easy to get wrong: 0, NaN and ties.
+# Uniform p-values plus the cases the original system got wrong or that are easy to get wrong: 0, NaN
+# and ties (docs/decisions.md §D6).
 pval = st.one_of(
     st.floats(min_value=0.0, max_value=1.0),
     st.just(0.0),

@@ -1,4 +1,4 @@
-"""What the seed's ``pool`` argument may be, and running the blocking pipeline from async code."""
+"""What the original ``pool`` argument may be, and running the blocking pipeline from async code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The seed's ``aggregate``: ``df = await extract_round_features(pool)``.
+"""The original ``aggregate``: ``df = await extract_round_features(pool)``.
 
 With an asyncpg pool the statement of :func:`edgefinder.esports.aggregate.features_statement` is
 compiled for asyncpg and run on the pool; the frame is built by the same

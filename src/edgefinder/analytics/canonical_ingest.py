@@ -1,4 +1,4 @@
-"""The seed's ``canonical_ingest``: ``await consume_canonical(pool)``.
+"""The original ``canonical_ingest``: ``await consume_canonical(pool)``.
 
 Runs :func:`edgefinder.esports.ingest.consume_canonical` in a thread: the canonical stream
 ``{EDGEFINDER_REDIS_PREFIX}events:canonical`` into rounds, round_teams, kills, site events and

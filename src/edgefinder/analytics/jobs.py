@@ -1,4 +1,4 @@
-"""The seed's ``jobs``: ``asyncio.run(run_correlation_job())`` and the Celery tasks the seed schedules.
+"""The original ``jobs``: ``asyncio.run(run_correlation_job())`` and the Celery tasks it schedules.
 
 ``run_correlation_job`` awaits :func:`edgefinder.esports.jobs.run_correlation_job` in a thread and
 returns its :class:`~edgefinder.esports.jobs.JobResult`. The Celery tasks live in

@@ -1,4 +1,4 @@
-"""The seed's ``stats``: the statistical tests of :mod:`edgefinder.stats` under the seed's names."""
+"""The original ``stats``: the statistical tests of :mod:`edgefinder.stats` under the original names."""
 
 from edgefinder.stats.association import (
     chi2_feature_counts,

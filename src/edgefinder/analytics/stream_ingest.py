@@ -1,4 +1,4 @@
-"""The seed's ``stream_ingest``: ``pool = await pg_connect()`` and ``await consume_micro(pool)``.
+"""The original ``stream_ingest``: ``pool = await pg_connect()`` and ``await consume_micro(pool)``.
 
 ``consume_micro`` runs :func:`edgefinder.esports.ingest.consume_micro` (through
 :func:`edgefinder.esports.consumers.consume`) in a thread: the motion stream

@@ -32,8 +32,8 @@ Columns (per round and team):
   dollars), ``site_executed`` (0/1)
 
 A SQLAlchemy :class:`~sqlalchemy.engine.Engine`, a :class:`~sqlalchemy.engine.Connection` or a
-database URL string is accepted. The seed's example passes an asyncpg pool and awaits the call:
-``await edgefinder.analytics.aggregate.extract_round_features(pool)`` runs the same statement
+database URL string is accepted. The original system's example passes an asyncpg pool and awaits the
+call: ``await edgefinder.analytics.aggregate.extract_round_features(pool)`` runs the same statement
 (:func:`features_statement`, compiled for asyncpg) on the pool and builds the frame with the same
 :func:`features_frame`.
 """

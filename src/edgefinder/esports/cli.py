@@ -16,7 +16,7 @@ esports_app = typer.Typer(
 )
 
 
-# --- simulate / publish / ingest (owner: ingest helper) ------------------------------------
+# --- simulate / publish / ingest ----------------------------------------------------------
 
 
 @esports_app.command()
@@ -334,7 +334,7 @@ def import_cmd(
     Console().print(f"wrote {n:,} events to {out} in {time.perf_counter() - started:.1f} s")
 
 
-# --- analyze (owner: analysis helper) --------------------------------------------------------
+# --- analyze ----------------------------------------------------------------------------------
 
 
 @esports_app.command()

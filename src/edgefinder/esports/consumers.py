@@ -1,10 +1,11 @@
-"""Run the stream consumers in this process from the settings: what the Celery task and the seed layer call.
+"""Run the stream consumers in this process: what the Celery task and the compatibility layer call.
 
 ``edgefinder esports ingest`` is the command-line service; :func:`consume` is the same pipeline for
 code that runs the consumers itself: the Celery task ``start_analytics_consumers`` and
-``edgefinder.analytics.stream_ingest`` / ``.canonical_ingest`` (the seed's ``consume_micro(pool)``,
-``consume_canonical(pool)``). Redis and the prefix come from the settings (``EDGEFINDER_REDIS_URL``,
-``EDGEFINDER_REDIS_PREFIX``), players are pseudonymized with ``EDGEFINDER_PSEUDONYM_KEY``.
+``edgefinder.analytics.stream_ingest`` / ``.canonical_ingest`` (the original system's
+``consume_micro(pool)``, ``consume_canonical(pool)``, docs/decisions.md §D13). Redis and the prefix
+come from the settings (``EDGEFINDER_REDIS_URL``, ``EDGEFINDER_REDIS_PREFIX``), players are
+pseudonymized with ``EDGEFINDER_PSEUDONYM_KEY``.
 
 :func:`stop_all` asks every consumer running in this process to stop after its current batch
 (a Celery worker's warm shutdown calls it), so the last batch is committed and acknowledged.

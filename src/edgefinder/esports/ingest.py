@@ -1,6 +1,6 @@
-"""Ingest process wiring: the seed's consumers, both streams in threads, files, connections.
+"""Ingest process wiring: the stream consumers, both streams in threads, files, connections.
 
-``consume_canonical`` and ``consume_micro`` (the seed's names) run one Redis stream each;
+``consume_canonical`` and ``consume_micro`` (the original system's names) run one Redis stream each;
 :func:`run_ingest` runs both in threads (or one JSONL file through the same pipeline) and is
 what ``edgefinder esports ingest`` calls. The layers below:
 

@@ -47,9 +47,10 @@ or after ``stale_after_s`` (default 10 minutes); :func:`queue_run` refuses while
 running.
 
 After each run :mod:`edgefinder.esports.postrun` computes alerts, keeps the feature frame and
-publishes insights (see there). The seed calls ``asyncio.run(run_correlation_job())``; the job is
-synchronous (CPU-bound statistics): ``edgefinder.analytics.jobs.run_correlation_job`` is the seed's
-awaitable, and ``await arun_correlation_job()`` here runs it in a thread (:func:`asyncio.to_thread`).
+publishes insights (see there). The original system calls ``asyncio.run(run_correlation_job())``;
+the job is synchronous (CPU-bound statistics): ``edgefinder.analytics.jobs.run_correlation_job`` is
+that awaitable, and ``await arun_correlation_job()`` here runs it in a thread
+(:func:`asyncio.to_thread`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ from edgefinder.esports.pseudonym import Pseudonymizer
 # binds a list, the Postgres script substitutes a sub-select of the staged events).
 
 #: macro_outcomes of BOTH teams of every finished round: round_win; econ_delta = bank at
-#: ROUND_END - bank at ROUND_START (dollars); site_executed = the team planted or executed.
+#: ROUND_END - bank at ROUND_START (dollars); site_executed = the team planted or executed. Both
+#: teams, because winners-only rows leave round_win constant (docs/decisions.md §D5).
 MACRO_SQL = """
 INSERT INTO macro_outcomes (match_id, round_no, team_id, round_win, econ_delta, site_executed)
 SELECT rt.match_id, rt.round_no, rt.team_id,

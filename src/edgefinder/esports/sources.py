@@ -9,7 +9,7 @@ serves Redis.
 Redis (``RedisStreamSource``):
 
 * The group is created at id ``0`` with MKSTREAM, so entries published before the group existed
-  are delivered (the seed's consumers created it at ``$`` and skipped them).
+  are delivered (the original consumers created it at ``$`` and skipped them; docs/decisions.md §D1).
 * On start, the consumer first re-reads its own pending entries (id ``0``): a restarted consumer
   with the same name resumes what it had not acknowledged.
 * Entries another consumer left pending for longer than ``min_idle_ms`` are taken over

@@ -4,11 +4,12 @@
 ``EDGEFINDER_REDIS_URL``, every Celery key and queue under ``EDGEFINDER_REDIS_PREFIX`` (kombu's
 ``global_keyprefix``; the default queue is ``edgefinder``), JSON messages, UTC. Beat runs
 ``run_correlation_job_task`` on ``EDGEFINDER_ANALYSIS_SCHEDULE`` (default ``0 2 * * *``, daily at
-02:00 UTC, the seed's ``crontab(hour=2, minute=0)``). ``edgefinder esports worker`` / ``esports beat``
-start Celery's own worker and beat on this app.
+02:00 UTC, the original system's ``crontab(hour=2, minute=0)``). ``edgefinder esports worker`` /
+``esports beat`` start Celery's own worker and beat on this app.
 
-Task names follow the seed's module layout, so a beat entry written like the seed's
-(``'task': 'edgefinder.analytics.jobs.run_correlation_job_task'``) finds them:
+Task names follow the original system's module layout (docs/decisions.md §D13), so a beat entry
+written like the original one (``'task': 'edgefinder.analytics.jobs.run_correlation_job_task'``)
+finds them:
 
 * :data:`RUN_TASK` ``run_correlation_job_task(run_id=None, seed=0, alpha=0.05, trigger='schedule')``:
   with ``run_id`` it starts that queued run (POST /run-analysis); while another job runs it is

@@ -1,12 +1,13 @@
-"""BayesianBrain and TradeOutcome: per-template win/loss memory that gates the forward pass (seed 003).
+"""BayesianBrain and TradeOutcome: per-template win/loss memory that gates the forward pass.
 
 Units: prices in index points, ``pnl`` in US dollars per contract net of costs, times in epoch
 seconds UTC taken from **bar timestamps** (never the wall clock), ``duration`` in seconds.
 
-The probability is the seed's pessimistic Beta-like estimate (wins + 1) / (total + 11): 1/11 = 0.0909
+The probability is the original pessimistic Beta-like estimate (wins + 1) / (total + 11): 1/11 = 0.0909
 for a template never seen, everywhere. Confidence is min(total / 100, 1). The forward pass therefore
 needs exploration-friendly gates (the original used min_prob 0.05, min_conf 0.0), which live in
-:class:`ForwardConfig` in ``forward.py`` and are CLI flags of ``edgefinder markets run``.
+:class:`ForwardConfig` in ``forward.py`` and are CLI flags of ``edgefinder markets run``
+(docs/decisions.md §D23).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ class BrainFileError(EdgefinderError):
 
 @dataclass(frozen=True)
 class TradeOutcome:
-    """One closed trade, as the seed records it (plus ancestry and sample fields used by Phase 5).
+    """One closed trade, as the original records it (plus ancestry and sample fields used by Phase 5).
 
-    Seed fields: ``state`` (the entry bar's ThreeBodyQuantumState or None), ``entry_price`` and
+    Original fields: ``state`` (the entry bar's ThreeBodyQuantumState or None), ``entry_price`` and
     ``exit_price`` (points, fills including slippage), ``pnl`` (dollars, net of commission and
     slippage), ``result`` ('WIN' if pnl > 0 else 'LOSS'), ``timestamp`` (epoch s of the exit; equals
     ``exit_time``), ``exit_reason`` ('STOP', 'TARGET', 'TRAIL', 'TIME'), ``entry_time`` (epoch s:
@@ -43,7 +44,7 @@ class TradeOutcome:
     bar in which the exit fired), ``duration`` (seconds, exit_time - entry_time), ``direction``
     ('LONG' / 'SHORT'), ``template_id``.
 
-    Extra fields (defaults keep the seed's constructor call valid): ``pnl_ticks`` (net ticks),
+    Extra fields (defaults keep the original constructor call valid): ``pnl_ticks`` (net ticks),
     ``mfe_ticks`` / ``mae_ticks`` (gross favourable / adverse excursion in ticks), ``session``
     (ISO date of the CME session), ``pattern_type``, ``root_tf`` / ``root_type`` (the entry pattern's
     root ancestor from its parent chain; empty for a depth-0 entry), ``chain`` (tuple of
@@ -221,12 +222,12 @@ class BayesianBrain:
     """Per-template outcome table ``{template_id: {'wins', 'losses', 'total'}}`` plus the trade history.
 
     A win is a trade with pnl > 0 dollars (net of costs); a zero-PnL trade counts as a loss, as in the
-    seed's ``result='WIN' if pnl > 0 else 'LOSS'``.
+    original ``result='WIN' if pnl > 0 else 'LOSS'``.
 
     The history is kept as columns (:meth:`trades`, one :func:`trades_frame` row per trade): the
     forward pass records a session's trades at once with :meth:`record`, tens of thousands a year,
-    and Phase 5 reads columns. ``trade_history`` (the seed's list of :class:`TradeOutcome`) is built
-    from them on access; :meth:`update` (the seed's one-trade call) appends to it.
+    and Phase 5 reads columns. ``trade_history`` (the original list of :class:`TradeOutcome`) is built
+    from them on access; :meth:`update` (the original one-trade call) appends to it.
     """
 
     table: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -322,7 +323,7 @@ class BayesianBrain:
 
     @property
     def trade_history(self) -> list[TradeOutcome]:
-        """The seed's list of closed trades, in order (built from :meth:`trades`; read-only)."""
+        """The original list of closed trades, in order (built from :meth:`trades`; read-only)."""
         if self._objects is None:
             self._objects = outcomes_from_frame(self.trades())
         return self._objects

@@ -5,14 +5,14 @@ forward pass (Phase 4, which keeps the column arrays), so the scan that built th
 scan that trades them. Both work on the patterns of each timeframe as column arrays
 (:class:`Level`), found over that timeframe's whole continuous series.
 
-**Windows.** A pattern on a bar of P seconds is known when its bar closes, so it opens a child
-window ``[open + P, open + P + max(P, 30 x child bar seconds))`` (epoch seconds) for each finer
-timeframe. A child bar belongs to a window when its **open** lies inside it, so no child is ever
-attributed to a parent that had not closed yet. Windows of one timeframe all have the same length
-for a given child timeframe, so overlapping ones form runs and the earliest window of a run owns
-it: the rule of ``discovery.merge_windows`` for equal lengths, vectorized here.
+**Windows** (docs/decisions.md §D17). A pattern on a bar of P seconds is known when its bar closes,
+so it opens a child window ``[open + P, open + P + max(P, 30 x child bar seconds))`` (epoch seconds)
+for each finer timeframe. A child bar belongs to a window when its **open** lies inside it, so no
+child is ever attributed to a parent that had not closed yet. Windows of one timeframe all have the
+same length for a given child timeframe, so overlapping ones form runs and the earliest window of a
+run owns it: the rule of ``discovery.merge_windows`` for equal lengths, vectorized here.
 
-**Two modes** (``--cascade``):
+**Two modes** (``--cascade``; docs/decisions.md §D18):
 
 * ``context`` (default): every timeframe is scanned over its whole series; a pattern's immediate
   parent is the pattern owning the window that holds it on the finest coarser timeframe that has

@@ -387,10 +387,10 @@ def run_cmd(
     """Run discovery (Phase 2), clustering (2.5) and the playbook search (3), with checkpoints;
     then, on request, the forward pass (Phase 4) and strategy selection (Phase 5).
 
-    A rerun resumes from the checkpoints whose inputs did not change. The seed's three uses:
+    A rerun resumes from the checkpoints whose inputs did not change. The original three uses:
     `--fresh --forward-pass --strategy-report` (full pipeline), `--forward-pass --strategy-report`
     (forward pass and report on the existing playbook), `--strategy-report` (report alone). The
-    seed's tier thresholds are settings (EDGEFINDER_TIER1_PROB … EDGEFINDER_TIER4_TRADES).
+    original tier thresholds are settings (EDGEFINDER_TIER1_PROB … EDGEFINDER_TIER4_TRADES).
     """
     from edgefinder.console import Console, check_format
     from edgefinder.markets.orchestrator import Orchestrator, PipelineError, print_run_summary

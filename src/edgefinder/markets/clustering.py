@@ -1,4 +1,4 @@
-"""Phase 2.5: 11D pattern features and template clustering (seed 003, Task A.2).
+"""Phase 2.5: 11D pattern features and template clustering.
 
 Feature vector per pattern (raw units; ``FEATURE_NAMES`` order):
 
@@ -225,7 +225,7 @@ class FractalClusteringEngine:
 
     ``seed`` feeds every KMeans; ``n_init`` is fixed (default 4) so runs are reproducible;
     ``split_z_std`` (0.5, scaled units) and ``split_min_members`` (20: a cluster needs *more*
-    than this to split) are the seed's split rule. ``threads`` caps the OpenMP/BLAS threads
+    than this to split) are the original split rule. ``threads`` caps the OpenMP/BLAS threads
     KMeans may use (default 1): the problems are small (thousands of 11D points, many k=2
     splits), and on a busy 2-core machine OpenMP spin-waiting made 2 threads 5-20x slower than
     one; a fixed count also keeps results identical across machines.

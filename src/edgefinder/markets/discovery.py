@@ -1,4 +1,4 @@
-"""Phase 2: fractal discovery with full parent chains (seed 003, Task A).
+"""Phase 2: fractal discovery with full parent chains.
 
 :meth:`FractalDiscoveryAgent.scan_atlas_topdown` reads the ATLAS coarsest timeframe first
 (``DISCOVERY_ORDER``: 1D, 4h, 1h, 15m, 5m, 1m, 15s, 5s, 1s; those present or asked for), computes
@@ -7,19 +7,20 @@ fragments), finds its ROCHE_SNAP and STRUCTURAL_DRIVE bars (a bar meeting both r
 events, ROCHE_SNAP first) and links them into chains with :mod:`edgefinder.markets.cascade` — the
 same code the forward pass trades with:
 
-* A pattern on a bar of P seconds is only known when that bar **closes** (``timestamp + P``), so
-  its child window is ``[close, close + max(P, 30 * child_seconds))`` (seconds, epoch UTC). Opening
-  it at the bar's open, as the original did, leaks the future. A child bar belongs to a window when
-  its **open** lies inside it, so no child is ever attributed to a parent that was not known yet.
+* A pattern on a bar of P seconds is only known when that bar **closes** (``timestamp + P``), so its
+  child window is ``[close, close + max(P, 30 * child_seconds))`` (seconds, epoch UTC). Opening it
+  at the bar's open, as the original did, leaks the future (docs/decisions.md §D17). A child bar
+  belongs to a window when its **open** lies inside it, so no child is ever attributed to a parent
+  that was not known yet.
 * ``cascade="context"`` (default): every pattern of every timeframe is kept; its chain is the run of
   windows that hold it (immediate parent on the finest coarser timeframe with a window), so
   ``depth`` runs from 0 (backed by nothing) to the full hierarchy.
-* ``cascade="strict"``: the seed's top-down funnel — level k keeps only the patterns inside a window
+* ``cascade="strict"``: the original top-down funnel — level k keeps only the patterns inside a window
   of a level k-1 pattern, ``depth`` = level index, and the scan stops at the first empty level.
 * Always ``len(parent_chain) == depth``; chain entries are ``{"tf", "type", "z", "mom", "coh",
   "timestamp"}``, immediate parent first, root last.
 
-The seed's funnel pieces stay available for callers that build windows themselves:
+The original funnel's pieces stay available for callers that build windows themselves:
 ``_batch_scan_full``, ``_batch_scan_windowed`` and ``_merge_windows`` (on 5-tuples
 ``(start, end, parent_type, parent_tf, chain)``), with :func:`child_windows`, :func:`merge_windows`
 and :func:`window_index`. Python objects are created only for the patterns themselves.
@@ -98,7 +99,7 @@ class ManifestError(EdgefinderError):
 
 @dataclass(eq=True, slots=True)
 class PatternEvent:
-    """One pattern found by discovery (the seed's fields plus ``parent_chain``).
+    """One pattern found by discovery (the original fields plus ``parent_chain``).
 
     ``timestamp`` is the bar's **open** in epoch seconds UTC (the pattern is known at
     ``timestamp + TIMEFRAMES[timeframe]``); ``price`` is the bar's close (points);
@@ -163,7 +164,7 @@ def child_windows(patterns: Iterable[PatternEvent], child_tf: str) -> list[Windo
 def merge_windows(windows: Sequence[Window]) -> list[Window]:
     """Merge overlapping half-open windows into disjoint ones, sorted by start.
 
-    Rule (the seed's "keep the chain of the dominant, longer window", made causal):
+    Rule (the original "keep the chain of the dominant, longer window", made causal):
 
     * Windows are visited by start time (ties: longer first, then input order).
     * A window that overlaps the current merged window (``start < current end``; windows that only

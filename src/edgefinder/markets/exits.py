@@ -1,7 +1,8 @@
 """The one exit simulator: stop, target, trailing stop, max hold and costs over forward bars.
 
-Phase 3 (the playbook's parameter search) and Phase 4 (WaveRider) both use this module, so a
-trade is exited and costed the same way everywhere. Two entry points share one per-bar rule:
+Phase 3 (the playbook's parameter search) and Phase 4 (WaveRider) both use this module, so a trade
+is exited and costed the same way everywhere (docs/decisions.md §D21). Two entry points share one
+per-bar rule:
 
 * :func:`exit_step` — the per-bar rule (numba ``@njit``). WaveRider calls it bar by bar.
 * :func:`simulate_exits` — many (entry, parameter set) pairs at once; its numba kernel calls

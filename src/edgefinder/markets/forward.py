@@ -1,11 +1,12 @@
-"""Phase 4: the forward pass — replay every trading session with the playbook (seed 003, Task B).
+"""Phase 4: the forward pass — replay every trading session with the playbook.
 
 :func:`run_forward_pass` is a short loop over CME sessions that calls named steps:
 
 1. **Scan** (:class:`~edgefinder.markets.cascade.FractalCascadeScanner`): the cascade of the
    discovery hierarchy, in the cascade mode and with the physics thresholds Phases 2–3 recorded
-   (``state.json``), computed once over the whole series (physics is causal) — the scan that built the
-   templates. Candidates are the entry timeframe's (15s) patterns with their chains.
+   (``state.json``), computed once over the whole series (physics is causal) — the scan that built
+   the templates (docs/decisions.md §D19). Candidates are the entry timeframe's (15s) patterns with
+   their chains.
 2. **Match and gates** (:mod:`edgefinder.markets.replay`): nearest library centroid; Gate 1 distance
    < ``match_distance`` and depth >= ``min_depth``; Gate 2 the brain; Gate 3 one position at a time.
 3. **Trade** (:class:`~edgefinder.markets.replay.SessionTrader`): WaveRider on the one exit simulator;
@@ -13,9 +14,10 @@
 4. **Session end**: regret analysis, a day line, and a checkpoint record appended to the
    :class:`~edgefinder.markets.journal.Journal`; a killed run resumes from it with the same result.
 
-In-sample sessions (before ``train_until``, which Phases 2–3 learned from) and out-of-sample sessions
-are reported apart. Sessions from ``forward_until`` on are not replayed at all: they are held back
-for ``edgefinder markets paper-trade``, which judges the selected playbook on data nothing chose.
+In-sample sessions (before ``train_until``, which Phases 2–3 learned from) and out-of-sample
+sessions are reported apart (docs/decisions.md §D24). Sessions from ``forward_until`` on are not
+replayed at all: they are held back for ``edgefinder markets paper-trade``, which judges the
+selected playbook on data nothing chose.
 
 **No look-ahead.** A parent pattern opens its child window at its bar's *close*, so a candidate bar
 only sees parents whose bar closed by the time it opened; the entry fill is the candidate bar's
@@ -392,7 +394,7 @@ def run_forward_pass(
             fingerprint is resumed from its last complete session.
         max_sessions: stop after processing this many sessions in this call (the journal keeps them;
             a later call resumes). ``on_session(index, record)`` is called after each checkpoint.
-        day_lines: print one summary line per session (the seed's day summary).
+        day_lines: print one summary line per session (the original day summary).
         physics: thresholds the caller asked for explicitly; the cascade uses the ones Phase 2
             recorded and refuses differing ones (:func:`resolve_physics`).
     """

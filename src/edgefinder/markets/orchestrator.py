@@ -1,9 +1,9 @@
 """Pipeline orchestrator: Phase 2 (discovery) → 2.5 (clustering) → 3 (playbook), checkpointed.
 
-Artifacts in ``checkpoint_dir`` (the seed's names):
+Artifacts in ``checkpoint_dir`` (the original names, docs/decisions.md §D31):
 
 * ``manifest.parquet`` — Phase 2 pattern manifest (with parent chains)
-* ``templates.pkl`` and ``clustering_scaler.pkl`` — Phase 2.5 (Task B step 1 saves the scaler)
+* ``templates.pkl`` and ``clustering_scaler.pkl`` — Phase 2.5 (the scaler, which Phase 4 needs)
 * ``pattern_library.pkl`` + ``pattern_library.json`` — Phase 3
 * ``state.json`` — which phases are complete and the *inputs fingerprint* of each
   (:mod:`edgefinder.markets.checkpoints` owns the file names and ``state.json``)

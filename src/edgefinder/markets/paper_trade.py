@@ -8,9 +8,10 @@ cascade mode, physics thresholds), gates (as ``phase4_report.json`` records them
 A candidate trades only when its nearest library template is in production *for the candidate's
 family*; one position at a time among those.
 
-It refuses a range that overlaps the sessions Phases 2–5 used (every session up to the forward pass's
+Why a person approves first and the figures come from unused sessions: docs/decisions.md §D28. It
+refuses a range that overlaps the sessions Phases 2–5 used (every session up to the forward pass's
 last one, from ``state.json``) and a playbook still ``pending_review`` unless ``allow_pending``. It
-writes ``paper_trade_report.json`` (the seed-style figures, power, per-session lines, what was traded)
+writes ``paper_trade_report.json`` (the original figures, power, per-session lines, what was traded)
 and ``paper_trade_trades.parquet`` into the checkpoint directory.
 """
 

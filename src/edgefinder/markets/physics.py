@@ -15,11 +15,12 @@ For bar i, over the last ``rp`` closes y_0..y_{rp-1} (x = 0..rp-1, the last one 
 * ``roche_snap`` = |z| > snap_z and |velocity| > snap_velocity; ``structural_drive`` =
   |momentum| > drive_momentum and coherence < drive_coherence; ``structure_ok`` = |z| >= snap_z
 
-Every state is causal (bar i uses bars <= i). The first rp-1 bars have no state (``valid`` False,
-floats NaN, flags False, zone ""). The hot loop is a numba kernel: the window sums slide in O(1)
-per bar, offset by a nearby close and re-seeded exactly every 64 bars, so prices near 20,000 lose
-no precision (a per-bar np.polyfit reference agrees to 1e-9); contiguous chunks of a long series
-run on all cores.
+Each timeframe's columns are computed once over its whole continuous series, never over window
+fragments (docs/decisions.md §D16). Every state is causal (bar i uses bars <= i). The first rp-1
+bars have no state (``valid`` False, floats NaN, flags False, zone ""). The hot loop is a numba
+kernel: the window sums slide in O(1) per bar, offset by a nearby close and re-seeded exactly every
+64 bars, so prices near 20,000 lose no precision (a per-bar np.polyfit reference agrees to 1e-9);
+contiguous chunks of a long series run on all cores.
 """
 
 from __future__ import annotations

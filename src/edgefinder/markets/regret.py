@@ -1,4 +1,4 @@
-"""End-of-session regret analysis (seed 003, Task B step d): how well did each exit capture the move?
+"""End-of-session regret analysis (Phase 4): how well did each exit capture the move?
 
 Runs after a session's trading is over, so it may look past each exit (it never feeds a decision of
 that session; its per-template figures feed Phase 5). Per trade, on bars of the **next timeframe up**

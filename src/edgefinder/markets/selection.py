@@ -1,17 +1,18 @@
-"""Phase 5: strategy selection, risk scoring and the production playbook (seed 003, Task C).
+"""Phase 5: strategy selection, risk scoring and the production playbook.
 
 Inputs (all under ``checkpoint_dir``): ``brain.pkl`` (Phase 4's BayesianBrain with its trade history),
 ``pattern_library.pkl`` (Phase 3), and, when present, ``phase4_regret.parquet`` (per-trade regret
-markers). Outputs: ``production_playbook.pkl`` (the seed's ``{template_id: {...}}`` layout) and its
+markers). Outputs: ``production_playbook.pkl`` (the original ``{template_id: {...}}`` layout) and its
 JSON twin ``production_playbook.json``, both ``pending_review`` until ``edgefinder markets
 approve-playbook`` marks them ``approved``; ``phase5_templates.csv``, ``phase5_families.csv`` and
 ``phase5_ancestry.csv`` (the ancestry comparisons, :func:`ancestry_tests`).
 
-**The seed's report, as the seed defines it.** Per template (dollars per contract net of costs;
-Sharpe per trade): brain wins/losses/total, ``prob`` = (wins + 1) / (total + 11), ``conf`` =
-min(total / 100, 1); ``sharpe`` = mean / std (population std), ``max_dd``, ``avg_win``, ``avg_loss``,
-``max_consecutive_losses``, ``win_rate``, ``total_pnl``; the four tiers with the seed's thresholds
-(settings, strict inequalities, precedence 1 → 4; a template matching none is UNCLASSIFIED):
+**The original report, as originally defined** (docs/decisions.md §D25, §D26). Per template (dollars
+per contract net of costs; Sharpe per trade): brain wins/losses/total, ``prob`` = (wins + 1) /
+(total + 11), ``conf`` = min(total / 100, 1); ``sharpe`` = mean / std (population std), ``max_dd``,
+``avg_win``, ``avg_loss``, ``max_consecutive_losses``, ``win_rate``, ``total_pnl``; the four tiers
+with the original thresholds (settings, strict inequalities, precedence 1 → 4; a template matching
+none is UNCLASSIFIED):
 
   - TIER 1 (production): prob > 0.55 and conf > 0.30 and sharpe > 0.5 and total > 30
   - TIER 2 (promising):  prob > 0.50 and conf > 0.20 and total > 15
@@ -22,7 +23,7 @@ and the guarded risk score 0.3 (1 − win_rate) + 0.3 loss_ratio + 0.2 (max_cons
 + 0.2 dd_ratio (a ratio whose denominator is <= 0 is ``ratio_cap`` when its numerator is non-zero,
 both capped at ``ratio_cap``); LOW < 0.5 <= MEDIUM < 1.0 <= HIGH.
 
-**Production follows the evidence, not the tiers.** The seed's Tier 1 asks a win probability above
+**Production follows the evidence, not the tiers.** The original Tier 1 asks a win probability above
 0.55 under a Beta(1, 10)-like prior: an asymmetric exit (stop 15 ticks, target 40) that wins 40 % of
 the time and earns after costs can never get there, while a many-small-wins template can be Tier 1
 and lose money. So entry into production is decided on **out-of-sample expectancy net of costs**,
@@ -39,8 +40,8 @@ pooled where the evidence is:
    templates is still found, and a member whose own trades clearly lose is left out. A member with a
    positive shrunk mean enters production for that family; a template may enter for several.
 
-Without out-of-sample trades nothing is promoted. The report prints the tiers exactly as the seed
-does, then the families, how each production entry qualified, the **power** of the test sample
+Without out-of-sample trades nothing is promoted. The report prints the tiers exactly as originally
+defined, then the families, how each production entry qualified, the **power** of the test sample
 (the smallest mean PnL per trade the test detects at 80 % power), regret figures per template, and
 the **ancestry analysis** in numbers: do deeper or Roche-rooted chains earn more than shallow ones
 (difference in mean PnL per trade with its 95 % CI and p, Welch's t-test, out-of-sample trades,
@@ -130,10 +131,10 @@ class SelectionConfig:
     """Phase 5 settings (``markets run`` flags; defaults in :class:`edgefinder.settings.Settings`).
 
     Production: ``q_max`` — BH q a family needs; ``dsr_min`` — deflated Sharpe it needs;
-    ``min_family_trades`` — out-of-sample trades below which a family is not tested. The seed's
+    ``min_family_trades`` — out-of-sample trades below which a family is not tested. The original
     tiers: ``tier1_prob`` / ``tier1_conf`` / ``tier1_sharpe`` / ``tier1_trades``, ``tier2_prob`` /
     ``tier2_conf`` / ``tier2_trades``, ``tier3_trades``, ``tier4_prob`` / ``tier4_trades`` (strict
-    inequalities as the seed writes them). Risk: ``ratio_cap`` caps the two ratios;
+    inequalities, as originally written). Risk: ``ratio_cap`` caps the two ratios;
     ``risk_low`` / ``risk_high`` are the level cut-offs.
     """
 
@@ -165,7 +166,7 @@ class SelectionConfig:
 def classify_tier(
     prob: float, conf: float, sharpe_ratio: float, total: int, config: SelectionConfig | None = None
 ) -> int:
-    """The seed's tier (1–4) with precedence 1, 2, 3, 4; 0 when no tier's conditions hold."""
+    """The original tier (1–4) with precedence 1, 2, 3, 4; 0 when no tier's conditions hold."""
     c = config or SelectionConfig()
     if (
         prob > c.tier1_prob
@@ -192,7 +193,7 @@ def risk_score(
     total_pnl: float,
     ratio_cap: float = 5.0,
 ) -> float:
-    """The seed's risk score with guarded divisions (see module doc). Dimensionless, >= 0."""
+    """The original risk score with guarded divisions (see module doc). Dimensionless, >= 0."""
     if avg_win > 0:
         loss_ratio = min(abs(avg_loss) / avg_win, ratio_cap)
     else:
@@ -252,7 +253,7 @@ def template_stats(
     regret: pd.DataFrame | None = None,
     config: SelectionConfig | None = None,
 ) -> pd.DataFrame:
-    """One row per library template (plus any template only the brain knows): the seed's figures,
+    """One row per library template (plus any template only the brain knows): the original figures,
     the tier, and per template p (mean PnL > 0, test sample), BH q over templates and DSR."""
     cfg = config or SelectionConfig()
     trades = brain.trades()
@@ -287,7 +288,7 @@ def template_stats(
             sr, mdd = sharpe(pnls), max_drawdown(pnls)
             avg_win = float(pnls[pnls > 0].mean()) if (pnls > 0).any() else 0.0
             avg_loss = float(pnls[pnls < 0].mean()) if (pnls < 0).any() else 0.0
-        else:  # the seed's "len(pnls) > 1" rule: one trade gives no Sharpe, drawdown or averages
+        else:  # the original "len(pnls) > 1" rule: one trade gives no Sharpe, drawdown or averages
             sr, mdd, avg_win, avg_loss = 0.0, 0.0, 0.0, 0.0
         streak = max_consecutive_losses(pnls) if pnls.size else 0
         wr = rec["wins"] / total if total else 0.0
@@ -513,7 +514,7 @@ def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
 class SelectionResult:
     """Phase 5 outputs: per-template ``stats``, per-family ``families`` and their ``members``, the
     ``production`` playbook, the ``tier1`` templates left out of it, the test sample's name and its
-    block (``test_block``, with power), the seed's root-context ``ancestry`` table and the
+    block (``test_block``, with power), the original root-context ``ancestry`` table and the
     ``ancestry_tests``."""
 
     stats: pd.DataFrame
@@ -550,7 +551,7 @@ def _production(
     members: pd.DataFrame,
     library: dict[int, dict[str, Any]],
 ) -> dict[int, dict[str, Any]]:
-    """The production playbook: every template with a promoted member cell, in the seed's layout plus
+    """The production playbook: every template with a promoted member cell, in the original layout plus
     the families it trades and how it qualified."""
     out: dict[int, dict[str, Any]] = {}
     if members.empty:
@@ -756,7 +757,7 @@ def _type_label(t: str) -> str:
 def print_report(
     result: SelectionResult, console: Console, config: SelectionConfig, max_rows: int = 25
 ) -> None:
-    """The seed's Phase 5 report (tier tables, ancestry, production line) plus the evidence behind it."""
+    """The original Phase 5 report (tier tables, ancestry, production line) plus the evidence behind it."""
     st = result.stats
     console.print("\n[bold]=== Phase 5: Strategy Selection ===[/bold]")
     console.print(f"[dim]{PURPOSE}: {DISCLAIMER}[/dim]")
@@ -775,7 +776,7 @@ def print_report(
             suffix = (
                 ", EXCLUDED from production"
                 if not promoted
-                else f"; the seed excludes these — {promoted} of them earn out-of-sample and are in production"
+                else f"; the original tiers exclude these — {promoted} of them earn out-of-sample and are in production"
             )
         title = f"{TIER_NAMES[tier]} ({len(rows)} templates{suffix})"
         if rows.empty:
@@ -883,7 +884,7 @@ def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionCon
         console.print(t)
     n1 = int((result.stats["tier"] == 1).sum())
     console.print(
-        f"Tier 1 (the seed's rule): {n1} template(s), {result.tier1_not_in_production} of them not in "
+        f"Tier 1 (the original rule): {n1} template(s), {result.tier1_not_in_production} of them not in "
         "production (production follows out-of-sample expectancy, see families)."
     )
     for tid, e in result.production.items():

@@ -1,6 +1,6 @@
-"""The result block of a replay (forward pass or paper trade): the seed's figures plus power.
+"""The result block of a replay (forward pass or paper trade): the original figures plus power.
 
-:func:`sample_block` computes, for one sample of sessions, what the seed's final block prints (days,
+:func:`sample_block` computes, for one sample of sessions, what the original final block prints (days,
 trades, win rate, total PnL, Sharpe, max drawdown, templates fired, brain coverage) and beyond it the
 mean PnL per trade with its one-sided p-value and a **power statement**: the smallest mean PnL per
 trade the test detects at 80 % power for the trades and PnL spread observed, and whether the
@@ -74,7 +74,7 @@ def power_text(block: dict) -> str:
 
 
 def print_block(console: Console, title: str, b: dict, *, brain: bool = True) -> None:
-    """Print one block in the seed's layout (``brain=False`` leaves out the brain coverage line)."""
+    """Print one block in the original layout (``brain=False`` leaves out the brain coverage line)."""
     console.print(f"\n[bold]=== {title} ===[/bold]")
     console.print(f"Days: {b['days']}")
     console.print(f"Total trades: {b['total_trades']:,}")

@@ -1,4 +1,4 @@
-"""WaveRider: the forward pass's one-position manager, driven bar by bar (seed 003, Task B).
+"""WaveRider: the forward pass's one-position manager, driven bar by bar (Phase 4).
 
 Built on :func:`edgefinder.markets.exits.exit_step`, the same per-bar rule (and the same fills and
 costs) that :func:`edgefinder.markets.exits.simulate_exits` applies in Phase 3, so a trade managed
@@ -21,7 +21,8 @@ from edgefinder.errors import EdgefinderError
 from edgefinder.markets import exits
 from edgefinder.markets.instruments import Instrument, get_instrument
 
-#: Take-profit distance used when none is given: far enough never to fill (the seed passes only a stop).
+#: Take-profit distance used when none is given: far enough never to fill (the original call passes
+#: only a stop).
 NO_TARGET_TICKS = 1.0e9
 
 
@@ -87,7 +88,7 @@ class WaveRider:
     ) -> Position:
         """Open at the signal bar's close ``entry_price`` (points); the fill adds slippage against us.
 
-        ``entry_time`` is the signal bar's close time (epoch s). When omitted (the seed's call) it is
+        ``entry_time`` is the signal bar's close time (epoch s). When omitted (the original call) it is
         taken from ``state.timestamp + bar_seconds``; there is no wall-clock fallback. Defaults: no
         target (``take_profit_ticks=None``), no trail, no max hold. Raises PositionError when a
         position is already open.
@@ -175,11 +176,11 @@ class WaveRider:
         return self._close(float(xp), exits.EXIT_REASON_NAMES[int(code)], bar_close_time)
 
     def update_trail(self, price: float, state: Any, timestamp: float) -> dict[str, Any]:
-        """The seed's close-only form: the bar is judged as if high = low = close = ``price``."""
+        """The original close-only form: the bar is judged as if high = low = close = ``price``."""
         return self.update_bar(timestamp, price, price, price, state)
 
     def force_close(self, timestamp: float, close: float, reason: str = "TIME") -> dict[str, Any]:
-        """Close at the bar's ``close`` with slippage (session end: the seed's TIME exit)."""
+        """Close at the bar's ``close`` with slippage (session end: the TIME exit)."""
         pos = self.position
         if pos is None:
             raise PositionError("no open position to close")
@@ -342,7 +343,7 @@ def ride_python(
     start: int,
     end: int,
 ) -> tuple[int, dict[str, Any]]:
-    """:func:`ride` with one :meth:`WaveRider.update_bar` call per bar (the seed's shape; reference)."""
+    """:func:`ride` with one :meth:`WaveRider.update_bar` call per bar (the original shape; reference)."""
     for j in range(start, end + 1):
         res = rider.update_bar(timestamps[j], high[j], low[j], close[j])
         if res["should_exit"]:

@@ -6,7 +6,7 @@ and returns a JSON-ready dict (served as-is by ``GET /api/v1/report/futures``):
 * ``samples`` — the result blocks (in-sample, out-of-sample, paper trade; trades, PnL, mean per trade,
   p, win rate, power and the power statement in words);
 * ``equity`` — cumulative PnL per session of each sample, each starting at zero;
-* ``tiers`` — the seed's tier counts and the leading templates' rows of ``phase5_templates.csv``;
+* ``tiers`` — the original tier counts and the leading templates' rows of ``phase5_templates.csv``;
 * ``families`` — the families tested in Phase 5 (mean PnL with 95 % CI, p, q, DSR, detectable mean);
 * ``ancestry`` — the ancestry comparisons (difference of mean PnL per trade, 95 % CI, p);
 * ``regret`` — the distribution of money left on the table and given back per trade (histograms on

@@ -1,11 +1,11 @@
 """Propensity-score effect estimates: cross-fitted propensities, Hájek IPW and doubly-robust AIPW.
 
-Design (see DESIGN.md, "Analysis"):
+Design (docs/decisions.md §D7, §D8):
 
 * **Cross-fitting.** Propensities e(x) = P(T=1 | x) and outcome regressions m_t(x) = E[Y | T=t, x]
   are predicted *out of fold*: :class:`sklearn.model_selection.StratifiedKFold` (shuffled,
   ``random_state=seed``) splits the rows; each row is scored by models that never saw it. The
-  seed's original fitted and scored in-sample, which overfits a random forest to ~0/1 propensities.
+  original system fitted and scored in-sample, which overfits a random forest to ~0/1 propensities.
 * **Pre-treatment covariates only.** The caller names the covariates; ``forbidden`` lists columns
   that must never be used (outcomes, post-treatment features) and the treatment and outcome columns
   are always refused.
@@ -237,7 +237,7 @@ def compute_propensity(
 
     :func:`sklearn.model_selection.cross_val_predict` with a shuffled
     ``StratifiedKFold(n_splits, random_state=seed)``; ``propensity_model`` 'random_forest' (the
-    seed's choice; ``n_estimators`` trees, leaves of at least ``min_samples_leaf`` rows, seeded) or
+    original system's choice; ``n_estimators`` trees, leaves of at least ``min_samples_leaf`` rows, seeded) or
     'logistic'. ``max_samples`` (rows or fraction per tree bootstrap) and ``n_jobs`` go to the
     forest. Same inputs, seed and ``n_jobs`` give bit-identical results; another ``n_jobs`` gives
     the same trees (their seeds are drawn from ``seed`` up front) but may sum the trees' votes in a

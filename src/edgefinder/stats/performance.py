@@ -2,9 +2,9 @@
 
 Inputs are sequences of per-trade PnL in dollars (net of costs), in trade order. Sharpe ratios here
 are **per trade** (mean / standard deviation of trade PnL), not annualized: trades are irregular in
-time, and the seed computes ``np.mean(pnls) / np.std(pnls)`` this way. The probabilistic and
-deflated Sharpe ratios (Bailey & López de Prado, 2012 and 2014) take that same per-trade Sharpe with
-the number of trades as ``n_obs``.
+time, and the original strategy selection computes ``np.mean(pnls) / np.std(pnls)`` this way.
+The probabilistic and deflated Sharpe ratios (Bailey & López de Prado, 2012 and 2014) take that
+same per-trade Sharpe with the number of trades as ``n_obs``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _pnls(pnls: object) -> np.ndarray:
 
 
 def sharpe(pnls: object) -> float:
-    """Per-trade Sharpe ratio mean / std (population std, ddof=0, as the seed's ``np.std``).
+    """Per-trade Sharpe ratio mean / std (population std, ddof=0, as ``np.std``).
 
     Dimensionless. 0.0 when there are fewer than 2 trades or every trade has the same PnL.
     """

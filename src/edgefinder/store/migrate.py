@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-# The seed's path: `psql $DATABASE_URL -f migrations/create_analytics_tables.sql`.
+# The original system's path: `psql $DATABASE_URL -f migrations/create_analytics_tables.sql`.
 SQL_FILE_NAME = "create_analytics_tables.sql"
 # Postgres advisory-lock key held around an upgrade ("efmigrat" in ASCII).
 _MIGRATION_LOCK_KEY = 0x65666D6967726174
