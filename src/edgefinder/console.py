@@ -76,7 +76,7 @@ def check_format(fmt: str) -> str:
 
 def write_records(
     fmt: str,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[Any, Any]],  # keyed by column label (to_dict types them Hashable)
     meta: Mapping[str, Any] | None = None,
     *,
     key: str = "rows",

@@ -309,7 +309,8 @@ def extract_round_features(source: Engine | Connection | str) -> pd.DataFrame:
 
 def features_frame(names: list[str], rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     """The feature frame from the rows of :func:`features_statement` (any driver): types, shares, diversity."""
-    df = pd.DataFrame.from_records(rows, columns=names)
+    # rows as tuples, which pandas makes of them anyway (the stubs take no Sequence rows)
+    df = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
     if df.empty:
         return pd.DataFrame(
             {

@@ -143,7 +143,8 @@ def previous_run(conn: Connection, run_id: str, *, lookback: int = 50) -> str | 
 def _results(conn: Connection, run_id: str) -> pd.DataFrame:
     c = correlation_results.c
     rows = conn.execute(select(*[c[k] for k in (*KEY, *FIGURES)]).where(c.run_id == run_id)).all()
-    return pd.DataFrame.from_records(rows, columns=[*KEY, *FIGURES])
+    # rows as tuples, which pandas makes of them anyway (the stubs take no Sequence rows)
+    return pd.DataFrame.from_records([tuple(r) for r in rows], columns=[*KEY, *FIGURES])
 
 
 def _none(v: Any) -> Any:

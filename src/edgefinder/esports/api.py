@@ -40,7 +40,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, desc, func, select, update
+from sqlalchemy import ColumnElement, Engine, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
@@ -460,7 +460,7 @@ def top_correlations(
     ),
 ) -> CorrelationList:
     c = correlation_results.c
-    where = [c.significant.is_(True)] if significant_only else []
+    where: list[ColumnElement[bool]] = [c.significant.is_(True)] if significant_only else []
     where += [c.outcome == outcome] if outcome else []
     where += [c.method == method] if method else []
     return _latest_results(_state(request), where, limit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -189,7 +189,8 @@ def ingest(
         min_idle_ms=claim_idle_ms,
         group=group,
     )
-    client = connect_redis(url) if from_file is None else None
+    # without --from-file a url is set (checked above)
+    client = connect_redis(url) if from_file is None and url else None
     pipeline = make_pipeline(
         s.effective_database_url,
         s.pseudonym_key.get_secret_value(),
@@ -538,7 +539,7 @@ def insights(
         )
 
 
-def _insight_line(entry_id: str, item: dict) -> str:  # type: ignore[type-arg]
+def _insight_line(entry_id: str, item: dict[str, Any]) -> str:
     from rich.markup import escape
 
     when = (item.get("finished_at") or item.get("created_at") or "")[:19].replace("T", " ")

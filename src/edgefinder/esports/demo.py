@@ -20,10 +20,10 @@ DEMO_MATCHES = 60
 DEMO_SEED = 7
 
 
-def _fmt(v: object) -> str:
+def _fmt(v: float | None) -> str:
     return (
         "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{float(v):+.3f}"
-    )  # type: ignore[arg-type]
+    )
 
 
 def run(

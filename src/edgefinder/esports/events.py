@@ -490,8 +490,8 @@ def _typed_envelope(etype: str, model: type[_Model]) -> type[CanonicalEvent]:
     return type(
         name,
         (CanonicalEvent,),
-        {  # type: ignore[return-value]
-            "__annotations__": {"event_type": Literal[etype], "payload": model},  # type: ignore[valid-type]
+        {
+            "__annotations__": {"event_type": Literal[etype], "payload": model},
             "__module__": __name__,
             "__doc__": f"A {etype} event: the envelope with its typed payload.",
         },

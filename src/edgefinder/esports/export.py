@@ -183,7 +183,9 @@ def export_datasets(
                 micro_actions.c.signal_id
             )
             res = conn.execute(stmt)
-            micro = pd.DataFrame.from_records(res.fetchall(), columns=list(_MICRO_COLUMNS))
+            # rows as tuples, which pandas makes of them anyway (the stubs take no Sequence rows)
+            rows = [tuple(r) for r in res.fetchall()]
+            micro = pd.DataFrame.from_records(rows, columns=list(_MICRO_COLUMNS))
         micro["features"] = _json_text(micro["features"])
         written.append(_dataset("micro_actions", dated(micro), out, "match_date"))
 
@@ -197,9 +199,12 @@ def export_datasets(
                     cr.c.created_at >= datetime(since.year, since.month, since.day, tzinfo=UTC)
                 )
             res = conn.execute(stmt)
-            results = pd.DataFrame.from_records(res.fetchall(), columns=list(res.keys()))
+            rows = [tuple(r) for r in res.fetchall()]
+            results = pd.DataFrame.from_records(rows, columns=list(res.keys()))
         results["details"] = _json_text(results["details"])
-        results["run_date"] = pd.to_datetime([_utc_date(t) for t in results["created_at"]])
+        results["run_date"] = pd.to_datetime(
+            [_utc_date(t) for t in results["created_at"]]  # type: ignore[arg-type]  # pandas-stubs: no None (NaT)
+        )
         written.append(_dataset("correlation_results", results, out, "run_date"))
     finally:
         if isinstance(source, str):

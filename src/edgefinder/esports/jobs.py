@@ -572,7 +572,7 @@ def _causal_kwargs(params: JobParams, n_rows: int) -> dict[str, Any]:
 def _causal_tasks(
     df: pd.DataFrame, params: JobParams
 ) -> list[tuple[pd.DataFrame, str, str, list[str]]]:
-    tasks = []
+    tasks: list[tuple[pd.DataFrame, str, str, list[str]]] = []
     for outcome in params.causal_outcomes:
         pop, covs = _population(df, outcome)
         tasks.extend((pop, feat, outcome, covs) for feat in COUNT_FEATURES)
@@ -1227,7 +1227,7 @@ def _finish(
         if results is not None and n_tests:
             # pandas turns None into NaN in float columns; Postgres would store NaN (not NULL)
             records = [
-                {k: (_finite(v) if isinstance(v, float) else v) for k, v in rec.items()}
+                {str(k): (_finite(v) if isinstance(v, float) else v) for k, v in rec.items()}
                 for rec in results.assign(run_id=lock.run_id).to_dict(orient="records")
             ]
             tx.execute(insert(correlation_results), records)

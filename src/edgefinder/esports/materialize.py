@@ -285,7 +285,7 @@ class BatchRows:
                 self.roundless_matches.add(mid)
             if ev.team is None:
                 self.teamless_matches.add(mid)
-            staged = (seq, *row) if row is not None else micro_row(ev, self.pseudo, seq)  # type: ignore[arg-type]
+            staged = (seq, *row) if row is not None else micro_row(ev, self.pseudo, seq)
             if ev.signal_id in self.micro:
                 self.micro_dups.append(staged)
             else:

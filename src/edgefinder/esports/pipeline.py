@@ -604,8 +604,8 @@ class Pipeline:
         only events whose id is new are materialized.
         """
         conn.execute(self.sql_write_lock)
-        canon = [ev.event_id for _, ev in good if ev.__class__ is not MotionSignal]
-        sigs = [ev.signal_id for _, ev in good if ev.__class__ is MotionSignal]  # type: ignore[union-attr]
+        canon = [ev.event_id for _, ev in good if not isinstance(ev, MotionSignal)]
+        sigs = [ev.signal_id for _, ev in good if isinstance(ev, MotionSignal)]
         known = {
             "raw": self._stored(conn, raw_events, "event_id", RAW_COLS, canon) if canon else {},
             "micro": self._stored(conn, micro_actions, "signal_id", MICRO_COLS, sigs)
@@ -640,7 +640,7 @@ class Pipeline:
         ):
             if not data:
                 continue
-            ordered = [data[k] for k in sorted(data)]
+            ordered: list[Any] = [data[k] for k in sorted(data)]  # row dicts; tuples for micro
             if name == "micro":
                 ordered = [dict(zip(MICRO_COLS, t[1:])) for t in ordered]
             conn.execute(stmt, ordered)

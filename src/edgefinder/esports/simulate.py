@@ -399,7 +399,7 @@ def simulate(
         return Simulation(
             lines=[], units=frame, truth=truth, n_canonical=0, n_signals=0, config=cfg
         )
-    lines, n_can, n_sig = _render(
+    lines, n_can, n_signals = _render(
         cfg,
         seed,
         match_ids,
@@ -420,7 +420,7 @@ def simulate(
         ),
     )
     return Simulation(
-        lines=lines, units=frame, truth=truth, n_canonical=n_can, n_signals=n_sig, config=cfg
+        lines=lines, units=frame, truth=truth, n_canonical=n_can, n_signals=n_signals, config=cfg
     )
 
 

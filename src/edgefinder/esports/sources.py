@@ -486,7 +486,7 @@ class RedisStreamSource:
         note = f"consumer {self.consumer} gave up writing it at {_now()} in a batch of {len(entry_ids)}: {reason}"
         first = {f"{i}:first": note for i, n in zip(entry_ids, counts) if int(n or 0) <= 1}
         if first:
-            self.client.hset(self.failure_key, mapping=first)  # type: ignore[arg-type]
+            self.client.hset(self.failure_key, mapping=first)
         with self._lock:
             self._recorded.update(entry_ids)
 
@@ -499,8 +499,8 @@ class RedisStreamSource:
             recorded = [i for i in entry_ids if i in self._recorded] if self._recorded else []
         # XACK and the deletion of the failure records in one MULTI: both happen or neither
         pipe = self.client.pipeline(transaction=bool(recorded))
-        for i in range(0, len(entry_ids), 1000):
-            pipe.xack(self.stream, self.group, *entry_ids[i : i + 1000])
+        for start in range(0, len(entry_ids), 1000):
+            pipe.xack(self.stream, self.group, *entry_ids[start : start + 1000])
         if recorded:
             pipe.hdel(
                 self.failure_key, *[f for i in recorded for f in (i, f"{i}:alone", f"{i}:first")]

@@ -47,19 +47,22 @@ def load_units(
     side = u["side"].to_numpy()
     win = u["round_win"].to_numpy(dtype=np.int64)
 
-    m = u.groupby("match_id", sort=False)["team_id"].agg(lambda s: tuple(dict.fromkeys(s))[:2])
+    m = u.groupby("match_id", sort=False)["team_id"].agg(
+        lambda s: tuple(dict.fromkeys(s))[:2]  # type: ignore[type-var]  # pandas-stubs: scalars only
+    )
     match_rows = [{"match_id": k, "team_a": v[0], "team_b": v[-1]} for k, v in m.items()]
     first = u.drop_duplicates(["match_id", "round_no"])
     winners = u.loc[u["round_win"] == 1].set_index(["match_id", "round_no"])["team_id"]
     round_rows = [
         {
-            "match_id": r.match_id,
-            "round_no": int(r.round_no),
-            "start_ts": float(r.round_no) * ROUND_SPACING_S,
-            "end_ts": float(r.round_no) * ROUND_SPACING_S + ROUND_LENGTH_S,
-            "winner": winners.get((r.match_id, r.round_no)),
+            "match_id": mid,
+            "round_no": int(rn),
+            "start_ts": float(rn) * ROUND_SPACING_S,
+            "end_ts": float(rn) * ROUND_SPACING_S + ROUND_LENGTH_S,
+            "winner": winners.get((mid, rn)),
         }
-        for r in first.itertuples(index=False)
+        # the two columns, as itertuples yields them (whose fields the stubs type as any scalar)
+        for mid, rn in zip(first["match_id"], first["round_no"])
     ]
     team_rows = pd.DataFrame(
         {

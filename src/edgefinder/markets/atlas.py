@@ -103,6 +103,8 @@ def to_epoch_seconds(value: object, tz: str | None = None) -> int:
         return int(np.floor(value))
     if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
         value = _dt.datetime.combine(value, _dt.time())
+    if not isinstance(value, (str, _dt.datetime, np.datetime64)):
+        raise TypeError(f"cannot read {value!r} ({type(value).__name__}) as a time")
     ts = pd.Timestamp(value)
     if ts.tzinfo is None:
         ts = ts.tz_localize(tz or "UTC")
@@ -114,7 +116,8 @@ def _session_date(session_date: object) -> _dt.date:
         return session_date.date()
     if isinstance(session_date, _dt.date):
         return session_date
-    return pd.Timestamp(session_date).date()
+    # pandas-stubs leave out None, which pandas reads as NaT (how a report shows a missing date)
+    return pd.Timestamp(session_date).date()  # type: ignore[arg-type]
 
 
 def session_bounds(session_date: object) -> tuple[int, int]:
@@ -167,7 +170,7 @@ def session_ids(timestamps: np.ndarray) -> np.ndarray:
         pd.DatetimeIndex(hours * 3600 * 1_000_000_000, tz="UTC")
         .tz_convert(CME_TZ)
         .tz_localize(None)
-        .asi8
+        .values.view(np.int64)
         // 1_000_000_000
     )
     offset = local - hours * 3600  # local - utc, seconds
@@ -502,7 +505,7 @@ def _parse_timestamps(col: pd.Series, path: Path, tz: str | None) -> np.ndarray:
             dt = dt.tz_localize("UTC")
     elif tz:
         raise AtlasError(f"{path}: timestamps already carry a time zone; drop --tz")
-    return dt.tz_convert("UTC").as_unit("ns").asi8.copy()
+    return dt.tz_convert("UTC").as_unit("ns").values.view(np.int64).copy()
 
 
 def load_source(source: str | Path, tz: str | None = None) -> tuple[pd.DataFrame, bool]:

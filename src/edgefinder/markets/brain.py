@@ -186,7 +186,7 @@ def outcomes_from_frame(df: pd.DataFrame) -> list[TradeOutcome]:
     return out
 
 
-class _FrameChunk(dict):  # type: ignore[type-arg]
+class _FrameChunk(dict[str, np.ndarray]):
     """A chunk that is already the whole frame (so trades() need not rebuild it)."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
@@ -356,7 +356,8 @@ class BayesianBrain:
             raise BrainFileError("not an edgefinder brain payload")
         brain = cls(table={int(k): dict(v) for k, v in payload["table"].items()})
         if payload["format"] == "edgefinder.brain/1":  # a list of TradeOutcome objects
-            brain._chunks = [trades_frame(payload["trade_history"])]
+            df = trades_frame(payload["trade_history"])
+            brain._chunks = [{c: df[c].to_numpy() for c in df.columns}]
         else:
             df = payload["trades"]
             brain._chunks = [

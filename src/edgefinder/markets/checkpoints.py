@@ -170,9 +170,7 @@ def training_record(checkpoint_dir: str | Path) -> TrainingRecord | None:
         else PhysicsConfig()
     )
     tfs = disc.get("timeframes")
-    levels = [
-        lv.get("tf") for lv in disc.get("levels", []) if isinstance(lv, dict) and lv.get("tf")
-    ]
+    levels = [tf for lv in disc.get("levels", []) if isinstance(lv, dict) and (tf := lv.get("tf"))]
     return TrainingRecord(
         timeframes=tuple(tfs) if tfs else None,
         levels_tfs=tuple(levels),

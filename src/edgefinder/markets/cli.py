@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import click
 import typer
 
 if TYPE_CHECKING:  # the commands import the pipeline lazily, so that `--help` stays fast
+    from rich.console import Console as RichConsole
+    from rich.progress import Progress
+
     from edgefinder.markets.forward import ForwardResult
     from edgefinder.markets.orchestrator import RunSummary
     from edgefinder.markets.selection import SelectionResult
+
+_T = TypeVar("_T")
 
 markets_app = typer.Typer(
     help="Futures research: synthetic markets, ATLAS, discovery → playbook → forward pass → selection.",
@@ -39,7 +44,7 @@ def _env(name: str) -> str:
     return f"[env EDGEFINDER_{name.upper()}, default {_default(name)}]"
 
 
-def _progress_bar(console):
+def _progress_bar(console: RichConsole) -> Progress:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
@@ -171,7 +176,7 @@ def atlas_build_cmd(
         table.add_column(col, justify="right" if col in ("bars", "files") else "left")
     for row in summary.itertuples(index=False):
         table.add_row(
-            row.timeframe,
+            str(row.timeframe),
             f"{row.bars:,}",
             str(row.files),
             str(row.first)[:19] if row.first is not None else "-",
@@ -413,7 +418,7 @@ def run_cmd(
         if flags[k] is not None or k in settings.model_fields_set
     }
 
-    def pick(value: object, name: str) -> object:
+    def pick(value: _T | None, name: str) -> _T:
         return getattr(settings, name) if value is None else value
 
     if cascade is not None and cascade not in ("context", "strict"):
@@ -442,7 +447,7 @@ def run_cmd(
         physics=physics,
         cascade=str(pick(cascade, "cascade")),
         max_templates=int(pick(max_templates, "max_templates")),
-        sampler=str(pick(sampler, "sampler")),  # type: ignore[call-overload]
+        sampler=str(pick(sampler, "sampler")),
     )
     # --- Phases 2, 2.5, 3 --- (skipped when only Phases 4–5 are asked for on existing checkpoints)
     summary = forward = selection = None
@@ -454,10 +459,10 @@ def run_cmd(
 
         forward = orch.run_forward_pass(
             ForwardConfig(
-                match_distance=float(pick(match_distance, "match_distance")),  # type: ignore[arg-type]
-                min_prob=float(pick(min_prob, "min_prob")),  # type: ignore[arg-type]
-                min_conf=float(pick(min_conf, "min_conf")),  # type: ignore[arg-type]
-                min_depth=int(pick(min_depth, "min_depth")),  # type: ignore[call-overload]
+                match_distance=float(pick(match_distance, "match_distance")),
+                min_prob=float(pick(min_prob, "min_prob")),
+                min_conf=float(pick(min_conf, "min_conf")),
+                min_depth=int(pick(min_depth, "min_depth")),
                 instrument=orch.instrument.symbol,
             ),
             fresh=fresh,

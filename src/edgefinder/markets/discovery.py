@@ -32,7 +32,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
@@ -326,7 +326,7 @@ class FractalDiscoveryAgent:
         n_bars: list[int] = []
         try:
             for level, tf in enumerate(tfs):
-                if bar is not None:
+                if bar is not None and task is not None:
                     bar.update(task, description=f"level {level} ({tf})")
                 st = state_arrays(atlas.read_bars(atlas_root, tf, t0, t1), self.config)
                 lv = Level.from_states(st, tf)
@@ -340,7 +340,7 @@ class FractalDiscoveryAgent:
                 )
                 n_bars.append(int(st["timestamp"].size))
                 del st  # free this timeframe before the next (finer, larger) one is read
-                if bar is not None:
+                if bar is not None and task is not None:
                     bar.update(
                         task, advance=1, description=f"level {level} ({tf}): {len(lv)} patterns"
                     )
@@ -569,9 +569,10 @@ def load_manifest(path: str | Path) -> list[PatternEvent]:
     ]
     chains = _chains(table.column("parent_chain"))
     # positional, in PatternEvent's field order: the 9 event columns up to idx, the state, timeframe ..
-    # parent_tf, window_data, parent_chain (the round-trip test guards the order)
+    # parent_tf, window_data, parent_chain (the round-trip test guards the order); one starred
+    # tuple, as mypy cannot count a starred argument that other arguments follow
     return [
-        PatternEvent(*row[:9], st, *row[9:], None, chain)
+        PatternEvent(*(*row[:9], st, *row[9:], None, chain))
         for row, st, chain in zip(zip(*cols), states, chains)
     ]
 
@@ -608,7 +609,7 @@ def manifest_summary(manifest: Sequence[PatternEvent]) -> dict:
     for (depth, tf), g in df.groupby(["depth", "tf"], sort=True):
         levels.append(
             {
-                "depth": int(depth),
+                "depth": int(cast(SupportsInt, depth)),  # the stubs type keys Hashable: numpy ints
                 "tf": tf,
                 "patterns": int(len(g)),
                 "roche_snap": int((g["type"] == ROCHE_SNAP).sum()),

@@ -47,6 +47,7 @@ import numpy as np
 from numba import njit
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
@@ -89,10 +90,15 @@ EXIT_REASON_NAMES: dict[int, str] = {
 class CostModel(Protocol):
     """What the simulator needs of an instrument (``instruments.Instrument`` satisfies it)."""
 
-    tick_size: float  # points per tick
-    tick_value: float  # dollars per tick per contract
-    commission_per_side: float  # dollars per contract per side
-    slippage_ticks: float  # ticks lost per market fill
+    # read-only properties, so that frozen dataclasses such as Instrument satisfy the protocol
+    @property
+    def tick_size(self) -> float: ...  # points per tick
+    @property
+    def tick_value(self) -> float: ...  # dollars per tick per contract
+    @property
+    def commission_per_side(self) -> float: ...  # dollars per contract per side
+    @property
+    def slippage_ticks(self) -> float: ...  # ticks lost per market fill
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,7 @@ class ExitResults:
         names = np.array([EXIT_REASON_NAMES[i] for i in range(6)], dtype=object)
         return names[self.exit_reason.astype(np.int64)]
 
-    def to_frame(self):  # -> pandas.DataFrame
+    def to_frame(self) -> pd.DataFrame:
         """The columns as a DataFrame (reason as its name)."""
         import pandas as pd
 
@@ -296,32 +302,32 @@ def trade_pnl(
 
 @njit(cache=True)
 def _simulate_kernel(
-    timestamps,
-    high,
-    low,
-    close,
-    entry_idx,
-    side,
-    stop_ticks,
-    target_ticks,
-    trail_ticks,
-    max_hold_s,
-    end_idx,
-    bar_seconds,
-    tick_size,
-    tick_value,
-    commission_per_side,
-    slippage_ticks,
-    out_exit_idx,
-    out_exit_price,
-    out_reason,
-    out_entry_price,
-    out_pnl_ticks,
-    out_pnl_dollars,
-    out_mfe,
-    out_mae,
-    out_hold,
-):
+    timestamps: NDArray[np.float64],
+    high: NDArray[np.float64],
+    low: NDArray[np.float64],
+    close: NDArray[np.float64],
+    entry_idx: NDArray[np.int64],
+    side: NDArray[np.int64],
+    stop_ticks: NDArray[np.float64],
+    target_ticks: NDArray[np.float64],
+    trail_ticks: NDArray[np.float64],
+    max_hold_s: NDArray[np.float64],
+    end_idx: NDArray[np.int64],
+    bar_seconds: float,
+    tick_size: float,
+    tick_value: float,
+    commission_per_side: float,
+    slippage_ticks: float,
+    out_exit_idx: NDArray[np.int64],
+    out_exit_price: NDArray[np.float64],
+    out_reason: NDArray[np.int8],
+    out_entry_price: NDArray[np.float64],
+    out_pnl_ticks: NDArray[np.float64],
+    out_pnl_dollars: NDArray[np.float64],
+    out_mfe: NDArray[np.float64],
+    out_mae: NDArray[np.float64],
+    out_hold: NDArray[np.float64],
+) -> None:
     n_pairs = entry_idx.shape[0]
     for p in range(n_pairs):
         e = entry_idx[p]
@@ -532,6 +538,7 @@ def simulate_exits_loop(
     Returns (exit_idx, exit_code, exit_price, pnl_ticks, pnl_dollars).
     """
     ts = np.asarray(timestamps, dtype=np.float64)
+    high, low, close = np.asarray(high), np.asarray(low), np.asarray(close)
     bs = _infer_bar_seconds(np.asarray(timestamps)) if bar_seconds is None else float(bar_seconds)
     last = len(ts) - 1 if end_idx is None else min(int(end_idx), len(ts) - 1)
     tick = float(instrument.tick_size)

@@ -168,6 +168,7 @@ def run_paper_trade(
     )
     trader.sync(brain)  # frozen: the brain as the forward pass left it; learn=False below
     e_rows = matched.rows[eligible]
+    days: list[dict[str, Any]]  # one session's figures each
     done, days, counts = [], [], {"gate2_reject": 0, "gate3_blocked": 0, "no_forward_bar": 0}
     for k in chosen:
         lo = int(np.searchsorted(e_rows, s_start[k], side="left"))

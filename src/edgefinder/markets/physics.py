@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from itertools import repeat
 from typing import Any
 
 import numba as nb
@@ -87,7 +89,12 @@ class PhysicsConfig:
             raise TypeError(f"not a physics threshold: {', '.join(sorted(unknown))}")
         vals = {k: getattr(settings, k) for k in THRESHOLDS}
         vals.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**{k: float(v) for k, v in vals.items()})
+        return cls(
+            snap_z=float(vals["snap_z"]),
+            snap_velocity=float(vals["snap_velocity"]),
+            drive_momentum=float(vals["drive_momentum"]),
+            drive_coherence=float(vals["drive_coherence"]),
+        )
 
     def thresholds(self) -> dict[str, float]:
         """The four pattern thresholds (what ``state.json`` records for the forward pass)."""
@@ -105,8 +112,20 @@ _BLOCK = 64  # bars between exact re-seeds of the rolling window sums (bounds |c
     cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz", "arcp"}
 )
 def _states_range(
-    close, volume, rp, sigma_floor, snap_z, snap_v, drive_m, drive_c, out, zone, flags, lo, hi
-):  # pragma: no cover - compiled
+    close: np.ndarray,
+    volume: np.ndarray,
+    rp: int,
+    sigma_floor: float,
+    snap_z: float,
+    snap_v: float,
+    drive_m: float,
+    drive_c: float,
+    out: np.ndarray,
+    zone: np.ndarray,
+    flags: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:  # pragma: no cover - compiled
     """Fill bars lo..hi-1 of out[13, n] float states, zone[n] codes, flags[3, n]."""
     half = 0.5 * (rp - 1)
     sxx = 0.0
@@ -308,9 +327,10 @@ def compute_state_arrays(
         # every bar is an independent window fit, so contiguous chunks run on all cores
         edges = (np.linspace(0, n, workers + 1) // _BLOCK).astype(np.int64) * _BLOCK
         edges[-1] = n
+        # the numba dispatcher is untyped (Any); typed as a callable, mypy can bind submit's *args
+        kernel: Callable[..., None] = _states_range
         futures = [
-            _pool().submit(_states_range, *args, int(lo), int(hi))
-            for lo, hi in zip(edges[:-1], edges[1:])
+            _pool().submit(kernel, *args, int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])
         ]
         for f in futures:
             f.result()
@@ -387,19 +407,19 @@ def states_at(states: StateArrays, rows: np.ndarray, tf: str) -> list[ThreeBodyQ
         for c in ("roche_snap", "structural_drive", "structure_ok", "valid")
     }
     names = BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)
-    return [
-        ThreeBodyQuantumState(
-            ts[j],
-            *(cols[c][j] for c in names),
-            zone[j],
-            flags["roche_snap"][j],
-            flags["structural_drive"][j],
-            flags["structure_ok"][j],
-            flags["valid"][j],
-            tf,
-        )
-        for j in range(rows.size)
-    ]
+    # one tuple per row in field order (a starred sequence of unknown length must come last for
+    # the call to type-check; zipping the columns is also faster than indexing each per row)
+    per_row = zip(
+        ts,
+        *(cols[c] for c in names),
+        zone,
+        flags["roche_snap"],
+        flags["structural_drive"],
+        flags["structure_ok"],
+        flags["valid"],
+        repeat(tf),
+    )
+    return [ThreeBodyQuantumState(*r) for r in per_row]
 
 
 class QuantumFieldEngine:
@@ -422,11 +442,14 @@ class QuantumFieldEngine:
             for col in ("timestamp", "open", "high", "low", "close", "volume")
         }
         arrs = compute_state_arrays(base["close"], base["volume"], self.config)
-        data: dict[str, np.ndarray] = dict(base)
+        data: dict[str, np.ndarray | pd.Categorical] = dict(base)
         for name in STATE_COLUMNS:
             data[name] = arrs[name]
         # a categorical over the int8 codes: str values, but no per-bar Python string objects
-        data["lagrange_zone"] = pd.Categorical.from_codes(arrs["zone_code"], categories=ZONE_NAMES)
+        data["lagrange_zone"] = pd.Categorical.from_codes(
+            arrs["zone_code"],  # type: ignore[arg-type]  # pandas-stubs: codes only Sequence[int]
+            categories=pd.Index(ZONE_NAMES),
+        )
         for name in ("roche_snap", "structural_drive", "structure_ok", "valid"):
             data[name] = arrs[name]
         df = pd.DataFrame(data, columns=ALL_COLUMNS, copy=False)
@@ -470,17 +493,17 @@ class ThreeBodyQuantumState:
     ) -> ThreeBodyQuantumState:
         """The state of row position ``i`` of a :meth:`QuantumFieldEngine.compute_states` frame."""
         tf = timeframe or states_df.attrs.get("timeframe", "15s")
-        kw: dict[str, object] = {}
+        kw: dict[str, Any] = {}
         for f in fields(cls):
             if f.name == "timeframe":
                 continue
-            val = states_df[f.name].iat[i]
+            col = states_df[f.name]
             if f.name == "timestamp":
-                kw[f.name] = int(val)
+                kw[f.name] = int(col.to_numpy()[i])
             elif f.name == "lagrange_zone":
-                kw[f.name] = str(val)
+                kw[f.name] = str(col.iat[i])
             elif f.name in ("roche_snap", "structural_drive", "structure_ok", "valid"):
-                kw[f.name] = bool(val)
+                kw[f.name] = bool(col.iat[i])
             else:
-                kw[f.name] = float(val)
-        return cls(timeframe=tf, **kw)  # type: ignore[arg-type]
+                kw[f.name] = float(col.to_numpy()[i])
+        return cls(timeframe=tf, **kw)

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
@@ -244,7 +245,15 @@ def _score(pnl: np.ndarray) -> float:
 
 
 def _pnl(
-    bars: TimeframeBars, entry, side, end, instrument, stop, target, trail, hold
+    bars: TimeframeBars,
+    entry: np.ndarray,
+    side: np.ndarray,
+    end: np.ndarray,
+    instrument: Instrument,
+    stop: ArrayLike,
+    target: ArrayLike,
+    trail: ArrayLike,
+    hold: ArrayLike,
 ) -> np.ndarray:
     res = simulate_exits(
         bars.close_ts,
@@ -618,7 +627,10 @@ def _majority(values: list[str]) -> str:
 
 
 def _assign_groups(
-    tpl: Any, labelled: np.ndarray, labels: np.ndarray, features_fn
+    tpl: Any,
+    labelled: np.ndarray,
+    labels: np.ndarray,
+    features_fn: Callable[[Sequence[Any]], np.ndarray],
 ) -> list[np.ndarray]:
     """Member positions per child: ``labelled`` members (training members with a parameter
     preference) by their parameter label; every other member (later ones, indifferent or

@@ -55,7 +55,7 @@ import json
 import pickle
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
@@ -259,18 +259,24 @@ def template_stats(
     trades = brain.trades()
     test, sample = _test_trades(trades)
     ids = sorted(set(int(t) for t in library) | set(int(t) for t in brain.table))
+    # groupby keys are template ids, numpy ints (the stubs type them as any scalar)
     by_tid = (
-        {int(k): g for k, g in trades.groupby("template_id", sort=False)} if len(trades) else {}
+        {int(cast(SupportsInt, k)): g for k, g in trades.groupby("template_id", sort=False)}
+        if len(trades)
+        else {}
     )
     test_by = (
-        {int(k): g["pnl"].to_numpy(np.float64) for k, g in test.groupby("template_id")}
+        {
+            int(cast(SupportsInt, k)): g["pnl"].to_numpy(np.float64)
+            for k, g in test.groupby("template_id")
+        }
         if len(test)
         else {}
     )
     eff: dict[int, tuple[float, float, float]] = {}
     if regret is not None and len(regret):
         eff = {
-            int(k): (
+            int(cast(SupportsInt, k)): (
                 float(v["exit_efficiency"].mean()),
                 float((v["regret_type"] == "closed_too_early").mean()),
                 float((v["regret_type"] == "closed_too_late").mean()),
@@ -435,6 +441,8 @@ def family_evidence(
         & (fam_df["mean_pnl"].to_numpy() > 0)
     )
     members = []
+    r: Any
+    c: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
     for r in fam_df[fam_df["qualifies"]].itertuples(index=False):
         g = test[test["family"] == r.family]
         cells = g.groupby("template_id")["pnl"].agg(["size", "mean"]).reset_index()
@@ -558,6 +566,7 @@ def _production(
         return out
     fam = families.set_index("family")
     by_tid = st.set_index("template_id")
+    m: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
     for m in members[members["promoted"]].itertuples(index=False):
         tid = int(m.template_id)
         f = fam.loc[m.family]
@@ -724,6 +733,7 @@ def _tier_table(rows: pd.DataFrame, title: str, with_sig: bool) -> Table:
     if with_sig:
         for col in ("p", "q", "DSR", "OOS PnL", "Exit eff"):
             t.add_column(col, justify="right")
+    r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
     for r in rows.itertuples(index=False):
         cells = [
             f"T-{r.template_id}",
@@ -794,6 +804,7 @@ def _print_ancestry(result: SelectionResult, console: Console) -> None:
     st = result.stats
     console.print("\nANCESTRY ANALYSIS:")
     anc = result.ancestry
+    r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
     n1 = int((st["tier"] == 1).sum())
     if n1 and not anc.empty:
         for r in anc.itertuples(index=False):
@@ -868,6 +879,7 @@ def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionCon
             "ok",
         ):
             t.add_column(col, justify="left" if col == "family" else "right")
+        r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
         for r in tested.sort_values(["q_value", "p_value"]).head(12).itertuples(index=False):
             t.add_row(
                 r.family,

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numba as nb
 import numpy as np
@@ -184,7 +184,9 @@ def _season_profiles(bar_seconds: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @nb.njit(cache=True)
-def _window_z(buf, head, count, rp):  # pragma: no cover - compiled
+def _window_z(
+    buf: np.ndarray, head: int, count: int, rp: int
+) -> float:  # pragma: no cover - compiled
     """z of the newest value in ring buffer ``buf`` (size rp) on its rp-point OLS line."""
     if count < rp:
         return np.nan
@@ -214,37 +216,37 @@ def _window_z(buf, head, count, rp):  # pragma: no cover - compiled
 
 @nb.njit(cache=True)
 def _generate(
-    eps,
-    sd_mult,
-    gap_eps,
-    is_open,
-    sub15,
-    sub60,
-    start_ticks,
-    base_vol,
-    garch_a,
-    garch_b,
-    gap_vol,
-    planted,
-    rp,
-    z15_thr,
-    vel15_thr_ticks,
-    spike_ticks,
-    z1m_thr,
-    drift_ticks,
-    horizon15,
-    drift_vol_scale,
-    cooldown15,
-    ou_phi,
-    ou_innov,
-    open_t,
-    close_t,
-    sd_out,
-    trig_idx,
-    trig_dir,
-    trig_z15,
-    trig_z1m,
-):  # pragma: no cover
+    eps: np.ndarray,
+    sd_mult: np.ndarray,
+    gap_eps: np.ndarray,
+    is_open: np.ndarray,
+    sub15: int,
+    sub60: int,
+    start_ticks: float,
+    base_vol: float,
+    garch_a: float,
+    garch_b: float,
+    gap_vol: float,
+    planted: bool,
+    rp: int,
+    z15_thr: float,
+    vel15_thr_ticks: float,
+    spike_ticks: float,
+    z1m_thr: float,
+    drift_ticks: float,
+    horizon15: int,
+    drift_vol_scale: float,
+    cooldown15: int,
+    ou_phi: float,
+    ou_innov: np.ndarray,
+    open_t: np.ndarray,
+    close_t: np.ndarray,
+    sd_out: np.ndarray,
+    trig_idx: np.ndarray,
+    trig_dir: np.ndarray,
+    trig_z15: np.ndarray,
+    trig_z1m: np.ndarray,
+) -> int:  # pragma: no cover
     """Sequential price path in ticks. Returns the number of planted triggers written.
 
     eps: N(0,1) per base bar; sd_mult: seasonality x regime x sqrt(base/15) per base bar;
@@ -447,7 +449,18 @@ def _reverting_component(
     return float(phi), scale * season * rng.standard_normal(n)
 
 
-def _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, trig_z1m, close_t):
+def _ground_truth(
+    config: SynthConfig,
+    dates: list[_dt.date],
+    ts: np.ndarray,
+    bsec: int,
+    ntrig: int,
+    trig_idx: np.ndarray,
+    trig_dir: np.ndarray,
+    trig_z15: np.ndarray,
+    trig_z1m: np.ndarray,
+    close_t: np.ndarray,
+) -> dict[str, Any]:
     cfg = asdict(config)
     cfg["start"] = config.start.isoformat()
     truth: dict = {

@@ -225,7 +225,7 @@ def _top_templates(
         return []
     st = templates.set_index(templates["template_id"].astype(int))
     if entries:
-        ids = sorted(entries, key=lambda t: -float(st.loc[t, "oos_pnl"]) if t in st.index else 0.0)
+        ids = sorted(entries, key=lambda t: -float(st["oos_pnl"].loc[t]) if t in st.index else 0.0)
     else:
         cand = templates[templates["oos_trades"] > 0].sort_values("oos_pnl", ascending=False)
         ids = [int(t) for t in cand["template_id"]]

@@ -336,7 +336,9 @@ def _bin_feature(feature: pd.Series, bins: str | int | Sequence[float] | None) -
         # Quantile bins; ties can make edges coincide, duplicates='drop' merges those bins.
         cut = pd.qcut(feature, int(bins), duplicates="drop")
     else:
-        cut = pd.cut(feature, np.asarray(bins, dtype=np.float64), include_lowest=True)
+        # edges as a list of floats: pandas-stubs' cut takes no ndarray (pandas makes one again)
+        edges = np.asarray(bins, dtype=np.float64).tolist()
+        cut = pd.cut(feature, edges, include_lowest=True)
     # String labels, but keep the interval order (plain astype(str) would sort them as text).
     return cut.cat.rename_categories([str(c) for c in cut.cat.categories])
 

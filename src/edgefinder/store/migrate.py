@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,7 +22,7 @@ SQL_FILE_NAME = "create_analytics_tables.sql"
 _MIGRATION_LOCK_KEY = 0x65666D6967726174
 
 
-def alembic_config(url: str, *, stdout: io.TextIOBase | None = None) -> Config:
+def alembic_config(url: str, *, stdout: TextIO | None = None) -> Config:
     """An Alembic config pointing at the packaged migrations; no alembic.ini needed."""
     from alembic.config import Config
 

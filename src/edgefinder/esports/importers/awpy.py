@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,7 @@ def _read(path: Path) -> pd.DataFrame:
             # 17-digit steam ids do not survive float64 (a column with a missing id would be read as
             # float): id columns are read as text
             header = pd.read_csv(path, nrows=0).columns
-            ids = {c: str for c in header if "steam" in c.lower()}
+            ids: dict[Hashable, type[str]] = {c: str for c in header if "steam" in c.lower()}
             df = pd.read_csv(
                 path, keep_default_na=True, na_values=["NULL"], low_memory=False, dtype=ids
             )
@@ -319,7 +320,7 @@ def _build(
     ]  # time, artifact, area, x, y
     sightings: dict[tuple[int, str], list[Sighting]] = defaultdict(list)
 
-    def seen(n: int, t: float, art: str, r: dict[str, Any], who: str) -> None:
+    def seen(n: int, t: float, art: str, r: dict[Hashable, Any], who: str) -> None:
         pid = _steam(r.get(f"{who}_steam_id"))
         if pid:
             sightings[(n, pid)].append(
@@ -332,7 +333,7 @@ def _build(
                 )
             )
 
-    def round_of(r: dict[str, Any], what: str) -> tuple[int, float, str] | None:
+    def round_of(r: dict[Hashable, Any], what: str) -> tuple[int, float, str] | None:
         n = _num(r.get("round_num"))
         t = ts(r.get("tick") if "tick" in r else r.get("throw_tick"))
         if n is None or int(n) not in info or t is None:

@@ -27,6 +27,7 @@ What becomes what (one map = one ``file`` value, match id ``esea-{file without .
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,9 @@ def import_esea(
     known = set(tables["meta"]["file"])
     for kind, df in tables.items():
         for r in df[~df["file"].isin(known)].itertuples():
-            report.skip(r._src, r._row, f"{kind} row of demo {r.file!r}, which has no meta rows")
+            report.skip(
+                str(r._src), r._row, f"{kind} row of demo {r.file!r}, which has no meta rows"
+            )
     return builders, report
 
 
@@ -139,7 +142,7 @@ def _build(
         loser = teams[1] if winner == teams[0] else teams[0]
         side = {winner: wside, loser: "defense" if wside == "attack" else "attack"}
         eq = {"attack": _num(r.get("t_eq_val")), "defense": _num(r.get("ct_eq_val"))}
-        payload = {
+        payload: dict[str, Any] = {
             "round_no": n,
             "teams": [
                 {"team_id": t, "side": side[t], "bank": None, "loadout_value": eq[side[t]]}
@@ -158,7 +161,7 @@ def _build(
             }
             report.rounds += 1
 
-    def in_rounds(r: dict[str, Any], what: str) -> dict[str, Any] | None:
+    def in_rounds(r: dict[Hashable, Any], what: str) -> dict[str, Any] | None:
         n = _num(r.get("round"))
         if n is None or int(n) not in rounds or _num(r.get("seconds")) is None:
             report.skip(
@@ -220,6 +223,7 @@ def _build(
             )
         wside = rd["side"][rd["winner"]]
         ct_alive, t_alive = (rd["last"][1], rd["last"][2]) if rd["last"] else (None, None)
+        reason: str | None
         if wside == "defense":
             reason = (
                 "defuse" if rd["plant"] is not None else "elimination" if t_alive == 0 else "time"

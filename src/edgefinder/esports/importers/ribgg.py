@@ -378,6 +378,7 @@ def _build(
                     xy = loc_at.get((actor, ms))
                     plant_xy = (float(xy[0]), float(xy[1])) if xy is not None else None
             elif kind == "revival":
+                ref = e.get("referencePlayerId")
                 b.event(
                     "REVIVAL",
                     i,
@@ -385,7 +386,7 @@ def _build(
                     {
                         "round_no": rn,
                         "player": pid[actor],
-                        "revived": pid.get(e.get("referencePlayerId")),
+                        "revived": pid.get(ref) if ref is not None else None,
                     },
                     row=row,
                     team=team,
@@ -397,7 +398,12 @@ def _build(
         for i, loc in locs_by.get(rn, []):
             p, ms = loc.get("playerId"), loc.get("roundTimeMillis")
             x, y = loc.get("locationX"), loc.get("locationY")
-            if p not in team_of or not all(isinstance(v, (int, float)) for v in (ms, x, y)):
+            if (
+                p not in team_of
+                or not isinstance(ms, (int, float))
+                or not isinstance(x, (int, float))
+                or not isinstance(y, (int, float))
+            ):
                 report.skip(
                     src, f"locations[{i}]", "position sample without player, time or coordinates"
                 )
