@@ -44,7 +44,7 @@ from sqlalchemy import Engine, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
-from edgefinder.errors import EdgefinderError
+from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.esports import metrics as ingest_metrics
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
 from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
@@ -595,9 +595,9 @@ def run_analysis(
                 },
             )
         except Exception as exc:
-            fail_queued(st.engine, run_id, f"broker unavailable: {_first_line(exc)}")
+            fail_queued(st.engine, run_id, f"broker unavailable: {first_line(exc)}")
             raise HTTPException(
-                503, f"broker unavailable, run {run_id} not queued: {_first_line(exc)}"
+                503, f"broker unavailable, run {run_id} not queued: {first_line(exc)}"
             ) from exc
         return RunAccepted(
             run_id=run_id, status="queued", location=f"{router.prefix}/runs/{run_id}"
@@ -776,11 +776,6 @@ def stats_summary(request: Request) -> SummaryOut:
         )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:300]
-
-
 @router.get(
     "/health",
     response_model=HealthOut,
@@ -810,7 +805,7 @@ def health(request: Request) -> Any:
         if good is not None:
             fresh_age = (datetime.now(UTC) - _aware(good.finished_at)).total_seconds()  # type: ignore[operator]
     except SQLAlchemyError as exc:
-        db = f"unavailable: {_first_line(exc)}"
+        db = f"unavailable: {first_line(exc)}"
     redis_state = "not configured"
     streams: dict[str, dict[str, Any]] = {}
     try:
@@ -820,7 +815,7 @@ def health(request: Request) -> Any:
             redis_state = "ok"
             streams = stream_groups(client, st.settings.redis_prefix)
     except Exception as exc:
-        redis_state = f"unavailable: {_first_line(exc)}"
+        redis_state = f"unavailable: {first_line(exc)}"
     stale = None if fresh_age is None else fresh_age > st.settings.results_stale_after_s
     degraded = redis_state.startswith("unavailable") or bool(stale)
     status: Literal["ok", "degraded", "unavailable"] = (
@@ -939,11 +934,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @app.exception_handler(SQLAlchemyError)
     async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
-        return _json_error(503, f"database unavailable: {_first_line(exc)}")
+        return _json_error(503, f"database unavailable: {first_line(exc)}")
 
     @app.exception_handler(EdgefinderError)
     async def _ef(_: Request, exc: EdgefinderError) -> JSONResponse:
-        return _json_error(503, _first_line(exc))
+        return _json_error(503, first_line(exc))
 
     @app.middleware("http")
     async def _last_resort(request: Request, call_next: Any) -> Response:

@@ -84,7 +84,7 @@ from sqlalchemy import (
 from threadpoolctl import threadpool_limits
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.errors import EdgefinderError
+from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.esports.aggregate import (
     BINARY_OUTCOMES,
     COUNT_FEATURES,
@@ -1322,8 +1322,7 @@ def run_correlation_job(
                 results,
             )
         except BaseException as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            error = f"{type(exc).__name__}: {first}"
+            error = f"{type(exc).__name__}: {first_line(exc)}"
             try:
                 _finish(lock, "failed", results=None, n_rows=0, message="failed", error=error)
             except Exception:
