@@ -22,7 +22,6 @@ Alerts (``GET /alerts``, ``POST /alerts/{id}/ack``), the latest run's feature fr
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
 from datetime import UTC, datetime
@@ -60,6 +59,7 @@ from edgefinder.esports.jobs import (
     run_correlation_job,
 )
 from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
+from edgefinder.jsonsafe import finite_or_none, jsonable
 from edgefinder.settings import Settings, get_settings
 from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import (
@@ -394,9 +394,7 @@ def _corr_out(row: Any) -> CorrelationOut:
     m = dict(row._mapping)
     m.pop("created_at", None)
     for k in ("statistic", "effect", "ci_low", "ci_high", "p_value", "q_value"):
-        v = m.get(k)
-        if v is not None and not math.isfinite(v):  # rows written before NaN was mapped to NULL
-            m[k] = None
+        m[k] = finite_or_none(m.get(k))  # rows written before NaN was mapped to NULL
     m["purpose"] = m.get("purpose") or PURPOSE
     return CorrelationOut(**m)
 
@@ -922,7 +920,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
         message = "invalid request: " + "; ".join(parts)
         return JSONResponse(
-            status_code=422, content={"detail": _jsonable(errors), "message": message}
+            status_code=422, content={"detail": jsonable(errors, other=str), "message": message}
         )
 
     @app.exception_handler(HTTPException)
@@ -951,14 +949,3 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             return _json_error(503, f"service error ({type(exc).__name__}); see the server log")
 
     return app
-
-
-def _jsonable(obj: Any) -> Any:
-    """Validation errors may hold exceptions or bytes in ``ctx``/``input``: make them JSON text."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return str(obj)
