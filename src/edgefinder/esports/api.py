@@ -59,7 +59,9 @@ from edgefinder.esports.jobs import (
     run_correlation_job,
 )
 from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
+from edgefinder.esports.web import ErrorOut, Tagged
 from edgefinder.jsonsafe import finite_or_none, jsonable
+from edgefinder.report.api import router as report_router
 from edgefinder.settings import Settings, get_settings
 from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import (
@@ -106,15 +108,6 @@ STORED_EVENTS = Gauge(
 
 
 # --------------------------------------------------------------------------------- models
-
-
-class Tagged(BaseModel):
-    """Every response says what it is for."""
-
-    purpose: str = Field(default=PURPOSE, description="Always 'research/ops'.")
-    disclaimer: str = Field(
-        default=DISCLAIMER, description="Not for gambling or real-money betting."
-    )
 
 
 class CorrelationOut(Tagged):
@@ -288,11 +281,6 @@ class HealthOut(Tagged):
         default_factory=dict,
         description="per stream: length and, per consumer group, lag, pending, consumers",
     )
-
-
-class ErrorOut(BaseModel):
-    detail: Any
-    message: str
 
 
 # --------------------------------------------------------------------------------- state
@@ -892,8 +880,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.analytics = _State(settings, engine)
     app.include_router(router)
-    from edgefinder.report.api import router as report_router  # imports this module: not at the top
-
     app.include_router(report_router)
 
     @app.get(

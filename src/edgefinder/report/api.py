@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import Field
 
-from edgefinder.esports.api import ErrorOut, Tagged
+from edgefinder.esports.web import ErrorOut, Tagged
 from edgefinder.report.build import build_report
 from edgefinder.report.esports import RunNotFound, esports_data
 from edgefinder.report.futures import futures_data
