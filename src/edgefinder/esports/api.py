@@ -5,9 +5,10 @@ are at ``/docs`` (schema at ``/openapi.json``). Every response model carries ``p
 ("research/ops") and the no-betting ``disclaimer``. Player identifiers never appear: results are per
 (round, team) aggregates and the summary only counts rows.
 
-Errors: invalid parameters answer 422 with a one-line ``message`` (plus FastAPI's ``detail`` list);
-database and Redis failures answer 503 with a message; no request answers 500 (a last-resort handler
-maps any unexpected exception to 503 and logs it). ``POST /run-analysis`` needs
+Errors follow the contract of :mod:`edgefinder.esports.web`: every answer carries ``X-Request-ID``
+and every error body a one-line ``message`` and that ``request_id``; invalid parameters answer 422
+(plus FastAPI's ``detail`` list), an unreachable database, Redis or broker 503, and anything else,
+a bug, 500 (logged with the request id). ``POST /run-analysis`` needs
 ``Authorization: Bearer <EDGEFINDER_API_TOKEN>`` (401 otherwise; also 401 while no token is
 configured, so the endpoint is never open) and answers 202 with the run id at once: with a broker
 (``EDGEFINDER_REDIS_URL``) the run is ``queued`` and a Celery worker runs it, without one it runs in a
@@ -28,7 +29,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
@@ -43,7 +43,7 @@ from sqlalchemy import Engine, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
-from edgefinder.errors import EdgefinderError, first_line
+from edgefinder.errors import first_line
 from edgefinder.esports import metrics as ingest_metrics
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
 from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
@@ -59,8 +59,14 @@ from edgefinder.esports.jobs import (
     run_correlation_job,
 )
 from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
-from edgefinder.esports.web import ErrorOut, Tagged
-from edgefinder.jsonsafe import finite_or_none, jsonable
+from edgefinder.esports.web import (
+    SERVER_ERROR,
+    ErrorOut,
+    Tagged,
+    install_error_contract,
+    unreachable,
+)
+from edgefinder.jsonsafe import finite_or_none
 from edgefinder.report.api import router as report_router
 from edgefinder.settings import Settings, get_settings
 from edgefinder.store.engine import as_utc, make_engine
@@ -426,7 +432,7 @@ _ERRORS = {
     404: {"model": ErrorOut, "description": "not found"},
     409: {"model": ErrorOut, "description": "a job is already running"},
     422: {"model": ErrorOut, "description": "invalid parameters"},
-    503: {"model": ErrorOut, "description": "database or Redis unavailable"},
+    503: {"model": ErrorOut, "description": "database or Redis unreachable: try again later"},
 }
 
 
@@ -581,7 +587,11 @@ def run_analysis(
                 },
             )
         except Exception as exc:
-            fail_queued(st.engine, run_id, f"broker unavailable: {first_line(exc)}")
+            down = unreachable(exc)
+            why = "broker unavailable" if down else f"not queued: {type(exc).__name__}"
+            fail_queued(st.engine, run_id, f"{why}: {first_line(exc)}")
+            if not down:
+                raise  # a bug: 500
             raise HTTPException(
                 503, f"broker unavailable, run {run_id} not queued: {first_line(exc)}"
             ) from exc
@@ -791,6 +801,8 @@ def health(request: Request) -> Any:
         if good is not None:
             fresh_age = (datetime.now(UTC) - _aware(good.finished_at)).total_seconds()  # type: ignore[operator]
     except SQLAlchemyError as exc:
+        if not unreachable(exc):
+            raise  # a statement the database refuses is a bug: 500
         db = f"unavailable: {first_line(exc)}"
     redis_state = "not configured"
     streams: dict[str, dict[str, Any]] = {}
@@ -861,15 +873,9 @@ def _refresh_gauges(st: _State) -> None:
 # --------------------------------------------------------------------------------- app
 
 
-def _json_error(status: int, message: str, detail: Any = None) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        content={"detail": detail if detail is not None else message, "message": message},
-    )
-
-
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """The FastAPI application: the analytics router, /metrics, /docs and the error handlers."""
+    """The FastAPI application: the analytics and report routers, /metrics, /docs and the error
+    contract of :mod:`edgefinder.esports.web` (request ids, 4xx/500/503)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="edgefinder analytics",
@@ -877,6 +883,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=(
             "Esports macro-strategy correlation analytics. Purpose: research/ops. " + DISCLAIMER
         ),
+        responses={500: SERVER_ERROR},
     )
     app.state.analytics = _State(settings, engine)
     app.include_router(router)
@@ -897,41 +904,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             generate_latest(REGISTRY) + generate_latest(st.metrics), media_type=CONTENT_TYPE_LATEST
         )
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        parts = []
-        for e in errors[:3]:
-            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body"))
-            parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
-        message = "invalid request: " + "; ".join(parts)
-        return JSONResponse(
-            status_code=422, content={"detail": jsonable(errors, other=str), "message": message}
-        )
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        resp = _json_error(exc.status_code, str(exc.detail))
-        if exc.headers:
-            resp.headers.update(exc.headers)
-        return resp
-
-    @app.exception_handler(SQLAlchemyError)
-    async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
-        return _json_error(503, f"database unavailable: {first_line(exc)}")
-
-    @app.exception_handler(EdgefinderError)
-    async def _ef(_: Request, exc: EdgefinderError) -> JSONResponse:
-        return _json_error(503, first_line(exc))
-
-    @app.middleware("http")
-    async def _last_resort(request: Request, call_next: Any) -> Response:
-        # An exception no handler above knows would become a 500; answer 503 with a message instead
-        # (and log it: it is a bug or an outage we did not foresee).
-        try:
-            return await call_next(request)
-        except Exception as exc:
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
-            return _json_error(503, f"service error ({type(exc).__name__}); see the server log")
-
+    install_error_contract(app)
     return app
