@@ -123,7 +123,8 @@ def report_cmd(
         typer.Option(
             "--checkpoint-dir",
             file_okay=False,
-            help="Futures checkpoints [env EDGEFINDER_CHECKPOINT_DIR, default checkpoints].",
+            help="Futures checkpoints "
+            f"[env EDGEFINDER_CHECKPOINT_DIR, default {settings_mod.setting_default('checkpoint_dir')}].",
         ),
     ] = None,
 ) -> None:
