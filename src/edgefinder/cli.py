@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from edgefinder import settings as settings_mod
 from edgefinder.console import Console
-from edgefinder.errors import EdgefinderError
+from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.esports.cli import esports_app
 from edgefinder.markets.cli import markets_app
 
@@ -123,7 +123,8 @@ def report_cmd(
         typer.Option(
             "--checkpoint-dir",
             file_okay=False,
-            help="Futures checkpoints [env EDGEFINDER_CHECKPOINT_DIR, default checkpoints].",
+            help="Futures checkpoints "
+            f"[env EDGEFINDER_CHECKPOINT_DIR, default {settings_mod.setting_default('checkpoint_dir')}].",
         ),
     ] = None,
 ) -> None:
@@ -219,8 +220,7 @@ def _one_line(exc: BaseException) -> str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
         return f"invalid setting {where}: {first.get('msg')}"
-    text = str(exc).strip().splitlines()
-    msg = text[0] if text else type(exc).__name__
+    msg = first_line(exc)
     return msg if isinstance(exc, EdgefinderError) else f"{type(exc).__name__}: {msg}"
 
 

@@ -24,31 +24,37 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         default=Path("./edgefinder-data"),
-        description="Directory for the embedded default: SQLite file, JSONL events, ATLAS, checkpoints.",
+        description="Directory of the embedded default: SQLite file, JSONL events, the demo's data "
+        "(synthetic ATLAS, checkpoints), Celery beat's schedule file.",
     )
     database_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL (sqlite:///… or postgresql://…). Default: SQLite file in data_dir.",
+        description="SQLAlchemy URL: `sqlite:///…` or `postgresql://user@host:5432/db`. "
+        "Unset: the SQLite file edgefinder.sqlite3 in the data directory.",
     )
     redis_url: str | None = Field(
         default=None,
-        description="redis://host:port/db. Unset means the embedded file sources (JSONL).",
+        description="`redis://host:6379/0` for the stream consumers, Celery and /health. "
+        "Unset: the embedded file sources (JSONL).",
     )
     redis_prefix: str = Field(
         default="",
-        description="Prefix for every Redis key this process touches (streams, locks).",
+        description="Prefix of every Redis key this process touches (streams, groups, locks, Celery's).",
     )
     api_token: SecretStr | None = Field(
-        default=None, description="Bearer token required by POST /run-analysis."
+        default=None,
+        description="Bearer token required by POST /run-analysis and POST /alerts/{id}/ack "
+        "(unset: both answer 401).",
     )
     pseudonym_key: SecretStr = Field(
         default=SecretStr("edgefinder-default-pseudonym-key"),
-        description="Key of the keyed hash (HMAC-SHA256) that pseudonymizes player ids at ingest.",
+        description="Key of the keyed hash (HMAC-SHA256) that pseudonymizes player ids at ingest; "
+        "set your own.",
     )
     max_event_bytes: int = Field(
         default=64 * 1024,
         ge=256,
-        description="Events larger than this (bytes of JSON) go to dead letters.",
+        description="Events larger than this (bytes of JSON) go to dead letters as oversize.",
     )
     match_distance: float = Field(
         default=3.0,
@@ -59,7 +65,8 @@ class Settings(BaseSettings):
         default=0.05,
         ge=0,
         le=1,
-        description="Forward pass Gate 2: brain probability needed (exploration-friendly; unseen = 0.09).",
+        description="Forward pass Gate 2: brain probability needed (exploration-friendly: an unseen "
+        "template has 0.09).",
     )
     min_conf: float = Field(
         default=0.0, ge=0, le=1, description="Forward pass Gate 2: brain confidence needed."
@@ -68,8 +75,9 @@ class Settings(BaseSettings):
     # each default is written once.
     cascade: Literal["context", "strict"] = Field(
         default="context",
-        description="Phase 2: context = every timeframe scanned, ancestry measured (depth 0..full); "
-        "strict = the top-down funnel (only patterns inside the level above's windows).",
+        description="Phase 2: `context` (every timeframe scanned, ancestry measured: depth 0 to the "
+        "full cascade) or `strict` (the top-down funnel: only patterns inside the level above's "
+        "windows).",
     )
     max_templates: int = Field(
         default=48,
@@ -78,13 +86,14 @@ class Settings(BaseSettings):
     )
     sampler: Literal["qmc", "tpe"] = Field(
         default="qmc",
-        description="Phase 3: Optuna sampler; qmc scores a template's trials in one simulator call, tpe one by one.",
+        description="Phase 3: `qmc` (a Sobol design, a template's trials in one simulator call) or "
+        "`tpe` (Optuna's TPE sampler, one trial at a time).",
     )
     min_depth: int = Field(
         default=0,
         ge=0,
         description="Forward pass Gate 1: chain length an entry needs (0 = none; the number of coarser "
-        "timeframes = only when the full cascade aligns).",
+        "timeframes, e.g. 6 for 1D..15s = only when the full cascade aligns).",
     )
     q_max: float = Field(
         default=0.10,
@@ -155,7 +164,8 @@ class Settings(BaseSettings):
     )
     analysis_schedule: str = Field(
         default="0 2 * * *",
-        description="When beat runs the correlation job: crontab (minute hour day month weekday, UTC) or @every 30s.",
+        description="When beat runs the correlation job: crontab (minute hour day month weekday, UTC) "
+        "or `@every 30s`.",
     )
     alert_webhook_url: str | None = Field(
         default=None,
@@ -176,14 +186,17 @@ class Settings(BaseSettings):
     results_stale_after_s: float = Field(
         default=26 * 3600,
         gt=0,
-        description="Results older than this (seconds since the last succeeded run) make /health 'degraded'.",
+        description="Results older than this (seconds since the last succeeded run) make /health "
+        "'degraded' (`results_stale`).",
     )
     checkpoint_dir: Path = Field(
         default=Path("checkpoints"),
         description="Futures checkpoint directory that `edgefinder report` and GET /report read "
         "(the default of `markets run --checkpoint-dir`).",
     )
-    log_level: LogLevel = Field(default="INFO", description="Logging level.")
+    log_level: LogLevel = Field(
+        default="INFO", description="Logging level: DEBUG, INFO, WARNING, ERROR or CRITICAL."
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

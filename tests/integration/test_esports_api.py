@@ -1,26 +1,31 @@
-"""The analytics API on real databases: 202/401/404/409/422/503, ordering, and a schemathesis run.
+"""The analytics API on real databases: 202/401/404/409/422/500/503, request ids, ordering, and a
+schemathesis run.
 
 A module-scoped SQLite database holds a few simulated matches and one finished run; the Postgres
-cases use a private database on the real server. 503 points the app at a closed port.
+cases use a private database on the real server. 503 points the app at a closed port; 500 comes
+from a route dependency that raises and from databases without the schema.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
+import uuid
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from sqlalchemy.engine import make_url
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.esports.api import create_app
+from edgefinder.esports.api import _check_token, create_app
 from edgefinder.esports.jobs import JobAlreadyRunning, JobParams, acquire_run, run_correlation_job
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units
 from edgefinder.settings import Settings
-from edgefinder.store.engine import make_engine
+from edgefinder.store.engine import make_engine, temporary_database
 from edgefinder.store.migrate import upgrade
 from tests.esports_pg import private_pg_database
 
@@ -286,6 +291,7 @@ def test_database_down_answers_503_everywhere() -> None:
         r = down.get(API + path)
         assert r.status_code == 503, path
         assert r.json()["message"].startswith("database unavailable: ")
+        assert r.json()["request_id"] == r.headers["X-Request-ID"]
     r = down.post(f"{API}/run-analysis", headers=AUTH)
     assert r.status_code == 503
     h = down.get(f"{API}/health")
@@ -306,6 +312,63 @@ def test_redis_down_is_degraded_not_503(loaded_url: str) -> None:
         and h.json()["status"] == "degraded"
         and h.json()["redis"].startswith("unavailable")
     )
+
+
+# --------------------------------------------------------------------------- 500 and request ids
+
+
+def test_an_unexpected_exception_answers_500_with_the_logged_request_id(
+    loaded_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(database_url=loaded_url, api_token=TOKEN))
+
+    def broken_token_check() -> None:
+        return {}["token"]  # a bug in a dependency: KeyError
+
+    app.dependency_overrides[_check_token] = broken_token_check
+    with caplog.at_level(logging.ERROR, logger="edgefinder.esports.web"):
+        r = TestClient(app).post(f"{API}/alerts/1/ack", headers=AUTH)
+    assert r.status_code == 500
+    rid = r.headers["X-Request-ID"]
+    assert len(rid) == 32 and r.json()["request_id"] == rid
+    assert r.json()["message"] == f"internal error (KeyError); see the server log, request id {rid}"
+    [record] = [rec for rec in caplog.records if rid in rec.getMessage()]
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    assert record.exc_info[0] is KeyError and "/alerts/1/ack" in record.getMessage()
+
+
+def test_the_callers_request_id_is_kept_when_it_is_usable(client: TestClient) -> None:
+    r = client.get(f"{API}/runs/nope", headers={"X-Request-ID": "trace-42.a_b"})
+    assert r.status_code == 404 and r.headers["X-Request-ID"] == "trace-42.a_b"
+    assert r.json()["request_id"] == "trace-42.a_b"
+    for bad in ("has space", "x" * 65, "semi;colon", ""):
+        r = client.get(f"{API}/health", headers={"X-Request-ID": bad})
+        assert r.status_code == 200 and r.headers["X-Request-ID"] != bad
+        assert len(r.headers["X-Request-ID"]) == 32
+
+
+def test_a_database_without_the_schema_is_a_500_not_a_503(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLite says "no such table" with an OperationalError: still not an outage
+    c = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}")))
+    with caplog.at_level(logging.ERROR, logger="edgefinder.esports.web"):
+        for path in ("/top-correlations", "/stats/summary", "/health"):
+            r = c.get(API + path)
+            assert r.status_code == 500, path
+            assert "no such table" in r.json()["message"]
+            assert r.json()["request_id"] in caplog.text
+
+
+@pytest.mark.postgres
+def test_a_programming_error_on_postgres_is_a_500(pg_url: str) -> None:
+    name = f"{make_url(pg_url).database}_noschema_{uuid.uuid4().hex[:6]}"
+    with temporary_database(pg_url, name) as url:
+        c = TestClient(create_app(Settings(database_url=url)))
+        r = c.get(f"{API}/top-correlations")
+        assert r.status_code == 500
+        assert r.json()["message"].startswith("database error (ProgrammingError): ")
+        assert 'relation "analysis_runs" does not exist' in r.json()["message"]
 
 
 # --------------------------------------------------------------------------- jobs: empty DB, locks
@@ -395,6 +458,7 @@ schema = schemathesis.from_pytest_fixture("st_schema")
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_5xx_anywhere(case) -> None:
+    # the database is up: a 503 would be a misreported failure, a 500 a bug
     response = case.call()
     assert response.status_code < 500, (
         case.method,

@@ -196,7 +196,9 @@ def test_a_damaged_checkpoint_file_is_named_in_one_line(
         futures_data(tmp_path)
     c = TestClient(create_app(Settings(database_url=seasons["url"], checkpoint_dir=tmp_path)))
     r = c.get("/api/v1/report/futures")
-    assert r.status_code == 503 and "phase4_report.json" in r.json()["message"]
+    # a retry cannot mend the file: a server error (500), not "unavailable" (503)
+    assert r.status_code == 500 and "phase4_report.json" in r.json()["message"]
+    assert r.json()["request_id"] == r.headers["X-Request-ID"]
     (tmp_path / "phase4_report.json").write_text("{}")
     (tmp_path / "phase5_templates.csv").write_bytes(b"\x00\x01garbage\n\xff")
     out = _cli(

@@ -147,14 +147,6 @@ def _results(conn: Connection, run_id: str) -> pd.DataFrame:
     return pd.DataFrame.from_records([tuple(r) for r in rows], columns=[*KEY, *FIGURES])
 
 
-def _none(v: Any) -> Any:
-    if isinstance(v, (float, np.floating)):
-        return float(v) if np.isfinite(v) else None
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
 def compute_alerts(engine: Engine, run_id: str) -> list[dict[str, Any]]:
     """Compare ``run_id`` with its previous run, store the alerts and return them as stored (with ids)."""
     with engine.connect() as conn:
@@ -174,13 +166,13 @@ def compute_alerts(engine: Engine, run_id: str) -> list[dict[str, Any]]:
         }
         rec.update({k: r[k] for k in KEY})
         for side in ("before", "after"):
-            rec[f"{side}_estimate"] = _none(r[f"effect_{side}"])
+            rec[f"{side}_estimate"] = jsonable(r[f"effect_{side}"])
             for k in ("ci_low", "ci_high", "q_value", "significant"):
-                rec[f"{side}_{k}"] = _none(r[f"{k}_{side}"])
+                rec[f"{side}_{k}"] = jsonable(r[f"{k}_{side}"])
         rec["details"] = jsonable(
             {
-                "p_value_before": _none(r["p_value_before"]),
-                "p_value_after": _none(r["p_value_after"]),
+                "p_value_before": jsonable(r["p_value_before"]),
+                "p_value_after": jsonable(r["p_value_after"]),
                 "purpose": PURPOSE,
                 "disclaimer": DISCLAIMER,
             }

@@ -5,9 +5,10 @@ are at ``/docs`` (schema at ``/openapi.json``). Every response model carries ``p
 ("research/ops") and the no-betting ``disclaimer``. Player identifiers never appear: results are per
 (round, team) aggregates and the summary only counts rows.
 
-Errors: invalid parameters answer 422 with a one-line ``message`` (plus FastAPI's ``detail`` list);
-database and Redis failures answer 503 with a message; no request answers 500 (a last-resort handler
-maps any unexpected exception to 503 and logs it). ``POST /run-analysis`` needs
+Errors follow the contract of :mod:`edgefinder.esports.web`: every answer carries ``X-Request-ID``
+and every error body a one-line ``message`` and that ``request_id``; invalid parameters answer 422
+(plus FastAPI's ``detail`` list), an unreachable database, Redis or broker 503, and anything else,
+a bug, 500 (logged with the request id). ``POST /run-analysis`` needs
 ``Authorization: Bearer <EDGEFINDER_API_TOKEN>`` (401 otherwise; also 401 while no token is
 configured, so the endpoint is never open) and answers 202 with the run id at once: with a broker
 (``EDGEFINDER_REDIS_URL``) the run is ``queued`` and a Celery worker runs it, without one it runs in a
@@ -22,14 +23,12 @@ Alerts (``GET /alerts``, ``POST /alerts/{id}/ack``), the latest run's feature fr
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
@@ -44,7 +43,7 @@ from sqlalchemy import ColumnElement, Engine, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
-from edgefinder.errors import EdgefinderError
+from edgefinder.errors import first_line
 from edgefinder.esports import metrics as ingest_metrics
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
 from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
@@ -60,6 +59,15 @@ from edgefinder.esports.jobs import (
     run_correlation_job,
 )
 from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
+from edgefinder.esports.web import (
+    SERVER_ERROR,
+    ErrorOut,
+    Tagged,
+    install_error_contract,
+    unreachable,
+)
+from edgefinder.jsonsafe import finite_or_none
+from edgefinder.report.api import router as report_router
 from edgefinder.settings import Settings, get_settings
 from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import (
@@ -106,15 +114,6 @@ STORED_EVENTS = Gauge(
 
 
 # --------------------------------------------------------------------------------- models
-
-
-class Tagged(BaseModel):
-    """Every response says what it is for."""
-
-    purpose: str = Field(default=PURPOSE, description="Always 'research/ops'.")
-    disclaimer: str = Field(
-        default=DISCLAIMER, description="Not for gambling or real-money betting."
-    )
 
 
 class CorrelationOut(Tagged):
@@ -290,11 +289,6 @@ class HealthOut(Tagged):
     )
 
 
-class ErrorOut(BaseModel):
-    detail: Any
-    message: str
-
-
 # --------------------------------------------------------------------------------- state
 
 
@@ -394,9 +388,7 @@ def _corr_out(row: Any) -> CorrelationOut:
     m = dict(row._mapping)
     m.pop("created_at", None)
     for k in ("statistic", "effect", "ci_low", "ci_high", "p_value", "q_value"):
-        v = m.get(k)
-        if v is not None and not math.isfinite(v):  # rows written before NaN was mapped to NULL
-            m[k] = None
+        m[k] = finite_or_none(m.get(k))  # rows written before NaN was mapped to NULL
     m["purpose"] = m.get("purpose") or PURPOSE
     return CorrelationOut(**m)
 
@@ -440,7 +432,7 @@ _ERRORS = {
     404: {"model": ErrorOut, "description": "not found"},
     409: {"model": ErrorOut, "description": "a job is already running"},
     422: {"model": ErrorOut, "description": "invalid parameters"},
-    503: {"model": ErrorOut, "description": "database or Redis unavailable"},
+    503: {"model": ErrorOut, "description": "database or Redis unreachable: try again later"},
 }
 
 
@@ -595,9 +587,13 @@ def run_analysis(
                 },
             )
         except Exception as exc:
-            fail_queued(st.engine, run_id, f"broker unavailable: {_first_line(exc)}")
+            down = unreachable(exc)
+            why = "broker unavailable" if down else f"not queued: {type(exc).__name__}"
+            fail_queued(st.engine, run_id, f"{why}: {first_line(exc)}")
+            if not down:
+                raise  # a bug: 500
             raise HTTPException(
-                503, f"broker unavailable, run {run_id} not queued: {_first_line(exc)}"
+                503, f"broker unavailable, run {run_id} not queued: {first_line(exc)}"
             ) from exc
         return RunAccepted(
             run_id=run_id, status="queued", location=f"{router.prefix}/runs/{run_id}"
@@ -776,11 +772,6 @@ def stats_summary(request: Request) -> SummaryOut:
         )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:300]
-
-
 @router.get(
     "/health",
     response_model=HealthOut,
@@ -810,7 +801,9 @@ def health(request: Request) -> Any:
         if good is not None:
             fresh_age = (datetime.now(UTC) - _aware(good.finished_at)).total_seconds()  # type: ignore[operator]
     except SQLAlchemyError as exc:
-        db = f"unavailable: {_first_line(exc)}"
+        if not unreachable(exc):
+            raise  # a statement the database refuses is a bug: 500
+        db = f"unavailable: {first_line(exc)}"
     redis_state = "not configured"
     streams: dict[str, dict[str, Any]] = {}
     try:
@@ -820,7 +813,7 @@ def health(request: Request) -> Any:
             redis_state = "ok"
             streams = stream_groups(client, st.settings.redis_prefix)
     except Exception as exc:
-        redis_state = f"unavailable: {_first_line(exc)}"
+        redis_state = f"unavailable: {first_line(exc)}"
     stale = None if fresh_age is None else fresh_age > st.settings.results_stale_after_s
     degraded = redis_state.startswith("unavailable") or bool(stale)
     status: Literal["ok", "degraded", "unavailable"] = (
@@ -880,15 +873,9 @@ def _refresh_gauges(st: _State) -> None:
 # --------------------------------------------------------------------------------- app
 
 
-def _json_error(status: int, message: str, detail: Any = None) -> JSONResponse:
-    return JSONResponse(
-        status_code=status,
-        content={"detail": detail if detail is not None else message, "message": message},
-    )
-
-
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """The FastAPI application: the analytics router, /metrics, /docs and the error handlers."""
+    """The FastAPI application: the analytics and report routers, /metrics, /docs and the error
+    contract of :mod:`edgefinder.esports.web` (request ids, 4xx/500/503)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="edgefinder analytics",
@@ -896,11 +883,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=(
             "Esports macro-strategy correlation analytics. Purpose: research/ops. " + DISCLAIMER
         ),
+        responses={500: SERVER_ERROR},
     )
     app.state.analytics = _State(settings, engine)
     app.include_router(router)
-    from edgefinder.report.api import router as report_router  # imports this module: not at the top
-
     app.include_router(report_router)
 
     @app.get(
@@ -918,52 +904,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             generate_latest(REGISTRY) + generate_latest(st.metrics), media_type=CONTENT_TYPE_LATEST
         )
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        parts = []
-        for e in errors[:3]:
-            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body"))
-            parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
-        message = "invalid request: " + "; ".join(parts)
-        return JSONResponse(
-            status_code=422, content={"detail": _jsonable(errors), "message": message}
-        )
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        resp = _json_error(exc.status_code, str(exc.detail))
-        if exc.headers:
-            resp.headers.update(exc.headers)
-        return resp
-
-    @app.exception_handler(SQLAlchemyError)
-    async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
-        return _json_error(503, f"database unavailable: {_first_line(exc)}")
-
-    @app.exception_handler(EdgefinderError)
-    async def _ef(_: Request, exc: EdgefinderError) -> JSONResponse:
-        return _json_error(503, _first_line(exc))
-
-    @app.middleware("http")
-    async def _last_resort(request: Request, call_next: Any) -> Response:
-        # An exception no handler above knows would become a 500; answer 503 with a message instead
-        # (and log it: it is a bug or an outage we did not foresee).
-        try:
-            return await call_next(request)
-        except Exception as exc:
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
-            return _json_error(503, f"service error ({type(exc).__name__}); see the server log")
-
+    install_error_contract(app)
     return app
-
-
-def _jsonable(obj: Any) -> Any:
-    """Validation errors may hold exceptions or bytes in ``ctx``/``input``: make them JSON text."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return str(obj)

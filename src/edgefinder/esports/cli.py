@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from edgefinder.errors import EdgefinderError
+from edgefinder.settings import setting_default
 
 esports_app = typer.Typer(
     help="Esports analytics: simulate matches, publish/ingest events, run the correlation job.",
@@ -148,7 +149,9 @@ def ingest(
     max_event_bytes: Annotated[
         int | None,
         typer.Option(
-            min=256, help="Size limit of one event (bytes) [env EDGEFINDER_MAX_EVENT_BYTES, 65536]."
+            min=256,
+            help="Size limit of one event (bytes) "
+            f"[env EDGEFINDER_MAX_EVENT_BYTES, {setting_default('max_event_bytes')}].",
         ),
     ] = None,
     motion_consumers: Annotated[
@@ -461,12 +464,14 @@ def worker(ctx: typer.Context) -> None:
     app.worker_main(argv=["worker", f"--loglevel={get_settings().log_level}", *ctx.args])  # type: ignore[attr-defined]
 
 
-@esports_app.command(context_settings=_PASS_THROUGH)
+@esports_app.command(
+    context_settings=_PASS_THROUGH,
+    help="Start Celery beat: the correlation job on EDGEFINDER_ANALYSIS_SCHEDULE "
+    f"(default '{setting_default('analysis_schedule')}', UTC).\n\n"
+    "The schedule state file is <data_dir>/celerybeat-schedule; extra options go to `celery beat`.",
+)
 def beat(ctx: typer.Context) -> None:
-    """Start Celery beat: the correlation job on EDGEFINDER_ANALYSIS_SCHEDULE (default '0 2 * * *', UTC).
-
-    The schedule state file is <data_dir>/celerybeat-schedule; extra options go to `celery beat`.
-    """
+    """Start Celery beat on the settings' analysis schedule (the command's help says more)."""
     from edgefinder.console import Console
     from edgefinder.settings import get_settings
 

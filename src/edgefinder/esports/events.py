@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from edgefinder.errors import EdgefinderError
+from edgefinder.settings import setting_default
 
 #: The nine intents a motion model may infer, in the order every table and report uses.
 INTENTS: tuple[str, ...] = (
@@ -68,8 +69,8 @@ KNOWN_TYPES: tuple[str, ...] = (
 )
 SITE_TYPES: frozenset[str] = frozenset({"BOMB_PLANT", "SITE_EXECUTE", "BOMB_DEFUSE"})
 
-#: Default size limit of one event's JSON text, in bytes (64 KiB).
-DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+#: Default size limit of one event's JSON text, in bytes (``EDGEFINDER_MAX_EVENT_BYTES``).
+DEFAULT_MAX_EVENT_BYTES: int = setting_default("max_event_bytes")
 #: Deepest nesting of free-form JSON (``features``, payloads of unknown event types), in levels.
 MAX_DEPTH = 32
 #: Largest magnitude of a measured quantity: money (dollars), game time (seconds) and the standard

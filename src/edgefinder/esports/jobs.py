@@ -85,7 +85,7 @@ from sqlalchemy import (
 from threadpoolctl import threadpool_limits
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.errors import EdgefinderError
+from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.esports.aggregate import (
     BINARY_OUTCOMES,
     COUNT_FEATURES,
@@ -96,7 +96,7 @@ from edgefinder.esports.aggregate import (
     extract_round_features,
 )
 from edgefinder.esports.postrun import after_run
-from edgefinder.jsonsafe import jsonable
+from edgefinder.jsonsafe import finite_or_none, jsonable
 from edgefinder.settings import Settings, get_settings
 from edgefinder.stats.association import (
     chi2_feature_counts,
@@ -209,17 +209,6 @@ class JobResult:
 # --------------------------------------------------------------------------------- statistics
 
 
-def _finite(v: Any) -> float | None:
-    """A JSON/DB-safe float: NaN and infinities become None (Postgres JSONB rejects NaN)."""
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _kind(feature: str) -> str:
     return "in_round" if feature in IN_ROUND_FEATURES else "micro"
 
@@ -237,16 +226,16 @@ def _row(
     direction: str,
     details: dict[str, Any],
 ) -> dict[str, Any]:
-    pv = _finite(p)
+    pv = finite_or_none(p)
     return {
         "feature": feature,
         "outcome": outcome,
         "method": method,
         "n": int(n),
-        "statistic": _finite(statistic),
-        "effect": _finite(effect),
-        "ci_low": _finite(ci[0]),
-        "ci_high": _finite(ci[1]),
+        "statistic": finite_or_none(statistic),
+        "effect": finite_or_none(effect),
+        "ci_low": finite_or_none(ci[0]),
+        "ci_high": finite_or_none(ci[1]),
         # a test that could not run (constant feature, separation, ...) is stored without p and
         # stays out of the BH family instead of counting as p = 1
         "p_value": pv if details.get("reason") is None else None,
@@ -818,7 +807,7 @@ def compute_results(
     q = np.full(p.shape, np.nan)
     if family.any():
         _, q[family] = multiple_test_correction(p[family], alpha=params.alpha, method="fdr_bh")
-    out["q_value"] = [(_finite(v)) for v in q]
+    out["q_value"] = [finite_or_none(v) for v in q]
     out["significant"] = [bool(v is not None and v < params.alpha) for v in out["q_value"]]
     # After BH, because the verdict needs q. With refute='significant' only the effects whose verdict
     # depends on the checks get them (an effect that is not significant is "not significant" whatever
@@ -1227,7 +1216,7 @@ def _finish(
         if results is not None and n_tests:
             # pandas turns None into NaN in float columns; Postgres would store NaN (not NULL)
             records = [
-                {str(k): (_finite(v) if isinstance(v, float) else v) for k, v in rec.items()}
+                {str(k): (finite_or_none(v) if isinstance(v, float) else v) for k, v in rec.items()}
                 for rec in results.assign(run_id=lock.run_id).to_dict(orient="records")
             ]
             tx.execute(insert(correlation_results), records)
@@ -1323,8 +1312,7 @@ def run_correlation_job(
                 results,
             )
         except BaseException as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            error = f"{type(exc).__name__}: {first}"
+            error = f"{type(exc).__name__}: {first_line(exc)}"
             try:
                 _finish(lock, "failed", results=None, n_rows=0, message="failed", error=error)
             except Exception:

@@ -60,6 +60,7 @@ from scipy import stats as sps
 from scipy.special import expit
 
 from edgefinder.esports.events import INTENTS
+from edgefinder.jsonsafe import jsonable
 
 MAPS = ("de_dust2", "de_mirage", "de_inferno", "de_nuke", "de_ancient", "de_anubis", "de_vertigo")
 WEAPONS_ECO = ("glock", "usp_s", "p250", "deagle")
@@ -897,16 +898,8 @@ def write_simulation(sim: Simulation, out: Path) -> tuple[Path, Path]:
         fh.write("\n".join(sim.lines))
         fh.write("\n")
     tp = truth_path(out)
-    tp.write_text(json.dumps(sim.truth, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    tp.write_text(json.dumps(jsonable(sim.truth), indent=2) + "\n", encoding="utf-8")
     return out, tp
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 def simulate_to_file(

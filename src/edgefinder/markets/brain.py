@@ -23,6 +23,7 @@ import pandas as pd
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets._io import atomic_pickle, read_pickle
 from edgefinder.markets.physics import ThreeBodyQuantumState
+from edgefinder.settings import setting_default
 
 #: Probability of a template with no history: (0 + 1) / (0 + 11).
 UNSEEN_PROBABILITY = 1.0 / 11.0
@@ -253,11 +254,17 @@ class BayesianBrain:
         rec = self.table.get(int(template_id))
         return 0.0 if rec is None else min(rec["total"] / 100.0, 1.0)
 
-    def should_fire(self, template_id: int, min_prob: float = 0.05, min_conf: float = 0.0) -> bool:
+    def should_fire(
+        self,
+        template_id: int,
+        min_prob: float = setting_default("min_prob"),
+        min_conf: float = setting_default("min_conf"),
+    ) -> bool:
         """True when probability >= min_prob and confidence >= min_conf.
 
-        Defaults are the original's exploration gates (0.05 / 0.0): an unseen template (0.0909)
-        may trade, and keeps trading until enough losses push its probability under min_prob.
+        Defaults are the exploration-friendly Gate 2 settings (``EDGEFINDER_MIN_PROB``,
+        ``EDGEFINDER_MIN_CONF``): an unseen template (0.0909) may trade, and keeps trading until
+        enough losses push its probability under min_prob.
         """
         return (
             self.get_probability(template_id) >= min_prob

@@ -39,6 +39,7 @@ import pandas as pd
 
 from edgefinder.markets import atlas
 from edgefinder.markets.physics import PhysicsConfig, StateArrays, as_arrays, state_arrays
+from edgefinder.settings import setting_default
 
 __all__ = [
     "CASCADE_MODES",
@@ -330,7 +331,9 @@ class Cascade:
         return np.where(x > 0, 1, -1).astype(np.int64)
 
 
-def link_cascade(levels: Sequence[Level] | Mapping[str, Level], mode: str = "context") -> Cascade:
+def link_cascade(
+    levels: Sequence[Level] | Mapping[str, Level], mode: str = setting_default("cascade")
+) -> Cascade:
     """Link per-timeframe patterns (coarsest first) into a :class:`Cascade`; see the module doc.
 
     ``strict`` drops the patterns of levels >= 1 that no kept parent window holds (and every level
@@ -418,7 +421,7 @@ class FractalCascadeScanner:
         timeframes: Sequence[str],
         entry_timeframe_: str = "15s",
         physics: PhysicsConfig | None = None,
-        mode: str = "context",
+        mode: str = setting_default("cascade"),
     ) -> None:
         tfs = [tf for tf in atlas.DISCOVERY_ORDER if tf in set(timeframes)]
         if not tfs:

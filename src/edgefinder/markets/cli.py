@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
@@ -33,7 +33,7 @@ markets_app.add_typer(atlas_app, name="atlas")
 # ---------------------------------------------------------------------------------------------
 
 
-def _default(name: str) -> object:
+def _default(name: str) -> Any:
     from edgefinder.settings import setting_default
 
     return setting_default(name)
@@ -203,7 +203,7 @@ def run_cmd(
     checkpoint_dir: Annotated[
         Path,
         typer.Option("--checkpoint-dir", help="Where manifest, templates, scaler and playbook go."),
-    ] = Path("checkpoints"),
+    ] = _default("checkpoint_dir"),
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Delete existing checkpoints and start over.")
     ] = False,
@@ -535,7 +535,7 @@ def approve_playbook_cmd(
     checkpoint_dir: Annotated[
         Path,
         typer.Option("--checkpoint-dir", help="Directory holding production_playbook.pkl/.json."),
-    ] = Path("checkpoints"),
+    ] = _default("checkpoint_dir"),
     reviewer: Annotated[
         str | None,
         typer.Option("--reviewer", help="Name of the person approving (recorded in the JSON)."),
@@ -560,7 +560,7 @@ def paper_trade_cmd(
             "--checkpoint-dir",
             help="Directory holding the production playbook and the forward pass's record.",
         ),
-    ] = Path("checkpoints"),
+    ] = _default("checkpoint_dir"),
     data: Annotated[
         Path, typer.Option("--data", help="ATLAS root holding the sessions to replay.")
     ] = Path("DATA/ATLAS"),

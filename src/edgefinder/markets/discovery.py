@@ -60,6 +60,7 @@ from edgefinder.markets.physics import (
     state_arrays,
     states_at,
 )
+from edgefinder.settings import setting_default
 
 __all__ = [
     "CHAIN_KEYS",
@@ -288,7 +289,7 @@ class FractalDiscoveryAgent:
         start: Any = None,
         end: Any = None,
         *,
-        cascade: str = "context",
+        cascade: str = setting_default("cascade"),
         on_level: LevelCallback | None = None,
         progress: bool = False,
     ) -> list[PatternEvent]:

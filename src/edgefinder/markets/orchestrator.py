@@ -52,6 +52,7 @@ from edgefinder.markets.checkpoints import (
     read_state,
     write_state,
 )
+from edgefinder.settings import setting_default
 
 __all__ = [
     "CHECKPOINT_FILES",
@@ -288,9 +289,9 @@ class Orchestrator:
         console: Console | None = None,
         instrument: str = "MNQ",
         physics: Any = None,
-        cascade: str = "context",
+        cascade: str = setting_default("cascade"),
         max_templates: int | None = None,
-        sampler: str = "qmc",
+        sampler: str = setting_default("sampler"),
     ) -> None:
         from edgefinder.markets.instruments import get_instrument
         from edgefinder.markets.physics import PhysicsConfig

@@ -37,6 +37,8 @@ import numba as nb
 import numpy as np
 import pandas as pd
 
+from edgefinder.settings import setting_default
+
 ZONE_NAMES = np.array(
     ["", "L1_STABLE", "CHAOS", "L2_ROCHE", "L3_ROCHE"], dtype=object
 )  # index = zone_code
@@ -68,10 +70,10 @@ class PhysicsConfig:
     """Thresholds of the state engine (units: rp bars; snap_velocity points/bar; others unitless)."""
 
     rp: int = 21
-    snap_z: float = 2.0
-    snap_velocity: float = 0.5
-    drive_momentum: float = 5.0
-    drive_coherence: float = 0.3
+    snap_z: float = setting_default("snap_z")
+    snap_velocity: float = setting_default("snap_velocity")
+    drive_momentum: float = setting_default("drive_momentum")
+    drive_coherence: float = setting_default("drive_coherence")
     sigma_floor: float = 1e-6
 
     def __post_init__(self) -> None:

@@ -55,6 +55,7 @@ from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_pickle, atomic_write_text
 from edgefinder.markets.exits import ExitParams, simulate_exits
 from edgefinder.markets.instruments import Instrument, get_instrument
+from edgefinder.settings import setting_default
 
 __all__ = [
     "SEARCH_SPACE",
@@ -386,7 +387,7 @@ def _search(
     iterations: int,
     seed: int,
     on_trial: Callable[[], None] | None,
-    sampler: str = "qmc",
+    sampler: str = setting_default("sampler"),
 ) -> tuple[dict, float]:
     """Best exit parameters of one template's training trades: ``(params, best score)``.
 
@@ -494,7 +495,7 @@ def optimize_templates(
     silhouette_min: float = SILHOUETTE_MIN,
     min_child_members: int = 10,
     progress: ProgressFn | None = None,
-    sampler: str = "qmc",
+    sampler: str = setting_default("sampler"),
 ) -> PlaybookResult:
     """Run Phase 3 over ``templates``; see the module docstring.
 

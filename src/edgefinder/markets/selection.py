@@ -902,7 +902,9 @@ def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionCon
     for tid, e in result.production.items():
         for why in e["families"].values():
             console.print(f"  T-{tid} (tier {e['tier']}): {why['qualified']}", soft_wrap=True)
-    where = result.paths[0] if result.paths else Path("checkpoints") / PLAYBOOK_PKL
+    where = (
+        result.paths[0] if result.paths else Path(setting_default("checkpoint_dir")) / PLAYBOOK_PKL
+    )
     console.print(
         f"PRODUCTION PLAYBOOK: {len(result.production)} templates saved to {where} (status "
         f"{STATUS_PENDING}; approve with `edgefinder markets approve-playbook --checkpoint-dir "

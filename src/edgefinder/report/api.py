@@ -3,8 +3,8 @@
 Read-only and open (no token): the page and its data carry only aggregates, the same privacy rules
 as the rest of the API. The esports section reads the app's database (the latest succeeded run, or
 ``?run_id=``; 404 for an id that is not a succeeded run), the futures section the checkpoint
-directory of the settings (``EDGEFINDER_CHECKPOINT_DIR``). A damaged checkpoint file answers 503
-with its name.
+directory of the settings (``EDGEFINDER_CHECKPOINT_DIR``). A damaged checkpoint file answers 500
+with its name (a retry cannot help); an unreachable database 503 (:mod:`edgefinder.esports.web`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import Field
 
-from edgefinder.esports.api import ErrorOut, Tagged
+from edgefinder.esports.web import ErrorOut, Tagged
 from edgefinder.report.build import build_report
 from edgefinder.report.esports import RunNotFound, esports_data
 from edgefinder.report.futures import futures_data
@@ -26,7 +26,8 @@ router = APIRouter(tags=["report"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no succeeded analysis run with that id"},
     422: {"model": ErrorOut, "description": "invalid parameters"},
-    503: {"model": ErrorOut, "description": "database unavailable or a checkpoint file unreadable"},
+    500: {"model": ErrorOut, "description": "a checkpoint file is unreadable (named), or a bug"},
+    503: {"model": ErrorOut, "description": "database unreachable: try again later"},
 }
 _RUN_ID = Query(
     None, min_length=1, max_length=36, description="A succeeded run (default: the latest)"
@@ -124,7 +125,7 @@ def report_esports(request: Request, run_id: str | None = _RUN_ID) -> EsportsRep
 @router.get(
     "/api/v1/report/futures",
     response_model=FuturesReportOut,
-    responses={503: _ERRORS[503]},
+    responses={k: _ERRORS[k] for k in (500, 503)},
     summary="Data of the report's futures figures (checkpoint directory of the settings)",
 )
 def report_futures(request: Request) -> FuturesReportOut:

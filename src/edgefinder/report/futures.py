@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edgefinder.errors import EdgefinderError
+from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
 from edgefinder.markets.checkpoints import (
@@ -94,9 +94,7 @@ def _table(path: Path) -> pd.DataFrame | None:
     try:
         return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except Exception as exc:
-        raise ReportError(
-            f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from None
+        raise ReportError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 def _block(b: dict[str, Any] | None, name: str) -> dict[str, Any] | None:

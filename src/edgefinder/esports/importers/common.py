@@ -21,6 +21,7 @@ from typing import Any
 
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports.events import CanonicalEvent, InvalidEvent, MotionSignal, parse_obj
+from edgefinder.jsonsafe import finite_or_none
 
 #: Version of the rule set that derives motion signals from recorded behaviour (docs/esports.md,
 #: "Importers"). Stored in every derived signal's ``model_version``; bump it when a rule changes.
@@ -171,13 +172,8 @@ class MatchBuilder:
         return sorted(self.items, key=lambda e: e.ts)
 
 
-def cell_number(v: Any) -> float | None:
-    """A table cell as a finite float, else None (empty, NaN, text)."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+#: A table cell as a finite float, else None (empty, NaN, text that is not a number).
+cell_number = finite_or_none
 
 
 def cell_text(v: Any) -> str | None:
