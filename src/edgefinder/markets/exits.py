@@ -301,6 +301,66 @@ def trade_pnl(
 
 
 @njit(cache=True)
+def walk_position(
+    side: int,
+    entry_price: float,
+    initial_stop: float,
+    stop: float,
+    target: float,
+    trail: float,
+    best: float,
+    entry_ts: float,
+    max_hold: float,
+    ts: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    start: int,
+    end: int,
+    bar_seconds: float,
+    tick: float,
+    slip: float,
+    mfe: float,
+    mae: float,
+) -> tuple[int, int, float, float, float, float, float]:  # pragma: no cover - numba
+    """Walk an open position over bars start..end (inclusive) through :func:`exit_step`, compiled.
+
+    Prices in points, times in seconds (``ts`` = bar opens); ``mfe``/``mae`` carry the excursions so
+    far, in points, updated on every bar held (the exit bar included). Returns (bar index, exit code,
+    exit price, best price, stop, mfe, mae); code ``EXIT_NONE`` means still open after ``end`` (bar
+    index ``end``). The one bar walk shared by the exit simulator and WaveRider's loops."""
+    for j in range(start, end + 1):
+        h = high[j]
+        lo = low[j]
+        code, xp, best, stop = exit_step(
+            side,
+            entry_price,
+            initial_stop,
+            stop,
+            target,
+            trail,
+            best,
+            entry_ts,
+            max_hold,
+            ts[j] + bar_seconds,
+            h,
+            lo,
+            close[j],
+            tick,
+            slip,
+        )
+        fav = (h - entry_price) if side > 0 else (entry_price - lo)
+        adv = (entry_price - lo) if side > 0 else (h - entry_price)
+        if fav > mfe:
+            mfe = fav
+        if adv > mae:
+            mae = adv
+        if code != EXIT_NONE:
+            return j, code, xp, best, stop, mfe, mae
+    return end, EXIT_NONE, np.nan, best, stop, mfe, mae
+
+
+@njit(cache=True)
 def _simulate_kernel(
     timestamps: NDArray[np.float64],
     high: NDArray[np.float64],
@@ -336,43 +396,28 @@ def _simulate_kernel(
         ep = entry_fill(s, close[e], slippage_ticks, tick_size)
         entry_ts = timestamps[e] + bar_seconds
         init_stop, target = initial_levels(s, ep, stop_ticks[p], target_ticks[p], tick_size)
-        stop = init_stop
-        best = ep
-        mfe = 0.0
-        mae = 0.0
-        code = EXIT_NONE
-        xp = np.nan
-        j = e
-        while j < last:
-            j += 1
-            h = high[j]
-            lo = low[j]
-            code, xp, best, stop = exit_step(
-                s,
-                ep,
-                init_stop,
-                stop,
-                target,
-                trail_ticks[p],
-                best,
-                entry_ts,
-                max_hold_s[p],
-                timestamps[j] + bar_seconds,
-                h,
-                lo,
-                close[j],
-                tick_size,
-                slippage_ticks,
-            )
-            # Excursions over the bars held (the exit bar included).
-            fav = (h - ep) if s > 0 else (ep - lo)
-            adv = (ep - lo) if s > 0 else (h - ep)
-            if fav > mfe:
-                mfe = fav
-            if adv > mae:
-                mae = adv
-            if code != EXIT_NONE:
-                break
+        j, code, xp, best, stop, mfe, mae = walk_position(
+            s,
+            ep,
+            init_stop,
+            init_stop,
+            target,
+            trail_ticks[p],
+            ep,
+            entry_ts,
+            max_hold_s[p],
+            timestamps,
+            high,
+            low,
+            close,
+            e + 1,
+            last,
+            bar_seconds,
+            tick_size,
+            slippage_ticks,
+            0.0,
+            0.0,
+        )
         if code == EXIT_NONE:
             code = EXIT_END
             xp = close_fill(s, close[j], slippage_ticks, tick_size)

@@ -225,62 +225,6 @@ class WaveRider:
         }
 
 
-@njit(cache=True)
-def _ride_kernel(
-    side: int,
-    entry_price: float,
-    initial_stop: float,
-    stop: float,
-    target: float,
-    trail: float,
-    best: float,
-    entry_ts: float,
-    max_hold: float,
-    ts: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    start: int,
-    end: int,
-    bar_seconds: float,
-    tick: float,
-    slip: float,
-    mfe: float,
-    mae: float,
-) -> tuple[int, int, float, float, float, float, float]:  # pragma: no cover - numba
-    """Bars start..end through exits.exit_step (the one rule), compiled: returns
-    (bar index, code, exit price, best, stop, mfe points, mae points); code EXIT_NONE = still open at end."""
-    for j in range(start, end + 1):
-        h = high[j]
-        lo = low[j]
-        code, xp, best, stop = exits.exit_step(
-            side,
-            entry_price,
-            initial_stop,
-            stop,
-            target,
-            trail,
-            best,
-            entry_ts,
-            max_hold,
-            ts[j] + bar_seconds,
-            h,
-            lo,
-            close[j],
-            tick,
-            slip,
-        )
-        fav = (h - entry_price) if side > 0 else (entry_price - lo)
-        adv = (entry_price - lo) if side > 0 else (h - entry_price)
-        if fav > mfe:
-            mfe = fav
-        if adv > mae:
-            mae = adv
-        if code != exits.EXIT_NONE:
-            return j, code, xp, best, stop, mfe, mae
-    return end, exits.EXIT_NONE, np.nan, best, stop, mfe, mae
-
-
 def ride(
     rider: WaveRider,
     timestamps: np.ndarray,
@@ -303,7 +247,7 @@ def ride(
     inst = rider.instrument
     if end < start:
         return end, rider.force_close(timestamps[end], close[end], "TIME")
-    j, code, xp, best, stop, mfe, mae = _ride_kernel(
+    j, code, xp, best, stop, mfe, mae = exits.walk_position(
         pos.side,
         pos.entry_price,
         pos.initial_stop,
@@ -411,42 +355,29 @@ def _session_kernel(
         target_ticks = target_t[k] if target_t[k] > 0.0 else NO_TARGET_TICKS
         stop, target = exits.initial_levels(side, fill, stop_t[k], target_ticks, tick)
         initial_stop = stop
-        best = fill
         entry_ts = ts[r] + bar_seconds
-        mfe = 0.0
-        mae = 0.0
-        code = exits.EXIT_NONE
-        xp = np.nan
-        j = last
-        for jj in range(r + 1, last + 1):
-            h = high[jj]
-            lo = low[jj]
-            code, xp, best, stop = exits.exit_step(
-                side,
-                fill,
-                initial_stop,
-                stop,
-                target,
-                trail_t[k],
-                best,
-                entry_ts,
-                hold_s[k],
-                ts[jj] + bar_seconds,
-                h,
-                lo,
-                close[jj],
-                tick,
-                slip,
-            )
-            fav = (h - fill) if side > 0 else (fill - lo)
-            adv = (fill - lo) if side > 0 else (h - fill)
-            if fav > mfe:
-                mfe = fav
-            if adv > mae:
-                mae = adv
-            if code != exits.EXIT_NONE:
-                j = jj
-                break
+        j, code, xp, best, stop, mfe, mae = exits.walk_position(
+            side,
+            fill,
+            initial_stop,
+            stop,
+            target,
+            trail_t[k],
+            fill,
+            entry_ts,
+            hold_s[k],
+            ts,
+            high,
+            low,
+            close,
+            r + 1,
+            last,
+            bar_seconds,
+            tick,
+            slip,
+            0.0,
+            0.0,
+        )
         if code == exits.EXIT_NONE:  # still open at the session's last bar: closed at its close
             code = exits.EXIT_TIME
             xp = exits.close_fill(side, close[last], slip, tick)
