@@ -35,29 +35,15 @@ from sqlalchemy import Connection, Engine, func, select, union_all
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
 from edgefinder.esports.aggregate import extract_round_features
+from edgefinder.esports.materialize import MICRO_COLS
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import correlation_results, macro_outcomes, matches, micro_actions
 
 __all__ = ["DATASETS", "ExportedDataset", "export_datasets", "parquet_bytes", "with_metadata"]
 
 DATASETS: tuple[str, ...] = ("features", "correlation_results", "micro_actions")
-_MICRO_COLUMNS = (
-    "signal_id",
-    "match_id",
-    "round_no",
-    "team",
-    "player_hash",
-    "ts",
-    "intent",
-    "confidence",
-    "speed",
-    "approach_velocity",
-    "dist_to_objective",
-    "features",
-    "artifact_url",
-    "model_version",
-    "created_at",
-)
+# every stored column of a signal: what ingest writes, then when it was stored
+_MICRO_COLUMNS = (*MICRO_COLS, "created_at")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from edgefinder.errors import EdgefinderError
+from edgefinder.files import expand_paths
 
 TIMEFRAMES: dict[str, int] = {
     "1s": 1,
@@ -569,23 +570,12 @@ def load_source(source: str | Path, tz: str | None = None) -> tuple[pd.DataFrame
 
 
 def source_files(sources: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The files of ``sources``: files as given, directories' readable files (sorted, not recursive)."""
+    """The files of ``sources``: files as given, directories' readable files (sorted, not recursive);
+    :class:`AtlasError` for a path that does not exist or a directory without any."""
     items = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if not items:
         raise AtlasError("no source given")
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(
-                f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(SOURCE_SUFFIXES)
-            )
-            if not found:
-                raise AtlasError(f"{p}: no {', '.join(SOURCE_SUFFIXES)} files in this directory")
-            out.extend(found)
-        else:
-            out.append(p)
-    return out
+    return expand_paths(items, SOURCE_SUFFIXES, AtlasError)
 
 
 def load_sources(

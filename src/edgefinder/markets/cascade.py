@@ -142,6 +142,17 @@ class Level:
     def __len__(self) -> int:
         return int(self.rows.size)
 
+    def chain_entry(self, p: int) -> dict[str, Any]:
+        """Pattern ``p`` as one ``parent_chain`` entry: ``{tf, type, z, mom, coh, timestamp}``."""
+        return {
+            "tf": self.tf,
+            "type": ROCHE_SNAP if self.is_roche[p] else STRUCTURAL_DRIVE,
+            "z": float(self.z[p]),
+            "mom": float(self.momentum[p]),
+            "coh": float(self.coherence[p]),
+            "timestamp": float(self.ts[p]),
+        }
+
     def subset(self, mask: np.ndarray) -> Level:
         """The patterns where ``mask`` holds (links are copied as they are)."""
         return Level(
@@ -204,16 +215,7 @@ class Cascade:
         pl, p = int(lv.parent_level[i]), int(lv.parent[i])
         while pl >= 0:
             up = self.levels[pl]
-            out.append(
-                {
-                    "tf": up.tf,
-                    "type": ROCHE_SNAP if up.is_roche[p] else STRUCTURAL_DRIVE,
-                    "z": float(up.z[p]),
-                    "mom": float(up.momentum[p]),
-                    "coh": float(up.coherence[p]),
-                    "timestamp": float(up.ts[p]),
-                }
-            )
+            out.append(up.chain_entry(p))
             pl, p = int(up.parent_level[p]), int(up.parent[p])
         return out
 
@@ -227,16 +229,8 @@ class Cascade:
             got = memo.get(key)
             if got is None:
                 up = self.levels[j]
-                entry = {
-                    "tf": up.tf,
-                    "type": ROCHE_SNAP if up.is_roche[p] else STRUCTURAL_DRIVE,
-                    "z": float(up.z[p]),
-                    "mom": float(up.momentum[p]),
-                    "coh": float(up.coherence[p]),
-                    "timestamp": float(up.ts[p]),
-                }
                 pl = int(up.parent_level[p])
-                got = [entry] + (chain_of(pl, int(up.parent[p])) if pl >= 0 else [])
+                got = [up.chain_entry(p)] + (chain_of(pl, int(up.parent[p])) if pl >= 0 else [])
                 memo[key] = got
             return got
 

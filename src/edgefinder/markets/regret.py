@@ -33,8 +33,8 @@ from edgefinder.markets.instruments import Instrument, get_instrument
 
 REGRET_TYPES = ("optimal", "closed_too_early", "closed_too_late")
 
-MARKER_COLUMNS = (
-    "trade_index",
+#: the fields a trade record contributes to its regret marker
+TRADE_COLUMNS = (
     "template_id",
     "direction",
     "entry_time",
@@ -44,6 +44,10 @@ MARKER_COLUMNS = (
     "pnl",
     "result",
     "exit_reason",
+)
+MARKER_COLUMNS = (
+    "trade_index",
+    *TRADE_COLUMNS,
     "peak_favorable",
     "peak_open",
     "peak_after",
@@ -230,18 +234,8 @@ class BatchRegretAnalyzer:
 def _trades_to_frame(day_trades: Sequence[Any] | pd.DataFrame) -> pd.DataFrame:
     if isinstance(day_trades, pd.DataFrame):
         return day_trades.reset_index(drop=True)
-    cols = (
-        "template_id",
-        "direction",
-        "entry_time",
-        "exit_time",
-        "entry_price",
-        "exit_price",
-        "pnl",
-        "result",
-        "exit_reason",
-    )
-    return pd.DataFrame([{c: getattr(t, c) for c in cols} for t in day_trades], columns=list(cols))
+    rows = [{c: getattr(t, c) for c in TRADE_COLUMNS} for t in day_trades]
+    return pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
 
 
 def _summary(markers: pd.DataFrame | None) -> dict[str, Any]:

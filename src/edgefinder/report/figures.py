@@ -75,6 +75,25 @@ def _errors(
     }
 
 
+def _estimate_marks(
+    color: str,
+    symbol: str,
+    est: Sequence[float | None],
+    lo: Sequence[float | None],
+    hi: Sequence[float | None],
+) -> dict[str, Any]:
+    """``go.Scatter`` keyword arguments for point estimates with their CI whiskers in one colour."""
+    return {
+        "marker": {
+            "color": color,
+            "symbol": symbol,
+            "size": 10,
+            "line": {"color": color, "width": 2},
+        },
+        "error_x": {**_errors(est, lo, hi), "color": color},
+    }
+
+
 def _category(e: dict[str, Any]) -> str:
     """Legend group of one adjusted estimate: its verdict when the analysis gives one."""
     verdict = e.get("verdict")
@@ -143,20 +162,13 @@ def forest_figure(effects: list[dict[str, Any]]) -> go.Figure | None:
                     name=cat,
                     legendgroup=cat,
                     showlegend=cat not in shown,
-                    marker={
-                        "color": color,
-                        "symbol": symbol,
-                        "size": 10,
-                        "line": {"color": color, "width": 2},
-                    },
-                    error_x={
-                        **_errors(
-                            [e["estimate"] for e in sel],
-                            [e["ci_low"] for e in sel],
-                            [e["ci_high"] for e in sel],
-                        ),
-                        "color": color,
-                    },
+                    **_estimate_marks(
+                        color,
+                        symbol,
+                        [e["estimate"] for e in sel],
+                        [e["ci_low"] for e in sel],
+                        [e["ci_high"] for e in sel],
+                    ),
                     hovertext=[_hover(e) for e in sel],
                     hoverinfo="x+text",
                 ),
@@ -356,16 +368,9 @@ def _interval_figure(
                 y=[labels[i] for i in idx],
                 mode="markers",
                 name=name,
-                marker={
-                    "color": color,
-                    "symbol": symbol,
-                    "size": 10,
-                    "line": {"color": color, "width": 2},
-                },
-                error_x={
-                    **_errors([est[i] for i in idx], [lo[i] for i in idx], [hi[i] for i in idx]),
-                    "color": color,
-                },
+                **_estimate_marks(
+                    color, symbol, [est[i] for i in idx], [lo[i] for i in idx], [hi[i] for i in idx]
+                ),
                 hovertext=[hover[i] for i in idx],
                 hoverinfo="x+text",
             )

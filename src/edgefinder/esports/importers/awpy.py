@@ -255,18 +255,7 @@ def _build(
     roster = _roster(tables)
     teams = sorted({t for col in ("t_team", "ct_team") for t in rounds[col].map(_s) if t})
     mapname = _s(rounds["map_name"].iloc[0]) if "map_name" in rounds.columns else None
-    b.event(
-        "MATCH_START",
-        "0",
-        0.0,
-        {
-            "map": mapname,
-            "teams": [
-                {"team_id": t, "players": sorted(p for p, pt in roster.items() if pt == t)}
-                for t in teams
-            ],
-        },
-    )
+    b.match_start(mapname, {t: sorted(p for p, pt in roster.items() if pt == t) for t in teams})
     rounds = rounds.sort_values("round_num", kind="stable")
     origin = float(pd.to_numeric(rounds["start_tick"], errors="coerce").min())
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edgefinder import files
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports.events import CanonicalEvent, InvalidEvent, MotionSignal, parse_obj
 from edgefinder.jsonsafe import finite_or_none
@@ -100,6 +101,11 @@ class MatchBuilder:
         self.source = str(source)
         self.wall_start = wall_start
         self.items: list[CanonicalEvent | MotionSignal] = []
+
+    def match_start(self, map_name: str | None, rosters: Mapping[str, Sequence[str]]) -> bool:
+        """The MATCH_START event at second 0: the map and each team's player ids (team id -> ids)."""
+        teams = [{"team_id": t, "players": list(ps)} for t, ps in rosters.items()]
+        return self.event("MATCH_START", "0", 0.0, {"map": map_name, "teams": teams})
 
     def event(
         self,
@@ -199,23 +205,5 @@ def to_json_line(ev: CanonicalEvent | MotionSignal) -> str:
 
 
 def expand_paths(paths: Sequence[str | Path], suffixes: Iterable[str]) -> list[Path]:
-    """Files of ``paths``: a file as given, a directory's matching files (sorted, not recursive).
-
-    Raises :class:`MalformedSource` for a path that does not exist or a directory without any.
-    """
-    wanted = tuple(suffixes)
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(
-                f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(wanted)
-            )
-            if not found:
-                raise MalformedSource(f"{p}: no {' / '.join(wanted)} files in this directory")
-            out.extend(found)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise MalformedSource(f"{p}: no such file or directory")
-    return out
+    """:func:`edgefinder.files.expand_paths` raising :class:`MalformedSource`."""
+    return files.expand_paths(paths, suffixes, MalformedSource)

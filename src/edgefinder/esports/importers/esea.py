@@ -124,8 +124,7 @@ def _build(
         raise MalformedSource(
             f"{src}: demo {demo!r} has {len(teams)} teams ({', '.join(teams)}), expected 2"
         )
-    rosters = [{"team_id": t, "players": []} for t in teams]
-    b.event("MATCH_START", "0", 0.0, {"map": _s(meta["map"].iloc[0]), "teams": rosters})
+    b.match_start(_s(meta["map"].iloc[0]), {t: [] for t in teams})
     rounds: dict[int, dict[str, Any]] = {}
     score: dict[str, int] = defaultdict(int)
     for r in meta.sort_values("round", kind="stable").to_dict(orient="records"):

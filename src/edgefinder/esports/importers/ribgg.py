@@ -161,17 +161,8 @@ def _build(
             team_of[int(p["playerId"])] = int(p["teamNumber"])
     pid = {p: f"ribgg-{p}" for p in team_of}
     mapname = (m.match.get("map") or {}).get("name") or None
-    b.event(
-        "MATCH_START",
-        "0",
-        0.0,
-        {
-            "map": mapname,
-            "teams": [
-                {"team_id": names[n], "players": [pid[p] for p, t in team_of.items() if t == n]}
-                for n in (1, 2)
-            ],
-        },
+    b.match_start(
+        mapname, {names[n]: [pid[p] for p, t in team_of.items() if t == n] for n in (1, 2)}
     )
     events = m.details.get("events") or []
     econ = m.details.get("economies") or []
