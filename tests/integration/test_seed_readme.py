@@ -42,8 +42,6 @@ from tests.esports_ops import REPO, Proc, ops_env, serve, wait_until
 from tests.esports_pg import private_pg_database
 
 SEED_NAME = "000_16fbb4b95471e38e.txt"
-# beside a checkout (CI), or beside the folder of worktrees
-SEEDS = [d / "shared" / "seeds" / SEED_NAME for d in (REPO.parent, REPO.parent.parent)]
 TOKEN = "seed-readme-token"
 
 SNIPPETS: dict[str, str] = {
@@ -150,10 +148,9 @@ def env_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     settings_mod.get_settings.cache_clear()
 
 
-def test_snippets_are_the_specifications_verbatim() -> None:
-    seed = next((p for p in SEEDS if p.is_file()), None)
-    if seed is None:
-        pytest.skip(f"the specification is not beside the repository ({SEEDS[0]})")
+def test_snippets_are_the_specifications_verbatim(shared_dir: Path) -> None:
+    seed = shared_dir / "seeds" / SEED_NAME
+    assert seed.is_file(), f"{seed}: the specification is missing from the shared folder"
     blocks = re.findall(r"```(?:bash|python)\n(.*?)```", seed.read_text(), flags=re.S)
     assert set(SNIPPETS.values()) <= set(blocks)
     assert len(blocks) == len(SNIPPETS)
