@@ -26,8 +26,12 @@ from pathlib import Path
 
 def _part(label: str) -> str:
     """Short name of a progress message of the job."""
-    for key, name in (("extracting", "features"), ("refutation", "refutations"), ("causal", "tests + causal"),
-                      ("storing", "store")):  # fmt: skip
+    for key, name in (
+        ("extracting", "features"),
+        ("refutation", "refutations"),
+        ("causal", "tests + causal"),
+        ("storing", "store"),
+    ):
         if key in label:
             return name
     return label
@@ -37,10 +41,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20_000, help="rounds (each gives two team-rows)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--pg-admin", default=None, help="Postgres admin URL: benchmark on a fresh Postgres DB")
-    ap.add_argument("--repeat", type=int, default=3, help="timed jobs (the machine may be shared: min and median)")
-    ap.add_argument("--refute", choices=("all", "significant", "none"), default="significant",
-                    help="which within-match effects get the refutation checks (JobParams.refute)")
+    ap.add_argument(
+        "--pg-admin", default=None, help="Postgres admin URL: benchmark on a fresh Postgres DB"
+    )
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timed jobs (the machine may be shared: min and median)",
+    )
+    ap.add_argument(
+        "--refute",
+        choices=("all", "significant", "none"),
+        default="significant",
+        help="which within-match effects get the refutation checks (JobParams.refute)",
+    )
     args = ap.parse_args()
 
     from edgefinder.esports.aggregate import extract_round_features
@@ -59,7 +74,9 @@ def main() -> None:
 
     with ExitStack() as stack:
         if args.pg_admin:
-            url = stack.enter_context(temporary_database(args.pg_admin, f"ef_bench_{uuid.uuid4().hex[:8]}"))
+            url = stack.enter_context(
+                temporary_database(args.pg_admin, f"ef_bench_{uuid.uuid4().hex[:8]}")
+            )
         else:
             tmp = stack.enter_context(tempfile.TemporaryDirectory())
             url = f"sqlite:///{Path(tmp, 'bench.sqlite3').as_posix()}"
@@ -73,28 +90,39 @@ def main() -> None:
         feats = extract_round_features(engine)
         t_feat = time.perf_counter() - t
         backend = "postgres" if args.pg_admin else "sqlite"
-        print(f"backend: {backend}; rounds: {keys.shape[0]}; team-rows: {len(feats)}; signals: {counts['micro_actions']}")
+        print(
+            f"backend: {backend}; rounds: {keys.shape[0]}; team-rows: {len(feats)}; signals: {counts['micro_actions']}"
+        )
         print(f"extract_round_features alone: {t_feat:.2f} s")
         walls, cpus = [], []
         for i in range(max(1, args.repeat)):
             marks: list[tuple[str, float]] = []
             c0 = time.process_time()
             start = time.perf_counter()
-            res = run_correlation_job(engine, params=JobParams(seed=args.seed, refute=args.refute),
-                                      progress=lambda s: marks.append((s, time.perf_counter())))  # fmt: skip
+            res = run_correlation_job(
+                engine,
+                params=JobParams(seed=args.seed, refute=args.refute),
+                progress=lambda s, marks=marks: marks.append((s, time.perf_counter())),
+            )
             total = time.perf_counter() - start
             cpu = time.process_time() - c0
             walls.append(total)
             cpus.append(cpu)
             stamps = [m[1] for m in marks] + [start + total]
-            parts = "; ".join(f"{_part(label)}: {nxt - at:.2f} s"
-                              for (label, at), nxt in zip(marks, stamps[1:], strict=True))  # fmt: skip
-            print(f"run {i + 1}: {total:.2f} s wall, {cpu:.2f} s CPU ({parts}); {res.n_tests} tests, {res.n_significant} significant")
+            parts = "; ".join(
+                f"{_part(label)}: {nxt - at:.2f} s"
+                for (label, at), nxt in zip(marks, stamps[1:], strict=True)
+            )
+            print(
+                f"run {i + 1}: {total:.2f} s wall, {cpu:.2f} s CPU ({parts}); {res.n_tests} tests, {res.n_significant} significant"
+            )
         walls.sort()
-        print(f"full run_correlation_job over {keys.shape[0]:,} rounds: min {walls[0]:.2f} s, median {walls[len(walls) // 2]:.2f} s "
-              f"wall (CPU median {sorted(cpus)[len(cpus) // 2]:.2f} s; refute={args.refute}) "
-              f"on {os.cpu_count()} cores, "
-              f"load average {os.getloadavg()[0]:.1f}; goal <= 10 s")  # fmt: skip
+        print(
+            f"full run_correlation_job over {keys.shape[0]:,} rounds: min {walls[0]:.2f} s, median {walls[len(walls) // 2]:.2f} s "
+            f"wall (CPU median {sorted(cpus)[len(cpus) // 2]:.2f} s; refute={args.refute}) "
+            f"on {os.cpu_count()} cores, "
+            f"load average {os.getloadavg()[0]:.1f}; goal <= 10 s"
+        )
         engine.dispose()
 
 

@@ -44,10 +44,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--batch-size", type=int, default=2000)
-    ap.add_argument("--pg-admin", default=os.environ.get("EDGEFINDER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    ap.add_argument("--redis-url", default=os.environ.get("EDGEFINDER_TEST_REDIS", "redis://127.0.0.1:6379/0"))
+    ap.add_argument(
+        "--pg-admin",
+        default=os.environ.get(
+            "EDGEFINDER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    ap.add_argument(
+        "--redis-url", default=os.environ.get("EDGEFINDER_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    )
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--motion-consumers", type=int, default=2, help="motion-stream consumer threads in the process")
+    ap.add_argument(
+        "--motion-consumers",
+        type=int,
+        default=2,
+        help="motion-stream consumer threads in the process",
+    )
     args = ap.parse_args()
 
     from edgefinder.esports.simulate import simulate, write_simulation
@@ -86,9 +98,21 @@ def main() -> None:
             "EDGEFINDER_REDIS_PREFIX": prefix,
             "EDGEFINDER_LOG_LEVEL": "WARNING",
         }
-        cmd = [sys.executable, "-m", "edgefinder", "esports", "ingest", "--once", "--no-progress",
-               "--batch-size", str(args.batch_size), "--block-ms", "200",
-               "--motion-consumers", str(args.motion_consumers)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "edgefinder",
+            "esports",
+            "ingest",
+            "--once",
+            "--no-progress",
+            "--batch-size",
+            str(args.batch_size),
+            "--block-ms",
+            "200",
+            "--motion-consumers",
+            str(args.motion_consumers),
+        ]
         import resource
 
         steal0 = _cpu_times()
@@ -110,16 +134,22 @@ def main() -> None:
             n_out = conn.execute(text("SELECT count(*) FROM macro_outcomes")).scalar_one()
         eng.dispose()
         print(f"simulated {n_events:,} events ({matches} matches) in {t_sim:.1f} s")
-        print(f"published {counts['canonical']:,} canonical + {counts['motion']:,} motion entries in {t_pub:.1f} s "
-              f"({n_events / t_pub:,.0f} entries/s)")
+        print(
+            f"published {counts['canonical']:,} canonical + {counts['motion']:,} motion entries in {t_pub:.1f} s "
+            f"({n_events / t_pub:,.0f} entries/s)"
+        )
         print(f"stored raw_events={n_raw:,} micro_actions={n_micro:,} macro_outcomes={n_out:,}")
         assert n_raw + n_micro == n_events, "every published event must be stored exactly once"
         print(proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "")
-        print(f"ingest: {n_events:,} events from Redis into Postgres in {t_ing:.2f} s with one consumer process "
-              f"(batch {args.batch_size}, {args.motion_consumers} motion consumer threads) = {n_events / t_ing:,.0f} events/s")
-        print(f"consumer process CPU: {cpu_s:.2f} s ({n_events / cpu_s:,.0f} events per CPU-second); "
-              f"CPU steal on this machine during the run: {_steal_share(steal0):.0%}; "
-              f"load average before the run {load0:.1f} (other processes share the 2 cores)")
+        print(
+            f"ingest: {n_events:,} events from Redis into Postgres in {t_ing:.2f} s with one consumer process "
+            f"(batch {args.batch_size}, {args.motion_consumers} motion consumer threads) = {n_events / t_ing:,.0f} events/s"
+        )
+        print(
+            f"consumer process CPU: {cpu_s:.2f} s ({n_events / cpu_s:,.0f} events per CPU-second); "
+            f"CPU steal on this machine during the run: {_steal_share(steal0):.0%}; "
+            f"load average before the run {load0:.1f} (other processes share the 2 cores)"
+        )
     finally:
         for key in client.scan_iter(match=prefix + "*", count=1000):
             client.delete(key)

@@ -59,8 +59,13 @@ def _vectorbt(close: pd.Series, repeats: int) -> tuple[list[float], int]:
     def run(c: pd.Series) -> int:
         fast = vbt.MA.run(c, 10).ma
         slow = vbt.MA.run(c, 30).ma
-        pf = vbt.Portfolio.from_signals(c, fast.vbt.crossed_above(slow), fast.vbt.crossed_below(slow),
-                                        short_entries=None, freq="15s")
+        pf = vbt.Portfolio.from_signals(
+            c,
+            fast.vbt.crossed_above(slow),
+            fast.vbt.crossed_below(slow),
+            short_entries=None,
+            freq="15s",
+        )
         return int(pf.trades.count())
 
     run(close.iloc[:5000])  # compile outside the timing
@@ -90,10 +95,16 @@ def _backtesting(bars: pd.DataFrame) -> tuple[float, int]:
                 self.position.close()
                 self.sell()
 
-    df = pd.DataFrame({"Open": bars["open"].to_numpy(), "High": bars["high"].to_numpy(),
-                       "Low": bars["low"].to_numpy(), "Close": bars["close"].to_numpy(),
-                       "Volume": bars["volume"].to_numpy()},
-                      index=pd.to_datetime(bars["timestamp"].to_numpy(), unit="s"))
+    df = pd.DataFrame(
+        {
+            "Open": bars["open"].to_numpy(),
+            "High": bars["high"].to_numpy(),
+            "Low": bars["low"].to_numpy(),
+            "Close": bars["close"].to_numpy(),
+            "Volume": bars["volume"].to_numpy(),
+        },
+        index=pd.to_datetime(bars["timestamp"].to_numpy(), unit="s"),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t0 = time.perf_counter()
@@ -108,11 +119,16 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=50, help="Phase 3 trials per template")
     ap.add_argument("--edge", default="reverting", choices=["none", "planted", "reverting"])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cascades", default="context,strict",
-                    help="cascade modes to time (context is the default; strict is the seed's funnel, which "
-                    "keeps a handful of 15s entries a quarter)")
+    ap.add_argument(
+        "--cascades",
+        default="context,strict",
+        help="cascade modes to time (context is the default; strict is the original funnel, which "
+        "keeps a handful of 15s entries a quarter)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--skip-backtesting", action="store_true", help="skip backtesting.py (its loop is slow)")
+    ap.add_argument(
+        "--skip-backtesting", action="store_true", help="skip backtesting.py (its loop is slow)"
+    )
     ap.add_argument("--workdir", default=None, help="keep the ATLAS and checkpoints here")
     args = ap.parse_args()
 
@@ -128,38 +144,76 @@ def main() -> None:
     if not (data / "15s").exists():
         generate_atlas(data, SynthConfig(sessions=args.sessions, seed=args.seed, edge=args.edge))  # type: ignore[arg-type]
     t_synth = time.perf_counter() - t0
-    train_until = session_dates(SynthConfig().start, args.sessions)[(2 * args.sessions) // 3].isoformat()
+    train_until = session_dates(SynthConfig().start, args.sessions)[
+        (2 * args.sessions) // 3
+    ].isoformat()
     rows, notes, n_bars, p23 = [], [], 0, []
     for k, mode in enumerate(args.cascades.split(",")):
         ck = root / f"ck{k}"
-        orch = Orchestrator(data, ck, iterations=args.iterations, train_until=train_until, seed=args.seed,
-                            dashboard=False, console=Console(file=io.StringIO()), cascade=mode)
+        orch = Orchestrator(
+            data,
+            ck,
+            iterations=args.iterations,
+            train_until=train_until,
+            seed=args.seed,
+            dashboard=False,
+            console=Console(file=io.StringIO()),
+            cascade=mode,
+        )
         t1 = time.perf_counter()
         summary = orch.run(fresh=True)
         secs23 = time.perf_counter() - t1
         p23.append((mode, secs23, summary))
-        console.print(f"cascade {mode}, hierarchy {','.join(summary.timeframes)}: Phases 2–3 {secs23:.1f} s "
-                      f"({', '.join(f'{ph} {v:.1f} s' for ph, v in summary.seconds.items())}); {summary.patterns:,} "
-                      f"patterns, {summary.templates} templates, {summary.library_templates} library entries")
+        console.print(
+            f"cascade {mode}, hierarchy {','.join(summary.timeframes)}: Phases 2–3 {secs23:.1f} s "
+            f"({', '.join(f'{ph} {v:.1f} s' for ph, v in summary.seconds.items())}); {summary.patterns:,} "
+            f"patterns, {summary.templates} templates, {summary.library_templates} library entries"
+        )
         secs, n_bars, report, timings = _phase4(data, ck, args.repeats)
         a, o = report["all"], report["out_of_sample"]
-        rows.append((f"edgefinder Phase 4, {mode} cascade (cascade, gates, WaveRider, regret, "
-                     f"checkpoints)", min(secs), statistics.median(secs), a["total_trades"]))
-        notes.append(f"[{mode}] stages of the best run (s): "
-                     + ", ".join(f"{name} {v:.3f}" for name, v in timings.items())
-                     + f"; {a['total_trades']:,} trades ({report['gates']['candidates']:,} candidates), win rate "
-                     f"{a['win_rate']:.1%}, PnL ${a['total_pnl']:,.2f}; out-of-sample {o['total_trades']:,} trades, "
-                     f"${o['mean_pnl_per_trade']:,.2f} a trade (p {o['p_value_mean_pnl_gt_0']:.2g})")
-    console.print(f"synthetic ATLAS: {args.sessions} sessions ({args.edge}, seed {args.seed}) built in {t_synth:.1f} s")
+        rows.append(
+            (
+                f"edgefinder Phase 4, {mode} cascade (cascade, gates, WaveRider, regret, "
+                f"checkpoints)",
+                min(secs),
+                statistics.median(secs),
+                a["total_trades"],
+            )
+        )
+        notes.append(
+            f"[{mode}] stages of the best run (s): "
+            + ", ".join(f"{name} {v:.3f}" for name, v in timings.items())
+            + f"; {a['total_trades']:,} trades ({report['gates']['candidates']:,} candidates), win rate "
+            f"{a['win_rate']:.1%}, PnL ${a['total_pnl']:,.2f}; out-of-sample {o['total_trades']:,} trades, "
+            f"${o['mean_pnl_per_trade']:,.2f} a trade (p {o['p_value_mean_pnl_gt_0']:.2g})"
+        )
+    console.print(
+        f"synthetic ATLAS: {args.sessions} sessions ({args.edge}, seed {args.seed}) built in {t_synth:.1f} s"
+    )
     bars15 = atlas.read_bars(data, "15s")
     assert len(bars15) == n_bars
-    close = pd.Series(bars15["close"].to_numpy(), index=pd.to_datetime(bars15["timestamp"].to_numpy(), unit="s"))
+    close = pd.Series(
+        bars15["close"].to_numpy(), index=pd.to_datetime(bars15["timestamp"].to_numpy(), unit="s")
+    )
     vb_secs, vb_trades = _vectorbt(close, args.repeats)
-    rows.append(("vectorbt Portfolio.from_signals, SMA 10/30 crossover", min(vb_secs), statistics.median(vb_secs),
-                 vb_trades))
+    rows.append(
+        (
+            "vectorbt Portfolio.from_signals, SMA 10/30 crossover",
+            min(vb_secs),
+            statistics.median(vb_secs),
+            vb_trades,
+        )
+    )
     if not args.skip_backtesting:
         bt_secs, bt_trades = _backtesting(bars15)
-        rows.append(("backtesting.py Backtest.run, SMA 10/30 crossover (1 run)", bt_secs, bt_secs, bt_trades))
+        rows.append(
+            (
+                "backtesting.py Backtest.run, SMA 10/30 crossover (1 run)",
+                bt_secs,
+                bt_secs,
+                bt_trades,
+            )
+        )
 
     table = Table(title=f"Throughput on the same {n_bars:,} 15s bars ({args.sessions} sessions)")
     for col in ("engine", "best s", "median s", "bars/s (best)", "trades"):
@@ -170,11 +224,17 @@ def main() -> None:
     for line in notes:
         console.print(line)
     p4 = [n_bars / r[1] for r in rows if r[0].startswith("edgefinder")]
-    console.print("Goal Phase 4 >= 1,000,000 bars/s: "
-                  + ", ".join(f"{v:,.0f} ({'met' if v >= 1e6 else 'NOT met'})" for v in p4))
-    console.print("Goal Phases 2–3 <= 60 s at --iterations {}: ".format(args.iterations)
-                  + ", ".join(f"{mode} {t:.1f} s ({'met' if t <= 60 else 'NOT met'})" for mode, t, _ in p23))
-    console.print(f"load average during the run: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores")
+    console.print(
+        "Goal Phase 4 >= 1,000,000 bars/s: "
+        + ", ".join(f"{v:,.0f} ({'met' if v >= 1e6 else 'NOT met'})" for v in p4)
+    )
+    console.print(
+        f"Goal Phases 2–3 <= 60 s at --iterations {args.iterations}: "
+        + ", ".join(f"{mode} {t:.1f} s ({'met' if t <= 60 else 'NOT met'})" for mode, t, _ in p23)
+    )
+    console.print(
+        f"load average during the run: {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores"
+    )
     if tmp is not None:
         tmp.cleanup()
 

@@ -41,7 +41,7 @@ def _best_rate(fn, n: int, repeats: int = 5) -> tuple[float, float]:
     return best_wall, best_cpu
 
 
-def bench_physics(n_bars: int, base) -> dict[str, float]:  # noqa: ANN001
+def bench_physics(n_bars: int, base) -> dict[str, float]:
     """Physics throughput on ``n_bars`` 15 s bars built by tiling a synthetic series."""
     reps = -(-n_bars // len(base))
     # tile the synthetic closes end to end (continuing the path) to reach n_bars
@@ -74,7 +74,9 @@ def main() -> None:
         generate_atlas(f"{tmp}/warm", SynthConfig(sessions=1, seed=0, edge="planted"))
         tracemalloc.start()
         t = time.perf_counter()
-        res = generate_atlas(f"{tmp}/atlas", SynthConfig(sessions=args.sessions, seed=0, edge="planted"))
+        res = generate_atlas(
+            f"{tmp}/atlas", SynthConfig(sessions=args.sessions, seed=0, edge="planted")
+        )
         synth_s = time.perf_counter() - t
         _, synth_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -84,17 +86,23 @@ def main() -> None:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux -> MiB
 
     print("== markets physics / synth benchmark ==")
-    print(f"synth: {args.sessions} sessions, {res.bars['15s']:,} 15s bars, all timeframes 15s..1D + "
-          f"ground truth ({res.triggers} planted triggers): {synth_s:.2f} s "
-          f"(goal <= 60 s); peak traced memory {synth_peak / 2**20:.0f} MiB")
+    print(
+        f"synth: {args.sessions} sessions, {res.bars['15s']:,} 15s bars, all timeframes 15s..1D + "
+        f"ground truth ({res.triggers} planted triggers): {synth_s:.2f} s "
+        f"(goal <= 60 s); peak traced memory {synth_peak / 2**20:.0f} MiB"
+    )
     print(f"physics: {args.bars:,} 15s bars, threads {phys['threads']}")
-    for label, key in (("compute_state_arrays, all cores", "arrays_all_cores"),
-                       ("compute_state_arrays, one core ", "arrays_one_core"),
-                       ("compute_states -> DataFrame    ", "dataframe_all_cores")):
+    for label, key in (
+        ("compute_state_arrays, all cores", "arrays_all_cores"),
+        ("compute_state_arrays, one core ", "arrays_one_core"),
+        ("compute_states -> DataFrame    ", "dataframe_all_cores"),
+    ):
         wall, cpu = phys[key]
         print(f"  {label}: {wall / 1e6:6.1f} M bars/s wall, {cpu / 1e6:6.1f} M bars per CPU-second")
-    print(f"  (goal >= 10 M bars/s; DataFrame run on the {len(base):,}-bar synthetic year; "
-          f"load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"  (goal >= 10 M bars/s; DataFrame run on the {len(base):,}-bar synthetic year; "
+        f"load average {os.getloadavg()[0]:.1f})"
+    )
     print(f"process peak RSS: {rss:.0f} MiB")
 
 

@@ -40,8 +40,14 @@ def _run(root: str, edge: str, seed: int) -> dict:
     data, ck = Path(root) / "atlas", Path(root) / "ck"
     generate_atlas(data, SynthConfig(sessions=SESSIONS, seed=seed, edge=edge))  # type: ignore[arg-type]
     dates = session_dates(SynthConfig().start, SESSIONS)
-    orch = Orchestrator(data, ck, train_until=dates[TRAIN].isoformat(), seed=seed, dashboard=False,
-                        console=Console(file=io.StringIO()))
+    orch = Orchestrator(
+        data,
+        ck,
+        train_until=dates[TRAIN].isoformat(),
+        seed=seed,
+        dashboard=False,
+        console=Console(file=io.StringIO()),
+    )
     orch.run()
     fwd = orch.run_forward_pass(day_lines=False, forward_until=dates[FORWARD].isoformat())
     sel = orch.run_strategy_selection()
@@ -51,10 +57,17 @@ def _run(root: str, edge: str, seed: int) -> dict:
         paper = run_paper_trade(ck, data, dates[FORWARD].isoformat()).report
     fade = json.loads((data / "ground_truth.json").read_text())["naive_fade"]
     fam = sel.families
-    return {"edge": edge, "seed": seed, "oos": fwd.report["out_of_sample"], "production": len(sel.production),
-            "families": f"{int(fam['qualifies'].sum()) if len(fam) else 0}/{int(fam['tested'].sum()) if len(fam) else 0}",
-            "paper": paper, "fade": fade, "seconds": time.perf_counter() - t0,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+    return {
+        "edge": edge,
+        "seed": seed,
+        "oos": fwd.report["out_of_sample"],
+        "production": len(sel.production),
+        "families": f"{int(fam['qualifies'].sum()) if len(fam) else 0}/{int(fam['tested'].sum()) if len(fam) else 0}",
+        "paper": paper,
+        "fade": fade,
+        "seconds": time.perf_counter() - t0,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+    }
 
 
 def main() -> None:
@@ -67,35 +80,67 @@ def main() -> None:
 
     seeds = [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, \
-            ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn")) as pool:
-        jobs = [pool.submit(_run, str(Path(tmp) / f"{e}{s}"), e, s) for s in seeds for e in ("reverting", "none")]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        ProcessPoolExecutor(max_workers=args.workers, mp_context=mp.get_context("spawn")) as pool,
+    ):
+        jobs = [
+            pool.submit(_run, str(Path(tmp) / f"{e}{s}"), e, s)
+            for s in seeds
+            for e in ("reverting", "none")
+        ]
         runs = [j.result() for j in jobs]
     wall = time.perf_counter() - t0
-    table = Table(title=f"The pipeline at its defaults: {SESSIONS} sessions (learn 1–{TRAIN}, judge "
-                        f"{TRAIN + 1}–{FORWARD}, paper trade {FORWARD + 1}–{SESSIONS})")
-    for col in ("seed", "market", "naive fade pts/trade", "OOS trades", "OOS $/trade", "p", "detectable $/trade",
-                "families ok/tested", "production", "paper trades", "paper PnL $", "paper $/trade"):
+    table = Table(
+        title=f"The pipeline at its defaults: {SESSIONS} sessions (learn 1–{TRAIN}, judge "
+        f"{TRAIN + 1}–{FORWARD}, paper trade {FORWARD + 1}–{SESSIONS})"
+    )
+    for col in (
+        "seed",
+        "market",
+        "naive fade pts/trade",
+        "OOS trades",
+        "OOS $/trade",
+        "p",
+        "detectable $/trade",
+        "families ok/tested",
+        "production",
+        "paper trades",
+        "paper PnL $",
+        "paper $/trade",
+    ):
         table.add_column(col, justify="left" if col in ("market",) else "right")
     for r in runs:
         o, p = r["oos"], r["paper"]
-        table.add_row(str(r["seed"]), "planted" if r["edge"] == "reverting" else "none",
-                      f"{r['fade']['mean_points']:+.2f}", f"{o['total_trades']:,}", f"{o['mean_pnl_per_trade']:+.2f}",
-                      f"{o['p_value_mean_pnl_gt_0']:.2g}", f"{o['power']['minimum_detectable']:.2f}", r["families"],
-                      str(r["production"]), "—" if p is None else f"{p['total_trades']:,}",
-                      "—" if p is None else f"{p['total_pnl']:+,.0f}",
-                      "—" if p is None else f"{p['mean_pnl_per_trade']:+.2f}")
+        table.add_row(
+            str(r["seed"]),
+            "planted" if r["edge"] == "reverting" else "none",
+            f"{r['fade']['mean_points']:+.2f}",
+            f"{o['total_trades']:,}",
+            f"{o['mean_pnl_per_trade']:+.2f}",
+            f"{o['p_value_mean_pnl_gt_0']:.2g}",
+            f"{o['power']['minimum_detectable']:.2f}",
+            r["families"],
+            str(r["production"]),
+            "—" if p is None else f"{p['total_trades']:,}",
+            "—" if p is None else f"{p['total_pnl']:+,.0f}",
+            "—" if p is None else f"{p['mean_pnl_per_trade']:+.2f}",
+        )
     console = Console(width=200)
     console.print(table)
     planted = [r for r in runs if r["edge"] == "reverting"]
     none = [r for r in runs if r["edge"] == "none"]
-    console.print(f"planted: production non-empty and paper trade positive in "
-                  f"{sum(1 for r in planted if r['production'] and r['paper']['total_pnl'] > 0)}/{len(planted)} seeds; "
-                  f"none: >= 200 out-of-sample trades and empty production in "
-                  f"{sum(1 for r in none if r['oos']['total_trades'] >= 200 and not r['production'])}/{len(none)} seeds")
-    console.print(f"{len(runs)} runs in {wall:.0f} s wall on {args.workers} workers (per run "
-                  f"{min(r['seconds'] for r in runs):.0f}–{max(r['seconds'] for r in runs):.0f} s), peak RSS per "
-                  f"worker {max(r['peak_mb'] for r in runs):,.0f} MB, load average {os.getloadavg()[0]:.2f}")
+    console.print(
+        f"planted: production non-empty and paper trade positive in "
+        f"{sum(1 for r in planted if r['production'] and r['paper']['total_pnl'] > 0)}/{len(planted)} seeds; "
+        f"none: >= 200 out-of-sample trades and empty production in "
+        f"{sum(1 for r in none if r['oos']['total_trades'] >= 200 and not r['production'])}/{len(none)} seeds"
+    )
+    console.print(
+        f"{len(runs)} runs in {wall:.0f} s wall on {args.workers} workers (per run "
+        f"{min(r['seconds'] for r in runs):.0f}–{max(r['seconds'] for r in runs):.0f} s), peak RSS per "
+        f"worker {max(r['peak_mb'] for r in runs):,.0f} MB, load average {os.getloadavg()[0]:.2f}"
+    )
 
 
 if __name__ == "__main__":

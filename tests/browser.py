@@ -19,8 +19,16 @@ import pytest
 
 VIEWPORT = {"width": 1280, "height": 800}
 #: Flags that work in this sandbox: no GPU, no network side channels, a fresh profile each time.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium_path() -> str:
@@ -43,8 +51,9 @@ def chromium() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="ef-chromium-")
     try:
         with sync_playwright() as pw:
-            ctx = pw.chromium.launch_persistent_context(profile, executable_path=exe, args=FLAGS, headless=True,
-                                                        viewport=VIEWPORT)
+            ctx = pw.chromium.launch_persistent_context(
+                profile, executable_path=exe, args=FLAGS, headless=True, viewport=VIEWPORT
+            )
             try:
                 yield ctx
             finally:

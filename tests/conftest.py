@@ -13,12 +13,18 @@ from pathlib import Path
 
 import pytest
 
-PG_ADMIN_URL = os.environ.get("EDGEFINDER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "EDGEFINDER_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("EDGEFINDER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 SESSION_TAG = f"ef_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
 # Read-only real data beside the checkout; a worktree elsewhere points at it with the variable.
 SHARED_CANDIDATES = (
-    *((Path(os.environ["EDGEFINDER_SHARED_DIR"]),) if os.environ.get("EDGEFINDER_SHARED_DIR") else ()),
+    *(
+        (Path(os.environ["EDGEFINDER_SHARED_DIR"]),)
+        if os.environ.get("EDGEFINDER_SHARED_DIR")
+        else ()
+    ),
     Path(__file__).resolve().parents[2] / "shared",
     Path("/work/shared"),
 )
@@ -39,7 +45,7 @@ def pg_url() -> Iterator[str]:
     with ExitStack() as stack:
         try:
             url = stack.enter_context(temporary_database(PG_ADMIN_URL, SESSION_TAG))
-        except Exception as exc:  # noqa: BLE001 - any failure means "server not usable"
+        except Exception as exc:
             _unavailable("PostgreSQL at 127.0.0.1:5432", exc)
         yield url
 
@@ -73,7 +79,7 @@ def redis_url() -> str:
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
     try:
         client.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         _unavailable("Redis at 127.0.0.1:6379", exc)
     finally:
         client.close()

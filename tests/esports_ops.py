@@ -25,13 +25,20 @@ T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def ops_env(database_url: str, redis_url: str, prefix: str, data_dir: Path, **extra: str) -> dict[str, str]:
+def ops_env(
+    database_url: str, redis_url: str, prefix: str, data_dir: Path, **extra: str
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
-    env.update({
-        "EDGEFINDER_DATABASE_URL": database_url, "EDGEFINDER_REDIS_URL": redis_url,
-        "EDGEFINDER_REDIS_PREFIX": prefix, "EDGEFINDER_DATA_DIR": str(data_dir), "EDGEFINDER_LOG_LEVEL": "INFO",
-        **extra,
-    })  # fmt: skip
+    env.update(
+        {
+            "EDGEFINDER_DATABASE_URL": database_url,
+            "EDGEFINDER_REDIS_URL": redis_url,
+            "EDGEFINDER_REDIS_PREFIX": prefix,
+            "EDGEFINDER_DATA_DIR": str(data_dir),
+            "EDGEFINDER_LOG_LEVEL": "INFO",
+            **extra,
+        }
+    )
     return env
 
 
@@ -53,8 +60,14 @@ class Proc:
     def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._fh = log.open("wb")
-        self.p = subprocess.Popen(args, env=env, cwd=str(REPO), stdout=self._fh, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)  # fmt: skip
+        self.p = subprocess.Popen(
+            args,
+            env=env,
+            cwd=str(REPO),
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
 
     @property
     def pid(self) -> int:
@@ -66,7 +79,9 @@ class Proc:
     def wait_for(self, needle: str, timeout: float = 60.0) -> None:
         def seen() -> bool:
             if self.p.poll() is not None:
-                raise AssertionError(f"process exited with {self.p.returncode}:\n{self.text()[-3000:]}")
+                raise AssertionError(
+                    f"process exited with {self.p.returncode}:\n{self.text()[-3000:]}"
+                )
             return needle in self.text()
 
         wait_until(seen, timeout, f"{needle!r} in {self.log.name}")
@@ -90,8 +105,20 @@ class Proc:
 
 def worker(env: dict[str, str], log: Path, *extra: str) -> Proc:
     """``edgefinder esports worker`` (Celery's worker) in a subprocess, ready to take tasks."""
-    proc = Proc([sys.executable, "-m", "edgefinder", "esports", "worker", "--without-gossip", "--without-mingle",
-                 *extra], env, log)  # fmt: skip
+    proc = Proc(
+        [
+            sys.executable,
+            "-m",
+            "edgefinder",
+            "esports",
+            "worker",
+            "--without-gossip",
+            "--without-mingle",
+            *extra,
+        ],
+        env,
+        log,
+    )
     proc.wait_for(" ready.")
     return proc
 
@@ -115,7 +142,7 @@ class WebhookReceiver:
         received, times = self.bodies, self.times
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 received.append(json.loads(body))
                 times.append(time.monotonic())
@@ -156,7 +183,9 @@ def serve(app: Any) -> Iterator[str]:
     """Serve a FastAPI app with uvicorn on an ephemeral port of 127.0.0.1; yields its base URL."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
     th = threading.Thread(target=server.run, daemon=True)
     th.start()
     wait_until(lambda: server.started, 30, "uvicorn to start")

@@ -23,13 +23,18 @@ def valid_events() -> tuple[dict, ...]:
     for line in sim.lines:
         obj = json.loads(line)
         seen.setdefault(obj.get("event_type", "SIGNAL"), obj)
-    seen["ECONOMY_UPDATE"] = {**seen["KILL"], "event_type": "ECONOMY_UPDATE",
-                              "payload": {"round_no": 3, "banks": {"a": 1200, "b": [1.5, {"c": None}]}}}
+    seen["ECONOMY_UPDATE"] = {
+        **seen["KILL"],
+        "event_type": "ECONOMY_UPDATE",
+        "payload": {"round_no": 3, "banks": {"a": 1200, "b": [1.5, {"c": None}]}},
+    }
     return tuple(seen.values())
 
 
 _plain_text = st.text(st.characters(codec="utf-8"), max_size=8)
-_text = st.one_of(_plain_text, _plain_text, _plain_text, st.sampled_from(["\x00", "a\x00b", "\ud800", "\udfff x"]))
+_text = st.one_of(
+    _plain_text, _plain_text, _plain_text, st.sampled_from(["\x00", "a\x00b", "\ud800", "\udfff x"])
+)
 _numbers = (
     st.integers(min_value=-(10**30), max_value=10**30)
     | st.sampled_from([10**400, -(10**400), 2**63, -(2**63) - 1])
@@ -38,10 +43,25 @@ _numbers = (
 )
 _scalars = st.none() | st.booleans() | _numbers | _text
 #: the values that used to crash a consumer
-_hostile = st.sampled_from([
-    "\x00", "a\x00b", "\ud800", 10**400, -(10**400), 2**64, float("nan"), float("inf"), float("-inf"),
-    1e308, -1e308, 1e16, {"k\x00": 1}, {"x": [float("nan")]}, json.loads("[" * 34 + "0" + "]" * 34),
-])
+_hostile = st.sampled_from(
+    [
+        "\x00",
+        "a\x00b",
+        "\ud800",
+        10**400,
+        -(10**400),
+        2**64,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        1e308,
+        -1e308,
+        1e16,
+        {"k\x00": 1},
+        {"x": [float("nan")]},
+        json.loads("[" * 34 + "0" + "]" * 34),
+    ]
+)
 json_values = st.recursive(
     _scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
@@ -82,7 +102,9 @@ def _set(obj: object, path: tuple[str, ...], value: object, delete: bool) -> Non
 def mutated(draw: st.DrawFn, tag: str = "hyp") -> bytes:
     """A valid event, possibly with one part deleted, replaced or added, as JSON bytes."""
     events = valid_events()
-    base = json.loads(json.dumps(draw(st.sampled_from([*events, events[-1]]))))  # unknown type twice
+    base = json.loads(
+        json.dumps(draw(st.sampled_from([*events, events[-1]])))
+    )  # unknown type twice
     key = "signal_id" if "signal_id" in base else "event_id"
     base[key] = f"{tag}-{draw(st.integers(0, 40))}"  # a few ids repeat: duplicates and conflicts
     how = draw(st.sampled_from(["none", "replace", "replace", "delete", "add", "add", "deep"]))
@@ -94,7 +116,12 @@ def mutated(draw: st.DrawFn, tag: str = "hyp") -> bytes:
         target = draw(st.sampled_from([(), *[p for p in paths if isinstance(_get(base, p), dict)]]))
         _set(base, (*target, draw(_text)), value, False)
     elif how == "deep":
-        _set(base, draw(st.sampled_from(paths)), _deep(draw(st.integers(20, 260)), draw(_scalars)), False)
+        _set(
+            base,
+            draw(st.sampled_from(paths)),
+            _deep(draw(st.integers(20, 260)), draw(_scalars)),
+            False,
+        )
     text = json.dumps(base, allow_nan=True, ensure_ascii=draw(st.booleans()))
     return text.encode("utf-8", "surrogatepass")
 

@@ -10,7 +10,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import click
 import typer
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from edgefinder import settings as settings_mod
 from edgefinder.console import Console
-from edgefinder.errors import EdgefinderError
+from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.esports.cli import esports_app
 from edgefinder.markets.cli import markets_app
 
@@ -32,7 +32,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database schema: apply migrations or print them as SQL.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema: apply migrations or print them as SQL.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(esports_app, name="esports")
 app.add_typer(markets_app, name="markets")
@@ -43,25 +45,33 @@ _verbose = False
 @app.callback()
 def _global(
     database_url: Annotated[
-        Optional[str],
-        typer.Option(help="SQLAlchemy URL, sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]"),
+        str | None,
+        typer.Option(
+            help="SQLAlchemy URL, sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]"
+        ),
     ] = None,
     redis_url: Annotated[
-        Optional[str], typer.Option(help="redis://host:port/db; unset = embedded files [env EDGEFINDER_REDIS_URL]")
+        str | None,
+        typer.Option(
+            help="redis://host:port/db; unset = embedded files [env EDGEFINDER_REDIS_URL]"
+        ),
     ] = None,
     redis_prefix: Annotated[
-        Optional[str], typer.Option(help="Prefix for every Redis key [env EDGEFINDER_REDIS_PREFIX]")
+        str | None, typer.Option(help="Prefix for every Redis key [env EDGEFINDER_REDIS_PREFIX]")
     ] = None,
     data_dir: Annotated[
-        Optional[Path], typer.Option(help="Directory for embedded data [env EDGEFINDER_DATA_DIR]")
+        Path | None, typer.Option(help="Directory for embedded data [env EDGEFINDER_DATA_DIR]")
     ] = None,
     api_token: Annotated[
-        Optional[str], typer.Option(help="Bearer token for POST /run-analysis [env EDGEFINDER_API_TOKEN]")
+        str | None,
+        typer.Option(help="Bearer token for POST /run-analysis [env EDGEFINDER_API_TOKEN]"),
     ] = None,
     log_level: Annotated[
-        Optional[str], typer.Option(help="DEBUG, INFO, WARNING or ERROR [env EDGEFINDER_LOG_LEVEL]")
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR [env EDGEFINDER_LOG_LEVEL]")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")
+    ] = False,
 ) -> None:
     """Settings come from flags, then EDGEFINDER_* variables, then defaults (see README)."""
     global _verbose
@@ -83,8 +93,12 @@ def _global(
 
 @app.command()
 def demo(
-    report: Annotated[bool, typer.Option("--report", help="Also write the HTML report of the demo run and "
-                                         "print its path.")] = False,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report", help="Also write the HTML report of the demo run and print its path."
+        ),
+    ] = False,
 ) -> None:
     """Run every pipeline on generated data with the embedded default (SQLite, files) and summarize."""
     from edgefinder.demo import run_demo
@@ -94,15 +108,24 @@ def demo(
 
 @app.command("report")
 def report_cmd(
-    out: Annotated[Path, typer.Option("--out", "-o", dir_okay=False, help="HTML file to write.")] = Path(
-        "report.html"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", dir_okay=False, help="HTML file to write.")
+    ] = Path("report.html"),
     esports_run: Annotated[
-        Optional[str], typer.Option("--esports-run", help="Run id of the esports section (default: the latest "
-                                    "succeeded run).")
+        str | None,
+        typer.Option(
+            "--esports-run",
+            help="Run id of the esports section (default: the latest succeeded run).",
+        ),
     ] = None,
     checkpoint_dir: Annotated[
-        Optional[Path], typer.Option("--checkpoint-dir", file_okay=False, help="Futures checkpoints "
-                                     "[env EDGEFINDER_CHECKPOINT_DIR, default checkpoints].")
+        Path | None,
+        typer.Option(
+            "--checkpoint-dir",
+            file_okay=False,
+            help="Futures checkpoints "
+            f"[env EDGEFINDER_CHECKPOINT_DIR, default {settings_mod.setting_default('checkpoint_dir')}].",
+        ),
     ] = None,
 ) -> None:
     """Write the HTML report of both pipelines: one self-contained file (opens offline) from the
@@ -115,14 +138,21 @@ def report_cmd(
     engine = make_engine(url)
     try:
         check_connection(engine)
-        built = build_report(engine, url, checkpoint_dir or s.checkpoint_dir, run_id=esports_run,
-                             stale_after_s=s.results_stale_after_s)
+        built = build_report(
+            engine,
+            url,
+            checkpoint_dir or s.checkpoint_dir,
+            run_id=esports_run,
+            stale_after_s=s.results_stale_after_s,
+        )
     finally:
         engine.dispose()
     path = write_report(built, out)
     es, fu = built.esports, built.futures
     console.print(f"esports: {es['run']['run_id'] if es['run'] else es['message']}", soft_wrap=True)
-    console.print(f"futures: {fu['checkpoint_dir'] if fu['available'] else fu['message']}", soft_wrap=True)
+    console.print(
+        f"futures: {fu['checkpoint_dir'] if fu['available'] else fu['message']}", soft_wrap=True
+    )
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)", soft_wrap=True)
 
 
@@ -161,7 +191,10 @@ def db_sql(
     """Print the migrations as plain SQL (what migrations/create_analytics_tables.sql holds)."""
     from edgefinder.store.migrate import render_sql
 
-    urls = {"postgresql": "postgresql://edgefinder@localhost/edgefinder", "sqlite": "sqlite:///edgefinder.sqlite3"}
+    urls = {
+        "postgresql": "postgresql://edgefinder@localhost/edgefinder",
+        "sqlite": "sqlite:///edgefinder.sqlite3",
+    }
     if dialect not in urls:
         raise EdgefinderError(f"unknown dialect {dialect!r}: use postgresql or sqlite")
     sys.stdout.write(render_sql(urls[dialect]))
@@ -177,7 +210,9 @@ def db_current() -> None:
     engine = make_engine(s.effective_database_url)
     check_connection(engine)
     engine.dispose()
-    console.print(current_revision(s.effective_database_url) or "empty (run `edgefinder db upgrade`)")
+    console.print(
+        current_revision(s.effective_database_url) or "empty (run `edgefinder db upgrade`)"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -185,8 +220,7 @@ def _one_line(exc: BaseException) -> str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
         return f"invalid setting {where}: {first.get('msg')}"
-    text = str(exc).strip().splitlines()
-    msg = text[0] if text else type(exc).__name__
+    msg = first_line(exc)
     return msg if isinstance(exc, EdgefinderError) else f"{type(exc).__name__}: {msg}"
 
 
@@ -206,10 +240,12 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # noqa: BLE001 - the CLI's contract is one line, not a traceback
+    except Exception as exc:
         if _verbose or "--verbose" in args or "-v" in args:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/bold red] {_one_line(exc)}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/bold red] {_one_line(exc)}", highlight=False, soft_wrap=True
+        )
         sys.exit(1)
 
 

@@ -42,12 +42,17 @@ class Console(RichConsole):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         env = os.environ if kwargs.get("_environ") is None else kwargs["_environ"]
-        self.fit_tables = kwargs.get("width") is None and not self.is_terminal and not env.get("COLUMNS")
+        self.fit_tables = (
+            kwargs.get("width") is None and not self.is_terminal and not env.get("COLUMNS")
+        )
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         """Rich's ``print``; a table wider than the console widens it for this call only."""
-        need = max((table_width(self, o) for o in objects if isinstance(o, Table)), default=0) \
-            if self.fit_tables else 0
+        need = (
+            max((table_width(self, o) for o in objects if isinstance(o, Table)), default=0)
+            if self.fit_tables
+            else 0
+        )
         if need <= self.width:
             super().print(*objects, **kwargs)
             return
@@ -69,8 +74,14 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-def write_records(fmt: str, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any] | None = None, *,
-                  key: str = "rows", out: IO[str] | None = None) -> None:
+def write_records(
+    fmt: str,
+    rows: Sequence[Mapping[Any, Any]],  # keyed by column label (to_dict types them Hashable)
+    meta: Mapping[str, Any] | None = None,
+    *,
+    key: str = "rows",
+    out: IO[str] | None = None,
+) -> None:
     """Write ``rows`` to ``out`` (default stdout) as ``json`` — one document, ``meta`` plus the rows
     under ``key`` — or ``csv`` — a header and one line per row (nested values as JSON text; ``meta``
     is left out). NaN and infinities become null / empty."""
@@ -83,8 +94,13 @@ def write_records(fmt: str, rows: Sequence[Mapping[str, Any]], meta: Mapping[str
         json.dump(jsonable({**(meta or {}), key: list(rows)}), stream, indent=2, default=str)
         stream.write("\n")
     elif fmt == "csv":
-        flat = [{k: json.dumps(jsonable(v)) if isinstance(v, (dict, list, tuple)) else v for k, v in r.items()}
-                for r in rows]
+        flat = [
+            {
+                k: json.dumps(jsonable(v)) if isinstance(v, (dict, list, tuple)) else v
+                for k, v in r.items()
+            }
+            for r in rows
+        ]
         pd.DataFrame(flat).to_csv(stream, index=False)
     else:
         raise ValueError(f"write_records writes json or csv, not {fmt!r}")

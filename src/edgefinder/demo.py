@@ -19,7 +19,9 @@ def run_demo(settings: Settings, console: Console, *, report: bool = False) -> P
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    console.print(Rule("[bold]edgefinder demo[/bold] — embedded default (SQLite + files, no servers)"))
+    console.print(
+        Rule("[bold]edgefinder demo[/bold] — embedded default (SQLite + files, no servers)")
+    )
     console.print(Rule("Esports macro-strategy analytics"))
     db = esports_demo.run(settings, console)
     console.print(Rule("Futures research pipeline"))
@@ -32,13 +34,19 @@ def run_demo(settings: Settings, console: Console, *, report: bool = False) -> P
         url = f"sqlite:///{db.as_posix()}"
         engine = make_engine(url)
         try:
-            built = build_report(engine, url, markets["checkpoints"], stale_after_s=settings.results_stale_after_s)
+            built = build_report(
+                engine, url, markets["checkpoints"], stale_after_s=settings.results_stale_after_s
+            )
         finally:
             engine.dispose()
         path = write_report(built, Path(settings.data_dir) / "demo" / "report.html")
-    console.print(Rule(f"done in {time.perf_counter() - started:.1f} s — data under {settings.data_dir}"))
+    console.print(
+        Rule(f"done in {time.perf_counter() - started:.1f} s — data under {settings.data_dir}")
+    )
     if path is not None:
         console.print(f"report: {path}", soft_wrap=True)
     else:
-        console.print("[dim]pictures of this run: `edgefinder demo --report` writes an HTML report[/dim]")
+        console.print(
+            "[dim]pictures of this run: `edgefinder demo --report` writes an HTML report[/dim]"
+        )
     return path

@@ -23,8 +23,14 @@ from tests.terminal import broken_table_lines, table_count
 
 def test_demo_runs_both_pipelines_without_servers(demo_run: DemoRun) -> None:
     out = demo_run.stdout
-    for marker in ("Esports macro-strategy analytics", "Futures research pipeline", "research/ops",
-                   "Phase 4", "Phase 5", "pending_review"):
+    for marker in (
+        "Esports macro-strategy analytics",
+        "Futures research pipeline",
+        "research/ops",
+        "Phase 4",
+        "Phase 5",
+        "pending_review",
+    ):
         assert marker in out, f"{marker!r} missing from the demo summary"
     assert demo_run.database.exists()
     assert (demo_run.checkpoints / "production_playbook.json").exists()
@@ -46,19 +52,32 @@ def test_demo_report_writes_the_page_and_prints_its_path(demo_run: DemoRun) -> N
     html = demo_run.report.read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>")
     # self-contained: plotly.js embedded (megabytes), nothing loaded from elsewhere
-    assert len(html) > 3_000_000 and "<script src=" not in html and "<link rel=\"stylesheet\"" not in html
+    assert (
+        len(html) > 3_000_000
+        and "<script src=" not in html
+        and '<link rel="stylesheet"' not in html
+    )
     assert 'id="esports"' in html and 'id="futures"' in html
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
-    return subprocess.run([sys.executable, "-m", "edgefinder", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edgefinder", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_markets_report_as_csv_and_json_for_a_pipe(demo_run: DemoRun, tmp_path: Path) -> None:
     ckpt = shutil.copytree(demo_run.checkpoints, tmp_path / "checkpoints")
-    csv = _run(["markets", "run", "--strategy-report", "--checkpoint-dir", str(ckpt), "--format", "csv"], tmp_path)
+    csv = _run(
+        ["markets", "run", "--strategy-report", "--checkpoint-dir", str(ckpt), "--format", "csv"],
+        tmp_path,
+    )
     assert csv.returncode == 0, csv.stderr[-2000:]
     assert "Phase 5" in csv.stderr  # the printed report goes to stderr, the rows to stdout
     from io import StringIO
@@ -68,7 +87,10 @@ def test_markets_report_as_csv_and_json_for_a_pipe(demo_run: DemoRun, tmp_path: 
     pd.testing.assert_frame_equal(got, written)
     assert len(got) == len(json.loads((ckpt / "pattern_library.json").read_text())["library"])
 
-    js = _run(["markets", "run", "--strategy-report", "--checkpoint-dir", str(ckpt), "--format", "json"], tmp_path)
+    js = _run(
+        ["markets", "run", "--strategy-report", "--checkpoint-dir", str(ckpt), "--format", "json"],
+        tmp_path,
+    )
     assert js.returncode == 0, js.stderr[-2000:]
     doc = json.loads(js.stdout)
     assert doc["purpose"] == "research/ops" and "betting" in doc["disclaimer"]
@@ -78,6 +100,19 @@ def test_markets_report_as_csv_and_json_for_a_pipe(demo_run: DemoRun, tmp_path: 
     playbook = json.loads((ckpt / "production_playbook.json").read_text())
     assert set(doc["selection"]["production"]) == set(playbook["templates"])
 
-    bad = _run(["markets", "run", "--checkpoint-dir", str(ckpt), "--data", str(tmp_path), "--format", "csv"],
-               tmp_path)
-    assert bad.returncode == 1 and "--strategy-report" in bad.stderr and "Traceback" not in bad.stderr
+    bad = _run(
+        [
+            "markets",
+            "run",
+            "--checkpoint-dir",
+            str(ckpt),
+            "--data",
+            str(tmp_path),
+            "--format",
+            "csv",
+        ],
+        tmp_path,
+    )
+    assert (
+        bad.returncode == 1 and "--strategy-report" in bad.stderr and "Traceback" not in bad.stderr
+    )

@@ -1,4 +1,4 @@
-"""Issue 3, done-when 1: simulated matches -> both Redis streams -> consumers -> Postgres -> API.
+"""Planted truth end to end: simulated matches -> both Redis streams -> consumers -> Postgres -> API.
 
 300 simulated matches (about 6,500 rounds, 13,000 team-rounds, 330,000 events) are published to the
 two streams under a private Redis prefix, consumed by the ingest pipeline into a private Postgres
@@ -57,7 +57,9 @@ ADJUSTED = ("logistic", "aipw_within")
 
 
 @pytest.fixture(scope="module")
-def e2e(pg_url: str, redis_url: str, redis_session_prefix: str, tmp_path_factory: pytest.TempPathFactory):
+def e2e(
+    pg_url: str, redis_url: str, redis_session_prefix: str, tmp_path_factory: pytest.TempPathFactory
+):
     import redis
 
     prefix = f"{redis_session_prefix}e2e:"
@@ -69,18 +71,31 @@ def e2e(pg_url: str, redis_url: str, redis_session_prefix: str, tmp_path_factory
     with private_pg_database(pg_url, "e2e") as url:
         pipeline = make_pipeline(url, "e2e-pseudonym-key")
         try:
-            ingested = run_ingest(pipeline, redis_client=client, prefix=prefix,
-                                  config=IngestConfig(batch_size=5000, block_ms=100), once=True)  # fmt: skip
+            ingested = run_ingest(
+                pipeline,
+                redis_client=client,
+                prefix=prefix,
+                config=IngestConfig(batch_size=5000, block_ms=100),
+                once=True,
+            )
         finally:
             pipeline.engine.dispose()
-        settings = Settings(database_url=url, api_token=TOKEN, redis_url=redis_url, redis_prefix=prefix)
+        settings = Settings(
+            database_url=url, api_token=TOKEN, redis_url=redis_url, redis_prefix=prefix
+        )
         from edgefinder.esports.api import create_app
 
         # with a broker configured, POST /run-analysis queues the run for a Celery worker
         tmp = tmp_path_factory.mktemp("e2e-worker")
-        worker = start_worker(ops_env(url, redis_url, prefix, tmp / "data"), tmp / "worker.log", "--pool", "solo")
+        worker = start_worker(
+            ops_env(url, redis_url, prefix, tmp / "data"), tmp / "worker.log", "--pool", "solo"
+        )
         with TestClient(create_app(settings)) as api:
-            r = api.post(f"{API}/run-analysis", headers={"Authorization": f"Bearer {TOKEN}"}, json={"seed": 0})
+            r = api.post(
+                f"{API}/run-analysis",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                json={"seed": 0},
+            )
             assert r.status_code == 202, r.text
             run_id = r.json()["run_id"]
             deadline = time.monotonic() + 300
@@ -92,15 +107,25 @@ def e2e(pg_url: str, redis_url: str, redis_session_prefix: str, tmp_path_factory
                     time.sleep(0.5)
             finally:
                 worker.stop()
-            top = api.get(f"{API}/top-correlations", params={"limit": 1000, "significant_only": True})
+            top = api.get(
+                f"{API}/top-correlations", params={"limit": 1000, "significant_only": True}
+            )
             everything = api.get(f"{API}/top-correlations", params={"limit": 1000})
             causal = api.get(f"{API}/causal-effects").json()
             metrics = api.get("/metrics").text
             health = api.get(f"{API}/health").json()
             yield {
-                "sim": sim, "ingested": ingested, "run": run, "top": top, "all": everything.json(), "causal": causal,
-                "metrics": metrics, "health": health, "client": client, "prefix": prefix,
-            }  # fmt: skip
+                "sim": sim,
+                "ingested": ingested,
+                "run": run,
+                "top": top,
+                "all": everything.json(),
+                "causal": causal,
+                "metrics": metrics,
+                "health": health,
+                "client": client,
+                "prefix": prefix,
+            }
     client.close()
 
 
@@ -127,9 +152,13 @@ def test_planted_effects_are_significant_with_the_right_sign(e2e) -> None:
         pair = [r for r in rows if r["feature"] == p["feature"] and r["outcome"] == p["outcome"]]
         want = "positive" if p["sign"] > 0 else "negative"
         adjusted = [r for r in pair if r["method"] in ADJUSTED and r["direction"] == want]
-        assert adjusted, f"planted {p['feature']} -> {p['outcome']} ({want}) not significant in an adjusted test"
+        assert adjusted, (
+            f"planted {p['feature']} -> {p['outcome']} ({want}) not significant in an adjusted test"
+        )
         wrong = [r for r in pair if r["direction"] not in (want,)]
-        assert not wrong, f"planted {p['feature']} -> {p['outcome']}: significant with the wrong sign: {wrong}"
+        assert not wrong, (
+            f"planted {p['feature']} -> {p['outcome']}: significant with the wrong sign: {wrong}"
+        )
 
 
 def test_at_most_ten_percent_of_significant_results_are_null_features(e2e) -> None:
@@ -145,15 +174,23 @@ def test_at_most_ten_percent_of_significant_results_are_null_features(e2e) -> No
     assert len(rows) >= 20
     false = [r for r in rows if r["feature"] in pure_null]
     share = len(false) / len(rows)
-    print(f"\nsignificant micro-feature results: {len(rows)}; pure nulls among them: {len(false)} ({share:.1%})")
-    assert share <= 0.10, f"{len(false)} of {len(rows)} significant results are null features: {false}"
+    print(
+        f"\nsignificant micro-feature results: {len(rows)}; pure nulls among them: {len(false)} ({share:.1%})"
+    )
+    assert share <= 0.10, (
+        f"{len(false)} of {len(rows)} significant results are null features: {false}"
+    )
 
 
 def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
     conf = e2e["sim"].truth["confounded"]
-    rows = [r for r in e2e["all"]["results"]
-            if r["feature"] == conf["feature"] and r["outcome"] == conf["outcome"]
-            and r["method"] == "aipw_within"]  # fmt: skip
+    rows = [
+        r
+        for r in e2e["all"]["results"]
+        if r["feature"] == conf["feature"]
+        and r["outcome"] == conf["outcome"]
+        and r["method"] == "aipw_within"
+    ]
     assert len(rows) == 1
     r = rows[0]
     d = r["details"]
@@ -161,8 +198,10 @@ def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
     assert d["threshold"] == conf["threshold"]  # the job binarized the count as the truth did
     assert r["ci_low"] <= true_ate <= r["ci_high"], (true_ate, r["ci_low"], r["ci_high"])
     lo, hi = d["naive_ci"]
-    print(f"\n{conf['feature']}: true ATE {true_ate:+.4f}; AIPW {r['effect']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]; "
-          f"IPW {d['ipw']:+.4f}; naive {d['naive']:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+    print(
+        f"\n{conf['feature']}: true ATE {true_ate:+.4f}; AIPW {r['effect']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]; "
+        f"IPW {d['ipw']:+.4f}; naive {d['naive']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+    )
     assert not lo <= true_ate <= hi, (true_ate, lo, hi)
     assert d["naive"] > r["effect"] > 0  # confounding inflates the naive difference
     # adjusted only for pre-round covariates, with balance reported
@@ -180,7 +219,9 @@ def test_causal_effects_endpoint_serves_verdicts_for_every_intent(e2e) -> None:
             continue
         e = by_feature[p["feature"]]
         assert e["significant"] and e["verdict"] in ("robust", "fragile")
-        assert (e["estimate"] > 0) == (p["sign"] > 0) and e["refutations"]["placebo"]["passed"] is not None
+        assert (e["estimate"] > 0) == (p["sign"] > 0) and e["refutations"]["placebo"][
+            "passed"
+        ] is not None
     for feat in ("advance_count", "rotate_count", "engage_count"):  # pure nulls
         assert by_feature[feat]["verdict"] == "not significant", by_feature[feat]
 

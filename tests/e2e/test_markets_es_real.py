@@ -42,11 +42,41 @@ def built(ticks_csv: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("es") / "atlas"
     ck = root.parent / "checkpoints"
     runner = CliRunner()
-    b = runner.invoke(app, ["markets", "atlas", "build", "--source", str(ticks_csv), "--tz", CHICAGO,
-                            "--out", str(root), "--timeframes", ",".join(TFS)])  # fmt: skip
+    b = runner.invoke(
+        app,
+        [
+            "markets",
+            "atlas",
+            "build",
+            "--source",
+            str(ticks_csv),
+            "--tz",
+            CHICAGO,
+            "--out",
+            str(root),
+            "--timeframes",
+            ",".join(TFS),
+        ],
+    )
     assert b.exit_code == 0, b.output
-    r = runner.invoke(app, ["markets", "run", "--data", str(root), "--checkpoint-dir", str(ck), "--timeframes",
-                            ",".join(TFS), "--no-dashboard", "--iterations", "2", "--seed", "0"])  # fmt: skip
+    r = runner.invoke(
+        app,
+        [
+            "markets",
+            "run",
+            "--data",
+            str(root),
+            "--checkpoint-dir",
+            str(ck),
+            "--timeframes",
+            ",".join(TFS),
+            "--no-dashboard",
+            "--iterations",
+            "2",
+            "--seed",
+            "0",
+        ],
+    )
     assert r.exit_code == 0, r.output
     return root, ck
 
@@ -62,7 +92,9 @@ def test_atlas_matches_an_independent_resample(built, ticks_csv: Path) -> None:
         got = atlas.read_bars(root, tf)
         assert len(got) == len(ref) == n
         np.testing.assert_array_equal(got["timestamp"].to_numpy(), ref.index.asi8 // 10**9)
-        np.testing.assert_array_equal(got[["open", "high", "low", "close"]].to_numpy(), ref.to_numpy())
+        np.testing.assert_array_equal(
+            got[["open", "high", "low", "close"]].to_numpy(), ref.to_numpy()
+        )
         assert got["volume"].sum() == raw["Volume"].sum()
     first = atlas.read_bars(root, "15s")["timestamp"].iloc[0]
     assert pd.Timestamp(first, unit="s", tz="UTC") == pd.Timestamp("2013-09-01 22:00", tz="UTC")
@@ -82,7 +114,11 @@ def test_sessions_follow_the_cme_calendar(built) -> None:
         ts = bars["timestamp"].to_numpy()
         ours = atlas.session_ids(ts).astype(object)
         i = np.searchsorted(opens, ts, side="right") - 1
-        inside = (i >= 0) & (ts >= opens[i]) & (ts + atlas.tf_seconds(tf) <= closes[np.maximum(i, 0)] + 1)
+        inside = (
+            (i >= 0)
+            & (ts >= opens[i])
+            & (ts + atlas.tf_seconds(tf) <= closes[np.maximum(i, 0)] + 1)
+        )
         assert inside.all(), f"{tf}: {int((~inside).sum())} bars outside every CME session"
         # our session label (17:00-16:00 Chicago, named by its end date) is the calendar's
         assert (np.array([labels[k] for k in i]) == ours).all()
@@ -93,7 +129,11 @@ def test_sessions_follow_the_cme_calendar(built) -> None:
         assert not gap.any()
         last_labor = pd.Timestamp(ts[ours == labor].max(), unit="s", tz="UTC").tz_convert(CHICAGO)
         first_next = pd.Timestamp(ts[ours != labor].min(), unit="s", tz="UTC").tz_convert(CHICAGO)
-        assert last_labor.hour < 12 and (first_next.hour, first_next.minute, first_next.day) == (17, 0, 2)
+        assert last_labor.hour < 12 and (first_next.hour, first_next.minute, first_next.day) == (
+            17,
+            0,
+            2,
+        )
         lo, hi = atlas.session_bounds(labor)
         assert ts[ours == labor].min() >= lo and ts[ours == labor].max() < hi
 
@@ -106,8 +146,10 @@ def test_discovery_chains_never_look_ahead(built) -> None:
     df = manifest_to_frame(manifest)
     assert len(df) > 0 and set(df["timeframe"]) <= set(TFS)
     assert (df["chain_len"] == df["depth"]).all()
-    print(f"\nES discovery: {len(df)} patterns, by timeframe {df['timeframe'].value_counts().to_dict()}, "
-          f"by depth {df['depth'].value_counts().sort_index().to_dict()}")
+    print(
+        f"\nES discovery: {len(df)} patterns, by timeframe {df['timeframe'].value_counts().to_dict()}, "
+        f"by depth {df['depth'].value_counts().sort_index().to_dict()}"
+    )
     checked = 0
     for p in manifest:
         below_open = p.timestamp  # the bar below the current chain entry: first the pattern itself

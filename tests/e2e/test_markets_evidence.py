@@ -44,15 +44,28 @@ def _pipeline(root: str, edge: str, seed: int, sessions: int) -> dict:
     data, ck = Path(root) / "atlas", Path(root) / "ck"
     generate_atlas(data, SynthConfig(sessions=sessions, seed=seed, edge=edge))  # type: ignore[arg-type]
     dates = session_dates(SynthConfig().start, sessions)
-    orch = Orchestrator(data, ck, train_until=dates[TRAIN].isoformat(), seed=seed, dashboard=False,
-                        console=Console(file=io.StringIO()))
+    orch = Orchestrator(
+        data,
+        ck,
+        train_until=dates[TRAIN].isoformat(),
+        seed=seed,
+        dashboard=False,
+        console=Console(file=io.StringIO()),
+    )
     orch.run()
     held_back = sessions > FORWARD
-    fwd = orch.run_forward_pass(day_lines=False, forward_until=dates[FORWARD].isoformat() if held_back else None)
+    fwd = orch.run_forward_pass(
+        day_lines=False, forward_until=dates[FORWARD].isoformat() if held_back else None
+    )
     sel = orch.run_strategy_selection()
-    out = {"seed": seed, "oos": fwd.report["out_of_sample"], "production": len(sel.production),
-           "families": sorted({f for e in sel.production.values() for f in e["families"]}),
-           "truth": json.loads((data / "ground_truth.json").read_text()).get("naive_fade"), "paper": None}
+    out = {
+        "seed": seed,
+        "oos": fwd.report["out_of_sample"],
+        "production": len(sel.production),
+        "families": sorted({f for e in sel.production.values() for f in e["families"]}),
+        "truth": json.loads((data / "ground_truth.json").read_text()).get("naive_fade"),
+        "paper": None,
+    }
     if held_back and sel.production:
         approve_playbook(ck, "test reviewer")
         out["paper"] = run_paper_trade(ck, data, dates[FORWARD].isoformat()).report
@@ -61,34 +74,62 @@ def _pipeline(root: str, edge: str, seed: int, sessions: int) -> dict:
 
 def _runs(tmp_path: Path, edge: str, seeds: range, sessions: int) -> list[dict]:
     with ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_pipeline, str(tmp_path / f"{edge}{s}"), edge, s, sessions) for s in seeds]
+        futures = [
+            pool.submit(_pipeline, str(tmp_path / f"{edge}{s}"), edge, s, sessions) for s in seeds
+        ]
         return [f.result() for f in futures]
 
 
 def test_a_reverting_edge_is_found_at_the_defaults_and_earns_on_unseen_sessions(tmp_path) -> None:
     runs = _runs(tmp_path, "reverting", range(5), FORWARD + 30)
-    summary = [(r["seed"], r["production"], r["paper"] and r["paper"]["total_trades"],
-                r["paper"] and round(r["paper"]["total_pnl"], 2)) for r in runs]
+    summary = [
+        (
+            r["seed"],
+            r["production"],
+            r["paper"] and r["paper"]["total_trades"],
+            r["paper"] and round(r["paper"]["total_pnl"], 2),
+        )
+        for r in runs
+    ]
     for r in runs:
         fade = r["truth"]
-        assert fade["mean_points"] > 0 and fade["t"] > 5, fade  # the planted edge survives the costs
+        assert fade["mean_points"] > 0 and fade["t"] > 5, (
+            fade
+        )  # the planted edge survives the costs
         assert r["oos"]["total_trades"] >= 200
         # the truth: fading sharp moves earns, following momentum cannot; nothing else may be promoted
         assert all(f.startswith("ROCHE_SNAP 15s ") for f in r["families"]), r["families"]
         if r["paper"] is not None:
             p = r["paper"]
             assert p["sessions"] == 30 and p["playbook_status"] == "approved"
-            assert set(p) >= {"sessions", "total_trades", "total_pnl", "mean_pnl_per_trade", "p_value_mean_pnl_gt_0",
-                              "win_rate", "max_drawdown", "sharpe_per_trade"}
+            assert set(p) >= {
+                "sessions",
+                "total_trades",
+                "total_pnl",
+                "mean_pnl_per_trade",
+                "p_value_mean_pnl_gt_0",
+                "win_rate",
+                "max_drawdown",
+                "sharpe_per_trade",
+            }
     found = [r for r in runs if r["production"] > 0 and r["paper"]["total_pnl"] > 0]
     assert len(found) >= 4, summary
 
 
 def test_noise_is_traded_enough_and_promotes_nothing(tmp_path) -> None:
     runs = _runs(tmp_path, "none", range(10), FORWARD)
-    summary = [(r["seed"], r["oos"]["total_trades"], round(r["oos"]["mean_pnl_per_trade"], 2), r["production"])
-               for r in runs]
+    summary = [
+        (
+            r["seed"],
+            r["oos"]["total_trades"],
+            round(r["oos"]["mean_pnl_per_trade"], 2),
+            r["production"],
+        )
+        for r in runs
+    ]
     ok = [r for r in runs if r["oos"]["total_trades"] >= 200 and r["production"] == 0]
     assert len(ok) >= 9, summary
-    for r in runs:  # enough trades for the test to have said something: the power statement is conclusive
+    for r in (
+        runs
+    ):  # enough trades for the test to have said something: the power statement is conclusive
         assert r["oos"]["power"]["conclusive"], summary

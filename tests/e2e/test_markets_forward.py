@@ -53,12 +53,28 @@ def _quiet() -> Console:
     return Console(file=io.StringIO(), force_terminal=False, width=160)
 
 
-def _pipeline(root: Path, edge: str, tfs: list[str] | None = None, seed: int = 3, sessions: int = SESSIONS,
-              train_until: str | None = TRAIN_UNTIL, iterations: int = ITER, forward_until: str | None = None):
+def _pipeline(
+    root: Path,
+    edge: str,
+    tfs: list[str] | None = None,
+    seed: int = 3,
+    sessions: int = SESSIONS,
+    train_until: str | None = TRAIN_UNTIL,
+    iterations: int = ITER,
+    forward_until: str | None = None,
+):
     data, ck = root / "atlas", root / "ck"
     generate_atlas(data, SynthConfig(sessions=sessions, seed=seed, edge=edge))  # type: ignore[arg-type]
-    orch = Orchestrator(data, ck, iterations=iterations, train_until=train_until, timeframes=tfs, seed=seed,
-                        dashboard=False, console=_quiet())
+    orch = Orchestrator(
+        data,
+        ck,
+        iterations=iterations,
+        train_until=train_until,
+        timeframes=tfs,
+        seed=seed,
+        dashboard=False,
+        console=_quiet(),
+    )
     orch.run()
     fwd = orch.run_forward_pass(day_lines=False, forward_until=forward_until)
     sel = orch.run_strategy_selection()
@@ -72,15 +88,19 @@ def none_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def planted_run(tmp_path_factory):
-    return _pipeline(tmp_path_factory.mktemp("fwd_reverting"), "reverting", sessions=120,
-                     forward_until=FORWARD_UNTIL)
+    return _pipeline(
+        tmp_path_factory.mktemp("fwd_reverting"),
+        "reverting",
+        sessions=120,
+        forward_until=FORWARD_UNTIL,
+    )
 
 
 def _report(ck: Path) -> dict:
     return json.loads((ck / REPORT).read_text())
 
 
-# ------------------------------------------------------------------------------ done-when 1
+# ---------------------------------------- noise promotes nothing; the scan; the paper trade
 
 
 def test_no_edge_has_empty_playbook_and_no_oos_edge(none_run) -> None:
@@ -88,11 +108,16 @@ def test_no_edge_has_empty_playbook_and_no_oos_edge(none_run) -> None:
     _, ck, fwd, sel = none_run
     rep = _report(ck)
     assert rep["complete"] and rep["sessions_processed"] == SESSIONS
-    assert rep["timeframes"] == ["1D", "4h", "1h", "15m", "5m", "1m", "15s"] and rep["entry_timeframe"] == "15s"
+    assert (
+        rep["timeframes"] == ["1D", "4h", "1h", "15m", "5m", "1m", "15s"]
+        and rep["entry_timeframe"] == "15s"
+    )
     assert rep["cascade"] == "context"
     oos = rep["out_of_sample"]
     assert rep["in_sample"]["days"] == 60 and oos["days"] == SESSIONS - 60
-    assert oos["total_trades"] >= 200 and oos["power"]["conclusive"]  # enough trades for the test to mean it
+    assert (
+        oos["total_trades"] >= 200 and oos["power"]["conclusive"]
+    )  # enough trades for the test to mean it
     assert oos["p_value_mean_pnl_gt_0"] > 0.05  # not significantly above zero
     assert sel.production == {}
     doc = json.loads((ck / "production_playbook.json").read_text())
@@ -125,8 +150,13 @@ def test_the_forward_scan_is_the_discovery_scan(none_run) -> None:
         assert chains[i] == ref.parent_chain
         assert got_states[i] == ref.state
     np.testing.assert_array_equal(cascade.features(k), pattern_features(manifest))
-    day = next(d for d in DATES if atlas.session_bounds(d)[0] <= manifest[len(manifest) // 2].timestamp
-               < atlas.session_bounds(d)[1])
+    day = next(
+        d
+        for d in DATES
+        if atlas.session_bounds(d)[0]
+        <= manifest[len(manifest) // 2].timestamp
+        < atlas.session_bounds(d)[1]
+    )
     idx = scanner.scan_session(day, cascade)
     lo, hi = atlas.session_bounds(day)
     assert idx.size and all(lo <= manifest[i].timestamp < hi for i in idx)
@@ -141,7 +171,9 @@ def test_held_back_sessions_and_the_paper_trade_guards(planted_run, tmp_path) ->
 
     data, ck, fwd, sel = planted_run
     rep = fwd.report
-    assert rep["sessions_total"] == 90 and rep["forward_until"] == atlas.session_bounds(DATES[90])[0]
+    assert (
+        rep["sessions_total"] == 90 and rep["forward_until"] == atlas.session_bounds(DATES[90])[0]
+    )
     assert fwd.trades["entry_time"].max() < rep["forward_until"]
     rec = forward_record(ck)
     assert rec is not None and rec.last_session == DATES[89].isoformat() and rec.sessions == 90
@@ -153,19 +185,36 @@ def test_held_back_sessions_and_the_paper_trade_guards(planted_run, tmp_path) ->
     with pytest.raises(PaperTradeError, match="pending_review"):
         run_paper_trade(work, data, DATES[90].isoformat())
     with pytest.raises(PaperTradeError, match="--to .* is before --from"):
-        run_paper_trade(work, data, DATES[100].isoformat(), DATES[95].isoformat(), allow_pending=True)
-    frozen = {n: (work / n).read_bytes() for n in ("brain.pkl", "production_playbook.pkl", "pattern_library.pkl",
-                                                    "state.json", REPORT)}
+        run_paper_trade(
+            work, data, DATES[100].isoformat(), DATES[95].isoformat(), allow_pending=True
+        )
+    frozen = {
+        n: (work / n).read_bytes()
+        for n in (
+            "brain.pkl",
+            "production_playbook.pkl",
+            "pattern_library.pkl",
+            "state.json",
+            REPORT,
+        )
+    }
     res = run_paper_trade(work, data, DATES[90].isoformat(), allow_pending=True)
     assert res.report["sessions"] == 30 and res.report["from"] == DATES[90].isoformat()
-    assert res.report["to"] == DATES[119].isoformat() and res.report["playbook_status"] == "pending_review"
-    assert all((work / n).read_bytes() == b for n, b in frozen.items())  # frozen: no brain updates, no new files
+    assert (
+        res.report["to"] == DATES[119].isoformat()
+        and res.report["playbook_status"] == "pending_review"
+    )
+    assert all(
+        (work / n).read_bytes() == b for n, b in frozen.items()
+    )  # frozen: no brain updates, no new files
     doc = json.loads((work / "paper_trade_report.json").read_text())
     assert doc["total_trades"] == res.report["total_trades"] > 0
     assert doc["total_pnl"] == pytest.approx(res.trades["pnl"].sum())
 
 
-def test_paper_trades_are_the_production_playbook_replayed_independently(planted_run, tmp_path) -> None:
+def test_paper_trades_are_the_production_playbook_replayed_independently(
+    planted_run, tmp_path
+) -> None:
     """Every paper trade, checked without the replay code: its entry is a 15s pattern of discovery's scan
     over all bars (whose chain started before the entry), its nearest template is in production for the
     pattern's family, positions never overlap, and its PnL is the one exit simulator's for that entry and
@@ -183,17 +232,29 @@ def test_paper_trades_are_the_production_playbook_replayed_independently(planted
     trades = run_paper_trade(work, data, DATES[90].isoformat(), allow_pending=True).trades
     assert len(trades) > 50
     lo = atlas.session_bounds(DATES[90])[0]
-    pats = [p for p in FractalDiscoveryAgent().scan_atlas_topdown(data) if p.timeframe == "15s" and p.timestamp >= lo]
+    pats = [
+        p
+        for p in FractalDiscoveryAgent().scan_atlas_topdown(data)
+        if p.timeframe == "15s" and p.timestamp >= lo
+    ]
     lib = pickle.loads((ck / "pattern_library.pkl").read_bytes())
     ids = np.array(sorted(lib))
     scaler = load_scaler(ck / "clustering_scaler.pkl")
-    nidx, dist = nearest_template(scaler.transform(pattern_features(pats)),
-                                  scaler.transform(np.array([lib[t]["centroid"] for t in ids])))
+    nidx, dist = nearest_template(
+        scaler.transform(pattern_features(pats)),
+        scaler.transform(np.array([lib[t]["centroid"] for t in ids])),
+    )
     by_bar = {}
     for p, t, d in zip(pats, ids[nidx], dist):
-        side = (-1 if p.z_score > 0 else 1) if p.pattern_type == "ROCHE_SNAP" else (1 if p.momentum > 0 else -1)
+        side = (
+            (-1 if p.z_score > 0 else 1)
+            if p.pattern_type == "ROCHE_SNAP"
+            else (1 if p.momentum > 0 else -1)
+        )
         root = p.parent_chain[-1]["type"] if p.parent_chain else ""
-        by_bar.setdefault(p.timestamp, []).append((int(t), family_key(p.pattern_type, "15s", side, root), side, d))
+        by_bar.setdefault(p.timestamp, []).append(
+            (int(t), family_key(p.pattern_type, "15s", side, root), side, d)
+        )
     bars = atlas.read_bars(data, "15s")
     ts = bars["timestamp"].to_numpy()
     inst = get_instrument("MNQ")
@@ -204,14 +265,28 @@ def test_paper_trades_are_the_production_playbook_replayed_independently(planted
         row = int(np.searchsorted(ts, r.entry_time - 15))
         end = int(np.flatnonzero(sid == sid[row])[-1])
         p = lib[r.template_id]["params"]
-        sim = simulate_exits(ts, bars["high"].to_numpy(), bars["low"].to_numpy(), bars["close"].to_numpy(), [row],
-                             opts[0][2], p["stop_loss_ticks"], p["take_profit_ticks"], p["trailing_stop_ticks"],
-                             p["max_hold_seconds"], inst, end_idx=end, bar_seconds=15.0)
+        sim = simulate_exits(
+            ts,
+            bars["high"].to_numpy(),
+            bars["low"].to_numpy(),
+            bars["close"].to_numpy(),
+            [row],
+            opts[0][2],
+            p["stop_loss_ticks"],
+            p["take_profit_ticks"],
+            p["trailing_stop_ticks"],
+            p["max_hold_seconds"],
+            inst,
+            end_idx=end,
+            bar_seconds=15.0,
+        )
         assert sim.pnl_dollars[0] == pytest.approx(r.pnl)
-    assert (trades["entry_time"].to_numpy()[1:] >= trades["exit_time"].to_numpy()[:-1]).all()  # one at a time
+    assert (
+        trades["entry_time"].to_numpy()[1:] >= trades["exit_time"].to_numpy()[:-1]
+    ).all()  # one at a time
 
 
-# ------------------------------------------------------------------------------ done-when 3
+# ---------------------------------------------------------------------------- no look-ahead
 
 
 def _perturbed_copy(src: Path, dst: Path, t_cut: int, seed: int = 11) -> None:
@@ -228,7 +303,9 @@ def _perturbed_copy(src: Path, dst: Path, t_cut: int, seed: int = 11) -> None:
     atlas.write_all_timeframes(dst, base, "15s", tfs)
 
 
-def test_no_lookahead_perturbing_the_future_changes_no_earlier_decision(planted_run, tmp_path) -> None:
+def test_no_lookahead_perturbing_the_future_changes_no_earlier_decision(
+    planted_run, tmp_path
+) -> None:
     data, ck, fwd, _ = planted_run
     # mid-session, not on a 1m/5m/15m/1h boundary: bars of every coarser timeframe straddle the cut
     t_cut = atlas.session_bounds(DATES[75])[0] + 6 * 3600 + 7 * 60 + 30
@@ -239,19 +316,34 @@ def test_no_lookahead_perturbing_the_future_changes_no_earlier_decision(planted_
         shutil.copy(ck / name, pck / name)
     alt = run_forward_pass(pdata, pck, ForwardConfig(), forward_until=FORWARD_UNTIL)
     a, b = fwd.trades, alt.trades
-    cols = ["entry_time", "template_id", "direction", "entry_price", "match_distance", "pattern_type",
-            "root_tf", "root_type", "chain", "depth", "family"]
+    cols = [
+        "entry_time",
+        "template_id",
+        "direction",
+        "entry_price",
+        "match_distance",
+        "pattern_type",
+        "root_tf",
+        "root_type",
+        "chain",
+        "depth",
+        "family",
+    ]
     before_a, before_b = a[a["entry_time"] <= t_cut], b[b["entry_time"] <= t_cut]
     assert len(before_a) > 20
-    pd.testing.assert_frame_equal(before_a[cols].reset_index(drop=True), before_b[cols].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        before_a[cols].reset_index(drop=True), before_b[cols].reset_index(drop=True)
+    )
     closed_a, closed_b = a[a["exit_time"] <= t_cut], b[b["exit_time"] <= t_cut]
     pd.testing.assert_frame_equal(closed_a.reset_index(drop=True), closed_b.reset_index(drop=True))
     # the perturbation did change what happened after the cut (the test can fail)
     after_a, after_b = a[a["entry_time"] > t_cut], b[b["entry_time"] > t_cut]
-    assert len(after_a) != len(after_b) or not np.allclose(after_a["pnl"].to_numpy(), after_b["pnl"].to_numpy())
+    assert len(after_a) != len(after_b) or not np.allclose(
+        after_a["pnl"].to_numpy(), after_b["pnl"].to_numpy()
+    )
 
 
-# ------------------------------------------------------------------------------ done-when 4
+# ---------------------------------------------------------- resume, determinism and the CLI
 
 
 def _copy_inputs(ck: Path, dst: Path) -> Path:
@@ -305,9 +397,13 @@ def test_changed_inputs_restart_the_journal(none_run, tmp_path) -> None:
     replayed: list[int] = []
     resumed = run_forward_pass(data, work, on_session=lambda k, d: replayed.append(k))
     assert replayed == []  # every session came from the journal
-    assert resumed.complete and (work / REPORT).read_text() == (ck / REPORT).read_text()  # nothing left to do
+    assert (
+        resumed.complete and (work / REPORT).read_text() == (ck / REPORT).read_text()
+    )  # nothing left to do
     seen: list[int] = []
-    strict = run_forward_pass(data, work, ForwardConfig(match_distance=1.0), on_session=lambda k, d: seen.append(k))
+    strict = run_forward_pass(
+        data, work, ForwardConfig(match_distance=1.0), on_session=lambda k, d: seen.append(k)
+    )
     assert seen[0] == 0 and strict.report["config"]["match_distance"] == 1.0
     assert strict.report["gates"]["gate1_pass"] < resumed.report["gates"]["gate1_pass"]
 
@@ -315,11 +411,16 @@ def test_changed_inputs_restart_the_journal(none_run, tmp_path) -> None:
 def test_same_seed_twice_gives_the_same_report(tmp_path) -> None:
     """The whole pipeline (synth, Phases 2–5) twice with one seed: identical Phase 4 report and playbook."""
     small = dict(sessions=30, train_until=DATES[20].isoformat(), iterations=3)
-    runs = [_pipeline(tmp_path / f"run{k}", "planted", ["5m", "1m", "15s"], seed=8, **small) for k in (0, 1)]
+    runs = [
+        _pipeline(tmp_path / f"run{k}", "planted", ["5m", "1m", "15s"], seed=8, **small)
+        for k in (0, 1)
+    ]
     (_, ck0, f0, _), (_, ck1, f1, _) = runs
     assert f0.report["all"]["total_trades"] > 0
     assert (ck0 / REPORT).read_text() == (ck1 / REPORT).read_text()
-    assert (ck0 / "production_playbook.json").read_text() == (ck1 / "production_playbook.json").read_text()
+    assert (ck0 / "production_playbook.json").read_text() == (
+        ck1 / "production_playbook.json"
+    ).read_text()
     pd.testing.assert_frame_equal(f0.trades, f1.trades)
 
 
@@ -336,29 +437,57 @@ def test_cli_three_combinations(none_run, tmp_path) -> None:
     (work / REPORT).unlink()
     (work / JOURNAL).unlink()
     runner = CliRunner()
-    # the report alone needs no ATLAS (the seed's `--strategy-report` on its own)
+    # the report alone needs no ATLAS (the original `--strategy-report` on its own)
     r = runner.invoke(markets_app, ["run", "--checkpoint-dir", str(work), "--strategy-report"])
     assert r.exit_code == 0, r.output
     assert "=== Phase 5: Strategy Selection ===" in r.output and "Phase 4" not in r.output
-    r = runner.invoke(markets_app, ["run", "--data", str(data), "--checkpoint-dir", str(work), "--forward-pass",
-                                    "--strategy-report", "--min-prob", "0.05"])
+    r = runner.invoke(
+        markets_app,
+        [
+            "run",
+            "--data",
+            str(data),
+            "--checkpoint-dir",
+            str(work),
+            "--forward-pass",
+            "--strategy-report",
+            "--min-prob",
+            "0.05",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "=== Phase 4 Forward Pass Complete ===" in r.output
-    for line in ("Days: 90", "Total trades:", "Win rate:", "Total PnL:", "Sharpe:", "Max drawdown:",
-                 "Templates fired:", "Brain coverage:", "=== Out-of-sample sessions ===", "Power:"):
+    for line in (
+        "Days: 90",
+        "Total trades:",
+        "Win rate:",
+        "Total PnL:",
+        "Sharpe:",
+        "Max drawdown:",
+        "Templates fired:",
+        "Brain coverage:",
+        "=== Out-of-sample sessions ===",
+        "Power:",
+    ):
         assert line in r.output
     assert "Phase 2 — discovery" not in r.output  # skipped: existing playbook
     assert (work / REPORT).read_text() == (ck / REPORT).read_text()
     # a forward pass on this playbook may not call training sessions out-of-sample, nor change the hierarchy
     early = DATES[40].isoformat()
     for extra in (["--train-until", early], ["--timeframes", "5m,1m,15s"]):
-        r = runner.invoke(markets_app, ["run", "--data", str(data), "--checkpoint-dir", str(work), "--forward-pass",
-                                        *extra])
+        r = runner.invoke(
+            markets_app,
+            ["run", "--data", str(data), "--checkpoint-dir", str(work), "--forward-pass", *extra],
+        )
         assert r.exit_code != 0 and isinstance(r.exception, ForwardError), r.output
-    assert (work / REPORT).read_text() == (ck / REPORT).read_text()  # refused before touching anything
+    assert (work / REPORT).read_text() == (
+        ck / REPORT
+    ).read_text()  # refused before touching anything
     r = runner.invoke(markets_app, ["run", "--checkpoint-dir", str(work), "--forward-pass"])
     assert r.exit_code != 0 and "--data DIR" in str(r.exception)
-    r = runner.invoke(markets_app, ["approve-playbook", "--checkpoint-dir", str(work), "--reviewer", "qa"])
+    r = runner.invoke(
+        markets_app, ["approve-playbook", "--checkpoint-dir", str(work), "--reviewer", "qa"]
+    )
     assert r.exit_code == 0 and "approved" in r.output
 
 
@@ -378,4 +507,7 @@ def test_demo_finds_its_edge_and_paper_trades_it(tmp_path) -> None:
     ck = tmp_path / "demo" / "markets" / "checkpoints"
     rep = json.loads((ck / REPORT).read_text())
     assert rep["complete"] and rep["out_of_sample"]["days"] == 30 and rep["sessions_total"] == 90
-    assert json.loads((ck / "paper_trade_report.json").read_text())["total_trades"] == out["paper"]["total_trades"]
+    assert (
+        json.loads((ck / "paper_trade_report.json").read_text())["total_trades"]
+        == out["paper"]["total_trades"]
+    )

@@ -13,16 +13,21 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from edgefinder.markets.cascade import FractalCascadeScanner
 from edgefinder.markets.cli import markets_app
 from edgefinder.markets.discovery import load_manifest
-from edgefinder.markets.cascade import FractalCascadeScanner
 from edgefinder.markets.forward import ForwardError, resolve_physics
 from edgefinder.markets.physics import PhysicsConfig
 from edgefinder.markets.synth import SynthConfig, generate_atlas
 from edgefinder.settings import Settings, get_settings
 
 TFS = "5m,1m,15s"
-ENV = ("EDGEFINDER_SNAP_Z", "EDGEFINDER_SNAP_VELOCITY", "EDGEFINDER_DRIVE_MOMENTUM", "EDGEFINDER_DRIVE_COHERENCE")
+ENV = (
+    "EDGEFINDER_SNAP_Z",
+    "EDGEFINDER_SNAP_VELOCITY",
+    "EDGEFINDER_DRIVE_MOMENTUM",
+    "EDGEFINDER_DRIVE_COHERENCE",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -51,17 +56,34 @@ def test_environment_sets_the_thresholds_and_a_flag_wins(monkeypatch):
     monkeypatch.setenv("EDGEFINDER_DRIVE_COHERENCE", "1")
     s = Settings(_env_file=None)
     cfg = PhysicsConfig.from_settings(s)
-    assert cfg == PhysicsConfig(snap_z=2.5, snap_velocity=0.75, drive_momentum=8.0, drive_coherence=1.0)
-    assert cfg.thresholds() == {"snap_z": 2.5, "snap_velocity": 0.75, "drive_momentum": 8.0, "drive_coherence": 1.0}
+    assert cfg == PhysicsConfig(
+        snap_z=2.5, snap_velocity=0.75, drive_momentum=8.0, drive_coherence=1.0
+    )
+    assert cfg.thresholds() == {
+        "snap_z": 2.5,
+        "snap_velocity": 0.75,
+        "drive_momentum": 8.0,
+        "drive_coherence": 1.0,
+    }
     # a CLI flag (not None) overrides the environment; None leaves the setting
-    assert PhysicsConfig.from_settings(s, snap_z=3.0, drive_momentum=None) == dataclasses.replace(cfg, snap_z=3.0)
+    assert PhysicsConfig.from_settings(s, snap_z=3.0, drive_momentum=None) == dataclasses.replace(
+        cfg, snap_z=3.0
+    )
     with pytest.raises(TypeError):
         PhysicsConfig.from_settings(s, rp=10)
 
 
-@pytest.mark.parametrize(("var", "value"), [("EDGEFINDER_SNAP_Z", "0"), ("EDGEFINDER_SNAP_VELOCITY", "-0.5"),
-                                            ("EDGEFINDER_DRIVE_MOMENTUM", "0"), ("EDGEFINDER_DRIVE_COHERENCE", "0"),
-                                            ("EDGEFINDER_DRIVE_COHERENCE", "1.01"), ("EDGEFINDER_SNAP_Z", "abc")])
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("EDGEFINDER_SNAP_Z", "0"),
+        ("EDGEFINDER_SNAP_VELOCITY", "-0.5"),
+        ("EDGEFINDER_DRIVE_MOMENTUM", "0"),
+        ("EDGEFINDER_DRIVE_COHERENCE", "0"),
+        ("EDGEFINDER_DRIVE_COHERENCE", "1.01"),
+        ("EDGEFINDER_SNAP_Z", "abc"),
+    ],
+)
 def test_bad_thresholds_are_rejected(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     with pytest.raises(ValidationError):
@@ -69,10 +91,14 @@ def test_bad_thresholds_are_rejected(monkeypatch, var, value):
 
 
 def test_resolve_physics_reads_the_record_and_refuses_other_thresholds(tmp_path):
-    assert resolve_physics(tmp_path, {"snap_z": 2.5}) == PhysicsConfig(snap_z=2.5)  # no record: as asked
+    assert resolve_physics(tmp_path, {"snap_z": 2.5}) == PhysicsConfig(
+        snap_z=2.5
+    )  # no record: as asked
     disc: dict = {"timeframes": ["5m", "1m", "15s"], "train_until": None}
     (tmp_path / "state.json").write_text(json.dumps({"version": 1, "phases": {"discovery": disc}}))
-    assert resolve_physics(tmp_path, None) == PhysicsConfig()  # recorded before thresholds were settings
+    assert (
+        resolve_physics(tmp_path, None) == PhysicsConfig()
+    )  # recorded before thresholds were settings
     disc["physics"] = dataclasses.asdict(PhysicsConfig(snap_z=3.0, drive_coherence=0.2))
     (tmp_path / "state.json").write_text(json.dumps({"version": 1, "phases": {"discovery": disc}}))
     rec = PhysicsConfig(snap_z=3.0, drive_coherence=0.2)
@@ -83,7 +109,9 @@ def test_resolve_physics_reads_the_record_and_refuses_other_thresholds(tmp_path)
         resolve_physics(tmp_path, {"snap_z": 2.5, "snap_velocity": 0.5})
     assert "\n" not in str(exc.value)
     with pytest.raises(ForwardError, match="--drive-coherence 0.3"):
-        resolve_physics(tmp_path, PhysicsConfig(snap_z=3.0))  # a full config: every field is compared
+        resolve_physics(
+            tmp_path, PhysicsConfig(snap_z=3.0)
+        )  # a full config: every field is compared
 
 
 # ----------------------------------------------------------------------------- CLI end to end
@@ -97,8 +125,22 @@ def atlas_root(tmp_path_factory):
 
 
 def _run(root, ck, *extra):
-    res = CliRunner().invoke(markets_app, ["run", "--data", str(root), "--checkpoint-dir", str(ck), "--no-dashboard",
-                                           "--iterations", "2", "--timeframes", TFS, *extra])
+    res = CliRunner().invoke(
+        markets_app,
+        [
+            "run",
+            "--data",
+            str(root),
+            "--checkpoint-dir",
+            str(ck),
+            "--no-dashboard",
+            "--iterations",
+            "2",
+            "--timeframes",
+            TFS,
+            *extra,
+        ],
+    )
     return res
 
 
@@ -109,7 +151,9 @@ def _disc(ck) -> dict:
 def _keys(ck) -> set[tuple]:
     """Pattern bars of a manifest (not their depth: a stricter threshold removes parents, so a bar's
     chain may change either way)."""
-    return {(e.timestamp, e.timeframe, e.pattern_type) for e in load_manifest(ck / "manifest.parquet")}
+    return {
+        (e.timestamp, e.timeframe, e.pattern_type) for e in load_manifest(ck / "manifest.parquet")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +187,13 @@ def test_same_thresholds_resume_and_bad_flags_are_usage_errors(runs, atlas_root)
     r = _run(atlas_root, ck, "--snap-z", "3")
     assert r.exit_code == 0 and "Phase 2 — discovery: resumed from checkpoint" in r.output
     assert _disc(ck)["key"] == strict["disc"]["key"]
-    for flag, value in (("--snap-z", "0"), ("--snap-velocity", "-1"), ("--drive-momentum", "0"),
-                        ("--drive-coherence", "0"), ("--drive-coherence", "1.5")):
+    for flag, value in (
+        ("--snap-z", "0"),
+        ("--snap-velocity", "-1"),
+        ("--drive-momentum", "0"),
+        ("--drive-coherence", "0"),
+        ("--drive-coherence", "1.5"),
+    ):
         r = _run(atlas_root, ck, flag, value)
         assert r.exit_code == 2 and flag in r.output, (flag, value, r.output)
 
@@ -159,6 +208,7 @@ def test_forward_pass_uses_the_recorded_thresholds(runs, atlas_root, tmp_path, m
     assert "Phase 2 — discovery" not in r.output  # existing playbook
     report = json.loads((ck / "phase4_report.json").read_text())
     assert report["physics"] == dataclasses.asdict(PhysicsConfig(snap_z=3.0))
+
     # ... and the cascade really ran with them: its candidate count is the snap_z=3 scanner's
     def candidates(cfg: PhysicsConfig) -> int:
         sc = FractalCascadeScanner(TFS.split(","), "15s", cfg)

@@ -48,7 +48,9 @@ def _opening_kill_share(folder: Path) -> tuple[int, int]:
         first: dict[int, dict] = {}
         for e in doc["matches"]["matchDetails"]["events"]:
             rn = e["roundNumber"]
-            if e["eventType"] == "kill" and (rn not in first or e["roundTimeMillis"] < first[rn]["roundTimeMillis"]):
+            if e["eventType"] == "kill" and (
+                rn not in first or e["roundTimeMillis"] < first[rn]["roundTimeMillis"]
+            ):
                 first[rn] = e
         total += len(first)
         won += sum(team[e["playerId"]] == winner[r] for r, e in first.items())
@@ -59,14 +61,29 @@ def _opening_kill_share(folder: Path) -> tuple[int, int]:
 def run(pg_url: str, shared_dir: Path):
     folder = shared_dir / "data" / "esports_real" / "valorant_impact"
     with private_pg_database(pg_url, "valorant") as url:
-        out = CliRunner().invoke(app, ["--database-url", url, "esports", "import", "--format", "ribgg", str(folder),
-                                       "--ingest"])  # fmt: skip
+        out = CliRunner().invoke(
+            app,
+            [
+                "--database-url",
+                url,
+                "esports",
+                "import",
+                "--format",
+                "ribgg",
+                str(folder),
+                "--ingest",
+            ],
+        )
         assert out.exit_code == 0, out.output
         settings = Settings(database_url=url, api_token=TOKEN)
         from edgefinder.esports.api import create_app
 
         with TestClient(create_app(settings)) as api:
-            r = api.post(f"{API}/run-analysis", headers={"Authorization": f"Bearer {TOKEN}"}, json={"seed": 0})
+            r = api.post(
+                f"{API}/run-analysis",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                json={"seed": 0},
+            )
             assert r.status_code == 202, r.text
             run_id = r.json()["run_id"]
             deadline = time.monotonic() + 300
@@ -77,8 +94,15 @@ def run(pg_url: str, shared_dir: Path):
             opening = api.get(f"{API}/correlations/by-feature/opening_kill").json()["results"]
             loadout = api.get(f"{API}/correlations/by-feature/loadout_advantage").json()["results"]
             summary = api.get(f"{API}/stats/summary").json()
-        yield {"output": out.output, "status": status, "results": results, "opening": opening,
-               "loadout": loadout, "summary": summary, "folder": folder}  # fmt: skip
+        yield {
+            "output": out.output,
+            "status": status,
+            "results": results,
+            "opening": opening,
+            "loadout": loadout,
+            "summary": summary,
+            "folder": folder,
+        }
 
 
 def test_import_ingests_every_map_and_round(run) -> None:
@@ -87,16 +111,27 @@ def test_import_ingests_every_map_and_round(run) -> None:
     # every finished round, both teams
     assert run["status"]["n_rows"] == 2 * 887
     summary = run["summary"]
-    assert (summary["matches"], summary["finished_rounds"], summary["team_rounds"]) == (42, 887, 2 * 887)
+    assert (summary["matches"], summary["finished_rounds"], summary["team_rounds"]) == (
+        42,
+        887,
+        2 * 887,
+    )
     assert summary["micro_actions"] > 20_000 and summary["dead_letters"] == 0
 
 
 def test_opening_kill_team_wins_71_percent_and_is_significant(run) -> None:
     won, total = _opening_kill_share(run["folder"])
     assert (won, total) == (622, 873) and round(100 * won / total) == 71
-    pb = next(r for r in run["opening"] if r["outcome"] == "round_win" and r["method"] == "point_biserial")
+    pb = next(
+        r for r in run["opening"] if r["outcome"] == "round_win" and r["method"] == "point_biserial"
+    )
     assert pb["details"]["kind"] == "in_round"
-    assert pb["significant"] and pb["direction"] == "positive" and pb["q_value"] < 0.05 and pb["ci_low"] > 0
+    assert (
+        pb["significant"]
+        and pb["direction"] == "positive"
+        and pb["q_value"] < 0.05
+        and pb["ci_low"] > 0
+    )
     # the stored point-biserial r is the one a 71 % / 29 % split implies: the opening-kill rows win
     # 622 of 873, the others 887 - 622 of 901 (every round has exactly one winner)
     n1, w1, n0, w0 = 873, 622, 2 * 887 - 873, 887 - 622
@@ -104,8 +139,10 @@ def test_opening_kill_team_wins_71_percent_and_is_significant(run) -> None:
     q = n1 / (n1 + n0)
     r_expected = (p1 - p0) * (q * (1 - q)) ** 0.5 / (p * (1 - p)) ** 0.5
     assert pb["effect"] == pytest.approx(r_expected, abs=1e-9)
-    print(f"\nopening kill: {won}/{total} = {won / total:.1%}; r = {pb['effect']:+.3f} "
-          f"[{pb['ci_low']:+.3f}, {pb['ci_high']:+.3f}], q = {pb['q_value']:.2g}")
+    print(
+        f"\nopening kill: {won}/{total} = {won / total:.1%}; r = {pb['effect']:+.3f} "
+        f"[{pb['ci_low']:+.3f}, {pb['ci_high']:+.3f}], q = {pb['q_value']:.2g}"
+    )
 
 
 def test_loadout_advantage_is_a_significant_positive_covariate_effect(run) -> None:
@@ -114,23 +151,37 @@ def test_loadout_advantage_is_a_significant_positive_covariate_effect(run) -> No
     assert lr["details"]["kind"] == "covariate" and lr["details"]["adjusted_for"] == ["side"]
     assert lr["significant"] and lr["direction"] == "positive" and lr["ci_low"] > 0
     assert rows["point_biserial"]["significant"] and rows["point_biserial"]["effect"] > 0
-    print(f"\nloadout advantage: log-OR/SD {lr['effect']:+.3f} [{lr['ci_low']:+.3f}, {lr['ci_high']:+.3f}], "
-          f"OR/SD {lr['details']['odds_ratio_per_sd']:.2f}, q = {lr['q_value']:.2g}, n = {lr['n']}")
+    print(
+        f"\nloadout advantage: log-OR/SD {lr['effect']:+.3f} [{lr['ci_low']:+.3f}, {lr['ci_high']:+.3f}], "
+        f"OR/SD {lr['details']['odds_ratio_per_sd']:.2f}, q = {lr['q_value']:.2g}, n = {lr['n']}"
+    )
 
 
 def test_derived_intents_fill_the_intent_table(run) -> None:
-    aipw = {r["feature"]: r for r in run["results"] if r["method"] == "aipw_within" and r["outcome"] == "round_win"}
+    aipw = {
+        r["feature"]: r
+        for r in run["results"]
+        if r["method"] == "aipw_within" and r["outcome"] == "round_win"
+    }
     assert set(aipw) == {f"{i}_count" for i in INTENTS}
     for intent in DERIVED:
         r = aipw[f"{intent}_count"]
-        assert r["ci_low"] is not None and r["ci_high"] is not None and r["ci_low"] <= r["effect"] <= r["ci_high"], r
+        assert (
+            r["ci_low"] is not None
+            and r["ci_high"] is not None
+            and r["ci_low"] <= r["effect"] <= r["ci_high"]
+        ), r
         assert r["n"] > 0
     # plant is an attacker-only act: estimated on attacking team-rounds (positivity)
     # (the within-match design keeps the team-maps that show both arms: the others are counted as dropped)
     plant = aipw["plant_count"]
-    assert plant["n"] + plant["details"]["rows_dropped"] == 887 and plant["details"]["population"].startswith("attack")
+    assert plant["n"] + plant["details"]["rows_dropped"] == 887 and plant["details"][
+        "population"
+    ].startswith("attack")
     assert aipw["peek_count"]["effect"] is None  # no rule derives peek
     print("\nintent table (within-match AIPW ATE on round win, probability points):")
     for intent in DERIVED:
         r = aipw[f"{intent}_count"]
-        print(f"  {intent:8s} {r['effect']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] q={r['q_value']:.2g}")
+        print(
+            f"  {intent:8s} {r['effect']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] q={r['q_value']:.2g}"
+        )

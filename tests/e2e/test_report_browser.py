@@ -33,7 +33,16 @@ from tests.e2e.conftest import DemoRun
 pytestmark = pytest.mark.slow
 
 INTENTS = ("advance", "retreat", "hold", "peek", "plant", "defuse", "rotate", "trade", "engage")
-FIGURES = ("forest", "refutation", "balance", "equity", "families", "ancestry", "regret", "template_pnl")
+FIGURES = (
+    "forest",
+    "refutation",
+    "balance",
+    "equity",
+    "families",
+    "ancestry",
+    "regret",
+    "template_pnl",
+)
 
 
 def _money(x: float) -> str:
@@ -53,10 +62,14 @@ def truth(demo_run: DemoRun) -> dict[str, Any]:
     con = sqlite3.connect(demo_run.database)
     try:
         one = lambda sql, *a: con.execute(sql, a).fetchone()[0]  # noqa: E731
-        run_id = one("SELECT run_id FROM analysis_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1")
+        run_id = one(
+            "SELECT run_id FROM analysis_runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1"
+        )
         cols = [r[1] for r in con.execute("PRAGMA table_info(correlation_results)")]
-        rows = [dict(zip(cols, r)) for r in con.execute("SELECT * FROM correlation_results WHERE run_id = ?",
-                                                        (run_id,))]
+        rows = [
+            dict(zip(cols, r))
+            for r in con.execute("SELECT * FROM correlation_results WHERE run_id = ?", (run_id,))
+        ]
         es = {
             "run_id": run_id,
             "matches": one("SELECT count(*) FROM matches"),
@@ -70,8 +83,13 @@ def truth(demo_run: DemoRun) -> dict[str, Any]:
             "n_significant": sum(1 for r in rows if r["significant"]),
             "alerts": one("SELECT count(*) FROM alerts WHERE run_id = ?", run_id),
             "rows": rows,
-            "players": {r[0] for r in con.execute("SELECT player_hash FROM micro_actions UNION "
-                                                  "SELECT player_hash FROM match_players")},
+            "players": {
+                r[0]
+                for r in con.execute(
+                    "SELECT player_hash FROM micro_actions UNION "
+                    "SELECT player_hash FROM match_players"
+                )
+            },
         }
     finally:
         con.close()
@@ -97,7 +115,12 @@ class Loaded:
         self.page = page
         self.errors: list[str] = []
         self.requests: list[str] = []
-        page.on("console", lambda m: self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on(
+            "console",
+            lambda m: (
+                self.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+            ),
+        )
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         page.on("request", lambda r: self.requests.append(r.url))
 
@@ -127,8 +150,9 @@ def page(browser: Any, demo_run: DemoRun) -> Iterator[Loaded]:
 
 def test_page_loads_offline_without_errors(page: Loaded, demo_run: DemoRun) -> None:
     assert page.errors == []
-    assert page.requests and all(u.startswith(("file:", "data:", "blob:", "about:")) for u in page.requests), \
-        [u for u in page.requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
+    assert page.requests and all(
+        u.startswith(("file:", "data:", "blob:", "about:")) for u in page.requests
+    ), [u for u in page.requests if not u.startswith(("file:", "data:", "blob:", "about:"))]
     assert page.page.title().startswith("edgefinder report")
     # purpose and disclaimer on every part of the page
     banners = page.page.locator('[data-figure="disclaimer"]').all_inner_texts()
@@ -148,14 +172,26 @@ def test_every_chart_is_drawn(page: Loaded) -> None:
                        const marks = gd.querySelectorAll('.scatterlayer .point, .scatterlayer .js-line, '
                                                          + '.barlayer path, .boxlayer path');
                        return [...marks].filter(m => { const r = m.getBoundingClientRect();
-                                                        return r.width + r.height > 0; }).length; }""", fid)
+                                                        return r.width + r.height > 0; }).length; }""",
+            fid,
+        )
         assert marks > 0, f"{fid}: nothing drawn ({marks})"
 
 
-def test_esports_headlines_and_charts_match_the_database(page: Loaded, truth: dict[str, Any]) -> None:
+def test_esports_headlines_and_charts_match_the_database(
+    page: Loaded, truth: dict[str, Any]
+) -> None:
     es = truth["es"]
     assert page.figure("es.run_id") == es["run_id"]
-    for key in ("matches", "finished_rounds", "n_rows", "signals", "dead_letters", "n_tests", "n_significant"):
+    for key in (
+        "matches",
+        "finished_rounds",
+        "n_rows",
+        "signals",
+        "dead_letters",
+        "n_tests",
+        "n_significant",
+    ):
         assert page.figure(f"es.{key}") == f"{es[key]:,}", key
     assert page.figure("es.data.team_rounds") == f"{es['team_rounds']:,}"
     assert page.figure("es.data.raw_events") == f"{es['raw_events']:,}"
@@ -184,35 +220,56 @@ def test_esports_headlines_and_charts_match_the_database(page: Loaded, truth: di
         cell = page.figure(f"es.causal.{intent}_count.round_win")
         assert cell == f"{r['effect']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
         row = page.page.locator(f'#causal-table tr[data-feature="{intent}_count"]').inner_text()
-        assert r["verdict"] in ("robust", "fragile", "not significant") and r["verdict"] in row, (intent, row)
+        assert r["verdict"] in ("robust", "fragile", "not significant") and r["verdict"] in row, (
+            intent,
+            row,
+        )
         checks = json.loads(r["details"])["refutations"]
         if checks is not None:
-            assert f"{checks['placebo']['estimate']:+.3f}" in row and f"{checks['subset']['estimate']:+.3f}" in row
+            assert (
+                f"{checks['placebo']['estimate']:+.3f}" in row
+                and f"{checks['subset']['estimate']:+.3f}" in row
+            )
         else:  # checks skipped (the effect is not significant): the cells say nothing was run
             assert r["verdict"] == "not significant" and row.count("—") >= 3
     robust = sum(1 for r in es["rows"] if r["verdict"] == "robust")
-    assert robust > 0 and page.figure("es.robust") == str(robust)  # the demo plants effects that survive
+    assert robust > 0 and page.figure("es.robust") == str(
+        robust
+    )  # the demo plants effects that survive
     # the refutation chart: the placebo estimate of each intent that has the checks, as stored
-    checked = [i for i in INTENTS if json.loads(rows[(f"{i}_count", "round_win", causal)]["details"])["refutations"]]
+    checked = [
+        i
+        for i in INTENTS
+        if json.loads(rows[(f"{i}_count", "round_win", causal)]["details"])["refutations"]
+    ]
     placebo = next(t for t in page.chart("refutation") if t["name"] == "placebo treatment")
     assert len(placebo["x"]) == len(checked) > 0
     for x, intent in zip(placebo["x"], checked):
         r = rows[(f"{intent}_count", "round_win", causal)]
         assert _close(x, json.loads(r["details"])["refutations"]["placebo"]["estimate"])
     # the balance plot: |SMD| before and after weighting of each covariate, from the stored details
-    balance = {t["name"]: t for t in page.chart("balance") if t.get("xaxis", "x") == "x"}  # first panel
-    by_cov = {b["covariate"]: b for b in json.loads(rows[("advance_count", "round_win", causal)]["details"])["balance"]}
+    balance = {
+        t["name"]: t for t in page.chart("balance") if t.get("xaxis", "x") == "x"
+    }  # first panel
+    by_cov = {
+        b["covariate"]: b
+        for b in json.loads(rows[("advance_count", "round_win", causal)]["details"])["balance"]
+    }
     for cov, x in zip(balance["after weighting"]["y"], balance["after weighting"]["x"]):
         assert _close(x, abs(by_cov[cov]["smd_after"])), cov
 
 
-def test_no_player_identifier_on_the_page(page: Loaded, truth: dict[str, Any], demo_run: DemoRun) -> None:
+def test_no_player_identifier_on_the_page(
+    page: Loaded, truth: dict[str, Any], demo_run: DemoRun
+) -> None:
     html = demo_run.report.read_text(encoding="utf-8")
     players = truth["es"]["players"]
     assert players and not any(p in html for p in players)
 
 
-def test_futures_headlines_and_charts_match_the_checkpoints(page: Loaded, truth: dict[str, Any]) -> None:
+def test_futures_headlines_and_charts_match_the_checkpoints(
+    page: Loaded, truth: dict[str, Any]
+) -> None:
     fu = truth["fu"]
     fwd, paper, playbook = fu["forward"], fu["paper"], fu["playbook"]
     oos = fwd["out_of_sample"]
@@ -221,10 +278,17 @@ def test_futures_headlines_and_charts_match_the_checkpoints(page: Loaded, truth:
     assert page.figure("fu.oos.mean") == _money(oos["mean_pnl_per_trade"])
     assert page.figure("fu.paper.trades") == f"{paper['total_trades']:,}"
     assert page.figure("fu.paper.pnl") == _money(paper["total_pnl"])
-    assert page.figure("fu.families_qualified") == f"{playbook['families_qualified']} / {playbook['families_tested']}"
+    assert (
+        page.figure("fu.families_qualified")
+        == f"{playbook['families_qualified']} / {playbook['families_tested']}"
+    )
     assert page.figure("fu.production_templates") == str(len(playbook["templates"]))
     assert page.figure("fu.status") == playbook["status"].replace("_", " ")  # pending review
-    for sample, block in (("in-sample", fwd["in_sample"]), ("out-of-sample", oos), ("paper trade", paper)):
+    for sample, block in (
+        ("in-sample", fwd["in_sample"]),
+        ("out-of-sample", oos),
+        ("paper trade", paper),
+    ):
         assert page.figure(f"fu.sample.{sample}.trades") == f"{block['total_trades']:,}"
         assert page.figure(f"fu.sample.{sample}.pnl") == _money(block["total_pnl"])
         assert f"{block['power']['n']:,} trades" in page.figure(f"fu.power.{sample}")
@@ -235,7 +299,11 @@ def test_futures_headlines_and_charts_match_the_checkpoints(page: Loaded, truth:
     # equity curves end at each sample's total; the sessions are the report's own
     curves = {t["name"]: t for t in page.chart("equity")}
     assert set(curves) == {"in-sample", "out-of-sample", "paper trade"}
-    for name, block in (("in-sample", fwd["in_sample"]), ("out-of-sample", oos), ("paper trade", paper)):
+    for name, block in (
+        ("in-sample", fwd["in_sample"]),
+        ("out-of-sample", oos),
+        ("paper trade", paper),
+    ):
         assert math.isclose(curves[name]["y"][-1], block["total_pnl"], abs_tol=1e-6), name
     assert curves["paper trade"]["x"] == [d["session"] for d in paper["per_session"]]
     # families and ancestry: the estimates and their CIs as Phase 5 wrote them
@@ -243,7 +311,9 @@ def test_futures_headlines_and_charts_match_the_checkpoints(page: Loaded, truth:
     seen = 0
     for trace in page.chart("families"):
         for x, label, plus in zip(trace["x"], trace["y"], trace["error_x"]["array"]):
-            assert _close(x, fam.loc[label, "mean_pnl"]) and _close(x + plus, fam.loc[label, "ci_high"])
+            assert _close(x, fam.loc[label, "mean_pnl"]) and _close(
+                x + plus, fam.loc[label, "ci_high"]
+            )
             assert (trace["name"] == "qualifies") == bool(fam.loc[label, "qualifies"])
             seen += 1
     assert seen == len(fam)
@@ -258,13 +328,17 @@ def test_screenshots_of_both_sections(page: Loaded, tmp_path: Path) -> None:
     out = Path(os.environ.get("EDGEFINDER_SCREENSHOT_DIR") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
     for section in ("esports", "futures"):
-        page.page.evaluate("id => document.getElementById(id).scrollIntoView({block: 'start'})", section)
+        page.page.evaluate(
+            "id => document.getElementById(id).scrollIntoView({block: 'start'})", section
+        )
         page.page.wait_for_timeout(150)
         path = out / f"report-{section}.png"
         data = page.page.screenshot(path=str(path))
         assert png_size(data) == (VIEWPORT["width"], VIEWPORT["height"])
         assert len(data) > 40_000, "a blank page compresses to a few kilobytes"
-        top = page.page.evaluate("id => document.getElementById(id).getBoundingClientRect().top", section)
+        top = page.page.evaluate(
+            "id => document.getElementById(id).getBoundingClientRect().top", section
+        )
         assert abs(top) < 2, f"{section} is not at the top of the screenshot"
 
 
@@ -287,8 +361,13 @@ def served(demo_run: DemoRun) -> Iterator[str]:
     from edgefinder.esports.api import create_app
     from edgefinder.settings import Settings
 
-    app = create_app(Settings(database_url=f"sqlite:///{demo_run.database.as_posix()}",
-                              checkpoint_dir=demo_run.checkpoints, data_dir=demo_run.data_dir))
+    app = create_app(
+        Settings(
+            database_url=f"sqlite:///{demo_run.database.as_posix()}",
+            checkpoint_dir=demo_run.checkpoints,
+            data_dir=demo_run.data_dir,
+        )
+    )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
@@ -313,12 +392,18 @@ def test_get_report_serves_the_same_page(browser: Any, served: str, truth: dict[
     try:
         loaded = Loaded(p)
         resp = p.goto(f"{served}/report", wait_until="load")
-        assert resp is not None and resp.status == 200 and resp.headers["content-type"].startswith("text/html")
+        assert (
+            resp is not None
+            and resp.status == 200
+            and resp.headers["content-type"].startswith("text/html")
+        )
         p.wait_for_function("document.querySelectorAll('.plotly-graph-div .main-svg').length > 0")
         assert loaded.errors == []
         assert {u for u in loaded.requests} == {f"{served}/report"}  # nothing else is fetched
         assert loaded.figure("es.run_id") == truth["es"]["run_id"]
-        assert loaded.figure("fu.oos.pnl") == _money(truth["fu"]["forward"]["out_of_sample"]["total_pnl"])
+        assert loaded.figure("fu.oos.pnl") == _money(
+            truth["fu"]["forward"]["out_of_sample"]["total_pnl"]
+        )
     finally:
         p.close()
     with urllib.request.urlopen(f"{served}/api/v1/report/futures", timeout=30) as r:

@@ -32,9 +32,16 @@ def main() -> None:
     db_url, redis_url, prefix, marker = sys.argv[1:5]
     CrashingPipeline.marker = marker.encode()
     pipeline = CrashingPipeline(make_engine(db_url), "test-pseudonym-key")
-    cfg = IngestConfig(batch_size=int(os.environ.get("CRASH_BATCH", "200")), block_ms=50, max_deliveries=3,
-                       min_idle_ms=0, claim_interval_s=0.0)
-    consume_micro(pipeline, connect_redis(redis_url), prefix, consumer="crashy", config=cfg, once=True)
+    cfg = IngestConfig(
+        batch_size=int(os.environ.get("CRASH_BATCH", "200")),
+        block_ms=50,
+        max_deliveries=3,
+        min_idle_ms=0,
+        claim_interval_s=0.0,
+    )
+    consume_micro(
+        pipeline, connect_redis(redis_url), prefix, consumer="crashy", config=cfg, once=True
+    )
 
 
 if __name__ == "__main__":

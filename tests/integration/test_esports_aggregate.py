@@ -23,7 +23,9 @@ from tests.esports_pg import private_pg_database
 M = "m1"
 
 
-def _signal(sid, *, ts, intent, conf, round_no=None, team=None, player="pa1", speed=None, approach=None):
+def _signal(
+    sid, *, ts, intent, conf, round_no=None, team=None, player="pa1", speed=None, approach=None
+):
     return {
         "signal_id": sid,
         "match_id": M,
@@ -40,7 +42,9 @@ def _signal(sid, *, ts, intent, conf, round_no=None, team=None, player="pa1", sp
 
 def _seed(engine) -> None:
     with engine.begin() as conn:
-        conn.execute(insert(matches), [{"match_id": M, "map": "de_dust2", "team_a": "A", "team_b": "B"}])
+        conn.execute(
+            insert(matches), [{"match_id": M, "map": "de_dust2", "team_a": "A", "team_b": "B"}]
+        )
         conn.execute(
             insert(match_players),
             [
@@ -61,25 +65,94 @@ def _seed(engine) -> None:
         conn.execute(
             insert(round_teams),
             [
-                {"match_id": M, "round_no": 1, "team_id": "A", "side": "attack", "bank_start": 800.0, "loadout_value": 4000.0, "bank_end": 4050.0},
-                {"match_id": M, "round_no": 1, "team_id": "B", "side": "defense", "bank_start": 1000.0, "loadout_value": 4500.0, "bank_end": 2400.0},
-                {"match_id": M, "round_no": 2, "team_id": "A", "side": "attack", "bank_start": 4050.0, "loadout_value": 20000.0, "bank_end": 1900.0},
-                {"match_id": M, "round_no": 2, "team_id": "B", "side": "defense", "bank_start": 2400.0, "loadout_value": 15000.0, "bank_end": 5650.0},
+                {
+                    "match_id": M,
+                    "round_no": 1,
+                    "team_id": "A",
+                    "side": "attack",
+                    "bank_start": 800.0,
+                    "loadout_value": 4000.0,
+                    "bank_end": 4050.0,
+                },
+                {
+                    "match_id": M,
+                    "round_no": 1,
+                    "team_id": "B",
+                    "side": "defense",
+                    "bank_start": 1000.0,
+                    "loadout_value": 4500.0,
+                    "bank_end": 2400.0,
+                },
+                {
+                    "match_id": M,
+                    "round_no": 2,
+                    "team_id": "A",
+                    "side": "attack",
+                    "bank_start": 4050.0,
+                    "loadout_value": 20000.0,
+                    "bank_end": 1900.0,
+                },
+                {
+                    "match_id": M,
+                    "round_no": 2,
+                    "team_id": "B",
+                    "side": "defense",
+                    "bank_start": 2400.0,
+                    "loadout_value": 15000.0,
+                    "bank_end": 5650.0,
+                },
             ],
         )
         conn.execute(
             insert(macro_outcomes),
             [
-                {"match_id": M, "round_no": 1, "team_id": "A", "round_win": 1, "econ_delta": 3250.0, "site_executed": 1},
-                {"match_id": M, "round_no": 1, "team_id": "B", "round_win": 0, "econ_delta": 1400.0, "site_executed": 0},
-                {"match_id": M, "round_no": 2, "team_id": "A", "round_win": 0, "econ_delta": -2150.0, "site_executed": 0},
-                {"match_id": M, "round_no": 2, "team_id": "B", "round_win": 1, "econ_delta": 3250.0, "site_executed": 0},
+                {
+                    "match_id": M,
+                    "round_no": 1,
+                    "team_id": "A",
+                    "round_win": 1,
+                    "econ_delta": 3250.0,
+                    "site_executed": 1,
+                },
+                {
+                    "match_id": M,
+                    "round_no": 1,
+                    "team_id": "B",
+                    "round_win": 0,
+                    "econ_delta": 1400.0,
+                    "site_executed": 0,
+                },
+                {
+                    "match_id": M,
+                    "round_no": 2,
+                    "team_id": "A",
+                    "round_win": 0,
+                    "econ_delta": -2150.0,
+                    "site_executed": 0,
+                },
+                {
+                    "match_id": M,
+                    "round_no": 2,
+                    "team_id": "B",
+                    "round_win": 1,
+                    "econ_delta": 3250.0,
+                    "site_executed": 0,
+                },
             ],
         )
         conn.execute(
             insert(micro_actions),
             [
-                _signal("s1", ts=5.0, intent="advance", conf=0.9, round_no=1, team="A", speed=2.0, approach=1.0),
+                _signal(
+                    "s1",
+                    ts=5.0,
+                    intent="advance",
+                    conf=0.9,
+                    round_no=1,
+                    team="A",
+                    speed=2.0,
+                    approach=1.0,
+                ),
                 # no round, no team: window [0, 100] and roster pa1 -> A
                 _signal("s2", ts=50.0, intent="peek", conf=0.5, speed=4.0, approach=-1.0),
                 _signal("s3", ts=7.0, intent="hold", conf=0.7, round_no=1, team="B", player="pb1"),
@@ -96,10 +169,38 @@ def _seed(engine) -> None:
         conn.execute(
             insert(kills),
             [
-                {"event_id": "k1", "match_id": M, "round_no": 1, "ts": 10.0, "killer_team": "A", "victim_team": "B"},
-                {"event_id": "k2", "match_id": M, "round_no": 1, "ts": 20.0, "killer_team": "B", "victim_team": "A"},
-                {"event_id": "k3", "match_id": M, "round_no": 1, "ts": 30.0, "killer_team": "A", "victim_team": "B"},
-                {"event_id": "k4", "match_id": M, "round_no": 2, "ts": 120.0, "killer_team": "B", "victim_team": "A"},
+                {
+                    "event_id": "k1",
+                    "match_id": M,
+                    "round_no": 1,
+                    "ts": 10.0,
+                    "killer_team": "A",
+                    "victim_team": "B",
+                },
+                {
+                    "event_id": "k2",
+                    "match_id": M,
+                    "round_no": 1,
+                    "ts": 20.0,
+                    "killer_team": "B",
+                    "victim_team": "A",
+                },
+                {
+                    "event_id": "k3",
+                    "match_id": M,
+                    "round_no": 1,
+                    "ts": 30.0,
+                    "killer_team": "A",
+                    "victim_team": "B",
+                },
+                {
+                    "event_id": "k4",
+                    "match_id": M,
+                    "round_no": 2,
+                    "ts": 120.0,
+                    "killer_team": "B",
+                    "victim_team": "A",
+                },
             ],
         )
 
@@ -109,22 +210,81 @@ def _expected() -> dict[tuple[int, str], dict[str, float]]:
         return {f"{i}_count": kw.get(i, 0) for i in INTENTS}
 
     return {
-        (1, "A"): {**counts(advance=1, peek=1), "advance_share": 0.5, "peek_share": 0.5, "hold_share": 0.0,
-                   "total_actions": 2, "mean_confidence": 0.7, "low_conf_share": 0.5, "speed_mean": 3.0,
-                   "speed_max": 4.0, "approach_mean": 0.0, "action_diversity": 2, "kills": 2, "deaths": 1,
-                   "opening_kill": 1, "side": 1, "bank_start": 800.0, "loadout_value": 4000.0,
-                   "opp_loadout_value": 4500.0, "round_win": 1, "econ_delta": 3250.0, "site_executed": 1},
-        (1, "B"): {**counts(hold=1), "hold_share": 1.0, "advance_share": 0.0, "total_actions": 1,
-                   "mean_confidence": 0.7, "low_conf_share": 0.0, "speed_mean": math.nan, "speed_max": math.nan,
-                   "approach_mean": math.nan, "action_diversity": 1, "kills": 1, "deaths": 2, "opening_kill": 0,
-                   "side": 0, "bank_start": 1000.0, "loadout_value": 4500.0, "opp_loadout_value": 4000.0,
-                   "round_win": 0, "econ_delta": 1400.0, "site_executed": 0},
-        (2, "A"): {**counts(advance=1), "advance_share": 1.0, "total_actions": 1, "mean_confidence": 0.6,
-                   "low_conf_share": 0.0, "action_diversity": 1, "kills": 0, "deaths": 1, "opening_kill": 0,
-                   "side": 1, "opp_loadout_value": 15000.0, "round_win": 0, "econ_delta": -2150.0},
-        (2, "B"): {**counts(engage=1), "engage_share": 1.0, "retreat_share": 0.0, "total_actions": 1,
-                   "mean_confidence": 0.8, "speed_mean": 1.0, "speed_max": 1.0, "action_diversity": 1,
-                   "kills": 1, "deaths": 0, "opening_kill": 1, "side": 0, "round_win": 1},
+        (1, "A"): {
+            **counts(advance=1, peek=1),
+            "advance_share": 0.5,
+            "peek_share": 0.5,
+            "hold_share": 0.0,
+            "total_actions": 2,
+            "mean_confidence": 0.7,
+            "low_conf_share": 0.5,
+            "speed_mean": 3.0,
+            "speed_max": 4.0,
+            "approach_mean": 0.0,
+            "action_diversity": 2,
+            "kills": 2,
+            "deaths": 1,
+            "opening_kill": 1,
+            "side": 1,
+            "bank_start": 800.0,
+            "loadout_value": 4000.0,
+            "opp_loadout_value": 4500.0,
+            "round_win": 1,
+            "econ_delta": 3250.0,
+            "site_executed": 1,
+        },
+        (1, "B"): {
+            **counts(hold=1),
+            "hold_share": 1.0,
+            "advance_share": 0.0,
+            "total_actions": 1,
+            "mean_confidence": 0.7,
+            "low_conf_share": 0.0,
+            "speed_mean": math.nan,
+            "speed_max": math.nan,
+            "approach_mean": math.nan,
+            "action_diversity": 1,
+            "kills": 1,
+            "deaths": 2,
+            "opening_kill": 0,
+            "side": 0,
+            "bank_start": 1000.0,
+            "loadout_value": 4500.0,
+            "opp_loadout_value": 4000.0,
+            "round_win": 0,
+            "econ_delta": 1400.0,
+            "site_executed": 0,
+        },
+        (2, "A"): {
+            **counts(advance=1),
+            "advance_share": 1.0,
+            "total_actions": 1,
+            "mean_confidence": 0.6,
+            "low_conf_share": 0.0,
+            "action_diversity": 1,
+            "kills": 0,
+            "deaths": 1,
+            "opening_kill": 0,
+            "side": 1,
+            "opp_loadout_value": 15000.0,
+            "round_win": 0,
+            "econ_delta": -2150.0,
+        },
+        (2, "B"): {
+            **counts(engage=1),
+            "engage_share": 1.0,
+            "retreat_share": 0.0,
+            "total_actions": 1,
+            "mean_confidence": 0.8,
+            "speed_mean": 1.0,
+            "speed_max": 1.0,
+            "action_diversity": 1,
+            "kills": 1,
+            "deaths": 0,
+            "opening_kill": 1,
+            "side": 0,
+            "round_win": 1,
+        },
     }
 
 
@@ -149,15 +309,43 @@ def _finish_round_3(engine) -> None:
         conn.execute(
             insert(round_teams),
             [
-                {"match_id": M, "round_no": 3, "team_id": "A", "side": "attack", "bank_start": 1900.0, "loadout_value": 3000.0},
-                {"match_id": M, "round_no": 3, "team_id": "B", "side": "defense", "bank_start": 5650.0, "loadout_value": 22000.0},
+                {
+                    "match_id": M,
+                    "round_no": 3,
+                    "team_id": "A",
+                    "side": "attack",
+                    "bank_start": 1900.0,
+                    "loadout_value": 3000.0,
+                },
+                {
+                    "match_id": M,
+                    "round_no": 3,
+                    "team_id": "B",
+                    "side": "defense",
+                    "bank_start": 5650.0,
+                    "loadout_value": 22000.0,
+                },
             ],
         )
         conn.execute(
             insert(macro_outcomes),
             [
-                {"match_id": M, "round_no": 3, "team_id": "A", "round_win": 0, "econ_delta": 1400.0, "site_executed": 0},
-                {"match_id": M, "round_no": 3, "team_id": "B", "round_win": 1, "econ_delta": 3250.0, "site_executed": 0},
+                {
+                    "match_id": M,
+                    "round_no": 3,
+                    "team_id": "A",
+                    "round_win": 0,
+                    "econ_delta": 1400.0,
+                    "site_executed": 0,
+                },
+                {
+                    "match_id": M,
+                    "round_no": 3,
+                    "team_id": "B",
+                    "round_win": 1,
+                    "econ_delta": 3250.0,
+                    "site_executed": 0,
+                },
             ],
         )
 

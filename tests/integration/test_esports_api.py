@@ -1,26 +1,31 @@
-"""The analytics API on real databases: 202/401/404/409/422/503, ordering, and a schemathesis run.
+"""The analytics API on real databases: 202/401/404/409/422/500/503, request ids, ordering, and a
+schemathesis run.
 
 A module-scoped SQLite database holds a few simulated matches and one finished run; the Postgres
-cases use a private database on the real server. 503 points the app at a closed port.
+cases use a private database on the real server. 503 points the app at a closed port; 500 comes
+from a route dependency that raises and from databases without the schema.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
+import uuid
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from sqlalchemy.engine import make_url
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.esports.api import create_app
+from edgefinder.esports.api import _check_token, create_app
 from edgefinder.esports.jobs import JobAlreadyRunning, JobParams, acquire_run, run_correlation_job
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units
 from edgefinder.settings import Settings
-from edgefinder.store.engine import make_engine
+from edgefinder.store.engine import make_engine, temporary_database
 from edgefinder.store.migrate import upgrade
 from tests.esports_pg import private_pg_database
 
@@ -73,10 +78,15 @@ def test_top_correlations_ordered_by_q_then_abs_effect(client: TestClient) -> No
     _tagged(body)
     rows = body["results"]
     assert body["count"] == len(rows) > 100
-    keys = [(row["q_value"] if row["q_value"] is not None else 2.0, -abs(row["effect"] or 0.0)) for row in rows]
+    keys = [
+        (row["q_value"] if row["q_value"] is not None else 2.0, -abs(row["effect"] or 0.0))
+        for row in rows
+    ]
     assert keys == sorted(keys)
     assert all(row["purpose"] == PURPOSE and row["disclaimer"] == DISCLAIMER for row in rows)
-    assert all(row["significant"] == (row["q_value"] is not None and row["q_value"] < 0.05) for row in rows)
+    assert all(
+        row["significant"] == (row["q_value"] is not None and row["q_value"] < 0.05) for row in rows
+    )
 
 
 def test_top_correlations_filters(client: TestClient) -> None:
@@ -85,7 +95,10 @@ def test_top_correlations_filters(client: TestClient) -> None:
     assert r.status_code == 200
     rows = r.json()["results"]
     assert 1 <= len(rows) <= 5
-    assert all(x["significant"] and x["outcome"] == "round_win" and x["method"] == "aipw_within" for x in rows)
+    assert all(
+        x["significant"] and x["outcome"] == "round_win" and x["method"] == "aipw_within"
+        for x in rows
+    )
     assert all("naive" in x["details"] and "ipw" in x["details"] for x in rows)
     assert all(x["verdict"] in ("robust", "fragile") for x in rows)
     assert client.get(f"{API}/top-correlations", params={"method": "aipw"}).status_code == 422
@@ -109,7 +122,10 @@ def test_causal_effects_serve_verdicts_and_refutation_figures(client: TestClient
     effects = body["effects"]
     assert body["count"] == len(effects) == 9 and {e["method"] for e in effects} == {"aipw_within"}
     for e in effects:
-        assert e["ci_low"] <= e["estimate"] <= e["ci_high"] and e["between_team"]["method"] == "aipw_naive"
+        assert (
+            e["ci_low"] <= e["estimate"] <= e["ci_high"]
+            and e["between_team"]["method"] == "aipw_naive"
+        )
         assert e["verdict"] in ("robust", "fragile", "not significant") and e["balance"]
         assert (e["verdict"] == "not significant") == (not e["significant"])
         if e["significant"]:
@@ -128,7 +144,11 @@ def test_runs_and_summary(client: TestClient) -> None:
     run_id = summary["last_run"]["run_id"]
     run = client.get(f"{API}/runs/{run_id}").json()
     _tagged(run)
-    assert run["status"] == "succeeded" and run["n_tests"] > 100 and run["n_rows"] == summary["team_rounds"]
+    assert (
+        run["status"] == "succeeded"
+        and run["n_tests"] > 100
+        and run["n_rows"] == summary["team_rounds"]
+    )
     assert sum(summary["significant_by_method"].values()) == run["summary"]["n_significant"]
     r = client.get(f"{API}/runs/00000000-0000-0000-0000-000000000000")
     assert r.status_code == 404 and "no analysis run" in r.json()["message"]
@@ -142,13 +162,22 @@ def test_health_and_metrics(client: TestClient) -> None:
     assert body["last_run_status"] == "succeeded" and 0 <= body["last_run_age_s"] < 3600
     m = client.get("/metrics")
     assert m.status_code == 200 and m.headers["content-type"].startswith("text/plain")
-    for name in ("edgefinder_events_ingested_total", "edgefinder_dead_letters_total", "edgefinder_consumer_lag",
-                 "edgefinder_analysis_job_duration_seconds", "edgefinder_dead_letters_stored 0.0"):  # fmt: skip
+    for name in (
+        "edgefinder_events_ingested_total",
+        "edgefinder_dead_letters_total",
+        "edgefinder_consumer_lag",
+        "edgefinder_analysis_job_duration_seconds",
+        "edgefinder_dead_letters_stored 0.0",
+    ):
         assert name in m.text
     # what has landed in the database, read at scrape time (the ingest counters live in the consumers)
     summary = client.get(f"{API}/stats/summary").json()
-    assert f'edgefinder_events_stored{{stream="canonical"}} {float(summary["raw_events"])}' in m.text
-    assert f'edgefinder_events_stored{{stream="motion"}} {float(summary["micro_actions"])}' in m.text
+    assert (
+        f'edgefinder_events_stored{{stream="canonical"}} {float(summary["raw_events"])}' in m.text
+    )
+    assert (
+        f'edgefinder_events_stored{{stream="motion"}} {float(summary["micro_actions"])}' in m.text
+    )
     assert summary["micro_actions"] > 0
     assert client.get("/docs").status_code == 200
     assert "/api/v1/analytics/top-correlations" in client.get("/openapi.json").json()["paths"]
@@ -194,7 +223,11 @@ def test_run_analysis_202_then_409_while_running(client: TestClient, loaded_url:
         from edgefinder.store.tables import analysis_runs
 
         with engine.begin() as conn:
-            conn.execute(update(analysis_runs).where(analysis_runs.c.run_id == lock.run_id).values(status="failed", error="test"))
+            conn.execute(
+                update(analysis_runs)
+                .where(analysis_runs.c.run_id == lock.run_id)
+                .values(status="failed", error="test")
+            )
         lock.release()
     r = client.post(f"{API}/run-analysis", headers=AUTH, json={"seed": 3})
     assert r.status_code == 202, r.text
@@ -230,7 +263,11 @@ def test_invalid_body_422(client: TestClient) -> None:
     for body in ({"seed": -1}, {"alpha": 0.9}, {"seed": 1, "bet": True}):
         r = client.post(f"{API}/run-analysis", headers=AUTH, json=body)
         assert r.status_code == 422, body
-    r = client.post(f"{API}/run-analysis", headers={**AUTH, "content-type": "application/json"}, content=b"{not json")
+    r = client.post(
+        f"{API}/run-analysis",
+        headers={**AUTH, "content-type": "application/json"},
+        content=b"{not json",
+    )
     assert r.status_code == 422
 
 
@@ -238,11 +275,23 @@ def test_invalid_body_422(client: TestClient) -> None:
 
 
 def test_database_down_answers_503_everywhere() -> None:
-    down = TestClient(create_app(Settings(database_url=f"postgresql://nobody@127.0.0.1:{_closed_port()}/none", api_token=TOKEN)))
-    for path in ("/top-correlations", "/correlations/by-feature/trade_count", "/runs/abc", "/stats/summary"):
+    down = TestClient(
+        create_app(
+            Settings(
+                database_url=f"postgresql://nobody@127.0.0.1:{_closed_port()}/none", api_token=TOKEN
+            )
+        )
+    )
+    for path in (
+        "/top-correlations",
+        "/correlations/by-feature/trade_count",
+        "/runs/abc",
+        "/stats/summary",
+    ):
         r = down.get(API + path)
         assert r.status_code == 503, path
         assert r.json()["message"].startswith("database unavailable: ")
+        assert r.json()["request_id"] == r.headers["X-Request-ID"]
     r = down.post(f"{API}/run-analysis", headers=AUTH)
     assert r.status_code == 503
     h = down.get(f"{API}/health")
@@ -252,9 +301,74 @@ def test_database_down_answers_503_everywhere() -> None:
 
 
 def test_redis_down_is_degraded_not_503(loaded_url: str) -> None:
-    c = TestClient(create_app(Settings(database_url=loaded_url, redis_url=f"redis://127.0.0.1:{_closed_port()}/0")))
+    c = TestClient(
+        create_app(
+            Settings(database_url=loaded_url, redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
+        )
+    )
     h = c.get(f"{API}/health")
-    assert h.status_code == 200 and h.json()["status"] == "degraded" and h.json()["redis"].startswith("unavailable")
+    assert (
+        h.status_code == 200
+        and h.json()["status"] == "degraded"
+        and h.json()["redis"].startswith("unavailable")
+    )
+
+
+# --------------------------------------------------------------------------- 500 and request ids
+
+
+def test_an_unexpected_exception_answers_500_with_the_logged_request_id(
+    loaded_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(database_url=loaded_url, api_token=TOKEN))
+
+    def broken_token_check() -> None:
+        return {}["token"]  # a bug in a dependency: KeyError
+
+    app.dependency_overrides[_check_token] = broken_token_check
+    with caplog.at_level(logging.ERROR, logger="edgefinder.esports.web"):
+        r = TestClient(app).post(f"{API}/alerts/1/ack", headers=AUTH)
+    assert r.status_code == 500
+    rid = r.headers["X-Request-ID"]
+    assert len(rid) == 32 and r.json()["request_id"] == rid
+    assert r.json()["message"] == f"internal error (KeyError); see the server log, request id {rid}"
+    [record] = [rec for rec in caplog.records if rid in rec.getMessage()]
+    assert record.levelno == logging.ERROR and record.exc_info is not None
+    assert record.exc_info[0] is KeyError and "/alerts/1/ack" in record.getMessage()
+
+
+def test_the_callers_request_id_is_kept_when_it_is_usable(client: TestClient) -> None:
+    r = client.get(f"{API}/runs/nope", headers={"X-Request-ID": "trace-42.a_b"})
+    assert r.status_code == 404 and r.headers["X-Request-ID"] == "trace-42.a_b"
+    assert r.json()["request_id"] == "trace-42.a_b"
+    for bad in ("has space", "x" * 65, "semi;colon", ""):
+        r = client.get(f"{API}/health", headers={"X-Request-ID": bad})
+        assert r.status_code == 200 and r.headers["X-Request-ID"] != bad
+        assert len(r.headers["X-Request-ID"]) == 32
+
+
+def test_a_database_without_the_schema_is_a_500_not_a_503(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLite says "no such table" with an OperationalError: still not an outage
+    c = TestClient(create_app(Settings(database_url=f"sqlite:///{tmp_path / 'empty.sqlite3'}")))
+    with caplog.at_level(logging.ERROR, logger="edgefinder.esports.web"):
+        for path in ("/top-correlations", "/stats/summary", "/health"):
+            r = c.get(API + path)
+            assert r.status_code == 500, path
+            assert "no such table" in r.json()["message"]
+            assert r.json()["request_id"] in caplog.text
+
+
+@pytest.mark.postgres
+def test_a_programming_error_on_postgres_is_a_500(pg_url: str) -> None:
+    name = f"{make_url(pg_url).database}_noschema_{uuid.uuid4().hex[:6]}"
+    with temporary_database(pg_url, name) as url:
+        c = TestClient(create_app(Settings(database_url=url)))
+        r = c.get(f"{API}/top-correlations")
+        assert r.status_code == 500
+        assert r.json()["message"].startswith("database error (ProgrammingError): ")
+        assert 'relation "analysis_runs" does not exist' in r.json()["message"]
 
 
 # --------------------------------------------------------------------------- jobs: empty DB, locks
@@ -292,8 +406,12 @@ def test_sqlite_lock_is_shared_between_engines_and_stale_runs_expire(sqlite_url:
 
     with a.connect() as conn:
         rows = dict(conn.execute(select(analysis_runs.c.run_id, analysis_runs.c.status)).all())
-        err = conn.execute(select(analysis_runs.c.error).where(analysis_runs.c.run_id == first.run_id)).scalar_one()
-    assert rows == {first.run_id: "failed", second.run_id: "running"} and err.startswith("abandoned")
+        err = conn.execute(
+            select(analysis_runs.c.error).where(analysis_runs.c.run_id == first.run_id)
+        ).scalar_one()
+    assert rows == {first.run_id: "failed", second.run_id: "running"} and err.startswith(
+        "abandoned"
+    )
     first.release()
     second.release()
     a.dispose()
@@ -340,5 +458,11 @@ schema = schemathesis.from_pytest_fixture("st_schema")
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_5xx_anywhere(case) -> None:
+    # the database is up: a 503 would be a misreported failure, a 500 a bug
     response = case.call()
-    assert response.status_code < 500, (case.method, case.path, response.status_code, response.text[:300])
+    assert response.status_code < 500, (
+        case.method,
+        case.path,
+        response.status_code,
+        response.text[:300],
+    )

@@ -58,8 +58,13 @@ def _n_results(url: str, run_id: str) -> int:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(correlation_results)
-                                    .where(correlation_results.c.run_id == run_id)).scalar_one())  # fmt: skip
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(correlation_results)
+                    .where(correlation_results.c.run_id == run_id)
+                ).scalar_one()
+            )
     finally:
         engine.dispose()
 
@@ -68,20 +73,31 @@ def _settings(db: str, redis_url: str, prefix: str) -> Settings:
     return Settings(database_url=db, redis_url=redis_url, redis_prefix=prefix, api_token=TOKEN)
 
 
-def test_beat_runs_the_job_on_schedule_and_stores_it(db: str, redis_url: str, redis_prefix: str, redis_client,
-                                                     tmp_path: Path) -> None:  # fmt: skip
-    env = ops_env(db, redis_url, redis_prefix, tmp_path / "data", EDGEFINDER_ANALYSIS_SCHEDULE="@every 3s")
+def test_beat_runs_the_job_on_schedule_and_stores_it(
+    db: str, redis_url: str, redis_prefix: str, redis_client, tmp_path: Path
+) -> None:
+    env = ops_env(
+        db, redis_url, redis_prefix, tmp_path / "data", EDGEFINDER_ANALYSIS_SCHEDULE="@every 3s"
+    )
     w = worker(env, tmp_path / "worker.log", "--pool", "solo")
     b = beat(env, tmp_path / "beat.log")
     try:
-        done = wait_until(lambda: len(x := [r for r in _runs(db) if r.status == "succeeded"]) >= 2 and x, 180,
-                          "two scheduled runs")  # fmt: skip
+        done = wait_until(
+            lambda: len(x := [r for r in _runs(db) if r.status == "succeeded"]) >= 2 and x,
+            180,
+            "two scheduled runs",
+        )
     finally:
         b.stop()
         w.stop()
-    assert "Sending due task run-correlation-analysis (edgefinder.analytics.jobs.run_correlation_job_task)" in b.text()
+    assert (
+        "Sending due task run-correlation-analysis (edgefinder.analytics.jobs.run_correlation_job_task)"
+        in b.text()
+    )
     runs = [r for r in _runs(db) if r.status != "running"]
-    assert all(r.status == "succeeded" and r.trigger == "schedule" for r in runs), [(r.status, r.error) for r in runs]
+    assert all(r.status == "succeeded" and r.trigger == "schedule" for r in runs), [
+        (r.status, r.error) for r in runs
+    ]
     assert len(done) >= 2
     for r in runs:
         assert r.n_tests > 100 and _n_results(db, r.run_id) == r.n_tests
@@ -112,7 +128,11 @@ def test_post_run_analysis_is_queued_then_run_by_the_worker_never_twice(
     assert body["status"] == "queued" and body["location"] == f"{API}/runs/{run_id}"
     assert client.get(f"{API}/runs/{run_id}").json()["status"] == "queued"  # no worker yet
     again = client.post(f"{API}/run-analysis", headers=AUTH)
-    assert again.status_code == 409 and run_id in again.json()["message"] and "queued" in again.json()["message"]
+    assert (
+        again.status_code == 409
+        and run_id in again.json()["message"]
+        and "queued" in again.json()["message"]
+    )
 
     env = ops_env(db, redis_url, redis_prefix, tmp_path / "data")
     w = worker(env, tmp_path / "worker.log", "--pool", "threads", "--concurrency", "2")
@@ -127,7 +147,11 @@ def test_post_run_analysis_is_queued_then_run_by_the_worker_never_twice(
             if status == "running" and not skipped:
                 # a second start while the job runs (as beat would send it), on a free worker slot
                 assert client.post(f"{API}/run-analysis", headers=AUTH).status_code == 409
-                skipped = make_celery(settings).send_task(RUN_TASK, kwargs={"trigger": "schedule"}).get(timeout=60)
+                skipped = (
+                    make_celery(settings)
+                    .send_task(RUN_TASK, kwargs={"trigger": "schedule"})
+                    .get(timeout=60)
+                )
             time.sleep(0.05)
     finally:
         w.stop()
@@ -135,7 +159,10 @@ def test_post_run_analysis_is_queued_then_run_by_the_worker_never_twice(
     assert skipped["status"] == "skipped" and "already running" in skipped["reason"]
     run = client.get(f"{API}/runs/{run_id}").json()
     assert run["trigger"] == "api" and run["params"]["seed"] == 4 and run["error"] is None
-    assert run["worker"].startswith(f"{socket.gethostname()}:") and run["queued_at"] <= run["started_at"]
+    assert (
+        run["worker"].startswith(f"{socket.gethostname()}:")
+        and run["queued_at"] <= run["started_at"]
+    )
     assert _n_results(db, run_id) == run["n_tests"] > 100
     assert [r.run_id for r in _runs(db)] == [run_id]  # the refused starts left no rows
 
@@ -149,14 +176,20 @@ def test_worker_killed_mid_job_leaves_the_run_failed_not_running(
     w = worker(env, tmp_path / "worker.log", "--pool", "solo")
     run_id = client.post(f"{API}/run-analysis", headers=AUTH).json()["run_id"]
     try:
-        run = wait_until(lambda: (x := client.get(f"{API}/runs/{run_id}").json())["status"] == "running" and x,
-                         60, "the job to start")  # fmt: skip
+        run = wait_until(
+            lambda: (x := client.get(f"{API}/runs/{run_id}").json())["status"] == "running" and x,
+            60,
+            "the job to start",
+        )
         assert run["worker"] == f"{socket.gethostname()}:{w.pid}"
         time.sleep(0.5)
     finally:
         w.kill()  # SIGKILL: no cleanup runs in the worker
-    run = wait_until(lambda: (x := client.get(f"{API}/runs/{run_id}").json())["status"] != "running" and x,
-                     30, "the killed run to leave 'running'")  # fmt: skip
+    run = wait_until(
+        lambda: (x := client.get(f"{API}/runs/{run_id}").json())["status"] != "running" and x,
+        30,
+        "the killed run to leave 'running'",
+    )
     assert run["status"] == "failed" and run["error"].startswith("abandoned"), run
     assert _n_results(db, run_id) == 0
     # the next request is not blocked by the dead job, and the killed one is not re-run
@@ -164,8 +197,13 @@ def test_worker_killed_mid_job_leaves_the_run_failed_not_running(
     try:
         second = client.post(f"{API}/run-analysis", headers=AUTH)
         assert second.status_code == 202, second.text
-        wait_until(lambda: client.get(f"{API}/runs/{second.json()['run_id']}").json()["status"] == "succeeded",
-                   120, "the next run")  # fmt: skip
+        wait_until(
+            lambda: (
+                client.get(f"{API}/runs/{second.json()['run_id']}").json()["status"] == "succeeded"
+            ),
+            120,
+            "the next run",
+        )
     finally:
         w2.stop()
     assert client.get(f"{API}/runs/{run_id}").json()["status"] == "failed"
@@ -182,8 +220,10 @@ def test_start_analytics_consumers_task_ingests_the_streams_in_the_worker(
     def stored() -> list[int]:
         engine = make_engine(db)
         with engine.connect() as conn:
-            n = [int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-                 for t in (raw_events, micro_actions)]  # fmt: skip
+            n = [
+                int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+                for t in (raw_events, micro_actions)
+            ]
         engine.dispose()
         return n
 
@@ -201,4 +241,7 @@ def test_start_analytics_consumers_task_ingests_the_streams_in_the_worker(
     assert (counts["canonical"], counts["signals"]) == (published["canonical"], published["motion"])
     assert counts["dead_letters"] == 0
     after = stored()
-    assert [after[0] - before[0], after[1] - before[1]] == [published["canonical"], published["motion"]]
+    assert [after[0] - before[0], after[1] - before[1]] == [
+        published["canonical"],
+        published["motion"],
+    ]

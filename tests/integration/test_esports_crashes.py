@@ -32,24 +32,37 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 KEY = "test-pseudonym-key"
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
-    "raw_events": ["event_id"], "matches": ["match_id"], "match_players": ["match_id", "player_hash"],
-    "rounds": ["match_id", "round_no"], "round_teams": ["match_id", "round_no", "team_id"],
-    "kills": ["event_id"], "site_events": ["event_id"], "macro_outcomes": ["match_id", "round_no", "team_id"],
+    "raw_events": ["event_id"],
+    "matches": ["match_id"],
+    "match_players": ["match_id", "player_hash"],
+    "rounds": ["match_id", "round_no"],
+    "round_teams": ["match_id", "round_no", "team_id"],
+    "kills": ["event_id"],
+    "site_events": ["event_id"],
+    "macro_outcomes": ["match_id", "round_no", "team_id"],
     "micro_actions": ["signal_id"],
 }
 
 
 def _env(pg_url: str, redis_url: str, prefix: str) -> dict[str, str]:
-    return {**os.environ, "EDGEFINDER_DATABASE_URL": pg_url, "EDGEFINDER_REDIS_URL": redis_url,
-            "EDGEFINDER_REDIS_PREFIX": prefix, "EDGEFINDER_PSEUDONYM_KEY": KEY, "EDGEFINDER_LOG_LEVEL": "ERROR",
-            "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "EDGEFINDER_DATABASE_URL": pg_url,
+        "EDGEFINDER_REDIS_URL": redis_url,
+        "EDGEFINDER_REDIS_PREFIX": prefix,
+        "EDGEFINDER_PSEUDONYM_KEY": KEY,
+        "EDGEFINDER_LOG_LEVEL": "ERROR",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def _publish(client, prefix: str, lines: list[str]) -> None:
     keys = stream_keys(prefix)
     pipe = client.pipeline(transaction=False)
     for line in lines:
-        pipe.xadd(keys["motion" if '"signal_id"' in line else "canonical"], {b"data": line.encode()})
+        pipe.xadd(
+            keys["motion" if '"signal_id"' in line else "canonical"], {b"data": line.encode()}
+        )
     pipe.execute()
 
 
@@ -59,7 +72,9 @@ def _count(engine, sql: str) -> int:
 
 
 def _pending(client, prefix: str) -> int:
-    return sum(int(client.xpending(k, DEFAULT_GROUP)["pending"]) for k in stream_keys(prefix).values())
+    return sum(
+        int(client.xpending(k, DEFAULT_GROUP)["pending"]) for k in stream_keys(prefix).values()
+    )
 
 
 def _attempts(client, prefix: str) -> dict[tuple[str, bytes], int]:
@@ -90,13 +105,31 @@ def test_sigkill_again_and_again_while_re_reading_pending_entries_loses_nothing(
     rng = random.Random(401)
     sim = simulate(8, seed=401)
     _publish(redis_client, redis_prefix, sim.lines)
-    cmd = [sys.executable, "-m", "edgefinder", "esports", "ingest", "--no-progress", "--block-ms", "50",
-           "--batch-size", "500", "--consumer", "crashy", "--motion-consumers", "1", "--claim-idle-ms", "600000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgefinder",
+        "esports",
+        "ingest",
+        "--no-progress",
+        "--block-ms",
+        "50",
+        "--batch-size",
+        "500",
+        "--consumer",
+        "crashy",
+        "--motion-consumers",
+        "1",
+        "--claim-idle-ms",
+        "600000",
+    ]
     with private_pg_database(pg_url, "kills") as url:
         env = _env(url, redis_url, redis_prefix)
         engine = make_engine(url)
         # first kill mid-stream: batches written, some read ahead, none acknowledged after it
-        proc = subprocess.Popen([*cmd, "--follow"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*cmd, "--follow"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         deadline = time.monotonic() + 90
         while _count(engine, "SELECT count(*) FROM micro_actions") < 1500:
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()
@@ -108,20 +141,30 @@ def test_sigkill_again_and_again_while_re_reading_pending_entries_loses_nothing(
             pending = _pending(redis_client, redis_prefix)
             assert pending > 0
             before = _attempts(redis_client, redis_prefix)
-            proc = subprocess.Popen([*cmd, "--follow"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            proc = subprocess.Popen(
+                [*cmd, "--follow"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
             # kill when the restarted consumer has begun writing its pending entries: the moment
             # a poison entry would kill it
             patience = time.monotonic() + 20
-            while not _began(_attempts(redis_client, redis_prefix), before) and time.monotonic() < patience:
+            while (
+                not _began(_attempts(redis_client, redis_prefix), before)
+                and time.monotonic() < patience
+            ):
                 assert proc.poll() is None, proc.stderr.read().decode()
                 time.sleep(0.002)
             time.sleep(rng.uniform(0.0, 0.03))  # mid-write, or just after a commit
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-            kills["while writing pending entries" if _began(_attempts(redis_client, redis_prefix), before)
-                  else "while re-reading them"] += 1
+            kills[
+                "while writing pending entries"
+                if _began(_attempts(redis_client, redis_prefix), before)
+                else "while re-reading them"
+            ] += 1
         assert kills["while writing pending entries"] >= 7, kills
-        done = subprocess.run([*cmd, "--once"], env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [*cmd, "--once"], env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr
         assert "0 dead letters" in " ".join(done.stdout.split()), done.stdout
         assert _count(engine, "SELECT count(*) FROM dead_letters") == 0
@@ -139,8 +182,10 @@ def test_sigkill_again_and_again_while_re_reading_pending_entries_loses_nothing(
                 pd.testing.assert_frame_equal(got, want, obj=name)
             ref.dispose()
         engine.dispose()
-    print(f"SIGKILL campaign: 1 kill mid-stream, then {kills}; "
-          f"{len(sim.lines):,} events, all stored once, 0 dead letters")
+    print(
+        f"SIGKILL campaign: 1 kill mid-stream, then {kills}; "
+        f"{len(sim.lines):,} events, all stored once, 0 dead letters"
+    )
 
 
 def test_an_entry_that_kills_its_consumer_is_isolated_and_dead_lettered_alone(
@@ -148,16 +193,29 @@ def test_an_entry_that_kills_its_consumer_is_isolated_and_dead_lettered_alone(
 ) -> None:
     sim = simulate(2, seed=402)
     signals = [ln for ln in sim.lines if '"signal_id"' in ln]
-    poison = json.dumps({**json.loads(signals[0]), "signal_id": "sim402-poison", "model_version": "CRASH-ME"})
+    poison = json.dumps(
+        {**json.loads(signals[0]), "signal_id": "sim402-poison", "model_version": "CRASH-ME"}
+    )
     lines = signals[:700] + [poison] + signals[700:]
     _publish(redis_client, redis_prefix, lines)
     with private_pg_database(pg_url, "poison") as url:
         env = _env(url, redis_url, redis_prefix)
         crashes = 0
         for _ in range(20):  # a supervisor that restarts the consumer whenever it dies
-            r = subprocess.run([sys.executable, str(ROOT / "tests" / "integration" / "crash_consumer.py"), url,
-                                redis_url, redis_prefix, "CRASH-ME"], env=env, capture_output=True, text=True,
-                               timeout=120)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "tests" / "integration" / "crash_consumer.py"),
+                    url,
+                    redis_url,
+                    redis_prefix,
+                    "CRASH-ME",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             if r.returncode == 0:
                 break
             assert r.returncode == -signal.SIGKILL, r.stderr
@@ -168,14 +226,29 @@ def test_an_entry_that_kills_its_consumer_is_isolated_and_dead_lettered_alone(
         assert crashes == 1 + 1 + 3, crashes
         engine = make_engine(url)
         dl = pd.read_sql(text("SELECT * FROM dead_letters"), engine)
-        assert dl.raw.str.contains("sim402-poison").tolist() == [True] and dl.kind.tolist() == ["delivery_limit"]
+        assert dl.raw.str.contains("sim402-poison").tolist() == [True] and dl.kind.tolist() == [
+            "delivery_limit"
+        ]
         reason = dl.reason[0]
-        assert reason.startswith("delivery limit exceeded: 3 consumer failures while writing it alone (limit 3)")
+        assert reason.startswith(
+            "delivery limit exceeded: 3 consumer failures while writing it alone (limit 3)"
+        )
         assert "first failure: consumer crashy began writing it at" in reason
         assert "in a batch of 12 and never finished (the process was killed or crashed)" in reason
-        assert _count(engine, "SELECT count(*) FROM micro_actions") == len(signals)  # every valid one
+        assert _count(engine, "SELECT count(*) FROM micro_actions") == len(
+            signals
+        )  # every valid one
         assert _count(engine, "SELECT count(DISTINCT signal_id) FROM micro_actions") == len(signals)
-        assert int(redis_client.xpending(stream_keys(redis_prefix)["motion"], DEFAULT_GROUP)["pending"]) == 0
-        assert not redis_client.exists(f"{stream_keys(redis_prefix)['motion']}:failures:{DEFAULT_GROUP}")
+        assert (
+            int(
+                redis_client.xpending(stream_keys(redis_prefix)["motion"], DEFAULT_GROUP)["pending"]
+            )
+            == 0
+        )
+        assert not redis_client.exists(
+            f"{stream_keys(redis_prefix)['motion']}:failures:{DEFAULT_GROUP}"
+        )
         engine.dispose()
-    print(f"poison entry: {crashes} crashes, then dead-lettered; {len(signals):,} valid signals stored")
+    print(
+        f"poison entry: {crashes} crashes, then dead-lettered; {len(signals):,} valid signals stored"
+    )

@@ -20,9 +20,17 @@ def test_demo_simulates_ingests_analyzes_and_prints_findings(tmp_path: Path) -> 
     assert db == tmp_path / "demo" / "esports_demo.sqlite3" and db.exists()
     assert (tmp_path / "demo" / "esports_events.jsonl").exists()
     assert (tmp_path / "demo" / "esports_events.truth.json").exists()
-    for needle in ("simulated 12 matches", "0 dead letters", "team compared with itself inside a match",
-                   "within-match ATE", "verdict", "between-team (naive)", "Planted effects", "trade_count",
-                   "research/ops"):  # fmt: skip
+    for needle in (
+        "simulated 12 matches",
+        "0 dead letters",
+        "team compared with itself inside a match",
+        "within-match ATE",
+        "verdict",
+        "between-team (naive)",
+        "Planted effects",
+        "trade_count",
+        "research/ops",
+    ):
         assert needle in out, needle
     # a second run starts from a fresh demo database (same numbers, nothing doubled)
     buf2 = io.StringIO()
@@ -34,20 +42,35 @@ def test_demo_simulates_ingests_analyzes_and_prints_findings(tmp_path: Path) -> 
 
 def test_analyze_command_prints_tables(tmp_path: Path) -> None:
     db = run(Settings(data_dir=tmp_path), Console(file=io.StringIO()), matches=8, seed=5)
-    res = CliRunner().invoke(esports_app, ["analyze", "--database-url", f"sqlite:///{db.as_posix()}", "--top", "5"],
-                             env={"COLUMNS": "200"})  # fmt: skip
+    res = CliRunner().invoke(
+        esports_app,
+        ["analyze", "--database-url", f"sqlite:///{db.as_posix()}", "--top", "5"],
+        env={"COLUMNS": "200"},
+    )
     assert res.exit_code == 0, res.output
     # 28 features x 5 tests, 9 intent counts x 4 (two chi-square, within-match and naive AIPW), 2 for the
     # loadout baseline
-    for needle in ("team-rounds", "178 tests", "clustered by match", "verdict", "placebo", "E-value", "Top ",
-                   "BH q < 0.05", "research/ops", "pre-round baseline: loadout_advantage → round_win"):  # fmt: skip
+    for needle in (
+        "team-rounds",
+        "178 tests",
+        "clustered by match",
+        "verdict",
+        "placebo",
+        "E-value",
+        "Top ",
+        "BH q < 0.05",
+        "research/ops",
+        "pre-round baseline: loadout_advantage → round_win",
+    ):
         assert needle in res.output, needle
 
 
 def test_analyze_on_a_fresh_database_migrates_and_says_ingest_first(tmp_path: Path) -> None:
     # A newcomer's first command may be `analyze`: the schema is created, the run succeeds empty.
     url = f"sqlite:///{(tmp_path / 'fresh.sqlite3').as_posix()}"
-    res = CliRunner().invoke(esports_app, ["analyze", "--database-url", url], env={"COLUMNS": "200"})
+    res = CliRunner().invoke(
+        esports_app, ["analyze", "--database-url", url], env={"COLUMNS": "200"}
+    )
     assert res.exit_code == 0, res.output
     assert "no finished rounds in the database: ingest events first" in res.output
     assert "research/ops" in res.output  # the disclaimer is printed on an empty run too
@@ -62,8 +85,12 @@ def test_analyze_with_an_unreachable_database_is_one_clear_error() -> None:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there any more
-    res = CliRunner().invoke(esports_app, ["analyze", "--database-url", f"postgresql://nobody@127.0.0.1:{port}/x"])
+    res = CliRunner().invoke(
+        esports_app, ["analyze", "--database-url", f"postgresql://nobody@127.0.0.1:{port}/x"]
+    )
     assert res.exit_code != 0
     # the top-level CLI prints an EdgefinderError as one line (not a raw SQLAlchemy traceback)
     assert isinstance(res.exception, EdgefinderError), repr(res.exception)
-    assert str(res.exception).startswith("cannot connect to database") and "\n" not in str(res.exception)
+    assert str(res.exception).startswith("cannot connect to database") and "\n" not in str(
+        res.exception
+    )

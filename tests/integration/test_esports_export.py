@@ -39,8 +39,13 @@ N_MATCHES = 30
 def _cli(url: str, tmp: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
     env.update({"EDGEFINDER_PSEUDONYM_KEY": KEY, "EDGEFINDER_DATA_DIR": str(tmp), "COLUMNS": "200"})
-    r = subprocess.run([sys.executable, "-m", "edgefinder", "--database-url", url, *args], env=env,
-                       capture_output=True, text=True, timeout=600)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "edgefinder", "--database-url", url, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 
@@ -60,13 +65,20 @@ def _raw_player_ids(path: Path) -> set[str]:
     return ids
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def exported(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict]:
     tmp = tmp_path_factory.mktemp(f"export-{request.param}")
     events = tmp / "events.jsonl"
     simulate_to_file(N_MATCHES, 41, events)
-    with (private_pg_database(request.getfixturevalue("pg_url"), "export") if request.param == "postgres"
-          else _sqlite(tmp)) as url:  # fmt: skip
+    with (
+        private_pg_database(request.getfixturevalue("pg_url"), "export")
+        if request.param == "postgres"
+        else _sqlite(tmp)
+    ) as url:
         _cli(url, tmp, "esports", "ingest", "--from-file", str(events), "--no-progress")
         _cli(url, tmp, "esports", "analyze")
         out = tmp / "out"
@@ -90,7 +102,9 @@ def _sorted(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_features_round_trip_equals_extract_round_features(exported: dict) -> None:
-    table = pads.dataset(exported["out"] / "features", format="parquet", partitioning="hive").to_table()
+    table = pads.dataset(
+        exported["out"] / "features", format="parquet", partitioning="hive"
+    ).to_table()
     back = table.to_pandas()
     dates = sorted({str(d) for d in back["match_date"]})
     assert dates == ["2025-01-01", "2025-01-02", "2025-01-03"]
@@ -123,13 +137,24 @@ def test_no_raw_player_id_in_any_exported_file_and_metadata_everywhere(exported:
     # the signals are there, under their HMAC pseudonyms
     assert hashes and hashes <= {pseudonymize(p, KEY) for p in raw}
     micro = pads.dataset(exported["out"] / "micro_actions", partitioning="hive").to_table()
-    n_signals = sum(1 for line in exported["events"].read_text().splitlines() if '"signal_id"' in line)
+    n_signals = sum(
+        1 for line in exported["events"].read_text().splitlines() if '"signal_id"' in line
+    )
     assert micro.num_rows == n_signals
 
 
 def test_since_keeps_later_dates_and_a_second_export_replaces_partitions(exported: dict) -> None:
     out = exported["tmp"] / "since"
-    _cli(exported["url"], exported["tmp"], "esports", "export", "--out", str(out), "--since", "2025-01-02")
+    _cli(
+        exported["url"],
+        exported["tmp"],
+        "esports",
+        "export",
+        "--out",
+        str(out),
+        "--since",
+        "2025-01-02",
+    )
     feats = pads.dataset(out / "features", partitioning="hive").to_table().to_pandas()
     assert sorted({str(d) for d in feats["match_date"]}) == ["2025-01-02", "2025-01-03"]
     full = pads.dataset(exported["out"] / "features", partitioning="hive").to_table().to_pandas()
@@ -137,8 +162,19 @@ def test_since_keeps_later_dates_and_a_second_export_replaces_partitions(exporte
     again = export_datasets(exported["url"], out, since=date(2025, 1, 2))
     assert again[0].name == "features" and again[0].rows == len(feats)
     assert len(list((out / "features").rglob("*.parquet"))) == 2  # replaced, not duplicated
-    cmd = [sys.executable, "-m", "edgefinder", "--database-url", exported["url"], "esports", "export",
-           "--out", str(out), "--since", "yesterday"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "edgefinder",
+        "--database-url",
+        exported["url"],
+        "esports",
+        "export",
+        "--out",
+        str(out),
+        "--since",
+        "yesterday",
+    ]
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "is not a date" in bad.stderr
 
@@ -152,10 +188,14 @@ def test_api_serves_the_latest_runs_features_as_parquet(exported: dict) -> None:
     table = pq.read_table(io.BytesIO(r.content))
     assert table.schema.metadata[b"disclaimer"].decode() == DISCLAIMER
     assert table.schema.metadata[b"run_id"].decode() == run_id
-    pd.testing.assert_frame_equal(_sorted(table.to_pandas()), _sorted(extract_round_features(exported["url"])))
+    pd.testing.assert_frame_equal(
+        _sorted(table.to_pandas()), _sorted(extract_round_features(exported["url"]))
+    )
     assert int(r.headers["x-edgefinder-rows"]) == table.num_rows
 
 
 def test_features_endpoint_404_before_any_run(sqlite_url: str) -> None:
-    r = TestClient(create_app(Settings(database_url=sqlite_url))).get("/api/v1/analytics/export/features.parquet")
+    r = TestClient(create_app(Settings(database_url=sqlite_url))).get(
+        "/api/v1/analytics/export/features.parquet"
+    )
     assert r.status_code == 404 and "run the analysis first" in r.json()["message"]

@@ -13,7 +13,12 @@ from sqlalchemy import select
 from statsmodels.stats.multitest import multipletests
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES, FEATURE_COLUMNS, extract_round_features
+from edgefinder.esports.aggregate import (
+    COUNT_FEATURES,
+    COVARIATES,
+    FEATURE_COLUMNS,
+    extract_round_features,
+)
 from edgefinder.esports.jobs import (
     COVARIATE_EFFECTS,
     JobParams,
@@ -49,7 +54,9 @@ def results(features: pd.DataFrame) -> pd.DataFrame:
 
 
 def _one(results: pd.DataFrame, feature: str, outcome: str, method: str) -> pd.Series:
-    hit = results[(results.feature == feature) & (results.outcome == outcome) & (results.method == method)]
+    hit = results[
+        (results.feature == feature) & (results.outcome == outcome) & (results.method == method)
+    ]
     assert len(hit) == 1
     return hit.iloc[0]
 
@@ -57,17 +64,29 @@ def _one(results: pd.DataFrame, feature: str, outcome: str, method: str) -> pd.S
 def test_every_feature_gets_every_test(results: pd.DataFrame) -> None:
     n_feat, n_counts, n_cov = len(FEATURE_COLUMNS), len(COUNT_FEATURES), len(COVARIATE_EFFECTS)
     counts = results.groupby("method").size().to_dict()
-    assert counts == {"point_biserial": 2 * n_feat + n_cov, "spearman": n_feat, "logistic": 2 * n_feat + n_cov,
-                      "chi2": 2 * n_counts, "aipw_within": n_counts, "aipw_naive": n_counts}  # fmt: skip
+    assert counts == {
+        "point_biserial": 2 * n_feat + n_cov,
+        "spearman": n_feat,
+        "logistic": 2 * n_feat + n_cov,
+        "chi2": 2 * n_counts,
+        "aipw_within": n_counts,
+        "aipw_naive": n_counts,
+    }
     assert (results["purpose"] == PURPOSE).all()
     # only the within-match effects carry a verdict
-    assert results.loc[results.method == "aipw_within", "verdict"].isin(["robust", "fragile", "not significant"]).all()
+    assert (
+        results.loc[results.method == "aipw_within", "verdict"]
+        .isin(["robust", "fragile", "not significant"])
+        .all()
+    )
     assert results.loc[results.method != "aipw_within", "verdict"].isna().all()
 
 
 def _cluster_se(psi: np.ndarray, groups: np.ndarray) -> float:
     """Reference: statsmodels' cluster-robust SE of the mean of influence values."""
-    fit = sm.OLS(psi, np.ones((psi.size, 1))).fit(cov_type="cluster", cov_kwds={"groups": pd.factorize(groups)[0]})
+    fit = sm.OLS(psi, np.ones((psi.size, 1))).fit(
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(groups)[0]}
+    )
     return float(fit.bse[0])
 
 
@@ -80,13 +99,19 @@ def _corr_p(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
     return float(2 * sps.t.sf(abs(r / se), g - 1))
 
 
-def test_loadout_advantage_covariate_effect_matches_statsmodels(features: pd.DataFrame, results: pd.DataFrame) -> None:
+def test_loadout_advantage_covariate_effect_matches_statsmodels(
+    features: pd.DataFrame, results: pd.DataFrame
+) -> None:
     adv = features["loadout_value"] - features["opp_loadout_value"]
     z = (adv - adv.mean()) / adv.std(ddof=1)
     X = sm.add_constant(pd.DataFrame({"loadout_advantage": z, "side": features["side"]}))
     # clustered by match like every test of the run
     ref = sm.Logit(features["round_win"].astype(float), X).fit(
-        disp=0, cov_type="cluster", cov_kwds={"groups": pd.factorize(features["match_id"])[0]}, use_t=True)
+        disp=0,
+        cov_type="cluster",
+        cov_kwds={"groups": pd.factorize(features["match_id"])[0]},
+        use_t=True,
+    )
     r = _one(results, "loadout_advantage", "round_win", "logistic")
     assert r["details"]["kind"] == "covariate" and r["details"]["adjusted_for"] == ["side"]
     assert r["effect"] == pytest.approx(ref.params["loadout_advantage"], rel=1e-6)
@@ -94,12 +119,16 @@ def test_loadout_advantage_covariate_effect_matches_statsmodels(features: pd.Dat
     lo, hi = ref.conf_int().loc["loadout_advantage"]
     assert (r["ci_low"], r["ci_high"]) == pytest.approx((lo, hi), rel=1e-6)
     pb = _one(results, "loadout_advantage", "round_win", "point_biserial")
-    assert pb["effect"] == pytest.approx(sps.pointbiserialr(features["round_win"], adv).statistic, abs=1e-12)
+    assert pb["effect"] == pytest.approx(
+        sps.pointbiserialr(features["round_win"], adv).statistic, abs=1e-12
+    )
     # the simulator's buys follow its bank and a richer loadout wins more: the baseline is positive
     assert r["direction"] == "positive" and r["significant"]
 
 
-def test_point_biserial_and_spearman_match_scipy(features: pd.DataFrame, results: pd.DataFrame) -> None:
+def test_point_biserial_and_spearman_match_scipy(
+    features: pd.DataFrame, results: pd.DataFrame
+) -> None:
     groups = features["match_id"].to_numpy()
     for feat in ("trade_count", "retreat_share", "mean_confidence", "kills"):
         r = _one(results, feat, "round_win", "point_biserial")
@@ -114,7 +143,9 @@ def test_point_biserial_and_spearman_match_scipy(features: pd.DataFrame, results
         att = features[features.side == 1]
         r = _one(results, feat, "site_executed", "point_biserial")
         assert r["n"] == len(att)
-        assert r["effect"] == pytest.approx(sps.pointbiserialr(att["site_executed"], att[feat]).statistic, abs=1e-12)
+        assert r["effect"] == pytest.approx(
+            sps.pointbiserialr(att["site_executed"], att[feat]).statistic, abs=1e-12
+        )
         s = _one(results, feat, "econ_delta", "spearman")
         ref = sps.spearmanr(features[feat], features["econ_delta"])
         assert s["effect"] == pytest.approx(ref.statistic, abs=1e-12)
@@ -133,26 +164,39 @@ def test_chi2_matches_scipy(features: pd.DataFrame, results: pd.DataFrame) -> No
     # p: cluster-robust Wald test that the win rate is equal in the three bins
     dummies = np.column_stack([np.ones(len(x)), bins == 1, bins == 2]).astype(float)
     fit = sm.OLS(features["round_win"].to_numpy(float), dummies).fit(
-        cov_type="cluster", cov_kwds={"groups": pd.factorize(features["match_id"])[0]}, use_t=True)
+        cov_type="cluster", cov_kwds={"groups": pd.factorize(features["match_id"])[0]}, use_t=True
+    )
     wald = fit.f_test(np.eye(3)[1:])
     assert r["p_value"] == pytest.approx(float(np.squeeze(wald.pvalue)), rel=1e-9)
-    assert r["details"]["design_effect"] == pytest.approx(ref.statistic / 2 / float(np.squeeze(wald.fvalue)), rel=1e-9)
+    assert r["details"]["design_effect"] == pytest.approx(
+        ref.statistic / 2 / float(np.squeeze(wald.fvalue)), rel=1e-9
+    )
 
 
-def test_logistic_is_adjusted_log_odds_per_sd(features: pd.DataFrame, results: pd.DataFrame) -> None:
+def test_logistic_is_adjusted_log_odds_per_sd(
+    features: pd.DataFrame, results: pd.DataFrame
+) -> None:
     def z(s: pd.Series) -> pd.Series:
         return (s - s.mean()) / s.std(ddof=1)
 
-    X = pd.DataFrame({"hold_count": z(features["hold_count"]), **{c: z(features[c]) for c in COVARIATES}})
+    X = pd.DataFrame(
+        {"hold_count": z(features["hold_count"]), **{c: z(features[c]) for c in COVARIATES}}
+    )
     fit = sm.Logit(features["round_win"].astype(float), sm.add_constant(X)).fit(
-        disp=0, cov_type="cluster", cov_kwds={"groups": pd.factorize(features["match_id"])[0]}, use_t=True)
+        disp=0,
+        cov_type="cluster",
+        cov_kwds={"groups": pd.factorize(features["match_id"])[0]},
+        use_t=True,
+    )
     r = _one(results, "hold_count", "round_win", "logistic")
     assert r["effect"] == pytest.approx(fit.params["hold_count"], abs=1e-6)
     assert r["p_value"] == pytest.approx(fit.pvalues["hold_count"], rel=1e-5)
     lo, hi = fit.conf_int().loc["hold_count"]
     assert (r["ci_low"], r["ci_high"]) == pytest.approx((lo, hi), abs=1e-6)
     assert r["details"]["adjusted_for"] == list(COVARIATES)
-    assert r["details"]["odds_ratio_per_sd"] == pytest.approx(np.exp(fit.params["hold_count"]), rel=1e-6)
+    assert r["details"]["odds_ratio_per_sd"] == pytest.approx(
+        np.exp(fit.params["hold_count"]), rel=1e-6
+    )
 
 
 def test_bh_over_all_tests_of_the_run(results: pd.DataFrame) -> None:
@@ -178,25 +222,42 @@ def test_causal_rows_use_only_pre_round_covariates(results: pd.DataFrame) -> Non
         assert all(set(b) == {"covariate", "smd_before", "smd_after"} for b in d["balance"])
     # plant only happens on attack: positivity restricts its estimate to attacking rows
     plant = _one(results, "plant_count", "round_win", "aipw_within")
-    assert plant["details"]["population"].startswith("attack") and "side" not in plant["details"]["adjusted_for"]
+    assert (
+        plant["details"]["population"].startswith("attack")
+        and "side" not in plant["details"]["adjusted_for"]
+    )
     trade = _one(results, "trade_count", "round_win", "aipw_within")
-    assert trade["details"]["naive"] is not None and trade["ci_low"] < trade["effect"] < trade["ci_high"]
+    assert (
+        trade["details"]["naive"] is not None
+        and trade["ci_low"] < trade["effect"] < trade["ci_high"]
+    )
     d = trade["details"]
     # the within design: Mundlak terms of the round covariates and of the treatment, the unit a team in a match
-    assert "treatment__unit_mean" in d["mundlak_terms"] and "bank_start__unit_mean" in d["mundlak_terms"]
+    assert (
+        "treatment__unit_mean" in d["mundlak_terms"]
+        and "bank_start__unit_mean" in d["mundlak_terms"]
+    )
     assert "score_diff__unit_mean" not in d["mundlak_terms"]
-    assert d["n_units"] == 40 and d["n_clusters"] <= 20 and d["between_team"]["method"] == "aipw_naive"
+    assert (
+        d["n_units"] == 40 and d["n_clusters"] <= 20 and d["between_team"]["method"] == "aipw_naive"
+    )
     assert d["e_value"] >= 1.0 and d["e_value_ci"] >= 1.0
     # refutation figures for every effect (refute='all'); the verdict follows q and the checks
     for r in results[results.method == "aipw_within"].to_dict(orient="records"):
         ref = r["details"]["refutations"]
         assert set(ref) == {"placebo", "random_common_cause", "subset", "e_value"}
         passed = all(ref[c]["passed"] is True for c in ("placebo", "random_common_cause", "subset"))
-        assert r["verdict"] == ("not significant" if not r["significant"] else "robust" if passed else "fragile")
-        assert ref["placebo"]["rule"].startswith("placebo p >=") and ref["subset"]["n_clusters"] <= 10
+        assert r["verdict"] == (
+            "not significant" if not r["significant"] else "robust" if passed else "fragile"
+        )
+        assert (
+            ref["placebo"]["rule"].startswith("placebo p >=") and ref["subset"]["n_clusters"] <= 10
+        )
 
 
-def test_refute_significant_skips_the_checks_of_effects_that_are_not(features: pd.DataFrame) -> None:
+def test_refute_significant_skips_the_checks_of_effects_that_are_not(
+    features: pd.DataFrame,
+) -> None:
     res = compute_results(features, JobParams(seed=5))  # refute="significant", the default
     within = res[res.method == "aipw_within"]
     assert (~within["significant"]).any()
@@ -208,7 +269,9 @@ def test_refute_significant_skips_the_checks_of_effects_that_are_not(features: p
             assert r["details"]["refutations"] and r["verdict"] in ("robust", "fragile")
 
 
-def test_same_seed_same_numbers_and_workers_do_not_matter(features: pd.DataFrame, results: pd.DataFrame) -> None:
+def test_same_seed_same_numbers_and_workers_do_not_matter(
+    features: pd.DataFrame, results: pd.DataFrame
+) -> None:
     again = compute_results(features, JobParams(seed=5, workers=1))
     a = results[["effect", "ci_low", "ci_high", "p_value"]].to_numpy(dtype=float)
     b = again[["effect", "ci_low", "ci_high", "p_value"]].to_numpy(dtype=float)
@@ -216,22 +279,38 @@ def test_same_seed_same_numbers_and_workers_do_not_matter(features: pd.DataFrame
 
 
 def test_stored_run_and_rows(db: str) -> None:
-    res = asyncio.run(arun_correlation_job(db, params=JobParams(seed=2)))  # the seed's asyncio.run form
+    res = asyncio.run(
+        arun_correlation_job(db, params=JobParams(seed=2))
+    )  # the original asyncio.run form
     assert res.status == "succeeded" and res.n_tests == len(res.results) > 100
     engine = make_engine(db)
     with engine.connect() as conn:
         run = conn.execute(select(analysis_runs).where(analysis_runs.c.run_id == res.run_id)).one()
-        rows = conn.execute(select(correlation_results).where(correlation_results.c.run_id == res.run_id)).all()
+        rows = conn.execute(
+            select(correlation_results).where(correlation_results.c.run_id == res.run_id)
+        ).all()
     engine.dispose()
     assert run.status == "succeeded" and run.purpose == PURPOSE and run.disclaimer == DISCLAIMER
-    assert run.n_tests == len(rows) == res.n_tests and run.summary["n_significant"] == res.n_significant
+    assert (
+        run.n_tests == len(rows) == res.n_tests
+        and run.summary["n_significant"] == res.n_significant
+    )
     assert run.params["seed"] == 2 and run.duration_s > 0
-    assert all(r.purpose == PURPOSE and r.details["kind"] in ("micro", "in_round", "covariate") for r in rows)
+    assert all(
+        r.purpose == PURPOSE and r.details["kind"] in ("micro", "in_round", "covariate")
+        for r in rows
+    )
     # every stored result row says what it is for, on its own
-    assert all(r.details["purpose"] == PURPOSE and r.details["disclaimer"] == DISCLAIMER for r in rows)
+    assert all(
+        r.details["purpose"] == PURPOSE and r.details["disclaimer"] == DISCLAIMER for r in rows
+    )
     assert sum(r.significant for r in rows) == res.n_significant
     verdicts = {r.feature: r.verdict for r in rows if r.method == "aipw_within"}
-    assert len(verdicts) == len(COUNT_FEATURES) and set(verdicts.values()) <= {"robust", "fragile", "not significant"}
+    assert len(verdicts) == len(COUNT_FEATURES) and set(verdicts.values()) <= {
+        "robust",
+        "fragile",
+        "not significant",
+    }
 
 
 def test_tiny_database_runs_and_flags_everything_exploratory(sqlite_url: str) -> None:

@@ -71,20 +71,42 @@ def scraped(
     prefix = f"{redis_session_prefix}monitoring:"
     url = f"sqlite:///{(tmp_path_factory.mktemp('monitoring') / 'm.sqlite3').as_posix()}"
     upgrade(url)
-    settings = Settings(database_url=url, redis_url=redis_url, redis_prefix=prefix,
-                        alert_webhook_url="http://127.0.0.1:9/down", alert_webhook_attempts=1)  # fmt: skip
+    settings = Settings(
+        database_url=url,
+        redis_url=redis_url,
+        redis_prefix=prefix,
+        alert_webhook_url="http://127.0.0.1:9/down",
+        alert_webhook_attempts=1,
+    )
     engine = make_engine(url)
     load_units(engine, simulate(10, seed=61, config=SimConfig(b_trade=0.0)).units, seed=61)
     run_correlation_job(engine, settings)
-    load_units(engine, simulate(20, seed=62, config=SimConfig(b_trade=0.8, b_retreat=0.6)).units, seed=62)
+    load_units(
+        engine, simulate(20, seed=62, config=SimConfig(b_trade=0.8, b_retreat=0.6)).units, seed=62
+    )
     second = run_correlation_job(engine, settings)
     assert second.n_alerts > 0
     with engine.begin() as tx:
-        tx.execute(insert(dead_letters), [
-            {"source": "events:canonical", "raw": "{", "reason": "bad JSON: Expecting value: line 1 column 2"},
-            {"source": "events:canonical", "raw": "{x", "reason": "bad JSON: Expecting property name"},
-            {"source": "events:agent:motion", "raw": "{}", "reason": "invalid motion signal: unknown intent 'fly'"},
-        ])  # fmt: skip
+        tx.execute(
+            insert(dead_letters),
+            [
+                {
+                    "source": "events:canonical",
+                    "raw": "{",
+                    "reason": "bad JSON: Expecting value: line 1 column 2",
+                },
+                {
+                    "source": "events:canonical",
+                    "raw": "{x",
+                    "reason": "bad JSON: Expecting property name",
+                },
+                {
+                    "source": "events:agent:motion",
+                    "raw": "{}",
+                    "reason": "invalid motion signal: unknown intent 'fly'",
+                },
+            ],
+        )
     client = redis.Redis.from_url(redis_url)
     keys = stream_keys(prefix)
     for _ in range(5):
@@ -93,7 +115,9 @@ def scraped(
         client.xadd(keys["motion"], {b"data": b"{}"})
     for key in keys.values():
         client.xgroup_create(key, DEFAULT_GROUP, id="0")
-    client.xreadgroup(DEFAULT_GROUP, "c1", {keys["canonical"]: ">"}, count=2)  # delivered, not acknowledged
+    client.xreadgroup(
+        DEFAULT_GROUP, "c1", {keys["canonical"]: ">"}, count=2
+    )  # delivered, not acknowledged
     wait_until(lambda: _all_failed_once(engine), 30, "one failed webhook attempt per alert")
     api = TestClient(create_app(settings))
     text = api.get("/metrics").text
@@ -104,7 +128,14 @@ def scraped(
     with engine.connect() as conn:
         runs = conn.execute(select(analysis_runs).order_by(analysis_runs.c.finished_at)).all()
         stored_alerts = conn.execute(select(alerts)).all()
-    yield {"samples": samples, "api": api, "runs": runs, "alerts": stored_alerts, "client": client, "keys": keys}
+    yield {
+        "samples": samples,
+        "api": api,
+        "runs": runs,
+        "alerts": stored_alerts,
+        "client": client,
+        "keys": keys,
+    }
     client.close()
     engine.dispose()
 
@@ -115,7 +146,11 @@ def _all_failed_once(engine: Any) -> bool:
 
 
 def _value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
-    hits = [s.value for s in samples.get(name, []) if all(s.labels.get(k) == v for k, v in labels.items())]
+    hits = [
+        s.value
+        for s in samples.get(name, [])
+        if all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert len(hits) == 1, (name, labels, samples.get(name))
     return hits[0]
 
@@ -129,13 +164,23 @@ def test_every_metric_of_the_dashboard_and_the_rules_is_exposed(scraped: dict[st
 
 def test_metric_values_are_what_the_database_and_redis_hold(scraped: dict[str, Any]) -> None:
     s, runs, rows = scraped["samples"], scraped["runs"], scraped["alerts"]
-    assert _value(s, "edgefinder_analysis_job_duration_seconds_count", status="succeeded") == len(runs) == 2
-    assert _value(s, "edgefinder_analysis_job_duration_seconds_sum", status="succeeded") == pytest.approx(
-        sum(r.duration_s for r in runs))
+    assert (
+        _value(s, "edgefinder_analysis_job_duration_seconds_count", status="succeeded")
+        == len(runs)
+        == 2
+    )
+    assert _value(
+        s, "edgefinder_analysis_job_duration_seconds_sum", status="succeeded"
+    ) == pytest.approx(sum(r.duration_s for r in runs))
     under = sum(r.duration_s <= 120 for r in runs)
-    assert _value(s, "edgefinder_analysis_job_duration_seconds_bucket", status="succeeded", le="120.0") == under
+    assert (
+        _value(s, "edgefinder_analysis_job_duration_seconds_bucket", status="succeeded", le="120.0")
+        == under
+    )
     assert _value(s, "edgefinder_last_run_db_queries") == runs[-1].db_queries >= 2
-    assert _value(s, "edgefinder_analysis_db_queries_total", status="succeeded") == sum(r.db_queries for r in runs)
+    assert _value(s, "edgefinder_analysis_db_queries_total", status="succeeded") == sum(
+        r.db_queries for r in runs
+    )
     assert _value(s, "edgefinder_last_run_failed") == 0
     assert 0 <= _value(s, "edgefinder_last_run_age_seconds") < 600
     by_kind = {k: sum(r.kind == k for r in rows) for k in {r.kind for r in rows}}
@@ -145,30 +190,56 @@ def test_metric_values_are_what_the_database_and_redis_hold(scraped: dict[str, A
     assert _value(s, "edgefinder_alert_webhook_failures_total") == len(rows)
     assert _value(s, "edgefinder_alert_webhook_deliveries", state="failed") == len(rows)
     assert _value(s, "edgefinder_dead_letters_stored_by_reason", reason="bad JSON") == 2
-    assert _value(s, "edgefinder_dead_letters_stored_by_reason", reason="invalid motion signal") == 1
+    assert (
+        _value(s, "edgefinder_dead_letters_stored_by_reason", reason="invalid motion signal") == 1
+    )
     assert _value(s, "edgefinder_stream_length", stream="canonical") == 5
     assert _value(s, "edgefinder_stream_group_lag", stream="canonical", group=DEFAULT_GROUP) == 3
-    assert _value(s, "edgefinder_stream_group_pending", stream="canonical", group=DEFAULT_GROUP) == 2
+    assert (
+        _value(s, "edgefinder_stream_group_pending", stream="canonical", group=DEFAULT_GROUP) == 2
+    )
     assert _value(s, "edgefinder_stream_group_lag", stream="motion", group=DEFAULT_GROUP) == 3
-    assert _value(s, "edgefinder_stream_length", stream="insights") == 2 + len(rows)  # two summaries + alerts
+    assert _value(s, "edgefinder_stream_length", stream="insights") == 2 + len(
+        rows
+    )  # two summaries + alerts
 
 
 def test_health_reports_freshness_and_lag(scraped: dict[str, Any]) -> None:
     h = scraped["api"].get("/api/v1/analytics/health").json()
-    assert h["status"] == "ok" and h["results_stale"] is False and h["last_run_status"] == "succeeded"
-    assert h["streams"]["canonical"]["groups"][DEFAULT_GROUP] == {"lag": 3, "pending": 2, "consumers": 1}
+    assert (
+        h["status"] == "ok" and h["results_stale"] is False and h["last_run_status"] == "succeeded"
+    )
+    assert h["streams"]["canonical"]["groups"][DEFAULT_GROUP] == {
+        "lag": 3,
+        "pending": 2,
+        "consumers": 1,
+    }
     assert h["streams"]["motion"]["length"] == 3
-    stale = Settings(**{**scraped["api"].app.state.analytics.settings.model_dump(), "results_stale_after_s": 0.001})
+    stale = Settings(
+        **{
+            **scraped["api"].app.state.analytics.settings.model_dump(),
+            "results_stale_after_s": 0.001,
+        }
+    )
     h = TestClient(create_app(stale)).get("/api/v1/analytics/health").json()
     assert h["status"] == "degraded" and h["results_stale"] is True
 
 
 def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
     promtool = _promtool()
-    check = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
-    assert check.returncode == 0 and "SUCCESS: 5 rules found" in check.stdout, check.stdout + check.stderr
-    test = subprocess.run([promtool, "test", "rules", RULE_TESTS.name], cwd=RULE_TESTS.parent, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    check = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0 and "SUCCESS: 5 rules found" in check.stdout, (
+        check.stdout + check.stderr
+    )
+    test = subprocess.run(
+        [promtool, "test", "rules", RULE_TESTS.name],
+        cwd=RULE_TESTS.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert test.returncode == 0 and "SUCCESS" in test.stdout, test.stdout + test.stderr
 
 
@@ -182,9 +253,19 @@ def test_dashboard_queries_parse_and_panels_are_well_formed(tmp_path: Path) -> N
             assert p["datasource"]["uid"] == "${DS_PROMETHEUS}" and p["targets"], p["title"]
     # Grafana's $__rate_interval is a duration; each query becomes a recording rule that promtool parses
     exprs = [e.replace("$__rate_interval", "5m") for e in _dashboard_exprs()]
-    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"dashboard:q{i}", "expr": e}
-                                                         for i, e in enumerate(exprs)]}]}  # fmt: skip
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:q{i}", "expr": e} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(yaml.safe_dump(rules))
-    check = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
-    assert check.returncode == 0 and f"SUCCESS: {len(exprs)} rules found" in check.stdout, check.stdout + check.stderr
+    check = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert check.returncode == 0 and f"SUCCESS: {len(exprs)} rules found" in check.stdout, (
+        check.stdout + check.stderr
+    )

@@ -61,13 +61,20 @@ def _count(engine, sql: str, **params) -> int:
 
 
 def _pending(client, prefix: str) -> int:
-    return sum(int(client.xpending(k, DEFAULT_GROUP)["pending"]) for k in stream_keys(prefix).values())
+    return sum(
+        int(client.xpending(k, DEFAULT_GROUP)["pending"]) for k in stream_keys(prefix).values()
+    )
 
 
 def _dead(engine, sources: list[str]) -> pd.DataFrame:
     with engine.connect() as conn:
-        return pd.read_sql(text("SELECT * FROM dead_letters WHERE source IN :s").bindparams(
-            bindparam("s", expanding=True)), conn, params={"s": sources})
+        return pd.read_sql(
+            text("SELECT * FROM dead_letters WHERE source IN :s").bindparams(
+                bindparam("s", expanding=True)
+            ),
+            conn,
+            params={"s": sources},
+        )
 
 
 def _ids(lines: list[str]) -> tuple[set[str], set[str]]:
@@ -85,7 +92,9 @@ def _metric(name: str, **labels: str) -> float:
 # --- probes ---------------------------------------------------------------------------------
 
 
-def test_each_probe_alone_is_dead_lettered_with_its_reason(pg_engine, redis_client, redis_prefix) -> None:
+def test_each_probe_alone_is_dead_lettered_with_its_reason(
+    pg_engine, redis_client, redis_prefix
+) -> None:
     sim = simulate(1, seed=301)
     pipeline = Pipeline(pg_engine, KEY)
     for i, probe in enumerate(probes(sim.lines, "p301")):
@@ -118,9 +127,15 @@ def test_probes_mixed_into_valid_events_leave_every_valid_event_stored_once(
     c = run_ingest(pipeline, redis_client=redis_client, prefix=redis_prefix, config=CFG, once=True)
     canon, sig = _ids(sim.lines)
     assert c.events == len(sim.lines) and c.dead_letters == len(bad)
-    assert _count(pg_engine, "SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim302-%'") == len(canon)
-    assert _count(pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim302-%'") == len(sig)
-    assert _count(pg_engine, "SELECT count(*) FROM macro_outcomes WHERE match_id LIKE 'sim302-%'") == len(sim.units)
+    assert _count(
+        pg_engine, "SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim302-%'"
+    ) == len(canon)
+    assert _count(
+        pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim302-%'"
+    ) == len(sig)
+    assert _count(
+        pg_engine, "SELECT count(*) FROM macro_outcomes WHERE match_id LIKE 'sim302-%'"
+    ) == len(sim.units)
     dl = _dead(pg_engine, list(stream_keys(redis_prefix).values()))
     assert len(dl) == len(bad)
     for p in bad:
@@ -139,18 +154,34 @@ def test_probes_mixed_into_valid_events_leave_every_valid_event_stored_once(
     lite.dispose()
 
 
-def _cli(env_db: str, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "EDGEFINDER_PSEUDONYM_KEY": KEY,
-           "EDGEFINDER_LOG_LEVEL": "WARNING", **(extra_env or {})}
-    return subprocess.run([sys.executable, "-m", "edgefinder", "--database-url", env_db, *args], env=env,
-                          capture_output=True, text=True, timeout=180)
+def _cli(
+    env_db: str, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "EDGEFINDER_PSEUDONYM_KEY": KEY,
+        "EDGEFINDER_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "edgefinder", "--database-url", env_db, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
-def test_cli_ingest_from_file_dead_letters_bad_lines_by_line_number_and_goes_on(pg_url, pg_engine, tmp_path) -> None:
+def test_cli_ingest_from_file_dead_letters_bad_lines_by_line_number_and_goes_on(
+    pg_url, pg_engine, tmp_path
+) -> None:
     sim = simulate(1, seed=303)
     bad = {p.name: p for p in probes(sim.lines, "p303")}
-    nul = b'{"signal_id":"p303-x","match_id":"m","player_id":"p","ts":1,"intent":"hold","confidence":0.5,' \
-          b'"model_version":"a\\u0000b"}'  # the reproduction of the original crash
+    nul = (
+        b'{"signal_id":"p303-x","match_id":"m","player_id":"p","ts":1,"intent":"hold","confidence":0.5,'
+        b'"model_version":"a\\u0000b"}'
+    )  # the reproduction of the original crash
     lines = [ln.encode() for ln in sim.lines[:300]]
     lines[10:10] = [nul]
     lines[100:100] = [bad["deep-10000"].line]
@@ -158,7 +189,16 @@ def test_cli_ingest_from_file_dead_letters_bad_lines_by_line_number_and_goes_on(
     path = tmp_path / "n.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     for run in range(2):  # a rerun is not stuck at a bad line, and adds no second dead letter
-        r = _cli(pg_url, "esports", "ingest", "--from-file", str(path), "--no-progress", "--batch-size", "64")
+        r = _cli(
+            pg_url,
+            "esports",
+            "ingest",
+            "--from-file",
+            str(path),
+            "--no-progress",
+            "--batch-size",
+            "64",
+        )
         assert r.returncode == 0, r.stderr
         assert "3 dead letters" in " ".join(r.stdout.split()), r.stdout
         dl = _dead(pg_engine, [str(path)])
@@ -166,8 +206,12 @@ def test_cli_ingest_from_file_dead_letters_bad_lines_by_line_number_and_goes_on(
         reasons = dl.set_index(dl.entry_id.astype(int)).reason
         assert reasons[11].endswith("model_version: text contains a NUL character (\\u0000)")
     canon, sig = _ids(sim.lines[:300])
-    assert _count(pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim303-%'") == len(sig)
-    assert _count(pg_engine, "SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim303-%'") == len(canon)
+    assert _count(
+        pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim303-%'"
+    ) == len(sig)
+    assert _count(
+        pg_engine, "SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim303-%'"
+    ) == len(canon)
 
 
 def test_cli_publish_reports_bad_lines_by_number_and_publishes_the_rest(
@@ -179,8 +223,22 @@ def test_cli_publish_reports_bad_lines_by_number_and_publishes_the_rest(
     path = tmp_path / "pub.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "EDGEFINDER_REDIS_PREFIX": redis_prefix}
-    r = subprocess.run([sys.executable, "-m", "edgefinder", "--redis-url", redis_url, "esports", "publish", str(path)],
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edgefinder",
+            "--redis-url",
+            redis_url,
+            "esports",
+            "publish",
+            str(path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     for i, p in enumerate(bad[:20]):  # the first 20 are listed, the rest counted
         assert f"{path}:{51 + i}: " in r.stderr and p.reason in r.stderr, (p.name, r.stderr[-2000:])
@@ -201,7 +259,9 @@ def _edit(line: str, **payload: object) -> str:
 
 @pytest.mark.parametrize("backend", ["postgres", "sqlite"])
 @pytest.mark.parametrize("together", [True, False], ids=["same-batch", "later-batch"])
-def test_first_stored_copy_of_an_id_wins_in_every_table(backend, together, pg_engine, sqlite_url) -> None:
+def test_first_stored_copy_of_an_id_wins_in_every_table(
+    backend, together, pg_engine, sqlite_url
+) -> None:
     seed = 310 + 2 * together + (backend == "sqlite")
     sim = simulate(1, seed=seed)
     engine = pg_engine if backend == "postgres" else make_engine(sqlite_url)
@@ -215,12 +275,18 @@ def test_first_stored_copy_of_an_id_wins_in_every_table(backend, together, pg_en
     for ln in ends[:6]:
         p = json.loads(ln)["payload"]
         other = next(t for t in teams if t != p["winner"])
-        flipped.append(_edit(ln, winner=other, teams=[{**t, "bank": t["bank"] + 1000} for t in p["teams"]]))
+        flipped.append(
+            _edit(ln, winner=other, teams=[{**t, "bank": t["bank"] + 1000} for t in p["teams"]])
+        )
     copies = [
         *flipped,  # late ROUND_END duplicates with the winner flipped: conflicts
         _edit(kills[0], weapon="knife"),  # conflict
-        json.dumps({**sig, "intent": "retreat" if sig["intent"] != "retreat" else "hold"}),  # conflict
-        ends[6], kills[1], json.dumps(sig),  # identical redeliveries: no-ops
+        json.dumps(
+            {**sig, "intent": "retreat" if sig["intent"] != "retreat" else "hold"}
+        ),  # conflict
+        ends[6],
+        kills[1],
+        json.dumps(sig),  # identical redeliveries: no-ops
         json.dumps(json.loads(ends[7]), indent=1),  # the same event, formatted otherwise: a no-op
     ]
     originals = [Entry(str(i), ln.encode()) for i, ln in enumerate(sim.lines)]
@@ -236,17 +302,38 @@ def test_first_stored_copy_of_an_id_wins_in_every_table(backend, together, pg_en
     # every table holds the first copies: the winners, banks, outcomes and kills as simulated
     mid = f"sim{seed}-m00000"
     with engine.connect() as conn:
-        winners = dict(conn.execute(text("SELECT round_no, winner FROM rounds WHERE match_id = :m"), {"m": mid}).all())
-        payloads = [r if isinstance(r, dict) else json.loads(r) for (r,) in conn.execute(
-            text("SELECT payload FROM raw_events WHERE match_id = :m AND event_type = 'ROUND_END'"), {"m": mid})]
+        winners = dict(
+            conn.execute(
+                text("SELECT round_no, winner FROM rounds WHERE match_id = :m"), {"m": mid}
+            ).all()
+        )
+        payloads = [
+            r if isinstance(r, dict) else json.loads(r)
+            for (r,) in conn.execute(
+                text(
+                    "SELECT payload FROM raw_events WHERE match_id = :m AND event_type = 'ROUND_END'"
+                ),
+                {"m": mid},
+            )
+        ]
         raw_winners = {p["round_no"]: p["winner"] for p in payloads}
-        wins = {(rn, t): w for rn, t, w in conn.execute(
-            text("SELECT round_no, team_id, round_win FROM macro_outcomes WHERE match_id = :m"), {"m": mid})}
-        weapon = conn.execute(text("SELECT weapon FROM kills WHERE event_id = :e"),
-                              {"e": json.loads(kills[0])["event_id"]}).scalar_one()
-        intent = conn.execute(text("SELECT intent FROM micro_actions WHERE signal_id = :s"),
-                              {"s": sig["signal_id"]}).scalar_one()
-        dl = pd.read_sql(text("SELECT * FROM dead_letters WHERE source = :s"), conn, params={"s": src.name})
+        wins = {
+            (rn, t): w
+            for rn, t, w in conn.execute(
+                text("SELECT round_no, team_id, round_win FROM macro_outcomes WHERE match_id = :m"),
+                {"m": mid},
+            )
+        }
+        weapon = conn.execute(
+            text("SELECT weapon FROM kills WHERE event_id = :e"),
+            {"e": json.loads(kills[0])["event_id"]},
+        ).scalar_one()
+        intent = conn.execute(
+            text("SELECT intent FROM micro_actions WHERE signal_id = :s"), {"s": sig["signal_id"]}
+        ).scalar_one()
+        dl = pd.read_sql(
+            text("SELECT * FROM dead_letters WHERE source = :s"), conn, params={"s": src.name}
+        )
     truth = sim.units
     for rn, winner in winners.items():
         assert raw_winners[rn] == winner, rn
@@ -263,8 +350,12 @@ def test_first_stored_copy_of_an_id_wins_in_every_table(backend, together, pg_en
     again = pipeline.process(later, src)
     assert again.conflicts == 8
     with engine.connect() as conn:
-        assert _count(engine, "SELECT count(*) FROM dead_letters WHERE source = :s", s=src.name) == 8
-        again_winners = conn.execute(text("SELECT round_no, winner FROM rounds WHERE match_id = :m"), {"m": mid})
+        assert (
+            _count(engine, "SELECT count(*) FROM dead_letters WHERE source = :s", s=src.name) == 8
+        )
+        again_winners = conn.execute(
+            text("SELECT round_no, winner FROM rounds WHERE match_id = :m"), {"m": mid}
+        )
         assert dict(again_winners.all()) == winners
     if backend == "sqlite":
         engine.dispose()
@@ -279,29 +370,47 @@ def test_rows_the_database_refuses_are_isolated_and_the_rest_of_the_batch_commit
     sig = json.loads(next(ln for ln in lines if '"signal_id"' in ln))
     kill = json.loads(next(ln for ln in lines if '"KILL"' in ln))
     # valid events that a constraint of this database refuses (validation cannot know it)
-    refused = [json.dumps({**sig, "signal_id": "refuse-1", "model_version": "refuse-me"}),
-               json.dumps({**kill, "event_id": "refuse-2", "payload": {**kill["payload"], "weapon": "refuse-me"}})]
+    refused = [
+        json.dumps({**sig, "signal_id": "refuse-1", "model_version": "refuse-me"}),
+        json.dumps(
+            {**kill, "event_id": "refuse-2", "payload": {**kill["payload"], "weapon": "refuse-me"}}
+        ),
+    ]
     lines[500:500] = refused[:1]
     lines[900:900] = refused[1:]
     with private_pg_database(pg_url, "refuse") as url:
         engine = make_engine(url)
         with engine.begin() as conn:
-            conn.execute(text("ALTER TABLE micro_actions ADD CONSTRAINT no_refuse "
-                              "CHECK (model_version <> 'refuse-me')"))
-            conn.execute(text("ALTER TABLE kills ADD CONSTRAINT no_refuse_kill CHECK (weapon <> 'refuse-me')"))
+            conn.execute(
+                text(
+                    "ALTER TABLE micro_actions ADD CONSTRAINT no_refuse "
+                    "CHECK (model_version <> 'refuse-me')"
+                )
+            )
+            conn.execute(
+                text(
+                    "ALTER TABLE kills ADD CONSTRAINT no_refuse_kill CHECK (weapon <> 'refuse-me')"
+                )
+            )
         pipeline = Pipeline(engine, KEY)
         src = NamedSource("refuse-test")
-        result = pipeline.process([Entry(str(i + 1), ln.encode()) for i, ln in enumerate(lines)], src)
+        result = pipeline.process(
+            [Entry(str(i + 1), ln.encode()) for i, ln in enumerate(lines)], src
+        )
         assert (result.entries, result.dead_letters) == (len(lines), 2)
         assert result.canonical + result.signals == len(sim.lines)
         canon, sigs = _ids(sim.lines)
         assert _count(engine, "SELECT count(*) FROM raw_events") == len(canon)
         assert _count(engine, "SELECT count(*) FROM micro_actions") == len(sigs)
         assert _count(engine, "SELECT count(*) FROM macro_outcomes") == len(sim.units)
-        dl = pd.read_sql(text("SELECT entry_id, reason, kind FROM dead_letters ORDER BY entry_id::int"), engine)
+        dl = pd.read_sql(
+            text("SELECT entry_id, reason, kind FROM dead_letters ORDER BY entry_id::int"), engine
+        )
         assert dl.entry_id.tolist() == ["501", "901"] and set(dl.kind) == {"rejected"}
-        assert dl.reason[0].startswith('database rejected: new row for relation "micro_actions" violates check '
-                                       'constraint "no_refuse"')
+        assert dl.reason[0].startswith(
+            'database rejected: new row for relation "micro_actions" violates check '
+            'constraint "no_refuse"'
+        )
         assert "no_refuse_kill" in dl.reason[1]
         engine.dispose()
 
@@ -321,27 +430,42 @@ def test_a_fault_of_the_database_stops_the_consumer_and_dead_letters_nothing(
             consume_canonical(pipeline, redis_client, redis_prefix, config=CFG, once=True)
         assert _count(engine, "SELECT count(*) FROM dead_letters") == 0
         stream = stream_keys(redis_prefix)["canonical"]
-        assert int(redis_client.xpending(stream, DEFAULT_GROUP)["pending"]) > 0  # waits for a fixed schema
+        assert (
+            int(redis_client.xpending(stream, DEFAULT_GROUP)["pending"]) > 0
+        )  # waits for a fixed schema
         src = RedisStreamSource(redis_client, stream, label="canonical")
         assert not redis_client.exists(src.failure_key)  # no failure was blamed on an entry
         engine.dispose()
 
 
-def test_consumer_keeps_running_through_a_storm_of_probes(pg_engine, redis_client, redis_prefix) -> None:
+def test_consumer_keeps_running_through_a_storm_of_probes(
+    pg_engine, redis_client, redis_prefix
+) -> None:
     """A following consumer (not --once) stays alive and stores what comes after the probes."""
     sim = simulate(1, seed=322)
     bad = probes(sim.lines, "p322")
     pipeline = Pipeline(pg_engine, KEY)
     stop = threading.Event()
-    th = threading.Thread(target=run_ingest, kwargs=dict(pipeline=pipeline, redis_client=redis_client,
-                          prefix=redis_prefix, config=CFG, once=False, stop=stop), daemon=True)
+    th = threading.Thread(
+        target=run_ingest,
+        kwargs=dict(
+            pipeline=pipeline,
+            redis_client=redis_client,
+            prefix=redis_prefix,
+            config=CFG,
+            once=False,
+            stop=stop,
+        ),
+        daemon=True,
+    )
     th.start()
     _publish(redis_client, redis_prefix, [(p.stream, p.line) for p in bad] * 3)
     _publish(redis_client, redis_prefix, [(_route(ln), ln.encode()) for ln in sim.lines])
     canon, sig = _ids(sim.lines)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _count(
-            pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim322-%'") < len(sig):
+        pg_engine, "SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim322-%'"
+    ) < len(sig):
         assert th.is_alive()
         time.sleep(0.05)
     deadline = time.monotonic() + 10
@@ -350,7 +474,9 @@ def test_consumer_keeps_running_through_a_storm_of_probes(pg_engine, redis_clien
     assert th.is_alive()
     stop.set()
     th.join(10)
-    assert _count(pg_engine, "SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim322-%'") == len(canon)
+    assert _count(
+        pg_engine, "SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim322-%'"
+    ) == len(canon)
     dl = _dead(pg_engine, list(stream_keys(redis_prefix).values()))
     assert len(dl) == 3 * len(bad) and not dl.duplicated(["source", "entry_id"]).any()
     assert _pending(redis_client, redis_prefix) == 0

@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -40,7 +40,11 @@ def test_queued_run_is_started_by_acquire_and_a_second_queue_is_refused(sqlite_u
         queue_run(engine)
     lock = acquire_run(engine, run_id=run_id, trigger="schedule")  # a worker starts the queued run
     row = _row(engine, run_id)
-    assert row.status == "running" and row.trigger == "api" and row.worker == f"{socket.gethostname()}:{os.getpid()}"
+    assert (
+        row.status == "running"
+        and row.trigger == "api"
+        and row.worker == f"{socket.gethostname()}:{os.getpid()}"
+    )
     with pytest.raises(JobAlreadyRunning):
         acquire_run(engine)  # a new run while this one runs
     with pytest.raises(JobAlreadyRunning, match="is running"):
@@ -52,12 +56,22 @@ def test_queued_run_is_started_by_acquire_and_a_second_queue_is_refused(sqlite_u
 def test_running_row_of_a_dead_process_is_failed_and_a_live_one_is_kept(sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
     live = acquire_run(engine)  # this process: alive
-    with engine.begin() as tx:  # a second running row, as a process that died mid-job would leave it
-        tx.execute(analysis_runs.insert().values(run_id="dead-run", status="running", disclaimer="d",
-                                                 started_at=datetime.now(timezone.utc),
-                                                 worker=f"{socket.gethostname()}:{_dead_pid()}"))  # fmt: skip
+    with (
+        engine.begin() as tx
+    ):  # a second running row, as a process that died mid-job would leave it
+        tx.execute(
+            analysis_runs.insert().values(
+                run_id="dead-run",
+                status="running",
+                disclaimer="d",
+                started_at=datetime.now(UTC),
+                worker=f"{socket.gethostname()}:{_dead_pid()}",
+            )
+        )
     assert reap_abandoned(engine) == 1
-    assert _row(engine, "dead-run").status == "failed" and _row(engine, "dead-run").error.startswith("abandoned")
+    assert _row(engine, "dead-run").status == "failed" and _row(
+        engine, "dead-run"
+    ).error.startswith("abandoned")
     assert _row(engine, live.run_id).status == "running"
     assert reap_abandoned(engine) == 0  # nothing else to do
     live.release()
@@ -68,8 +82,11 @@ def test_queued_run_nobody_started_expires(sqlite_url: str) -> None:
     engine = make_engine(sqlite_url)
     run_id = queue_run(engine)
     with engine.begin() as tx:
-        tx.execute(update(analysis_runs).where(analysis_runs.c.run_id == run_id)
-                   .values(queued_at=datetime.now(timezone.utc) - timedelta(hours=2)))  # fmt: skip
+        tx.execute(
+            update(analysis_runs)
+            .where(analysis_runs.c.run_id == run_id)
+            .values(queued_at=datetime.now(UTC) - timedelta(hours=2))
+        )
     assert reap_abandoned(engine) == 1
     row = _row(engine, run_id)
     assert row.status == "failed" and "not started within 3600 s" in row.error
@@ -83,12 +100,21 @@ def test_broker_down_answers_503_and_fails_the_queued_run(sqlite_url: str) -> No
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there
-    client = TestClient(create_app(Settings(database_url=sqlite_url, api_token=TOKEN,
-                                            redis_url=f"redis://127.0.0.1:{port}/0")))  # fmt: skip
+    client = TestClient(
+        create_app(
+            Settings(
+                database_url=sqlite_url, api_token=TOKEN, redis_url=f"redis://127.0.0.1:{port}/0"
+            )
+        )
+    )
     r = client.post("/api/v1/analytics/run-analysis", headers={"Authorization": f"Bearer {TOKEN}"})
     assert r.status_code == 503 and r.json()["message"].startswith("broker unavailable, run ")
     engine = make_engine(sqlite_url)
     with engine.connect() as conn:
         rows = conn.execute(select(analysis_runs)).all()
     engine.dispose()
-    assert len(rows) == 1 and rows[0].status == "failed" and rows[0].error.startswith("broker unavailable")
+    assert (
+        len(rows) == 1
+        and rows[0].status == "failed"
+        and rows[0].error.startswith("broker unavailable")
+    )

@@ -29,7 +29,9 @@ def _check(pipeline: Pipeline, batch: list[bytes]) -> None:
     assert result.entries == len(batch)
     assert result.canonical + result.signals + result.dead_letters == len(batch)
     with pipeline.engine.connect() as conn:
-        stored = conn.execute(text("SELECT count(*) FROM dead_letters WHERE source = :s"), {"s": src.name}).scalar_one()
+        stored = conn.execute(
+            text("SELECT count(*) FROM dead_letters WHERE source = :s"), {"s": src.name}
+        ).scalar_one()
     assert stored == result.dead_letters
 
 

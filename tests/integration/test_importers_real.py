@@ -17,18 +17,31 @@ import pytest
 from edgefinder.esports.events import CanonicalEvent, MotionSignal
 from edgefinder.esports.importers import RULES_VERSION, MalformedSource, import_files
 from edgefinder.esports.importers.awpy import ALIASES, DEFAULT_TICK_RATE
-from edgefinder.esports.importers.motion import HOLD_MIN_S, HOLD_UNITS_PER_S, MOVE_UNITS, TRADE_WINDOW_S
+from edgefinder.esports.importers.motion import (
+    HOLD_MIN_S,
+    HOLD_UNITS_PER_S,
+    MOVE_UNITS,
+    TRADE_WINDOW_S,
+)
 from edgefinder.esports.importers.ribgg import ROUND_SLOT_S
 
 
 def _events(builders, event_type: str | None = None) -> list[CanonicalEvent]:
-    return [e for b in builders for e in b.items if isinstance(e, CanonicalEvent)
-            and (event_type is None or e.event_type == event_type)]  # fmt: skip
+    return [
+        e
+        for b in builders
+        for e in b.items
+        if isinstance(e, CanonicalEvent) and (event_type is None or e.event_type == event_type)
+    ]
 
 
 def _signals(builders, intent: str | None = None) -> list[MotionSignal]:
-    return [e for b in builders for e in b.items
-            if isinstance(e, MotionSignal) and (intent is None or e.intent == intent)]  # fmt: skip
+    return [
+        e
+        for b in builders
+        for e in b.items
+        if isinstance(e, MotionSignal) and (intent is None or e.intent == intent)
+    ]
 
 
 def _round_event(builder, event_type: str, round_no: int) -> CanonicalEvent:
@@ -74,8 +87,13 @@ def test_ribgg_spot_checks_against_the_json(ribgg, raw_valorant) -> None:
     b = next(x for x in builders if x.match_id == "ribgg-25345")
     doc = raw_valorant["25345.json.gz"]
     m = _map_of(doc)
-    start = next(e for e in b.items if isinstance(e, CanonicalEvent) and e.event_type == "MATCH_START")
-    assert start.payload.map == "Haven" and [t.team_id for t in start.payload.teams] == ["Fnatic", "KRÜ Esports"]
+    start = next(
+        e for e in b.items if isinstance(e, CanonicalEvent) and e.event_type == "MATCH_START"
+    )
+    assert start.payload.map == "Haven" and [t.team_id for t in start.payload.teams] == [
+        "Fnatic",
+        "KRÜ Esports",
+    ]
     assert sorted(len(t.players) for t in start.payload.teams) == [5, 5]
     # round 3: Fnatic (team 1) attacked and won by the bomb, tiers 4 and 3
     r3 = _round_event(b, "ROUND_START", 3)
@@ -84,15 +102,29 @@ def test_ribgg_spot_checks_against_the_json(ribgg, raw_valorant) -> None:
     team = {p["playerId"]: p["teamNumber"] for p in m["players"]}
     econ = [e for e in doc["matches"]["matchDetails"]["economies"] if e["roundNumber"] == 3]
     assert fn.loadout_value == sum(e["loadoutValue"] for e in econ if team[e["playerId"]] == 1)
-    assert kru.bank == sum(e["remainingCreds"] + e["spentCreds"] for e in econ if team[e["playerId"]] == 2)
+    assert kru.bank == sum(
+        e["remainingCreds"] + e["spentCreds"] for e in econ if team[e["playerId"]] == 2
+    )
     end3 = _round_event(b, "ROUND_END", 3)
     assert end3.payload.winner == "Fnatic" and end3.payload.win_reason == "bomb"
     # the first kill of round 1: 2532 killed 2011 at 19.563 s into the round
-    k = next(e for e in b.items if isinstance(e, CanonicalEvent) and e.event_type == "KILL" and e.payload.round_no == 1)
-    assert (k.payload.killer, k.payload.victim, k.ts) == ("ribgg-2532", "ribgg-2011", pytest.approx(19.563))
+    k = next(
+        e
+        for e in b.items
+        if isinstance(e, CanonicalEvent) and e.event_type == "KILL" and e.payload.round_no == 1
+    )
+    assert (k.payload.killer, k.payload.victim, k.ts) == (
+        "ribgg-2532",
+        "ribgg-2011",
+        pytest.approx(19.563),
+    )
     assert k.payload.killer_team != k.payload.victim_team
     # the spike's own kill (25345 round 3, player 3535 died to the bomb) has no killer
-    bomb = [e for e in _events([b], "KILL") if e.payload.round_no == 3 and e.payload.victim == "ribgg-3535"]
+    bomb = [
+        e
+        for e in _events([b], "KILL")
+        if e.payload.round_no == 3 and e.payload.victim == "ribgg-3535"
+    ]
     assert len(bomb) == 1 and bomb[0].payload.killer is None
     # every map's score is the source's
     end = next(e for e in b.items if isinstance(e, CanonicalEvent) and e.event_type == "MATCH_END")
@@ -111,10 +143,21 @@ def test_ribgg_time_line_keeps_rounds_apart(ribgg) -> None:
 def test_ribgg_derived_signals_follow_their_rules(ribgg, raw_valorant) -> None:
     builders, report = ribgg
     sig = _signals(builders)
-    assert report.n_signals == len(sig) and all(s.model_version == RULES_VERSION and s.artifact_url for s in sig)
+    assert report.n_signals == len(sig) and all(
+        s.model_version == RULES_VERSION and s.artifact_url for s in sig
+    )
     counts = Counter(s.intent for s in sig)
     print("\nrib.gg derived signals:", dict(counts))
-    assert set(counts) == {"engage", "trade", "plant", "defuse", "advance", "retreat", "rotate", "hold"}
+    assert set(counts) == {
+        "engage",
+        "trade",
+        "plant",
+        "defuse",
+        "advance",
+        "retreat",
+        "rotate",
+        "hold",
+    }
     # plant / defuse: exactly one per plant / defuse event
     assert counts["plant"] == 568 and counts["defuse"] == 152
     # engage: every kill by another player, plus every assist by a team-mate of the killer
@@ -125,16 +168,22 @@ def test_ribgg_derived_signals_follow_their_rules(ribgg, raw_valorant) -> None:
         for e in doc["matches"]["matchDetails"]["events"]:
             if e["eventType"] == "kill" and e["playerId"] != e["referencePlayerId"]:
                 kills += 1
-                assists += sum(1 for a in e["assists"] or [] if team.get(a["assistantId"]) == team[e["playerId"]])
+                assists += sum(
+                    1
+                    for a in e["assists"] or []
+                    if team.get(a["assistantId"]) == team[e["playerId"]]
+                )
                 by_round[e["roundNumber"]].append(e)
         # trade, recomputed: the victim had killed the killer's team-mate within the window
         for evs in by_round.values():
             evs.sort(key=lambda e: e["roundTimeMillis"])
             for i, e in enumerate(evs):
-                if any(p["playerId"] == e["referencePlayerId"]
-                       and team[p["referencePlayerId"]] == team[e["playerId"]]
-                       and (e["roundTimeMillis"] - p["roundTimeMillis"]) / 1000 <= TRADE_WINDOW_S
-                       for p in evs[:i]):  # fmt: skip
+                if any(
+                    p["playerId"] == e["referencePlayerId"]
+                    and team[p["referencePlayerId"]] == team[e["playerId"]]
+                    and (e["roundTimeMillis"] - p["roundTimeMillis"]) / 1000 <= TRADE_WINDOW_S
+                    for p in evs[:i]
+                ):
                     trades += 1
     assert counts["engage"] == kills + assists and counts["trade"] == trades
     # the artifact points at a kill row of the file named in it
@@ -146,7 +195,9 @@ def test_ribgg_derived_signals_follow_their_rules(ribgg, raw_valorant) -> None:
     for s in sig:
         f = s.features
         if s.intent == "hold":
-            assert f["dt_s"] >= HOLD_MIN_S and f["speed"] <= HOLD_UNITS_PER_S  # rounded to 3 decimals
+            assert (
+                f["dt_s"] >= HOLD_MIN_S and f["speed"] <= HOLD_UNITS_PER_S
+            )  # rounded to 3 decimals
         elif s.intent == "advance":
             assert f["approach_velocity"] * f["dt_s"] > MOVE_UNITS - 0.01
         elif s.intent == "retreat":
@@ -173,17 +224,36 @@ def awpy(eg_dir: Path):
 def test_awpy_counts(awpy, eg_dir: Path) -> None:
     builders, report = awpy
     assert report.maps == 5 and report.rounds == 132 and report.skipped == []
-    assert report.events["KILL"] == 891 and report.events["BOMB_PLANT"] == 72 and report.events["BOMB_DEFUSE"] == 23
+    assert (
+        report.events["KILL"] == 891
+        and report.events["BOMB_PLANT"] == 72
+        and report.events["BOMB_DEFUSE"] == 23
+    )
     ends = _events(builders, "ROUND_END")
     starts = {(e.match_id, e.payload.round_no): e for e in _events(builders, "ROUND_START")}
-    sides = Counter(next(t.side for t in starts[(e.match_id, e.payload.round_no)].payload.teams
-                         if t.team_id == e.payload.winner) for e in ends)  # fmt: skip
+    sides = Counter(
+        next(
+            t.side
+            for t in starts[(e.match_id, e.payload.round_no)].payload.teams
+            if t.team_id == e.payload.winner
+        )
+        for e in ends
+    )
     assert sides == {"defense": 78, "attack": 54}
-    assert Counter(e.payload.win_reason for e in ends) == {"elimination": 90, "defuse": 23, "bomb": 14, "time": 5}
+    assert Counter(e.payload.win_reason for e in ends) == {
+        "elimination": 90,
+        "defuse": 23,
+        "bomb": 14,
+        "time": 5,
+    }
     maps = sorted((e.match_id, e.payload.map) for e in _events(builders, "MATCH_START"))
-    assert maps == [("awpy-2hwmhm2w-1", "de_inferno"), ("awpy-2hwmhm2w-2", "de_ancient"),
-                    ("awpy-2hwmhm2w-3", "de_nuke"), ("awpy-2x7q7fae-1", "de_ancient"),
-                    ("awpy-3z6hw9ra-1", "de_ancient")]  # fmt: skip
+    assert maps == [
+        ("awpy-2hwmhm2w-1", "de_inferno"),
+        ("awpy-2hwmhm2w-2", "de_ancient"),
+        ("awpy-2hwmhm2w-3", "de_nuke"),
+        ("awpy-2x7q7fae-1", "de_ancient"),
+        ("awpy-3z6hw9ra-1", "de_ancient"),
+    ]
 
 
 def test_awpy_spot_checks_against_the_tables(awpy, eg_dir: Path) -> None:
@@ -196,11 +266,16 @@ def test_awpy_spot_checks_against_the_tables(awpy, eg_dir: Path) -> None:
     # "2hwmhm2w",1,2,"mastermix123","EC Brugge",...,"Half Buy","Full Buy"
     assert (t.team_id, t.side, t.buy_tier) == ("mastermix123", "attack", 3)
     assert (ct.team_id, ct.side, ct.buy_tier) == ("EC Brugge", "defense", 2)
-    assert t.bank is None and t.loadout_value is None and ct.bank is None  # the tables hold no money
+    assert (
+        t.bank is None and t.loadout_value is None and ct.bank is None
+    )  # the tables hold no money
     assert r2.ts == pytest.approx((38039 - first_start) / DEFAULT_TICK_RATE)
     # the first kill of the map: eneshan (T, mastermix123) killed MAGILA- at tick 32882, a first kill
     k = min(_events([b], "KILL"), key=lambda e: e.ts)
-    assert k.payload.killer == "steam-76561198821532633" and k.payload.victim == "steam-76561198315324300"
+    assert (
+        k.payload.killer == "steam-76561198821532633"
+        and k.payload.victim == "steam-76561198315324300"
+    )
     assert (k.payload.killer_team, k.payload.victim_team) == ("mastermix123", "EC Brugge")
     assert k.ts == pytest.approx((32882 - first_start) / DEFAULT_TICK_RATE)
     plant = next(e for e in _events([b], "BOMB_PLANT") if e.payload.round_no == 1)
@@ -222,13 +297,20 @@ def test_awpy_derived_signals_follow_their_rules(awpy, eg_dir: Path) -> None:
     assert counts["defuse"] == int((bomb.bomb_action == "defuse_start").sum())
     # engage: every kill that is not a team kill, plus damage to a player of the other team
     roster = {**dict(zip(kills.attacker_steam_id.astype(str), kills.attacker_team, strict=True))}
-    enemy = dmg[dmg.attacker_steam_id.notna() & (dmg.victim_steam_id.astype(str).map(roster) != dmg.attacker_team)]
+    enemy = dmg[
+        dmg.attacker_steam_id.notna()
+        & (dmg.victim_steam_id.astype(str).map(roster) != dmg.attacker_team)
+    ]
     assert counts["engage"] == len(own) + len(enemy)
     for s in sig:
         if s.intent == "advance":
-            assert s.features["area_to"].startswith("Bombsite") and not s.features["area_from"].startswith("Bombsite")
+            assert s.features["area_to"].startswith("Bombsite") and not s.features[
+                "area_from"
+            ].startswith("Bombsite")
         elif s.intent == "retreat":
-            assert s.features["area_from"].startswith("Bombsite") and not s.features["area_to"].startswith("Bombsite")
+            assert s.features["area_from"].startswith("Bombsite") and not s.features[
+                "area_to"
+            ].startswith("Bombsite")
         elif s.intent == "rotate":
             assert s.features["area_from"] != s.features["area_to"]
     assert counts["advance"] > 100 and counts["retreat"] > 100 and counts["hold"] > 100
@@ -236,15 +318,24 @@ def test_awpy_derived_signals_follow_their_rules(awpy, eg_dir: Path) -> None:
 
 def test_awpy_2x_column_names_give_the_same_events(eg_dir: Path, tmp_path: Path) -> None:
     back = {v: k for k, v in ALIASES.items()}
-    renames = {"game_round.csv": "rounds.csv", "bomb_events.csv": "bomb.csv", "damage.csv": "damages.csv"}
+    renames = {
+        "game_round.csv": "rounds.csv",
+        "bomb_events.csv": "bomb.csv",
+        "damage.csv": "damages.csv",
+    }
     for name in ("game_round.csv", "kills.csv", "bomb_events.csv", "damage.csv"):
-        df = pd.read_csv(eg_dir / name, na_values=["NULL"], dtype={"attacker_steam_id": str, "victim_steam_id": str,
-                                                                   "player_steam_id": str})  # fmt: skip
+        df = pd.read_csv(
+            eg_dir / name,
+            na_values=["NULL"],
+            dtype={"attacker_steam_id": str, "victim_steam_id": str, "player_steam_id": str},
+        )
         df.rename(columns={c: back[c] for c in df.columns if c in back}).to_parquet(
-            tmp_path / renames.get(name, name).replace(".csv", ".parquet"))
+            tmp_path / renames.get(name, name).replace(".csv", ".parquet")
+        )
     new, _ = import_files("awpy", [tmp_path])
     tables = ("game_round.csv", "kills.csv", "bomb_events.csv", "damage.csv")
     old, _ = import_files("awpy", [eg_dir / n for n in tables])
+
     def strip(builders) -> list[str]:
         # ids and artifacts name the source files, which differ; everything else must be equal
         drop = {"event_id", "signal_id", "artifact_url"}
@@ -271,14 +362,21 @@ def test_esea_counts_and_spot_checks(esea, shared_dir: Path) -> None:
     # 184 kill rows: the 6 of round 16 (absent from the meta table) are reported, not imported
     assert report.events["KILL"] == 178
     skipped = Counter((s.source, s.reason.split(",")[0]) for s in report.skipped)
-    assert skipped == {("esea_master_kills_demos.part1.csv", "kill row of round 16"): 6,
-                       ("esea_master_dmg_demos.part1.csv", "damage row of round 16"): 26}  # fmt: skip
+    assert skipped == {
+        ("esea_master_kills_demos.part1.csv", "kill row of round 16"): 6,
+        ("esea_master_dmg_demos.part1.csv", "damage row of round 16"): 26,
+    }
     plants = {e.payload.round_no: e.payload.site for e in _events(builders, "BOMB_PLANT")}
     assert plants == {1: "B", 4: "A", 6: "B", 11: "A", 22: "A"}
     r1 = next(e for e in _events(builders, "ROUND_START") if e.payload.round_no == 1)
     hh, anim = sorted(r1.payload.teams, key=lambda t: t.team_id, reverse=True)
     # esea_match_13770997.dem,de_overpass,1,94.30782,160.9591,Hentai Hooligans,Terrorist,PISTOL_ROUND,4300,4250
-    assert (hh.team_id, hh.side, hh.loadout_value, hh.bank) == ("Hentai Hooligans", "attack", 4250, None)
+    assert (hh.team_id, hh.side, hh.loadout_value, hh.bank) == (
+        "Hentai Hooligans",
+        "attack",
+        4250,
+        None,
+    )
     assert (anim.side, anim.loadout_value) == ("defense", 4300)
     assert r1.ts == pytest.approx(94.30782)
     k = min((e for e in _events(builders, "KILL") if e.payload.round_no == 1), key=lambda e: e.ts)
@@ -300,8 +398,11 @@ def test_malformed_files_are_one_line_errors_naming_the_file(tmp_path: Path, eg_
     short = tmp_path / "kills.csv"
     pd.read_csv(eg_dir / "kills.csv").drop(columns=["attacker_team"]).to_csv(short, index=False)
     (tmp_path / "game_round.csv").write_bytes((eg_dir / "game_round.csv").read_bytes())
-    for fmt, path, needle in (("ribgg", bad_gz, "broken.json.gz"), ("ribgg", not_ribgg, "other.json"),
-                              ("awpy", tmp_path, "kills.csv: missing column(s) attacker_team")):  # fmt: skip
+    for fmt, path, needle in (
+        ("ribgg", bad_gz, "broken.json.gz"),
+        ("ribgg", not_ribgg, "other.json"),
+        ("awpy", tmp_path, "kills.csv: missing column(s) attacker_team"),
+    ):
         with pytest.raises(MalformedSource) as exc:
             import_files(fmt, [path])
         msg = str(exc.value)

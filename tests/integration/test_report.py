@@ -43,7 +43,9 @@ def seasons(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     engine = make_engine(url)
     load_units(engine, simulate(20, seed=41, config=SimConfig(b_trade=0.0)).units, seed=41)
     first = run_correlation_job(engine, params=JobParams(seed=0))
-    load_units(engine, simulate(40, seed=42, config=SimConfig(b_trade=0.6, b_retreat=0.6)).units, seed=42)
+    load_units(
+        engine, simulate(40, seed=42, config=SimConfig(b_trade=0.6, b_retreat=0.6)).units, seed=42
+    )
     second = run_correlation_job(engine, params=JobParams(seed=0))
     assert first.status == second.status == "succeeded" and second.n_alerts > 0
     yield {"url": url, "path": path, "engine": engine, "first": first, "second": second}
@@ -65,20 +67,32 @@ def test_esports_data_reads_what_the_database_holds(seasons: dict[str, Any]) -> 
     assert d["available"] and d["run"]["run_id"] == second.run_id
     one = lambda sql: _rows(path, sql)[0][0]  # noqa: E731
     assert d["data"]["matches"] == one("SELECT count(*) FROM matches") == 60
-    assert d["data"]["finished_rounds"] == one("SELECT count(*) FROM rounds WHERE end_ts IS NOT NULL")
+    assert d["data"]["finished_rounds"] == one(
+        "SELECT count(*) FROM rounds WHERE end_ts IS NOT NULL"
+    )
     assert d["data"]["team_rounds"] == one("SELECT count(*) FROM macro_outcomes") == second.n_rows
     assert d["data"]["signals"] == one("SELECT count(*) FROM micro_actions")
-    assert d["run"]["n_tests"] == second.n_tests and d["run"]["n_significant"] == second.n_significant
-    rows = {(r["feature"], r["outcome"], r["method"]): r
-            for r in _rows(path, "SELECT * FROM correlation_results WHERE run_id = ?", second.run_id)}
+    assert (
+        d["run"]["n_tests"] == second.n_tests and d["run"]["n_significant"] == second.n_significant
+    )
+    rows = {
+        (r["feature"], r["outcome"], r["method"]): r
+        for r in _rows(path, "SELECT * FROM correlation_results WHERE run_id = ?", second.run_id)
+    }
     causal = "aipw_within"
     method = {"round_win": causal, "site_executed": "logistic", "econ_delta": "spearman"}
-    assert {(e["feature"], e["outcome"]) for e in d["effects"]} == {(f, o) for f in COUNT_FEATURES for o in method}
+    assert {(e["feature"], e["outcome"]) for e in d["effects"]} == {
+        (f, o) for f in COUNT_FEATURES for o in method
+    }
     for e in d["effects"]:
         r = rows[(e["feature"], e["outcome"], method[e["outcome"]])]
         assert e["method"] == method[e["outcome"]]
-        assert (e["estimate"], e["ci_low"], e["ci_high"], e["q_value"]) == (r["effect"], r["ci_low"], r["ci_high"],
-                                                                           r["q_value"])
+        assert (e["estimate"], e["ci_low"], e["ci_high"], e["q_value"]) == (
+            r["effect"],
+            r["ci_low"],
+            r["ci_high"],
+            r["q_value"],
+        )
         assert e["significant"] == bool(r["significant"])
         if e["outcome"] == "round_win":
             assert e["naive"] == json.loads(r["details"])["naive"]
@@ -87,9 +101,15 @@ def test_esports_data_reads_what_the_database_holds(seasons: dict[str, Any]) -> 
     assert len(d["causal"]) == len(COUNT_FEATURES)
     for c in d["causal"]:  # verdicts and the refutation checks' figures as stored
         r = rows[(c["feature"], "round_win", causal)]
-        assert c["verdict"] == r["verdict"] and c["verdict"] in ("robust", "fragile", "not significant")
+        assert c["verdict"] == r["verdict"] and c["verdict"] in (
+            "robust",
+            "fragile",
+            "not significant",
+        )
         assert c["refutations"] == json.loads(r["details"])["refutations"]
-        if c["refutations"] is None:  # the checks say why they did not run (not significant, no estimate)
+        if (
+            c["refutations"] is None
+        ):  # the checks say why they did not run (not significant, no estimate)
             assert c["refutations_skipped"] and c["verdict"] == "not significant"
         else:
             assert set(c["refutations"]) >= {"placebo", "subset", "random_common_cause"}
@@ -107,7 +127,9 @@ def test_esports_data_reads_what_the_database_holds(seasons: dict[str, Any]) -> 
 
 def test_the_report_shows_the_alerts_of_its_run(seasons: dict[str, Any]) -> None:
     second, first = seasons["second"], seasons["first"]
-    stored = _rows(seasons["path"], "SELECT id, kind, feature FROM alerts WHERE run_id = ?", second.run_id)
+    stored = _rows(
+        seasons["path"], "SELECT id, kind, feature FROM alerts WHERE run_id = ?", second.run_id
+    )
     assert len(stored) == second.n_alerts
     rep = build_report(seasons["engine"], seasons["url"], seasons["path"].parent / "no-checkpoints")
     assert [a["id"] for a in rep.esports["alerts"]] == [r["id"] for r in stored]
@@ -126,16 +148,28 @@ def test_no_player_or_team_identifier_leaves_the_database(seasons: dict[str, Any
     rep = build_report(seasons["engine"], seasons["url"], seasons["path"].parent)
     text = rep.html + json.dumps(rep.esports)
     path = seasons["path"]
-    players = {r[0] for r in _rows(path, "SELECT player_hash FROM micro_actions UNION SELECT player_hash FROM "
-                                         "match_players UNION SELECT killer_hash FROM kills WHERE killer_hash "
-                                         "IS NOT NULL")}
-    teams = {r[0] for r in _rows(path, "SELECT team_a FROM matches UNION SELECT team_b FROM matches")}
+    players = {
+        r[0]
+        for r in _rows(
+            path,
+            "SELECT player_hash FROM micro_actions UNION SELECT player_hash FROM "
+            "match_players UNION SELECT killer_hash FROM kills WHERE killer_hash "
+            "IS NOT NULL",
+        )
+    }
+    teams = {
+        r[0] for r in _rows(path, "SELECT team_a FROM matches UNION SELECT team_b FROM matches")
+    }
     assert players and teams
-    assert not [p for p in players if p in text] and not [t for t in teams if f">{t}<" in text or f'"{t}"' in text]
+    assert not [p for p in players if p in text] and not [
+        t for t in teams if f">{t}<" in text or f'"{t}"' in text
+    ]
 
 
 def test_api_serves_the_page_and_its_data(seasons: dict[str, Any], tmp_path: Path) -> None:
-    c = TestClient(create_app(Settings(database_url=seasons["url"], checkpoint_dir=tmp_path / "none")))
+    c = TestClient(
+        create_app(Settings(database_url=seasons["url"], checkpoint_dir=tmp_path / "none"))
+    )
     page = c.get("/report")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert seasons["second"].run_id in page.text and "research/ops" in page.text
@@ -154,17 +188,31 @@ def test_api_serves_the_page_and_its_data(seasons: dict[str, Any], tmp_path: Pat
     assert c.get("/api/v1/report/esports", params={"run_id": "x" * 40}).status_code == 422
 
 
-def test_a_damaged_checkpoint_file_is_named_in_one_line(seasons: dict[str, Any], tmp_path: Path) -> None:
+def test_a_damaged_checkpoint_file_is_named_in_one_line(
+    seasons: dict[str, Any], tmp_path: Path
+) -> None:
     (tmp_path / "phase4_report.json").write_text("{not json")
     with pytest.raises(ReportError, match="phase4_report.json"):
         futures_data(tmp_path)
     c = TestClient(create_app(Settings(database_url=seasons["url"], checkpoint_dir=tmp_path)))
     r = c.get("/api/v1/report/futures")
-    assert r.status_code == 503 and "phase4_report.json" in r.json()["message"]
+    # a retry cannot mend the file: a server error (500), not "unavailable" (503)
+    assert r.status_code == 500 and "phase4_report.json" in r.json()["message"]
+    assert r.json()["request_id"] == r.headers["X-Request-ID"]
     (tmp_path / "phase4_report.json").write_text("{}")
     (tmp_path / "phase5_templates.csv").write_bytes(b"\x00\x01garbage\n\xff")
-    out = _cli(["--database-url", seasons["url"], "report", "--checkpoint-dir", str(tmp_path), "--out",
-                str(tmp_path / "r.html")], tmp_path)
+    out = _cli(
+        [
+            "--database-url",
+            seasons["url"],
+            "report",
+            "--checkpoint-dir",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "r.html"),
+        ],
+        tmp_path,
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "phase5_templates.csv" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
@@ -183,19 +231,40 @@ def test_an_empty_or_fresh_database_says_what_to_run(tmp_path: Path, sqlite_url:
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
-    return subprocess.run([sys.executable, "-m", "edgefinder", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edgefinder", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_report_command_writes_the_file(seasons: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "sub" / "report.html"
-    res = _cli(["--database-url", seasons["url"], "report", "--out", str(out), "--esports-run",
-                seasons["first"].run_id, "--checkpoint-dir", str(tmp_path)], tmp_path)
+    res = _cli(
+        [
+            "--database-url",
+            seasons["url"],
+            "report",
+            "--out",
+            str(out),
+            "--esports-run",
+            seasons["first"].run_id,
+            "--checkpoint-dir",
+            str(tmp_path),
+        ],
+        tmp_path,
+    )
     assert res.returncode == 0, res.stderr
     assert f"report: {out}" in res.stdout and seasons["first"].run_id in res.stdout
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>") and seasons["first"].run_id in html
-    bad = _cli(["--database-url", seasons["url"], "report", "--out", str(out), "--esports-run", "nope"], tmp_path)
+    bad = _cli(
+        ["--database-url", seasons["url"], "report", "--out", str(out), "--esports-run", "nope"],
+        tmp_path,
+    )
     assert bad.returncode == 1 and "no succeeded analysis run 'nope'" in bad.stderr
 
 
@@ -206,11 +275,20 @@ def test_analyze_rows_as_json_and_csv(seasons: dict[str, Any], tmp_path: Path) -
     js = _cli(["esports", "analyze", "--database-url", url, "--format", "json"], tmp_path)
     assert js.returncode == 0, js.stderr
     doc = json.loads(js.stdout)  # stdout holds the document alone
-    assert doc["status"] == "succeeded" and doc["purpose"] == "research/ops" and len(doc["results"]) == doc["n_tests"]
-    stored = _rows(db, "SELECT feature, outcome, method, effect, q_value FROM correlation_results WHERE run_id = ? "
-                       "ORDER BY id", doc["run_id"])
-    assert [(r["feature"], r["outcome"], r["method"]) for r in doc["results"]] == \
-        [(r["feature"], r["outcome"], r["method"]) for r in stored]  # fmt: skip
+    assert (
+        doc["status"] == "succeeded"
+        and doc["purpose"] == "research/ops"
+        and len(doc["results"]) == doc["n_tests"]
+    )
+    stored = _rows(
+        db,
+        "SELECT feature, outcome, method, effect, q_value FROM correlation_results WHERE run_id = ? "
+        "ORDER BY id",
+        doc["run_id"],
+    )
+    assert [(r["feature"], r["outcome"], r["method"]) for r in doc["results"]] == [
+        (r["feature"], r["outcome"], r["method"]) for r in stored
+    ]
     assert [r["effect"] for r in doc["results"]] == [r["effect"] for r in stored]
     csv = _cli(["esports", "analyze", "--database-url", url, "--format", "csv"], tmp_path)
     assert csv.returncode == 0, csv.stderr

@@ -34,7 +34,9 @@ def _roundtrip(engine: Engine) -> None:
     with engine.connect() as conn:
         row = conn.execute(select(rounds).where(rounds.c.match_id == tag)).one()
         dl = conn.execute(
-            select(dead_letters.c.reason, dead_letters.c.created_at).where(dead_letters.c.source == tag)
+            select(dead_letters.c.reason, dead_letters.c.created_at).where(
+                dead_letters.c.source == tag
+            )
         ).one()
     assert (row.round_no, row.start_ts, row.end_ts) == (3, 10.5, 99.0)
     assert row.created_at is not None and dl.reason == "bad JSON" and dl.created_at is not None
@@ -81,14 +83,17 @@ def test_committed_sql_file_matches_the_migrations() -> None:
 
 @pytest.mark.postgres
 def test_committed_sql_file_runs_in_postgres(pg_url: str) -> None:
-    """The seed's `psql $DATABASE_URL -f migrations/create_analytics_tables.sql` path."""
+    """The original system's `psql $DATABASE_URL -f migrations/create_analytics_tables.sql` path."""
     import psycopg
 
     sql = (REPO / "migrations" / SQL_FILE_NAME).read_text()
     with temporary_database(pg_url, pg_url.rsplit("/", 1)[1] + "_sqlfile") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql)
-            tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")}
+            tables = {
+                r[0]
+                for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+            }
             version = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert set(metadata.tables) <= tables
     assert version == _head()
@@ -109,9 +114,16 @@ def test_concurrent_upgrades_of_a_fresh_postgres_database_all_succeed(pg_url: st
     for trial in range(3):
         name = f"{make_url(pg_url).database}_up{n}_{trial}_{uuid.uuid4().hex[:6]}"
         with temporary_database(pg_url, name) as url:
-            procs = [subprocess.Popen([sys.executable, "-m", "edgefinder", "--database-url", url, "db", "upgrade"],
-                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                     for _ in range(n)]
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, "-m", "edgefinder", "--database-url", url, "db", "upgrade"],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(n)
+            ]
             results = [(p.wait(120), *p.communicate()) for p in procs]
             assert [rc for rc, _, _ in results] == [0] * n, [err for _, _, err in results]
             assert all(f"database at revision {_head()}" in out for _, out, _ in results)

@@ -43,14 +43,21 @@ def test_every_command_has_a_help_text() -> None:
 def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "edgefinder", *args], capture_output=True, text=True, env=full_env, timeout=120
+        [sys.executable, "-m", "edgefinder", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=120,
     )
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--database-url", "postgresql://nobody@127.0.0.1:1/none", "db", "upgrade"], "cannot connect to database"),
+        (
+            ["--database-url", "postgresql://nobody@127.0.0.1:1/none", "db", "upgrade"],
+            "cannot connect to database",
+        ),
         (["--database-url", "mysql://x@y/z", "db", "upgrade"], "only sqlite:/// and postgresql://"),
     ],
 )
@@ -64,7 +71,9 @@ def test_errors_are_one_line_without_traceback(args: list[str], expected: str) -
 
 
 def test_verbose_shows_the_traceback() -> None:
-    proc = _run_cli("--verbose", "--database-url", "postgresql://nobody@127.0.0.1:1/none", "db", "upgrade")
+    proc = _run_cli(
+        "--verbose", "--database-url", "postgresql://nobody@127.0.0.1:1/none", "db", "upgrade"
+    )
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr
 

@@ -19,8 +19,26 @@ def _wide_table() -> Table:
     t = Table(title="Effect of each intent on round win: naive vs adjusted (probability points)")
     for col in ("feature", "outcome", "naive diff", "AIPW ATE [95% CI]", "IPW", "q", "sig.", "n"):
         t.add_column(col, justify="left" if col in ("feature", "outcome") else "right")
-    t.add_row("retreat_count", "round_win", "-0.260", "-0.126 [-0.216, -0.036]", "-0.113", "0.025", "✓", "2,682")
-    t.add_row("trade_count", "round_win", "+0.083", "+0.070 [+0.033, +0.107]", "+0.071", "0.001", "✓", "2,682")
+    t.add_row(
+        "retreat_count",
+        "round_win",
+        "-0.260",
+        "-0.126 [-0.216, -0.036]",
+        "-0.113",
+        "0.025",
+        "✓",
+        "2,682",
+    )
+    t.add_row(
+        "trade_count",
+        "round_win",
+        "+0.083",
+        "+0.070 [+0.033, +0.107]",
+        "+0.071",
+        "0.001",
+        "✓",
+        "2,682",
+    )
     return t
 
 
@@ -43,7 +61,9 @@ def test_pipe_without_columns_prints_the_table_at_the_width_it_needs() -> None:
     assert widest > 80 and broken_table_lines(out) == []
     assert widest == table_width(RichConsole(file=io.StringIO(), width=500), _wide_table())
     # the row is on one line, in full
-    assert any("retreat_count" in ln and "-0.126 [-0.216, -0.036]" in ln and "2,682" in ln for ln in lines)
+    assert any(
+        "retreat_count" in ln and "-0.126 [-0.216, -0.036]" in ln and "2,682" in ln for ln in lines
+    )
 
 
 def test_columns_and_an_explicit_width_are_respected() -> None:
@@ -63,8 +83,10 @@ def test_text_keeps_the_fallback_width_and_the_console_width_is_restored() -> No
 
 
 def test_write_records_json_and_csv() -> None:
-    rows = [{"feature": "trade_count", "effect": 0.07, "q": float("nan"), "details": {"naive": 0.083}},
-            {"feature": "retreat_count", "effect": -0.126, "q": 0.025, "details": {"naive": -0.26}}]
+    rows = [
+        {"feature": "trade_count", "effect": 0.07, "q": float("nan"), "details": {"naive": 0.083}},
+        {"feature": "retreat_count", "effect": -0.126, "q": 0.025, "details": {"naive": -0.26}},
+    ]
     buf = io.StringIO()
     write_records("json", rows, {"purpose": "research/ops"}, key="results", out=buf)
     doc = json.loads(buf.getvalue())

@@ -14,7 +14,17 @@ from edgefinder.esports.schedule import parse_schedule
 from edgefinder.esports.tasks import RUN_TASK, celery_config
 from edgefinder.settings import Settings
 
-COLS = ["feature", "outcome", "method", "effect", "ci_low", "ci_high", "p_value", "q_value", "significant"]
+COLS = [
+    "feature",
+    "outcome",
+    "method",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "significant",
+]
 
 
 def _rows(*rows: tuple) -> pd.DataFrame:
@@ -42,7 +52,17 @@ AFTER = _rows(
     ("lost", "round_win", "logistic", 0.05, -0.05, 0.15, 0.30, 0.40, False),
     ("moved", "round_win", "logistic", 0.40, 0.35, 0.45, 1e-9, 1e-8, True),
     ("steady", "round_win", "logistic", 0.22, 0.18, 0.26, 1e-9, 1e-8, True),
-    ("noise", "round_win", "logistic", 0.08, 0.03, 0.13, 0.03, 0.20, False),  # outside the CI, never significant
+    (
+        "noise",
+        "round_win",
+        "logistic",
+        0.08,
+        0.03,
+        0.13,
+        0.03,
+        0.20,
+        False,
+    ),  # outside the CI, never significant
     ("untestable", "round_win", "logistic", None, None, None, None, None, False),
     ("brand_new", "round_win", "logistic", 0.30, 0.20, 0.40, 1e-6, 1e-5, True),
 )
@@ -50,18 +70,27 @@ AFTER = _rows(
 
 def test_each_rule_fires_once_and_only_where_it_applies() -> None:
     kinds = _kinds(BEFORE, AFTER)
-    assert kinds == {
-        "flip": "sign_flip",  # also outside the previous CI: the more specific kind wins
-        "new": "newly_significant",
-        "lost": "significance_lost",
-        "moved": "outside_previous_ci",
-        "untestable": "significance_lost",  # a test that could not run any more lost its significance
-    }
+    assert (
+        kinds
+        == {
+            "flip": "sign_flip",  # also outside the previous CI: the more specific kind wins
+            "new": "newly_significant",
+            "lost": "significance_lost",
+            "moved": "outside_previous_ci",
+            "untestable": "significance_lost",  # a test that could not run any more lost its significance
+        }
+    )
     out = compare_results(BEFORE, AFTER)
     assert list(out["kind"]) == sorted(out["kind"], key=ALERT_KINDS.index)
     flip = out.loc[out["feature"] == "flip"].iloc[0]
-    assert (flip["effect_before"], flip["effect_after"], flip["ci_high_before"]) == (-0.30, 0.25, -0.20)
-    assert flip["message"].startswith("flip → round_win (logistic): significant effect flipped sign: -0.3 [-0.4, -0.2]")
+    assert (flip["effect_before"], flip["effect_after"], flip["ci_high_before"]) == (
+        -0.30,
+        0.25,
+        -0.20,
+    )
+    assert flip["message"].startswith(
+        "flip → round_win (logistic): significant effect flipped sign: -0.3 [-0.4, -0.2]"
+    )
 
 
 def test_pairs_match_on_feature_outcome_and_method() -> None:
@@ -73,20 +102,27 @@ def test_pairs_match_on_feature_outcome_and_method() -> None:
 
 
 def test_zero_estimates_do_not_count_as_a_flip_and_nan_ci_is_not_outside() -> None:
-    before = _rows(("z", "round_win", "aipw", 0.0, -0.1, 0.1, 1e-3, 1e-2, True),
-                   ("n", "round_win", "aipw", 0.2, np.nan, np.nan, 1e-3, 1e-2, True))  # fmt: skip
-    after = _rows(("z", "round_win", "aipw", -0.05, -0.09, -0.01, 1e-3, 1e-2, True),
-                  ("n", "round_win", "aipw", 0.9, 0.8, 1.0, 1e-3, 1e-2, True))  # fmt: skip
+    before = _rows(
+        ("z", "round_win", "aipw", 0.0, -0.1, 0.1, 1e-3, 1e-2, True),
+        ("n", "round_win", "aipw", 0.2, np.nan, np.nan, 1e-3, 1e-2, True),
+    )
+    after = _rows(
+        ("z", "round_win", "aipw", -0.05, -0.09, -0.01, 1e-3, 1e-2, True),
+        ("n", "round_win", "aipw", 0.9, 0.8, 1.0, 1e-3, 1e-2, True),
+    )
     assert compare_results(before, after).empty
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("0 2 * * *", crontab(minute="0", hour="2")),
-    ("*/15 9-17 * * mon-fri", crontab(minute="*/15", hour="9-17", day_of_week="mon-fri")),
-    ("@every 5s", timedelta(seconds=5)),
-    ("@every 2m", timedelta(minutes=2)),
-    ("@every 1h", timedelta(hours=1)),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0 2 * * *", crontab(minute="0", hour="2")),
+        ("*/15 9-17 * * mon-fri", crontab(minute="*/15", hour="9-17", day_of_week="mon-fri")),
+        ("@every 5s", timedelta(seconds=5)),
+        ("@every 2m", timedelta(minutes=2)),
+        ("@every 1h", timedelta(hours=1)),
+    ],
+)
 def test_schedule_syntax(text: str, expected: object) -> None:
     assert parse_schedule(text) == expected
 
@@ -103,5 +139,5 @@ def test_celery_keys_live_under_the_redis_prefix_and_beat_runs_daily_at_two() ->
     assert conf["result_backend_transport_options"] == {"global_keyprefix": "team-a:"}
     entry = conf["beat_schedule"]["run-correlation-analysis"]
     assert entry["task"] == RUN_TASK == "edgefinder.analytics.jobs.run_correlation_job_task"
-    assert entry["schedule"] == crontab(hour=2, minute=0)  # the seed's entry
+    assert entry["schedule"] == crontab(hour=2, minute=0)  # the original entry
     assert celery_config(Settings())["broker_transport_options"] == {}

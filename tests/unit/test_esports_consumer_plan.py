@@ -20,12 +20,20 @@ def _e(i: int, deliveries: int = 1, failures: int = 0, alone: int = 0) -> Entry:
 def test_first_deliveries_are_one_batch_and_redelivered_ones_shrink_with_their_failures() -> None:
     entries = [_e(i) for i in range(10)]
     assert plan_batches(entries, 1000, 5) == [(entries, False)]
-    again = [_e(i, 2) for i in range(100)] + [_e(100 + i, 3, 1) for i in range(10)] + [_e(200, 4, 2, 1)]
+    again = (
+        [_e(i, 2) for i in range(100)] + [_e(100 + i, 3, 1) for i in range(10)] + [_e(200, 4, 2, 1)]
+    )
     plan = plan_batches(again, 320, 5)
     assert [len(b) for b, _ in plan] == [20] * 5 + [1] * 10 + [1]  # 320 // 16, then 320 // 256 = 1
     assert all(careful for _, careful in plan)
-    assert [e.entry_id for b, _ in plan for e in b] == [e.entry_id for e in again]  # fewest failures first
-    assert careful_batch_size(0, 2000) == 125 and careful_batch_size(1, 2000) == 7 and careful_batch_size(5, 2000) == 1
+    assert [e.entry_id for b, _ in plan for e in b] == [
+        e.entry_id for e in again
+    ]  # fewest failures first
+    assert (
+        careful_batch_size(0, 2000) == 125
+        and careful_batch_size(1, 2000) == 7
+        and careful_batch_size(5, 2000) == 1
+    )
 
 
 def test_only_failures_alone_reach_the_limit_and_the_reason_names_the_first_failure() -> None:
@@ -35,8 +43,10 @@ def test_only_failures_alone_reach_the_limit_and_the_reason_names_the_first_fail
     plan = plan_batches([over, under, redelivered_often], 1000, 3)
     first, careful = plan[0]
     assert not careful and [e.entry_id for e in first] == ["1-0"]
-    assert first[0].error == ("delivery limit exceeded: 3 consumer failures while writing it alone (limit 3), "
-                              "delivered 40 times; first failure: first")
+    assert first[0].error == (
+        "delivery limit exceeded: 3 consumer failures while writing it alone (limit 3), "
+        "delivered 40 times; first failure: first"
+    )
     assert dead_kind(first[0].error) == "delivery_limit"
     rest = [e.entry_id for b, _ in plan[1:] for e in b]
     assert rest == ["3-0", "2-0"] and all(e.error is None for b, _ in plan[1:] for e in b)
@@ -61,7 +71,9 @@ def test_only_failures_alone_reach_the_limit_and_the_reason_names_the_first_fail
         (OverflowError("int too large to convert to float"), "entry"),
     ],
 )
-def test_failure_kind_tells_an_entry_from_the_database_and_from_an_outage(exc: BaseException, kind: str) -> None:
+def test_failure_kind_tells_an_entry_from_the_database_and_from_an_outage(
+    exc: BaseException, kind: str
+) -> None:
     assert failure_kind(exc) == kind
 
 
@@ -77,6 +89,9 @@ def test_a_file_line_over_the_limit_is_never_read_whole(tmp_path: Path) -> None:
     src = JsonlSource(path, max_bytes=1000)
     got = src.read(10)
     assert [e.entry_id for e in got] == ["1", "2", "4"]
-    assert got[1].error == f"oversize payload: {len(big)} bytes > limit 1000" and len(got[1].raw) == 1000
+    assert (
+        got[1].error == f"oversize payload: {len(big)} bytes > limit 1000"
+        and len(got[1].raw) == 1000
+    )
     assert got[0].raw == b'{"a": 1}' and got[2].raw == b'{"b": 2}' and got[2].error is None
     assert src.drained()

@@ -32,14 +32,28 @@ TS = "2025-01-01T00:00:00Z"
 
 def canon(event_type: str, payload: dict, **extra) -> str:
     return json.dumps(
-        {"event_id": "e1", "match_id": "m1", "event_type": event_type, "ts": 12.5, "timestamp": TS,
-         "payload": payload, **extra}
+        {
+            "event_id": "e1",
+            "match_id": "m1",
+            "event_type": event_type,
+            "ts": 12.5,
+            "timestamp": TS,
+            "payload": payload,
+            **extra,
+        }
     )
 
 
 def signal(**over) -> dict:
-    base = {"signal_id": "s1", "match_id": "m1", "player_id": "p1", "ts": 3.0, "intent": "hold",
-            "confidence": 0.7, "features": {"speed": 1.5, "approach_velocity": -0.2, "dist_to_objective": 12.0}}
+    base = {
+        "signal_id": "s1",
+        "match_id": "m1",
+        "player_id": "p1",
+        "ts": 3.0,
+        "intent": "hold",
+        "confidence": 0.7,
+        "features": {"speed": 1.5, "approach_velocity": -0.2, "dist_to_objective": 12.0},
+    }
     base.update(over)
     return base
 
@@ -49,18 +63,50 @@ def signal(**over) -> dict:
 
 def test_every_known_event_type_parses_into_its_payload_model() -> None:
     cases = {
-        "MATCH_START": ({"map": "de_dust2", "teams": [{"team_id": "A", "players": ["a1", "a2"]},
-                                                     {"team_id": "B", "players": ["b1"]}]}, MatchStartPayload),
-        "ROUND_START": ({"round_no": 3, "teams": [
-            {"team_id": "A", "side": "attack", "bank": 12000, "loadout_value": 9000},
-            {"team_id": "B", "side": "defense", "bank": 4000, "loadout_value": 1500}]}, RoundStartPayload),
-        "KILL": ({"round_no": 3, "killer": "a1", "victim": "b1", "killer_team": "A", "victim_team": "B",
-                  "weapon": "ak47", "headshot": True}, KillPayload),
+        "MATCH_START": (
+            {
+                "map": "de_dust2",
+                "teams": [
+                    {"team_id": "A", "players": ["a1", "a2"]},
+                    {"team_id": "B", "players": ["b1"]},
+                ],
+            },
+            MatchStartPayload,
+        ),
+        "ROUND_START": (
+            {
+                "round_no": 3,
+                "teams": [
+                    {"team_id": "A", "side": "attack", "bank": 12000, "loadout_value": 9000},
+                    {"team_id": "B", "side": "defense", "bank": 4000, "loadout_value": 1500},
+                ],
+            },
+            RoundStartPayload,
+        ),
+        "KILL": (
+            {
+                "round_no": 3,
+                "killer": "a1",
+                "victim": "b1",
+                "killer_team": "A",
+                "victim_team": "B",
+                "weapon": "ak47",
+                "headshot": True,
+            },
+            KillPayload,
+        ),
         "BOMB_PLANT": ({"round_no": 3, "team": "A", "site": "B"}, SitePayload),
         "SITE_EXECUTE": ({"round_no": 3, "team": "A", "site": "B"}, SitePayload),
         "BOMB_DEFUSE": ({"round_no": 3, "team": "B", "site": "B"}, SitePayload),
-        "ROUND_END": ({"round_no": 3, "winner": "B", "win_reason": "bomb_defused",
-                       "teams": [{"team_id": "A", "bank": 14000}, {"team_id": "B", "bank": 9000}]}, RoundEndPayload),
+        "ROUND_END": (
+            {
+                "round_no": 3,
+                "winner": "B",
+                "win_reason": "bomb_defused",
+                "teams": [{"team_id": "A", "bank": 14000}, {"team_id": "B", "bank": 9000}],
+            },
+            RoundEndPayload,
+        ),
     }
     for etype, (payload, model) in cases.items():
         ev = parse_line(canon(etype, payload))
@@ -72,8 +118,16 @@ def test_every_known_event_type_parses_into_its_payload_model() -> None:
 
 
 def test_aliases_round_and_winner_team_are_accepted() -> None:
-    ev = parse_line(canon("ROUND_END", {"round": 4, "winner_team": "A",
-                                        "teams": [{"team_id": "A", "bank": 1}, {"team_id": "B", "bank": 2}]}))
+    ev = parse_line(
+        canon(
+            "ROUND_END",
+            {
+                "round": 4,
+                "winner_team": "A",
+                "teams": [{"team_id": "A", "bank": 1}, {"team_id": "B", "bank": 2}],
+            },
+        )
+    )
     assert ev.payload.round_no == 4 and ev.payload.winner == "A"
     sig = parse_line(json.dumps(signal(round=7)))
     assert isinstance(sig, MotionSignal) and sig.round_no == 7
@@ -101,19 +155,48 @@ def test_motion_signal_optional_round_and_team_and_routing_by_signal_id() -> Non
     [
         ('{"event_id": "e1", "match_id": ', "bad JSON"),
         ("[1, 2, 3]", "bad JSON: expected an object"),
-        (json.dumps({"match_id": "m1", "event_type": "KILL", "ts": 1, "timestamp": TS, "payload": {
-            "round_no": 1, "victim": "b1"}}), "missing field event_id"),
+        (
+            json.dumps(
+                {
+                    "match_id": "m1",
+                    "event_type": "KILL",
+                    "ts": 1,
+                    "timestamp": TS,
+                    "payload": {"round_no": 1, "victim": "b1"},
+                }
+            ),
+            "missing field event_id",
+        ),
         (canon("KILL", {"victim": "b1"}), "missing field round_no"),
         (json.dumps(signal(player_id=None)), "player_id"),
-        (json.dumps({"event_id": "e1", "match_id": "m1", "event_type": "KILL", "ts": "soon",
-                     "timestamp": TS, "payload": {"round_no": 1, "victim": "b"}}), "ts"),
+        (
+            json.dumps(
+                {
+                    "event_id": "e1",
+                    "match_id": "m1",
+                    "event_type": "KILL",
+                    "ts": "soon",
+                    "timestamp": TS,
+                    "payload": {"round_no": 1, "victim": "b"},
+                }
+            ),
+            "ts",
+        ),
         (canon("ROUND_START", {"round_no": "third", "teams": []}), "round_no"),
         (json.dumps(signal(confidence="high")), "confidence"),
         (json.dumps(signal(intent="teleport")), "unknown intent 'teleport'"),
         (json.dumps(signal(confidence=1.2)), "confidence"),
         (json.dumps(signal(confidence=-0.1)), "confidence"),
-        (canon("ROUND_START", {"round_no": 1, "teams": [{"team_id": "A", "side": "north", "bank": 1,
-                                                         "loadout_value": 1}] * 2}), "side"),
+        (
+            canon(
+                "ROUND_START",
+                {
+                    "round_no": 1,
+                    "teams": [{"team_id": "A", "side": "north", "bank": 1, "loadout_value": 1}] * 2,
+                },
+            ),
+            "side",
+        ),
     ],
 )
 def test_invalid_events_raise_with_a_reason(line: str, reason: str) -> None:
@@ -176,7 +259,11 @@ def test_matches_follow_the_rules(sim) -> None:
     u = sim.units
     # MR12: sides switch after round 12; both teams present in every round, one winner
     first = u[u.round_no <= 12].groupby(["match_id", "team_id"]).side.agg(["nunique", "first"])
-    second = u[(u.round_no >= 13) & (u.round_no <= 24)].groupby(["match_id", "team_id"]).side.agg(["nunique", "first"])
+    second = (
+        u[(u.round_no >= 13) & (u.round_no <= 24)]
+        .groupby(["match_id", "team_id"])
+        .side.agg(["nunique", "first"])
+    )
     assert (first["nunique"] == 1).all() and (second["nunique"] == 1).all()
     assert (first["first"] != second["first"]).all()
     per_round = u.groupby(["match_id", "round_no"])
@@ -205,8 +292,12 @@ def test_some_signals_come_before_their_round_in_file_order(sim) -> None:
 def test_truth_file_names_planted_effects_and_the_confounded_intent(sim, tmp_path) -> None:
     truth = sim.truth
     planted = {(p["feature"], p["outcome"]): p for p in truth["planted_effects"]}
-    assert set(planted) == {("trade_count", "round_win"), ("retreat_count", "round_win"),
-                            ("hold_count", "round_win"), ("plant_count", "site_executed")}
+    assert set(planted) == {
+        ("trade_count", "round_win"),
+        ("retreat_count", "round_win"),
+        ("hold_count", "round_win"),
+        ("plant_count", "site_executed"),
+    }
     assert planted[("trade_count", "round_win")]["true_ate"] > 0
     assert planted[("retreat_count", "round_win")]["true_ate"] < 0
     assert planted[("plant_count", "site_executed")]["true_ate"] > 0

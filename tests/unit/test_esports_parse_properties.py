@@ -12,7 +12,13 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgefinder.esports.events import MAX_MAGNITUDE, CanonicalEvent, InvalidEvent, MotionSignal, parse_line
+from edgefinder.esports.events import (
+    MAX_MAGNITUDE,
+    CanonicalEvent,
+    InvalidEvent,
+    MotionSignal,
+    parse_line,
+)
 from tests.esports_strategies import entries
 
 
@@ -33,7 +39,9 @@ def _walk(value: object) -> None:
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=entries(), as_text=st.booleans())
-def test_parse_line_accepts_storable_events_or_raises_invalid_event(raw: bytes, as_text: bool) -> None:
+def test_parse_line_accepts_storable_events_or_raises_invalid_event(
+    raw: bytes, as_text: bool
+) -> None:
     line: str | bytes = raw.decode("utf-8", "surrogatepass") if as_text and _decodable(raw) else raw
     try:
         ev = parse_line(line)

@@ -17,8 +17,16 @@ def _brute_force(df: pd.DataFrame) -> pd.DataFrame:
         opp = df[(df.match_id == match) & (df.team_id != team)].set_index("round_no")["round_win"]
         diff, prev, streak = 0, 0, 0
         for r in g.sort_values("round_no").itertuples():
-            out.append({"match_id": match, "team_id": team, "round_no": r.round_no,
-                        "score_diff": diff, "prev_round_result": prev, "loss_streak": streak})  # fmt: skip
+            out.append(
+                {
+                    "match_id": match,
+                    "team_id": team,
+                    "round_no": r.round_no,
+                    "score_diff": diff,
+                    "prev_round_result": prev,
+                    "loss_streak": streak,
+                }
+            )
             diff += r.round_win - int(opp.get(r.round_no, 0))
             prev = 1 if r.round_win else -1
             streak = 0 if r.round_win else streak + 1
@@ -32,7 +40,9 @@ def test_state_matches_a_round_by_round_loop() -> None:
     merged = got.merge(ref, on=["match_id", "team_id", "round_no"], suffixes=("", "_ref"))
     assert len(merged) == len(units)
     for col in STATE_COVARIATES:
-        np.testing.assert_array_equal(merged[col].to_numpy(), merged[f"{col}_ref"].to_numpy(), err_msg=col)
+        np.testing.assert_array_equal(
+            merged[col].to_numpy(), merged[f"{col}_ref"].to_numpy(), err_msg=col
+        )
     assert set(merged["prev_round_result"]) == {-1.0, 0.0, 1.0}
     assert (merged.loc[merged.round_no == 1, list(STATE_COVARIATES)] == 0).all().all()
 
@@ -42,7 +52,9 @@ def test_state_has_no_look_ahead() -> None:
     before = add_pre_round_state(units)
     flipped = units.copy()
     last = flipped["round_no"] == flipped.groupby("match_id")["round_no"].transform("max")
-    flipped.loc[last, "round_win"] = 1 - flipped.loc[last, "round_win"]  # change only the final rounds
+    flipped.loc[last, "round_win"] = (
+        1 - flipped.loc[last, "round_win"]
+    )  # change only the final rounds
     after = add_pre_round_state(flipped)
     pd.testing.assert_frame_equal(before[list(STATE_COVARIATES)], after[list(STATE_COVARIATES)])
 
@@ -51,7 +63,9 @@ def test_strength_zero_changes_nothing_and_strength_touches_only_its_intents() -
     assert simulate(5, seed=2).lines == simulate(5, seed=2, config=SimConfig(strength_sd=0.0)).lines
     sim = simulate(300, seed=2, config=SimConfig(strength_sd=1.0), render=False)
     u = sim.units
-    assert sim.truth["strength"]["intents"] == ["hold", "peek"] and sim.truth["strength"]["sd"] == 1.0
+    assert (
+        sim.truth["strength"]["intents"] == ["hold", "peek"] and sim.truth["strength"]["sd"] == 1.0
+    )
     s = u["strength"].to_numpy()
     assert abs(np.std(u.groupby(["match_id", "team_id"])["strength"].first()) - 1.0) < 0.1
     # constant over a match and team
@@ -62,6 +76,8 @@ def test_strength_zero_changes_nothing_and_strength_touches_only_its_intents() -
     # the bank and loadout covariates see
     assert all(abs(corr[i]) < 0.06 for i in INTENTS if i not in ("hold", "peek")), corr
     # better teams win more: the match-level win rate rises with strength
-    rate = u.groupby(["match_id", "team_id"]).agg(win=("round_win", "mean"), s=("strength", "first"))
+    rate = u.groupby(["match_id", "team_id"]).agg(
+        win=("round_win", "mean"), s=("strength", "first")
+    )
     assert np.corrcoef(rate["win"], rate["s"])[0, 1] > 0.5
     assert abs(sim.truth["strength"]["strength_only_effects"][0]["true_ate"]) < 1e-12

@@ -40,7 +40,9 @@ def _season(seed: int) -> tuple[pd.DataFrame, dict]:
 def table() -> pd.DataFrame:
     rows = []
     params = JobParams(seed=0)
-    with threadpool_limits(limits=1):  # as in the job: spinning BLAS threads only slow these small fits
+    with threadpool_limits(
+        limits=1
+    ):  # as in the job: spinning BLAS threads only slow these small fits
         for seed in SEEDS:
             rows.extend(_seed_rows(seed, params))
     out = pd.DataFrame(rows)
@@ -52,22 +54,37 @@ def table() -> pd.DataFrame:
 def _seed_rows(seed: int, params: JobParams) -> list[dict]:
     """Per intent of one season: the within-match estimate, CI and verdict, the naive estimate, the truth."""
     units, truth = _season(seed)
-    true_ate = {p["feature"]: p["true_ate"] for p in truth["planted_effects"] if p["outcome"] == "round_win"}
+    true_ate = {
+        p["feature"]: p["true_ate"] for p in truth["planted_effects"] if p["outcome"] == "round_win"
+    }
     only = truth["strength"]["strength_only_features"]
     assert only == ["peek_count"] and truth["strength"]["intents"] == ["hold", "peek"]
-    true_ate.update({e["feature"]: e["true_ate"] for e in truth["strength"]["strength_only_effects"]})
+    true_ate.update(
+        {e["feature"]: e["true_ate"] for e in truth["strength"]["strength_only_effects"]}
+    )
     rows = []
     for feat in (*PLANTED, *only):
         within, naive = _causal_rows(units, feat, "round_win", list(COVARIATES), params)
         refute = within["details"].pop("_refute")
         significant = within["p_value"] < 0.05  # per test, stricter than the run's BH q
         ref = refute() if significant else None
-        rows.append({
-            "seed": seed, "feature": feat, "true_ate": true_ate[feat], "estimate": within["effect"],
-            "ci_low": within["ci_low"], "ci_high": within["ci_high"], "verdict": verdict(significant, ref),
-            "naive": naive["effect"], "naive_ci_low": naive["ci_low"], "naive_ci_high": naive["ci_high"],
-            "failed_checks": ",".join(c.name for c in (ref.checks if ref else ()) if c.passed is not True),
-        })  # fmt: skip
+        rows.append(
+            {
+                "seed": seed,
+                "feature": feat,
+                "true_ate": true_ate[feat],
+                "estimate": within["effect"],
+                "ci_low": within["ci_low"],
+                "ci_high": within["ci_high"],
+                "verdict": verdict(significant, ref),
+                "naive": naive["effect"],
+                "naive_ci_low": naive["ci_low"],
+                "naive_ci_high": naive["ci_high"],
+                "failed_checks": ",".join(
+                    c.name for c in (ref.checks if ref else ()) if c.passed is not True
+                ),
+            }
+        )
     return rows
 
 

@@ -23,16 +23,24 @@ def _ticks(n: int = 50_000, seed: int = 0, span_days: int = 75) -> pd.DataFrame:
     # gaps of several hours so that empty bars really occur
     ts = ts[(ts // 3600) % 24 != 5]
     price = 17000 + np.cumsum(rng.normal(0, 0.5, ts.size))
-    return pd.DataFrame({"timestamp": ts, "price": price,
-                         "volume": rng.integers(1, 9, ts.size).astype(float)})
+    return pd.DataFrame(
+        {"timestamp": ts, "price": price, "volume": rng.integers(1, 9, ts.size).astype(float)}
+    )
 
 
 def _pandas_bars(ticks: pd.DataFrame, seconds: int) -> pd.DataFrame:
     idx = pd.to_datetime(ticks["timestamp"], unit="s")
     g = ticks.set_index(idx).resample(f"{seconds}s")
-    ref = pd.DataFrame({"open": g["price"].first(), "high": g["price"].max(), "low": g["price"].min(),
-                        "close": g["price"].last(), "volume": g["volume"].sum(),
-                        "n": g["price"].count()})
+    ref = pd.DataFrame(
+        {
+            "open": g["price"].first(),
+            "high": g["price"].max(),
+            "low": g["price"].min(),
+            "close": g["price"].last(),
+            "volume": g["volume"].sum(),
+            "n": g["price"].count(),
+        }
+    )
     ref = ref[ref["n"] > 0].drop(columns="n")
     ref.insert(0, "timestamp", ref.index.asi8 // 1_000_000_000)
     return ref.reset_index(drop=True)
@@ -51,8 +59,11 @@ def test_resample_bars_to_bars_matches_pandas() -> None:
     ticks = _ticks(seed=3)
     m1 = atlas.resample(ticks, "1m")
     idx = pd.to_datetime(m1["timestamp"], unit="s")
-    g = m1.set_index(idx).resample("300s").agg(
-        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    g = (
+        m1.set_index(idx)
+        .resample("300s")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    )
     g = g[m1.set_index(idx)["open"].resample("300s").count() > 0]
     got = atlas.resample(m1, "5m")
     np.testing.assert_array_equal(got["timestamp"], g.index.asi8 // 1_000_000_000)
@@ -97,18 +108,26 @@ def test_session_ids_and_bounds_across_dst() -> None:
     # winter: Thursday session opens Wed 17:00 CST = 23:00 UTC
     s2, _ = atlas.session_bounds("2024-01-04")
     assert s2 == atlas.to_epoch_seconds("2024-01-03 23:00")
-    stamps = np.array([
-        pd.Timestamp("2024-03-10 16:59:59", tz=chicago),  # before the Monday session
-        pd.Timestamp("2024-03-10 17:00", tz=chicago),
-        pd.Timestamp("2024-03-11 15:59:45", tz=chicago),
-        pd.Timestamp("2024-03-11 17:00", tz=chicago),
-        pd.Timestamp("2024-11-03 17:00", tz=chicago),  # first session after DST end
-        pd.Timestamp("2024-11-04 15:00", tz=chicago),
-    ])
+    stamps = np.array(
+        [
+            pd.Timestamp("2024-03-10 16:59:59", tz=chicago),  # before the Monday session
+            pd.Timestamp("2024-03-10 17:00", tz=chicago),
+            pd.Timestamp("2024-03-11 15:59:45", tz=chicago),
+            pd.Timestamp("2024-03-11 17:00", tz=chicago),
+            pd.Timestamp("2024-11-03 17:00", tz=chicago),  # first session after DST end
+            pd.Timestamp("2024-11-04 15:00", tz=chicago),
+        ]
+    )
     ts = np.array([int(t.timestamp()) for t in stamps])
     got = atlas.session_ids(ts).astype(str).tolist()
-    assert got == ["2024-03-10", "2024-03-11", "2024-03-11", "2024-03-12", "2024-11-04",
-                   "2024-11-04"]
+    assert got == [
+        "2024-03-10",
+        "2024-03-11",
+        "2024-03-11",
+        "2024-03-12",
+        "2024-11-04",
+        "2024-11-04",
+    ]
 
 
 def test_read_session_boundaries(tmp_path: Path) -> None:
@@ -116,12 +135,17 @@ def test_read_session_boundaries(tmp_path: Path) -> None:
     start = atlas.to_epoch_seconds("2024-03-08 00:00")
     ts = np.arange(start, start + 5 * 86400, 15, dtype=np.int64)
     close = np.arange(ts.size, dtype=float)
-    bars = pd.DataFrame({"timestamp": ts, "open": close, "high": close, "low": close,
-                         "close": close, "volume": 1.0})
+    bars = pd.DataFrame(
+        {"timestamp": ts, "open": close, "high": close, "low": close, "close": close, "volume": 1.0}
+    )
     atlas.write_bars(tmp_path, "15s", bars)
     sess = atlas.read_session(tmp_path, "15s", dt.date(2024, 3, 11))
-    first = pd.Timestamp(int(sess["timestamp"].iloc[0]), unit="s", tz="UTC").tz_convert("America/Chicago")
-    last = pd.Timestamp(int(sess["timestamp"].iloc[-1]), unit="s", tz="UTC").tz_convert("America/Chicago")
+    first = pd.Timestamp(int(sess["timestamp"].iloc[0]), unit="s", tz="UTC").tz_convert(
+        "America/Chicago"
+    )
+    last = pd.Timestamp(int(sess["timestamp"].iloc[-1]), unit="s", tz="UTC").tz_convert(
+        "America/Chicago"
+    )
     assert (first.hour, first.minute, first.day) == (17, 0, 10)
     assert (last.hour, last.minute, last.second, last.day) == (15, 59, 45, 11)
     assert len(sess) == 23 * 240
@@ -130,19 +154,29 @@ def test_read_session_boundaries(tmp_path: Path) -> None:
 
 def test_build_atlas_from_iso_ticks_with_tz(tmp_path: Path) -> None:
     ticks = _ticks(n=20_000, span_days=40)
-    local = (pd.to_datetime(ticks["timestamp"], unit="s", utc=True).dt.tz_convert("America/Chicago")
-             .dt.tz_localize(None))
+    local = (
+        pd.to_datetime(ticks["timestamp"], unit="s", utc=True)
+        .dt.tz_convert("America/Chicago")
+        .dt.tz_localize(None)
+    )
     src = tmp_path / "ticks.csv"
-    pd.DataFrame({"Timestamp": local.dt.strftime("%Y-%m-%dT%H:%M:%S"), "Price": ticks["price"],
-                  "Volume": ticks["volume"]}).to_csv(src, index=False)
+    pd.DataFrame(
+        {
+            "Timestamp": local.dt.strftime("%Y-%m-%dT%H:%M:%S"),
+            "Price": ticks["price"],
+            "Volume": ticks["volume"],
+        }
+    ).to_csv(src, index=False)
     out = tmp_path / "atlas"
     summary = atlas.build_atlas(src, out, tz="America/Chicago", timeframes="1m,15s,1h")
     assert summary["timeframe"].tolist() == ["15s", "1m", "1h"]
     got = atlas.read_bars(out, "1m")
     ref = atlas.resample(ticks, 60)
     np.testing.assert_array_equal(got["timestamp"], ref["timestamp"])
-    np.testing.assert_allclose(got[["open", "high", "low", "close", "volume"]],
-                               ref[["open", "high", "low", "close", "volume"]])
+    np.testing.assert_allclose(
+        got[["open", "high", "low", "close", "volume"]],
+        ref[["open", "high", "low", "close", "volume"]],
+    )
     assert summary.set_index("timeframe").loc["1m", "bars"] == len(ref)
     assert atlas.available_timeframes(out) == ["1h", "1m", "15s"]
 
@@ -180,7 +214,10 @@ def test_build_atlas_real_eurusd_hourly(tmp_path: Path) -> None:
         ("timestamp,open,high,low,close\n1704067200,1,1,1,1\n", "missing column 'volume'"),
         ("time_x,price,volume\n1,2,3\n", "missing column 'timestamp'"),
         ("timestamp,price,volume\n1704067260,1,1\n1704067200,1,1\n", "not in time order"),
-        ("timestamp,price,volume\n2024-01-01T00:00:00,1,1\nnot-a-date,1,1\n", "malformed timestamp"),
+        (
+            "timestamp,price,volume\n2024-01-01T00:00:00,1,1\nnot-a-date,1,1\n",
+            "malformed timestamp",
+        ),
         ("timestamp,price,volume\n1704067200,abc,1\n", "malformed 'price'"),
         ('timestamp,price,volume\n"1704067200,1,1\n1,2\n', "malformed file"),
         ("timestamp,price\n1704067200,1\n,,,,\n", r"malformed file \(ParserError: .*saw 5\)$"),
@@ -207,8 +244,19 @@ def test_cli_atlas_build(tmp_path: Path) -> None:
 
     src = tmp_path / "t.csv"
     _ticks(n=5000, span_days=3).to_csv(src, index=False)
-    res = CliRunner().invoke(markets_app, ["atlas", "build", "--source", str(src), "--out",
-                                           str(tmp_path / "a"), "--timeframes", "1m,5m"])
+    res = CliRunner().invoke(
+        markets_app,
+        [
+            "atlas",
+            "build",
+            "--source",
+            str(src),
+            "--out",
+            str(tmp_path / "a"),
+            "--timeframes",
+            "1m,5m",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "1m" in res.output and "5m" in res.output
     assert atlas.available_timeframes(tmp_path / "a") == ["5m", "1m"]

@@ -1,4 +1,4 @@
-"""BayesianBrain and TradeOutcome (seed 003, Task B): probabilities, gates, persistence."""
+"""BayesianBrain and TradeOutcome: probabilities, gates, persistence."""
 
 from __future__ import annotations
 
@@ -17,9 +17,20 @@ from edgefinder.markets.brain import (
 
 
 def _trade(tid: int, pnl: float, t: float = 1000.0) -> TradeOutcome:
-    return TradeOutcome(state=None, entry_price=100.0, exit_price=100.0 + pnl / 2.0, pnl=pnl,
-                        result="WIN" if pnl > 0 else "LOSS", timestamp=t + 60, exit_reason="TARGET",
-                        entry_time=t, exit_time=t + 60, duration=60.0, direction="LONG", template_id=tid)
+    return TradeOutcome(
+        state=None,
+        entry_price=100.0,
+        exit_price=100.0 + pnl / 2.0,
+        pnl=pnl,
+        result="WIN" if pnl > 0 else "LOSS",
+        timestamp=t + 60,
+        exit_reason="TARGET",
+        entry_time=t,
+        exit_time=t + 60,
+        duration=60.0,
+        direction="LONG",
+        template_id=tid,
+    )
 
 
 def test_unseen_template_probability_is_one_eleventh_and_zero_confidence() -> None:
@@ -88,17 +99,51 @@ def test_columnar_history_keeps_order_states_and_counts() -> None:
     trade_history rebuilds equal TradeOutcome objects, entry states and chains included."""
     from edgefinder.markets.physics import ThreeBodyQuantumState
 
-    state = ThreeBodyQuantumState(1000, 1.0, 2.0, 0.5, 1.5, 10.0, 1.2, 0.3, 2.5, 0.6, 4.0, -0.4, -1.0, 2.6,
-                                  0.1, 0.8, 0.1, 0.6, 0.55, "L2_ROCHE", True, False, True, True, "15s")
-    a = dataclasses.replace(_trade(1, 4.0), state=state, chain=(("1m", "ROCHE_SNAP"), ("5m", "STRUCTURAL_DRIVE")),
-                            depth=2, family="ROCHE_SNAP 15s long ← STRUCTURAL_DRIVE", out_of_sample=True)
+    state = ThreeBodyQuantumState(
+        1000,
+        1.0,
+        2.0,
+        0.5,
+        1.5,
+        10.0,
+        1.2,
+        0.3,
+        2.5,
+        0.6,
+        4.0,
+        -0.4,
+        -1.0,
+        2.6,
+        0.1,
+        0.8,
+        0.1,
+        0.6,
+        0.55,
+        "L2_ROCHE",
+        True,
+        False,
+        True,
+        True,
+        "15s",
+    )
+    a = dataclasses.replace(
+        _trade(1, 4.0),
+        state=state,
+        chain=(("1m", "ROCHE_SNAP"), ("5m", "STRUCTURAL_DRIVE")),
+        depth=2,
+        family="ROCHE_SNAP 15s long ← STRUCTURAL_DRIVE",
+        out_of_sample=True,
+    )
     b, c, d = _trade(2, -1.0, 2000.0), _trade(1, -2.0, 3000.0), _trade(3, 0.0, 4000.0)
     brain = BayesianBrain()
     brain.update(a)
     brain.record(trades_frame([b, c]))
     brain.update(d)
     assert brain.trade_history == [a, b, c, d]
-    assert brain.table == {1: {"wins": 1, "losses": 1, "total": 2}, 2: {"wins": 0, "losses": 1, "total": 1},
-                           3: {"wins": 0, "losses": 1, "total": 1}}
+    assert brain.table == {
+        1: {"wins": 1, "losses": 1, "total": 2},
+        2: {"wins": 0, "losses": 1, "total": 1},
+        3: {"wins": 0, "losses": 1, "total": 1},
+    }
     assert list(brain.trades()["chain"]) == ["1m ROCHE_SNAP < 5m STRUCTURAL_DRIVE", "", "", ""]
     assert brain.trade_history[0].state == state

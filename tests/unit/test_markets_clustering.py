@@ -1,4 +1,4 @@
-"""Phase 2.5 clustering (seed 003 Task A.2): 11D features, coarse K, recursive split, fission."""
+"""Phase 2.5 clustering: 11D features, coarse K, recursive split, fission."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from edgefinder.markets.clustering import (
 )
 from edgefinder.markets.discovery import ROCHE_SNAP, STRUCTURAL_DRIVE
 
-from ._markets_m2 import make_pattern, random_patterns
+from ._markets_patterns import make_pattern, random_patterns
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +37,64 @@ def engine_and_templates(manifest):
 
 def test_feature_vector_by_hand():
     chain = [
-        {"tf": "1m", "type": STRUCTURAL_DRIVE, "z": -1.5, "mom": -12.0, "coh": 0.2, "timestamp": 10.0},
+        {
+            "tf": "1m",
+            "type": STRUCTURAL_DRIVE,
+            "z": -1.5,
+            "mom": -12.0,
+            "coh": 0.2,
+            "timestamp": 10.0,
+        },
         {"tf": "5m", "type": ROCHE_SNAP, "z": 2.25, "mom": 3.0, "coh": 0.9, "timestamp": 5.0},
         {"tf": "15m", "type": ROCHE_SNAP, "z": -3.0, "mom": 7.0, "coh": 0.5, "timestamp": 1.0},
     ]
     deep = make_pattern(z=-2.5, v=-1.25, mom=-40.0, coh=0.35, tf="15s", depth=3, chain=chain)
     root = make_pattern(z=2.1, v=4.0, mom=6.0, coh=0.1, tf="1D", depth=0, ptype=STRUCTURAL_DRIVE)
-    roche_parent = make_pattern(z=1.0, v=0.5, mom=2.0, coh=0.2, tf="5m", depth=1,
-                                chain=[{"tf": "15m", "type": ROCHE_SNAP, "z": -2.0, "mom": -9.0, "coh": 0.7, "timestamp": 0.0}])
+    roche_parent = make_pattern(
+        z=1.0,
+        v=0.5,
+        mom=2.0,
+        coh=0.2,
+        tf="5m",
+        depth=1,
+        chain=[
+            {"tf": "15m", "type": ROCHE_SNAP, "z": -2.0, "mom": -9.0, "coh": 0.7, "timestamp": 0.0}
+        ],
+    )
     x = pattern_features([deep, root, roche_parent])
     assert x.shape == (3, 11) and len(FEATURE_NAMES) == 11
-    np.testing.assert_array_equal(x[0], [2.5, 1.25, 40.0, 0.35, math.log2(15), 3, 0.0, 1.5, 12.0, 3.0, 1.0])
-    np.testing.assert_array_equal(x[1], [2.1, 4.0, 6.0, 0.1, math.log2(86400), 0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    np.testing.assert_array_equal(x[2], [1.0, 0.5, 2.0, 0.2, math.log2(300), 1, 1.0, 2.0, 9.0, 2.0, 1.0])
+    np.testing.assert_array_equal(
+        x[0], [2.5, 1.25, 40.0, 0.35, math.log2(15), 3, 0.0, 1.5, 12.0, 3.0, 1.0]
+    )
+    np.testing.assert_array_equal(
+        x[1], [2.1, 4.0, 6.0, 0.1, math.log2(86400), 0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    )
+    np.testing.assert_array_equal(
+        x[2], [1.0, 0.5, 2.0, 0.2, math.log2(300), 1, 1.0, 2.0, 9.0, 2.0, 1.0]
+    )
     assert pattern_features([]).shape == (0, 11)
 
 
 @pytest.mark.parametrize(
     ("n", "k"),
-    [(0, 1), (1, 1), (19, 1), (20, 1), (39, 1), (40, 2), (199, 9), (200, 10), (1000, 10),
-     (1099, 10), (1100, 11), (5000, 50), (100_000, 1000)],
+    [
+        (0, 1),
+        (1, 1),
+        (19, 1),
+        (20, 1),
+        (39, 1),
+        (40, 2),
+        (199, 9),
+        (200, 10),
+        (1000, 10),
+        (1099, 10),
+        (1100, 11),
+        (5000, 50),
+        (100_000, 1000),
+    ],
 )
 def test_coarse_k_formula(n, k):
-    assert coarse_k(n, cap=None) == k  # the seed's formula
+    assert coarse_k(n, cap=None) == k  # the original formula
     assert coarse_k(n) == min(k, 48)  # capped by default (--max-templates)
     assert coarse_k(n, cap=5) == min(k, 5)
 
@@ -99,7 +134,10 @@ def test_split_rule_holds_for_every_template(engine_and_templates):
 def test_recursive_split_on_a_small_spread_cluster():
     """N=30 gives K=1; |z| spread wide forces splits, down to <=20 members or scaled std <= 0.5."""
     zs = np.r_[np.linspace(0.1, 1.0, 10), np.linspace(3.0, 3.5, 10), np.linspace(8.0, 9.0, 10)]
-    pats = [make_pattern(z=float(z), v=1.0, mom=5.0, coh=0.5, tf="1m", depth=0, idx=i) for i, z in enumerate(zs)]
+    pats = [
+        make_pattern(z=float(z), v=1.0, mom=5.0, coh=0.5, tf="1m", depth=0, idx=i)
+        for i, z in enumerate(zs)
+    ]
     eng = FractalClusteringEngine(seed=3)
     templates = eng.create_templates(pats)
     assert eng.n_coarse == 1 and eng.n_splits >= 1 and len(templates) >= 2
@@ -131,7 +169,9 @@ def test_scaler_pickle_round_trip(tmp_path, manifest, engine_and_templates):
     loaded = load_scaler(path)
     x = pattern_features(manifest)
     assert np.array_equal(loaded.transform(x), eng.scaler.transform(x))
-    assert np.array_equal(pickle.loads(pickle.dumps(eng.scaler)).transform(x), eng.transform(manifest))
+    assert np.array_equal(
+        pickle.loads(pickle.dumps(eng.scaler)).transform(x), eng.transform(manifest)
+    )
     (tmp_path / "junk.pkl").write_bytes(pickle.dumps({"not": "a scaler"}))
     with pytest.raises(ClusteringError, match="junk.pkl"):
         load_scaler(tmp_path / "junk.pkl")
@@ -162,7 +202,9 @@ def test_refine_clusters_children(engine_and_templates, manifest):
     assert kids2[0].member_count + kids2[1].member_count == m - 1
     # children can split again
     grand = eng.refine_clusters(kids[0], [np.arange(kids[0].member_count // 2)])
-    assert grand[0].parent_template_id == kids[0].template_id and grand[0].template_id == first_new + 4
+    assert (
+        grand[0].parent_template_id == kids[0].template_id and grand[0].template_id == first_new + 4
+    )
     with pytest.raises(ClusteringError, match="outside template"):
         eng.refine_clusters(parent, [np.array([m])])
 

@@ -42,7 +42,7 @@ TF_S = atlas.TIMEFRAMES
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """40 synthetic NQ-like sessions, 15s..1D (about 1 s to generate)."""
-    root = tmp_path_factory.mktemp("m2_atlas")
+    root = tmp_path_factory.mktemp("discovery_atlas")
     generate_atlas(root, SynthConfig(sessions=40, seed=1))
     return root
 
@@ -51,7 +51,9 @@ def synth_root(tmp_path_factory) -> Path:
 def full_scan(synth_root):
     agent = FractalDiscoveryAgent()
     calls: list[tuple[int, str, int]] = []
-    manifest = agent.scan_atlas_topdown(synth_root, cascade="strict", on_level=lambda *a: calls.append(a))
+    manifest = agent.scan_atlas_topdown(
+        synth_root, cascade="strict", on_level=lambda *a: calls.append(a)
+    )
     return agent, manifest, calls
 
 
@@ -74,8 +76,10 @@ def scan_4h(synth_root):
 def full_states(synth_root):
     """Independently computed states of every timeframe over its whole continuous series."""
     eng = QuantumFieldEngine(PhysicsConfig())
-    return {tf: eng.compute_states(atlas.read_bars(synth_root, tf), tf)
-            for tf in atlas.available_timeframes(synth_root)}
+    return {
+        tf: eng.compute_states(atlas.read_bars(synth_root, tf), tf)
+        for tf in atlas.available_timeframes(synth_root)
+    }
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -105,8 +109,11 @@ def _check_invariants(manifest: list[PatternEvent], hierarchy: list[str]) -> Non
         for child, anc in zip(p.parent_chain, p.parent_chain[1:]):
             assert anc["timestamp"] + TF_S[anc["tf"]] <= child["timestamp"]
         # the parent is a real pattern one level up, with the rest of the chain as its own chain
-        ups = [q for q in by_depth[p.depth - 1]
-               if q.timestamp == parent["timestamp"] and q.pattern_type == parent["type"]]
+        ups = [
+            q
+            for q in by_depth[p.depth - 1]
+            if q.timestamp == parent["timestamp"] and q.pattern_type == parent["type"]
+        ]
         assert len(ups) == 1
         q = ups[0]
         assert (q.z_score, q.momentum, q.coherence) == (parent["z"], parent["mom"], parent["coh"])
@@ -122,7 +129,9 @@ def _check_invariants(manifest: list[PatternEvent], hierarchy: list[str]) -> Non
         assert inside
 
 
-def _check_context_invariants(manifest: list[PatternEvent], hierarchy: list[str], states: dict) -> None:
+def _check_context_invariants(
+    manifest: list[PatternEvent], hierarchy: list[str], states: dict
+) -> None:
     """The context cascade's invariants, by brute force over raw windows and the full states."""
     assert manifest
     level = {tf: k for k, tf in enumerate(hierarchy)}
@@ -135,13 +144,18 @@ def _check_context_invariants(manifest: list[PatternEvent], hierarchy: list[str]
     for tf in hierarchy:
         st = states[tf]
         ok = st["valid"].to_numpy()
-        expected = int((ok & st["roche_snap"].to_numpy()).sum() + (ok & st["structural_drive"].to_numpy()).sum())
+        expected = int(
+            (ok & st["roche_snap"].to_numpy()).sum()
+            + (ok & st["structural_drive"].to_numpy()).sum()
+        )
         assert len(by_tf[tf]) == expected
     index = {(p.timeframe, p.timestamp, p.pattern_type): p for p in manifest}
     for p in manifest[::3]:
         assert len(p.parent_chain) == p.depth
         tfs = [e["tf"] for e in p.parent_chain]
-        assert all(level[a] < level[b] for a, b in zip(tfs[1:], tfs))  # strictly coarser towards the root
+        assert all(
+            level[a] < level[b] for a, b in zip(tfs[1:], tfs)
+        )  # strictly coarser towards the root
         if p.parent_chain:
             assert level[tfs[0]] < level[p.timeframe]
             assert (p.parent_type, p.parent_tf) == (p.parent_chain[0]["type"], tfs[0])
@@ -150,13 +164,19 @@ def _check_context_invariants(manifest: list[PatternEvent], hierarchy: list[str]
         want = None
         for tf in reversed(hierarchy[: level[p.timeframe]]):
             length = max(TF_S[tf], CHILD_WINDOW_BARS * TF_S[p.timeframe])
-            holders = [q for q in by_tf[tf] if q.timestamp + TF_S[tf] <= p.timestamp < q.timestamp + TF_S[tf] + length]
+            holders = [
+                q
+                for q in by_tf[tf]
+                if q.timestamp + TF_S[tf] <= p.timestamp < q.timestamp + TF_S[tf] + length
+            ]
             if holders:
                 first = holders[0]
                 # walk back over the run of overlapping windows to its first window
                 ups = by_tf[tf]
                 i = ups.index(first)
-                while i > 0 and ups[i - 1].timestamp + TF_S[tf] + length > ups[i].timestamp + TF_S[tf]:
+                while (
+                    i > 0 and ups[i - 1].timestamp + TF_S[tf] + length > ups[i].timestamp + TF_S[tf]
+                ):
                     i -= 1
                 want = ups[i]
                 break
@@ -164,8 +184,14 @@ def _check_context_invariants(manifest: list[PatternEvent], hierarchy: list[str]
             assert p.depth == 0 and p.parent_chain == []
             continue
         parent = p.parent_chain[0]
-        assert (parent["tf"], parent["timestamp"], parent["type"]) == (want.timeframe, want.timestamp, want.pattern_type)
-        assert parent["timestamp"] + TF_S[parent["tf"]] <= p.timestamp  # known before the child bar opened
+        assert (parent["tf"], parent["timestamp"], parent["type"]) == (
+            want.timeframe,
+            want.timestamp,
+            want.pattern_type,
+        )
+        assert (
+            parent["timestamp"] + TF_S[parent["tf"]] <= p.timestamp
+        )  # known before the child bar opened
         q = index[(want.timeframe, want.timestamp, want.pattern_type)]
         assert q.parent_chain == p.parent_chain[1:] and q.depth == p.depth - 1
 
@@ -183,7 +209,9 @@ def test_full_hierarchy_invariants(full_scan, synth_root):
     # no merged window starts before the bar of the parent its chain names had closed
     for depth in range(1, 7):
         parents = [p for p in manifest if p.depth == depth - 1]
-        for start, _end, ptype, ptf, chain in merge_windows(child_windows(parents, hierarchy[depth])):
+        for start, _end, ptype, ptf, chain in merge_windows(
+            child_windows(parents, hierarchy[depth])
+        ):
             assert (ptype, ptf) == (chain[0]["type"], chain[0]["tf"])
             assert start >= chain[0]["timestamp"] + TF_S[ptf]
 
@@ -194,7 +222,9 @@ def test_context_cascade_invariants(context_scan, synth_root, full_states):
     _check_context_invariants(manifest, hierarchy, full_states)
     depths = {p.depth for p in manifest if p.timeframe == "15s"}
     assert 0 in depths and max(depths) == 6  # from backed by nothing to the full hierarchy aligned
-    assert calls == [(i, tf, sum(p.timeframe == tf for p in manifest)) for i, tf in enumerate(hierarchy)]
+    assert calls == [
+        (i, tf, sum(p.timeframe == tf for p in manifest)) for i, tf in enumerate(hierarchy)
+    ]
     assert [sum(s["patterns_by_depth"]) for s in agent.level_stats] == [c[2] for c in calls]
 
 
@@ -229,7 +259,10 @@ def test_every_windowed_pattern_found(scan_4h, full_states):
             s = q.timestamp + TF_S[q.timeframe]
             cover |= (ts >= s) & (ts < s + max(TF_S[q.timeframe], CHILD_WINDOW_BARS * TF_S[tf]))
         ok = st_df["valid"].to_numpy() & cover
-        expected = int((ok & st_df["roche_snap"].to_numpy()).sum() + (ok & st_df["structural_drive"].to_numpy()).sum())
+        expected = int(
+            (ok & st_df["roche_snap"].to_numpy()).sum()
+            + (ok & st_df["structural_drive"].to_numpy()).sum()
+        )
         assert sum(p.depth == depth for p in manifest) == expected
         if not parents:
             break
@@ -240,9 +273,14 @@ def test_states_come_from_the_continuous_series(full_scan, full_states):
     for p in manifest[::7]:
         ref = ThreeBodyQuantumState.from_states(full_states[p.timeframe], p.idx, p.timeframe)
         assert p.state == ref
-        assert (p.timestamp, p.price, p.z_score, p.momentum) == (ref.timestamp, ref.close, ref.z_score, ref.momentum)
+        assert (p.timestamp, p.price, p.z_score, p.momentum) == (
+            ref.timestamp,
+            ref.close,
+            ref.z_score,
+            ref.momentum,
+        )
         is_roche = p.pattern_type == ROCHE_SNAP
-        assert (ref.roche_snap if is_roche else ref.structural_drive)
+        assert ref.roche_snap if is_roche else ref.structural_drive
         assert Path(p.file_source).is_file()
         month = pd.Timestamp(int(p.timestamp), unit="s").strftime("%Y_%m")
         assert p.file_source.endswith(f"{p.timeframe}/{month}.parquet")
@@ -250,29 +288,48 @@ def test_states_come_from_the_continuous_series(full_scan, full_states):
 
 def test_scan_is_deterministic(synth_root, scan_4h):
     tfs, manifest = scan_4h
-    again = FractalDiscoveryAgent().scan_atlas_topdown(synth_root, timeframes=list(reversed(tfs)), cascade="strict")
+    again = FractalDiscoveryAgent().scan_atlas_topdown(
+        synth_root, timeframes=list(reversed(tfs)), cascade="strict"
+    )
     assert again == manifest
 
 
 def test_start_end_bound_the_scan(synth_root, full_states):
     ts = full_states["1h"]["timestamp"].to_numpy()
     start, end = int(ts[len(ts) // 4]), int(ts[3 * len(ts) // 4])
-    m = FractalDiscoveryAgent().scan_atlas_topdown(synth_root, ["1h", "15m", "5m"], start=start, end=end)
+    m = FractalDiscoveryAgent().scan_atlas_topdown(
+        synth_root, ["1h", "15m", "5m"], start=start, end=end
+    )
     assert m and all(start <= p.timestamp < end for p in m)
     # a date string works too (naive = UTC)
     iso = pd.Timestamp(start, unit="s").isoformat()
-    assert FractalDiscoveryAgent().scan_atlas_topdown(synth_root, ["1h", "15m", "5m"], start=iso, end=end) == m
+    assert (
+        FractalDiscoveryAgent().scan_atlas_topdown(
+            synth_root, ["1h", "15m", "5m"], start=iso, end=end
+        )
+        == m
+    )
 
 
 def test_drilldown_stops_at_empty_level(synth_root):
     agent = FractalDiscoveryAgent(PhysicsConfig(snap_z=1e9, drive_momentum=1e18))
     seen = []
-    m = agent.scan_atlas_topdown(synth_root, ["4h", "1h", "15m"], on_level=lambda *a: seen.append(a),
-                                 progress=True, cascade="strict")
+    m = agent.scan_atlas_topdown(
+        synth_root,
+        ["4h", "1h", "15m"],
+        on_level=lambda *a: seen.append(a),
+        progress=True,
+        cascade="strict",
+    )
     assert m == [] and seen == [(0, "4h", 0)] and len(agent.level_stats) == 1
     # context mode scans every level whatever the level above found
     seen.clear()
-    assert agent.scan_atlas_topdown(synth_root, ["4h", "1h", "15m"], on_level=lambda *a: seen.append(a)) == []
+    assert (
+        agent.scan_atlas_topdown(
+            synth_root, ["4h", "1h", "15m"], on_level=lambda *a: seen.append(a)
+        )
+        == []
+    )
     assert seen == [(0, "4h", 0), (1, "1h", 0), (2, "15m", 0)]
     with pytest.raises(DiscoveryError, match="--cascade"):
         agent.scan_atlas_topdown(synth_root, ["4h"], cascade="loose")
@@ -292,9 +349,16 @@ def test_bar_meeting_both_rules_yields_two_events():
     rng = np.random.default_rng(3)
     n = 200
     close = 100 + np.cumsum(rng.normal(0, 1, n))
-    bars = pd.DataFrame({"timestamp": 60 * np.arange(n, dtype=np.int64) + 1_700_000_040,
-                         "open": close, "high": close + 1, "low": close - 1, "close": close,
-                         "volume": np.full(n, 10.0)})
+    bars = pd.DataFrame(
+        {
+            "timestamp": 60 * np.arange(n, dtype=np.int64) + 1_700_000_040,
+            "open": close,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": np.full(n, 10.0),
+        }
+    )
     states = QuantumFieldEngine().compute_states(bars, "1m")
     states["roche_snap"] = False
     states["structural_drive"] = False
@@ -303,28 +367,51 @@ def test_bar_meeting_both_rules_yields_two_events():
     agent = FractalDiscoveryAgent()
     evs = agent._batch_scan_full(states, "1m")
     assert [(e.idx, e.pattern_type) for e in evs] == [
-        (50, ROCHE_SNAP), (50, STRUCTURAL_DRIVE), (120, ROCHE_SNAP), (121, STRUCTURAL_DRIVE)]
+        (50, ROCHE_SNAP),
+        (50, STRUCTURAL_DRIVE),
+        (120, ROCHE_SNAP),
+        (121, STRUCTURAL_DRIVE),
+    ]
     assert all(e.parent_chain == [] and e.depth == 0 for e in evs)
     # windowed: only bars whose open lies in [start, end) and the window's chain is attached
     t = states["timestamp"].to_numpy()
-    chain = [{"tf": "5m", "type": ROCHE_SNAP, "z": 2.5, "mom": 1.0, "coh": 0.5, "timestamp": float(t[45] - 300)}]
+    chain = [
+        {
+            "tf": "5m",
+            "type": ROCHE_SNAP,
+            "z": 2.5,
+            "mom": 1.0,
+            "coh": 0.5,
+            "timestamp": float(t[45] - 300),
+        }
+    ]
     win = [(float(t[45]), float(t[51]), ROCHE_SNAP, "5m", chain)]
     evs = agent._batch_scan_windowed(states, "1m", win, depth=1)
     assert [(e.idx, e.pattern_type) for e in evs] == [(50, ROCHE_SNAP), (50, STRUCTURAL_DRIVE)]
-    assert all(e.parent_chain == chain and e.parent_type == ROCHE_SNAP and e.parent_tf == "5m" for e in evs)
+    assert all(
+        e.parent_chain == chain and e.parent_type == ROCHE_SNAP and e.parent_tf == "5m" for e in evs
+    )
     assert agent._batch_scan_windowed(states, "1m", [], depth=1) == []
 
 
 def test_child_windows_open_at_bar_close():
-    from ._markets_m2 import make_pattern
+    from ._markets_patterns import make_pattern
 
     p = make_pattern(z=2.5, v=3.0, mom=10.0, coh=0.4, tf="5m", depth=0, ts=1_700_000_100)
     (w,) = child_windows([p], "1m")
     assert w[0] == 1_700_000_100 + 300  # the 5m bar's close, not its open
     assert w[1] - w[0] == max(300, 30 * 60)
     assert w[2:4] == (ROCHE_SNAP, "5m")
-    assert w[4] == [{"tf": "5m", "type": ROCHE_SNAP, "z": 2.5, "mom": 10.0, "coh": 0.4,
-                     "timestamp": 1_700_000_100.0}]
+    assert w[4] == [
+        {
+            "tf": "5m",
+            "type": ROCHE_SNAP,
+            "z": 2.5,
+            "mom": 10.0,
+            "coh": 0.4,
+            "timestamp": 1_700_000_100.0,
+        }
+    ]
     (w2,) = child_windows([p], "15m")  # a long parent bar dominates short child bars
     assert w2[1] - w2[0] == max(300, 30 * 900)
 
@@ -336,7 +423,9 @@ def _w(s, e, name):
 
 def test_merge_keeps_longer_window_chain():
     # the longer window opened first: one merged window with its chain
-    assert merge_windows([_w(50, 100, "short"), _w(0, 300, "long")]) == [(0.0, 300.0, ROCHE_SNAP, "5m", [{"name": "long"}])]
+    assert merge_windows([_w(50, 100, "short"), _w(0, 300, "long")]) == [
+        (0.0, 300.0, ROCHE_SNAP, "5m", [{"name": "long"}])
+    ]
     # the longer window opens later: it takes over from its own start (its parent had not closed before)
     out = merge_windows([_w(0, 100, "short"), _w(50, 300, "long")])
     assert [(w[0], w[1], w[4][0]["name"]) for w in out] == [(0, 50, "short"), (50, 300, "long")]
@@ -369,7 +458,7 @@ def test_merge_properties(raw):
         union |= (grid >= s) & (grid < e)
     assert np.array_equal(window_index(grid, starts, ends) >= 0, union)  # same coverage
     by_name = {w[4][0]["name"]: w for w in ws}
-    for s, e, _, _, chain in out:
+    for s, _e, _, _, chain in out:
         src = by_name[chain[0]["name"]]
         assert src[0] <= s  # never back-dated before its parent's close
         # no window overlapping this one that was open at its start is longer than the source
@@ -406,10 +495,15 @@ def test_manifest_round_trip(full_scan, tmp_path):
 
 
 def test_window_data_is_not_part_of_equality_or_manifest(synth_root, tmp_path):
-    with_data = FractalDiscoveryAgent(keep_window_data=True).scan_atlas_topdown(synth_root, ["4h", "1h"])
+    with_data = FractalDiscoveryAgent(keep_window_data=True).scan_atlas_topdown(
+        synth_root, ["4h", "1h"]
+    )
     plain = FractalDiscoveryAgent().scan_atlas_topdown(synth_root, ["4h", "1h"])
     assert with_data == plain
-    assert len(with_data[-1].window_data) == 21 and with_data[-1].window_data["close"].iloc[-1] == with_data[-1].price
+    assert (
+        len(with_data[-1].window_data) == 21
+        and with_data[-1].window_data["close"].iloc[-1] == with_data[-1].price
+    )
     back = load_manifest(save_manifest(with_data, tmp_path / "m.parquet"))
     assert back == plain and all(b.window_data is None for b in back)
 
@@ -429,7 +523,7 @@ def test_manifest_errors_name_the_file(tmp_path):
 
 # ------------------------------------------------------------------------------------ real data
 def test_real_eurusd_hourly_atlas_discovery_and_clustering(tmp_path):
-    """Issue 4 done-when 3: real hourly EURUSD bars -> atlas build -> discovery -> clustering."""
+    """Real hourly EURUSD bars -> atlas build -> discovery -> clustering."""
     from backtesting.test import EURUSD
 
     from edgefinder.markets.clustering import FractalClusteringEngine, pattern_features
@@ -443,13 +537,21 @@ def test_real_eurusd_hourly_atlas_discovery_and_clustering(tmp_path):
     manifest = FractalDiscoveryAgent().scan_atlas_topdown(root, hierarchy, cascade="strict")
     _check_invariants(manifest, hierarchy)
     assert max(p.depth for p in manifest) == 2
-    _check_context_invariants(FractalDiscoveryAgent().scan_atlas_topdown(root, hierarchy), hierarchy,
-                              {tf: QuantumFieldEngine().compute_states(atlas.read_bars(root, tf), tf) for tf in hierarchy})
+    _check_context_invariants(
+        FractalDiscoveryAgent().scan_atlas_topdown(root, hierarchy),
+        hierarchy,
+        {
+            tf: QuantumFieldEngine().compute_states(atlas.read_bars(root, tf), tf)
+            for tf in hierarchy
+        },
+    )
     assert load_manifest(save_manifest(manifest, tmp_path / "m.parquet")) == manifest
     eng = FractalClusteringEngine(seed=0)
     templates = eng.create_templates(manifest)
     covered = np.sort(np.concatenate([t.member_indices for t in templates]))
-    assert np.array_equal(covered, np.arange(len(manifest)))  # every pattern in exactly one template
+    assert np.array_equal(
+        covered, np.arange(len(manifest))
+    )  # every pattern in exactly one template
     x = pattern_features(manifest)
     for t in templates:
         assert np.allclose(t.centroid, x[t.member_indices].mean(axis=0))
@@ -457,9 +559,9 @@ def test_real_eurusd_hourly_atlas_discovery_and_clustering(tmp_path):
 
 # ------------------------------------------------------------------------------------ slow
 @pytest.mark.slow
-def test_seed_verification_snippet_on_a_synthetic_year(tmp_path_factory, capsys):
-    """The seed's Task A check, verbatim in spirit, on a 250-session synthetic year (1D..15s)."""
-    root = tmp_path_factory.mktemp("m2_year")
+def test_parent_chain_check_on_a_synthetic_year(tmp_path_factory, capsys):
+    """The original parent-chain check, verbatim in spirit, on a 250-session synthetic year (1D..15s)."""
+    root = tmp_path_factory.mktemp("discovery_year")
     generate_atlas(root, SynthConfig(sessions=250, seed=0))
     from edgefinder.markets.discovery import FractalDiscoveryAgent as Agent
 
@@ -471,7 +573,7 @@ def test_seed_verification_snippet_on_a_synthetic_year(tmp_path_factory, capsys)
     print(f"Pattern: depth={p.depth}, tf={p.timeframe}")
     print(f"Chain length: {len(p.parent_chain)}")
     for ancestor in p.parent_chain:
-        print(f'  {ancestor["tf"]} {ancestor["type"]} z={ancestor["z"]:.2f}')
+        print(f"  {ancestor['tf']} {ancestor['type']} z={ancestor['z']:.2f}")
     print("PASS")
     assert all(len(q.parent_chain) == q.depth for q in deep)
     assert len(p.parent_chain) == p.depth >= 5

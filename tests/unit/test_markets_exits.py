@@ -34,7 +34,9 @@ def _one(rows, side, params, **kw):
     loop = simulate_exits_loop(ts, h, lo, c, 0, side, params, MNQ, **kw)
     # The bar-by-bar path over exit_step must agree with the kernel on every single case.
     assert loop[0] == res.exit_idx[0] and loop[1] == res.exit_reason[0]
-    assert loop[2] == pytest.approx(res.exit_price[0]) and loop[4] == pytest.approx(res.pnl_dollars[0])
+    assert loop[2] == pytest.approx(res.exit_price[0]) and loop[4] == pytest.approx(
+        res.pnl_dollars[0]
+    )
     return res
 
 
@@ -79,7 +81,9 @@ def test_short_side_mirrors_long():
 
 
 def test_trailing_stop_ratchets_from_best_high_and_applies_from_next_bar():
-    prm = ExitParams(stop_loss_ticks=20, take_profit_ticks=60, trailing_stop_ticks=8, max_hold_seconds=0)
+    prm = ExitParams(
+        stop_loss_ticks=20, take_profit_ticks=60, trailing_stop_ticks=8, max_hold_seconds=0
+    )
     # bar 1: high 104 -> trail stop 104 - 2 = 102, but its own low 101.9 must NOT stop it
     # (the high may have come after the low); bar 2: low 101.5 <= 102 -> TRAIL, fill 101.75
     r = _one([(100, 100, 100), (104, 101.9, 103), (103, 101.5, 102)], +1, prm)
@@ -91,13 +95,17 @@ def test_trailing_stop_ratchets_from_best_high_and_applies_from_next_bar():
 
 def test_trail_never_loosens_and_reports_stop_when_not_raised():
     # trail 30 ticks is looser than the 10-tick stop: the initial stop stays in force -> STOP
-    prm = ExitParams(stop_loss_ticks=10, take_profit_ticks=60, trailing_stop_ticks=30, max_hold_seconds=0)
+    prm = ExitParams(
+        stop_loss_ticks=10, take_profit_ticks=60, trailing_stop_ticks=30, max_hold_seconds=0
+    )
     r = _one([(100, 100, 100), (101, 99.5, 100), (100, 97.0, 98)], +1, prm)
     assert r.exit_reason[0] == EXIT_STOP and r.exit_price[0] == 97.5
 
 
 def test_time_exit_at_close_with_slippage():
-    prm = ExitParams(stop_loss_ticks=10, take_profit_ticks=40, trailing_stop_ticks=0, max_hold_seconds=30)
+    prm = ExitParams(
+        stop_loss_ticks=10, take_profit_ticks=40, trailing_stop_ticks=0, max_hold_seconds=30
+    )
     # entry at bar 0's close time 15 s; bar 1 closes at 30 (held 15 s), bar 2 at 45 (held 30 s)
     r = _one([(100, 100, 100), (101, 99.5, 100.5), (102, 100, 101), (110, 90, 100)], +1, prm)
     assert r.exit_reason[0] == EXIT_TIME and r.exit_idx[0] == 2
@@ -138,13 +146,36 @@ def test_batch_kernel_equals_bar_by_bar_exit_step_loop():
     trail = rng.choice([0.0, 5.0, 12.0, 30.0], size=p)
     hold = rng.choice([0.0, 300.0, 1800.0], size=p)
     end = np.minimum(entry + rng.integers(1, 400, size=p), n - 1)
-    res = simulate_exits(ts, high, low, close, entry, side, stop, target, trail, hold, MNQ,
-                         end_idx=end, bar_seconds=15)
+    res = simulate_exits(
+        ts,
+        high,
+        low,
+        close,
+        entry,
+        side,
+        stop,
+        target,
+        trail,
+        hold,
+        MNQ,
+        end_idx=end,
+        bar_seconds=15,
+    )
     reasons = set()
     for k in range(p):
         prm = ExitParams(stop[k], target[k], trail[k], hold[k])
-        j, code, xp, pt, pdl = simulate_exits_loop(ts, high, low, close, int(entry[k]), int(side[k]),
-                                                   prm, MNQ, end_idx=int(end[k]), bar_seconds=15)
+        j, code, xp, pt, pdl = simulate_exits_loop(
+            ts,
+            high,
+            low,
+            close,
+            int(entry[k]),
+            int(side[k]),
+            prm,
+            MNQ,
+            end_idx=int(end[k]),
+            bar_seconds=15,
+        )
         assert (j, code) == (res.exit_idx[k], res.exit_reason[k])
         assert xp == res.exit_price[k] and pt == res.pnl_ticks[k] and pdl == res.pnl_dollars[k]
         reasons.add(code)

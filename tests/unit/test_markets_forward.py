@@ -52,7 +52,9 @@ def test_hierarchy_must_be_the_one_templates_were_learned_with(tmp_path) -> None
     ck = _state(tmp_path, TRAINED_UNTIL)
     with pytest.raises(ForwardError, match="differs from the hierarchy"):
         check_against_training(ck, None, ["15m", *TFS])
-    check_against_training(_state(tmp_path, TRAINED_UNTIL, None), None, ["15m", *TFS])  # nothing recorded
+    check_against_training(
+        _state(tmp_path, TRAINED_UNTIL, None), None, ["15m", *TFS]
+    )  # nothing recorded
 
 
 def test_no_record_checks_nothing(tmp_path) -> None:
@@ -65,8 +67,14 @@ def test_final_block_prints_negative_money_with_the_sign_first() -> None:
     block = sample_block(trades, 3, [-10.0, -0.5, -2.0], 9)
     print_block(Console(file=buf, width=200), "Out-of-sample sessions", block)
     text = buf.getvalue()
-    for line in ("Total PnL: -$12.50", "Max drawdown: -$12.50", "Mean PnL per trade: -$3.12",
-                 "Templates fired: 2/9", "Win rate: 25.0%", "4 trade(s): too few to support any conclusion"):
+    for line in (
+        "Total PnL: -$12.50",
+        "Max drawdown: -$12.50",
+        "Mean PnL per trade: -$3.12",
+        "Templates fired: 2/9",
+        "Win rate: 25.0%",
+        "4 trade(s): too few to support any conclusion",
+    ):
         assert line in text
     assert "$-" not in text
 
@@ -82,7 +90,12 @@ def test_power_statement_matches_statsmodels_and_a_simulation() -> None:
     block = sample_block(pd.DataFrame({"pnl": pnl, "template_id": 1}), 20, [], 1)
     pw = block["power"]
     sd = float(pnl.std(ddof=1))
-    want = TTestPower().solve_power(effect_size=None, nobs=400, alpha=0.05, power=0.8, alternative="larger") * sd
+    want = (
+        TTestPower().solve_power(
+            effect_size=None, nobs=400, alpha=0.05, power=0.8, alternative="larger"
+        )
+        * sd
+    )
     assert pw["n"] == 400 and pw["conclusive"] and pw["minimum_detectable"] == pytest.approx(want)
     sims = rng.normal(pw["minimum_detectable"], sd, (4000, 400))
     hit = (sps.ttest_1samp(sims, 0.0, axis=1, alternative="greater").pvalue < 0.05).mean()
@@ -104,6 +117,8 @@ def test_atomic_writes_use_ordinary_permissions_and_leave_no_temp(tmp_path) -> N
 
 
 def test_jsonable() -> None:
-    doc = jsonable({1: (np.int64(2), np.float64("nan"), np.bool_(True)), "a": np.array([0.5, np.inf])})
+    doc = jsonable(
+        {1: (np.int64(2), np.float64("nan"), np.bool_(True)), "a": np.array([0.5, np.inf])}
+    )
     assert doc == {"1": [2, None, True], "a": [0.5, None]}
     json.dumps(doc)

@@ -1,4 +1,4 @@
-"""QuantumFieldEngine against a plain per-bar reference written from DESIGN.md's definitions."""
+"""QuantumFieldEngine against a plain per-bar reference written from the definitions in its docstring."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _reference(close: np.ndarray, volume: np.ndarray, cfg: PhysicsConfig) -> pd.
         if i < cfg.rp - 1:
             rows.append(None)
             continue
-        y = close[i - cfg.rp + 1: i + 1]
+        y = close[i - cfg.rp + 1 : i + 1]
         # polyfit on y - y[0]: the same fit, without squaring 2e4-sized numbers in lstsq
         slope, intercept = np.polyfit(x, y - y[0], 1)
         fitted = intercept + slope * x + y[0]
@@ -48,14 +48,36 @@ def _reference(close: np.ndarray, volume: np.ndarray, cfg: PhysicsConfig) -> pd.
         p /= p.sum()
         ent = float(-np.sum(p * np.log(p + 1e-10)))
         coh = ent / math.log(3)
-        zone = ("L1_STABLE" if abs(z) < 1 else "CHAOS" if abs(z) < 2
-                else "L2_ROCHE" if z >= 2 else "L3_ROCHE")
-        rows.append(dict(center=center, sigma=sigma, z_score=z, velocity=vel, momentum=mom,
-                         reversion_force=rev, band_repulsion=rep, f_net=rev + mom + rep,
-                         P0=p[0], P1=p[1], P2=p[2], entropy=ent, coherence=coh, lagrange_zone=zone,
-                         roche_snap=abs(z) > cfg.snap_z and abs(vel) > cfg.snap_velocity,
-                         structural_drive=abs(mom) > cfg.drive_momentum and coh < cfg.drive_coherence,
-                         structure_ok=abs(z) >= cfg.snap_z))
+        zone = (
+            "L1_STABLE"
+            if abs(z) < 1
+            else "CHAOS"
+            if abs(z) < 2
+            else "L2_ROCHE"
+            if z >= 2
+            else "L3_ROCHE"
+        )
+        rows.append(
+            dict(
+                center=center,
+                sigma=sigma,
+                z_score=z,
+                velocity=vel,
+                momentum=mom,
+                reversion_force=rev,
+                band_repulsion=rep,
+                f_net=rev + mom + rep,
+                P0=p[0],
+                P1=p[1],
+                P2=p[2],
+                entropy=ent,
+                coherence=coh,
+                lagrange_zone=zone,
+                roche_snap=abs(z) > cfg.snap_z and abs(vel) > cfg.snap_velocity,
+                structural_drive=abs(mom) > cfg.drive_momentum and coh < cfg.drive_coherence,
+                structure_ok=abs(z) >= cfg.snap_z,
+            )
+        )
     return rows
 
 
@@ -68,9 +90,16 @@ def bars() -> pd.DataFrame:
     steps = np.round(rng.standard_t(4, n) * scale * 4) / 4
     close = 20000.0 + np.cumsum(steps)
     volume = rng.integers(1, 400, n).astype(float)
-    return pd.DataFrame({"timestamp": 1_700_000_000 + 15 * np.arange(n, dtype=np.int64),
-                         "open": close, "high": close + 0.5, "low": close - 0.5,
-                         "close": close, "volume": volume})
+    return pd.DataFrame(
+        {
+            "timestamp": 1_700_000_000 + 15 * np.arange(n, dtype=np.int64),
+            "open": close,
+            "high": close + 0.5,
+            "low": close - 0.5,
+            "close": close,
+            "volume": volume,
+        }
+    )
 
 
 def test_states_match_per_bar_reference(bars: pd.DataFrame) -> None:
@@ -104,7 +133,9 @@ def test_states_are_causal(bars: pd.DataFrame) -> None:
     cut = 1700
     part = compute_state_arrays(bars["close"].to_numpy()[:cut], bars["volume"].to_numpy()[:cut])
     for col in STATE_COLUMNS:
-        np.testing.assert_allclose(part[col], full[col][:cut], rtol=1e-12, atol=1e-12, equal_nan=True)
+        np.testing.assert_allclose(
+            part[col], full[col][:cut], rtol=1e-12, atol=1e-12, equal_nan=True
+        )
 
 
 def test_flat_prices_floor_sigma() -> None:
@@ -149,6 +180,6 @@ def test_multicore_chunks_give_identical_bits(monkeypatch: pytest.MonkeyPatch) -
         np.testing.assert_array_equal(many[key], one[key], err_msg=key)
     # spot-check the fit right after a chunk edge against a direct polyfit
     i = 100_000 + 5
-    y = close[i - 20: i + 1]
+    y = close[i - 20 : i + 1]
     slope, icpt = np.polyfit(np.arange(21.0), y - y[0], 1)
     assert one["center"][i] == pytest.approx(y[0] + icpt + 20 * slope, abs=1e-9)

@@ -28,19 +28,47 @@ DAY0 = pd.Timestamp("2024-01-02 15:00", tz="UTC")  # 09:00 Chicago: mid-session
 def _state(**kw) -> ThreeBodyQuantumState:
     names = [f.name for f in dataclasses.fields(ThreeBodyQuantumState)]
     base = {n: 0.0 for n in names}
-    base.update(lagrange_zone="L3_ROCHE", roche_snap=True, structural_drive=False, structure_ok=True,
-                valid=True, timeframe="1m", timestamp=0)
+    base.update(
+        lagrange_zone="L3_ROCHE",
+        roche_snap=True,
+        structural_drive=False,
+        structure_ok=True,
+        valid=True,
+        timeframe="1m",
+        timestamp=0,
+    )
     base.update(kw)
     return ThreeBodyQuantumState(**base)
 
 
 def _event(ts: int, z: float, price: float = 100.0) -> PatternEvent:
     st = _state(timestamp=ts, close=price, z_score=z, velocity=-1.0, momentum=-6.0, coherence=0.5)
-    return PatternEvent(pattern_type="ROCHE_SNAP", timestamp=float(ts), price=price, z_score=z, velocity=-1.0,
-                        momentum=-6.0, coherence=0.5, file_source="x", idx=0, state=st, timeframe="1m",
-                        depth=1, parent_type="ROCHE_SNAP", parent_tf="5m",
-                        parent_chain=[{"tf": "5m", "type": "ROCHE_SNAP", "z": -2.5, "mom": 3.0, "coh": 0.4,
-                                       "timestamp": float(ts - 300)}])
+    return PatternEvent(
+        pattern_type="ROCHE_SNAP",
+        timestamp=float(ts),
+        price=price,
+        z_score=z,
+        velocity=-1.0,
+        momentum=-6.0,
+        coherence=0.5,
+        file_source="x",
+        idx=0,
+        state=st,
+        timeframe="1m",
+        depth=1,
+        parent_type="ROCHE_SNAP",
+        parent_tf="5m",
+        parent_chain=[
+            {
+                "tf": "5m",
+                "type": "ROCHE_SNAP",
+                "z": -2.5,
+                "mom": 3.0,
+                "coh": 0.4,
+                "timestamp": float(ts - 300),
+            }
+        ],
+    )
 
 
 def _runner(t0: int) -> list[tuple]:
@@ -67,7 +95,7 @@ def _make_case(tmp_path, kinds: list[str]):
     """One member per session (its own day), kinds 'A' (runner) or 'B' (pop and drop)."""
     rows, members = [], []
     days = pd.bdate_range(DAY0, periods=len(kinds))
-    for k, (kind, day) in enumerate(zip(kinds, days)):
+    for kind, day in zip(kinds, days):
         t0 = int(day.timestamp())
         rows += _runner(t0) if kind == "A" else _pop_and_drop(t0)
         members.append(_event(t0, z=-2.5 if kind == "A" else -3.5))
@@ -75,8 +103,12 @@ def _make_case(tmp_path, kinds: list[str]):
     df["volume"] = 100.0
     root = tmp_path / "atlas"
     atlas.write_bars(root, "1m", df)
-    tpl = PatternTemplate(template_id=0, centroid=pattern_features(members).mean(axis=0),
-                          member_indices=np.arange(len(members)), members=members)
+    tpl = PatternTemplate(
+        template_id=0,
+        centroid=pattern_features(members).mean(axis=0),
+        member_indices=np.arange(len(members)),
+        members=members,
+    )
     return root, tpl
 
 
@@ -116,7 +148,11 @@ def test_no_fission_when_members_agree(tmp_path):
     assert res.fissions == [] and list(res.library) == [0]
     e = res.library[0]
     assert e["member_count"] == 30 and e["train_count"] == 30 and e["val_trades"] == 0
-    assert e["pattern_type"] == "ROCHE_SNAP" and e["direction_rule"] == "fade_z" and e["timeframe"] == "1m"
+    assert (
+        e["pattern_type"] == "ROCHE_SNAP"
+        and e["direction_rule"] == "fade_z"
+        and e["timeframe"] == "1m"
+    )
     assert e["train_pnl"] > 0  # every runner trade makes money with any searched parameters
 
 
@@ -127,9 +163,15 @@ def test_fission_labels_threshold():
     labels, sil = fission_labels(grid[rng.integers(0, grid.shape[0], 50)], seed=0)
     assert labels is None and sil < 0.45
     # two tight groups: fission
-    two = np.vstack([np.tile([10, 30, 5, 300], (25, 1)), np.tile([25, 60, 30, 1800], (25, 1))]).astype(float)
+    two = np.vstack(
+        [np.tile([10, 30, 5, 300], (25, 1)), np.tile([25, 60, 30, 1800], (25, 1))]
+    ).astype(float)
     labels, sil = fission_labels(two, seed=0)
-    assert labels is not None and sil == pytest.approx(1.0) and np.bincount(labels).tolist() == [25, 25]
+    assert (
+        labels is not None
+        and sil == pytest.approx(1.0)
+        and np.bincount(labels).tolist() == [25, 25]
+    )
     # identical vectors: silhouette undefined, no fission
     labels, sil = fission_labels(np.tile([10, 30, 5, 300], (50, 1)).astype(float), seed=0)
     assert labels is None and np.isnan(sil)

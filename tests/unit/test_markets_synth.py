@@ -41,7 +41,9 @@ def test_same_seed_identical_files(tmp_path: Path) -> None:
     cfg = SynthConfig(sessions=3, seed=9, edge="planted")
     generate_atlas(tmp_path / "a", cfg)
     generate_atlas(tmp_path / "b", cfg)
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
     assert len(files) >= 8
     for rel in files:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
@@ -116,7 +118,9 @@ def test_planted_ground_truth_and_reversion(planted_atlas: Path) -> None:
     direction = np.array([t["direction"] for t in truth["triggers"]])
     # every trigger is a physics ROCHE_SNAP spike on the written 15s bars, and fades the snap
     assert np.all(st["roche_snap"][pos])
-    np.testing.assert_allclose(st["z_score"][pos], [t["z_15s"] for t in truth["triggers"]], atol=1e-5)
+    np.testing.assert_allclose(
+        st["z_score"][pos], [t["z_15s"] for t in truth["triggers"]], atol=1e-5
+    )
     assert np.all(np.abs(st["velocity"][pos]) >= p["spike_velocity"])
     assert np.array_equal(direction, -np.sign(st["z_score"][pos]).astype(int))
     fwd_ticks = _forward_moves(close, pos, p["horizon_bars"]) * direction[: len(pos)] / 0.25
@@ -124,7 +128,15 @@ def test_planted_ground_truth_and_reversion(planted_atlas: Path) -> None:
     assert np.mean(fwd_ticks) == pytest.approx(p["drift_ticks"], rel=0.25)
     # the planted family is rare: under 10% of all 15s ROCHE_SNAPs
     assert len(pos) < 0.1 * st["roche_snap"].sum()
-    assert set(atlas.available_timeframes(planted_atlas)) == {"1D", "4h", "1h", "15m", "5m", "1m", "15s"}
+    assert set(atlas.available_timeframes(planted_atlas)) == {
+        "1D",
+        "4h",
+        "1h",
+        "15m",
+        "5m",
+        "1m",
+        "15s",
+    }
     assert truth["bars"]["15s"] == SESSIONS * 5520
 
 
@@ -137,8 +149,9 @@ def test_none_ground_truth(tmp_path: Path) -> None:
 def test_resampled_timeframes_consistent(planted_atlas: Path) -> None:
     s15 = atlas.read_bars(planted_atlas, "15s")
     for tf in ("1m", "1h", "1D"):
-        pd.testing.assert_frame_equal(atlas.read_bars(planted_atlas, tf), atlas.resample(s15, tf),
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            atlas.read_bars(planted_atlas, tf), atlas.resample(s15, tf), check_dtype=False
+        )
 
 
 def test_finer_base(tmp_path: Path) -> None:
@@ -153,19 +166,37 @@ def test_cli_synth(tmp_path: Path) -> None:
     from edgefinder.markets.cli import markets_app
 
     out = tmp_path / "atlas"
-    res = CliRunner().invoke(markets_app, ["synth", "--sessions", "2", "--seed", "4", "--out", str(out),
-                                           "--edge", "planted", "--start", "2024-06-03"])
+    res = CliRunner().invoke(
+        markets_app,
+        [
+            "synth",
+            "--sessions",
+            "2",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            "--edge",
+            "planted",
+            "--start",
+            "2024-06-03",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (out / "ground_truth.json").is_file()
     assert load_ground_truth(out)["first_session"] == "2024-06-03"
-    bad = CliRunner().invoke(markets_app, ["synth", "--sessions", "1", "--out", str(out), "--edge", "maybe"])
+    bad = CliRunner().invoke(
+        markets_app, ["synth", "--sessions", "1", "--out", str(out), "--edge", "maybe"]
+    )
     assert bad.exit_code != 0
 
 
 def test_planted_multi_timeframe_condition_matches_physics() -> None:
     from edgefinder.markets.synth import PlantedEdge
 
-    cfg = SynthConfig(sessions=6, seed=8, edge="planted", planted=PlantedEdge(spike_velocity=1.0, z1m=1.0))
+    cfg = SynthConfig(
+        sessions=6, seed=8, edge="planted", planted=PlantedEdge(spike_velocity=1.0, z1m=1.0)
+    )
     bars, truth = generate_bars(cfg)
     assert truth["trigger_count"] > 20
     m1 = atlas.resample(bars, "1m")
@@ -201,7 +232,9 @@ def _brute_force_fade(bars: pd.DataFrame, hold: int = 16) -> np.ndarray:
     return np.array(out)
 
 
-def test_reverting_ground_truth_is_a_cost_surviving_fade_checked_by_brute_force(tmp_path: Path) -> None:
+def test_reverting_ground_truth_is_a_cost_surviving_fade_checked_by_brute_force(
+    tmp_path: Path,
+) -> None:
     """The reverting mode's ground truth states the naive fade's net PnL; a plain loop over the written
     bars agrees, the fade earns after costs on several seeds while the martingale's loses them, and the
     15s returns are negatively autocorrelated (a mean-reverting component) only in reverting data."""
@@ -210,12 +243,18 @@ def test_reverting_ground_truth_is_a_cost_surviving_fade_checked_by_brute_force(
         generate_atlas(root, SynthConfig(sessions=20, seed=seed, edge="reverting"))
         truth = load_ground_truth(root)
         assert truth["edge"] == "reverting" and truth["trigger_count"] == 0
-        assert truth["params"] == {"half_life_seconds": 60.0, "ou_vol_ticks": 8.0, "naive_hold_bars": 16}
+        assert truth["params"] == {
+            "half_life_seconds": 60.0,
+            "ou_vol_ticks": 8.0,
+            "naive_hold_bars": 16,
+        }
         bars = atlas.read_bars(root, "15s")
         pnl = _brute_force_fade(bars)
         fade = truth["naive_fade"]
         assert fade["n"] == pnl.size and fade["mean_dollars"] == pytest.approx(pnl.mean())
-        assert fade["mean_points"] == pytest.approx(pnl.mean() / 2.0) and fade["cost_points"] == pytest.approx(1.12)
+        assert fade["mean_points"] == pytest.approx(pnl.mean() / 2.0) and fade[
+            "cost_points"
+        ] == pytest.approx(1.12)
         assert fade["t"] == pytest.approx(stats.ttest_1samp(pnl, 0.0).statistic)
         assert fade["mean_points"] > 0.5 and fade["t"] > 5  # survives MNQ's 1.12-point round trip
         ret = np.diff(bars["close"].to_numpy())
@@ -223,7 +262,9 @@ def test_reverting_ground_truth_is_a_cost_surviving_fade_checked_by_brute_force(
         none_root = tmp_path / f"none{seed}"
         generate_atlas(none_root, SynthConfig(sessions=20, seed=seed, edge="none"))
         none_fade = load_ground_truth(none_root)["naive_fade"]
-        assert none_fade["mean_points"] < 0 and abs(none_fade["mean_points"] + 1.12) < 0.25  # loses the costs
+        assert (
+            none_fade["mean_points"] < 0 and abs(none_fade["mean_points"] + 1.12) < 0.25
+        )  # loses the costs
         nret = np.diff(atlas.read_bars(none_root, "15s")["close"].to_numpy())
         assert abs(stats.pearsonr(nret[1:], nret[:-1]).statistic) < 0.02
     # the same seed gives the same market

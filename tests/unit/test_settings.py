@@ -24,7 +24,10 @@ def test_environment_and_explicit_values(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert s.data_dir == tmp_path
     assert s.log_level == "DEBUG"
     # An explicit value (what a CLI flag passes) wins over the environment.
-    assert Settings(_env_file=None, database_url="sqlite:///y.db").effective_database_url == "sqlite:///y.db"
+    assert (
+        Settings(_env_file=None, database_url="sqlite:///y.db").effective_database_url
+        == "sqlite:///y.db"
+    )
 
 
 def test_bad_log_level_is_rejected() -> None:

@@ -34,7 +34,9 @@ def data() -> pd.DataFrame:
     lin = -0.5 + 0.6 * x + 0.0004 * (bank - 3000) + 0.3 * (side == "attack")
     y = (rng.random(n) < 1.0 / (1.0 + np.exp(-lin))).astype(int)
     econ = 500.0 * x + rng.normal(0, 1500.0, n)
-    return pd.DataFrame({"x": x, "counts": counts, "bank": bank, "side": side, "y": y, "econ": econ})
+    return pd.DataFrame(
+        {"x": x, "counts": counts, "bank": bank, "side": side, "y": y, "econ": econ}
+    )
 
 
 # ------------------------------------------------------------------ point-biserial
@@ -49,7 +51,11 @@ def test_point_biserial_matches_pearsonr_and_fisher_ci(data: pd.DataFrame) -> No
     z = math.atanh(ref.statistic)
     assert res.ci_low == pytest.approx(math.tanh(z - Z / math.sqrt(n - 3)), abs=TOL)
     assert res.ci_high == pytest.approx(math.tanh(z + Z / math.sqrt(n - 3)), abs=TOL)
-    assert res.n == n and res.n_positive == int(data["y"].sum()) and res.n_negative == n - res.n_positive
+    assert (
+        res.n == n
+        and res.n_positive == int(data["y"].sum())
+        and res.n_negative == n - res.n_positive
+    )
     assert res.direction == "positive" and not res.exploratory and res.reason is None
 
 
@@ -128,7 +134,9 @@ def test_chi2_count_bins_match_chi2_contingency_and_cramers_v(data: pd.DataFrame
     assert res.chi2 == pytest.approx(ref.statistic, rel=TOL)
     assert res.p_value == pytest.approx(ref.pvalue, rel=TOL)
     assert res.dof == ref.dof == 2
-    assert res.cramers_v == pytest.approx(math.sqrt(ref.statistic / (n * (min(table.shape) - 1))), rel=TOL)
+    assert res.cramers_v == pytest.approx(
+        math.sqrt(ref.statistic / (n * (min(table.shape) - 1))), rel=TOL
+    )
     assert res.n == n and res.bins == ("0", "1", "2+")
     assert res.min_expected == pytest.approx(ref.expected_freq.min(), rel=TOL)
 
@@ -151,12 +159,16 @@ def test_chi2_yates_correction_on_2x2() -> None:
     o = np.array([0] * 20 + [1] * 10 + [0] * 8 + [1] * 22)
     res = chi2_feature_counts(f, o, bins=None, correction=True)
     ref = sps.chi2_contingency(np.array([[20, 10], [8, 22]]), correction=True)
-    assert res.chi2 == pytest.approx(ref.statistic, rel=TOL) and res.p_value == pytest.approx(ref.pvalue, rel=TOL)
+    assert res.chi2 == pytest.approx(ref.statistic, rel=TOL) and res.p_value == pytest.approx(
+        ref.pvalue, rel=TOL
+    )
 
 
 def test_chi2_degenerate_and_small_tables() -> None:
     res = chi2_feature_counts([0, 1, 2, 3], [1, 1, 1, 1])
-    assert math.isnan(res.chi2) and res.p_value == 1.0 and res.reason == "outcome has a single class"
+    assert (
+        math.isnan(res.chi2) and res.p_value == 1.0 and res.reason == "outcome has a single class"
+    )
     res = chi2_feature_counts([0, 0, 0, 0], [0, 1, 0, 1])
     assert res.reason == "feature has a single bin"
     small = chi2_feature_counts([0, 1, 2, 0, 1, 2, 0, 3], [0, 1, 1, 0, 0, 1, 1, 0])
@@ -172,7 +184,11 @@ def test_logistic_matches_statsmodels_logit(data: pd.DataFrame) -> None:
     res = logistic_model(data, "x", "y", covariates=["bank", "side"])
     X = sm.add_constant(
         pd.DataFrame(
-            {"x": data["x"], "bank": data["bank"], "side_defense": (data["side"] == "defense").astype(float)}
+            {
+                "x": data["x"],
+                "bank": data["bank"],
+                "side_defense": (data["side"] == "defense").astype(float),
+            }
         )
     )
     ref = sm.Logit(data["y"].astype(float), X).fit(disp=0)
@@ -199,12 +215,16 @@ def test_logistic_drops_incomplete_rows(data: pd.DataFrame) -> None:
     df.loc[[2, 5], "bank"] = np.nan
     res = logistic_model(df, ["x"], "y", ["bank"])
     assert res.n == len(data) - 3
-    ref = sm.Logit(df.dropna()["y"].astype(float), sm.add_constant(df.dropna()[["x", "bank"]])).fit(disp=0)
+    ref = sm.Logit(df.dropna()["y"].astype(float), sm.add_constant(df.dropna()[["x", "bank"]])).fit(
+        disp=0
+    )
     np.testing.assert_allclose(res.table["coef"], ref.params, rtol=TOL, atol=TOL)
 
 
 def test_logistic_perfect_separation_is_flagged_not_raised() -> None:
-    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], "y": [0, 0, 0, 0, 1, 1, 1, 1]})
+    df = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], "y": [0, 0, 0, 0, 1, 1, 1, 1]}
+    )
     res = logistic_model(df, "x", "y")
     assert res.status == "perfect_separation" and res.separation and not res.converged
     assert res.table[["coef", "odds_ratio", "or_ci_low", "or_ci_high"]].isna().all().all()
@@ -212,7 +232,9 @@ def test_logistic_perfect_separation_is_flagged_not_raised() -> None:
 
 def test_logistic_quasi_separation_is_flagged() -> None:
     # y = 1 whenever x > 3; at x == 3 both classes occur: quasi-complete separation.
-    df = pd.DataFrame({"x": [1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0, 2.5], "y": [0, 0, 0, 1, 1, 1, 1, 0]})
+    df = pd.DataFrame(
+        {"x": [1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0, 2.5], "y": [0, 0, 0, 1, 1, 1, 1, 0]}
+    )
     res = logistic_model(df, "x", "y")
     assert res.status == "quasi_separation" and res.separation
     assert np.isnan(res.table["odds_ratio"]).all()

@@ -37,9 +37,18 @@ def _simulate(n: int, seed: int) -> pd.DataFrame:
     # A post-treatment column (caused by the treatment) that must never be used as a covariate.
     after = t + rng.normal(0.0, 0.1, n)
     return pd.DataFrame(
-        {"side": side, "bank": bank, "loadout": loadout, "t": t, "y": y, "win": win, "after": after,
-         "true_win_ate": float(np.mean(p1 - p0)), "count": rng.poisson(1.0 + t, n)}
-    )  # fmt: skip
+        {
+            "side": side,
+            "bank": bank,
+            "loadout": loadout,
+            "t": t,
+            "y": y,
+            "win": win,
+            "after": after,
+            "true_win_ate": float(np.mean(p1 - p0)),
+            "count": rng.poisson(1.0 + t, n),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +71,12 @@ def test_aipw_recovers_planted_effect_where_naive_is_biased(effect: dict) -> Non
     assert ilo < TRUE_ATE < ihi
     assert effect["ate_se"] > 0 and effect["ate_p_value"] < 1e-6
     assert effect["n"] == 4000 and effect["n_treated"] + effect["n_control"] == 4000
-    assert effect["estimator"] == "aipw" and effect["threshold"] is None and effect["reason"] is None
-    assert effect["ess_treated"] < effect["n_treated"] and effect["ess_control"] < effect["n_control"]
+    assert (
+        effect["estimator"] == "aipw" and effect["threshold"] is None and effect["reason"] is None
+    )
+    assert (
+        effect["ess_treated"] < effect["n_treated"] and effect["ess_control"] < effect["n_control"]
+    )
 
 
 def test_weighting_balances_covariates(effect: dict) -> None:
@@ -90,7 +103,9 @@ def test_binary_outcome_effect_on_probability_scale(sim: pd.DataFrame) -> None:
 
 def test_propensities_are_out_of_fold(sim: pd.DataFrame) -> None:
     sub = sim.iloc[:2000]
-    ps = compute_propensity(sub, "t", ["bank", "loadout"], n_splits=5, seed=3, n_estimators=25, clip=(0.0, 1.0))
+    ps = compute_propensity(
+        sub, "t", ["bank", "loadout"], n_splits=5, seed=3, n_estimators=25, clip=(0.0, 1.0)
+    )
     X, t = sub[["bank", "loadout"]].to_numpy(), sub["t"].to_numpy().astype(int)
     cv = StratifiedKFold(n_splits=5, shuffle=True, random_state=3)
     rf = RandomForestClassifier(n_estimators=25, min_samples_leaf=50, random_state=3, n_jobs=1)
@@ -136,12 +151,15 @@ def test_reused_propensities_give_the_same_estimate(sim: pd.DataFrame, effect: d
 
 
 def test_count_treatment_is_binarized_at_the_median(sim: pd.DataFrame) -> None:
-    res = propensity_adjusted_effect(sim, "count", "y", COVS, seed=0, n_splits=3, n_estimators=20,
-                                     propensity_model="logistic")  # fmt: skip
+    res = propensity_adjusted_effect(
+        sim, "count", "y", COVS, seed=0, n_splits=3, n_estimators=20, propensity_model="logistic"
+    )
     median = float(np.median(sim["count"]))
     assert res["threshold"] == median
     assert res["n_treated"] == int((sim["count"] > median).sum())
-    res = propensity_adjusted_effect(sim, "count", "y", COVS, threshold=0, n_splits=3, propensity_model="logistic")
+    res = propensity_adjusted_effect(
+        sim, "count", "y", COVS, threshold=0, n_splits=3, propensity_model="logistic"
+    )
     assert res["n_treated"] == int((sim["count"] > 0).sum())
 
 
@@ -156,7 +174,11 @@ def test_post_treatment_and_outcome_covariates_are_refused(sim: pd.DataFrame) ->
 
 def test_no_treatment_variation_is_reported(sim: pd.DataFrame) -> None:
     res = propensity_adjusted_effect(sim.assign(t=1.0), "t", "y", COVS)
-    assert np.isnan(res["ate"]) and res["reason"] == "treatment has no variation" and res["exploratory"]
+    assert (
+        np.isnan(res["ate"])
+        and res["reason"] == "treatment has no variation"
+        and res["exploratory"]
+    )
 
 
 def test_hajek_ipw_closed_form() -> None:

@@ -27,7 +27,9 @@ def _clustered(seed: int, rho: float = RHO) -> tuple[np.ndarray, np.ndarray, np.
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(G), M)
     x = np.sqrt(rho) * rng.standard_normal(G)[g] + np.sqrt(1 - rho) * rng.standard_normal(G * M)
-    y_star = np.sqrt(rho) * rng.standard_normal(G)[g] + np.sqrt(1 - rho) * rng.standard_normal(G * M)
+    y_star = np.sqrt(rho) * rng.standard_normal(G)[g] + np.sqrt(1 - rho) * rng.standard_normal(
+        G * M
+    )
     return x, (y_star > 0).astype(float), g
 
 
@@ -59,7 +61,9 @@ def test_clustered_ci_is_wider_by_the_predicted_design_effect(seed: int) -> None
 def test_clustered_se_of_r_matches_a_brute_force_match_bootstrap() -> None:
     x, y, g = _clustered(7)
     clustered = point_biserial(x, y, groups=g)
-    se = (np.arctanh(clustered.ci_high) - np.arctanh(clustered.ci_low)) / 2 / 1.9659  # t(399) quantile
+    se = (
+        (np.arctanh(clustered.ci_high) - np.arctanh(clustered.ci_low)) / 2 / 1.9659
+    )  # t(399) quantile
     rng = np.random.default_rng(11)
     rows_of = np.arange(G * M).reshape(G, M)
     boot = []
@@ -80,8 +84,9 @@ def test_clustered_logistic_matches_statsmodels_cluster_covariance() -> None:
     z = np.random.default_rng(9).standard_normal(x.size)
     df = pd.DataFrame({"x": x, "z": z, "y": y, "match": g})
     res = logistic_model(df, "x", "y", ["z"], groups=df["match"])
-    ref = sm.Logit(y, sm.add_constant(df[["x", "z"]])).fit(disp=0, cov_type="cluster", cov_kwds={"groups": g},
-                                                           use_t=True)  # fmt: skip
+    ref = sm.Logit(y, sm.add_constant(df[["x", "z"]])).fit(
+        disp=0, cov_type="cluster", cov_kwds={"groups": g}, use_t=True
+    )
     assert res.table.loc["x", "se"] == pytest.approx(float(ref.bse["x"]), rel=1e-6)
     assert res.table.loc["x", "p_value"] == pytest.approx(float(ref.pvalues["x"]), rel=1e-6)
     plain = logistic_model(df, "x", "y", ["z"])
@@ -106,7 +111,9 @@ def test_cross_fitted_least_squares_match_sklearn_linear_regression() -> None:
 
     rng = np.random.default_rng(6)
     X = rng.standard_normal((2000, 5)) * [1, 1000, 0.01, 5, 1]
-    X[:, 4] = 0.5 + 1e-3 * rng.standard_normal(2000)  # a near-constant column (like a unit mean of side)
+    X[:, 4] = 0.5 + 1e-3 * rng.standard_normal(
+        2000
+    )  # a near-constant column (like a unit mean of side)
     t = (rng.random(2000) < 0.4).astype(float)
     y = X @ [0.3, 0.001, 10, -0.2, 1] + t + rng.standard_normal(2000)
     folds = rng.integers(0, 3, 2000)

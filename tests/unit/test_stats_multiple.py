@@ -25,7 +25,9 @@ def test_zero_pvalue_stays_zero_and_ties_share_q() -> None:
     assert q[0] == 0.0 and q[1] == 0.0 and reject[0] and reject[1]
     assert q[3] == q[4] == q[5]
     # Hand-computed BH: m = 8; the tie at 0.03 (ranks 4-6) gets min_k>=6 of p_k*m/k = 0.03*8/6 = 0.04.
-    np.testing.assert_allclose(q, [0.0, 0.0, 0.01 * 8 / 3, 0.04, 0.04, 0.04, 0.2 * 8 / 7, 1.0], rtol=1e-12)
+    np.testing.assert_allclose(
+        q, [0.0, 0.0, 0.01 * 8 / 3, 0.04, 0.04, 0.04, 0.2 * 8 / 7, 1.0], rtol=1e-12
+    )
     np.testing.assert_allclose(q, multipletests(p, method="fdr_bh")[1], rtol=1e-12)
 
 
@@ -47,7 +49,9 @@ def test_all_nan_empty_and_other_methods() -> None:
     reject, q = multiple_test_correction([])
     assert reject.size == 0 and q.size == 0
     p = np.array([0.01, 0.02, 0.3])
-    np.testing.assert_allclose(multiple_test_correction(p, method="bonferroni").q_values, [0.03, 0.06, 0.9])
+    np.testing.assert_allclose(
+        multiple_test_correction(p, method="bonferroni").q_values, [0.03, 0.06, 0.9]
+    )
 
 
 def test_out_of_range_pvalues_raise() -> None:

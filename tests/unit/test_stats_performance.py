@@ -79,7 +79,9 @@ def test_dsr_closed_form() -> None:
         (1 - EULER) * N01.inv_cdf(1 - 1 / trials) + EULER * N01.inv_cdf(1 - 1 / (trials * math.e))
     )
     assert expected_max_sharpe(trials, var) == pytest.approx(sr0, rel=1e-12)
-    expected = N01.cdf((sr - sr0) * math.sqrt(n - 1) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2))
+    expected = N01.cdf(
+        (sr - sr0) * math.sqrt(n - 1) / math.sqrt(1 - skew * sr + (kurt - 1) / 4 * sr**2)
+    )
     dsr = deflated_sharpe_ratio(sr, n, trials, skew, kurt, var)
     assert dsr == pytest.approx(expected, rel=1e-12)
     assert 0.0 < dsr < 1.0

@@ -12,7 +12,13 @@ import pandas as pd
 import pytest
 
 from edgefinder.stats.causal import propensity_adjusted_effect, within_unit_effect
-from edgefinder.stats.refute import e_value, e_value_ci, permute_within, refute_within_effect, verdict
+from edgefinder.stats.refute import (
+    e_value,
+    e_value_ci,
+    permute_within,
+    refute_within_effect,
+    verdict,
+)
 
 TRUE_EFFECT = 0.10
 
@@ -35,7 +41,9 @@ def test_permute_within_keeps_each_units_values() -> None:
     out = permute_within(values, units, seed=3)
     for u in np.unique(units):
         assert sorted(out[units == u]) == sorted(values[units == u])
-    assert not np.array_equal(permute_within(np.arange(200.0), np.zeros(200, int), 1), np.arange(200.0))
+    assert not np.array_equal(
+        permute_within(np.arange(200.0), np.zeros(200, int), 1), np.arange(200.0)
+    )
     assert np.array_equal(permute_within(values, units, 3), out)  # seeded
 
 
@@ -46,7 +54,9 @@ def _panel(seed: int, clusters: int = 300, rows: int = 20) -> pd.DataFrame:
     u = rng.standard_normal(n_units)[unit]
     z = rng.standard_normal(unit.size)
     t = (rng.random(unit.size) < 1 / (1 + np.exp(-(0.8 * u + 0.5 * z)))).astype(float)
-    y = 2.0 + TRUE_EFFECT * t + 0.3 * u + 0.2 * z + rng.standard_normal(unit.size) * 0.5  # positive: RR defined
+    y = (
+        2.0 + TRUE_EFFECT * t + 0.3 * u + 0.2 * z + rng.standard_normal(unit.size) * 0.5
+    )  # positive: RR defined
     return pd.DataFrame({"unit": unit, "cluster": unit // 2, "z": z, "t": t, "y": y})
 
 
@@ -60,20 +70,32 @@ def within(panel: pd.DataFrame) -> dict:
     return within_unit_effect(panel, "t", "y", ["z"], "unit", "cluster", seed=0)
 
 
-def test_within_design_removes_a_unit_constant_confounder(panel: pd.DataFrame, within: dict) -> None:
+def test_within_design_removes_a_unit_constant_confounder(
+    panel: pd.DataFrame, within: dict
+) -> None:
     lo, hi = within["ate_ci"]
     assert lo < TRUE_EFFECT < hi and abs(within["ate"] - TRUE_EFFECT) < 0.03
-    between = propensity_adjusted_effect(panel, "t", "y", ["z"], seed=0, groups=panel["cluster"],
-                                         propensity_model="logistic")  # fmt: skip
+    between = propensity_adjusted_effect(
+        panel, "t", "y", ["z"], seed=0, groups=panel["cluster"], propensity_model="logistic"
+    )
     blo, bhi = between["ate_ci"]
     assert not blo < TRUE_EFFECT < bhi and between["ate"] > TRUE_EFFECT + 0.1  # fooled by u
     assert within["n_clusters"] == 300 and within["n_units"] == 600
-    assert "treatment__unit_mean" in within["mundlak_terms"] and "z__unit_mean" in within["mundlak_terms"]
+    assert (
+        "treatment__unit_mean" in within["mundlak_terms"]
+        and "z__unit_mean" in within["mundlak_terms"]
+    )
     bal = within["balance"]
-    assert abs(bal.loc["treatment__unit_mean", "smd_before"]) > 0.3 > abs(bal.loc["treatment__unit_mean", "smd_after"])
+    assert (
+        abs(bal.loc["treatment__unit_mean", "smd_before"])
+        > 0.3
+        > abs(bal.loc["treatment__unit_mean", "smd_after"])
+    )
 
 
-def test_within_se_matches_a_brute_force_cluster_bootstrap(panel: pd.DataFrame, within: dict) -> None:
+def test_within_se_matches_a_brute_force_cluster_bootstrap(
+    panel: pd.DataFrame, within: dict
+) -> None:
     rng = np.random.default_rng(5)
     clusters = panel["cluster"].to_numpy()
     by_cluster = {c: np.flatnonzero(clusters == c) for c in np.unique(clusters)}
@@ -82,13 +104,18 @@ def test_within_se_matches_a_brute_force_cluster_bootstrap(panel: pd.DataFrame, 
     for b in range(60):
         pick = rng.choice(labels, labels.size)
         parts = []
-        for k, c in enumerate(pick):  # a drawn cluster twice is two clusters (and two sets of units)
+        for k, c in enumerate(
+            pick
+        ):  # a drawn cluster twice is two clusters (and two sets of units)
             part = panel.iloc[by_cluster[c]].copy()
             part["cluster"] = k
             part["unit"] = part["unit"] * 1000 + k
             parts.append(part)
-        boot.append(within_unit_effect(pd.concat(parts, ignore_index=True), "t", "y", ["z"], "unit", "cluster",
-                                       seed=b)["ate"])  # fmt: skip
+        boot.append(
+            within_unit_effect(
+                pd.concat(parts, ignore_index=True), "t", "y", ["z"], "unit", "cluster", seed=b
+            )["ate"]
+        )
     # 60 replicates estimate an SD to about +-9%
     assert within["ate_se"] == pytest.approx(float(np.std(boot, ddof=1)), rel=0.3)
 
@@ -97,15 +124,33 @@ def test_units_without_a_contrast_are_dropped(panel: pd.DataFrame) -> None:
     df = panel.copy()
     df.loc[df["unit"] < 10, "t"] = 1.0  # ten units always treated
     res = within_unit_effect(df, "t", "y", ["z"], "unit", "cluster", seed=0)
-    assert res["n_units_dropped"] >= 10 and res["rows_dropped"] >= 200 and res["n"] == len(df) - res["rows_dropped"]
-    few = within_unit_effect(panel[panel["cluster"] < 10], "t", "y", ["z"], "unit", "cluster", seed=0)
+    assert (
+        res["n_units_dropped"] >= 10
+        and res["rows_dropped"] >= 200
+        and res["n"] == len(df) - res["rows_dropped"]
+    )
+    few = within_unit_effect(
+        panel[panel["cluster"] < 10], "t", "y", ["z"], "unit", "cluster", seed=0
+    )
     assert few["exploratory"] and few["n_clusters"] == 10
 
 
-def test_refutations_pass_for_a_real_effect_and_placebo_finds_nothing(panel: pd.DataFrame, within: dict) -> None:
-    ref = refute_within_effect(within_unit_effect, panel, within, treatment_col="t", outcome_col="y",
-                               covariates=["z"], unit_col="unit", cluster_col="cluster", unit_mean_covariates=None,
-                               threshold=None, seed=0)  # fmt: skip
+def test_refutations_pass_for_a_real_effect_and_placebo_finds_nothing(
+    panel: pd.DataFrame, within: dict
+) -> None:
+    ref = refute_within_effect(
+        within_unit_effect,
+        panel,
+        within,
+        treatment_col="t",
+        outcome_col="y",
+        covariates=["z"],
+        unit_col="unit",
+        cluster_col="cluster",
+        unit_mean_covariates=None,
+        threshold=None,
+        seed=0,
+    )
     checks = {c.name: c for c in ref.checks}
     assert set(checks) == {"placebo", "random_common_cause", "subset"}
     assert abs(checks["placebo"].figures["estimate"]) < 0.03 and checks["placebo"].passed
@@ -123,7 +168,17 @@ def test_a_leaky_estimator_fails_the_placebo(panel: pd.DataFrame, within: dict) 
         res = within_unit_effect(df, treatment_col, **kw)  # type: ignore[arg-type]
         return {**res, "ate": within["ate"], "ate_p_value": 1e-9}
 
-    ref = refute_within_effect(leaky, panel, within, treatment_col="t", outcome_col="y", covariates=["z"],
-                               unit_col="unit", cluster_col="cluster", unit_mean_covariates=None, threshold=None,
-                               seed=0)  # fmt: skip
+    ref = refute_within_effect(
+        leaky,
+        panel,
+        within,
+        treatment_col="t",
+        outcome_col="y",
+        covariates=["z"],
+        unit_col="unit",
+        cluster_col="cluster",
+        unit_mean_covariates=None,
+        threshold=None,
+        seed=0,
+    )
     assert not {c.name: c for c in ref.checks}["placebo"].passed and verdict(True, ref) == "fragile"

@@ -1,7 +1,8 @@
-"""The seed's module layout (``app.analytics.*``) as a thin layer over :mod:`edgefinder.esports`.
+"""The original module layout (``app.analytics.*``) as a thin layer over :mod:`edgefinder.esports`.
 
-Code written against the seed's README (its examples are kept verbatim, and run, in
-``tests/integration/test_seed_readme.py``) runs with ``app.analytics`` replaced by ``edgefinder.analytics``:
+Why: docs/decisions.md §D13. Code written against the original README (its examples are kept
+verbatim, and run, in ``tests/integration/test_seed_readme.py``) runs with ``app.analytics``
+replaced by ``edgefinder.analytics``:
 
 ============================  ==============================================================
 ``stream_ingest``             ``pg_connect()``, ``await consume_micro(pool)``
@@ -15,6 +16,6 @@ Code written against the seed's README (its examples are kept verbatim, and run,
 ============================  ==============================================================
 
 Every function here calls the same code as the ``edgefinder.esports`` modules; the only additions
-are the seed's call shapes: awaitables where the seed awaits, and a "pool" argument that may be an
+are the original call shapes: awaitables where the original awaits, and a "pool" argument that may be an
 asyncpg pool, a database URL or an SQLAlchemy Engine.
 """

@@ -1,4 +1,4 @@
-"""What the seed's ``pool`` argument may be, and running the blocking pipeline from async code."""
+"""What the original ``pool`` argument may be, and running the blocking pipeline from async code."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def asyncpg_dsn(url: str) -> str:
     """``url`` with the plain ``postgresql://`` scheme asyncpg wants (no ``+psycopg`` driver)."""
     parsed = make_url(url)
     if parsed.get_backend_name() not in ("postgresql", "postgres"):
-        raise ConfigError(f"an asyncpg pool needs a PostgreSQL URL, got {parsed.render_as_string(hide_password=True)}")
+        raise ConfigError(
+            f"an asyncpg pool needs a PostgreSQL URL, got {parsed.render_as_string(hide_password=True)}"
+        )
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 

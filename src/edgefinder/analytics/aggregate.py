@@ -1,4 +1,4 @@
-"""The seed's ``aggregate``: ``df = await extract_round_features(pool)``.
+"""The original ``aggregate``: ``df = await extract_round_features(pool)``.
 
 With an asyncpg pool the statement of :func:`edgefinder.esports.aggregate.features_statement` is
 compiled for asyncpg and run on the pool; the frame is built by the same
@@ -16,7 +16,12 @@ import pandas as pd
 
 from edgefinder.analytics._db import is_asyncpg_pool
 from edgefinder.esports import aggregate as _aggregate
-from edgefinder.esports.aggregate import ALL_COLUMNS, FEATURE_COLUMNS, features_frame, features_statement
+from edgefinder.esports.aggregate import (
+    ALL_COLUMNS,
+    FEATURE_COLUMNS,
+    features_frame,
+    features_statement,
+)
 
 __all__ = ["ALL_COLUMNS", "FEATURE_COLUMNS", "extract_round_features"]
 

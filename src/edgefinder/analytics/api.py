@@ -1,4 +1,4 @@
-"""The seed's ``api``: the FastAPI router under ``/api/v1/analytics`` and the application around it."""
+"""The original ``api``: the FastAPI router under ``/api/v1/analytics`` and the application around it."""
 
 from edgefinder.esports.api import create_app, router
 

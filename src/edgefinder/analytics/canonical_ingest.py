@@ -1,4 +1,4 @@
-"""The seed's ``canonical_ingest``: ``await consume_canonical(pool)``.
+"""The original ``canonical_ingest``: ``await consume_canonical(pool)``.
 
 Runs :func:`edgefinder.esports.ingest.consume_canonical` in a thread: the canonical stream
 ``{EDGEFINDER_REDIS_PREFIX}events:canonical`` into rounds, round_teams, kills, site events and
@@ -15,7 +15,11 @@ from edgefinder.esports.consumers import consume
 __all__ = ["consume_canonical"]
 
 
-async def consume_canonical(pool: Any = None, *, once: bool = False, consumer: str | None = None) -> Any:
+async def consume_canonical(
+    pool: Any = None, *, once: bool = False, consumer: str | None = None
+) -> Any:
     """Consume the canonical stream into the round tables; returns the ingest counters when it stops."""
     url = database_url(pool)
-    return await run_blocking(lambda stop: consume("canonical", url, once=once, stop=stop, consumer=consumer))
+    return await run_blocking(
+        lambda stop: consume("canonical", url, once=once, stop=stop, consumer=consumer)
+    )

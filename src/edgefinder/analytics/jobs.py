@@ -1,4 +1,4 @@
-"""The seed's ``jobs``: ``asyncio.run(run_correlation_job())`` and the Celery tasks the seed schedules.
+"""The original ``jobs``: ``asyncio.run(run_correlation_job())`` and the Celery tasks it schedules.
 
 ``run_correlation_job`` awaits :func:`edgefinder.esports.jobs.run_correlation_job` in a thread and
 returns its :class:`~edgefinder.esports.jobs.JobResult`. The Celery tasks live in
@@ -14,8 +14,14 @@ from typing import Any
 from edgefinder.esports.jobs import JobParams, JobResult, arun_correlation_job
 from edgefinder.esports.tasks import celery_app, run_correlation_job_task, start_analytics_consumers
 
-__all__ = ["JobParams", "JobResult", "celery_app", "run_correlation_job", "run_correlation_job_task",
-           "start_analytics_consumers"]  # fmt: skip
+__all__ = [
+    "JobParams",
+    "JobResult",
+    "celery_app",
+    "run_correlation_job",
+    "run_correlation_job_task",
+    "start_analytics_consumers",
+]
 
 
 async def run_correlation_job(db: Any = None, *, params: JobParams | None = None) -> JobResult:

@@ -1,4 +1,4 @@
-"""The seed's ``stream_ingest``: ``pool = await pg_connect()`` and ``await consume_micro(pool)``.
+"""The original ``stream_ingest``: ``pool = await pg_connect()`` and ``await consume_micro(pool)``.
 
 ``consume_micro`` runs :func:`edgefinder.esports.ingest.consume_micro` (through
 :func:`edgefinder.esports.consumers.consume`) in a thread: the motion stream
@@ -34,7 +34,11 @@ async def pg_connect(url: str | None = None, **pool_kwargs: Any) -> Any:
     return pool
 
 
-async def consume_micro(pool: Any = None, *, once: bool = False, consumer: str | None = None) -> Any:
+async def consume_micro(
+    pool: Any = None, *, once: bool = False, consumer: str | None = None
+) -> Any:
     """Consume the motion stream into ``micro_actions``; returns the ingest counters when it stops."""
     url = database_url(pool)
-    return await run_blocking(lambda stop: consume("motion", url, once=once, stop=stop, consumer=consumer))
+    return await run_blocking(
+        lambda stop: consume("motion", url, once=once, stop=stop, consumer=consumer)
+    )

@@ -1,1 +1,1 @@
-"""Esports macro-strategy correlation analytics (seed 000)."""
+"""Esports macro-strategy correlation analytics: ingest, features, tests, causal effects, API."""

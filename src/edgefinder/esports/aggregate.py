@@ -32,8 +32,8 @@ Columns (per round and team):
   dollars), ``site_executed`` (0/1)
 
 A SQLAlchemy :class:`~sqlalchemy.engine.Engine`, a :class:`~sqlalchemy.engine.Connection` or a
-database URL string is accepted. The seed's example passes an asyncpg pool and awaits the call:
-``await edgefinder.analytics.aggregate.extract_round_features(pool)`` runs the same statement
+database URL string is accepted. The original system's example passes an asyncpg pool and awaits the
+call: ``await edgefinder.analytics.aggregate.extract_round_features(pool)`` runs the same statement
 (:func:`features_statement`, compiled for asyncpg) on the pool and builds the frame with the same
 :func:`features_frame`.
 """
@@ -185,12 +185,22 @@ def features_statement():  # type: ignore[no-untyped-def]
         .subquery("act")
     )
     killed = (
-        select(kills.c.match_id, kills.c.round_no, kills.c.killer_team.label("team_id"), func.count().label("n"))
+        select(
+            kills.c.match_id,
+            kills.c.round_no,
+            kills.c.killer_team.label("team_id"),
+            func.count().label("n"),
+        )
         .group_by(kills.c.match_id, kills.c.round_no, kills.c.killer_team)
         .subquery("k")
     )
     died = (
-        select(kills.c.match_id, kills.c.round_no, kills.c.victim_team.label("team_id"), func.count().label("n"))
+        select(
+            kills.c.match_id,
+            kills.c.round_no,
+            kills.c.victim_team.label("team_id"),
+            func.count().label("n"),
+        )
         .group_by(kills.c.match_id, kills.c.round_no, kills.c.victim_team)
         .subquery("d")
     )
@@ -200,7 +210,10 @@ def features_statement():  # type: ignore[no-untyped-def]
         kills.c.round_no,
         kills.c.killer_team,
         func.row_number()
-        .over(partition_by=(kills.c.match_id, kills.c.round_no), order_by=(kills.c.ts, kills.c.event_id))
+        .over(
+            partition_by=(kills.c.match_id, kills.c.round_no),
+            order_by=(kills.c.ts, kills.c.event_id),
+        )
         .label("rn"),
     ).subquery("kr")
     first_kill = (
@@ -234,7 +247,9 @@ def features_statement():  # type: ignore[no-untyped-def]
             func.coalesce(killed.c.n, 0).label("kills"),
             func.coalesce(died.c.n, 0).label("deaths"),
             case((first_kill.c.killer_team == mo.c.team_id, one), else_=zero).label("opening_kill"),
-            case((rt.c.side == "attack", one), (rt.c.side == "defense", zero), else_=None).label("side"),
+            case((rt.c.side == "attack", one), (rt.c.side == "defense", zero), else_=None).label(
+                "side"
+            ),
             cast(rt.c.bank_start, Float).label("bank_start"),
             cast(rt.c.loadout_value, Float).label("loadout_value"),
             cast(opp.c.loadout_value, Float).label("opp_loadout_value"),
@@ -248,7 +263,9 @@ def features_statement():  # type: ignore[no-untyped-def]
             .outerjoin(died, on(died))
             .outerjoin(
                 first_kill,
-                and_(first_kill.c.match_id == mo.c.match_id, first_kill.c.round_no == mo.c.round_no),
+                and_(
+                    first_kill.c.match_id == mo.c.match_id, first_kill.c.round_no == mo.c.round_no
+                ),
             )
             .outerjoin(rt, on(rt))
             .outerjoin(
@@ -265,7 +282,15 @@ def features_statement():  # type: ignore[no-untyped-def]
     return stmt
 
 
-_INT_COLUMNS = ("total_actions", *COUNT_FEATURES, "kills", "deaths", "opening_kill", "round_win", "site_executed")
+_INT_COLUMNS = (
+    "total_actions",
+    *COUNT_FEATURES,
+    "kills",
+    "deaths",
+    "opening_kill",
+    "round_win",
+    "site_executed",
+)
 
 
 def extract_round_features(source: Engine | Connection | str) -> pd.DataFrame:
@@ -284,14 +309,31 @@ def extract_round_features(source: Engine | Connection | str) -> pd.DataFrame:
 
 def features_frame(names: list[str], rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     """The feature frame from the rows of :func:`features_statement` (any driver): types, shares, diversity."""
-    df = pd.DataFrame.from_records(rows, columns=names)
+    # rows as tuples, which pandas makes of them anyway (the stubs take no Sequence rows)
+    df = pd.DataFrame.from_records([tuple(r) for r in rows], columns=names)
     if df.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object" if c in ("match_id", "team_id") else "float64") for c in ALL_COLUMNS})
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype="object" if c in ("match_id", "team_id") else "float64")
+                for c in ALL_COLUMNS
+            }
+        )
     # A round could (in broken data) list more than two teams; keep one opponent deterministically.
     df = df.drop_duplicates(subset=list(KEY_COLUMNS), keep="first").reset_index(drop=True)
     for col in _INT_COLUMNS:
         df[col] = pd.to_numeric(df[col]).astype(np.int64)
-    for col in ("mean_confidence", "low_conf_share", "speed_mean", "speed_max", "approach_mean", "side", "bank_start", "loadout_value", "opp_loadout_value", "econ_delta"):
+    for col in (
+        "mean_confidence",
+        "low_conf_share",
+        "speed_mean",
+        "speed_max",
+        "approach_mean",
+        "side",
+        "bank_start",
+        "loadout_value",
+        "opp_loadout_value",
+        "econ_delta",
+    ):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(np.float64)
     df["round_no"] = df["round_no"].astype(np.int64)
     total = df["total_actions"].to_numpy(dtype=np.float64)
@@ -324,9 +366,16 @@ def add_pre_round_state(df: pd.DataFrame) -> pd.DataFrame:
     d = out.loc[order, ["match_id", "team_id", "round_no", "round_win"]]
     win = d["round_win"].astype(np.int64)
     # the opponent's result of the same round: the round's wins minus the team's own
-    opp = d.groupby(["match_id", "round_no"], sort=False)["round_win"].transform("sum").astype(np.int64) - win
+    opp = (
+        d.groupby(["match_id", "round_no"], sort=False)["round_win"]
+        .transform("sum")
+        .astype(np.int64)
+        - win
+    )
     unit = [d["match_id"], d["team_id"]]
-    net = (win - opp).groupby(unit, sort=False).cumsum() - (win - opp)  # exclusive: earlier rounds only
+    net = (win - opp).groupby(unit, sort=False).cumsum() - (
+        win - opp
+    )  # exclusive: earlier rounds only
     prev = (2 * win - 1).groupby(unit, sort=False).shift(1).fillna(0).astype(np.int64)
     # wins before this round, per team: a new block starts after every win, and the rows of one block
     # before the current one are all losses, so the streak is the position inside the block

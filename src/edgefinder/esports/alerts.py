@@ -32,9 +32,21 @@ from edgefinder.jsonsafe import jsonable
 from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import alerts, analysis_runs, correlation_results
 
-__all__ = ["ALERT_KINDS", "alert_payload", "compare_results", "compute_alerts", "kinds_count", "previous_run"]
+__all__ = [
+    "ALERT_KINDS",
+    "alert_payload",
+    "compare_results",
+    "compute_alerts",
+    "kinds_count",
+    "previous_run",
+]
 
-ALERT_KINDS: tuple[str, ...] = ("sign_flip", "newly_significant", "significance_lost", "outside_previous_ci")
+ALERT_KINDS: tuple[str, ...] = (
+    "sign_flip",
+    "newly_significant",
+    "significance_lost",
+    "outside_previous_ci",
+)
 KEY = ["feature", "outcome", "method"]
 FIGURES = ["effect", "ci_low", "ci_high", "p_value", "q_value", "significant"]
 
@@ -52,7 +64,9 @@ def _num(v: Any) -> str:
 
 def _message(r: Any) -> str:
     def fig(side: str) -> str:
-        est, lo, hi, q = (getattr(r, f"{k}_{side}") for k in ("effect", "ci_low", "ci_high", "q_value"))
+        est, lo, hi, q = (
+            getattr(r, f"{k}_{side}") for k in ("effect", "ci_low", "ci_high", "q_value")
+        )
         return f"{_num(est)} [{_num(lo)}, {_num(hi)}] q={'n/a' if q is None or not np.isfinite(q) else f'{q:.2g}'}"
 
     return f"{r.feature} → {r.outcome} ({r.method}): {_DESCRIBE[r.kind]}: {fig('before')} → {fig('after')}"
@@ -111,7 +125,12 @@ def previous_run(conn: Connection, run_id: str, *, lookback: int = 50) -> str | 
         return None
     candidates = conn.execute(
         select(r.run_id)
-        .where(r.status == "succeeded", r.run_id != run_id, r.started_at <= this.started_at, r.n_tests > 0)
+        .where(
+            r.status == "succeeded",
+            r.run_id != run_id,
+            r.started_at <= this.started_at,
+            r.n_tests > 0,
+        )
         .order_by(desc(r.started_at))
         .limit(lookback)
     ).scalars()
@@ -124,15 +143,8 @@ def previous_run(conn: Connection, run_id: str, *, lookback: int = 50) -> str | 
 def _results(conn: Connection, run_id: str) -> pd.DataFrame:
     c = correlation_results.c
     rows = conn.execute(select(*[c[k] for k in (*KEY, *FIGURES)]).where(c.run_id == run_id)).all()
-    return pd.DataFrame.from_records(rows, columns=[*KEY, *FIGURES])
-
-
-def _none(v: Any) -> Any:
-    if isinstance(v, (float, np.floating)):
-        return float(v) if np.isfinite(v) else None
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
+    # rows as tuples, which pandas makes of them anyway (the stubs take no Sequence rows)
+    return pd.DataFrame.from_records([tuple(r) for r in rows], columns=[*KEY, *FIGURES])
 
 
 def compute_alerts(engine: Engine, run_id: str) -> list[dict[str, Any]]:
@@ -146,19 +158,31 @@ def compute_alerts(engine: Engine, run_id: str) -> list[dict[str, Any]]:
         return []
     records = []
     for r in found.to_dict(orient="records"):
-        rec: dict[str, Any] = {"run_id": run_id, "previous_run_id": prev, "kind": r["kind"], "message": r["message"]}
+        rec: dict[str, Any] = {
+            "run_id": run_id,
+            "previous_run_id": prev,
+            "kind": r["kind"],
+            "message": r["message"],
+        }
         rec.update({k: r[k] for k in KEY})
         for side in ("before", "after"):
-            rec[f"{side}_estimate"] = _none(r[f"effect_{side}"])
+            rec[f"{side}_estimate"] = jsonable(r[f"effect_{side}"])
             for k in ("ci_low", "ci_high", "q_value", "significant"):
-                rec[f"{side}_{k}"] = _none(r[f"{k}_{side}"])
-        rec["details"] = jsonable({"p_value_before": _none(r["p_value_before"]),
-                                   "p_value_after": _none(r["p_value_after"]),
-                                   "purpose": PURPOSE, "disclaimer": DISCLAIMER})  # fmt: skip
+                rec[f"{side}_{k}"] = jsonable(r[f"{k}_{side}"])
+        rec["details"] = jsonable(
+            {
+                "p_value_before": jsonable(r["p_value_before"]),
+                "p_value_after": jsonable(r["p_value_after"]),
+                "purpose": PURPOSE,
+                "disclaimer": DISCLAIMER,
+            }
+        )
         records.append(rec)
     with engine.begin() as tx:
         tx.execute(insert(alerts), records)
-        stored = tx.execute(select(alerts).where(alerts.c.run_id == run_id).order_by(alerts.c.id)).all()
+        stored = tx.execute(
+            select(alerts).where(alerts.c.run_id == run_id).order_by(alerts.c.id)
+        ).all()
     return [dict(row._mapping) for row in stored]
 
 
@@ -167,7 +191,10 @@ def alert_payload(row: dict[str, Any] | Any) -> dict[str, Any]:
     m = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
 
     def side(name: str) -> dict[str, Any]:
-        return {k: m.get(f"{name}_{k}") for k in ("estimate", "ci_low", "ci_high", "q_value", "significant")}
+        return {
+            k: m.get(f"{name}_{k}")
+            for k in ("estimate", "ci_low", "ci_high", "q_value", "significant")
+        }
 
     created, acked = m.get("created_at"), m.get("acknowledged_at")
     return {

@@ -5,9 +5,10 @@ are at ``/docs`` (schema at ``/openapi.json``). Every response model carries ``p
 ("research/ops") and the no-betting ``disclaimer``. Player identifiers never appear: results are per
 (round, team) aggregates and the summary only counts rows.
 
-Errors: invalid parameters answer 422 with a one-line ``message`` (plus FastAPI's ``detail`` list);
-database and Redis failures answer 503 with a message; no request answers 500 (a last-resort handler
-maps any unexpected exception to 503 and logs it). ``POST /run-analysis`` needs
+Errors follow the contract of :mod:`edgefinder.esports.web`: every answer carries ``X-Request-ID``
+and every error body a one-line ``message`` and that ``request_id``; invalid parameters answer 422
+(plus FastAPI's ``detail`` list), an unreachable database, Redis or broker 503, and anything else,
+a bug, 500 (logged with the request id). ``POST /run-analysis`` needs
 ``Authorization: Bearer <EDGEFINDER_API_TOKEN>`` (401 otherwise; also 401 while no token is
 configured, so the endpoint is never open) and answers 202 with the run id at once: with a broker
 (``EDGEFINDER_REDIS_URL``) the run is ``queued`` and a Celery worker runs it, without one it runs in a
@@ -22,24 +23,28 @@ Alerts (``GET /alerts``, ``POST /alerts/{id}/ack``), the latest run's feature fr
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+)
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, desc, func, select, update
+from sqlalchemy import ColumnElement, Engine, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
-from edgefinder.errors import EdgefinderError
-from edgefinder.esports import metrics as ingest_metrics  # noqa: F401 - registers the ingest counters
+from edgefinder.errors import first_line
+from edgefinder.esports import metrics as ingest_metrics
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
 from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
 from edgefinder.esports.jobs import (
@@ -54,6 +59,15 @@ from edgefinder.esports.jobs import (
     run_correlation_job,
 )
 from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
+from edgefinder.esports.web import (
+    SERVER_ERROR,
+    ErrorOut,
+    Tagged,
+    install_error_contract,
+    unreachable,
+)
+from edgefinder.jsonsafe import finite_or_none
+from edgefinder.report.api import router as report_router
 from edgefinder.settings import Settings, get_settings
 from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import (
@@ -82,23 +96,24 @@ Verdict = Literal["robust", "fragile", "not significant"]
 STORED_DEAD_LETTERS = Gauge(
     "edgefinder_dead_letters_stored", "Rows in the dead_letters table (read at scrape time)."
 )
-STORED_RUNS = Gauge("edgefinder_analysis_runs_stored", "Rows in analysis_runs, by status (read at scrape time).", ["status"])
-LAST_RUN_AGE = Gauge("edgefinder_last_run_age_seconds", "Seconds since the last succeeded analysis run finished.")
+STORED_RUNS = Gauge(
+    "edgefinder_analysis_runs_stored",
+    "Rows in analysis_runs, by status (read at scrape time).",
+    ["status"],
+)
+LAST_RUN_AGE = Gauge(
+    "edgefinder_last_run_age_seconds", "Seconds since the last succeeded analysis run finished."
+)
 # The ingest counters (edgefinder_events_ingested_total) live in the consumer processes, which serve
 # no HTTP; the API process reports what has landed in the database instead, read at scrape time.
 STORED_EVENTS = Gauge(
-    "edgefinder_events_stored", "Events in the database by stream (read at scrape time).", ["stream"]
+    "edgefinder_events_stored",
+    "Events in the database by stream (read at scrape time).",
+    ["stream"],
 )
 
 
 # --------------------------------------------------------------------------------- models
-
-
-class Tagged(BaseModel):
-    """Every response says what it is for."""
-
-    purpose: str = Field(default=PURPOSE, description="Always 'research/ops'.")
-    disclaimer: str = Field(default=DISCLAIMER, description="Not for gambling or real-money betting.")
 
 
 class CorrelationOut(Tagged):
@@ -144,11 +159,17 @@ class CausalEffectOut(Tagged):
     significant: bool
     verdict: str | None
     exploratory: bool
-    between_team: dict[str, Any] | None = Field(description="the naive between-team estimate (comparison only)")
+    between_team: dict[str, Any] | None = Field(
+        description="the naive between-team estimate (comparison only)"
+    )
     e_value: float | None = Field(description="E-value of the estimate (risk-ratio scale)")
     e_value_ci: float | None = Field(description="E-value of the CI bound nearer to the null")
-    refutations: dict[str, Any] | None = Field(description="placebo, random_common_cause, subset (None: not run)")
-    balance: list[dict[str, Any]] | None = Field(description="standardized mean differences before/after weighting")
+    refutations: dict[str, Any] | None = Field(
+        description="placebo, random_common_cause, subset (None: not run)"
+    )
+    balance: list[dict[str, Any]] | None = Field(
+        description="standardized mean differences before/after weighting"
+    )
 
 
 class CausalEffectList(Tagged):
@@ -160,7 +181,9 @@ class CausalEffectList(Tagged):
 
 
 class CorrelationList(Tagged):
-    run_id: str | None = Field(description="The run the results come from (the latest succeeded run)")
+    run_id: str | None = Field(
+        description="The run the results come from (the latest succeeded run)"
+    )
     run_finished_at: datetime | None
     count: int
     message: str | None = None
@@ -171,7 +194,9 @@ class RunRequest(BaseModel):
     """Optional body of POST /run-analysis."""
 
     model_config = ConfigDict(extra="forbid")
-    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seed of every random step of the run")
+    seed: int = Field(
+        default=0, ge=0, le=2**31 - 1, description="Seed of every random step of the run"
+    )
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5, description="FDR level of the BH correction")
 
 
@@ -255,16 +280,13 @@ class HealthOut(Tagged):
     last_run_age_s: float | None
     last_run_status: str | None
     results_stale: bool | None = Field(
-        default=None, description="last succeeded run older than EDGEFINDER_RESULTS_STALE_AFTER_S (None: no run yet)"
+        default=None,
+        description="last succeeded run older than EDGEFINDER_RESULTS_STALE_AFTER_S (None: no run yet)",
     )
     streams: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per stream: length and, per consumer group, lag, pending, consumers"
+        default_factory=dict,
+        description="per stream: length and, per consumer group, lag, pending, consumers",
     )
-
-
-class ErrorOut(BaseModel):
-    detail: Any
-    message: str
 
 
 # --------------------------------------------------------------------------------- state
@@ -280,7 +302,9 @@ class _State:
         self._celery: Any = None
         self._lock = threading.Lock()
         self.metrics = CollectorRegistry(auto_describe=False)
-        self.metrics.register(AnalyticsCollector(lambda: self.engine, self.redis, settings.redis_prefix))
+        self.metrics.register(
+            AnalyticsCollector(lambda: self.engine, self.redis, settings.redis_prefix)
+        )
 
     @property
     def engine(self) -> Engine:
@@ -331,13 +355,24 @@ _aware = as_utc  # SQLite returns naive datetimes; every stored time is UTC
 def _run_out(row: Any) -> RunOut:
     m = row._mapping
     return RunOut(
-        run_id=m["run_id"], status=m["status"], started_at=_aware(m["started_at"]),
-        finished_at=_aware(m["finished_at"]), duration_s=m["duration_s"], n_rows=m["n_rows"],
-        n_tests=m["n_tests"], params=m["params"], summary=m["summary"], error=m["error"],
-        purpose=m["purpose"] or PURPOSE, disclaimer=m["disclaimer"] or DISCLAIMER,
-        queued_at=_aware(m["queued_at"]), trigger=m["trigger"], worker=m["worker"], db_queries=m["db_queries"],
+        run_id=m["run_id"],
+        status=m["status"],
+        started_at=_aware(m["started_at"]),
+        finished_at=_aware(m["finished_at"]),
+        duration_s=m["duration_s"],
+        n_rows=m["n_rows"],
+        n_tests=m["n_tests"],
+        params=m["params"],
+        summary=m["summary"],
+        error=m["error"],
+        purpose=m["purpose"] or PURPOSE,
+        disclaimer=m["disclaimer"] or DISCLAIMER,
+        queued_at=_aware(m["queued_at"]),
+        trigger=m["trigger"],
+        worker=m["worker"],
+        db_queries=m["db_queries"],
         db_seconds=m["db_seconds"],
-    )  # fmt: skip
+    )
 
 
 def _latest_run(conn: Any) -> Any:
@@ -353,9 +388,7 @@ def _corr_out(row: Any) -> CorrelationOut:
     m = dict(row._mapping)
     m.pop("created_at", None)
     for k in ("statistic", "effect", "ci_low", "ci_high", "p_value", "q_value"):
-        v = m.get(k)
-        if v is not None and not math.isfinite(v):  # rows written before NaN was mapped to NULL
-            m[k] = None
+        m[k] = finite_or_none(m.get(k))  # rows written before NaN was mapped to NULL
     m["purpose"] = m.get("purpose") or PURPOSE
     return CorrelationOut(**m)
 
@@ -370,12 +403,24 @@ def _latest_results(st: _State, where: list[Any], limit: int | None = None) -> C
     with st.engine.connect() as conn:
         run = _latest_run(conn)
         if run is None:
-            return CorrelationList(run_id=None, run_finished_at=None, count=0, results=[],
-                                   message="no analysis run yet: POST /api/v1/analytics/run-analysis")  # fmt: skip
-        stmt = _ordered(select(correlation_results).where(correlation_results.c.run_id == run.run_id, *where))
+            return CorrelationList(
+                run_id=None,
+                run_finished_at=None,
+                count=0,
+                results=[],
+                message="no analysis run yet: POST /api/v1/analytics/run-analysis",
+            )
+        stmt = _ordered(
+            select(correlation_results).where(correlation_results.c.run_id == run.run_id, *where)
+        )
         rows = conn.execute(stmt if limit is None else stmt.limit(limit)).fetchall()
     results = [_corr_out(r) for r in rows]
-    return CorrelationList(run_id=run.run_id, run_finished_at=_aware(run.finished_at), count=len(results), results=results)
+    return CorrelationList(
+        run_id=run.run_id,
+        run_finished_at=_aware(run.finished_at),
+        count=len(results),
+        results=results,
+    )
 
 
 # --------------------------------------------------------------------------------- routes
@@ -387,7 +432,7 @@ _ERRORS = {
     404: {"model": ErrorOut, "description": "not found"},
     409: {"model": ErrorOut, "description": "a job is already running"},
     422: {"model": ErrorOut, "description": "invalid parameters"},
-    503: {"model": ErrorOut, "description": "database or Redis unavailable"},
+    503: {"model": ErrorOut, "description": "database or Redis unreachable: try again later"},
 }
 
 
@@ -407,7 +452,7 @@ def top_correlations(
     ),
 ) -> CorrelationList:
     c = correlation_results.c
-    where = [c.significant.is_(True)] if significant_only else []
+    where: list[ColumnElement[bool]] = [c.significant.is_(True)] if significant_only else []
     where += [c.outcome == outcome] if outcome else []
     where += [c.method == method] if method else []
     return _latest_results(_state(request), where, limit)
@@ -421,7 +466,9 @@ def top_correlations(
 )
 def causal_effects(
     request: Request,
-    outcome: Outcome | None = Query(None, description="round_win (the causal step's default outcome)"),
+    outcome: Outcome | None = Query(
+        None, description="round_win (the causal step's default outcome)"
+    ),
     verdict: Verdict | None = Query(None, description="robust, fragile or not significant"),
 ) -> CausalEffectList:
     c = correlation_results.c
@@ -432,14 +479,34 @@ def causal_effects(
     effects = []
     for r in res.results:
         d = r.details or {}
-        effects.append(CausalEffectOut(
-            feature=r.feature, outcome=r.outcome, method=r.method, n=r.n, estimate=r.effect, ci_low=r.ci_low,
-            ci_high=r.ci_high, p_value=r.p_value, q_value=r.q_value, significant=r.significant, verdict=r.verdict,
-            exploratory=r.exploratory, between_team=d.get("between_team"), e_value=d.get("e_value"),
-            e_value_ci=d.get("e_value_ci"), refutations=d.get("refutations"), balance=d.get("balance"),
-        ))  # fmt: skip
-    return CausalEffectList(run_id=res.run_id, run_finished_at=res.run_finished_at, count=len(effects),
-                            message=res.message, effects=effects)  # fmt: skip
+        effects.append(
+            CausalEffectOut(
+                feature=r.feature,
+                outcome=r.outcome,
+                method=r.method,
+                n=r.n,
+                estimate=r.effect,
+                ci_low=r.ci_low,
+                ci_high=r.ci_high,
+                p_value=r.p_value,
+                q_value=r.q_value,
+                significant=r.significant,
+                verdict=r.verdict,
+                exploratory=r.exploratory,
+                between_team=d.get("between_team"),
+                e_value=d.get("e_value"),
+                e_value_ci=d.get("e_value_ci"),
+                refutations=d.get("refutations"),
+                balance=d.get("balance"),
+            )
+        )
+    return CausalEffectList(
+        run_id=res.run_id,
+        run_finished_at=res.run_finished_at,
+        count=len(effects),
+        message=res.message,
+        effects=effects,
+    )
 
 
 @router.get(
@@ -458,11 +525,16 @@ def correlations_by_feature(
     return _latest_results(_state(request), [correlation_results.c.feature == feature_name])
 
 
-def _check_token(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+def _check_token(
+    request: Request, creds: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
     token = _state(request).settings.api_token
     if token is None:
-        raise HTTPException(401, "run-analysis is disabled: no EDGEFINDER_API_TOKEN is configured",
-                            headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        raise HTTPException(
+            401,
+            "run-analysis is disabled: no EDGEFINDER_API_TOKEN is configured",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if creds is None or creds.scheme.lower() != "bearer":
         raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
     if not secrets.compare_digest(creds.credentials.encode(), token.get_secret_value().encode()):
@@ -472,7 +544,7 @@ def _check_token(request: Request, creds: HTTPAuthorizationCredentials | None = 
 def _background(lock: Any, settings: Settings) -> None:
     try:
         run_correlation_job(lock=lock, settings=settings)
-    except Exception:  # noqa: BLE001 - the run row records the failure; a thread must not die loudly
+    except Exception:
         log.exception("correlation job %s failed", lock.run_id)
 
 
@@ -501,13 +573,31 @@ def run_analysis(
         try:
             kwargs = {"run_id": run_id, "seed": req.seed, "alpha": req.alpha, "trigger": "api"}
             # a request must not hang on a broker that is down: two quick retries, then 503
-            st.celery().send_task(RUN_TASK, kwargs=kwargs, task_id=run_id, expires=QUEUED_EXPIRES_S, retry=True,
-                                  retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5,
-                                                "interval_max": 1.0})  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - kombu raises many kinds for a broker that is down
-            fail_queued(st.engine, run_id, f"broker unavailable: {_first_line(exc)}")
-            raise HTTPException(503, f"broker unavailable, run {run_id} not queued: {_first_line(exc)}") from exc
-        return RunAccepted(run_id=run_id, status="queued", location=f"{router.prefix}/runs/{run_id}")
+            st.celery().send_task(
+                RUN_TASK,
+                kwargs=kwargs,
+                task_id=run_id,
+                expires=QUEUED_EXPIRES_S,
+                retry=True,
+                retry_policy={
+                    "max_retries": 2,
+                    "interval_start": 0.2,
+                    "interval_step": 0.5,
+                    "interval_max": 1.0,
+                },
+            )
+        except Exception as exc:
+            down = unreachable(exc)
+            why = "broker unavailable" if down else f"not queued: {type(exc).__name__}"
+            fail_queued(st.engine, run_id, f"{why}: {first_line(exc)}")
+            if not down:
+                raise  # a bug: 500
+            raise HTTPException(
+                503, f"broker unavailable, run {run_id} not queued: {first_line(exc)}"
+            ) from exc
+        return RunAccepted(
+            run_id=run_id, status="queued", location=f"{router.prefix}/runs/{run_id}"
+        )
     st.reap()
     try:
         lock = acquire_run(st.engine, params, trigger="api")
@@ -515,7 +605,9 @@ def run_analysis(
         raise HTTPException(409, str(exc)) from exc
     name = f"analysis-{lock.run_id[:8]}"
     threading.Thread(target=_background, args=(lock, st.settings), name=name, daemon=True).start()
-    return RunAccepted(run_id=lock.run_id, status="running", location=f"{router.prefix}/runs/{lock.run_id}")
+    return RunAccepted(
+        run_id=lock.run_id, status="running", location=f"{router.prefix}/runs/{lock.run_id}"
+    )
 
 
 @router.get(
@@ -542,7 +634,9 @@ def get_run(request: Request, run_id: str = Path(..., min_length=1, max_length=3
 )
 def list_alerts(
     request: Request,
-    since: datetime | None = Query(None, description="Only alerts created at or after this time (ISO 8601)"),
+    since: datetime | None = Query(
+        None, description="Only alerts created at or after this time (ISO 8601)"
+    ),
     kind: AlertKind | None = Query(None, description=", ".join(ALERT_KINDS)),
     unacknowledged: bool = Query(False, description="Only alerts nobody acknowledged yet"),
     run_id: str | None = Query(None, max_length=36, description="Only the alerts of this run"),
@@ -572,13 +666,18 @@ def list_alerts(
 def ack_alert(
     request: Request,
     alert_id: int = Path(..., ge=1, le=2**31 - 1),
-    by: str | None = Query(None, max_length=128, description="Who acknowledges (stored with the alert)"),
+    by: str | None = Query(
+        None, max_length=128, description="Who acknowledges (stored with the alert)"
+    ),
     _: None = Depends(_check_token),
 ) -> AlertOut:
     a = alerts.c
     with _state(request).engine.begin() as tx:
-        tx.execute(update(alerts).where(a.id == alert_id, a.acknowledged_at.is_(None))
-                   .values(acknowledged_at=datetime.now(timezone.utc), acknowledged_by=by))  # fmt: skip
+        tx.execute(
+            update(alerts)
+            .where(a.id == alert_id, a.acknowledged_at.is_(None))
+            .values(acknowledged_at=datetime.now(UTC), acknowledged_by=by)
+        )
         row = tx.execute(select(alerts).where(a.id == alert_id)).first()
     if row is None:
         raise HTTPException(404, f"no alert {alert_id}")
@@ -588,22 +687,35 @@ def ack_alert(
 @router.get(
     "/export/features.parquet",
     response_class=Response,
-    responses={200: {"content": {PARQUET: {}}, "description": "Parquet file"},
-               **{k: _ERRORS[k] for k in (404, 503)}},  # fmt: skip
+    responses={
+        200: {"content": {PARQUET: {}}, "description": "Parquet file"},
+        **{k: _ERRORS[k] for k in (404, 503)},
+    },
     summary="The feature frame (one row per round and team) the latest succeeded run analysed, as Parquet",
 )
 def export_features(request: Request) -> Response:
     f, r = run_features.c, analysis_runs.c
     with _state(request).engine.connect() as conn:
         row = conn.execute(
-            select(f.run_id, f.n_rows, f.parquet).join_from(run_features, analysis_runs, f.run_id == r.run_id)
-            .where(r.status == "succeeded").order_by(desc(r.finished_at)).limit(1)
-        ).first()  # fmt: skip
+            select(f.run_id, f.n_rows, f.parquet)
+            .join_from(run_features, analysis_runs, f.run_id == r.run_id)
+            .where(r.status == "succeeded")
+            .order_by(desc(r.finished_at))
+            .limit(1)
+        ).first()
     if row is None:
-        raise HTTPException(404, "no feature snapshot yet: run the analysis first (POST /run-analysis)")
-    return Response(bytes(row.parquet), media_type=PARQUET, headers={
-        "Content-Disposition": f'attachment; filename="features-{row.run_id}.parquet"',
-        "X-Edgefinder-Run-Id": row.run_id, "X-Edgefinder-Rows": str(row.n_rows)})  # fmt: skip
+        raise HTTPException(
+            404, "no feature snapshot yet: run the analysis first (POST /run-analysis)"
+        )
+    return Response(
+        bytes(row.parquet),
+        media_type=PARQUET,
+        headers={
+            "Content-Disposition": f'attachment; filename="features-{row.run_id}.parquet"',
+            "X-Edgefinder-Run-Id": row.run_id,
+            "X-Edgefinder-Rows": str(row.n_rows),
+        },
+    )
 
 
 @router.get(
@@ -614,34 +726,58 @@ def export_features(request: Request) -> Response:
 )
 def stats_summary(request: Request) -> SummaryOut:
     with _state(request).engine.connect() as conn:
+
         def count(table: Any) -> int:
             return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
-        runs = {s: int(n) for s, n in conn.execute(select(analysis_runs.c.status, func.count()).group_by(analysis_runs.c.status))}
+        runs = {
+            s: int(n)
+            for s, n in conn.execute(
+                select(analysis_runs.c.status, func.count()).group_by(analysis_runs.c.status)
+            )
+        }
         last = _latest_run(conn)
         by_outcome: dict[str, int] = {}
         by_method: dict[str, int] = {}
         if last is not None:
             c = correlation_results.c
-            for o, n in conn.execute(select(c.outcome, func.count()).where(c.run_id == last.run_id, c.significant.is_(True)).group_by(c.outcome)):
+            for o, n in conn.execute(
+                select(c.outcome, func.count())
+                .where(c.run_id == last.run_id, c.significant.is_(True))
+                .group_by(c.outcome)
+            ):
                 by_outcome[o] = int(n)
-            for mth, n in conn.execute(select(c.method, func.count()).where(c.run_id == last.run_id, c.significant.is_(True)).group_by(c.method)):
+            for mth, n in conn.execute(
+                select(c.method, func.count())
+                .where(c.run_id == last.run_id, c.significant.is_(True))
+                .group_by(c.method)
+            ):
                 by_method[mth] = int(n)
-        finished = int(conn.execute(select(func.count()).select_from(rounds).where(rounds.c.end_ts.is_not(None))).scalar_one())
+        finished = int(
+            conn.execute(
+                select(func.count()).select_from(rounds).where(rounds.c.end_ts.is_not(None))
+            ).scalar_one()
+        )
         return SummaryOut(
-            matches=count(matches), finished_rounds=finished, team_rounds=count(macro_outcomes),
-            micro_actions=count(micro_actions), raw_events=count(raw_events), dead_letters=count(dead_letters),
-            runs=runs, last_run=_run_out(last) if last is not None else None,
-            significant_by_outcome=by_outcome, significant_by_method=by_method,
-        )  # fmt: skip
+            matches=count(matches),
+            finished_rounds=finished,
+            team_rounds=count(macro_outcomes),
+            micro_actions=count(micro_actions),
+            raw_events=count(raw_events),
+            dead_letters=count(dead_letters),
+            runs=runs,
+            last_run=_run_out(last) if last is not None else None,
+            significant_by_outcome=by_outcome,
+            significant_by_method=by_method,
+        )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines() or [type(exc).__name__])[0][:300]
-
-
-@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}}, summary="Database, Redis, freshness")
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut}},
+    summary="Database, Redis, freshness",
+)
 def health(request: Request) -> Any:
     st = _state(request)
     db = "ok"
@@ -661,11 +797,13 @@ def health(request: Request) -> Any:
             good = _latest_run(conn)
         if last is not None:
             last_status = last.status
-            age = (datetime.now(timezone.utc) - _aware(last.finished_at)).total_seconds()  # type: ignore[operator]
+            age = (datetime.now(UTC) - _aware(last.finished_at)).total_seconds()  # type: ignore[operator]
         if good is not None:
-            fresh_age = (datetime.now(timezone.utc) - _aware(good.finished_at)).total_seconds()  # type: ignore[operator]
+            fresh_age = (datetime.now(UTC) - _aware(good.finished_at)).total_seconds()  # type: ignore[operator]
     except SQLAlchemyError as exc:
-        db = f"unavailable: {_first_line(exc)}"
+        if not unreachable(exc):
+            raise  # a statement the database refuses is a bug: 500
+        db = f"unavailable: {first_line(exc)}"
     redis_state = "not configured"
     streams: dict[str, dict[str, Any]] = {}
     try:
@@ -674,15 +812,23 @@ def health(request: Request) -> Any:
             client.ping()
             redis_state = "ok"
             streams = stream_groups(client, st.settings.redis_prefix)
-    except Exception as exc:  # noqa: BLE001 - any Redis failure is "unavailable"
-        redis_state = f"unavailable: {_first_line(exc)}"
+    except Exception as exc:
+        redis_state = f"unavailable: {first_line(exc)}"
     stale = None if fresh_age is None else fresh_age > st.settings.results_stale_after_s
     degraded = redis_state.startswith("unavailable") or bool(stale)
     status: Literal["ok", "degraded", "unavailable"] = (
         "unavailable" if db != "ok" else ("degraded" if degraded else "ok")
     )
-    body = HealthOut(status=status, version=__version__, database=db, redis=redis_state,
-                     last_run_age_s=age, last_run_status=last_status, results_stale=stale, streams=streams)  # fmt: skip
+    body = HealthOut(
+        status=status,
+        version=__version__,
+        database=db,
+        redis=redis_state,
+        last_run_age_s=age,
+        last_run_status=last_status,
+        results_stale=stale,
+        streams=streams,
+    )
     if db != "ok":
         return JSONResponse(status_code=503, content=body.model_dump(mode="json"))
     return body
@@ -692,14 +838,20 @@ def _refresh_gauges(st: _State) -> None:
     """Scrape-time values: stored dead letters and runs, last-run age, consumer lag of the streams."""
     try:
         with st.engine.connect() as conn:
-            STORED_DEAD_LETTERS.set(conn.execute(select(func.count()).select_from(dead_letters)).scalar_one())
+            STORED_DEAD_LETTERS.set(
+                conn.execute(select(func.count()).select_from(dead_letters)).scalar_one()
+            )
             for stream, table in (("canonical", raw_events), ("motion", micro_actions)):
-                STORED_EVENTS.labels(stream=stream).set(conn.execute(select(func.count()).select_from(table)).scalar_one())
-            for s, n in conn.execute(select(analysis_runs.c.status, func.count()).group_by(analysis_runs.c.status)):
+                STORED_EVENTS.labels(stream=stream).set(
+                    conn.execute(select(func.count()).select_from(table)).scalar_one()
+                )
+            for s, n in conn.execute(
+                select(analysis_runs.c.status, func.count()).group_by(analysis_runs.c.status)
+            ):
                 STORED_RUNS.labels(status=s).set(n)
             last = _latest_run(conn)
             if last is not None and last.finished_at is not None:
-                LAST_RUN_AGE.set((datetime.now(timezone.utc) - _aware(last.finished_at)).total_seconds())  # type: ignore[operator]
+                LAST_RUN_AGE.set((datetime.now(UTC) - _aware(last.finished_at)).total_seconds())  # type: ignore[operator]
     except SQLAlchemyError:
         pass  # /metrics stays up while the database is down; /health reports it
     try:
@@ -714,19 +866,16 @@ def _refresh_gauges(st: _State) -> None:
                 if g["lag"] is not None:
                     ingest_metrics.CONSUMER_LAG.labels(stream=name).set(g["lag"])
                 ingest_metrics.CONSUMER_PENDING.labels(stream=name).set(g["pending"])
-    except Exception:  # noqa: BLE001 - Redis down: the lag gauges keep their last values
+    except Exception:
         pass
 
 
 # --------------------------------------------------------------------------------- app
 
 
-def _json_error(status: int, message: str, detail: Any = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": detail if detail is not None else message, "message": message})
-
-
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """The FastAPI application: the analytics router, /metrics, /docs and the error handlers."""
+    """The FastAPI application: the analytics and report routers, /metrics, /docs and the error
+    contract of :mod:`edgefinder.esports.web` (request ids, 4xx/500/503)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="edgefinder analytics",
@@ -734,64 +883,26 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         description=(
             "Esports macro-strategy correlation analytics. Purpose: research/ops. " + DISCLAIMER
         ),
+        responses={500: SERVER_ERROR},
     )
     app.state.analytics = _State(settings, engine)
     app.include_router(router)
-    from edgefinder.report.api import router as report_router  # imports this module: not at the top
-
     app.include_router(report_router)
 
-    @app.get("/metrics", include_in_schema=True, tags=["ops"], summary="Prometheus metrics",
-             response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})  # fmt: skip
+    @app.get(
+        "/metrics",
+        include_in_schema=True,
+        tags=["ops"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )
     def metrics(request: Request) -> Response:
         st = _state(request)
         _refresh_gauges(st)
-        return Response(generate_latest(REGISTRY) + generate_latest(st.metrics), media_type=CONTENT_TYPE_LATEST)
+        return Response(
+            generate_latest(REGISTRY) + generate_latest(st.metrics), media_type=CONTENT_TYPE_LATEST
+        )
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = exc.errors()
-        parts = []
-        for e in errors[:3]:
-            where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body"))
-            parts.append(f"{where or 'request'}: {e.get('msg', 'invalid')}")
-        message = "invalid request: " + "; ".join(parts)
-        return JSONResponse(status_code=422, content={"detail": _jsonable(errors), "message": message})
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        resp = _json_error(exc.status_code, str(exc.detail))
-        if exc.headers:
-            resp.headers.update(exc.headers)
-        return resp
-
-    @app.exception_handler(SQLAlchemyError)
-    async def _db(_: Request, exc: SQLAlchemyError) -> JSONResponse:
-        return _json_error(503, f"database unavailable: {_first_line(exc)}")
-
-    @app.exception_handler(EdgefinderError)
-    async def _ef(_: Request, exc: EdgefinderError) -> JSONResponse:
-        return _json_error(503, _first_line(exc))
-
-    @app.middleware("http")
-    async def _last_resort(request: Request, call_next: Any) -> Response:
-        # An exception no handler above knows would become a 500; answer 503 with a message instead
-        # (and log it: it is a bug or an outage we did not foresee).
-        try:
-            return await call_next(request)
-        except Exception as exc:  # noqa: BLE001
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
-            return _json_error(503, f"service error ({type(exc).__name__}); see the server log")
-
+    install_error_contract(app)
     return app
-
-
-def _jsonable(obj: Any) -> Any:
-    """Validation errors may hold exceptions or bytes in ``ctx``/``input``: make them JSON text."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    return str(obj)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 
 from edgefinder.errors import EdgefinderError
+from edgefinder.settings import setting_default
 
 esports_app = typer.Typer(
     help="Esports analytics: simulate matches, publish/ingest events, run the correlation job.",
@@ -16,20 +17,21 @@ esports_app = typer.Typer(
 )
 
 
-# --- simulate / publish / ingest (owner: ingest helper) ------------------------------------
+# --- simulate / publish / ingest ----------------------------------------------------------
 
 
 @esports_app.command()
 def simulate(
     matches: Annotated[int, typer.Option("--matches", "-n", min=1, help="Number of matches.")] = 50,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same file).")] = 0,
-    out: Annotated[Path, typer.Option(help="Output JSONL; the ground truth goes beside it.")] = Path(
-        "events.jsonl"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Output JSONL; the ground truth goes beside it.")
+    ] = Path("events.jsonl"),
     strength: Annotated[
         float,
         typer.Option(
-            min=0.0, max=3.0,
+            min=0.0,
+            max=3.0,
             help="SD (log-odds) of a latent per-match-and-team strength that raises the win chance and the "
             "hold/peek rates (a confounder no covariate sees); 0 = none.",
         ),
@@ -46,7 +48,11 @@ def simulate(
         f"wrote [bold]{sim.n_canonical + sim.n_signals:,}[/bold] events "
         f"({sim.n_canonical:,} canonical, {sim.n_signals:,} motion signals; "
         f"{sim.truth['rounds']:,} rounds of {matches} matches"
-        + (f", team strength SD {strength:g} on {', '.join(sim.truth['strength']['intents'])}" if strength else "")
+        + (
+            f", team strength SD {strength:g} on {', '.join(sim.truth['strength']['intents'])}"
+            if strength
+            else ""
+        )
         + f") to {out} "
         f"and the ground truth to {truth_path(out)} in {time.perf_counter() - started:.1f} s"
     )
@@ -56,7 +62,7 @@ def simulate(
 def publish(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSONL events file.")],
     redis_url: Annotated[
-        Optional[str], typer.Option(help="redis://host:port/db [env EDGEFINDER_REDIS_URL]")
+        str | None, typer.Option(help="redis://host:port/db [env EDGEFINDER_REDIS_URL]")
     ] = None,
 ) -> None:
     """Put every line of FILE on its Redis stream (signal_id -> events:agent:motion, else canonical).
@@ -87,32 +93,45 @@ def publish(
         if shown <= 20:
             err.print(f"{file}:{lineno}: {escape(reason)}", soft_wrap=True)
 
-    counts = publish_file(file, client, s.redis_prefix, max_bytes=s.max_event_bytes, on_invalid=report)
+    counts = publish_file(
+        file, client, s.redis_prefix, max_bytes=s.max_event_bytes, on_invalid=report
+    )
     keys = stream_keys(s.redis_prefix)
     if shown > 20:
         err.print(f"… and {shown - 20:,} more invalid lines")
     Console().print(
         f"published {counts['canonical']:,} entries to {keys['canonical']} and "
         f"{counts['motion']:,} to {keys['motion']} in {time.perf_counter() - started:.1f} s"
-        + (f"; {shown:,} lines are not valid events (the consumer dead-letters them)" if shown else "")
+        + (
+            f"; {shown:,} lines are not valid events (the consumer dead-letters them)"
+            if shown
+            else ""
+        )
     )
 
 
 @esports_app.command()
 def ingest(
     from_file: Annotated[
-        Optional[Path],
-        typer.Option("--from-file", exists=True, dir_okay=False, help="Read a JSONL file instead of Redis."),
+        Path | None,
+        typer.Option(
+            "--from-file", exists=True, dir_okay=False, help="Read a JSONL file instead of Redis."
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Entries per batch/transaction.")] = 1000,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=100_000, help="Entries per batch/transaction.")
+    ] = 1000,
     consumer: Annotated[
-        Optional[str], typer.Option(help="Consumer name in the group (default: host-pid).")
+        str | None, typer.Option(help="Consumer name in the group (default: host-pid).")
     ] = None,
     once: Annotated[
-        bool, typer.Option("--once/--follow", help="Stop when the streams are drained, or keep following.")
+        bool,
+        typer.Option(
+            "--once/--follow", help="Stop when the streams are drained, or keep following."
+        ),
     ] = True,
     redis_url: Annotated[
-        Optional[str], typer.Option(help="redis://host:port/db [env EDGEFINDER_REDIS_URL]")
+        str | None, typer.Option(help="redis://host:port/db [env EDGEFINDER_REDIS_URL]")
     ] = None,
     group: Annotated[str, typer.Option(help="Consumer group name.")] = "edgefinder-ingest",
     max_deliveries: Annotated[
@@ -123,12 +142,17 @@ def ingest(
         ),
     ] = 5,
     claim_idle_ms: Annotated[
-        int, typer.Option(min=0, help="Take over entries another consumer left pending this long (ms).")
+        int,
+        typer.Option(min=0, help="Take over entries another consumer left pending this long (ms)."),
     ] = 60_000,
     block_ms: Annotated[int, typer.Option(min=1, help="XREADGROUP BLOCK time (ms).")] = 1000,
     max_event_bytes: Annotated[
-        Optional[int],
-        typer.Option(min=256, help="Size limit of one event (bytes) [env EDGEFINDER_MAX_EVENT_BYTES, 65536]."),
+        int | None,
+        typer.Option(
+            min=256,
+            help="Size limit of one event (bytes) "
+            f"[env EDGEFINDER_MAX_EVENT_BYTES, {setting_default('max_event_bytes')}].",
+        ),
     ] = None,
     motion_consumers: Annotated[
         int, typer.Option(min=1, max=16, help="Motion-stream consumers (threads) in this process.")
@@ -146,9 +170,9 @@ def ingest(
         IngestConfig,
         IngestCounters,
         connect_redis,
-        tune_gc_for_ingest,
         make_pipeline,
         run_ingest,
+        tune_gc_for_ingest,
     )
     from edgefinder.settings import get_settings
 
@@ -157,7 +181,9 @@ def ingest(
     console = Console(stderr=True)
     url = redis_url or s.redis_url
     if from_file is None and not url:
-        raise EdgefinderError("no source: pass --from-file FILE or set EDGEFINDER_REDIS_URL / --redis-url")
+        raise EdgefinderError(
+            "no source: pass --from-file FILE or set EDGEFINDER_REDIS_URL / --redis-url"
+        )
     cfg = IngestConfig(
         batch_size=batch_size,
         block_ms=block_ms,
@@ -166,9 +192,12 @@ def ingest(
         min_idle_ms=claim_idle_ms,
         group=group,
     )
-    client = connect_redis(url) if from_file is None else None
+    # without --from-file a url is set (checked above)
+    client = connect_redis(url) if from_file is None and url else None
     pipeline = make_pipeline(
-        s.effective_database_url, s.pseudonym_key.get_secret_value(), max_event_bytes=max_event_bytes
+        s.effective_database_url,
+        s.pseudonym_key.get_secret_value(),
+        max_event_bytes=max_event_bytes,
     )
     tune_gc_for_ingest()
     stop = threading.Event()
@@ -187,7 +216,11 @@ def ingest(
         columns.append(BarColumn())
     columns += [TextColumn("{task.fields[stats]}"), TimeElapsedColumn()]
     prog = Progress(*columns, console=console, disable=not progress, transient=False)
-    desc = f"ingest {from_file}" if from_file else f"ingest {s.redis_prefix}events:* ({'once' if once else 'follow'})"
+    desc = (
+        f"ingest {from_file}"
+        if from_file
+        else f"ingest {s.redis_prefix}events:* ({'once' if once else 'follow'})"
+    )
     task = prog.add_task(desc, total=total, stats="")
 
     def show(c: IngestCounters) -> None:
@@ -232,17 +265,29 @@ def ingest(
 
 @esports_app.command("import")
 def import_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Source files or directories (see --format).")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="awpy (CS tables, CSV/Parquet), esea (ESEA/Kaggle "
-                                     "CSVs) or ribgg (rib.gg Valorant JSON/JSON.gz dumps).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Source files or directories (see --format).")
+    ],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="awpy (CS tables, CSV/Parquet), esea (ESEA/Kaggle "
+            "CSVs) or ribgg (rib.gg Valorant JSON/JSON.gz dumps).",
+        ),
+    ],
     out: Annotated[
-        Optional[Path], typer.Option("--out", "-o", dir_okay=False, help="Write JSONL here (default: stdout).")
+        Path | None,
+        typer.Option("--out", "-o", dir_okay=False, help="Write JSONL here (default: stdout)."),
     ] = None,
     ingest: Annotated[
         bool, typer.Option("--ingest", help="Ingest into the database instead of writing JSONL.")
     ] = False,
     tick_rate: Annotated[float, typer.Option(min=1.0, help="awpy: demo ticks per second.")] = 128.0,
-    show_skipped: Annotated[int, typer.Option(min=0, help="Skipped source rows to list (all are counted).")] = 10,
+    show_skipped: Annotated[
+        int, typer.Option(min=0, help="Skipped source rows to list (all are counted).")
+    ] = 10,
 ) -> None:
     """Convert real match data into canonical events and derived motion signals (JSONL or --ingest)."""
     import sys
@@ -266,12 +311,19 @@ def import_cmd(
         err.print(f"skipped {row.source} row {row.row}: {row.reason}")
     if len(report.skipped) > show_skipped:
         err.print(f"… and {len(report.skipped) - show_skipped} more skipped rows")
-    intents = ", ".join(f"{k} {v:,}" for k, v in sorted(report.signals.items(), key=lambda kv: -kv[1])) or "none"
+    intents = (
+        ", ".join(f"{k} {v:,}" for k, v in sorted(report.signals.items(), key=lambda kv: -kv[1]))
+        or "none"
+    )
     err.print(f"{report.summary()}; signals by intent: {intents}")
     if ingest:
         s = get_settings()
-        counters = ingest_events(builders, s.effective_database_url, s.pseudonym_key.get_secret_value(),
-                                 source_name=f"import:{fmt}")  # fmt: skip
+        counters = ingest_events(
+            builders,
+            s.effective_database_url,
+            s.pseudonym_key.get_secret_value(),
+            source_name=f"import:{fmt}",
+        )
         Console().print(
             f"ingested {counters.canonical:,} canonical events and {counters.signals:,} motion signals "
             f"({counters.dead_letters:,} dead letters) in {time.perf_counter() - started:.1f} s"
@@ -286,7 +338,7 @@ def import_cmd(
     Console().print(f"wrote {n:,} events to {out} in {time.perf_counter() - started:.1f} s")
 
 
-# --- analyze (owner: analysis helper) --------------------------------------------------------
+# --- analyze ----------------------------------------------------------------------------------
 
 
 @esports_app.command()
@@ -297,11 +349,15 @@ def analyze(
         bool, typer.Option(help="Also list kills/deaths/opening-kill associations.")
     ] = False,
     database_url: Annotated[
-        Optional[str], typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
+        str | None, typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="table (the top findings), or json / csv: every result row of the "
-                          "run on stdout, for a program (messages go to stderr).")
+        str,
+        typer.Option(
+            "--format",
+            help="table (the top findings), or json / csv: every result row of the "
+            "run on stdout, for a program (messages go to stderr).",
+        ),
     ] = "table",
 ) -> None:
     """Run the correlation job once (features, tests, BH, causal) and print the top findings."""
@@ -327,34 +383,58 @@ def analyze(
     finally:
         engine.dispose()
     upgrade(url)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=True) as prog:  # fmt: skip
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as prog:
         task = prog.add_task("correlation job", total=None)
         result = run_correlation_job(
-            url, params=JobParams(seed=seed), progress=lambda msg: prog.update(task, description=msg), trigger="cli"
+            url,
+            params=JobParams(seed=seed),
+            progress=lambda msg: prog.update(task, description=msg),
+            trigger="cli",
         )
     if fmt == "table":
         print_run(result, console, top, include_in_round=include_in_round)
     else:
-        meta = {"run_id": result.run_id, "status": result.status, "message": result.message, "n_rows": result.n_rows,
-                "n_tests": result.n_tests, "n_significant": result.n_significant, "duration_s": result.duration_s,
-                "purpose": PURPOSE, "disclaimer": DISCLAIMER}  # fmt: skip
+        meta = {
+            "run_id": result.run_id,
+            "status": result.status,
+            "message": result.message,
+            "n_rows": result.n_rows,
+            "n_tests": result.n_tests,
+            "n_significant": result.n_significant,
+            "duration_s": result.duration_s,
+            "purpose": PURPOSE,
+            "disclaimer": DISCLAIMER,
+        }
         rows = [{"run_id": result.run_id, **r} for r in result.results.to_dict(orient="records")]
         write_records(fmt, rows, meta, key="results")
     if result.n_alerts:
-        console.print(f"{result.n_alerts} alert(s) against the previous run: edgefinder esports insights, "
-                      "or GET /api/v1/analytics/alerts")  # fmt: skip
+        console.print(
+            f"{result.n_alerts} alert(s) against the previous run: edgefinder esports insights, "
+            "or GET /api/v1/analytics/alerts"
+        )
     if s.alert_webhook_url and result.n_alerts:
         from edgefinder.esports.webhook import flush
 
         # the job never waits for the webhook; a command that exits gives pending deliveries a bounded time
         if not flush(WEBHOOK_FLUSH_S):
-            Console(stderr=True).print(f"webhook deliveries still pending after {WEBHOOK_FLUSH_S:g} s; "
-                                       "see alerts.webhook_error")  # fmt: skip
+            Console(stderr=True).print(
+                f"webhook deliveries still pending after {WEBHOOK_FLUSH_S:g} s; "
+                "see alerts.webhook_error"
+            )
 
 
 WEBHOOK_FLUSH_S = 30.0
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["--help"]}
+_PASS_THROUGH = {
+    "allow_extra_args": True,
+    "ignore_unknown_options": True,
+    "help_option_names": ["--help"],
+}
 
 
 def _celery_app() -> object:
@@ -384,12 +464,14 @@ def worker(ctx: typer.Context) -> None:
     app.worker_main(argv=["worker", f"--loglevel={get_settings().log_level}", *ctx.args])  # type: ignore[attr-defined]
 
 
-@esports_app.command(context_settings=_PASS_THROUGH)
+@esports_app.command(
+    context_settings=_PASS_THROUGH,
+    help="Start Celery beat: the correlation job on EDGEFINDER_ANALYSIS_SCHEDULE "
+    f"(default '{setting_default('analysis_schedule')}', UTC).\n\n"
+    "The schedule state file is <data_dir>/celerybeat-schedule; extra options go to `celery beat`.",
+)
 def beat(ctx: typer.Context) -> None:
-    """Start Celery beat: the correlation job on EDGEFINDER_ANALYSIS_SCHEDULE (default '0 2 * * *', UTC).
-
-    The schedule state file is <data_dir>/celerybeat-schedule; extra options go to `celery beat`.
-    """
+    """Start Celery beat on the settings' analysis schedule (the command's help says more)."""
     from edgefinder.console import Console
     from edgefinder.settings import get_settings
 
@@ -403,10 +485,17 @@ def beat(ctx: typer.Context) -> None:
 
 @esports_app.command()
 def insights(
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new insights (Ctrl-C stops).")] = False,
-    last: Annotated[int, typer.Option(min=0, max=100_000, help="Newest entries to print first.")] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new insights (Ctrl-C stops).")
+    ] = False,
+    last: Annotated[
+        int, typer.Option(min=0, max=100_000, help="Newest entries to print first.")
+    ] = 20,
     fmt: Annotated[
-        str, typer.Option("--format", help="text, json (one object per line) or auto (text on a terminal).")
+        str,
+        typer.Option(
+            "--format", help="text, json (one object per line) or auto (text on a terminal)."
+        ),
     ] = "auto",
 ) -> None:
     """Print the insights stream (run summaries and alerts) the agent system reads."""
@@ -424,15 +513,21 @@ def insights(
         raise EdgefinderError(f"unknown --format {fmt!r}: use text, json or auto")
     s = get_settings()
     if not s.redis_url:
-        raise EdgefinderError("the insights stream lives in Redis: set EDGEFINDER_REDIS_URL or pass --redis-url")
+        raise EdgefinderError(
+            "the insights stream lives in Redis: set EDGEFINDER_REDIS_URL or pass --redis-url"
+        )
     client = connect_redis(s.redis_url)
     as_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
     console = Console(highlight=False, soft_wrap=True)  # one line per insight, also in a pipe
     stop = threading.Event()
-    old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    old = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     n = 0
     try:
-        for entry_id, item in read_insights(client, s.redis_prefix, last=last, follow=follow, stop=stop):
+        for entry_id, item in read_insights(
+            client, s.redis_prefix, last=last, follow=follow, stop=stop
+        ):
             n += 1
             if as_json:
                 sys.stdout.write(json.dumps({"entry_id": entry_id, **item}) + "\n")
@@ -444,10 +539,12 @@ def insights(
             signal.signal(sig, handler)
         client.close()
     if n == 0 and not as_json:
-        Console(stderr=True).print(f"no insights in {insights_key(s.redis_prefix)} yet (runs publish them)")
+        Console(stderr=True).print(
+            f"no insights in {insights_key(s.redis_prefix)} yet (runs publish them)"
+        )
 
 
-def _insight_line(entry_id: str, item: dict) -> str:  # type: ignore[type-arg]
+def _insight_line(entry_id: str, item: dict[str, Any]) -> str:
     from rich.markup import escape
 
     when = (item.get("finished_at") or item.get("created_at") or "")[:19].replace("T", " ")
@@ -455,8 +552,10 @@ def _insight_line(entry_id: str, item: dict) -> str:  # type: ignore[type-arg]
         alerts = sum((item.get("alerts") or {}).values())
         if item.get("status") == "failed":
             return f"[dim]{when}[/dim] run {item['run_id'][:8]} [red]failed[/red]: {escape(str(item.get('error')))}"
-        return (f"[dim]{when}[/dim] run {item['run_id'][:8]} [green]{item.get('status')}[/green] "
-                f"({item.get('trigger') or '?'}): {escape(str(item.get('message')))}; {alerts} alert(s)")  # fmt: skip
+        return (
+            f"[dim]{when}[/dim] run {item['run_id'][:8]} [green]{item.get('status')}[/green] "
+            f"({item.get('trigger') or '?'}): {escape(str(item.get('message')))}; {alerts} alert(s)"
+        )
     if item.get("type") == "alert":
         head = f"[dim]{when}[/dim] [yellow]alert {item['id']}[/yellow] [bold]{item['kind']}[/bold]"
         return f"{head} {escape(item['message'])}"
@@ -465,12 +564,16 @@ def _insight_line(entry_id: str, item: dict) -> str:  # type: ignore[type-arg]
 
 @esports_app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", file_okay=False, help="Directory of the Parquet datasets.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", file_okay=False, help="Directory of the Parquet datasets."),
+    ],
     since: Annotated[
-        Optional[str], typer.Option(help="Only match dates (run dates) on or after this day, YYYY-MM-DD.")
+        str | None,
+        typer.Option(help="Only match dates (run dates) on or after this day, YYYY-MM-DD."),
     ] = None,
     database_url: Annotated[
-        Optional[str], typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
+        str | None, typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
     ] = None,
 ) -> None:
     """Write features, correlation_results and micro_actions as Parquet datasets partitioned by date."""
@@ -495,7 +598,9 @@ def export(
         upgrade(url)
         console = Console(stderr=True)
         with console.status("exporting") as status:
-            written = export_datasets(engine, out, since=day, progress=lambda name: status.update(f"exporting {name}"))
+            written = export_datasets(
+                engine, out, since=day, progress=lambda name: status.update(f"exporting {name}")
+            )
     finally:
         engine.dispose()
     table = Table(title=f"Parquet datasets in {out}" + (f" (since {day})" if day else ""))

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from edgefinder.errors import first_line
@@ -127,7 +128,9 @@ def limit_reason(entry: Entry, limit: int) -> str:
     )
 
 
-def plan_batches(entries: Sequence[Entry], batch_size: int, limit: int) -> list[tuple[list[Entry], bool]]:
+def plan_batches(
+    entries: Sequence[Entry], batch_size: int, limit: int
+) -> list[tuple[list[Entry], bool]]:
     """Split one read into the batches to write, as ``(entries, careful)`` in writing order.
 
     First delivery: one batch. Entries over the limit: marked with their dead-letter reason (a
@@ -233,7 +236,7 @@ def run_consumer(
                 for chunk, careful in plan_batches(entries, cfg.batch_size, source.max_deliveries):
                     if not put(_Batch(pipeline.prepare(chunk, source), careful)):
                         return
-        except BaseException as exc:  # noqa: BLE001 - handed to the writer, which re-raises
+        except BaseException as exc:
             put(exc)
             return
         put(None)
@@ -255,7 +258,9 @@ def run_consumer(
         except unavailable as exc:
             log.warning("%s unavailable (%s); failure record not updated", server, first_line(exc))
 
-    th = threading.Thread(target=reader, name=f"{threading.current_thread().name}-reader", daemon=True)
+    th = threading.Thread(
+        target=reader, name=f"{threading.current_thread().name}-reader", daemon=True
+    )
     th.start()
     backoff = _Backoff(cfg, stop, counters)
     last_backlog, last_gc = 0.0, time.monotonic()
@@ -274,7 +279,9 @@ def run_consumer(
             prep = item.prep
             ids = [e[0] for e in prep.entries]  # entry_id (an index: this runs per entry)
             t0 = time.perf_counter()
-            if item.careful and not retrying(lambda: source.begin_attempt(ids, alone=len(ids) == 1), backoff):
+            if item.careful and not retrying(
+                partial(source.begin_attempt, ids, alone=len(ids) == 1), backoff
+            ):
                 break  # stopped before the write began: the batch stays pending, nothing recorded
             result = None
             try:
@@ -290,17 +297,19 @@ def run_consumer(
                             pass
             except IngestError:
                 if item.careful:
-                    quietly(lambda: source.abandon(ids))  # the database's fault, not the entries'
+                    quietly(partial(source.abandon, ids))  # the database's fault, not the entries'
                 raise
             except Exception as exc:
-                quietly(lambda: source.record_failure(ids, f"{type(exc).__name__}: {first_line(exc)}"))
+                quietly(
+                    partial(source.record_failure, ids, f"{type(exc).__name__}: {first_line(exc)}")
+                )
                 raise
             if result is None:
                 if item.careful:
-                    quietly(lambda: source.abandon(ids))
+                    quietly(partial(source.abandon, ids))
                 break  # stopped before the batch committed: leave it pending
             # committed: acknowledge (a failure here only causes an idempotent redelivery)
-            retrying(lambda: source.ack(ids), backoff)
+            retrying(partial(source.ack, ids), backoff)
             metrics.BATCH_SECONDS.labels(source.label).observe(time.perf_counter() - t0)
             backoff.reset()
             counters.add(result)

@@ -1,10 +1,11 @@
-"""Run the stream consumers in this process from the settings: what the Celery task and the seed layer call.
+"""Run the stream consumers in this process: what the Celery task and the compatibility layer call.
 
 ``edgefinder esports ingest`` is the command-line service; :func:`consume` is the same pipeline for
 code that runs the consumers itself: the Celery task ``start_analytics_consumers`` and
-``edgefinder.analytics.stream_ingest`` / ``.canonical_ingest`` (the seed's ``consume_micro(pool)``,
-``consume_canonical(pool)``). Redis and the prefix come from the settings (``EDGEFINDER_REDIS_URL``,
-``EDGEFINDER_REDIS_PREFIX``), players are pseudonymized with ``EDGEFINDER_PSEUDONYM_KEY``.
+``edgefinder.analytics.stream_ingest`` / ``.canonical_ingest`` (the original system's
+``consume_micro(pool)``, ``consume_canonical(pool)``, docs/decisions.md §D13). Redis and the prefix
+come from the settings (``EDGEFINDER_REDIS_URL``, ``EDGEFINDER_REDIS_PREFIX``), players are
+pseudonymized with ``EDGEFINDER_PSEUDONYM_KEY``.
 
 :func:`stop_all` asks every consumer running in this process to stop after its current batch
 (a Celery worker's warm shutdown calls it), so the last batch is committed and acknowledged.
@@ -43,8 +44,12 @@ def _pipeline(database_url: str, settings: Settings) -> Any:
     # both) must not race each other through the first upgrade of a fresh database.
     with _lock:
         migrate = database_url not in _migrated
-        pipeline = make_pipeline(database_url, settings.pseudonym_key.get_secret_value(), migrate=migrate,
-                                 max_event_bytes=settings.max_event_bytes)  # fmt: skip
+        pipeline = make_pipeline(
+            database_url,
+            settings.pseudonym_key.get_secret_value(),
+            migrate=migrate,
+            max_event_bytes=settings.max_event_bytes,
+        )
         _migrated.add(database_url)
     return pipeline
 
@@ -76,8 +81,15 @@ def consume(
         _running.add(stop)
     try:
         if which == "both":
-            return ingest.run_ingest(pipeline, redis_client=client, prefix=settings.redis_prefix, consumer=consumer,
-                                     once=once, stop=stop, motion_consumers=motion_consumers)  # fmt: skip
+            return ingest.run_ingest(
+                pipeline,
+                redis_client=client,
+                prefix=settings.redis_prefix,
+                consumer=consumer,
+                once=once,
+                stop=stop,
+                motion_consumers=motion_consumers,
+            )
         fn = ingest.consume_canonical if which == "canonical" else ingest.consume_micro
         return fn(pipeline, client, settings.redis_prefix, consumer=consumer, stop=stop, once=once)
     finally:
@@ -90,6 +102,9 @@ def consume(
 def counters_dict(counters: Any) -> dict[str, Any]:
     """The ingest counters as JSON-friendly numbers (events, seconds)."""
     return {
-        "canonical": counters.canonical, "signals": counters.signals, "dead_letters": counters.dead_letters,
-        "retries": counters.retries, "elapsed_s": round(counters.elapsed_s, 3),
-    }  # fmt: skip
+        "canonical": counters.canonical,
+        "signals": counters.signals,
+        "dead_letters": counters.dead_letters,
+        "retries": counters.retries,
+        "elapsed_s": round(counters.elapsed_s, 3),
+    }

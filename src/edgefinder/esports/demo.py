@@ -20,11 +20,15 @@ DEMO_MATCHES = 60
 DEMO_SEED = 7
 
 
-def _fmt(v: object) -> str:
-    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{float(v):+.3f}"  # type: ignore[arg-type]
+def _fmt(v: float | None) -> str:
+    return (
+        "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{float(v):+.3f}"
+    )
 
 
-def run(settings: Settings, console: Console, *, matches: int = DEMO_MATCHES, seed: int = DEMO_SEED) -> Path:
+def run(
+    settings: Settings, console: Console, *, matches: int = DEMO_MATCHES, seed: int = DEMO_SEED
+) -> Path:
     """Run the esports pipeline on simulated data; returns the demo database path."""
     from edgefinder.esports.ingest import make_pipeline, run_ingest
     from edgefinder.esports.jobs import WITHIN_METHOD, JobParams, run_correlation_job
@@ -64,15 +68,30 @@ def run(settings: Settings, console: Console, *, matches: int = DEMO_MATCHES, se
     console.print(findings_table(result.results, 10))
 
     # What the simulator planted, next to what the job found (the demo knows the truth; real data does not).
-    truth = Table(title="Planted effects (simulator truth) vs the job's adjusted estimate", title_justify="left")
-    for col in ("feature", "outcome", "true ATE", "within-match ATE [95% CI]", "verdict", "naive diff", "q"):
+    truth = Table(
+        title="Planted effects (simulator truth) vs the job's adjusted estimate",
+        title_justify="left",
+    )
+    for col in (
+        "feature",
+        "outcome",
+        "true ATE",
+        "within-match ATE [95% CI]",
+        "verdict",
+        "naive diff",
+        "q",
+    ):
         truth.add_column(col, justify="left" if col in ("feature", "outcome") else "right")
     res = result.results
     for p in sim.truth.get("planted_effects", []):
         pair = (res["feature"] == p["feature"]) & (res["outcome"] == p["outcome"])
         hit = res[pair & (res["method"] == WITHIN_METHOD)]
         if hit.empty:  # site_executed has no causal row: show the adjusted logistic test instead
-            hit = res[(res["feature"] == p["feature"]) & (res["outcome"] == p["outcome"]) & (res["method"] == "logistic")]
+            hit = res[
+                (res["feature"] == p["feature"])
+                & (res["outcome"] == p["outcome"])
+                & (res["method"] == "logistic")
+            ]
         if hit.empty:
             continue
         r = hit.iloc[0]
@@ -80,9 +99,15 @@ def run(settings: Settings, console: Console, *, matches: int = DEMO_MATCHES, se
         if r["method"] != WITHIN_METHOD:
             est += " (log-OR/SD)"
         q = r["q_value"]
-        truth.add_row(p["feature"], p["outcome"], _fmt(p.get("true_ate")), est, r.get("verdict") or "—",
-                      _fmt((r["details"] or {}).get("naive")),
-                      "—" if q is None or not math.isfinite(q) else f"{q:.1e}")  # fmt: skip
+        truth.add_row(
+            p["feature"],
+            p["outcome"],
+            _fmt(p.get("true_ate")),
+            est,
+            r.get("verdict") or "—",
+            _fmt((r["details"] or {}).get("naive")),
+            "—" if q is None or not math.isfinite(q) else f"{q:.1e}",
+        )
     console.print(truth)
     console.print(
         f"[dim]esports demo done in {time.perf_counter() - t0:.1f} s. Results are for research/ops only — "

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import pydantic_core
@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from edgefinder.errors import EdgefinderError
+from edgefinder.settings import setting_default
 
 #: The nine intents a motion model may infer, in the order every table and report uses.
 INTENTS: tuple[str, ...] = (
@@ -51,7 +52,9 @@ INTENTS: tuple[str, ...] = (
     "trade",
     "engage",
 )
-Intent = Literal["advance", "retreat", "hold", "peek", "plant", "defuse", "rotate", "trade", "engage"]
+Intent = Literal[
+    "advance", "retreat", "hold", "peek", "plant", "defuse", "rotate", "trade", "engage"
+]
 
 #: Event types that are materialized; any other type is stored raw and ignored.
 KNOWN_TYPES: tuple[str, ...] = (
@@ -66,8 +69,8 @@ KNOWN_TYPES: tuple[str, ...] = (
 )
 SITE_TYPES: frozenset[str] = frozenset({"BOMB_PLANT", "SITE_EXECUTE", "BOMB_DEFUSE"})
 
-#: Default size limit of one event's JSON text, in bytes (64 KiB).
-DEFAULT_MAX_EVENT_BYTES = 64 * 1024
+#: Default size limit of one event's JSON text, in bytes (``EDGEFINDER_MAX_EVENT_BYTES``).
+DEFAULT_MAX_EVENT_BYTES: int = setting_default("max_event_bytes")
 #: Deepest nesting of free-form JSON (``features``, payloads of unknown event types), in levels.
 MAX_DEPTH = 32
 #: Largest magnitude of a measured quantity: money (dollars), game time (seconds) and the standard
@@ -130,7 +133,10 @@ class RoundStartTeam(_Model):
         default=None, description="dollars (game currency) of equipment bought/held"
     )
     buy_tier: int | None = Field(
-        default=None, ge=0, le=len(BUY_TIERS) - 1, description="coarse buy class, index into BUY_TIERS"
+        default=None,
+        ge=0,
+        le=len(BUY_TIERS) - 1,
+        description="coarse buy class, index into BUY_TIERS",
     )
 
 
@@ -200,10 +206,10 @@ Payload = (
 def _aware(v: datetime) -> datetime:
     # A naive timestamp is read as UTC: the contract says UTC, and producers often drop the 'Z'.
     if v.tzinfo is None:
-        return v.replace(tzinfo=timezone.utc)
+        return v.replace(tzinfo=UTC)
     if v.utcoffset():
         try:
-            return v.astimezone(timezone.utc)
+            return v.astimezone(UTC)
         except OverflowError:  # e.g. 9999-12-31T23:00-05:00 is past year 9999 in UTC
             raise ValueError("timestamp is out of range once converted to UTC") from None
     return v
@@ -246,7 +252,9 @@ class MotionSignal(_Model):
 
     signal_id: Id
     match_id: Id
-    round_no: RoundNo | None = Field(default=None, validation_alias=AliasChoices("round_no", "round"))
+    round_no: RoundNo | None = Field(
+        default=None, validation_alias=AliasChoices("round_no", "round")
+    )
     team: Id | None = None
     player_id: Id
     ts: GameTime = Field(description="game seconds since match start")
@@ -305,14 +313,20 @@ def parse_line(text: str | bytes, *, max_bytes: int = DEFAULT_MAX_EVENT_BYTES) -
             except ValidationError:
                 pass
             else:
-                for v in sig.features.values():  # inline: flat and bounded floats need no more checks
+                for (
+                    v
+                ) in sig.features.values():  # inline: flat and bounded floats need no more checks
                     if v.__class__ is not float or not -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
                         _check_features(sig.features)
                         break
                 return sig
         else:
             hint = _TYPE_HINT.search(raw)
-            validator = _TYPED_VALIDATORS.get(hint.group(1).decode(), _ANY_VALIDATOR) if hint else _ANY_VALIDATOR
+            validator = (
+                _TYPED_VALIDATORS.get(hint.group(1).decode(), _ANY_VALIDATOR)
+                if hint
+                else _ANY_VALIDATOR
+            )
             try:
                 ev: CanonicalEvent = validator.validate_json(raw)
             except ValidationError:
@@ -348,7 +362,9 @@ def parse_obj(obj: Any) -> Event:
     """Validate a decoded JSON value (see :func:`parse_line`; the same bounds apply)."""
     if not isinstance(obj, dict):
         raise InvalidEvent(f"bad JSON: expected an object, got {type(obj).__name__}")
-    _check_free(obj, "motion signal" if "signal_id" in obj else "canonical event", "", text_only=True)
+    _check_free(
+        obj, "motion signal" if "signal_id" in obj else "canonical event", "", text_only=True
+    )
     if "signal_id" in obj:
         try:
             sig = MotionSignal.model_validate(obj)
@@ -406,7 +422,11 @@ def _check_free(value: Any, kind: str, where: str, *, text_only: bool = False) -
     problem = _free_problem(value, 0, text_only)
     if problem is not None:
         rpath, what = problem
-        path = [where, *map(_show_key, reversed(rpath))] if where else [_show_key(k) for k in reversed(rpath)]
+        path = (
+            [where, *map(_show_key, reversed(rpath))]
+            if where
+            else [_show_key(k) for k in reversed(rpath)]
+        )
         if len(path) > 8:
             path = [*path[:6], f"…({len(path)} levels)"]
         raise InvalidEvent(f"invalid {kind}: {'.'.join(path) or '<root>'}: {what}")
@@ -416,13 +436,21 @@ def _free_problem(value: Any, depth: int, text_only: bool) -> tuple[list[str], s
     """``(reversed path, what is wrong)`` for the first value that breaks a bound, else None."""
     cls = value.__class__
     if cls is float:
-        return None if text_only or math.isfinite(value) else ([], f"{_show(value)} is not a finite number")
+        return (
+            None
+            if text_only or math.isfinite(value)
+            else ([], f"{_show(value)} is not a finite number")
+        )
     if cls is str:
         if "\x00" in value:
             return [], "text contains a NUL character (\\u0000)"
         return None
     if cls is int:
-        return None if text_only or -MAX_INT - 1 <= value <= MAX_INT else ([], "integer outside the 64-bit range")
+        return (
+            None
+            if text_only or -MAX_INT - 1 <= value <= MAX_INT
+            else ([], "integer outside the 64-bit range")
+        )
     if cls is dict or cls is list:
         limit = _TEXT_WALK_DEPTH if text_only else MAX_DEPTH
         if depth >= limit:
@@ -460,16 +488,22 @@ def _show(v: float | int) -> str:
 
 def _typed_envelope(etype: str, model: type[_Model]) -> type[CanonicalEvent]:
     name = "".join(w.title() for w in etype.split("_")) + "Event"
-    return type(name, (CanonicalEvent,), {  # type: ignore[return-value]
-        "__annotations__": {"event_type": Literal[etype], "payload": model},  # type: ignore[valid-type]
-        "__module__": __name__,
-        "__doc__": f"A {etype} event: the envelope with its typed payload.",
-    })
+    return type(
+        name,
+        (CanonicalEvent,),
+        {
+            "__annotations__": {"event_type": Literal[etype], "payload": model},
+            "__module__": __name__,
+            "__doc__": f"A {etype} event: the envelope with its typed payload.",
+        },
+    )
 
 
 #: The fast path of canonical events: the envelope with the typed payload of each known type
 #: (its event_type a Literal, so a wrong guess fails validation instead of passing).
-TYPED_EVENTS: dict[str, type[CanonicalEvent]] = {t: _typed_envelope(t, m) for t, m in PAYLOAD_MODELS.items()}
+TYPED_EVENTS: dict[str, type[CanonicalEvent]] = {
+    t: _typed_envelope(t, m) for t, m in PAYLOAD_MODELS.items()
+}
 _TYPED_VALIDATORS = {t: cls.__pydantic_validator__ for t, cls in TYPED_EVENTS.items()}
 _ANY_VALIDATOR = CanonicalEvent.__pydantic_validator__
 _SIGNAL_VALIDATOR = MotionSignal.__pydantic_validator__

@@ -23,7 +23,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +35,15 @@ from sqlalchemy import Connection, Engine, func, select, union_all
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
 from edgefinder.esports.aggregate import extract_round_features
+from edgefinder.esports.materialize import MICRO_COLS
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import correlation_results, macro_outcomes, matches, micro_actions
 
 __all__ = ["DATASETS", "ExportedDataset", "export_datasets", "parquet_bytes", "with_metadata"]
 
 DATASETS: tuple[str, ...] = ("features", "correlation_results", "micro_actions")
-_MICRO_COLUMNS = (
-    "signal_id", "match_id", "round_no", "team", "player_hash", "ts", "intent", "confidence", "speed",
-    "approach_velocity", "dist_to_objective", "features", "artifact_url", "model_version", "created_at",
-)  # fmt: skip
+# every stored column of a signal: what ingest writes, then when it was stored
+_MICRO_COLUMNS = (*MICRO_COLS, "created_at")
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def with_metadata(table: pa.Table, dataset: str, **extra: str) -> pa.Table:
         "disclaimer": DISCLAIMER,
         "dataset": dataset,
         "edgefinder_version": __version__,
-        "exported_at": datetime.now(timezone.utc).isoformat(),
+        "exported_at": datetime.now(UTC).isoformat(),
         **extra,
     }
     encoded = {k.encode(): v.encode() for k, v in meta.items()}
@@ -74,8 +73,11 @@ def with_metadata(table: pa.Table, dataset: str, **extra: str) -> pa.Table:
 def parquet_bytes(df: pd.DataFrame, dataset: str, **extra: str) -> bytes:
     """One Parquet file (zstd) of ``df`` with the metadata of :func:`with_metadata`, as bytes."""
     buf = io.BytesIO()
-    pq.write_table(with_metadata(pa.Table.from_pandas(df, preserve_index=False), dataset, **extra), buf,
-                   compression="zstd")  # fmt: skip
+    pq.write_table(
+        with_metadata(pa.Table.from_pandas(df, preserve_index=False), dataset, **extra),
+        buf,
+        compression="zstd",
+    )
     return buf.getvalue()
 
 
@@ -90,22 +92,36 @@ def _utc_date(ts: Any) -> date | None:
 def match_dates(conn: Connection) -> dict[str, date | None]:
     """Match id -> UTC date of MATCH_START, or of the match's first stored outcome or signal."""
     first = union_all(
-        *[select(t.c.match_id, func.min(t.c.created_at).label("t")).group_by(t.c.match_id)
-          for t in (macro_outcomes, micro_actions)]
-    ).subquery()  # fmt: skip
-    stored: dict[str, Any] = {r[0]: r[1] for r in conn.execute(select(first.c.match_id, func.min(first.c.t))
-                                                               .group_by(first.c.match_id))}  # fmt: skip
+        *[
+            select(t.c.match_id, func.min(t.c.created_at).label("t")).group_by(t.c.match_id)
+            for t in (macro_outcomes, micro_actions)
+        ]
+    ).subquery()
+    stored: dict[str, Any] = {
+        r[0]: r[1]
+        for r in conn.execute(
+            select(first.c.match_id, func.min(first.c.t)).group_by(first.c.match_id)
+        )
+    }
     m = matches.c
-    started: dict[str, Any] = {r[0]: r[1] for r in conn.execute(select(m.match_id, m.started_at)
-                                                                .where(m.started_at.is_not(None)))}  # fmt: skip
+    started: dict[str, Any] = {
+        r[0]: r[1]
+        for r in conn.execute(select(m.match_id, m.started_at).where(m.started_at.is_not(None)))
+    }
     return {m: _utc_date(started.get(m, t)) for m, t in stored.items()}
 
 
 def _write(table: pa.Table, base: Path, partition: str) -> int:
     part = pads.partitioning(pa.schema([(partition, pa.date32())]), flavor="hive")
-    pads.write_dataset(table, base, format="parquet", partitioning=part, basename_template="part-{i}.parquet",
-                       existing_data_behavior="delete_matching",
-                       file_options=pads.ParquetFileFormat().make_write_options(compression="zstd"))  # fmt: skip
+    pads.write_dataset(
+        table,
+        base,
+        format="parquet",
+        partitioning=part,
+        basename_template="part-{i}.parquet",
+        existing_data_behavior="delete_matching",
+        file_options=pads.ParquetFileFormat().make_write_options(compression="zstd"),
+    )
     return len(list(base.rglob("*.parquet")))
 
 
@@ -120,8 +136,13 @@ def _json_text(values: pd.Series) -> list[str | None]:
     return [None if v is None else json.dumps(v, allow_nan=False, default=str) for v in values]
 
 
-def export_datasets(source: Engine | str, out: str | Path, *, since: date | None = None,
-                    progress: Callable[[str], None] | None = None) -> list[ExportedDataset]:  # fmt: skip
+def export_datasets(
+    source: Engine | str,
+    out: str | Path,
+    *,
+    since: date | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[ExportedDataset]:
     """Write the three datasets under ``out`` (see the module docstring); returns what was written."""
     engine = make_engine(source) if isinstance(source, str) else source
     out = Path(out)
@@ -144,9 +165,13 @@ def export_datasets(source: Engine | str, out: str | Path, *, since: date | None
         if progress:
             progress("micro_actions")
         with engine.connect() as conn:
-            stmt = select(*[micro_actions.c[k] for k in _MICRO_COLUMNS]).order_by(micro_actions.c.signal_id)
+            stmt = select(*[micro_actions.c[k] for k in _MICRO_COLUMNS]).order_by(
+                micro_actions.c.signal_id
+            )
             res = conn.execute(stmt)
-            micro = pd.DataFrame.from_records(res.fetchall(), columns=list(_MICRO_COLUMNS))
+            # rows as tuples, which pandas makes of them anyway (the stubs take no Sequence rows)
+            rows = [tuple(r) for r in res.fetchall()]
+            micro = pd.DataFrame.from_records(rows, columns=list(_MICRO_COLUMNS))
         micro["features"] = _json_text(micro["features"])
         written.append(_dataset("micro_actions", dated(micro), out, "match_date"))
 
@@ -156,11 +181,16 @@ def export_datasets(source: Engine | str, out: str | Path, *, since: date | None
             cr = correlation_results
             stmt = select(cr).order_by(cr.c.id)
             if since is not None:
-                stmt = stmt.where(cr.c.created_at >= datetime(since.year, since.month, since.day, tzinfo=timezone.utc))
+                stmt = stmt.where(
+                    cr.c.created_at >= datetime(since.year, since.month, since.day, tzinfo=UTC)
+                )
             res = conn.execute(stmt)
-            results = pd.DataFrame.from_records(res.fetchall(), columns=list(res.keys()))
+            rows = [tuple(r) for r in res.fetchall()]
+            results = pd.DataFrame.from_records(rows, columns=list(res.keys()))
         results["details"] = _json_text(results["details"])
-        results["run_date"] = pd.to_datetime([_utc_date(t) for t in results["created_at"]])
+        results["run_date"] = pd.to_datetime(
+            [_utc_date(t) for t in results["created_at"]]  # type: ignore[arg-type]  # pandas-stubs: no None (NaT)
+        )
         written.append(_dataset("correlation_results", results, out, "run_date"))
     finally:
         if isinstance(source, str):

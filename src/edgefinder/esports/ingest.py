@@ -1,6 +1,6 @@
-"""Ingest process wiring: the seed's consumers, both streams in threads, files, connections.
+"""Ingest process wiring: the stream consumers, both streams in threads, files, connections.
 
-``consume_canonical`` and ``consume_micro`` (the seed's names) run one Redis stream each;
+``consume_canonical`` and ``consume_micro`` (the original system's names) run one Redis stream each;
 :func:`run_ingest` runs both in threads (or one JSONL file through the same pipeline) and is
 what ``edgefinder esports ingest`` calls. The layers below:
 
@@ -24,7 +24,13 @@ from typing import Any
 
 from edgefinder.errors import ConnectionFailed, first_line
 from edgefinder.esports.consumer import IngestConfig, IngestCounters, ProgressFn, run_consumer
-from edgefinder.esports.events import DEFAULT_MAX_EVENT_BYTES, CanonicalEvent, InvalidEvent, MotionSignal, parse_line
+from edgefinder.esports.events import (
+    DEFAULT_MAX_EVENT_BYTES,
+    CanonicalEvent,
+    InvalidEvent,
+    MotionSignal,
+    parse_line,
+)
 from edgefinder.esports.pipeline import (
     MAX_DEAD_LETTER_CHARS,
     BatchResult,
@@ -105,7 +111,9 @@ def consume_canonical(
     """Consume ``{prefix}events:canonical`` into rounds, outcomes, kills, … (blocks)."""
     cfg = config or IngestConfig()
     src = _redis_source(client, prefix, "canonical", consumer, cfg)
-    return run_consumer(src, pipeline, config=cfg, stop=stop, counters=counters, once=once, on_batch=on_batch)
+    return run_consumer(
+        src, pipeline, config=cfg, stop=stop, counters=counters, once=once, on_batch=on_batch
+    )
 
 
 def consume_micro(
@@ -123,7 +131,9 @@ def consume_micro(
     """Consume ``{prefix}events:agent:motion`` into micro_actions (blocks)."""
     cfg = config or IngestConfig()
     src = _redis_source(client, prefix, "motion", consumer, cfg)
-    return run_consumer(src, pipeline, config=cfg, stop=stop, counters=counters, once=once, on_batch=on_batch)
+    return run_consumer(
+        src, pipeline, config=cfg, stop=stop, counters=counters, once=once, on_batch=on_batch
+    )
 
 
 def connect_redis(url: str) -> Any:
@@ -131,10 +141,14 @@ def connect_redis(url: str) -> Any:
     import redis
 
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30)
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30
+        )
         client.ping()
     except (redis.ConnectionError, redis.TimeoutError, ValueError) as exc:
-        raise ConnectionFailed(f"cannot connect to Redis {_safe_url(url)}: {first_line(exc)}") from exc
+        raise ConnectionFailed(
+            f"cannot connect to Redis {_safe_url(url)}: {first_line(exc)}"
+        ) from exc
     return client
 
 
@@ -143,12 +157,17 @@ def _safe_url(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for a message
+    except Exception:
         return url.split("@")[-1]
 
 
-def make_pipeline(database_url: str, pseudonym_key: str | bytes, *, migrate: bool = True,
-                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> Pipeline:
+def make_pipeline(
+    database_url: str,
+    pseudonym_key: str | bytes,
+    *,
+    migrate: bool = True,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> Pipeline:
     """Engine + (optionally) migrations + pipeline; :class:`ConnectionFailed` if unreachable."""
     from edgefinder.store.engine import check_connection, make_engine
 
@@ -206,7 +225,15 @@ def run_ingest(
     if from_file is not None:
         src = JsonlSource(from_file, max_bytes=cfg.max_event_bytes)
         try:
-            return run_consumer(src, pipeline, config=cfg, stop=stop, counters=counters, once=True, on_batch=on_batch)
+            return run_consumer(
+                src,
+                pipeline,
+                config=cfg,
+                stop=stop,
+                counters=counters,
+                once=True,
+                on_batch=on_batch,
+            )
         finally:
             src.close()
     if redis_client is None:
@@ -215,13 +242,24 @@ def run_ingest(
 
     def target(fn: Callable[..., IngestCounters], name: str | None) -> None:
         try:
-            fn(pipeline, redis_client, prefix, consumer=name, config=cfg, stop=stop,
-               counters=counters, once=once, on_batch=on_batch)
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller, and the other thread stops
+            fn(
+                pipeline,
+                redis_client,
+                prefix,
+                consumer=name,
+                config=cfg,
+                stop=stop,
+                counters=counters,
+                once=once,
+                on_batch=on_batch,
+            )
+        except BaseException as exc:
             errors.append(exc)
             stop.set()
 
-    jobs: list[tuple[str, Callable[..., IngestCounters], str | None]] = [("canonical", consume_canonical, consumer)]
+    jobs: list[tuple[str, Callable[..., IngestCounters], str | None]] = [
+        ("canonical", consume_canonical, consumer)
+    ]
     for i in range(max(1, motion_consumers)):
         # several motion consumers of one process: named <consumer>/m<i> so that a restart with
         # the same --consumer resumes each one's pending entries
@@ -251,7 +289,9 @@ def ingest_file(
 ) -> IngestCounters:
     """Convenience for the demo and tests: ingest a JSONL file into ``database_url``."""
     cfg = config or IngestConfig()
-    pipeline = make_pipeline(database_url, pseudonym_key, migrate=migrate, max_event_bytes=cfg.max_event_bytes)
+    pipeline = make_pipeline(
+        database_url, pseudonym_key, migrate=migrate, max_event_bytes=cfg.max_event_bytes
+    )
     try:
         return run_ingest(pipeline, from_file=path, config=cfg)
     finally:

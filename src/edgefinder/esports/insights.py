@@ -37,7 +37,12 @@ def publish(client: Any, prefix: str, payloads: list[dict[str, Any]]) -> list[st
         return []
     pipe = client.pipeline(transaction=False)
     for p in payloads:
-        pipe.xadd(insights_key(prefix), {FIELD: json.dumps(p, allow_nan=False)}, maxlen=MAX_LEN, approximate=True)
+        pipe.xadd(
+            insights_key(prefix),
+            {FIELD: json.dumps(p, allow_nan=False)},
+            maxlen=MAX_LEN,
+            approximate=True,
+        )
     return [i.decode() if isinstance(i, bytes) else str(i) for i in pipe.execute()]
 
 
@@ -47,11 +52,21 @@ def _decode(entry_id: Any, fields: dict[Any, Any]) -> tuple[str, dict[str, Any]]
     try:
         return eid, json.loads(raw or b"")
     except (TypeError, ValueError):
-        return eid, {"type": "unreadable", "raw": raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw}
+        return eid, {
+            "type": "unreadable",
+            "raw": raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw,
+        }
 
 
-def read_insights(client: Any, prefix: str, *, last: int = 20, follow: bool = False,
-                  block_ms: int = 1000, stop: Any = None) -> Iterator[tuple[str, dict[str, Any]]]:  # fmt: skip
+def read_insights(
+    client: Any,
+    prefix: str,
+    *,
+    last: int = 20,
+    follow: bool = False,
+    block_ms: int = 1000,
+    stop: Any = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """The ``last`` newest entries (oldest first), then with ``follow`` every new one until ``stop`` is set.
 
     Yields ``(entry_id, payload)``. ``stop``: an object with ``is_set()`` (a threading.Event).

@@ -47,9 +47,10 @@ or after ``stale_after_s`` (default 10 minutes); :func:`queue_run` refuses while
 running.
 
 After each run :mod:`edgefinder.esports.postrun` computes alerts, keeps the feature frame and
-publishes insights (see there). The seed calls ``asyncio.run(run_correlation_job())``; the job is
-synchronous (CPU-bound statistics): ``edgefinder.analytics.jobs.run_correlation_job`` is the seed's
-awaitable, and ``await arun_correlation_job()`` here runs it in a thread (:func:`asyncio.to_thread`).
+publishes insights (see there). The original system calls ``asyncio.run(run_correlation_job())``;
+the job is synchronous (CPU-bound statistics): ``edgefinder.analytics.jobs.run_correlation_job`` is
+that awaitable, and ``await arun_correlation_job()`` here runs it in a thread
+(:func:`asyncio.to_thread`).
 """
 
 from __future__ import annotations
@@ -64,17 +65,27 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, event, exists, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    event,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from threadpoolctl import threadpool_limits
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.errors import EdgefinderError
-from edgefinder.jsonsafe import jsonable
+from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.esports.aggregate import (
     BINARY_OUTCOMES,
     COUNT_FEATURES,
@@ -85,8 +96,14 @@ from edgefinder.esports.aggregate import (
     extract_round_features,
 )
 from edgefinder.esports.postrun import after_run
+from edgefinder.jsonsafe import finite_or_none, jsonable
 from edgefinder.settings import Settings, get_settings
-from edgefinder.stats.association import chi2_feature_counts, logistic_model, point_biserial, spearman
+from edgefinder.stats.association import (
+    chi2_feature_counts,
+    logistic_model,
+    point_biserial,
+    spearman,
+)
 from edgefinder.stats.causal import propensity_adjusted_effect, within_unit_effect
 from edgefinder.stats.multiple import multiple_test_correction
 from edgefinder.stats.refute import Refutation, e_value, e_value_ci, refute_within_effect, verdict
@@ -192,33 +209,33 @@ class JobResult:
 # --------------------------------------------------------------------------------- statistics
 
 
-def _finite(v: Any) -> float | None:
-    """A JSON/DB-safe float: NaN and infinities become None (Postgres JSONB rejects NaN)."""
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _kind(feature: str) -> str:
     return "in_round" if feature in IN_ROUND_FEATURES else "micro"
 
 
-def _row(feature: str, outcome: str, method: str, n: int, statistic: Any, effect: Any, ci: tuple[Any, Any],
-         p: Any, exploratory: bool, direction: str, details: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-    pv = _finite(p)
+def _row(
+    feature: str,
+    outcome: str,
+    method: str,
+    n: int,
+    statistic: Any,
+    effect: Any,
+    ci: tuple[Any, Any],
+    p: Any,
+    exploratory: bool,
+    direction: str,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    pv = finite_or_none(p)
     return {
         "feature": feature,
         "outcome": outcome,
         "method": method,
         "n": int(n),
-        "statistic": _finite(statistic),
-        "effect": _finite(effect),
-        "ci_low": _finite(ci[0]),
-        "ci_high": _finite(ci[1]),
+        "statistic": finite_or_none(statistic),
+        "effect": finite_or_none(effect),
+        "ci_low": finite_or_none(ci[0]),
+        "ci_high": finite_or_none(ci[1]),
         # a test that could not run (constant feature, separation, ...) is stored without p and
         # stays out of the BH family instead of counting as p = 1
         "p_value": pv if details.get("reason") is None else None,
@@ -247,7 +264,9 @@ def _zscore(s: pd.Series) -> tuple[pd.Series, float]:
     return (s - s.mean()) / sd, sd
 
 
-def _logistic_rows(df: pd.DataFrame, features: list[str], outcome: str, params: JobParams) -> list[dict[str, Any]]:
+def _logistic_rows(
+    df: pd.DataFrame, features: list[str], outcome: str, params: JobParams
+) -> list[dict[str, Any]]:
     pop, covs = _population(df, outcome)
     groups = pop[MATCH_CODE].to_numpy()
     std = pd.DataFrame({c: _zscore(pop[c].astype(float))[0] for c in covs})
@@ -256,14 +275,23 @@ def _logistic_rows(df: pd.DataFrame, features: list[str], outcome: str, params: 
     for feat in features:
         z, sd = _zscore(pop[feat].astype(float))
         frame = std.assign(**{feat: z.to_numpy()})
-        res = logistic_model(frame, feat, outcome, covs, min_group_n=params.min_group_n, groups=groups,
-                             min_clusters=params.min_clusters)
+        res = logistic_model(
+            frame,
+            feat,
+            outcome,
+            covs,
+            min_group_n=params.min_group_n,
+            groups=groups,
+            min_clusters=params.min_clusters,
+        )
         row = res.table.loc[feat]
         coef, se = float(row["coef"]), float(row["se"])
         ok = res.status in ("ok", "not_converged") and np.isfinite(coef)
         reason = None if ok else (res.reason or res.status)
-        ci = (math.log(row["or_ci_low"]) if ok and row["or_ci_low"] > 0 else None,
-              math.log(row["or_ci_high"]) if ok and row["or_ci_high"] > 0 else None)  # fmt: skip
+        ci = (
+            math.log(row["or_ci_low"]) if ok and row["or_ci_low"] > 0 else None,
+            math.log(row["or_ci_high"]) if ok and row["or_ci_high"] > 0 else None,
+        )
         details = {
             "reason": reason,
             "status": res.status,
@@ -278,8 +306,21 @@ def _logistic_rows(df: pd.DataFrame, features: list[str], outcome: str, params: 
             "separation": res.separation,
             "inference": "cluster-robust by match (t on G - 1 df)",
         }
-        out.append(_row(feat, outcome, "logistic", res.n, row["z"], coef, ci, row["p_value"],
-                        res.exploratory, _sign(coef) if ok else "none", details))  # fmt: skip
+        out.append(
+            _row(
+                feat,
+                outcome,
+                "logistic",
+                res.n,
+                row["z"],
+                coef,
+                ci,
+                row["p_value"],
+                res.exploratory,
+                _sign(coef) if ok else "none",
+                details,
+            )
+        )
     return out
 
 
@@ -289,7 +330,9 @@ def _sign(x: float) -> str:
     return "positive" if x > 0 else "negative"
 
 
-def _association_rows(df: pd.DataFrame, features: list[str], params: JobParams) -> list[dict[str, Any]]:
+def _association_rows(
+    df: pd.DataFrame, features: list[str], params: JobParams
+) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for outcome in BINARY_OUTCOMES:
         pop, _ = _population(df, outcome)
@@ -297,39 +340,111 @@ def _association_rows(df: pd.DataFrame, features: list[str], params: JobParams) 
         groups = pop[MATCH_CODE].to_numpy()
         pb_dir: dict[str, str] = {}
         for feat in features:
-            r = point_biserial(pop[feat].to_numpy(dtype=np.float64), y, min_group_n=params.min_group_n, groups=groups,
-                               min_clusters=params.min_clusters)  # fmt: skip
+            r = point_biserial(
+                pop[feat].to_numpy(dtype=np.float64),
+                y,
+                min_group_n=params.min_group_n,
+                groups=groups,
+                min_clusters=params.min_clusters,
+            )
             pb_dir[feat] = r.direction
-            details = {"reason": r.reason, "n_positive": r.n_positive, "n_negative": r.n_negative,
-                       "population": "attack team-rounds" if outcome == "site_executed" else "all team-rounds",
-                       **_cluster_details(r.n_clusters, r.design_effect)}  # fmt: skip
-            rows.append(_row(feat, outcome, "point_biserial", r.n, r.r, r.r, (r.ci_low, r.ci_high), r.p_value,
-                             r.exploratory, r.direction, details))  # fmt: skip
+            details = {
+                "reason": r.reason,
+                "n_positive": r.n_positive,
+                "n_negative": r.n_negative,
+                "population": "attack team-rounds"
+                if outcome == "site_executed"
+                else "all team-rounds",
+                **_cluster_details(r.n_clusters, r.design_effect),
+            }
+            rows.append(
+                _row(
+                    feat,
+                    outcome,
+                    "point_biserial",
+                    r.n,
+                    r.r,
+                    r.r,
+                    (r.ci_low, r.ci_high),
+                    r.p_value,
+                    r.exploratory,
+                    r.direction,
+                    details,
+                )
+            )
         for feat in features:
             if feat not in COUNT_FEATURES:
                 continue
-            c = chi2_feature_counts(pop[feat].to_numpy(dtype=np.float64), y, bins="count",
-                                    min_group_n=params.min_group_n, groups=groups,
-                                    min_clusters=params.min_clusters)  # fmt: skip
-            details = {"reason": c.reason, "dof": c.dof, "bins": list(c.bins), "min_expected": c.min_expected,
-                       "effect_size": "Cramér's V (unsigned; direction from the point-biserial r)",
-                       "statistic": "Pearson chi-square; p from the cluster-robust Wald F test",
-                       **_cluster_details(c.n_clusters, c.design_effect)}  # fmt: skip
-            rows.append(_row(feat, outcome, "chi2", c.n, c.chi2, c.cramers_v, (None, None), c.p_value,
-                             c.exploratory, pb_dir.get(feat, "none") if c.reason is None else "none", details))  # fmt: skip
+            c = chi2_feature_counts(
+                pop[feat].to_numpy(dtype=np.float64),
+                y,
+                bins="count",
+                min_group_n=params.min_group_n,
+                groups=groups,
+                min_clusters=params.min_clusters,
+            )
+            details = {
+                "reason": c.reason,
+                "dof": c.dof,
+                "bins": list(c.bins),
+                "min_expected": c.min_expected,
+                "effect_size": "Cramér's V (unsigned; direction from the point-biserial r)",
+                "statistic": "Pearson chi-square; p from the cluster-robust Wald F test",
+                **_cluster_details(c.n_clusters, c.design_effect),
+            }
+            rows.append(
+                _row(
+                    feat,
+                    outcome,
+                    "chi2",
+                    c.n,
+                    c.chi2,
+                    c.cramers_v,
+                    (None, None),
+                    c.p_value,
+                    c.exploratory,
+                    pb_dir.get(feat, "none") if c.reason is None else "none",
+                    details,
+                )
+            )
     econ = df["econ_delta"].to_numpy(dtype=np.float64)
     groups = df[MATCH_CODE].to_numpy()
     for feat in features:
-        s = spearman(df[feat].to_numpy(dtype=np.float64), econ, min_n=params.min_group_n, groups=groups,
-                     min_clusters=params.min_clusters)  # fmt: skip
-        rows.append(_row(feat, "econ_delta", "spearman", s.n, s.rho, s.rho, (s.ci_low, s.ci_high), s.p_value,
-                         s.exploratory, s.direction, {"reason": s.reason, "unit": "rank correlation with dollars",
-                                                      **_cluster_details(s.n_clusters, s.design_effect)}))  # fmt: skip
+        s = spearman(
+            df[feat].to_numpy(dtype=np.float64),
+            econ,
+            min_n=params.min_group_n,
+            groups=groups,
+            min_clusters=params.min_clusters,
+        )
+        rows.append(
+            _row(
+                feat,
+                "econ_delta",
+                "spearman",
+                s.n,
+                s.rho,
+                s.rho,
+                (s.ci_low, s.ci_high),
+                s.p_value,
+                s.exploratory,
+                s.direction,
+                {
+                    "reason": s.reason,
+                    "unit": "rank correlation with dollars",
+                    **_cluster_details(s.n_clusters, s.design_effect),
+                },
+            )
+        )
     return rows
 
 
 def _cluster_details(n_clusters: int | None, design_effect: float | None) -> dict[str, Any]:
-    return {"inference": "cluster-robust by match", "n_clusters": n_clusters, "design_effect": design_effect}
+    return {
+        "inference": "cluster-robust by match",
+        "n_clusters": n_clusters,
+        "design_effect": design_effect,
+    }
 
 
 #: Pre-round quantities whose own effect on round win is reported (``details.kind`` "covariate"):
@@ -344,32 +459,84 @@ def _covariate_rows(df: pd.DataFrame, params: JobParams) -> list[dict[str, Any]]
     keep = adv.notna().to_numpy()
     if keep.sum() == 0:
         return []
-    frame = pd.DataFrame({"loadout_advantage": adv, "side": df["side"].astype(float),
-                          "round_win": df["round_win"].astype(float)}).loc[keep]  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "loadout_advantage": adv,
+            "side": df["side"].astype(float),
+            "round_win": df["round_win"].astype(float),
+        }
+    ).loc[keep]
     covs = ["side"] if frame["side"].notna().any() and frame["side"].nunique() > 1 else []
-    base = {"kind": "covariate", "unit": "dollars (game currency), own minus opponent's loadout at round start",
-            "population": "team-rounds with both loadouts recorded"}  # fmt: skip
+    base = {
+        "kind": "covariate",
+        "unit": "dollars (game currency), own minus opponent's loadout at round start",
+        "population": "team-rounds with both loadouts recorded",
+    }
     groups = df[MATCH_CODE].to_numpy()[keep]
-    r = point_biserial(frame["loadout_advantage"].to_numpy(), frame["round_win"].to_numpy(),
-                       min_group_n=params.min_group_n, groups=groups, min_clusters=params.min_clusters)
-    rows = [_row("loadout_advantage", "round_win", "point_biserial", r.n, r.r, r.r, (r.ci_low, r.ci_high), r.p_value,
-                 r.exploratory, r.direction,
-                 {**base, "reason": r.reason, **_cluster_details(r.n_clusters, r.design_effect)})]  # fmt: skip
+    r = point_biserial(
+        frame["loadout_advantage"].to_numpy(),
+        frame["round_win"].to_numpy(),
+        min_group_n=params.min_group_n,
+        groups=groups,
+        min_clusters=params.min_clusters,
+    )
+    rows = [
+        _row(
+            "loadout_advantage",
+            "round_win",
+            "point_biserial",
+            r.n,
+            r.r,
+            r.r,
+            (r.ci_low, r.ci_high),
+            r.p_value,
+            r.exploratory,
+            r.direction,
+            {**base, "reason": r.reason, **_cluster_details(r.n_clusters, r.design_effect)},
+        )
+    ]
     z, sd = _zscore(frame["loadout_advantage"])
-    res = logistic_model(frame.assign(loadout_advantage=z), "loadout_advantage", "round_win", covs,
-                         min_group_n=params.min_group_n, groups=groups, min_clusters=params.min_clusters)  # fmt: skip
+    res = logistic_model(
+        frame.assign(loadout_advantage=z),
+        "loadout_advantage",
+        "round_win",
+        covs,
+        min_group_n=params.min_group_n,
+        groups=groups,
+        min_clusters=params.min_clusters,
+    )
     t = res.table.loc["loadout_advantage"]
     coef = float(t["coef"])
     ok = res.status in ("ok", "not_converged") and np.isfinite(coef)
-    ci = (math.log(t["or_ci_low"]) if ok and t["or_ci_low"] > 0 else None,
-          math.log(t["or_ci_high"]) if ok and t["or_ci_high"] > 0 else None)  # fmt: skip
-    details = {**base, "reason": None if ok else (res.reason or res.status), "status": res.status,
-               "scale": "log odds ratio per 1 SD of the loadout advantage", "feature_sd": sd,
-               "odds_ratio_per_sd": float(t["odds_ratio"]), "adjusted_for": covs}  # fmt: skip
-    rows.append(_row("loadout_advantage", "round_win", "logistic", res.n, t["z"], coef, ci, t["p_value"],
-                     res.exploratory, _sign(coef) if ok else "none", details))  # fmt: skip
+    ci = (
+        math.log(t["or_ci_low"]) if ok and t["or_ci_low"] > 0 else None,
+        math.log(t["or_ci_high"]) if ok and t["or_ci_high"] > 0 else None,
+    )
+    details = {
+        **base,
+        "reason": None if ok else (res.reason or res.status),
+        "status": res.status,
+        "scale": "log odds ratio per 1 SD of the loadout advantage",
+        "feature_sd": sd,
+        "odds_ratio_per_sd": float(t["odds_ratio"]),
+        "adjusted_for": covs,
+    }
+    rows.append(
+        _row(
+            "loadout_advantage",
+            "round_win",
+            "logistic",
+            res.n,
+            t["z"],
+            coef,
+            ci,
+            t["p_value"],
+            res.exploratory,
+            _sign(coef) if ok else "none",
+            details,
+        )
+    )
     return rows
-
 
 
 def _causal_kwargs(params: JobParams, n_rows: int) -> dict[str, Any]:
@@ -383,19 +550,27 @@ def _causal_kwargs(params: JobParams, n_rows: int) -> dict[str, Any]:
         n_train = (n_rows // 2 * (params.n_splits - 1)) // params.n_splits - 1
         ms = None if ms >= n_train else ms
     # parallelism is across estimates (compute_results), not inside one forest
-    return {"n_estimators": params.n_estimators, "min_samples_leaf": params.min_samples_leaf, "max_samples": ms,
-            "n_jobs": 1}  # fmt: skip
+    return {
+        "n_estimators": params.n_estimators,
+        "min_samples_leaf": params.min_samples_leaf,
+        "max_samples": ms,
+        "n_jobs": 1,
+    }
 
 
-def _causal_tasks(df: pd.DataFrame, params: JobParams) -> list[tuple[pd.DataFrame, str, str, list[str]]]:
-    tasks = []
+def _causal_tasks(
+    df: pd.DataFrame, params: JobParams
+) -> list[tuple[pd.DataFrame, str, str, list[str]]]:
+    tasks: list[tuple[pd.DataFrame, str, str, list[str]]] = []
     for outcome in params.causal_outcomes:
         pop, covs = _population(df, outcome)
         tasks.extend((pop, feat, outcome, covs) for feat in COUNT_FEATURES)
     return tasks
 
 
-def _overlap(pop: pd.DataFrame, feat: str, covs: list[str], params: JobParams) -> tuple[pd.DataFrame, list[str], float, str | None]:
+def _overlap(
+    pop: pd.DataFrame, feat: str, covs: list[str], params: JobParams
+) -> tuple[pd.DataFrame, list[str], float, str | None]:
     """Treatment threshold (median rule over the population) and positivity by side.
 
     An intent that only one side shows (plant on attack) has no treated rows on the other side, so
@@ -416,7 +591,12 @@ def _overlap(pop: pd.DataFrame, feat: str, covs: list[str], params: JobParams) -
         return pop, covs, thr, None
     name = "attack" if keep_levels[0] == 1.0 else "defense"
     sub = pop.loc[pop["side"] == keep_levels[0]]
-    return sub, [c for c in covs if c != "side"], thr, f"{name} team-rounds only (positivity: the other side has no overlap)"
+    return (
+        sub,
+        [c for c in covs if c != "side"],
+        thr,
+        f"{name} team-rounds only (positivity: the other side has no overlap)",
+    )
 
 
 #: Methods of the causal step. The headline compares a team with itself inside a match; the naive
@@ -433,8 +613,10 @@ def _balance_records(balance: Any) -> list[dict[str, Any]] | None:
     """SMDs as ``[{"covariate", "smd_before", "smd_after"}, ...]`` (one flat record per covariate)."""
     if not isinstance(balance, pd.DataFrame):
         return None
-    return [{"covariate": str(i), "smd_before": r["smd_before"], "smd_after": r["smd_after"]}
-            for i, r in balance.iterrows()]  # fmt: skip
+    return [
+        {"covariate": str(i), "smd_before": r["smd_before"], "smd_after": r["smd_after"]}
+        for i, r in balance.iterrows()
+    ]
 
 
 def _effect_details(res: dict[str, Any], covs: list[str], population: str) -> dict[str, Any]:
@@ -475,12 +657,25 @@ def _effect_details(res: dict[str, Any], covs: list[str], population: str) -> di
     }
 
 
-def _effect_row(feat: str, outcome: str, method: str, res: dict[str, Any], details: dict[str, Any]) -> dict[str, Any]:
+def _effect_row(
+    feat: str, outcome: str, method: str, res: dict[str, Any], details: dict[str, Any]
+) -> dict[str, Any]:
     ate = res.get("ate", float("nan"))
     se = res.get("ate_se", float("nan"))
     stat = ate / se if se and np.isfinite(se) and se > 0 else float("nan")
-    return _row(feat, outcome, method, res["n"], stat, ate, res.get("ate_ci", (None, None)),
-                res.get("ate_p_value"), res.get("exploratory", True), _sign(ate), details)  # fmt: skip
+    return _row(
+        feat,
+        outcome,
+        method,
+        res["n"],
+        stat,
+        ate,
+        res.get("ate_ci", (None, None)),
+        res.get("ate_p_value"),
+        res.get("exploratory", True),
+        _sign(ate),
+        details,
+    )
 
 
 def _causal_rows(
@@ -488,30 +683,50 @@ def _causal_rows(
 ) -> list[dict[str, Any]]:
     """The within-match effect (refutations deferred to compute_results) and the naive effect of one intent."""
     pop, covs, thr, restricted = _overlap(pop, feat, covs, params)
-    population = restricted or ("attack team-rounds" if outcome == "site_executed" else "all team-rounds")
-    pop = pop.assign(**{UNIT_COL: pop.groupby(["match_id", "team_id"], sort=False).ngroup().to_numpy()})
+    population = restricted or (
+        "attack team-rounds" if outcome == "site_executed" else "all team-rounds"
+    )
+    pop = pop.assign(
+        **{UNIT_COL: pop.groupby(["match_id", "team_id"], sort=False).ngroup().to_numpy()}
+    )
     forbidden = [*FEATURE_COLUMNS, "round_win", "econ_delta", "site_executed"]
-    models = {"propensity_model": params.propensity_model, "n_splits": params.n_splits,
-              "min_group_n": params.min_group_n, "forbidden": forbidden,
-              **_causal_kwargs(params, len(pop))}  # fmt: skip
+    models = {
+        "propensity_model": params.propensity_model,
+        "n_splits": params.n_splits,
+        "min_group_n": params.min_group_n,
+        "forbidden": forbidden,
+        **_causal_kwargs(params, len(pop)),
+    }
     # Mundlak means of the round's money and side only: the means of score_diff, prev_round_result and
     # loss_streak are functions of the team's own results over the match (its win rate), and
     # conditioning on them biases the within contrast toward zero (see docs/esports.md).
     means = [c for c in covs if c in ROUND_COVARIATES]
-    within_kw = {"unit_col": UNIT_COL, "cluster_col": MATCH_CODE, "unit_mean_covariates": means,
-                 "min_clusters": params.min_clusters, **models}  # fmt: skip
+    within_kw = {
+        "unit_col": UNIT_COL,
+        "cluster_col": MATCH_CODE,
+        "unit_mean_covariates": means,
+        "min_clusters": params.min_clusters,
+        **models,
+    }
     res = within_unit_effect(pop, feat, outcome, covs, threshold=thr, seed=params.seed, **within_kw)
-    naive = propensity_adjusted_effect(pop, feat, outcome, covs, threshold=thr, seed=params.seed,
-                                       groups=pop[MATCH_CODE], **models)  # fmt: skip
+    naive = propensity_adjusted_effect(
+        pop, feat, outcome, covs, threshold=thr, seed=params.seed, groups=pop[MATCH_CODE], **models
+    )
     details = _effect_details(res, covs, population)
-    details.update({
-        "unit": "team in a match",
-        "mundlak_terms": res.get("mundlak_terms"),
-        "n_units": res.get("n_units"),
-        "n_units_dropped": res.get("n_units_dropped"),
-        "rows_dropped": res.get("rows_dropped"),
-        "between_team": {"method": NAIVE_METHOD, "estimate": naive.get("ate"), "ci": list(naive.get("ate_ci", ()))},
-    })  # fmt: skip
+    details.update(
+        {
+            "unit": "team in a match",
+            "mundlak_terms": res.get("mundlak_terms"),
+            "n_units": res.get("n_units"),
+            "n_units_dropped": res.get("n_units_dropped"),
+            "rows_dropped": res.get("rows_dropped"),
+            "between_team": {
+                "method": NAIVE_METHOD,
+                "estimate": naive.get("ate"),
+                "ci": list(naive.get("ate_ci", ())),
+            },
+        }
+    )
     rr_lo, rr_hi = res.get("rr_ci", (float("nan"), float("nan")))
     details["e_value"] = e_value(float(res.get("rr", float("nan"))))
     details["e_value_ci"] = e_value_ci(float(rr_lo), float(rr_hi))
@@ -519,9 +734,18 @@ def _causal_rows(
 
     def refute() -> Refutation:
         return refute_within_effect(
-            within_unit_effect, pop, res, treatment_col=feat, covariates=covs, threshold=thr, seed=params.seed,
-            outcome_col=outcome, check_alpha=params.check_alpha, with_balance=False, **within_kw,
-        )  # fmt: skip
+            within_unit_effect,
+            pop,
+            res,
+            treatment_col=feat,
+            covariates=covs,
+            threshold=thr,
+            seed=params.seed,
+            outcome_col=outcome,
+            check_alpha=params.check_alpha,
+            with_balance=False,
+            **within_kw,
+        )
 
     # read by compute_results (then removed): the checks run once BH has said which effects are significant
     details["_refute"] = refute if params.refute != "none" and res.get("reason") is None else None
@@ -535,7 +759,9 @@ def _causal_rows(
 
 
 def compute_results(
-    features: pd.DataFrame, params: JobParams | None = None, progress: Callable[[str], None] | None = None
+    features: pd.DataFrame,
+    params: JobParams | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Every test of one run on a feature frame, with BH q-values over all of them (pure function).
 
@@ -553,11 +779,17 @@ def compute_results(
     # One BLAS/OpenMP thread per worker: OpenBLAS's own threads (busy-waiting, one per core) on top
     # of our workers oversubscribe the cores; measured 2-3x slower at 20,000 rounds without this.
     # (threadpoolctl comes with scikit-learn.)
-    with threadpool_limits(limits=1), ThreadPoolExecutor(
-        max_workers=max(1, params.workers), thread_name_prefix="edgefinder-job"
-    ) as pool:
+    with (
+        threadpool_limits(limits=1),
+        ThreadPoolExecutor(
+            max_workers=max(1, params.workers), thread_name_prefix="edgefinder-job"
+        ) as pool,
+    ):
         # longest tasks first: the adjusted logistic fits, then the forests, then the quick tests
-        logit = [pool.submit(_logistic_rows, features, features_present, o, params) for o in BINARY_OUTCOMES]
+        logit = [
+            pool.submit(_logistic_rows, features, features_present, o, params)
+            for o in BINARY_OUTCOMES
+        ]
         causal = [pool.submit(_causal_rows, *task, params) for task in tasks]
         assoc = pool.submit(_association_rows, features, features_present, params)
         rows = assoc.result()
@@ -575,21 +807,29 @@ def compute_results(
     q = np.full(p.shape, np.nan)
     if family.any():
         _, q[family] = multiple_test_correction(p[family], alpha=params.alpha, method="fdr_bh")
-    out["q_value"] = [(_finite(v)) for v in q]
+    out["q_value"] = [finite_or_none(v) for v in q]
     out["significant"] = [bool(v is not None and v < params.alpha) for v in out["q_value"]]
     # After BH, because the verdict needs q. With refute='significant' only the effects whose verdict
     # depends on the checks get them (an effect that is not significant is "not significant" whatever
     # they say); 'all' also gives the others' figures.
-    todo = [i for i, (sig, fn) in enumerate(zip(out["significant"], refuters, strict=True))
-            if fn is not None and (sig or params.refute == "all")]  # fmt: skip
+    todo = [
+        i
+        for i, (sig, fn) in enumerate(zip(out["significant"], refuters, strict=True))
+        if fn is not None and (sig or params.refute == "all")
+    ]
     if progress and todo:
         progress(f"refutation checks of {len(todo)} causal effects")
-    with threadpool_limits(limits=1), ThreadPoolExecutor(
-        max_workers=max(1, params.workers), thread_name_prefix="edgefinder-refute"
-    ) as pool:
+    with (
+        threadpool_limits(limits=1),
+        ThreadPoolExecutor(
+            max_workers=max(1, params.workers), thread_name_prefix="edgefinder-refute"
+        ) as pool,
+    ):
         done = dict(zip(todo, pool.map(lambda i: refuters[i](), todo), strict=True))
     verdicts: list[str | None] = []
-    for i, (method, sig, d) in enumerate(zip(out["method"], out["significant"], out["details"], strict=True)):
+    for i, (method, sig, d) in enumerate(
+        zip(out["method"], out["significant"], out["details"], strict=True)
+    ):
         if method != WITHIN_METHOD:
             verdicts.append(None)
             continue
@@ -599,7 +839,9 @@ def compute_results(
         elif params.refute == "significant" and not sig:
             d["refutations_skipped"] = "not significant: the checks ran on significant effects only"
         else:
-            d["refutations_skipped"] = d.get("reason") or "the refutation checks were turned off (JobParams.refute)"
+            d["refutations_skipped"] = (
+                d.get("reason") or "the refutation checks were turned off (JobParams.refute)"
+            )
         verdicts.append(verdict(bool(sig), ref))
     out["verdict"] = verdicts
     out["purpose"] = PURPOSE
@@ -607,12 +849,15 @@ def compute_results(
     # correlation_results has a purpose column but no disclaimer column: each stored row carries the
     # disclaimer in its details, so a row read on its own (SQL, export) still says what it is for.
     out["details"] = [
-        jsonable({**d, "bh_family_size": m, "purpose": PURPOSE, "disclaimer": DISCLAIMER}) for d in out["details"]
+        jsonable({**d, "bh_family_size": m, "purpose": PURPOSE, "disclaimer": DISCLAIMER})
+        for d in out["details"]
     ]
     return out.loc[:, [*RESULT_COLUMNS, "purpose"]]
 
 
-def top_findings(results: pd.DataFrame, n: int = 15, *, include_in_round: bool = False) -> pd.DataFrame:
+def top_findings(
+    results: pd.DataFrame, n: int = 15, *, include_in_round: bool = False
+) -> pd.DataFrame:
     """The ``n`` strongest significant results: by q, then |effect| (largest first)."""
     if results.empty:
         return results
@@ -622,7 +867,9 @@ def top_findings(results: pd.DataFrame, n: int = 15, *, include_in_round: bool =
     sig = sig.loc[np.array([d.get("kind") != "covariate" for d in sig["details"]], dtype=bool)]
     if not include_in_round:
         sig = sig.loc[np.array([d.get("kind") != "in_round" for d in sig["details"]], dtype=bool)]
-    order = sig.assign(_abs=sig["effect"].abs().fillna(0.0)).sort_values(["q_value", "_abs"], ascending=[True, False])
+    order = sig.assign(_abs=sig["effect"].abs().fillna(0.0)).sort_values(
+        ["q_value", "_abs"], ascending=[True, False]
+    )
     return order.drop(columns="_abs").head(n)
 
 
@@ -659,7 +906,7 @@ class RunLock:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _params_json(params: JobParams) -> dict[str, Any]:
@@ -690,14 +937,21 @@ def _process_gone(worker: str | None) -> bool:
 def _pg_job_lock_held(conn: Connection) -> bool:
     """Whether any session of this database holds the job's advisory lock (without taking it)."""
     hi, lo = _PG_LOCK_KEY >> 32, _PG_LOCK_KEY & 0xFFFFFFFF
-    return bool(conn.execute(text(
-        "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
-        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        " AND classid::bigint = :hi AND objid::bigint = :lo)"
-    ), {"hi": hi, "lo": lo}).scalar())  # fmt: skip
+    return bool(
+        conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid::bigint = :hi AND objid::bigint = :lo)"
+            ),
+            {"hi": hi, "lo": lo},
+        ).scalar()
+    )
 
 
-def reap_abandoned(engine: Engine, *, stale_after_s: float = 600.0, queued_expires_s: float = QUEUED_EXPIRES_S) -> int:
+def reap_abandoned(
+    engine: Engine, *, stale_after_s: float = 600.0, queued_expires_s: float = QUEUED_EXPIRES_S
+) -> int:
     """Mark failed the runs nobody will finish; returns how many rows changed.
 
     * ``running`` on Postgres while no session holds the job's advisory lock: the server drops the
@@ -713,8 +967,12 @@ def reap_abandoned(engine: Engine, *, stale_after_s: float = 600.0, queued_expir
     now = _now()
     c = analysis_runs.c
     changed = 0
-    with engine.connect() as conn:  # the common case, nothing queued or running, stays a single read
-        rows = conn.execute(select(c.run_id, c.status, c.worker).where(c.status.in_(("queued", "running")))).all()
+    with (
+        engine.connect() as conn
+    ):  # the common case, nothing queued or running, stays a single read
+        rows = conn.execute(
+            select(c.run_id, c.status, c.worker).where(c.status.in_(("queued", "running")))
+        ).all()
     if not rows:
         return 0
     with engine.begin() as tx:
@@ -725,21 +983,32 @@ def reap_abandoned(engine: Engine, *, stale_after_s: float = 600.0, queued_expir
             gone = [r.run_id for r in running if _process_gone(r.worker)]
             cutoff = now - timedelta(seconds=stale_after_s)
             changed += tx.execute(
-                update(analysis_runs).where(c.status == "running", c.started_at < cutoff)
-                .values(status="failed", finished_at=now, error=f"abandoned: running for more than {stale_after_s:g} s")
-            ).rowcount  # fmt: skip
+                update(analysis_runs)
+                .where(c.status == "running", c.started_at < cutoff)
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    error=f"abandoned: running for more than {stale_after_s:g} s",
+                )
+            ).rowcount
         if gone:
             changed += tx.execute(
-                update(analysis_runs).where(c.run_id.in_(gone), c.status == "running")
+                update(analysis_runs)
+                .where(c.run_id.in_(gone), c.status == "running")
                 .values(status="failed", finished_at=now, error=ABANDONED)
-            ).rowcount  # fmt: skip
+            ).rowcount
         if any(r.status == "queued" for r in rows):
             changed += tx.execute(
                 update(analysis_runs)
-                .where(c.status == "queued", c.queued_at < now - timedelta(seconds=queued_expires_s))
-                .values(status="failed", finished_at=now,
-                        error=f"not started within {queued_expires_s:g} s of being queued: is a worker running?")
-            ).rowcount  # fmt: skip
+                .where(
+                    c.status == "queued", c.queued_at < now - timedelta(seconds=queued_expires_s)
+                )
+                .values(
+                    status="failed",
+                    finished_at=now,
+                    error=f"not started within {queued_expires_s:g} s of being queued: is a worker running?",
+                )
+            ).rowcount
     return changed
 
 
@@ -760,9 +1029,15 @@ def queue_run(engine: Engine, params: JobParams | None = None, *, trigger: str =
     reap_abandoned(engine, stale_after_s=params.stale_after_s)
     now = _now()
     values = {
-        "run_id": str(uuid.uuid4()), "status": "queued", "started_at": now, "queued_at": now, "trigger": trigger,
-        "params": _params_json(params), "purpose": PURPOSE, "disclaimer": DISCLAIMER,
-    }  # fmt: skip
+        "run_id": str(uuid.uuid4()),
+        "status": "queued",
+        "started_at": now,
+        "queued_at": now,
+        "trigger": trigger,
+        "params": _params_json(params),
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+    }
     cols = list(values)
     src = select(*[literal(values[k], type_=analysis_runs.c[k].type).label(k) for k in cols]).where(
         ~_active("queued", "running")
@@ -774,8 +1049,14 @@ def queue_run(engine: Engine, params: JobParams | None = None, *, trigger: str =
         tx.execute(insert(analysis_runs).from_select(cols, src))
         # (psycopg reports no rowcount for INSERT ... SELECT: look for the row instead)
         if tx.execute(select(c.run_id).where(c.run_id == values["run_id"])).first() is None:
-            busy = tx.execute(select(c.run_id, c.status).where(c.status.in_(("queued", "running"))).limit(1)).first()
-            what = f"run {busy.run_id} is {busy.status}" if busy is not None else "another run is active"
+            busy = tx.execute(
+                select(c.run_id, c.status).where(c.status.in_(("queued", "running"))).limit(1)
+            ).first()
+            what = (
+                f"run {busy.run_id} is {busy.status}"
+                if busy is not None
+                else "another run is active"
+            )
             raise JobAlreadyRunning(f"a correlation job is already queued or running ({what})")
     return str(values["run_id"])
 
@@ -784,14 +1065,22 @@ def fail_queued(engine: Engine, run_id: str, error: str) -> bool:
     """Mark a still-``queued`` run failed with ``error`` (broker down, job refused); False if it was not queued."""
     c = analysis_runs.c
     with engine.begin() as tx:
-        return bool(tx.execute(
-            update(analysis_runs).where(c.run_id == run_id, c.status == "queued")
-            .values(status="failed", finished_at=_now(), error=error)
-        ).rowcount)  # fmt: skip
+        return bool(
+            tx.execute(
+                update(analysis_runs)
+                .where(c.run_id == run_id, c.status == "queued")
+                .values(status="failed", finished_at=_now(), error=error)
+            ).rowcount
+        )
 
 
-def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | None = None, *,
-                trigger: str = "python") -> RunLock:  # fmt: skip
+def acquire_run(
+    engine: Engine,
+    params: JobParams | None = None,
+    run_id: str | None = None,
+    *,
+    trigger: str = "python",
+) -> RunLock:
     """Take the job lock and mark the run ``running``; raise JobAlreadyRunning if another job holds it.
 
     ``run_id`` of a ``queued`` run (POST /run-analysis on a broker) starts that run; otherwise a new
@@ -801,25 +1090,37 @@ def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | N
     run_id = run_id or str(uuid.uuid4())
     now = _now()
     values = {
-        "run_id": run_id, "status": "running", "started_at": now, "params": _params_json(params),
-        "purpose": PURPOSE, "disclaimer": DISCLAIMER, "trigger": trigger, "worker": worker_id(),
-    }  # fmt: skip
+        "run_id": run_id,
+        "status": "running",
+        "started_at": now,
+        "params": _params_json(params),
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+        "trigger": trigger,
+        "worker": worker_id(),
+    }
     c = analysis_runs.c
     start_queued = (
-        update(analysis_runs).where(c.run_id == run_id, c.status == "queued")
+        update(analysis_runs)
+        .where(c.run_id == run_id, c.status == "queued")
         .values(status="running", started_at=now, worker=values["worker"])
-    )  # fmt: skip
+    )
     if engine.dialect.name == "postgresql":
         conn = engine.connect()
         try:
             got = conn.execute(select(func.pg_try_advisory_lock(literal(_PG_LOCK_KEY)))).scalar()
             conn.commit()
             if not got:
-                raise JobAlreadyRunning("a correlation job is already running (Postgres advisory lock is held)")
+                raise JobAlreadyRunning(
+                    "a correlation job is already running (Postgres advisory lock is held)"
+                )
             with engine.begin() as tx:
                 # We hold the lock, so a 'running' row belongs to a process that died mid-job.
-                tx.execute(update(analysis_runs).where(c.status == "running")
-                           .values(status="failed", finished_at=now, error=ABANDONED))  # fmt: skip
+                tx.execute(
+                    update(analysis_runs)
+                    .where(c.status == "running")
+                    .values(status="failed", finished_at=now, error=ABANDONED)
+                )
                 if tx.execute(start_queued).rowcount != 1:
                     tx.execute(insert(analysis_runs).values(**values))
         except BaseException:
@@ -841,9 +1142,16 @@ def acquire_run(engine: Engine, params: JobParams | None = None, run_id: str | N
         n = tx.execute(start_queued.where(~running)).rowcount
         if n == 0 and tx.execute(select(c.run_id).where(c.run_id == run_id)).first() is None:
             tx.execute(insert(analysis_runs).from_select(cols, src))
-            n = int(tx.execute(select(c.run_id).where(c.run_id == run_id, c.status == "running")).first() is not None)
+            n = int(
+                tx.execute(
+                    select(c.run_id).where(c.run_id == run_id, c.status == "running")
+                ).first()
+                is not None
+            )
     if n != 1:
-        raise JobAlreadyRunning("a correlation job is already running (see analysis_runs with status 'running')")
+        raise JobAlreadyRunning(
+            "a correlation job is already running (see analysis_runs with status 'running')"
+        )
     return RunLock(engine, run_id, time.perf_counter(), params)
 
 
@@ -876,8 +1184,16 @@ class _QueryCounter:
 # --------------------------------------------------------------------------------- the job
 
 
-def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows: int, message: str,
-            error: str | None = None, queries: _QueryCounter | None = None) -> float:  # fmt: skip
+def _finish(
+    lock: RunLock,
+    status: str,
+    *,
+    results: pd.DataFrame | None,
+    n_rows: int,
+    message: str,
+    error: str | None = None,
+    queries: _QueryCounter | None = None,
+) -> float:
     duration = time.perf_counter() - lock.started
     n_tests = 0 if results is None else int(len(results))
     n_sig = 0 if results is None else int(results["significant"].sum())
@@ -890,19 +1206,26 @@ def _finish(lock: RunLock, status: str, *, results: pd.DataFrame | None, n_rows:
     if results is not None and n_tests:
         top = top_findings(results, 5)
         summary["top"] = [
-            {k: r[k] for k in ("feature", "outcome", "method", "effect", "ci_low", "ci_high", "q_value")}
+            {
+                k: r[k]
+                for k in ("feature", "outcome", "method", "effect", "ci_low", "ci_high", "q_value")
+            }
             for r in top.to_dict(orient="records")
         ]
     with lock.engine.begin() as tx:
         if results is not None and n_tests:
             # pandas turns None into NaN in float columns; Postgres would store NaN (not NULL)
             records = [
-                {k: (_finite(v) if isinstance(v, float) else v) for k, v in rec.items()}
+                {str(k): (finite_or_none(v) if isinstance(v, float) else v) for k, v in rec.items()}
                 for rec in results.assign(run_id=lock.run_id).to_dict(orient="records")
             ]
             tx.execute(insert(correlation_results), records)
         # the statements so far, the results' INSERT included (the final UPDATE stores the count)
-        db = {"db_queries": queries.queries, "db_seconds": queries.seconds} if queries is not None else {}
+        db = (
+            {"db_queries": queries.queries, "db_seconds": queries.seconds}
+            if queries is not None
+            else {}
+        )
         tx.execute(
             update(analysis_runs)
             .where(analysis_runs.c.run_id == lock.run_id)
@@ -964,20 +1287,35 @@ def run_correlation_job(
                 else:
                     results = compute_results(features, params, progress)
                     n_sig = int(results["significant"].sum())
-                    message = (f"{len(features)} team-rounds, {len(results)} tests, "
-                               f"{n_sig} significant at q < {params.alpha:g}")  # fmt: skip
+                    message = (
+                        f"{len(features)} team-rounds, {len(results)} tests, "
+                        f"{n_sig} significant at q < {params.alpha:g}"
+                    )
                 if progress:
                     progress("storing results")
-                duration = _finish(lock, "succeeded", results=results if len(results) else None,
-                                   n_rows=len(features), message=message, queries=queries)  # fmt: skip
-            out = JobResult(lock.run_id, "succeeded", len(features), len(results), int(results["significant"].sum()),
-                            duration, message, results)  # fmt: skip
+                duration = _finish(
+                    lock,
+                    "succeeded",
+                    results=results if len(results) else None,
+                    n_rows=len(features),
+                    message=message,
+                    queries=queries,
+                )
+            out = JobResult(
+                lock.run_id,
+                "succeeded",
+                len(features),
+                len(results),
+                int(results["significant"].sum()),
+                duration,
+                message,
+                results,
+            )
         except BaseException as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            error = f"{type(exc).__name__}: {first}"
+            error = f"{type(exc).__name__}: {first_line(exc)}"
             try:
                 _finish(lock, "failed", results=None, n_rows=0, message="failed", error=error)
-            except Exception:  # noqa: BLE001 - the database may be the reason we failed; keep the first error
+            except Exception:
                 pass
             lock.release()
             after_run(eng, lock.run_id, settings)
@@ -1000,4 +1338,6 @@ async def arun_correlation_job(
     trigger: str = "python",
 ) -> JobResult:
     """Awaitable :func:`run_correlation_job` (runs in a worker thread): ``asyncio.run(arun_correlation_job())``."""
-    return await asyncio.to_thread(run_correlation_job, engine, settings, params=params, trigger=trigger)
+    return await asyncio.to_thread(
+        run_correlation_job, engine, settings, params=params, trigger=trigger
+    )

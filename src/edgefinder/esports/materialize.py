@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edgefinder.esports.events import SITE_TYPES, STANDARD_FEATURES, CanonicalEvent, MotionSignal
@@ -29,7 +29,8 @@ from edgefinder.esports.pseudonym import Pseudonymizer
 # binds a list, the Postgres script substitutes a sub-select of the staged events).
 
 #: macro_outcomes of BOTH teams of every finished round: round_win; econ_delta = bank at
-#: ROUND_END - bank at ROUND_START (dollars); site_executed = the team planted or executed.
+#: ROUND_END - bank at ROUND_START (dollars); site_executed = the team planted or executed. Both
+#: teams, because winners-only rows leave round_win constant (docs/decisions.md §D5).
 MACRO_SQL = """
 INSERT INTO macro_outcomes (match_id, round_no, team_id, round_win, econ_delta, site_executed)
 SELECT rt.match_id, rt.round_no, rt.team_id,
@@ -76,13 +77,28 @@ WHERE micro_actions.team IS NULL AND micro_actions.match_id IN :mids
 """
 
 
-_OUTCOME_TYPES = frozenset({"ROUND_START", "ROUND_END", "BOMB_PLANT", "SITE_EXECUTE", "BOMB_DEFUSE"})
+_OUTCOME_TYPES = frozenset(
+    {"ROUND_START", "ROUND_END", "BOMB_PLANT", "SITE_EXECUTE", "BOMB_DEFUSE"}
+)
 _WINDOW_TYPES = frozenset({"ROUND_START", "ROUND_END"})
 
 #: payload keys whose string values (or lists of strings) are player ids, in any event type
 PLAYER_KEYS = frozenset(
-    {"player", "player_id", "players", "killer", "victim", "actor", "assister", "attacker",
-     "planter", "defuser", "flasher", "steamid", "steam_id"}
+    {
+        "player",
+        "player_id",
+        "players",
+        "killer",
+        "victim",
+        "actor",
+        "assister",
+        "attacker",
+        "planter",
+        "defuser",
+        "flasher",
+        "steamid",
+        "steam_id",
+    }
 )
 
 
@@ -109,12 +125,33 @@ def scrub(value: Any, pseudo: Pseudonymizer) -> Any:
 
 #: micro_actions columns in the order of the row tuples built by :func:`micro_row`
 MICRO_COLS = (
-    "signal_id", "match_id", "round_no", "team", "player_hash", "ts", "intent", "confidence",
-    "speed", "approach_velocity", "dist_to_objective", "features", "artifact_url", "model_version",
+    "signal_id",
+    "match_id",
+    "round_no",
+    "team",
+    "player_hash",
+    "ts",
+    "intent",
+    "confidence",
+    "speed",
+    "approach_velocity",
+    "dist_to_objective",
+    "features",
+    "artifact_url",
+    "model_version",
 )
 #: raw_events columns in the order of the row tuples built by :func:`raw_row` (the stored content
 #: of a canonical event: the envelope with pseudonyms, and the normalized payload)
-RAW_COLS = ("event_id", "match_id", "event_type", "ts", "occurred_at", "actor_hash", "team", "payload")
+RAW_COLS = (
+    "event_id",
+    "match_id",
+    "event_type",
+    "ts",
+    "occurred_at",
+    "actor_hash",
+    "team",
+    "payload",
+)
 _STANDARD = frozenset(STANDARD_FEATURES)
 
 
@@ -167,7 +204,7 @@ def raw_row(ev: CanonicalEvent, pseudo: Pseudonymizer) -> tuple[Any, ...]:
 
 def _utc_naive(v: Any) -> Any:
     if isinstance(v, datetime):
-        return v.astimezone(timezone.utc).replace(tzinfo=None) if v.tzinfo is not None else v
+        return v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo is not None else v
     return v
 
 
@@ -238,7 +275,9 @@ class BatchRows:
         self.teamless_matches: set[str] = set()  # signals without team in this batch
         self.roundless_matches: set[str] = set()  # signals without round_no in this batch
 
-    def add(self, ev: CanonicalEvent | MotionSignal, seq: int, row: tuple[Any, ...] | None = None) -> None:
+    def add(
+        self, ev: CanonicalEvent | MotionSignal, seq: int, row: tuple[Any, ...] | None = None
+    ) -> None:
         """Add the valid event at position ``seq`` of the batch (``row``: its row, if built)."""
         mid = ev.match_id
         if ev.__class__ is MotionSignal:
@@ -246,7 +285,7 @@ class BatchRows:
                 self.roundless_matches.add(mid)
             if ev.team is None:
                 self.teamless_matches.add(mid)
-            staged = (seq, *row) if row is not None else micro_row(ev, self.pseudo, seq)  # type: ignore[arg-type]
+            staged = (seq, *row) if row is not None else micro_row(ev, self.pseudo, seq)
             if ev.signal_id in self.micro:
                 self.micro_dups.append(staged)
             else:
@@ -289,7 +328,11 @@ class BatchRows:
             for team in p.teams:
                 for player in team.players:
                     h = self.pseudo(player)
-                    self.players[(mid, h)] = {"match_id": mid, "player_hash": h, "team_id": team.team_id}
+                    self.players[(mid, h)] = {
+                        "match_id": mid,
+                        "player_hash": h,
+                        "team_id": team.team_id,
+                    }
         elif t == "ROUND_START":
             rn = p.round_no
             self.round_start[(mid, rn)] = {"match_id": mid, "round_no": rn, "start_ts": ev.ts}
@@ -376,8 +419,23 @@ PG_STAGES = {
 #: the staging tables' column types, for binary COPY (a few times cheaper per row than text)
 PG_STAGE_TYPES = {
     "raw": ["int4", "text", "text", "text", "float8", "timestamptz", "text", "text", "jsonb"],
-    "micro": ["int4", "varchar", "varchar", "int4", "varchar", "varchar", "float8", "varchar", "float8", "float8",
-              "float8", "float8", "jsonb", "text", "varchar"],
+    "micro": [
+        "int4",
+        "varchar",
+        "varchar",
+        "int4",
+        "varchar",
+        "varchar",
+        "float8",
+        "varchar",
+        "float8",
+        "float8",
+        "float8",
+        "float8",
+        "jsonb",
+        "text",
+        "varchar",
+    ],
 }
 
 _RAW_DIFFERS = (
@@ -402,8 +460,10 @@ RESOLUTION_LOCK = 0x45530002
 def _lock(fn: str, cls: int, stages: Sequence[str]) -> str:
     """Lock every match of the staged rows, in bytewise order ("C": the order of every batch)."""
     ids = " UNION ".join(f"SELECT match_id FROM {t}" for t in stages)
-    return (f"SELECT count({fn}({cls}, hashtext(m))) FROM "
-            f'(SELECT DISTINCT match_id COLLATE "C" AS m FROM ({ids}) AS u ORDER BY 1) AS o')
+    return (
+        f"SELECT count({fn}({cls}, hashtext(m))) FROM "
+        f'(SELECT DISTINCT match_id COLLATE "C" AS m FROM ({ids}) AS u ORDER BY 1) AS o'
+    )
 
 
 def pg_script(rows: BatchRows) -> str:
@@ -538,7 +598,9 @@ def pg_script(rows: BatchRows) -> str:
             "WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.signal_id = s.signal_id)"
         )
     if t & _OUTCOME_TYPES:
-        mids = _RAW_MIDS.format(types="'ROUND_START', 'ROUND_END', 'BOMB_PLANT', 'SITE_EXECUTE', 'BOMB_DEFUSE'")
+        mids = _RAW_MIDS.format(
+            types="'ROUND_START', 'ROUND_END', 'BOMB_PLANT', 'SITE_EXECUTE', 'BOMB_DEFUSE'"
+        )
         parts.append(MACRO_SQL.replace("IN :mids", _any(mids)))
     if t & (_WINDOW_TYPES | {"MATCH_START"}):
         mids = _RAW_MIDS.format(types="'ROUND_START', 'ROUND_END', 'MATCH_START'")
@@ -546,7 +608,9 @@ def pg_script(rows: BatchRows) -> str:
     if raw_stages and not micro_stages and t & (_WINDOW_TYPES | {"MATCH_START"}):
         parts.append(_lock("pg_advisory_xact_lock", RESOLUTION_LOCK, ["_ef_raw"]))
     if "MATCH_START" in t:
-        parts.append(RESOLVE_TEAM_SQL.replace("IN :mids", _any(_RAW_MIDS.format(types="'MATCH_START'"))))
+        parts.append(
+            RESOLVE_TEAM_SQL.replace("IN :mids", _any(_RAW_MIDS.format(types="'MATCH_START'")))
+        )
     if t & _WINDOW_TYPES:
         mids = _RAW_MIDS.format(types="'ROUND_START', 'ROUND_END'")
         parts.append(RESOLVE_ROUND_SQL.replace("IN :mids", _any(mids)))

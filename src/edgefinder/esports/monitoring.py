@@ -37,7 +37,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, desc, func, literal, select
 
@@ -78,8 +83,11 @@ def stream_groups(client: Any, prefix: str) -> dict[str, dict[str, Any]]:
         for g in client.xinfo_groups(key):
             g = {_s(k): v for k, v in g.items()}
             lag = g.get("lag")
-            groups[_s(g["name"])] = {"lag": None if lag is None else int(lag), "pending": int(g.get("pending", 0)),
-                                     "consumers": int(g.get("consumers", 0))}  # fmt: skip
+            groups[_s(g["name"])] = {
+                "lag": None if lag is None else int(lag),
+                "pending": int(g.get("pending", 0)),
+                "consumers": int(g.get("consumers", 0)),
+            }
         out[name] = {"length": int(client.xlen(key)), "groups": groups}
     return out
 
@@ -93,13 +101,13 @@ class AnalyticsCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         try:
             yield from self._database(self._engine_fn())
-        except Exception as exc:  # noqa: BLE001 - see the module docstring
+        except Exception as exc:
             log.warning("metrics: database unavailable: %s", exc)
         try:
             client = self._redis_fn()
             if client is not None:
                 yield from self._redis(client)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.warning("metrics: Redis unavailable: %s", exc)
 
     def _database(self, engine: Engine) -> Iterator[Metric]:
@@ -108,51 +116,92 @@ class AnalyticsCollector(Collector):
         buckets = [func.sum(case((r.duration_s <= b, 1), else_=0)) for b in DURATION_BUCKETS]
         with engine.connect() as conn:
             by_status = conn.execute(
-                select(r.status, func.count(), func.sum(r.duration_s), *buckets,
-                       func.coalesce(func.sum(r.db_queries), 0), func.coalesce(func.sum(r.db_seconds), 0.0))
-                .where(finished).group_by(r.status)
-            ).all()  # fmt: skip
+                select(
+                    r.status,
+                    func.count(),
+                    func.sum(r.duration_s),
+                    *buckets,
+                    func.coalesce(func.sum(r.db_queries), 0),
+                    func.coalesce(func.sum(r.db_seconds), 0.0),
+                )
+                .where(finished)
+                .group_by(r.status)
+            ).all()
             last = conn.execute(
                 select(r.status, r.duration_s, r.db_queries, r.db_seconds)
-                .where(finished).order_by(desc(r.finished_at)).limit(1)
-            ).first()  # fmt: skip
+                .where(finished)
+                .order_by(desc(r.finished_at))
+                .limit(1)
+            ).first()
             head = func.substr(dead_letters.c.reason, 1, _REASON_MAX)
             reasons = conn.execute(select(head, func.count()).group_by(head)).all()
             a = alerts.c
             kinds = conn.execute(
-                select(a.kind, func.count(), func.sum(case((a.acknowledged_at.is_(None), 1), else_=0)),
-                       func.coalesce(func.sum(a.webhook_failures), 0),
-                       func.sum(case((a.webhook_delivered_at.is_not(None), 1), else_=0)),
-                       func.sum(case((a.webhook_error.like("%(gave up)"), 1), else_=literal(0))))
-                .group_by(a.kind)
-            ).all()  # fmt: skip
+                select(
+                    a.kind,
+                    func.count(),
+                    func.sum(case((a.acknowledged_at.is_(None), 1), else_=0)),
+                    func.coalesce(func.sum(a.webhook_failures), 0),
+                    func.sum(case((a.webhook_delivered_at.is_not(None), 1), else_=0)),
+                    func.sum(case((a.webhook_error.like("%(gave up)"), 1), else_=literal(0))),
+                ).group_by(a.kind)
+            ).all()
 
-        h = HistogramMetricFamily("edgefinder_analysis_job_duration_seconds",
-                                  "Wall time of correlation jobs (seconds), from analysis_runs, by status.",
-                                  labels=["status"])  # fmt: skip
-        q = CounterMetricFamily("edgefinder_analysis_db_queries", "SQL statements issued by correlation jobs.",
-                                labels=["status"])  # fmt: skip
-        qs = CounterMetricFamily("edgefinder_analysis_db_seconds", "Seconds correlation jobs spent in SQL statements.",
-                                 labels=["status"])  # fmt: skip
+        h = HistogramMetricFamily(
+            "edgefinder_analysis_job_duration_seconds",
+            "Wall time of correlation jobs (seconds), from analysis_runs, by status.",
+            labels=["status"],
+        )
+        q = CounterMetricFamily(
+            "edgefinder_analysis_db_queries",
+            "SQL statements issued by correlation jobs.",
+            labels=["status"],
+        )
+        qs = CounterMetricFamily(
+            "edgefinder_analysis_db_seconds",
+            "Seconds correlation jobs spent in SQL statements.",
+            labels=["status"],
+        )
         for status, n, total, *rest in by_status:
             counts, n_q, s_q = rest[: len(DURATION_BUCKETS)], rest[-2], rest[-1]
-            cumulative = [(str(float(b)), float(c or 0)) for b, c in zip(DURATION_BUCKETS, counts, strict=True)]
+            cumulative = [
+                (str(float(b)), float(c or 0))
+                for b, c in zip(DURATION_BUCKETS, counts, strict=True)
+            ]
             h.add_metric([status], [*cumulative, ("+Inf", float(n))], sum_value=float(total or 0.0))
             q.add_metric([status], float(n_q))
             qs.add_metric([status], float(s_q))
         yield from (h, q, qs)
         if last is not None:
             for name, doc, value in (
-                ("last_run_duration_seconds", "Wall time of the latest finished run (seconds).", last.duration_s),
-                ("last_run_db_queries", "SQL statements of the latest finished run.", last.db_queries),
-                ("last_run_db_seconds", "Seconds the latest finished run spent in SQL.", last.db_seconds),
-                ("last_run_failed", "1 when the latest finished run failed, else 0.", last.status == "failed"),
+                (
+                    "last_run_duration_seconds",
+                    "Wall time of the latest finished run (seconds).",
+                    last.duration_s,
+                ),
+                (
+                    "last_run_db_queries",
+                    "SQL statements of the latest finished run.",
+                    last.db_queries,
+                ),
+                (
+                    "last_run_db_seconds",
+                    "Seconds the latest finished run spent in SQL.",
+                    last.db_seconds,
+                ),
+                (
+                    "last_run_failed",
+                    "1 when the latest finished run failed, else 0.",
+                    last.status == "failed",
+                ),
             ):
                 yield GaugeMetricFamily(f"edgefinder_{name}", doc, value=float(value or 0))
 
-        dl = GaugeMetricFamily("edgefinder_dead_letters_stored_by_reason",
-                               "Rows in dead_letters by reason (the text before its first ':').",
-                               labels=["reason"])  # fmt: skip
+        dl = GaugeMetricFamily(
+            "edgefinder_dead_letters_stored_by_reason",
+            "Rows in dead_letters by reason (the text before its first ':').",
+            labels=["reason"],
+        )
         grouped: dict[str, int] = {}
         for text, n in reasons:
             label = (text or "").split(":", 1)[0].strip() or "unknown"
@@ -161,19 +210,31 @@ class AnalyticsCollector(Collector):
             dl.add_metric([label], n)
         yield dl
 
-        stored = GaugeMetricFamily("edgefinder_alerts_stored", "Alerts in the alerts table, by kind.", labels=["kind"])
-        unacked = GaugeMetricFamily("edgefinder_alerts_unacknowledged", "Alerts not acknowledged yet, by kind.",
-                                    labels=["kind"])  # fmt: skip
-        failures = CounterMetricFamily("edgefinder_alert_webhook_failures",
-                                       "Failed webhook delivery attempts (all alerts).")  # fmt: skip
-        deliveries = GaugeMetricFamily("edgefinder_alert_webhook_deliveries",
-                                       "Alerts delivered to the webhook, or given up on.",
-                                       labels=["state"])  # fmt: skip
+        stored = GaugeMetricFamily(
+            "edgefinder_alerts_stored", "Alerts in the alerts table, by kind.", labels=["kind"]
+        )
+        unacked = GaugeMetricFamily(
+            "edgefinder_alerts_unacknowledged",
+            "Alerts not acknowledged yet, by kind.",
+            labels=["kind"],
+        )
+        failures = CounterMetricFamily(
+            "edgefinder_alert_webhook_failures", "Failed webhook delivery attempts (all alerts)."
+        )
+        deliveries = GaugeMetricFamily(
+            "edgefinder_alert_webhook_deliveries",
+            "Alerts delivered to the webhook, or given up on.",
+            labels=["state"],
+        )
         seen = {k: (0, 0) for k in ALERT_KINDS}
         n_fail = n_ok = n_gave_up = 0
         for kind, n, n_unacked, fails, ok, gave_up in kinds:
             seen[kind] = (int(n), int(n_unacked or 0))
-            n_fail, n_ok, n_gave_up = n_fail + int(fails or 0), n_ok + int(ok or 0), n_gave_up + int(gave_up or 0)
+            n_fail, n_ok, n_gave_up = (
+                n_fail + int(fails or 0),
+                n_ok + int(ok or 0),
+                n_gave_up + int(gave_up or 0),
+            )
         for kind, (n, n_unacked) in seen.items():
             stored.add_metric([kind], n)
             unacked.add_metric([kind], n_unacked)
@@ -184,14 +245,24 @@ class AnalyticsCollector(Collector):
 
     def _redis(self, client: Any) -> Iterator[Metric]:
         info = stream_groups(client, self._prefix)
-        length = GaugeMetricFamily("edgefinder_stream_length", "Entries in the Redis stream (XLEN).", labels=["stream"])
-        lag = GaugeMetricFamily("edgefinder_stream_group_lag", "Entries of the stream not yet delivered to the group.",
-                                labels=["stream", "group"])  # fmt: skip
-        pending = GaugeMetricFamily("edgefinder_stream_group_pending",
-                                    "Entries delivered to the group, not acknowledged.",
-                                    labels=["stream", "group"])  # fmt: skip
-        consumers = GaugeMetricFamily("edgefinder_stream_group_consumers", "Consumers of the group.",
-                                      labels=["stream", "group"])  # fmt: skip
+        length = GaugeMetricFamily(
+            "edgefinder_stream_length", "Entries in the Redis stream (XLEN).", labels=["stream"]
+        )
+        lag = GaugeMetricFamily(
+            "edgefinder_stream_group_lag",
+            "Entries of the stream not yet delivered to the group.",
+            labels=["stream", "group"],
+        )
+        pending = GaugeMetricFamily(
+            "edgefinder_stream_group_pending",
+            "Entries delivered to the group, not acknowledged.",
+            labels=["stream", "group"],
+        )
+        consumers = GaugeMetricFamily(
+            "edgefinder_stream_group_consumers",
+            "Consumers of the group.",
+            labels=["stream", "group"],
+        )
         for stream, s in info.items():
             length.add_metric([stream], s["length"])
             for group, g in s["groups"].items():

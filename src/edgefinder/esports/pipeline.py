@@ -146,8 +146,12 @@ def clean_text(value: str) -> str:
 
 def dead_kind(reason: str) -> str:
     """The ``kind`` of a dead letter from its reason's first words."""
-    for prefix, kind in (("oversize", "oversize"), ("delivery limit", "delivery_limit"),
-                         ("database rejected", "rejected"), ("conflict", "conflict")):
+    for prefix, kind in (
+        ("oversize", "oversize"),
+        ("delivery limit", "delivery_limit"),
+        ("database rejected", "rejected"),
+        ("conflict", "conflict"),
+    ):
         if reason.startswith(prefix):
             return kind
     return "invalid"
@@ -178,7 +182,14 @@ _PG_TRANSIENT_CLASSES = frozenset({"08", "40", "53"})
 _PG_TRANSIENT_STATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "57014", "55P03"})
 _PG_ENTRY_CLASSES = frozenset({"21", "22", "23", "2F", "38", "39", "54"})
 _SQLITE_TRANSIENT = ("locked", "busy", "disk i/o", "unable to open", "disk is full")
-_SQLITE_SYSTEMIC = ("no such table", "no such column", "syntax error", "readonly", "not authorized", "no such function")
+_SQLITE_SYSTEMIC = (
+    "no such table",
+    "no such column",
+    "syntax error",
+    "readonly",
+    "not authorized",
+    "no such function",
+)
 
 
 def failure_kind(exc: BaseException) -> Failure:
@@ -191,7 +202,11 @@ def failure_kind(exc: BaseException) -> Failure:
     if isinstance(orig, psycopg.Error):
         state = orig.sqlstate
         if state is None:  # raised by the client: a lost connection, or a value it cannot send
-            return "transient" if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)) else "entry"
+            return (
+                "transient"
+                if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError))
+                else "entry"
+            )
         if state[:2] in _PG_TRANSIENT_CLASSES or state in _PG_TRANSIENT_STATES:
             return "transient"
         return "entry" if state[:2] in _PG_ENTRY_CLASSES else "systemic"
@@ -237,36 +252,50 @@ class Pipeline:
 
         def upsert(table: Any, keys: Sequence[str], cols: Sequence[str]) -> Any:
             stmt = ins(table)
-            return stmt.on_conflict_do_update(index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols})
+            return stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols}
+            )
 
         def nothing(table: Any, keys: Sequence[str]) -> Any:
             return ins(table).on_conflict_do_nothing(index_elements=list(keys))
 
         self.st_raw = nothing(raw_events, ["event_id"])
-        self.st_match_start = upsert(matches, ["match_id"], ["map", "team_a", "team_b", "started_at"])
+        self.st_match_start = upsert(
+            matches, ["match_id"], ["map", "team_a", "team_b", "started_at"]
+        )
         self.st_match_end = upsert(matches, ["match_id"], ["winner", "score", "ended_at"])
         self.st_players = upsert(match_players, ["match_id", "player_hash"], ["team_id"])
         self.st_round_start = upsert(rounds, ["match_id", "round_no"], ["start_ts"])
-        self.st_round_end = upsert(rounds, ["match_id", "round_no"], ["end_ts", "winner", "win_reason"])
+        self.st_round_end = upsert(
+            rounds, ["match_id", "round_no"], ["end_ts", "winner", "win_reason"]
+        )
         self.st_rt_start = upsert(
-            round_teams, ["match_id", "round_no", "team_id"], ["side", "bank_start", "loadout_value"]
+            round_teams,
+            ["match_id", "round_no", "team_id"],
+            ["side", "bank_start", "loadout_value"],
         )
         self.st_rt_end = upsert(round_teams, ["match_id", "round_no", "team_id"], ["bank_end"])
         self.st_kills = nothing(kills, ["event_id"])
         self.st_sites = nothing(site_events, ["event_id"])
         self.st_micro = nothing(micro_actions, ["signal_id"])
         dl_insert = pg_insert if self.pg else sqlite_insert
-        self.st_dead = dl_insert(dead_letters).on_conflict_do_nothing(index_elements=["source", "entry_id"])
+        self.st_dead = dl_insert(dead_letters).on_conflict_do_nothing(
+            index_elements=["source", "entry_id"]
+        )
         # the first statement of a SQLite batch takes the write lock (a write that changes nothing
         # does), so the duplicate check reads what the last writer committed
         self.sql_write_lock = text("UPDATE dead_letters SET id = id WHERE 0 = 1")
         self.sql_macro = text(MACRO_SQL).bindparams(bindparam("mids", expanding=True))
         self.sql_round_map = text(ROUND_MAP_SQL).bindparams(bindparam("mids", expanding=True))
-        self.sql_resolve_round = text(RESOLVE_ROUND_SQL).bindparams(bindparam("mids", expanding=True))
+        self.sql_resolve_round = text(RESOLVE_ROUND_SQL).bindparams(
+            bindparam("mids", expanding=True)
+        )
         self.sql_resolve_team = text(RESOLVE_TEAM_SQL).bindparams(bindparam("mids", expanding=True))
         cols = tuple(c.name for c in micro_actions.columns if c.name != "created_at")
         assert cols == MICRO_COLS, "MICRO_COLS must follow the table's column order"
-        assert set(RAW_COLS) <= {c.name for c in raw_events.columns}, "RAW_COLS must be raw_events columns"
+        assert set(RAW_COLS) <= {c.name for c in raw_events.columns}, (
+            "RAW_COLS must be raw_events columns"
+        )
 
     # -- validation ---------------------------------------------------------------------
 
@@ -285,8 +314,10 @@ class Pipeline:
                 good.append((e, parse_line(e.raw, max_bytes=max_bytes)))
             except InvalidEvent as exc:
                 dead.append(dead_letter(source, e, exc.reason))
-            except Exception as exc:  # noqa: BLE001 - whatever else an entry triggers is its own fault
-                dead.append(dead_letter(source, e, f"invalid: {type(exc).__name__}: {first_line(exc)}"))
+            except Exception as exc:
+                dead.append(
+                    dead_letter(source, e, f"invalid: {type(exc).__name__}: {first_line(exc)}")
+                )
         return good, dead
 
     def prepare(self, entries: Sequence[Entry], source: BatchSource) -> Prepared:
@@ -305,8 +336,10 @@ class Pipeline:
         for item in good:
             try:
                 rows.add(item[1], len(kept))
-            except Exception as exc:  # noqa: BLE001 - an event no row can hold is dead-lettered
-                dead.append(dead_letter(source, item[0], f"invalid: cannot be stored: {first_line(exc)}"))
+            except Exception as exc:
+                dead.append(
+                    dead_letter(source, item[0], f"invalid: cannot be stored: {first_line(exc)}")
+                )
                 continue
             kept.append(item)
         return rows, kept
@@ -324,10 +357,13 @@ class Pipeline:
         rejected: list[dict[str, Any]] = []
         try:
             conflicts = self._write(prep.good, prep.dead, source, prep.rows)
-        except Exception as exc:  # noqa: BLE001 - sorted by failure_kind
+        except Exception as exc:
             self._raise_unless_entry(exc)
-            log.warning("batch of %d rejected by the database (%s); isolating the entries that cause it",
-                        len(prep.entries), first_line(exc))
+            log.warning(
+                "batch of %d rejected by the database (%s); isolating the entries that cause it",
+                len(prep.entries),
+                first_line(exc),
+            )
             conflicts, rejected = self._isolate(prep.good, source, exc)
             self._write_dead(prep.dead + rejected)
         return self._account(source, prep, conflicts, rejected)
@@ -354,11 +390,13 @@ class Pipeline:
                 try:
                     conflicts.extend(self._write(items, [], source))
                     return
-                except Exception as err:  # noqa: BLE001 - sorted by failure_kind
+                except Exception as err:
                     self._raise_unless_entry(err)
                     failed = err
             if len(items) == 1:
-                rejected.append(dead_letter(source, items[0][0], f"database rejected: {first_line(failed)}"))
+                rejected.append(
+                    dead_letter(source, items[0][0], f"database rejected: {first_line(failed)}")
+                )
                 return
             mid = len(items) // 2
             attempt(items[:mid], None)
@@ -368,7 +406,11 @@ class Pipeline:
         return conflicts, rejected
 
     def _account(
-        self, source: BatchSource, prep: Prepared, conflicts: list[dict[str, Any]], rejected: list[dict[str, Any]]
+        self,
+        source: BatchSource,
+        prep: Prepared,
+        conflicts: list[dict[str, Any]],
+        rejected: list[dict[str, Any]],
     ) -> BatchResult:
         lost = {d["entry_id"] for d in conflicts} | {d["entry_id"] for d in rejected}
         n_sig = n_can = 0
@@ -420,17 +462,25 @@ class Pipeline:
             with self.engine.begin() as conn:
                 conn.execute(self.st_dead, dead)
             return
-        except Exception as exc:  # noqa: BLE001 - sorted by failure_kind
+        except Exception as exc:
             self._raise_unless_entry(exc)
         for d in dead:
-            for row in (d, {**d, "raw": f"[the entry's text could not be stored; {len(d['raw'])} characters]"}):
+            for row in (
+                d,
+                {**d, "raw": f"[the entry's text could not be stored; {len(d['raw'])} characters]"},
+            ):
                 try:
                     with self.engine.begin() as conn:
                         conn.execute(self.st_dead, [row])
                     break
-                except Exception as exc:  # noqa: BLE001 - sorted by failure_kind
+                except Exception as exc:
                     self._raise_unless_entry(exc)
-                    log.error("dead letter of %s %s not stored: %s", d["source"], d["entry_id"], first_line(exc))
+                    log.error(
+                        "dead letter of %s %s not stored: %s",
+                        d["source"],
+                        d["entry_id"],
+                        first_line(exc),
+                    )
 
     # -- Postgres ------------------------------------------------------------------------
 
@@ -466,11 +516,17 @@ class Pipeline:
         with cur_conn.cursor() as cur:
             for kind, cols, stages in (
                 ("raw", RAW_COLS, (("_ef_raw", rows.raw.values()), ("_ef_rawdup", rows.raw_dups))),
-                ("micro", MICRO_COLS, (("_ef_micro", rows.micro.values()), ("_ef_microdup", rows.micro_dups))),
+                (
+                    "micro",
+                    MICRO_COLS,
+                    (("_ef_micro", rows.micro.values()), ("_ef_microdup", rows.micro_dups)),
+                ),
             ):
                 for table, staged in stages:
                     if staged:
-                        with cur.copy(f"COPY {table} (seq, {', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as cp:
+                        with cur.copy(
+                            f"COPY {table} (seq, {', '.join(cols)}) FROM STDIN (FORMAT BINARY)"
+                        ) as cp:
                             cp.set_types(PG_STAGE_TYPES[kind])
                             for t in staged:
                                 cp.write_row(t)
@@ -494,7 +550,10 @@ class Pipeline:
         good: list[tuple[Entry, Event]],
         found: list[tuple[str, int, dict[str, Any]]],
     ) -> list[dict[str, Any]]:
-        staged = {t[0]: t for t in (*rows.raw.values(), *rows.raw_dups, *rows.micro.values(), *rows.micro_dups)}
+        staged = {
+            t[0]: t
+            for t in (*rows.raw.values(), *rows.raw_dups, *rows.micro.values(), *rows.micro_dups)
+        }
         out = []
         for kind, seq, stored in found:
             copy = staged[seq][1:]
@@ -526,12 +585,18 @@ class Pipeline:
         columns = [table.c[c] for c in cols]
         for i in range(0, len(ids), _IN_CHUNK):
             chunk = ids[i : i + _IN_CHUNK]
-            for r in conn.execute(table.select().with_only_columns(*columns).where(table.c[key].in_(chunk))):
+            for r in conn.execute(
+                table.select().with_only_columns(*columns).where(table.c[key].in_(chunk))
+            ):
                 out[r[0]] = tuple(r)
         return out
 
     def _write_tx_sqlite(
-        self, conn: Any, good: list[tuple[Entry, Event]], dead: list[dict[str, Any]], source: BatchSource
+        self,
+        conn: Any,
+        good: list[tuple[Entry, Event]],
+        dead: list[dict[str, Any]],
+        source: BatchSource,
     ) -> list[dict[str, Any]]:
         """SQLite: one writer at a time (the database lock); row dicts through executemany.
 
@@ -539,11 +604,13 @@ class Pipeline:
         only events whose id is new are materialized.
         """
         conn.execute(self.sql_write_lock)
-        canon = [ev.event_id for _, ev in good if ev.__class__ is not MotionSignal]
-        sigs = [ev.signal_id for _, ev in good if ev.__class__ is MotionSignal]  # type: ignore[union-attr]
+        canon = [ev.event_id for _, ev in good if not isinstance(ev, MotionSignal)]
+        sigs = [ev.signal_id for _, ev in good if isinstance(ev, MotionSignal)]
         known = {
             "raw": self._stored(conn, raw_events, "event_id", RAW_COLS, canon) if canon else {},
-            "micro": self._stored(conn, micro_actions, "signal_id", MICRO_COLS, sigs) if sigs else {},
+            "micro": self._stored(conn, micro_actions, "signal_id", MICRO_COLS, sigs)
+            if sigs
+            else {},
         }
         rows = BatchRows(self.pseudo, full=True)
         conflicts: list[dict[str, Any]] = []
@@ -573,7 +640,7 @@ class Pipeline:
         ):
             if not data:
                 continue
-            ordered = [data[k] for k in sorted(data)]
+            ordered: list[Any] = [data[k] for k in sorted(data)]  # row dicts; tuples for micro
             if name == "micro":
                 ordered = [dict(zip(MICRO_COLS, t[1:])) for t in ordered]
             conn.execute(stmt, ordered)

@@ -36,7 +36,7 @@ T = TypeVar("T")
 def _guard(what: str, run_id: str, fn: Callable[..., T], *args: Any) -> T | None:
     try:
         return fn(*args)
-    except Exception:  # noqa: BLE001 - see the module docstring: nothing here may fail the run
+    except Exception:
         log.exception("after run %s: %s failed", run_id, what)
         return None
 
@@ -46,7 +46,11 @@ def store_features(engine: Engine, run_id: str, features: pd.DataFrame) -> None:
     blob = parquet_bytes(features, "features", run_id=run_id)
     with engine.begin() as tx:
         tx.execute(insert(run_features).values(run_id=run_id, n_rows=len(features), parquet=blob))
-        keep = select(run_features.c.run_id).order_by(desc(run_features.c.created_at)).limit(KEEP_FEATURE_SNAPSHOTS)
+        keep = (
+            select(run_features.c.run_id)
+            .order_by(desc(run_features.c.created_at))
+            .limit(KEEP_FEATURE_SNAPSHOTS)
+        )
         tx.execute(delete(run_features).where(run_features.c.run_id.not_in(keep.scalar_subquery())))
 
 
@@ -55,14 +59,25 @@ def run_summary(run: Any, alert_rows: list[dict[str, Any]]) -> dict[str, Any]:
     m = run._mapping
     summary = m["summary"] or {}
     finished = m["finished_at"]
-    return jsonable({
-        "type": "run_summary", "run_id": m["run_id"], "status": m["status"], "trigger": m["trigger"],
-        "n_rows": m["n_rows"], "n_tests": m["n_tests"], "n_significant": summary.get("n_significant"),
-        "duration_s": m["duration_s"], "error": m["error"], "message": summary.get("message"),
-        "finished_at": None if finished is None else as_utc(finished).isoformat(),  # type: ignore[union-attr]
-        "alerts": kinds_count(alert_rows), "top": summary.get("top", []),
-        "purpose": PURPOSE, "disclaimer": DISCLAIMER,
-    })  # fmt: skip
+    return jsonable(
+        {
+            "type": "run_summary",
+            "run_id": m["run_id"],
+            "status": m["status"],
+            "trigger": m["trigger"],
+            "n_rows": m["n_rows"],
+            "n_tests": m["n_tests"],
+            "n_significant": summary.get("n_significant"),
+            "duration_s": m["duration_s"],
+            "error": m["error"],
+            "message": summary.get("message"),
+            "finished_at": None if finished is None else as_utc(finished).isoformat(),  # type: ignore[union-attr]
+            "alerts": kinds_count(alert_rows),
+            "top": summary.get("top", []),
+            "purpose": PURPOSE,
+            "disclaimer": DISCLAIMER,
+        }
+    )
 
 
 def _publish(settings: Settings, payloads: list[dict[str, Any]]) -> None:
@@ -70,7 +85,9 @@ def _publish(settings: Settings, payloads: list[dict[str, Any]]) -> None:
 
     from edgefinder.esports.insights import publish
 
-    client = redis.Redis.from_url(settings.redis_url or "", socket_connect_timeout=2, socket_timeout=5)
+    client = redis.Redis.from_url(
+        settings.redis_url or "", socket_connect_timeout=2, socket_timeout=5
+    )
     try:
         publish(client, settings.redis_prefix, payloads)
     finally:
@@ -81,11 +98,17 @@ def _webhook(settings: Settings, engine: Engine, payloads: list[dict[str, Any]])
     from edgefinder.esports.webhook import sender_for
 
     url = engine.url.render_as_string(hide_password=False)
-    sender_for(url, settings.alert_webhook_url or "", attempts=settings.alert_webhook_attempts,
-               backoff_s=settings.alert_webhook_backoff_s).submit(payloads)  # fmt: skip
+    sender_for(
+        url,
+        settings.alert_webhook_url or "",
+        attempts=settings.alert_webhook_attempts,
+        backoff_s=settings.alert_webhook_backoff_s,
+    ).submit(payloads)
 
 
-def after_run(engine: Engine, run_id: str, settings: Settings, *, features: pd.DataFrame | None = None) -> int:
+def after_run(
+    engine: Engine, run_id: str, settings: Settings, *, features: pd.DataFrame | None = None
+) -> int:
     """Run the post-run steps for a stored run; returns the number of alerts it raised."""
     with engine.connect() as conn:
         run = conn.execute(select(analysis_runs).where(analysis_runs.c.run_id == run_id)).first()
@@ -98,7 +121,9 @@ def after_run(engine: Engine, run_id: str, settings: Settings, *, features: pd.D
         rows = _guard("computing alerts", run_id, compute_alerts, engine, run_id) or []
     payloads = [alert_payload(r) for r in rows]
     if settings.redis_url:
-        _guard("publishing insights", run_id, _publish, settings, [run_summary(run, rows), *payloads])
+        _guard(
+            "publishing insights", run_id, _publish, settings, [run_summary(run, rows), *payloads]
+        )
     if settings.alert_webhook_url and payloads:
         _guard("queueing webhook deliveries", run_id, _webhook, settings, engine, payloads)
     return len(rows)

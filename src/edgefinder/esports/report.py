@@ -25,7 +25,9 @@ _METHOD_LABEL = {
 # On a narrow terminal nothing is cut off: feature names stay whole (truncated, "retreat_…" could
 # be retreat_count or retreat_share) and the other columns fold their text onto more lines instead
 # of ending in "…" (Rich's default would hide digits of an effect or a q-value).
-_NAME_COLUMN: dict[str, dict[str, Any]] = {"feature": {"no_wrap": True, "min_width": 16}}  # action_diversity
+_NAME_COLUMN: dict[str, dict[str, Any]] = {
+    "feature": {"no_wrap": True, "min_width": 16}
+}  # action_diversity
 _FOLD: dict[str, Any] = {"overflow": "fold"}
 
 
@@ -55,14 +57,28 @@ def _check(refutations: dict[str, Any] | None, name: str) -> str:
 def causal_table(results: pd.DataFrame) -> Table:
     """One row per intent: the within-match AIPW effect (95% CI clustered by match), its verdict and the
     refutation figures, beside the naive between-team estimate it replaces."""
-    t = Table(title="Causal effect of each intent on round win, team compared with itself inside a match "
-                    "(probability points; CI clustered by match)", title_justify="left")  # fmt: skip
-    for col, just in (("feature", "left"), ("within-match ATE [95% CI]", "right"), ("q", "right"),
-                      ("verdict", "left"), ("placebo", "right"), ("half", "right"), ("random cause", "right"),
-                      ("E-value (CI)", "right"), ("between-team (naive)", "right"), ("n", "right")):  # fmt: skip
+    t = Table(
+        title="Causal effect of each intent on round win, team compared with itself inside a match "
+        "(probability points; CI clustered by match)",
+        title_justify="left",
+    )
+    for col, just in (
+        ("feature", "left"),
+        ("within-match ATE [95% CI]", "right"),
+        ("q", "right"),
+        ("verdict", "left"),
+        ("placebo", "right"),
+        ("half", "right"),
+        ("random cause", "right"),
+        ("E-value (CI)", "right"),
+        ("between-team (naive)", "right"),
+        ("n", "right"),
+    ):
         t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
     rows = results[results["method"] == WITHIN_METHOD]
-    rows = rows.assign(_abs=rows["effect"].abs()).sort_values(["q_value", "_abs"], ascending=[True, False], na_position="last")
+    rows = rows.assign(_abs=rows["effect"].abs()).sort_values(
+        ["q_value", "_abs"], ascending=[True, False], na_position="last"
+    )
     for r in rows.to_dict(orient="records"):
         d = r["details"] or {}
         ref = d.get("refutations")
@@ -71,12 +87,17 @@ def causal_table(results: pd.DataFrame) -> Table:
         style = {"robust": "green", "fragile": "yellow"}.get(verdict, "dim")
         label = r["feature"] if r["outcome"] == "round_win" else f"{r['feature']} → {r['outcome']}"
         t.add_row(
-            label, f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]", _q(r["q_value"]),
+            label,
+            f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]",
+            _q(r["q_value"]),
             f"[{style}]{verdict}[/{style}]" + (" (exploratory)" if r["exploratory"] else ""),
-            _check(ref, "placebo"), _check(ref, "subset"), _check(ref, "random_common_cause"),
-            f"{_num(d.get('e_value'), '.2f')} ({_num(d.get('e_value_ci'), '.2f')})", _num(between.get("estimate")),
+            _check(ref, "placebo"),
+            _check(ref, "subset"),
+            _check(ref, "random_common_cause"),
+            f"{_num(d.get('e_value'), '.2f')} ({_num(d.get('e_value_ci'), '.2f')})",
+            _num(between.get("estimate")),
             f"{r['n']:,}",
-        )  # fmt: skip
+        )
     return t
 
 
@@ -90,10 +111,19 @@ def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool
     top = ranked.drop_duplicates(subset=["feature", "outcome"], keep="first").head(n)
     within = results[results["method"] == WITHIN_METHOD]
     aipw = {(r["feature"], r["outcome"]): r for r in within.to_dict(orient="records")}
-    t = Table(title=f"Top {len(top)} significant feature/outcome pairs (BH q < 0.05 over all tests of the run)",
-              title_justify="left")  # fmt: skip
-    for col, just in (("feature", "left"), ("outcome", "left"), ("method", "left"), ("effect [95% CI]", "right"),
-                      ("q", "right"), ("naive → within match", "right"), ("note", "left")):  # fmt: skip
+    t = Table(
+        title=f"Top {len(top)} significant feature/outcome pairs (BH q < 0.05 over all tests of the run)",
+        title_justify="left",
+    )
+    for col, just in (
+        ("feature", "left"),
+        ("outcome", "left"),
+        ("method", "left"),
+        ("effect [95% CI]", "right"),
+        ("q", "right"),
+        ("naive → within match", "right"),
+        ("note", "left"),
+    ):
         t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
     for r in top.to_dict(orient="records"):
         has_ci = _num(r["ci_low"]) != "—"
@@ -105,28 +135,50 @@ def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool
             if not c["significant"]:
                 naive_adj += " (n.s.)"
         note = "exploratory" if r["exploratory"] else ""
-        t.add_row(r["feature"], r["outcome"], _METHOD_LABEL.get(r["method"], r["method"]), f"{_num(r['effect'])}{ci}",
-                  _q(r["q_value"]), naive_adj, note)  # fmt: skip
+        t.add_row(
+            r["feature"],
+            r["outcome"],
+            _METHOD_LABEL.get(r["method"], r["method"]),
+            f"{_num(r['effect'])}{ci}",
+            _q(r["q_value"]),
+            naive_adj,
+            note,
+        )
     return t
 
 
-def print_run(result: JobResult, console: Console, n: int = 15, *, include_in_round: bool = False) -> None:
+def print_run(
+    result: JobResult, console: Console, n: int = 15, *, include_in_round: bool = False
+) -> None:
     """Print the run's message, the causal table, the top findings and the purpose/disclaimer."""
-    console.print(f"run [bold]{result.run_id}[/bold]: {result.message} in {result.duration_s:.1f} s")
+    console.print(
+        f"run [bold]{result.run_id}[/bold]: {result.message} in {result.duration_s:.1f} s"
+    )
     if result.n_tests == 0:
         console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")
         return
     console.print(causal_table(result.results))
     console.print(findings_table(result.results, n, include_in_round=include_in_round))
     if not include_in_round:
-        hidden = int(sum(1 for d, s in zip(result.results["details"], result.results["significant"], strict=True)
-                         if s and (d or {}).get("kind") == "in_round"))  # fmt: skip
+        hidden = int(
+            sum(
+                1
+                for d, s in zip(
+                    result.results["details"], result.results["significant"], strict=True
+                )
+                if s and (d or {}).get("kind") == "in_round"
+            )
+        )
         if hidden:
-            console.print(f"[dim]{hidden} significant in-round associations (kills, deaths, opening kill) not shown: "
-                          "they are part of how a round is won, not edges.[/dim]")  # fmt: skip
+            console.print(
+                f"[dim]{hidden} significant in-round associations (kills, deaths, opening kill) not shown: "
+                "they are part of how a round is won, not edges.[/dim]"
+            )
     for r in result.results.to_dict(orient="records"):
         if (r["details"] or {}).get("kind") == "covariate" and r["method"] == "logistic":
-            console.print(f"pre-round baseline: {r['feature']} → {r['outcome']}: {_METHOD_LABEL['logistic']} "
-                          f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}], q {_q(r['q_value'])}"
-                          f"{' ✓' if r['significant'] else ''}")  # fmt: skip
+            console.print(
+                f"pre-round baseline: {r['feature']} → {r['outcome']}: {_METHOD_LABEL['logistic']} "
+                f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}], q {_q(r['q_value'])}"
+                f"{' ✓' if r['significant'] else ''}"
+            )
     console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")

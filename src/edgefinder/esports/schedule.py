@@ -35,10 +35,15 @@ def parse_schedule(text: str) -> Any:
         )
     minute, hour, day_of_month, month_of_year, day_of_week = fields
     try:
-        sched = crontab(minute=minute, hour=hour, day_of_month=day_of_month,
-                        month_of_year=month_of_year, day_of_week=day_of_week)  # fmt: skip
+        sched = crontab(
+            minute=minute,
+            hour=hour,
+            day_of_month=day_of_month,
+            month_of_year=month_of_year,
+            day_of_week=day_of_week,
+        )
         # the crontab parses its fields lazily; touching them surfaces a bad field now
         _ = (sched.minute, sched.hour, sched.day_of_month, sched.month_of_year, sched.day_of_week)
-    except Exception as exc:  # noqa: BLE001 - celery raises ParseException / ValueError
+    except Exception as exc:
         raise ValueError(f"schedule {text!r}: {exc}") from exc
     return sched

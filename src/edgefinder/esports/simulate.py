@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,7 @@ from scipy import stats as sps
 from scipy.special import expit
 
 from edgefinder.esports.events import INTENTS
+from edgefinder.jsonsafe import jsonable
 
 MAPS = ("de_dust2", "de_mirage", "de_inferno", "de_nuke", "de_ancient", "de_anubis", "de_vertigo")
 WEAPONS_ECO = ("glock", "usp_s", "p250", "deagle")
@@ -121,7 +122,9 @@ def _buy(rng: np.random.Generator, bank: np.ndarray, pistol: np.ndarray) -> np.n
     full = 5 * rng.uniform(4200, 5200, n)
     force = np.minimum(bank, 5 * rng.uniform(1800, 3600, n))
     eco = rng.uniform(0, 1200, n)
-    spend = np.where(bank >= full, full, np.where((bank >= 10_000) & (u < 0.6), force, np.minimum(eco, bank)))
+    spend = np.where(
+        bank >= full, full, np.where((bank >= 10_000) & (u < 0.6), force, np.minimum(eco, bank))
+    )
     spend = np.where(pistol, np.minimum(bank, rng.uniform(2500, 4000, n)), spend)
     return 1000.0 + np.floor(np.minimum(spend, bank))
 
@@ -167,7 +170,9 @@ def _rate_weights(cfg: SimConfig, strength: np.ndarray) -> np.ndarray:
     return w
 
 
-def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None, *, render: bool = True) -> Simulation:
+def simulate(
+    n_matches: int, seed: int = 0, config: SimConfig | None = None, *, render: bool = True
+) -> Simulation:
     """Simulate ``n_matches`` matches; every random step draws from ``numpy.random.default_rng(seed)``.
 
     ``render=False`` skips the JSON lines (``lines`` is empty; ``n_canonical``/``n_signals`` are 0): the
@@ -254,7 +259,9 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None, *, 
             )
 
         f_team = np.stack([f(counts3[:, 0]), f(counts3[:, 1])], axis=1)
-        win_logit_att = cfg.b_load * gap + f_team[rows, att_idx] - f_team[rows, def_idx] + cfg.b_exec * executed
+        win_logit_att = (
+            cfg.b_load * gap + f_team[rows, att_idx] - f_team[rows, def_idx] + cfg.b_exec * executed
+        )
         win_logit_att = win_logit_att + s_now[rows, att_idx] - s_now[rows, def_idx]
         att_wins = rng.random(n) < expit(win_logit_att)
         winner_idx = np.where(att_wins, att_idx, def_idx)
@@ -267,8 +274,11 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None, *, 
         reason = np.where(
             att_wins,
             np.where(planted & (u < 0.6), "bomb_exploded", "elimination"),
-            np.where(planted, np.where(u < 0.7, "bomb_defused", "elimination"),
-                     np.where(u < 0.3, "time", "elimination")),
+            np.where(
+                planted,
+                np.where(u < 0.7, "bomb_defused", "elimination"),
+                np.where(u < 0.3, "time", "elimination"),
+            ),
         )
         defused = reason == "bomb_defused"
         loser_deaths = np.where(reason == "elimination", 5, rng.integers(0, 5, n))
@@ -302,23 +312,42 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None, *, 
         defuse_ts = end - rng.uniform(0.2, 1.0, n)
         unit_parts.append(
             dict(
-                m=np.repeat(active, 2), r=np.full(2 * n, r), t=np.tile([0, 1], n),
-                attack=attack.ravel(), bank_start=bank_start.ravel(), loadout=loadout.ravel(),
-                opp_loadout=loadout[:, ::-1].ravel(), bank_end=bank_end.ravel(), won=won.ravel(),
-                executed=(attack & executed[:, None]).ravel(), counts=counts,
-                kills=kills_by.ravel(), deaths=deaths.ravel(), own_logit=own_logit.ravel(),
-                exec_logit=np.repeat(exec_logit, 2), buy=buy.ravel(),
-                start=np.repeat(start, 2), end=np.repeat(end, 2), winner=np.repeat(winner_idx, 2),
-                reason=np.repeat(reason, 2), site=np.repeat(site, 2), exec_ts=np.repeat(exec_ts, 2),
-                plant_ts=np.repeat(plant_ts, 2), defuse_ts=np.repeat(defuse_ts, 2),
-                planted=np.repeat(planted, 2), defused=np.repeat(defused, 2), strength=s_now.ravel(),
+                m=np.repeat(active, 2),
+                r=np.full(2 * n, r),
+                t=np.tile([0, 1], n),
+                attack=attack.ravel(),
+                bank_start=bank_start.ravel(),
+                loadout=loadout.ravel(),
+                opp_loadout=loadout[:, ::-1].ravel(),
+                bank_end=bank_end.ravel(),
+                won=won.ravel(),
+                executed=(attack & executed[:, None]).ravel(),
+                counts=counts,
+                kills=kills_by.ravel(),
+                deaths=deaths.ravel(),
+                own_logit=own_logit.ravel(),
+                exec_logit=np.repeat(exec_logit, 2),
+                buy=buy.ravel(),
+                start=np.repeat(start, 2),
+                end=np.repeat(end, 2),
+                winner=np.repeat(winner_idx, 2),
+                reason=np.repeat(reason, 2),
+                site=np.repeat(site, 2),
+                exec_ts=np.repeat(exec_ts, 2),
+                plant_ts=np.repeat(plant_ts, 2),
+                defuse_ts=np.repeat(defuse_ts, 2),
+                planted=np.repeat(planted, 2),
+                defused=np.repeat(defused, 2),
+                strength=s_now.ravel(),
             )
         )
         # signals: times inside the round window
         s_m = active[s_unit // 2]
         s_t = s_unit % 2
         s_ts = start[s_unit // 2] + dur[s_unit // 2] * rng.random(s_unit.size)
-        sig_parts.append(dict(m=s_m, r=np.full(s_m.size, r), t=s_t, p=s_player, intent=s_intent, ts=s_ts))
+        sig_parts.append(
+            dict(m=s_m, r=np.full(s_m.size, r), t=s_t, p=s_player, intent=s_intent, ts=s_ts)
+        )
         # kills: victims are distinct players of the victim team, killers any player of the other
         tot = kills_by.ravel()  # kills by unit (n*2)
         k_unit = np.repeat(np.arange(n * 2), tot)
@@ -340,8 +369,16 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None, *, 
             ),
         )
         kill_parts.append(
-            dict(m=active[k_round], r=np.full(k_unit.size, r), t=k_unit % 2, killer=k_killer,
-                 victim=k_victim, ts=k_ts, weapon=k_weapon, hs=rng.random(k_unit.size) < 0.42)
+            dict(
+                m=active[k_round],
+                r=np.full(k_unit.size, r),
+                t=k_unit % 2,
+                killer=k_killer,
+                victim=k_victim,
+                ts=k_ts,
+                weapon=k_weapon,
+                hs=rng.random(k_unit.size) < 0.42,
+            )
         )
 
     units = _cat(unit_parts)
@@ -360,19 +397,41 @@ def simulate(n_matches: int, seed: int = 0, config: SimConfig | None = None, *, 
     frame = _units_frame(units, match_ids, tid, cfg)
     truth = _truth(frame, units, cfg, seed, M)
     if not render:
-        return Simulation(lines=[], units=frame, truth=truth, n_canonical=0, n_signals=0, config=cfg)
-    lines, n_can, n_sig = _render(
-        cfg, seed, match_ids, tid, maps, score, units, sigs, kls,
-        dict(conf=conf, speed=speed, approach=approach, dist=dist, no_round=no_round, no_team=no_team, early=early),
+        return Simulation(
+            lines=[], units=frame, truth=truth, n_canonical=0, n_signals=0, config=cfg
+        )
+    lines, n_can, n_signals = _render(
+        cfg,
+        seed,
+        match_ids,
+        tid,
+        maps,
+        score,
+        units,
+        sigs,
+        kls,
+        dict(
+            conf=conf,
+            speed=speed,
+            approach=approach,
+            dist=dist,
+            no_round=no_round,
+            no_team=no_team,
+            early=early,
+        ),
     )
-    return Simulation(lines=lines, units=frame, truth=truth, n_canonical=n_can, n_signals=n_sig, config=cfg)
+    return Simulation(
+        lines=lines, units=frame, truth=truth, n_canonical=n_can, n_signals=n_signals, config=cfg
+    )
 
 
 def _cat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _units_frame(u: dict[str, np.ndarray], match_ids: np.ndarray, tid: np.ndarray, cfg: SimConfig) -> pd.DataFrame:
+def _units_frame(
+    u: dict[str, np.ndarray], match_ids: np.ndarray, tid: np.ndarray, cfg: SimConfig
+) -> pd.DataFrame:
     """One row per (round, team): what the database should hold once everything is ingested."""
     df = pd.DataFrame(
         {
@@ -416,14 +475,20 @@ def _conditional_effects(
         i = int(np.floor(c))  # X <= c  <=>  X <= floor(c) for integer X
         with np.errstate(invalid="ignore", divide="ignore"):
             p0 = a[:, i] / b[:, i] if i >= 0 else np.full(mu.size, np.nan)
-            p1 = (a[:, -1] - (a[:, i] if i >= 0 else 0.0)) / (b[:, -1] - (b[:, i] if i >= 0 else 0.0))
+            p1 = (a[:, -1] - (a[:, i] if i >= 0 else 0.0)) / (
+                b[:, -1] - (b[:, i] if i >= 0 else 0.0)
+            )
         out[c] = (p1, p0)
     return out
 
 
-def _truth(df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int, n_matches: int) -> dict[str, Any]:
+def _truth(
+    df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int, n_matches: int
+) -> dict[str, Any]:
     probs = _intent_probs(cfg, u["attack"], u["buy"]) * _rate_weights(cfg, u["strength"])
-    mu_all = PLAYERS * cfg.signals_per_player * probs  # (units, 9) expected counts given Z and strength
+    mu_all = (
+        PLAYERS * cfg.signals_per_player * probs
+    )  # (units, 9) expected counts given Z and strength
     counts = u["counts"]
     won = u["won"].astype(float)
     executed = u["executed"].astype(float)
@@ -470,13 +535,18 @@ def _truth(df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int
     ]
     confounded = dict(planted[2])
     confounded["confounders"] = ["side", "loadout_value (buy class)"] + (
-        ["strength (latent, per match and team)"] if "hold" in cfg.strength_intents and cfg.strength_sd > 0 else []
+        ["strength (latent, per match and team)"]
+        if "hold" in cfg.strength_intents and cfg.strength_sd > 0
+        else []
     )
     confounded["note"] = (
         "hold is more frequent on full buys (which win more) and on defense: the naive difference "
         "overstates the true effect; adjust for side, bank_start, loadout_value, opp_loadout_value"
-        + ("; with strength, better teams also hold more: compare a team with itself inside a match"
-           if cfg.strength_sd > 0 else "")
+        + (
+            "; with strength, better teams also hold more: compare a team with itself inside a match"
+            if cfg.strength_sd > 0
+            else ""
+        )
     )
     nulls = ["advance", "peek", "defuse", "rotate", "engage"]
     planted_intents = {p["intent"] for p in planted if p["outcome"] == "round_win"}
@@ -489,11 +559,14 @@ def _truth(df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int
         "log_rate_per_unit_strength": cfg.strength_intent_effect if touched else 0.0,
         # intents whose only link to round_win is strength: any effect found for them is confounding
         "strength_only_features": [f"{i}_count" for i in touched if i not in planted_intents],
-        "strength_only_effects": [effect(i, 0.0, "round_win") for i in touched if i not in planted_intents],
+        "strength_only_effects": [
+            effect(i, 0.0, "round_win") for i in touched if i not in planted_intents
+        ],
         "note": (
             "better teams win more and show the listed intents more; the covariates (side, bank, loadout) "
             "cannot see strength, a comparison of a team with its own rounds of the same match removes it"
-            if touched else "no strength confounder (strength_sd = 0)"
+            if touched
+            else "no strength confounder (strength_sd = 0)"
         ),
     }
     return {
@@ -502,22 +575,46 @@ def _truth(df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int
         "rounds": int(df.groupby(["match_id", "round_no"]).ngroups),
         "team_rounds": int(len(df)),
         "config": asdict(cfg),
-        "planted_features": sorted({p["feature"] for p in planted} | {f"{p['intent']}_share" for p in planted}),
+        "planted_features": sorted(
+            {p["feature"] for p in planted} | {f"{p['intent']}_share" for p in planted}
+        ),
         "planted_effects": planted,
         "implied_effects": [
-            {"feature": "plant_count", "outcome": "round_win", "sign": 1, "via": "site_executed (attack)"},
+            {
+                "feature": "plant_count",
+                "outcome": "round_win",
+                "sign": 1,
+                "via": "site_executed (attack)",
+            },
             *[
-                {"feature": p["feature"], "outcome": "econ_delta", "sign": p["sign"], "via": "round_win"}
+                {
+                    "feature": p["feature"],
+                    "outcome": "econ_delta",
+                    "sign": p["sign"],
+                    "via": "round_win",
+                }
                 for p in planted[:3]
             ],
-            {"feature": "plant_count", "outcome": "econ_delta", "sign": 1, "via": "round_win and plant bonus"},
+            {
+                "feature": "plant_count",
+                "outcome": "econ_delta",
+                "sign": 1,
+                "via": "round_win and plant bonus",
+            },
         ],
         "confounded": confounded,
         "strength": strength,
         "null_features": [f"{i}_count" for i in nulls]
         + [f"{i}_share" for i in nulls]
-        + ["total_actions", "mean_confidence", "low_conf_share", "speed_mean", "speed_max",
-           "approach_mean", "dist_to_objective_mean"],
+        + [
+            "total_actions",
+            "mean_confidence",
+            "low_conf_share",
+            "speed_mean",
+            "speed_max",
+            "approach_mean",
+            "dist_to_objective_mean",
+        ],
         "post_treatment_features": ["kills", "deaths", "opening_kill"],
         "covariates": ["side", "bank_start", "loadout_value", "opp_loadout_value"],
         "notes": (
@@ -528,8 +625,17 @@ def _truth(df: pd.DataFrame, u: dict[str, np.ndarray], cfg: SimConfig, seed: int
     }
 
 
-_KIND_ORDER = {"MATCH_START": 0, "ROUND_START": 1, "SIGNAL": 2, "SITE_EXECUTE": 3, "BOMB_PLANT": 4,
-               "KILL": 5, "BOMB_DEFUSE": 6, "ROUND_END": 7, "MATCH_END": 8}
+_KIND_ORDER = {
+    "MATCH_START": 0,
+    "ROUND_START": 1,
+    "SIGNAL": 2,
+    "SITE_EXECUTE": 3,
+    "BOMB_PLANT": 4,
+    "KILL": 5,
+    "BOMB_DEFUSE": 6,
+    "ROUND_END": 7,
+    "MATCH_END": 8,
+}
 
 
 def _iso(base: datetime, seconds: np.ndarray) -> list[str]:
@@ -553,16 +659,24 @@ def _render(
 ) -> tuple[list[str], int, int]:
     """JSON lines in file order: per match sorted by game time, with some signals moved earlier."""
     M = match_ids.size
-    base = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2025, 1, 1, tzinfo=UTC)
     match_base = np.arange(M) * 7200.0  # one match every two hours of wall-clock time
-    players = np.array([[f"{tid[m, t]}-p{p}" for t in range(2) for p in range(PLAYERS)] for m in range(M)])
+    players = np.array(
+        [[f"{tid[m, t]}-p{p}" for t in range(2) for p in range(PLAYERS)] for m in range(M)]
+    )
     lines: list[str] = []
     keys_m: list[np.ndarray] = []
     keys_ts: list[np.ndarray] = []
     keys_kind: list[np.ndarray] = []
     chunks: list[list[str]] = []
 
-    def add(m: np.ndarray, ts: np.ndarray, kind: str, texts: list[str], sort_ts: np.ndarray | None = None) -> None:
+    def add(
+        m: np.ndarray,
+        ts: np.ndarray,
+        kind: str,
+        texts: list[str],
+        sort_ts: np.ndarray | None = None,
+    ) -> None:
         keys_m.append(m)
         keys_ts.append(ts if sort_ts is None else sort_ts)
         keys_kind.append(np.full(m.size, _KIND_ORDER[kind]))
@@ -577,12 +691,26 @@ def _render(
     for m in range(M):
         payload = {
             "map": MAPS[maps[m]],
-            "teams": [{"team_id": tid[m, t], "players": players[m, t * PLAYERS:(t + 1) * PLAYERS].tolist()} for t in range(2)],
+            "teams": [
+                {
+                    "team_id": tid[m, t],
+                    "players": players[m, t * PLAYERS : (t + 1) * PLAYERS].tolist(),
+                }
+                for t in range(2)
+            ],
         }
-        texts.append(json.dumps({
-            "event_id": f"{match_ids[m]}-start", "match_id": match_ids[m], "event_type": "MATCH_START",
-            "ts": 0.0, "timestamp": _iso(base, np.array([match_base[m]]))[0], "payload": payload,
-        }))
+        texts.append(
+            json.dumps(
+                {
+                    "event_id": f"{match_ids[m]}-start",
+                    "match_id": match_ids[m],
+                    "event_type": "MATCH_START",
+                    "ts": 0.0,
+                    "timestamp": _iso(base, np.array([match_base[m]]))[0],
+                    "payload": payload,
+                }
+            )
+        )
     add(all_m, np.zeros(M), "MATCH_START", texts)
 
     # ROUND_START / ROUND_END (units come in pairs: team 0 then team 1 of the same round)
@@ -599,8 +727,16 @@ def _render(
         f'{{"team_id":"{tid[m, 0]}","side":"{s0}","bank":{b0:.0f},"loadout_value":{l0:.0f}}},'
         f'{{"team_id":"{tid[m, 1]}","side":"{s1}","bank":{b1:.0f},"loadout_value":{l1:.0f}}}]}}}}'
         for m, r, st, iso, s0, s1, b0, b1, l0, l1 in zip(
-            rm.tolist(), a["r"].tolist(), a["start"].tolist(), iso_start, sa.tolist(), sb.tolist(),
-            a["bank_start"].tolist(), b["bank_start"].tolist(), a["loadout"].tolist(), b["loadout"].tolist(),
+            rm.tolist(),
+            a["r"].tolist(),
+            a["start"].tolist(),
+            iso_start,
+            sa.tolist(),
+            sb.tolist(),
+            a["bank_start"].tolist(),
+            b["bank_start"].tolist(),
+            a["loadout"].tolist(),
+            b["loadout"].tolist(),
         )
     ]
     add(rm, a["start"], "ROUND_START", texts)
@@ -609,8 +745,14 @@ def _render(
         f'"ts":{en:.3f},"timestamp":"{iso}","payload":{{"round_no":{r},"winner":"{tid[m, w]}","win_reason":"{why}",'
         f'"teams":[{{"team_id":"{tid[m, 0]}","bank":{b0:.0f}}},{{"team_id":"{tid[m, 1]}","bank":{b1:.0f}}}]}}}}'
         for m, r, en, iso, w, why, b0, b1 in zip(
-            rm.tolist(), a["r"].tolist(), a["end"].tolist(), iso_end, a["winner"].tolist(), a["reason"].tolist(),
-            a["bank_end"].tolist(), b["bank_end"].tolist(),
+            rm.tolist(),
+            a["r"].tolist(),
+            a["end"].tolist(),
+            iso_end,
+            a["winner"].tolist(),
+            a["reason"].tolist(),
+            a["bank_end"].tolist(),
+            b["bank_end"].tolist(),
         )
     ]
     add(rm, a["end"], "ROUND_END", texts)
@@ -631,7 +773,12 @@ def _render(
             f'"ts":{t_:.3f},"timestamp":"{i_}","team":"{tid[m, tm]}","payload":{{"round_no":{r},'
             f'"team":"{tid[m, tm]}","site":"{site}"}}}}'
             for m, r, t_, i_, tm, site in zip(
-                rm[idx].tolist(), a["r"][idx].tolist(), ts.tolist(), iso, team_of[idx].tolist(), a["site"][idx].tolist()
+                rm[idx].tolist(),
+                a["r"][idx].tolist(),
+                ts.tolist(),
+                iso,
+                team_of[idx].tolist(),
+                a["site"][idx].tolist(),
             )
         ]
         add(rm[idx], ts, kind, texts)
@@ -646,8 +793,16 @@ def _render(
         f'"killer":"{players[m, t * PLAYERS + kp]}","victim":"{players[m, (1 - t) * PLAYERS + vp]}",'
         f'"killer_team":"{tid[m, t]}","victim_team":"{tid[m, 1 - t]}","weapon":"{w}","headshot":{"true" if hs else "false"}}}}}'
         for i0, m, r, t, kp, vp, t_, i_, w, hs in zip(
-            ids, km.tolist(), k["r"].tolist(), kt.tolist(), k["killer"].tolist(), k["victim"].tolist(),
-            k["ts"].tolist(), iso, k["weapon"].tolist(), k["hs"].tolist(),
+            ids,
+            km.tolist(),
+            k["r"].tolist(),
+            kt.tolist(),
+            k["killer"].tolist(),
+            k["victim"].tolist(),
+            k["ts"].tolist(),
+            iso,
+            k["weapon"].tolist(),
+            k["hs"].tolist(),
         )
     ]
     add(km, k["ts"], "KILL", texts)
@@ -656,12 +811,19 @@ def _render(
     mend = np.array([u["end"][u["m"] == m].max() + 5.0 for m in range(M)])
     iso = _iso(base, match_base + mend)
     texts = [
-        json.dumps({
-            "event_id": f"{match_ids[m]}-end", "match_id": match_ids[m], "event_type": "MATCH_END",
-            "ts": round(float(mend[m]), 3), "timestamp": iso[m],
-            "payload": {"winner": tid[m, int(np.argmax(score[m]))],
-                        "score": {tid[m, 0]: int(score[m, 0]), tid[m, 1]: int(score[m, 1])}},
-        })
+        json.dumps(
+            {
+                "event_id": f"{match_ids[m]}-end",
+                "match_id": match_ids[m],
+                "event_type": "MATCH_END",
+                "ts": round(float(mend[m]), 3),
+                "timestamp": iso[m],
+                "payload": {
+                    "winner": tid[m, int(np.argmax(score[m]))],
+                    "score": {tid[m, 0]: int(score[m, 0]), tid[m, 1]: int(score[m, 1])},
+                },
+            }
+        )
         for m in range(M)
     ]
     add(all_m, mend, "MATCH_END", texts)
@@ -673,9 +835,20 @@ def _render(
     iso = _iso(base, match_base[sm] + s["ts"])
     texts = []
     for i0, m, r, t, p, it, t_, i_, c, sp, ap, d, nr, nt in zip(
-        ids, sm.tolist(), s["r"].tolist(), st.tolist(), s["p"].tolist(), s["intent"].tolist(), s["ts"].tolist(),
-        iso, sx["conf"].tolist(), sx["speed"].tolist(), sx["approach"].tolist(), sx["dist"].tolist(),
-        sx["no_round"].tolist(), sx["no_team"].tolist(),
+        ids,
+        sm.tolist(),
+        s["r"].tolist(),
+        st.tolist(),
+        s["p"].tolist(),
+        s["intent"].tolist(),
+        s["ts"].tolist(),
+        iso,
+        sx["conf"].tolist(),
+        sx["speed"].tolist(),
+        sx["approach"].tolist(),
+        sx["dist"].tolist(),
+        sx["no_round"].tolist(),
+        sx["no_team"].tolist(),
     ):
         opt = ("" if nr else f'"round_no":{r},') + ("" if nt else f'"team":"{tid[m, t]}",')
         texts.append(
@@ -689,9 +862,13 @@ def _render(
     sort_ts = s["ts"].copy()
     round_start = dict(zip(zip(a["m"].tolist(), a["r"].tolist()), a["start"].tolist()))
     early_r = sx["early"] < cfg.frac_early_round
-    early_m = (sx["early"] >= cfg.frac_early_round) & (sx["early"] < cfg.frac_early_round + cfg.frac_early_match)
+    early_m = (sx["early"] >= cfg.frac_early_round) & (
+        sx["early"] < cfg.frac_early_round + cfg.frac_early_match
+    )
     idx = np.flatnonzero(early_r)
-    sort_ts[idx] = [round_start[(m, r)] - 0.0005 for m, r in zip(sm[idx].tolist(), s["r"][idx].tolist())]
+    sort_ts[idx] = [
+        round_start[(m, r)] - 0.0005 for m, r in zip(sm[idx].tolist(), s["r"][idx].tolist())
+    ]
     sort_ts[early_m] = -1.0
     add(sm, s["ts"], "SIGNAL", texts, sort_ts=sort_ts)
     n_signals = len(texts)
@@ -721,19 +898,13 @@ def write_simulation(sim: Simulation, out: Path) -> tuple[Path, Path]:
         fh.write("\n".join(sim.lines))
         fh.write("\n")
     tp = truth_path(out)
-    tp.write_text(json.dumps(sim.truth, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    tp.write_text(json.dumps(jsonable(sim.truth), indent=2) + "\n", encoding="utf-8")
     return out, tp
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
-
-
-def simulate_to_file(n_matches: int, seed: int, out: Path, config: SimConfig | None = None) -> Simulation:
+def simulate_to_file(
+    n_matches: int, seed: int, out: Path, config: SimConfig | None = None
+) -> Simulation:
     """Simulate and write ``out`` (JSONL) plus ``<out>.truth.json``; returns the simulation."""
     sim = simulate(n_matches, seed, config)
     write_simulation(sim, out)

@@ -9,7 +9,7 @@ serves Redis.
 Redis (``RedisStreamSource``):
 
 * The group is created at id ``0`` with MKSTREAM, so entries published before the group existed
-  are delivered (the seed's consumers created it at ``$`` and skipped them).
+  are delivered (the original consumers created it at ``$`` and skipped them; docs/decisions.md §D1).
 * On start, the consumer first re-reads its own pending entries (id ``0``): a restarted consumer
   with the same name resumes what it had not acknowledged.
 * Entries another consumer left pending for longer than ``min_idle_ms`` are taken over
@@ -34,11 +34,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from edgefinder.esports.events import DEFAULT_MAX_EVENT_BYTES, InvalidEvent, MotionSignal, is_signal_line, parse_line
+from edgefinder.esports.events import (
+    DEFAULT_MAX_EVENT_BYTES,
+    InvalidEvent,
+    MotionSignal,
+    is_signal_line,
+    parse_line,
+)
 
 CANONICAL_STREAM = "events:canonical"
 MOTION_STREAM = "events:agent:motion"
@@ -112,7 +118,7 @@ class BatchSource(Protocol):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class StatelessSource:
@@ -190,8 +196,12 @@ class JsonlSource(StatelessSource):
                 break
             size += len(chunk)
         size -= len(chunk) - len(chunk.rstrip(b"\r\n"))
-        return Entry(str(self._lineno), head[: self.max_bytes], 1,
-                     f"oversize payload: {size} bytes > limit {self.max_bytes}")
+        return Entry(
+            str(self._lineno),
+            head[: self.max_bytes],
+            1,
+            f"oversize payload: {size} bytes > limit {self.max_bytes}",
+        )
 
     def drained(self) -> bool:
         return self._eof
@@ -234,7 +244,9 @@ class RedisStreamSource:
         import redis
 
         self.unavailable: tuple[type[BaseException], ...] = (
-            redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError,
+            redis.ConnectionError,
+            redis.TimeoutError,
+            redis.BusyLoadingError,
         )
         # ids that may have a failure record (read as redelivered, or attempted carefully):
         # their fields are deleted with their XACK; how each attempt began (alone or not)
@@ -329,12 +341,21 @@ class RedisStreamSource:
         with self._lock:
             skip = set(self.inflight)
         info = self.client.xpending_range(
-            self.stream, self.group, min="-", max="+", count=count + len(skip) + 16, idle=self.min_idle_ms
+            self.stream,
+            self.group,
+            min="-",
+            max="+",
+            count=count + len(skip) + 16,
+            idle=self.min_idle_ms,
         )
-        ids = [mid for mid in (_decode_id(x["message_id"]) for x in info) if mid not in skip][:count]
+        ids = [mid for mid in (_decode_id(x["message_id"]) for x in info) if mid not in skip][
+            :count
+        ]
         if not ids:
             return []
-        raw_entries = self.client.xclaim(self.stream, self.group, self.consumer, self.min_idle_ms, ids)
+        raw_entries = self.client.xclaim(
+            self.stream, self.group, self.consumer, self.min_idle_ms, ids
+        )
         # an id XPENDING listed but XCLAIM did not return was taken by a faster consumer (or
         # deleted, and then dropped from the pending list by XCLAIM itself): nothing to do
         entries, empty = self._to_entries(raw_entries)
@@ -350,7 +371,9 @@ class RedisStreamSource:
         with self._lock:
             ids = sorted(self.inflight)
         for i in range(0, len(ids), 1000):
-            self.client.xclaim(self.stream, self.group, self.consumer, 0, ids[i : i + 1000], justid=True)
+            self.client.xclaim(
+                self.stream, self.group, self.consumer, 0, ids[i : i + 1000], justid=True
+            )
 
     def _to_entries(self, raw_entries: Iterable[Any]) -> tuple[list[Entry], list[str]]:
         entries: list[Entry] = []
@@ -371,7 +394,20 @@ class RedisStreamSource:
                 shown = repr({_decode_id(k): v for k, v in fields.items()}).encode()
                 append(Entry(sid, shown, 1, "stream entry has no 'data' field"))
                 continue
-            append(new(Entry, (sid, data if data.__class__ is bytes else str(data).encode(), 1, None, 0, 0, None)))
+            append(
+                new(
+                    Entry,
+                    (
+                        sid,
+                        data if data.__class__ is bytes else str(data).encode(),
+                        1,
+                        None,
+                        0,
+                        0,
+                        None,
+                    ),
+                )
+            )
         return entries, gone
 
     def _with_deliveries(self, entries: list[Entry]) -> list[Entry]:
@@ -381,7 +417,12 @@ class RedisStreamSource:
         ids = [e.entry_id for e in entries]
         pipe = self.client.pipeline(transaction=False)
         pipe.xpending_range(
-            self.stream, self.group, min=ids[0], max=ids[-1], count=len(ids) + 1000, consumername=self.consumer
+            self.stream,
+            self.group,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) + 1000,
+            consumername=self.consumer,
         )
         pipe.hmget(self.failure_key, [f for i in ids for f in (i, f"{i}:alone", f"{i}:first")])
         info, rec = pipe.execute()
@@ -392,15 +433,26 @@ class RedisStreamSource:
             if n is not None or first is not None:
                 with self._lock:
                     self._recorded.add(e.entry_id)
-            out.append(Entry(e.entry_id, e.raw, times.get(e.entry_id, 1), e.error, int(n or 0), int(alone or 0),
-                             first.decode("utf-8", "replace") if first is not None else None))
+            out.append(
+                Entry(
+                    e.entry_id,
+                    e.raw,
+                    times.get(e.entry_id, 1),
+                    e.error,
+                    int(n or 0),
+                    int(alone or 0),
+                    first.decode("utf-8", "replace") if first is not None else None,
+                )
+            )
         return out
 
     # -- the failure journal (see the module docstring) ------------------------------------
 
     def begin_attempt(self, entry_ids: Sequence[str], *, alone: bool) -> None:
-        note = (f"consumer {self.consumer} began writing it at {_now()} in a batch of {len(entry_ids)} "
-                "and never finished (the process was killed or crashed)")
+        note = (
+            f"consumer {self.consumer} began writing it at {_now()} in a batch of {len(entry_ids)} "
+            "and never finished (the process was killed or crashed)"
+        )
         pipe = self.client.pipeline(transaction=True)
         for i in entry_ids:
             pipe.hincrby(self.failure_key, i, 1)
@@ -434,7 +486,7 @@ class RedisStreamSource:
         note = f"consumer {self.consumer} gave up writing it at {_now()} in a batch of {len(entry_ids)}: {reason}"
         first = {f"{i}:first": note for i, n in zip(entry_ids, counts) if int(n or 0) <= 1}
         if first:
-            self.client.hset(self.failure_key, mapping=first)  # type: ignore[arg-type]
+            self.client.hset(self.failure_key, mapping=first)
         with self._lock:
             self._recorded.update(entry_ids)
 
@@ -447,10 +499,12 @@ class RedisStreamSource:
             recorded = [i for i in entry_ids if i in self._recorded] if self._recorded else []
         # XACK and the deletion of the failure records in one MULTI: both happen or neither
         pipe = self.client.pipeline(transaction=bool(recorded))
-        for i in range(0, len(entry_ids), 1000):
-            pipe.xack(self.stream, self.group, *entry_ids[i : i + 1000])
+        for start in range(0, len(entry_ids), 1000):
+            pipe.xack(self.stream, self.group, *entry_ids[start : start + 1000])
         if recorded:
-            pipe.hdel(self.failure_key, *[f for i in recorded for f in (i, f"{i}:alone", f"{i}:first")])
+            pipe.hdel(
+                self.failure_key, *[f for i in recorded for f in (i, f"{i}:alone", f"{i}:first")]
+            )
         pipe.execute()
         with self._lock:
             self.inflight.difference_update(entry_ids)
@@ -504,12 +558,18 @@ def publish(
                 reason = e.error
                 if reason is None:
                     try:
-                        kind = "motion" if isinstance(parse_line(e.raw, max_bytes=max_bytes), MotionSignal) else kind
+                        kind = (
+                            "motion"
+                            if isinstance(parse_line(e.raw, max_bytes=max_bytes), MotionSignal)
+                            else kind
+                        )
                     except InvalidEvent as exc:
                         reason = exc.reason
                 if reason is not None:
                     if on_invalid is not None:
-                        on_invalid(int(e.entry_id), reason + (" (not published)" if e.error else ""))
+                        on_invalid(
+                            int(e.entry_id), reason + (" (not published)" if e.error else "")
+                        )
                     if e.error is not None:
                         continue
                     if is_signal_line(e.raw):

@@ -4,11 +4,12 @@
 ``EDGEFINDER_REDIS_URL``, every Celery key and queue under ``EDGEFINDER_REDIS_PREFIX`` (kombu's
 ``global_keyprefix``; the default queue is ``edgefinder``), JSON messages, UTC. Beat runs
 ``run_correlation_job_task`` on ``EDGEFINDER_ANALYSIS_SCHEDULE`` (default ``0 2 * * *``, daily at
-02:00 UTC, the seed's ``crontab(hour=2, minute=0)``). ``edgefinder esports worker`` / ``esports beat``
-start Celery's own worker and beat on this app.
+02:00 UTC, the original system's ``crontab(hour=2, minute=0)``). ``edgefinder esports worker`` /
+``esports beat`` start Celery's own worker and beat on this app.
 
-Task names follow the seed's module layout, so a beat entry written like the seed's
-(``'task': 'edgefinder.analytics.jobs.run_correlation_job_task'``) finds them:
+Task names follow the original system's module layout (docs/decisions.md §D13), so a beat entry
+written like the original one (``'task': 'edgefinder.analytics.jobs.run_correlation_job_task'``)
+finds them:
 
 * :data:`RUN_TASK` ``run_correlation_job_task(run_id=None, seed=0, alpha=0.05, trigger='schedule')``:
   with ``run_id`` it starts that queued run (POST /run-analysis); while another job runs it is
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Celery, signals
@@ -47,8 +48,16 @@ from edgefinder.settings import Settings, get_settings
 from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import analysis_runs
 
-__all__ = ["CONSUMERS_TASK", "QUEUE", "RUN_TASK", "celery_app", "celery_config", "make_celery",
-           "run_correlation_job_task", "start_analytics_consumers"]  # fmt: skip
+__all__ = [
+    "CONSUMERS_TASK",
+    "QUEUE",
+    "RUN_TASK",
+    "celery_app",
+    "celery_config",
+    "make_celery",
+    "run_correlation_job_task",
+    "start_analytics_consumers",
+]
 
 log = logging.getLogger(__name__)
 RUN_TASK = "edgefinder.analytics.jobs.run_correlation_job_task"
@@ -83,8 +92,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
                 "schedule": schedule,
                 "kwargs": {"trigger": "schedule"},
                 # a tick no worker took before the next one is dropped, not run late in a backlog
-                "options": {"expires": min(3600.0, schedule.total_seconds())
-                            if isinstance(schedule, timedelta) else 3600.0},  # fmt: skip
+                "options": {
+                    "expires": min(3600.0, schedule.total_seconds())
+                    if isinstance(schedule, timedelta)
+                    else 3600.0
+                },
             }
         },
     }
@@ -120,8 +132,13 @@ def _status(engine: Engine, run_id: str) -> tuple[str | None, datetime | None]:
 
 
 @celery_app.task(name=RUN_TASK, bind=True, max_retries=None)
-def run_correlation_job_task(self: Any, run_id: str | None = None, seed: int = 0, alpha: float = 0.05,
-                             trigger: str = "schedule") -> dict[str, Any]:  # fmt: skip
+def run_correlation_job_task(
+    self: Any,
+    run_id: str | None = None,
+    seed: int = 0,
+    alpha: float = 0.05,
+    trigger: str = "schedule",
+) -> dict[str, Any]:
     """Run the correlation job in the worker (see the module docstring); returns a short summary."""
     settings = get_settings()
     engine = _engine(settings)
@@ -131,19 +148,28 @@ def run_correlation_job_task(self: Any, run_id: str | None = None, seed: int = 0
             log.warning("run %s is %s, not queued: nothing to do", run_id, status or "unknown")
             return {"run_id": run_id, "status": status or "unknown", "skipped": True}
     try:
-        lock = acquire_run(engine, JobParams(seed=seed, alpha=alpha), run_id=run_id, trigger=trigger)
+        lock = acquire_run(
+            engine, JobParams(seed=seed, alpha=alpha), run_id=run_id, trigger=trigger
+        )
     except JobAlreadyRunning as exc:
         if run_id is None:
             log.info("scheduled correlation run skipped: %s", exc)
             return {"run_id": None, "status": "skipped", "reason": str(exc)}
-        age = (datetime.now(timezone.utc) - queued_at).total_seconds() if queued_at else 0.0
+        age = (datetime.now(UTC) - queued_at).total_seconds() if queued_at else 0.0
         if age + RETRY_S > QUEUED_EXPIRES_S:
             fail_queued(engine, run_id, f"JobAlreadyRunning: {exc} (waited {age:.0f} s)")
             return {"run_id": run_id, "status": "failed", "reason": str(exc)}
         raise self.retry(countdown=RETRY_S, exc=exc) from exc
     res = run_correlation_job(lock=lock, settings=settings)
-    return {"run_id": res.run_id, "status": res.status, "n_rows": res.n_rows, "n_tests": res.n_tests,
-            "n_significant": res.n_significant, "n_alerts": res.n_alerts, "duration_s": res.duration_s}  # fmt: skip
+    return {
+        "run_id": res.run_id,
+        "status": res.status,
+        "n_rows": res.n_rows,
+        "n_tests": res.n_tests,
+        "n_significant": res.n_significant,
+        "n_alerts": res.n_alerts,
+        "duration_s": res.duration_s,
+    }
 
 
 @celery_app.task(name=CONSUMERS_TASK)
@@ -152,8 +178,13 @@ def start_analytics_consumers(once: bool = False, motion_consumers: int = 2) -> 
     from edgefinder.esports.consumers import consume, counters_dict
 
     settings = get_settings()
-    counters = consume("both", settings.effective_database_url, settings=settings, once=once,
-                       motion_consumers=motion_consumers)  # fmt: skip
+    counters = consume(
+        "both",
+        settings.effective_database_url,
+        settings=settings,
+        once=once,
+        motion_consumers=motion_consumers,
+    )
     return counters_dict(counters)
 
 
@@ -165,7 +196,7 @@ def _reap_on_start(**_: Any) -> None:
         n = reap_abandoned(engine)
         if n:
             log.warning("marked %d abandoned analysis run(s) failed", n)
-    except Exception:  # noqa: BLE001 - a worker must start even when the database is briefly away
+    except Exception:
         log.exception("could not check for abandoned analysis runs")
     finally:
         engine.dispose()

@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, update
@@ -42,9 +42,21 @@ _RETRY_STATUS = frozenset({408, 429})
 class WebhookSender:
     """A daemon thread that delivers queued alert payloads to one URL, recording attempts in ``alerts``."""
 
-    def __init__(self, database_url: str, url: str, *, attempts: int, backoff_s: float,
-                 timeout_s: float = TIMEOUT_S) -> None:  # fmt: skip
-        self.url, self.attempts, self.backoff_s, self.timeout_s = url, attempts, backoff_s, timeout_s
+    def __init__(
+        self,
+        database_url: str,
+        url: str,
+        *,
+        attempts: int,
+        backoff_s: float,
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
+        self.url, self.attempts, self.backoff_s, self.timeout_s = (
+            url,
+            attempts,
+            backoff_s,
+            timeout_s,
+        )
         self._database_url = database_url
         self._engine: Engine | None = None
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -73,18 +85,26 @@ class WebhookSender:
         try:
             with self._engine.begin() as tx:
                 tx.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
-        except Exception:  # noqa: BLE001 - bookkeeping must not stop deliveries
+        except Exception:
             log.exception("could not record the webhook attempt of alert %s", alert_id)
 
     def _post(self, body: bytes) -> tuple[bool, bool, str]:
         """One attempt: (delivered, retry, error)."""
-        req = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "User-Agent": f"edgefinder/{__version__}"})  # fmt: skip
+        req = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": f"edgefinder/{__version__}"},
+        )
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # noqa: S310 - the configured URL
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
                 return True, False, f"HTTP {resp.status}"
         except urllib.error.HTTPError as exc:
-            return False, exc.code in _RETRY_STATUS or exc.code >= 500, f"HTTP {exc.code} {exc.reason}"
+            return (
+                False,
+                exc.code in _RETRY_STATUS or exc.code >= 500,
+                f"HTTP {exc.code} {exc.reason}",
+            )
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             return False, True, f"{type(exc).__name__}: {reason}"
@@ -95,15 +115,29 @@ class WebhookSender:
         for attempt in range(1, self.attempts + 1):
             ok, retry, detail = self._post(body)
             if ok:
-                self._record(payload["id"], webhook_attempts=attempt, webhook_failures=attempt - 1,
-                             webhook_delivered_at=datetime.now(timezone.utc), webhook_error=None)  # fmt: skip
+                self._record(
+                    payload["id"],
+                    webhook_attempts=attempt,
+                    webhook_failures=attempt - 1,
+                    webhook_delivered_at=datetime.now(UTC),
+                    webhook_error=None,
+                )
                 return
             last = attempt == self.attempts or not retry
-            self._record(payload["id"], webhook_attempts=attempt, webhook_failures=attempt,
-                         webhook_error=f"{detail}{' (gave up)' if last else ''}")  # fmt: skip
+            self._record(
+                payload["id"],
+                webhook_attempts=attempt,
+                webhook_failures=attempt,
+                webhook_error=f"{detail}{' (gave up)' if last else ''}",
+            )
             if last:
-                log.warning("alert %s: webhook %s failed %d times, giving up: %s",
-                            payload["id"], self.url, attempt, detail)  # fmt: skip
+                log.warning(
+                    "alert %s: webhook %s failed %d times, giving up: %s",
+                    payload["id"],
+                    self.url,
+                    attempt,
+                    detail,
+                )
                 return
             time.sleep(delay)
             delay = min(delay * 2, MAX_BACKOFF_S)
@@ -113,7 +147,7 @@ class WebhookSender:
             payload = self._queue.get()
             try:
                 self._deliver(payload)
-            except Exception:  # noqa: BLE001 - one bad payload must not end the thread
+            except Exception:
                 log.exception("webhook delivery of alert %s failed", payload.get("id"))
             finally:
                 self._queue.task_done()

@@ -1,1 +1,1 @@
-"""Futures research pipeline: ATLAS, physics, fractal discovery, playbook, forward pass (seed 003)."""
+"""Futures research pipeline: ATLAS, physics, fractal discovery, playbook, forward pass, selection."""

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 def _umask_mode() -> int:
     # mkstemp creates 0600 files; checkpoints are ordinary artifacts, so use what open() would (0666 & ~umask).
     mask = os.umask(0)
@@ -58,5 +57,5 @@ def read_pickle(path: Path, error: type[Exception], missing: str) -> Any:
             return pickle.load(fh)
     except FileNotFoundError:
         raise error(missing) from None
-    except Exception as exc:  # noqa: BLE001 - unpickling junk raises almost anything
+    except Exception as exc:
         raise error(f"cannot read {path}: {type(exc).__name__}: {exc}") from None

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from edgefinder.errors import EdgefinderError
+from edgefinder.files import expand_paths
 
 TIMEFRAMES: dict[str, int] = {
     "1s": 1,
@@ -103,6 +104,8 @@ def to_epoch_seconds(value: object, tz: str | None = None) -> int:
         return int(np.floor(value))
     if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
         value = _dt.datetime.combine(value, _dt.time())
+    if not isinstance(value, (str, _dt.datetime, np.datetime64)):
+        raise TypeError(f"cannot read {value!r} ({type(value).__name__}) as a time")
     ts = pd.Timestamp(value)
     if ts.tzinfo is None:
         ts = ts.tz_localize(tz or "UTC")
@@ -114,7 +117,8 @@ def _session_date(session_date: object) -> _dt.date:
         return session_date.date()
     if isinstance(session_date, _dt.date):
         return session_date
-    return pd.Timestamp(session_date).date()
+    # pandas-stubs leave out None, which pandas reads as NaT (how a report shows a missing date)
+    return pd.Timestamp(session_date).date()  # type: ignore[arg-type]
 
 
 def session_bounds(session_date: object) -> tuple[int, int]:
@@ -167,7 +171,7 @@ def session_ids(timestamps: np.ndarray) -> np.ndarray:
         pd.DatetimeIndex(hours * 3600 * 1_000_000_000, tz="UTC")
         .tz_convert(CME_TZ)
         .tz_localize(None)
-        .asi8
+        .values.view(np.int64)
         // 1_000_000_000
     )
     offset = local - hours * 3600  # local - utc, seconds
@@ -251,10 +255,20 @@ def write_bars(root: str | Path, tf: str, bars: pd.DataFrame) -> list[Path]:
     if np.any(np.diff(ts) <= 0):
         df = df.sort_values("timestamp", kind="stable").drop_duplicates("timestamp", keep="last")
         ts = np.asarray(df["timestamp"], dtype=np.int64)
-    table = pa.Table.from_pandas(df.astype({"timestamp": np.int64, "open": np.float64,
-                                            "high": np.float64, "low": np.float64,
-                                            "close": np.float64, "volume": np.float64}),
-                                 schema=_SCHEMA, preserve_index=False)
+    table = pa.Table.from_pandas(
+        df.astype(
+            {
+                "timestamp": np.int64,
+                "open": np.float64,
+                "high": np.float64,
+                "low": np.float64,
+                "close": np.float64,
+                "volume": np.float64,
+            }
+        ),
+        schema=_SCHEMA,
+        preserve_index=False,
+    )
     months = _month_key(ts)
     starts = np.flatnonzero(np.r_[True, months[1:] != months[:-1]])
     ends = np.r_[starts[1:], ts.size]
@@ -314,8 +328,10 @@ def read_bars(
         try:
             t = pq.read_table(path, columns=BAR_COLUMNS, filters=filters or None)
             t = t.cast(_SCHEMA)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped by design
-            warnings.warn(f"skipping corrupt ATLAS file {path}: {exc}", AtlasReadWarning, stacklevel=2)
+        except Exception as exc:
+            warnings.warn(
+                f"skipping corrupt ATLAS file {path}: {exc}", AtlasReadWarning, stacklevel=2
+            )
             if skipped is not None:
                 skipped.append(path)
             continue
@@ -329,8 +345,9 @@ def read_bars(
     return df
 
 
-def read_session(root: str | Path, tf: str, session_date: object,
-                 *, skipped: list[Path] | None = None) -> pd.DataFrame:
+def read_session(
+    root: str | Path, tf: str, session_date: object, *, skipped: list[Path] | None = None
+) -> pd.DataFrame:
     """Bars of ``tf`` whose open lies in the CME session ending on ``session_date``."""
     lo, hi = session_bounds(session_date)
     return read_bars(root, tf, lo, hi, skipped=skipped)
@@ -365,12 +382,14 @@ def _read_dbn(path: Path) -> pd.DataFrame:
         store = db.DBNStore.from_file(path)
         schema = str(store.schema) if store.schema is not None else "mixed"
         records = store.to_ndarray() if schema == "trades" or schema in DBN_OHLCV_SECONDS else None
-    except Exception as exc:  # noqa: BLE001 - databento raises many types for a bad file
+    except Exception as exc:
         detail = " ".join(str(exc).split())
         raise AtlasError(f"{path}: malformed DBN file ({type(exc).__name__}: {detail})") from exc
     if records is None:
-        raise AtlasError(f"{path}: DBN schema {schema!r} is not supported (use trades or "
-                         f"{', '.join(DBN_OHLCV_SECONDS)})")  # fmt: skip
+        raise AtlasError(
+            f"{path}: DBN schema {schema!r} is not supported (use trades or "
+            f"{', '.join(DBN_OHLCV_SECONDS)})"
+        )
     # databento stops silently at a cut-off last record; the records' own lengths (in 4-byte
     # words, DBN header) must add up to the bytes after the metadata block
     reader = store.reader
@@ -379,11 +398,15 @@ def _read_dbn(path: Path) -> pd.DataFrame:
     body -= int.from_bytes(head[4:8], "little")
     expected = int(records["length"].astype(np.int64).sum()) * 4 if len(records) else 0
     if body != expected:
-        raise AtlasError(f"{path}: truncated DBN file ({body - expected} bytes after the last whole record)")
+        raise AtlasError(
+            f"{path}: truncated DBN file ({body - expected} bytes after the last whole record)"
+        )
     ids = np.unique(records["instrument_id"])
     if ids.size > 1:
-        raise AtlasError(f"{path}: holds {ids.size} instruments (ids {', '.join(map(str, ids[:5]))}"
-                         f"{', …' if ids.size > 5 else ''}); the ATLAS is one instrument: export one symbol per file")
+        raise AtlasError(
+            f"{path}: holds {ids.size} instruments (ids {', '.join(map(str, ids[:5]))}"
+            f"{', …' if ids.size > 5 else ''}); the ATLAS is one instrument: export one symbol per file"
+        )
     cols = ["price"] if schema == "trades" else ["open", "high", "low", "close"]
     out: dict[str, np.ndarray] = {"timestamp": records["ts_event"].astype(np.int64)}
     for c in cols:
@@ -411,11 +434,15 @@ def _read_source(path: Path) -> pd.DataFrame:
         elif suffix in (".csv", ".txt", ".gz"):
             df = pd.read_csv(path)
         else:
-            raise AtlasError(f"{path}: unsupported file type {suffix!r} (use .csv, .parquet or .dbn[.zst])")
+            raise AtlasError(
+                f"{path}: unsupported file type {suffix!r} (use .csv, .parquet or .dbn[.zst])"
+            )
     except AtlasError:
         raise
-    except Exception as exc:  # noqa: BLE001 - translate any reader failure to one clear line
-        detail = " ".join(str(exc).split())  # pandas messages end in a newline: keep the error one line
+    except Exception as exc:
+        detail = " ".join(
+            str(exc).split()
+        )  # pandas messages end in a newline: keep the error one line
         raise AtlasError(f"{path}: malformed file ({type(exc).__name__}: {detail})") from exc
     if df.index.name is not None or isinstance(df.index, pd.DatetimeIndex):
         df = df.reset_index()
@@ -462,20 +489,24 @@ def _parse_timestamps(col: pd.Series, path: Path, tz: str | None) -> np.ndarray:
         bad = np.flatnonzero(pd.isna(parsed).to_numpy())
         if bad.size:
             row = int(bad[0])
-            raise AtlasError(f"{path}: malformed timestamp {text.iloc[row]!r} at row {row} "
-                             "(expected epoch s/ms/ns or ISO 8601 text)")
+            raise AtlasError(
+                f"{path}: malformed timestamp {text.iloc[row]!r} at row {row} "
+                "(expected epoch s/ms/ns or ISO 8601 text)"
+            )
         dt = pd.DatetimeIndex(parsed)
     if dt.tz is None:
         if tz:
             try:
                 dt = dt.tz_localize(tz, ambiguous="infer", nonexistent="raise")
-            except Exception as exc:  # noqa: BLE001 - zone errors or DST ambiguity
-                raise AtlasError(f"{path}: cannot localize times to {tz!r} ({type(exc).__name__}: {exc})") from exc
+            except Exception as exc:
+                raise AtlasError(
+                    f"{path}: cannot localize times to {tz!r} ({type(exc).__name__}: {exc})"
+                ) from exc
         else:
             dt = dt.tz_localize("UTC")
     elif tz:
         raise AtlasError(f"{path}: timestamps already carry a time zone; drop --tz")
-    return dt.tz_convert("UTC").as_unit("ns").asi8.copy()
+    return dt.tz_convert("UTC").as_unit("ns").values.view(np.int64).copy()
 
 
 def load_source(source: str | Path, tz: str | None = None) -> tuple[pd.DataFrame, bool]:
@@ -491,7 +522,7 @@ def load_source(source: str | Path, tz: str | None = None) -> tuple[pd.DataFrame
     if tz:
         try:
             ZoneInfo(tz)
-        except Exception:  # noqa: BLE001
+        except Exception:
             raise AtlasError(f"unknown time zone {tz!r}") from None
         if _is_dbn(path):
             raise AtlasError(f"{path}: DBN timestamps are UTC nanoseconds; drop --tz")
@@ -512,45 +543,44 @@ def load_source(source: str | Path, tz: str | None = None) -> tuple[pd.DataFrame
     bad = np.flatnonzero(np.diff(ns) < 0)
     if bad.size:
         i = int(bad[0]) + 1
-        raise AtlasError(f"{path}: timestamps not in time order (row {i} is earlier than row {i - 1})")
+        raise AtlasError(
+            f"{path}: timestamps not in time order (row {i} is earlier than row {i - 1})"
+        )
     out = {"timestamp": np.floor_divide(ns, 1_000_000_000)}
     for name in price_cols + ["volume"]:
         vals = pd.to_numeric(df[name], errors="coerce").to_numpy(dtype=np.float64)
         nonfinite = ~np.isfinite(vals)
         if nonfinite.any():
             row = int(np.flatnonzero(nonfinite)[0])
-            raise AtlasError(f"{path}: malformed {name!r} value {df[name].iloc[row]!r} at row {row}")
+            raise AtlasError(
+                f"{path}: malformed {name!r} value {df[name].iloc[row]!r} at row {row}"
+            )
         out[name] = vals
     frame = pd.DataFrame(out)
     if not is_ticks:
         o, h, lo, c = (frame[k].to_numpy() for k in ("open", "high", "low", "close"))
         bad_rows = np.flatnonzero((h < np.maximum(o, c)) | (lo > np.minimum(o, c)))
         if bad_rows.size:
-            raise AtlasError(f"{path}: high/low inconsistent with open/close at row {int(bad_rows[0])}")
+            raise AtlasError(
+                f"{path}: high/low inconsistent with open/close at row {int(bad_rows[0])}"
+            )
     if bar_seconds:
         frame.attrs["bar_seconds"] = int(bar_seconds)
     return frame, is_ticks
 
 
 def source_files(sources: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The files of ``sources``: files as given, directories' readable files (sorted, not recursive)."""
+    """The files of ``sources``: files as given, directories' readable files (sorted, not recursive);
+    :class:`AtlasError` for a path that does not exist or a directory without any."""
     items = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if not items:
         raise AtlasError("no source given")
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(SOURCE_SUFFIXES))
-            if not found:
-                raise AtlasError(f"{p}: no {', '.join(SOURCE_SUFFIXES)} files in this directory")
-            out.extend(found)
-        else:
-            out.append(p)
-    return out
+    return expand_paths(items, SOURCE_SUFFIXES, AtlasError)
 
 
-def load_sources(sources: str | Path | Sequence[str | Path], tz: str | None = None) -> tuple[pd.DataFrame, bool, int]:
+def load_sources(
+    sources: str | Path | Sequence[str | Path], tz: str | None = None
+) -> tuple[pd.DataFrame, bool, int]:
     """Read several files of one instrument into one time-ordered frame.
 
     Every file must hold the same kind (all ticks, or all bars of one length); files are put in
@@ -569,10 +599,14 @@ def load_sources(sources: str | Path | Sequence[str | Path], tz: str | None = No
     for prev, cur in zip(parts, parts[1:]):
         if cur[4] != first[4] or cur[5] != first[5]:
             kind = lambda x: "ticks" if x[4] else f"{x[5]}-second bars"  # noqa: E731
-            raise AtlasError(f"{cur[2]}: holds {kind(cur)}, but {first[2]} holds {kind(first)}: one kind per build")
+            raise AtlasError(
+                f"{cur[2]}: holds {kind(cur)}, but {first[2]} holds {kind(first)}: one kind per build"
+            )
         if cur[0] < prev[1] or (cur[0] == prev[1] and not cur[4]):
-            raise AtlasError(f"{cur[2]}: starts at {pd.Timestamp(cur[0], unit='s', tz='UTC')}, before {prev[2]} "
-                             f"ends ({pd.Timestamp(prev[1], unit='s', tz='UTC')}): overlapping sources")  # fmt: skip
+            raise AtlasError(
+                f"{cur[2]}: starts at {pd.Timestamp(cur[0], unit='s', tz='UTC')}, before {prev[2]} "
+                f"ends ({pd.Timestamp(prev[1], unit='s', tz='UTC')}): overlapping sources"
+            )
     frame = pd.concat([x[3] for x in parts], ignore_index=True) if len(parts) > 1 else first[3]
     return frame, first[4], first[5]
 
@@ -619,25 +653,40 @@ def build_atlas(
     for k, tf in enumerate(wanted, 1):
         bars = resample(frame, TIMEFRAMES[tf])
         files = write_bars(out, tf, bars)
-        first = pd.Timestamp(int(bars["timestamp"].iloc[0]), unit="s", tz="UTC") if len(bars) else None
-        last = pd.Timestamp(int(bars["timestamp"].iloc[-1]), unit="s", tz="UTC") if len(bars) else None
-        rows.append({"timeframe": tf, "seconds": TIMEFRAMES[tf], "bars": len(bars),
-                     "files": len(files), "first": first, "last": last})
+        first = (
+            pd.Timestamp(int(bars["timestamp"].iloc[0]), unit="s", tz="UTC") if len(bars) else None
+        )
+        last = (
+            pd.Timestamp(int(bars["timestamp"].iloc[-1]), unit="s", tz="UTC") if len(bars) else None
+        )
+        rows.append(
+            {
+                "timeframe": tf,
+                "seconds": TIMEFRAMES[tf],
+                "bars": len(bars),
+                "files": len(files),
+                "first": first,
+                "last": last,
+            }
+        )
         if progress is not None:
             progress(tf, k, len(wanted))
     return pd.DataFrame(rows)
 
 
-def write_all_timeframes(root: str | Path, base_bars: pd.DataFrame, base_tf: str,
-                         timeframes: Iterable[str] | None = None) -> dict[str, int]:
+def write_all_timeframes(
+    root: str | Path, base_bars: pd.DataFrame, base_tf: str, timeframes: Iterable[str] | None = None
+) -> dict[str, int]:
     """Write ``base_bars`` (timeframe ``base_tf``) and every coarser timeframe resampled from it.
 
     Returns ``{tf: bar count}``. Used by the synthetic generator.
     """
     base = tf_seconds(base_tf)
-    tfs = list(timeframes) if timeframes is not None else [
-        tf for tf, s in TIMEFRAMES.items() if s >= base and s % base == 0 and tf != "1W"
-    ]
+    tfs = (
+        list(timeframes)
+        if timeframes is not None
+        else [tf for tf, s in TIMEFRAMES.items() if s >= base and s % base == 0 and tf != "1W"]
+    )
     counts = {}
     for tf in sorted(tfs, key=tf_seconds):
         bars = base_bars if tf == base_tf else resample(base_bars, TIMEFRAMES[tf])

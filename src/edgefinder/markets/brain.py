@@ -1,12 +1,13 @@
-"""BayesianBrain and TradeOutcome: per-template win/loss memory that gates the forward pass (seed 003).
+"""BayesianBrain and TradeOutcome: per-template win/loss memory that gates the forward pass.
 
 Units: prices in index points, ``pnl`` in US dollars per contract net of costs, times in epoch
 seconds UTC taken from **bar timestamps** (never the wall clock), ``duration`` in seconds.
 
-The probability is the seed's pessimistic Beta-like estimate (wins + 1) / (total + 11): 1/11 = 0.0909
+The probability is the original pessimistic Beta-like estimate (wins + 1) / (total + 11): 1/11 = 0.0909
 for a template never seen, everywhere. Confidence is min(total / 100, 1). The forward pass therefore
 needs exploration-friendly gates (the original used min_prob 0.05, min_conf 0.0), which live in
-:class:`ForwardConfig` in ``forward.py`` and are CLI flags of ``edgefinder markets run``.
+:class:`ForwardConfig` in ``forward.py`` and are CLI flags of ``edgefinder markets run``
+(docs/decisions.md §D23).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets._io import atomic_pickle, read_pickle
 from edgefinder.markets.physics import ThreeBodyQuantumState
+from edgefinder.settings import setting_default
 
 #: Probability of a template with no history: (0 + 1) / (0 + 11).
 UNSEEN_PROBABILITY = 1.0 / 11.0
@@ -33,9 +35,9 @@ class BrainFileError(EdgefinderError):
 
 @dataclass(frozen=True)
 class TradeOutcome:
-    """One closed trade, as the seed records it (plus ancestry and sample fields used by Phase 5).
+    """One closed trade, as the original records it (plus ancestry and sample fields used by Phase 5).
 
-    Seed fields: ``state`` (the entry bar's ThreeBodyQuantumState or None), ``entry_price`` and
+    Original fields: ``state`` (the entry bar's ThreeBodyQuantumState or None), ``entry_price`` and
     ``exit_price`` (points, fills including slippage), ``pnl`` (dollars, net of commission and
     slippage), ``result`` ('WIN' if pnl > 0 else 'LOSS'), ``timestamp`` (epoch s of the exit; equals
     ``exit_time``), ``exit_reason`` ('STOP', 'TARGET', 'TRAIL', 'TIME'), ``entry_time`` (epoch s:
@@ -43,7 +45,7 @@ class TradeOutcome:
     bar in which the exit fired), ``duration`` (seconds, exit_time - entry_time), ``direction``
     ('LONG' / 'SHORT'), ``template_id``.
 
-    Extra fields (defaults keep the seed's constructor call valid): ``pnl_ticks`` (net ticks),
+    Extra fields (defaults keep the original constructor call valid): ``pnl_ticks`` (net ticks),
     ``mfe_ticks`` / ``mae_ticks`` (gross favourable / adverse excursion in ticks), ``session``
     (ISO date of the CME session), ``pattern_type``, ``root_tf`` / ``root_type`` (the entry pattern's
     root ancestor from its parent chain; empty for a depth-0 entry), ``chain`` (tuple of
@@ -85,9 +87,28 @@ class TradeOutcome:
 
 #: Columns of :func:`trades_frame`, in order (``state`` is kept as ``state_*`` columns, see below).
 TRADE_COLUMNS = (
-    "template_id", "session", "entry_time", "exit_time", "duration", "direction", "entry_price",
-    "exit_price", "pnl", "pnl_ticks", "mfe_ticks", "mae_ticks", "result", "exit_reason", "pattern_type",
-    "root_tf", "root_type", "match_distance", "out_of_sample", "depth", "family", "chain",
+    "template_id",
+    "session",
+    "entry_time",
+    "exit_time",
+    "duration",
+    "direction",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "pnl_ticks",
+    "mfe_ticks",
+    "mae_ticks",
+    "result",
+    "exit_reason",
+    "pattern_type",
+    "root_tf",
+    "root_type",
+    "match_distance",
+    "out_of_sample",
+    "depth",
+    "family",
+    "chain",
 )
 _STATE_FIELDS = [f.name for f in fields(ThreeBodyQuantumState)]
 #: The entry state's fields as columns (``state_timeframe`` "" when a trade has no state).
@@ -114,7 +135,9 @@ def trades_frame(trades: Iterable[TradeOutcome]) -> pd.DataFrame:
     """Column view of a trade list: one row per trade, ``chain`` as :func:`chain_label`, the entry
     state as ``state_*`` columns (NaN / "" when a trade has none)."""
     trades = list(trades)
-    data: dict[str, list] = {c: [getattr(t, c) for t in trades] for c in TRADE_COLUMNS if c != "chain"}
+    data: dict[str, list] = {
+        c: [getattr(t, c) for t in trades] for c in TRADE_COLUMNS if c != "chain"
+    }
     data["chain"] = [chain_label(t.chain) for t in trades]
     for name, col in zip(_STATE_FIELDS, STATE_COLUMNS):
         empty: Any = "" if name in ("lagrange_zone", "timeframe") else np.nan
@@ -135,8 +158,14 @@ def outcomes_from_frame(df: pd.DataFrame) -> list[TradeOutcome]:
     if df.empty:
         return []
     cols = {c: df[c].tolist() for c in TRADE_COLUMNS}
-    has_state = (df["state_timeframe"] != "").tolist() if "state_timeframe" in df.columns else [False] * len(df)
-    scols = {n: df[c].tolist() for n, c in zip(_STATE_FIELDS, STATE_COLUMNS)} if any(has_state) else {}
+    has_state = (
+        (df["state_timeframe"] != "").tolist()
+        if "state_timeframe" in df.columns
+        else [False] * len(df)
+    )
+    scols = (
+        {n: df[c].tolist() for n, c in zip(_STATE_FIELDS, STATE_COLUMNS)} if any(has_state) else {}
+    )
     out = []
     for i in range(len(df)):
         state = None
@@ -150,11 +179,15 @@ def outcomes_from_frame(df: pd.DataFrame) -> list[TradeOutcome]:
         kw2["template_id"] = int(kw2["template_id"])
         kw2["depth"] = int(kw2["depth"])
         kw2["out_of_sample"] = bool(kw2["out_of_sample"])
-        out.append(TradeOutcome(state=state, timestamp=kw2["exit_time"], chain=chain_pairs(cols["chain"][i]), **kw2))
+        out.append(
+            TradeOutcome(
+                state=state, timestamp=kw2["exit_time"], chain=chain_pairs(cols["chain"][i]), **kw2
+            )
+        )
     return out
 
 
-class _FrameChunk(dict):  # type: ignore[type-arg]
+class _FrameChunk(dict[str, np.ndarray]):
     """A chunk that is already the whole frame (so trades() need not rebuild it)."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
@@ -190,12 +223,12 @@ class BayesianBrain:
     """Per-template outcome table ``{template_id: {'wins', 'losses', 'total'}}`` plus the trade history.
 
     A win is a trade with pnl > 0 dollars (net of costs); a zero-PnL trade counts as a loss, as in the
-    seed's ``result='WIN' if pnl > 0 else 'LOSS'``.
+    original ``result='WIN' if pnl > 0 else 'LOSS'``.
 
     The history is kept as columns (:meth:`trades`, one :func:`trades_frame` row per trade): the
     forward pass records a session's trades at once with :meth:`record`, tens of thousands a year,
-    and Phase 5 reads columns. ``trade_history`` (the seed's list of :class:`TradeOutcome`) is built
-    from them on access; :meth:`update` (the seed's one-trade call) appends to it.
+    and Phase 5 reads columns. ``trade_history`` (the original list of :class:`TradeOutcome`) is built
+    from them on access; :meth:`update` (the original one-trade call) appends to it.
     """
 
     table: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -221,14 +254,22 @@ class BayesianBrain:
         rec = self.table.get(int(template_id))
         return 0.0 if rec is None else min(rec["total"] / 100.0, 1.0)
 
-    def should_fire(self, template_id: int, min_prob: float = 0.05, min_conf: float = 0.0) -> bool:
+    def should_fire(
+        self,
+        template_id: int,
+        min_prob: float = setting_default("min_prob"),
+        min_conf: float = setting_default("min_conf"),
+    ) -> bool:
         """True when probability >= min_prob and confidence >= min_conf.
 
-        Defaults are the original's exploration gates (0.05 / 0.0): an unseen template (0.0909)
-        may trade, and keeps trading until enough losses push its probability under min_prob.
+        Defaults are the exploration-friendly Gate 2 settings (``EDGEFINDER_MIN_PROB``,
+        ``EDGEFINDER_MIN_CONF``): an unseen template (0.0909) may trade, and keeps trading until
+        enough losses push its probability under min_prob.
         """
-        return (self.get_probability(template_id) >= min_prob
-                and self.get_confidence(template_id) >= min_conf)
+        return (
+            self.get_probability(template_id) >= min_prob
+            and self.get_confidence(template_id) >= min_conf
+        )
 
     def update(self, outcome: TradeOutcome) -> None:
         """Record one closed trade: its template's counts and the history."""
@@ -245,8 +286,11 @@ class BayesianBrain:
     def record(self, trades: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
         """Record many closed trades at once, in trade order: a :func:`trades_frame`-shaped frame, or the
         same columns as arrays (what the forward pass hands over per session)."""
-        cols = {c: trades[c].to_numpy() for c in trades.columns} if isinstance(trades, pd.DataFrame) \
+        cols = (
+            {c: trades[c].to_numpy() for c in trades.columns}
+            if isinstance(trades, pd.DataFrame)
             else dict(trades)
+        )
         if not len(cols.get("pnl", ())):
             return
         self._flush()
@@ -278,13 +322,15 @@ class BayesianBrain:
                 self._frame = chunks[0].frame
             else:
                 names = list(dict.fromkeys(n for c in chunks for n in c))
-                self._frame = _typed(pd.DataFrame({n: np.concatenate([_col(c, n) for c in chunks]) for n in names}))
+                self._frame = _typed(
+                    pd.DataFrame({n: np.concatenate([_col(c, n) for c in chunks]) for n in names})
+                )
                 self._chunks = [_FrameChunk(self._frame)]
         return self._frame
 
     @property
     def trade_history(self) -> list[TradeOutcome]:
-        """The seed's list of closed trades, in order (built from :meth:`trades`; read-only)."""
+        """The original list of closed trades, in order (built from :meth:`trades`; read-only)."""
         if self._objects is None:
             self._objects = outcomes_from_frame(self.trades())
         return self._objects
@@ -302,20 +348,35 @@ class BayesianBrain:
     def to_payload(self, compacted: pd.DataFrame | None = None) -> dict[str, Any]:
         """Plain picklable payload (the table and the trades' columns; ``compacted``: :func:`compact` of
         :meth:`trades` when the caller has it already)."""
-        return {"format": "edgefinder.brain/2", "table": {int(k): dict(v) for k, v in self.table.items()},
-                "trades": compact(self.trades()) if compacted is None else compacted}
+        return {
+            "format": "edgefinder.brain/2",
+            "table": {int(k): dict(v) for k, v in self.table.items()},
+            "trades": compact(self.trades()) if compacted is None else compacted,
+        }
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> BayesianBrain:
-        if not isinstance(payload, dict) or payload.get("format") not in ("edgefinder.brain/1", "edgefinder.brain/2"):
+        if not isinstance(payload, dict) or payload.get("format") not in (
+            "edgefinder.brain/1",
+            "edgefinder.brain/2",
+        ):
             raise BrainFileError("not an edgefinder brain payload")
         brain = cls(table={int(k): dict(v) for k, v in payload["table"].items()})
         if payload["format"] == "edgefinder.brain/1":  # a list of TradeOutcome objects
-            brain._chunks = [trades_frame(payload["trade_history"])]
+            df = trades_frame(payload["trade_history"])
+            brain._chunks = [{c: df[c].to_numpy() for c in df.columns}]
         else:
             df = payload["trades"]
-            brain._chunks = [{c: (df[c].astype(object) if isinstance(df[c].dtype, pd.CategoricalDtype) else df[c])
-                              .to_numpy() for c in df.columns}]
+            brain._chunks = [
+                {
+                    c: (
+                        df[c].astype(object)
+                        if isinstance(df[c].dtype, pd.CategoricalDtype)
+                        else df[c]
+                    ).to_numpy()
+                    for c in df.columns
+                }
+            ]
         return brain
 
     def save(self, path: str | Path, compacted: pd.DataFrame | None = None) -> Path:

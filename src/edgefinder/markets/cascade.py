@@ -5,14 +5,14 @@ forward pass (Phase 4, which keeps the column arrays), so the scan that built th
 scan that trades them. Both work on the patterns of each timeframe as column arrays
 (:class:`Level`), found over that timeframe's whole continuous series.
 
-**Windows.** A pattern on a bar of P seconds is known when its bar closes, so it opens a child
-window ``[open + P, open + P + max(P, 30 x child bar seconds))`` (epoch seconds) for each finer
-timeframe. A child bar belongs to a window when its **open** lies inside it, so no child is ever
-attributed to a parent that had not closed yet. Windows of one timeframe all have the same length
-for a given child timeframe, so overlapping ones form runs and the earliest window of a run owns
-it: the rule of ``discovery.merge_windows`` for equal lengths, vectorized here.
+**Windows** (docs/decisions.md §D17). A pattern on a bar of P seconds is known when its bar closes,
+so it opens a child window ``[open + P, open + P + max(P, 30 x child bar seconds))`` (epoch seconds)
+for each finer timeframe. A child bar belongs to a window when its **open** lies inside it, so no
+child is ever attributed to a parent that had not closed yet. Windows of one timeframe all have the
+same length for a given child timeframe, so overlapping ones form runs and the earliest window of a
+run owns it: the rule of ``discovery.merge_windows`` for equal lengths, vectorized here.
 
-**Two modes** (``--cascade``):
+**Two modes** (``--cascade``; docs/decisions.md §D18):
 
 * ``context`` (default): every timeframe is scanned over its whole series; a pattern's immediate
   parent is the pattern owning the window that holds it on the finest coarser timeframe that has
@@ -39,6 +39,7 @@ import pandas as pd
 
 from edgefinder.markets import atlas
 from edgefinder.markets.physics import PhysicsConfig, StateArrays, as_arrays, state_arrays
+from edgefinder.settings import setting_default
 
 __all__ = [
     "CASCADE_MODES",
@@ -122,18 +123,44 @@ class Level:
             return np.asarray(st[name], dtype=np.float64)[rows]
 
         none = np.full(rows.size, -1, np.int64)
-        return cls(tf=tf, rows=rows, ts=col("timestamp"), is_roche=is_roche, z=col("z_score"),
-                   velocity=col("velocity"), momentum=col("momentum"), coherence=col("coherence"),
-                   parent_level=none, parent=none, root_level=none, root=none,
-                   depth=np.zeros(rows.size, np.int64))
+        return cls(
+            tf=tf,
+            rows=rows,
+            ts=col("timestamp"),
+            is_roche=is_roche,
+            z=col("z_score"),
+            velocity=col("velocity"),
+            momentum=col("momentum"),
+            coherence=col("coherence"),
+            parent_level=none,
+            parent=none,
+            root_level=none,
+            root=none,
+            depth=np.zeros(rows.size, np.int64),
+        )
 
     def __len__(self) -> int:
         return int(self.rows.size)
 
+    def chain_entry(self, p: int) -> dict[str, Any]:
+        """Pattern ``p`` as one ``parent_chain`` entry: ``{tf, type, z, mom, coh, timestamp}``."""
+        return {
+            "tf": self.tf,
+            "type": ROCHE_SNAP if self.is_roche[p] else STRUCTURAL_DRIVE,
+            "z": float(self.z[p]),
+            "mom": float(self.momentum[p]),
+            "coh": float(self.coherence[p]),
+            "timestamp": float(self.ts[p]),
+        }
+
     def subset(self, mask: np.ndarray) -> Level:
         """The patterns where ``mask`` holds (links are copied as they are)."""
-        return Level(**{name: (getattr(self, name) if name == "tf" else getattr(self, name)[mask])
-                        for name in self.__dataclass_fields__})
+        return Level(
+            **{
+                name: (getattr(self, name) if name == "tf" else getattr(self, name)[mask])
+                for name in self.__dataclass_fields__
+            }
+        )
 
     @property
     def types(self) -> np.ndarray:
@@ -160,7 +187,9 @@ def window_owner(child_ts: np.ndarray, parents: Level, child_tf: str) -> np.ndar
     run_first = np.maximum.accumulate(np.where(new_run, np.arange(starts.size), 0))
     w = np.searchsorted(starts, ts, side="right") - 1
     safe = np.maximum(w, 0)
-    inside = (w >= 0) & (ts < ends[safe])  # equal lengths: the last window started covers the run's end
+    inside = (w >= 0) & (
+        ts < ends[safe]
+    )  # equal lengths: the last window started covers the run's end
     return np.where(inside, run_first[safe], -1).astype(np.int64)
 
 
@@ -186,9 +215,7 @@ class Cascade:
         pl, p = int(lv.parent_level[i]), int(lv.parent[i])
         while pl >= 0:
             up = self.levels[pl]
-            out.append({"tf": up.tf, "type": ROCHE_SNAP if up.is_roche[p] else STRUCTURAL_DRIVE,
-                        "z": float(up.z[p]), "mom": float(up.momentum[p]), "coh": float(up.coherence[p]),
-                        "timestamp": float(up.ts[p])})
+            out.append(up.chain_entry(p))
             pl, p = int(up.parent_level[p]), int(up.parent[p])
         return out
 
@@ -202,16 +229,16 @@ class Cascade:
             got = memo.get(key)
             if got is None:
                 up = self.levels[j]
-                entry = {"tf": up.tf, "type": ROCHE_SNAP if up.is_roche[p] else STRUCTURAL_DRIVE,
-                         "z": float(up.z[p]), "mom": float(up.momentum[p]), "coh": float(up.coherence[p]),
-                         "timestamp": float(up.ts[p])}
                 pl = int(up.parent_level[p])
-                got = [entry] + (chain_of(pl, int(up.parent[p])) if pl >= 0 else [])
+                got = [up.chain_entry(p)] + (chain_of(pl, int(up.parent[p])) if pl >= 0 else [])
                 memo[key] = got
             return got
 
         lv = self.levels[k]
-        return [list(chain_of(pl, p)) if pl >= 0 else [] for pl, p in zip(lv.parent_level.tolist(), lv.parent.tolist())]
+        return [
+            list(chain_of(pl, p)) if pl >= 0 else []
+            for pl, p in zip(lv.parent_level.tolist(), lv.parent.tolist())
+        ]
 
     def chain_labels(self, k: int, idx: Sequence[int] | np.ndarray) -> list[str]:
         """``brain.chain_label`` of the chains of patterns ``idx`` of level ``k``
@@ -232,10 +259,13 @@ class Cascade:
         lv = self.levels[k]
         idx = np.asarray(idx, dtype=np.int64)
         # one label per distinct immediate parent (many entries share one), then mapped back
-        pairs, inv = np.unique(np.stack([lv.parent_level[idx], lv.parent[idx]], axis=1), axis=0,
-                               return_inverse=True)
-        labels = np.array([label(int(j), int(p)) if j >= 0 else "" for j, p in pairs.tolist()] or [""],
-                          dtype=object)
+        pairs, inv = np.unique(
+            np.stack([lv.parent_level[idx], lv.parent[idx]], axis=1), axis=0, return_inverse=True
+        )
+        labels = np.array(
+            [label(int(j), int(p)) if j >= 0 else "" for j, p in pairs.tolist()] or [""],
+            dtype=object,
+        )
         return labels[inv.reshape(-1)].tolist() if idx.size else []
 
     def _linked(self, k: int, which: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -244,8 +274,12 @@ class Cascade:
         lvl = lv.parent_level if which == "parent" else lv.root_level
         pos = lv.parent if which == "parent" else lv.root
         has = lvl >= 0
-        out = {"is_roche": np.zeros(len(lv), bool), "z": np.zeros(len(lv)), "momentum": np.zeros(len(lv)),
-               "tf": np.full(len(lv), "", dtype=object)}
+        out = {
+            "is_roche": np.zeros(len(lv), bool),
+            "z": np.zeros(len(lv)),
+            "momentum": np.zeros(len(lv)),
+            "tf": np.full(len(lv), "", dtype=object),
+        }
         for j in np.unique(lvl[has]).tolist():
             sel = lvl == j
             up = self.levels[j]
@@ -291,7 +325,9 @@ class Cascade:
         return np.where(x > 0, 1, -1).astype(np.int64)
 
 
-def link_cascade(levels: Sequence[Level] | Mapping[str, Level], mode: str = "context") -> Cascade:
+def link_cascade(
+    levels: Sequence[Level] | Mapping[str, Level], mode: str = setting_default("cascade")
+) -> Cascade:
     """Link per-timeframe patterns (coarsest first) into a :class:`Cascade`; see the module doc.
 
     ``strict`` drops the patterns of levels >= 1 that no kept parent window holds (and every level
@@ -313,9 +349,16 @@ def link_cascade(levels: Sequence[Level] | Mapping[str, Level], mode: str = "con
             parent = owner[keep]
             root_level = np.where(prev.root_level[parent] >= 0, prev.root_level[parent], k - 1)
             root = np.where(prev.root_level[parent] >= 0, prev.root[parent], parent)
-            out.append(replace(sub, parent_level=np.full(parent.size, k - 1, np.int64), parent=parent,
-                               root_level=root_level.astype(np.int64), root=root.astype(np.int64),
-                               depth=np.full(parent.size, k, np.int64)))
+            out.append(
+                replace(
+                    sub,
+                    parent_level=np.full(parent.size, k - 1, np.int64),
+                    parent=parent,
+                    root_level=root_level.astype(np.int64),
+                    root=root.astype(np.int64),
+                    depth=np.full(parent.size, k, np.int64),
+                )
+            )
             continue
         parent_level = np.full(len(lv), -1, np.int64)
         parent = np.full(len(lv), -1, np.int64)
@@ -337,8 +380,16 @@ def link_cascade(levels: Sequence[Level] | Mapping[str, Level], mode: str = "con
             up_has_root = up.root_level[p] >= 0
             root_level[sel] = np.where(up_has_root, up.root_level[p], j)
             root[sel] = np.where(up_has_root, up.root[p], p)
-        out.append(replace(lv, parent_level=parent_level, parent=parent, root_level=root_level, root=root,
-                           depth=depth))
+        out.append(
+            replace(
+                lv,
+                parent_level=parent_level,
+                parent=parent,
+                root_level=root_level,
+                root=root,
+                depth=depth,
+            )
+        )
     return Cascade(mode=mode, levels=tuple(out))
 
 
@@ -359,13 +410,20 @@ class FractalCascadeScanner:
     entry timeframe). ``mode``: the cascade mode discovery used. ``physics``: its thresholds.
     """
 
-    def __init__(self, timeframes: Sequence[str], entry_timeframe_: str = "15s",
-                 physics: PhysicsConfig | None = None, mode: str = "context") -> None:
+    def __init__(
+        self,
+        timeframes: Sequence[str],
+        entry_timeframe_: str = "15s",
+        physics: PhysicsConfig | None = None,
+        mode: str = setting_default("cascade"),
+    ) -> None:
         tfs = [tf for tf in atlas.DISCOVERY_ORDER if tf in set(timeframes)]
         if not tfs:
             raise ValueError("empty timeframe hierarchy")
         if mode not in CASCADE_MODES:
-            raise ValueError(f"cascade mode must be one of {', '.join(CASCADE_MODES)}, got {mode!r}")
+            raise ValueError(
+                f"cascade mode must be one of {', '.join(CASCADE_MODES)}, got {mode!r}"
+            )
         self.entry_timeframe = entry_timeframe(tfs, entry_timeframe_)
         self.timeframes = tfs[: tfs.index(self.entry_timeframe) + 1]
         self.physics = physics or PhysicsConfig()
@@ -375,14 +433,18 @@ class FractalCascadeScanner:
     def compute_states(self, data_dir: str | Path, end: Any = None) -> dict[str, StateArrays]:
         """Each level's states over its whole continuous series (bars opening before ``end``);
         causal, so computing them once is look-ahead free."""
-        self.states = {tf: state_arrays(atlas.read_bars(data_dir, tf, None, end), self.physics)
-                       for tf in self.timeframes}
+        self.states = {
+            tf: state_arrays(atlas.read_bars(data_dir, tf, None, end), self.physics)
+            for tf in self.timeframes
+        }
         return self.states
 
     def scan(self, states: Mapping[str, StateArrays | pd.DataFrame] | None = None) -> Cascade:
         """The cascade over the whole series (``states``: per timeframe, arrays or frames)."""
         states = states if states is not None else self.states
-        return link_cascade([Level.from_states(states[tf], tf) for tf in self.timeframes], self.mode)
+        return link_cascade(
+            [Level.from_states(states[tf], tf) for tf in self.timeframes], self.mode
+        )
 
     def scan_session(self, session_date: Any, cascade: Cascade | None = None) -> np.ndarray:
         """Positions (in the entry level) of the patterns whose bar opens in the CME session ending on
@@ -390,4 +452,6 @@ class FractalCascadeScanner:
         c = cascade if cascade is not None else self.scan()
         lo, hi = atlas.session_bounds(session_date)
         ts = c.levels[-1].ts
-        return np.arange(np.searchsorted(ts, lo, "left"), np.searchsorted(ts, hi, "left"), dtype=np.int64)
+        return np.arange(
+            np.searchsorted(ts, lo, "left"), np.searchsorted(ts, hi, "left"), dtype=np.int64
+        )

@@ -94,8 +94,16 @@ PHASE_FILES: dict[str, tuple[str, ...]] = {
 FORWARD_FILES: tuple[str, ...] = (JOURNAL, REPORT, TRADES, REGRET, BRAIN)
 #: Every file ``--fresh`` removes.
 CHECKPOINT_FILES: tuple[str, ...] = (
-    *(f for fs in PHASE_FILES.values() for f in fs), STATE, *FORWARD_FILES, PLAYBOOK_PKL, PLAYBOOK_JSON,
-    SELECTION_CSV, SELECTION_FAMILIES_CSV, SELECTION_ANCESTRY_CSV, PAPER_REPORT, PAPER_TRADES,
+    *(f for fs in PHASE_FILES.values() for f in fs),
+    STATE,
+    *FORWARD_FILES,
+    PLAYBOOK_PKL,
+    PLAYBOOK_JSON,
+    SELECTION_CSV,
+    SELECTION_FAMILIES_CSV,
+    SELECTION_ANCESTRY_CSV,
+    PAPER_REPORT,
+    PAPER_TRADES,
 )
 
 
@@ -109,7 +117,11 @@ def read_state(checkpoint_dir: str | Path) -> dict:
         state = json.loads((Path(checkpoint_dir) / STATE).read_text())
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {"version": STATE_VERSION, "phases": {}}
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION or not isinstance(state.get("phases"), dict):
+    if (
+        not isinstance(state, dict)
+        or state.get("version") != STATE_VERSION
+        or not isinstance(state.get("phases"), dict)
+    ):
         return {"version": STATE_VERSION, "phases": {}}
     return state
 
@@ -152,14 +164,20 @@ def training_record(checkpoint_dir: str | Path) -> TrainingRecord | None:
         return None
     names = {f.name for f in dataclasses.fields(PhysicsConfig)}
     phys_doc = disc.get("physics")
-    physics = PhysicsConfig(**{k: v for k, v in phys_doc.items() if k in names}) \
-        if isinstance(phys_doc, dict) else PhysicsConfig()
+    physics = (
+        PhysicsConfig(**{k: v for k, v in phys_doc.items() if k in names})
+        if isinstance(phys_doc, dict)
+        else PhysicsConfig()
+    )
     tfs = disc.get("timeframes")
-    levels = [lv.get("tf") for lv in disc.get("levels", []) if isinstance(lv, dict) and lv.get("tf")]
+    levels = [tf for lv in disc.get("levels", []) if isinstance(lv, dict) and (tf := lv.get("tf"))]
     return TrainingRecord(
-        timeframes=tuple(tfs) if tfs else None, levels_tfs=tuple(levels),
-        train_until=_epoch_or_none(disc.get("train_until")), has_train_until="train_until" in disc,
-        physics=physics, physics_recorded=isinstance(phys_doc, dict),
+        timeframes=tuple(tfs) if tfs else None,
+        levels_tfs=tuple(levels),
+        train_until=_epoch_or_none(disc.get("train_until")),
+        has_train_until="train_until" in disc,
+        physics=physics,
+        physics_recorded=isinstance(phys_doc, dict),
         # records written before the context cascade existed describe the strict funnel
         cascade=str(disc.get("cascade", "strict")),
     )
@@ -181,10 +199,13 @@ def forward_record(checkpoint_dir: str | Path) -> ForwardRecord | None:
     fwd = read_state(checkpoint_dir)["phases"].get("forward")
     if not isinstance(fwd, dict):
         return None
-    return ForwardRecord(first_session=fwd.get("first_session"), last_session=fwd.get("last_session"),
-                         train_until=_epoch_or_none(fwd.get("train_until")),
-                         forward_until=_epoch_or_none(fwd.get("forward_until")),
-                         sessions=int(fwd.get("sessions", 0) or 0))
+    return ForwardRecord(
+        first_session=fwd.get("first_session"),
+        last_session=fwd.get("last_session"),
+        train_until=_epoch_or_none(fwd.get("train_until")),
+        forward_until=_epoch_or_none(fwd.get("forward_until")),
+        sessions=int(fwd.get("sessions", 0) or 0),
+    )
 
 
 def record_forward(checkpoint_dir: str | Path, record: ForwardRecord) -> None:
@@ -194,10 +215,14 @@ def record_forward(checkpoint_dir: str | Path, record: ForwardRecord) -> None:
     write_state(checkpoint_dir, state)
 
 
-def load_library(checkpoint_dir: str | Path, error: type[Exception] = CheckpointError) -> dict[int, dict]:
+def load_library(
+    checkpoint_dir: str | Path, error: type[Exception] = CheckpointError
+) -> dict[int, dict]:
     """``pattern_library.pkl`` as ``{template_id: entry}`` (non-integer keys, if any, left out)."""
     path = Path(checkpoint_dir) / LIBRARY
-    lib = read_pickle(path, error, f"no playbook at {path}: run `edgefinder markets run` (Phases 2–3) first")
+    lib = read_pickle(
+        path, error, f"no playbook at {path}: run `edgefinder markets run` (Phases 2–3) first"
+    )
     if not isinstance(lib, dict):
         raise error(f"{path} is not a pattern library dict")
     out: dict[int, dict] = {}
@@ -212,7 +237,9 @@ def load_library(checkpoint_dir: str | Path, error: type[Exception] = Checkpoint
 def load_scaler(checkpoint_dir: str | Path, error: type[Exception] = CheckpointError) -> Any:
     """The Phase 2.5 ``StandardScaler`` (None when clustering found no patterns)."""
     path = Path(checkpoint_dir) / SCALER
-    return read_pickle(path, error, f"no scaler at {path}: run `edgefinder markets run` (Phase 2.5) first")
+    return read_pickle(
+        path, error, f"no scaler at {path}: run `edgefinder markets run` (Phase 2.5) first"
+    )
 
 
 def file_digest(path: str | Path) -> str:

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
 
 if TYPE_CHECKING:  # the commands import the pipeline lazily, so that `--help` stays fast
+    from rich.console import Console as RichConsole
+    from rich.progress import Progress
+
     from edgefinder.markets.forward import ForwardResult
     from edgefinder.markets.orchestrator import RunSummary
     from edgefinder.markets.selection import SelectionResult
+
+_T = TypeVar("_T")
 
 markets_app = typer.Typer(
     help="Futures research: synthetic markets, ATLAS, discovery → playbook → forward pass → selection.",
     no_args_is_help=True,
 )
-atlas_app = typer.Typer(help="Build and inspect the multi-timeframe ATLAS store.", no_args_is_help=True)
+atlas_app = typer.Typer(
+    help="Build and inspect the multi-timeframe ATLAS store.", no_args_is_help=True
+)
 markets_app.add_typer(atlas_app, name="atlas")
 
 
@@ -26,7 +33,7 @@ markets_app.add_typer(atlas_app, name="atlas")
 # ---------------------------------------------------------------------------------------------
 
 
-def _default(name: str) -> object:
+def _default(name: str) -> Any:
     from edgefinder.settings import setting_default
 
     return setting_default(name)
@@ -37,24 +44,42 @@ def _env(name: str) -> str:
     return f"[env EDGEFINDER_{name.upper()}, default {_default(name)}]"
 
 
-def _progress_bar(console):  # noqa: ANN001, ANN202 - rich types stay local to the commands
+def _progress_bar(console: RichConsole) -> Progress:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 @markets_app.command("synth")
 def synth_cmd(
-    sessions: Annotated[int, typer.Option("--sessions", min=1, help="CME sessions (weekdays) to generate.")] = 250,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical files.")] = 0,
-    out: Annotated[Path, typer.Option("--out", help="ATLAS root to write ({tf}/YYYY_MM.parquet).")] = Path(
-        "DATA/ATLAS"),
-    edge: Annotated[str, typer.Option("--edge", help="none (martingale), planted (rare spike reversion) or "
-                                      "reverting (a mean-reverting price component; see ground_truth.json).")] = "none",
+    sessions: Annotated[
+        int, typer.Option("--sessions", min=1, help="CME sessions (weekdays) to generate.")
+    ] = 250,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives identical files.")
+    ] = 0,
+    out: Annotated[
+        Path, typer.Option("--out", help="ATLAS root to write ({tf}/YYYY_MM.parquet).")
+    ] = Path("DATA/ATLAS"),
+    edge: Annotated[
+        str,
+        typer.Option(
+            "--edge",
+            help="none (martingale), planted (rare spike reversion) or "
+            "reverting (a mean-reverting price component; see ground_truth.json).",
+        ),
+    ] = "none",
     base: Annotated[str, typer.Option("--base", help="Base bar: 15s, 5s or 1s.")] = "15s",
-    start: Annotated[str, typer.Option("--start", help="First session date (YYYY-MM-DD; weekends skipped).")] = (
-        "2024-01-01"),
+    start: Annotated[
+        str, typer.Option("--start", help="First session date (YYYY-MM-DD; weekends skipped).")
+    ] = ("2024-01-01"),
 ) -> None:
     """Generate an NQ-like synthetic market (all timeframes base..1D) plus ground_truth.json."""
     import datetime as dt
@@ -89,28 +114,47 @@ def synth_cmd(
     for tf, n in res.bars.items():
         table.add_row(tf, f"{n:,}")
     console.print(table)
-    console.print(f"{res.sessions} sessions, {res.triggers} planted triggers, {res.seconds:.1f} s; "
-                  f"ground truth: {out / 'ground_truth.json'}")
+    console.print(
+        f"{res.sessions} sessions, {res.triggers} planted triggers, {res.seconds:.1f} s; "
+        f"ground truth: {out / 'ground_truth.json'}"
+    )
     from edgefinder.markets.synth import load_ground_truth
 
     fade = load_ground_truth(out).get("naive_fade")
     if fade:
-        console.print(f"naive fade of every 15s ROCHE_SNAP, {fade['hold_bars']} bars, after {fade['instrument']} costs "
-                      f"({fade['cost_points']:.2f} points a round trip): {fade['mean_points']:+.2f} points "
-                      f"(${fade['mean_dollars']:+.2f}) a trade, t = {fade['t']:.1f}, {fade['n']:,} trades")
+        console.print(
+            f"naive fade of every 15s ROCHE_SNAP, {fade['hold_bars']} bars, after {fade['instrument']} costs "
+            f"({fade['cost_points']:.2f} points a round trip): {fade['mean_points']:+.2f} points "
+            f"(${fade['mean_dollars']:+.2f}) a trade, t = {fade['t']:.1f}, {fade['n']:,} trades"
+        )
 
 
 @atlas_app.command("build")
 def atlas_build_cmd(
-    source: Annotated[list[Path], typer.Option("--source", help="Ticks or bars: CSV or Parquet (timestamp, price or "
-                                               "open/high/low/close, volume) or Databento DBN (.dbn, .dbn.zst; trades "
-                                               "or ohlcv-1s/1m/1h/1d). Repeat it, or give a directory, for several "
-                                               "files of one instrument.")],
+    source: Annotated[
+        list[Path],
+        typer.Option(
+            "--source",
+            help="Ticks or bars: CSV or Parquet (timestamp, price or "
+            "open/high/low/close, volume) or Databento DBN (.dbn, .dbn.zst; trades "
+            "or ohlcv-1s/1m/1h/1d). Repeat it, or give a directory, for several "
+            "files of one instrument.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="ATLAS root directory to write.")],
-    tz: Annotated[Optional[str], typer.Option("--tz", help="Time zone of naive (local) timestamps, e.g. "
-                                              "America/Chicago; default UTC.")] = None,
-    timeframes: Annotated[Optional[str], typer.Option("--timeframes", help="Comma list, e.g. 15s,1m,5m "
-                                                      "(default: every timeframe the source supports).")] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz", help="Time zone of naive (local) timestamps, e.g. America/Chicago; default UTC."
+        ),
+    ] = None,
+    timeframes: Annotated[
+        str | None,
+        typer.Option(
+            "--timeframes",
+            help="Comma list, e.g. 15s,1m,5m (default: every timeframe the source supports).",
+        ),
+    ] = None,
 ) -> None:
     """Import ticks/bars files into the ATLAS: resample to each timeframe, one file per month."""
     from rich.table import Table
@@ -131,9 +175,13 @@ def atlas_build_cmd(
     for col in ("timeframe", "bars", "files", "first (UTC)", "last (UTC)"):
         table.add_column(col, justify="right" if col in ("bars", "files") else "left")
     for row in summary.itertuples(index=False):
-        table.add_row(row.timeframe, f"{row.bars:,}", str(row.files),
-                      str(row.first)[:19] if row.first is not None else "-",
-                      str(row.last)[:19] if row.last is not None else "-")
+        table.add_row(
+            str(row.timeframe),
+            f"{row.bars:,}",
+            str(row.files),
+            str(row.first)[:19] if row.first is not None else "-",
+            str(row.last)[:19] if row.last is not None else "-",
+        )
     console.print(table)
 
 
@@ -145,116 +193,209 @@ def atlas_build_cmd(
 @markets_app.command("run")
 def run_cmd(
     data: Annotated[
-        Optional[Path], typer.Option("--data", help="ATLAS root directory ({tf}/YYYY_MM.parquet); "
-                                     "required except for --strategy-report alone.")
+        Path | None,
+        typer.Option(
+            "--data",
+            help="ATLAS root directory ({tf}/YYYY_MM.parquet); "
+            "required except for --strategy-report alone.",
+        ),
     ] = None,
     checkpoint_dir: Annotated[
-        Path, typer.Option("--checkpoint-dir", help="Where manifest, templates, scaler and playbook go.")
-    ] = Path("checkpoints"),
-    fresh: Annotated[bool, typer.Option("--fresh", help="Delete existing checkpoints and start over.")] = False,
+        Path,
+        typer.Option("--checkpoint-dir", help="Where manifest, templates, scaler and playbook go."),
+    ] = _default("checkpoint_dir"),
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Delete existing checkpoints and start over.")
+    ] = False,
     no_dashboard: Annotated[
-        bool, typer.Option("--no-dashboard", help="Plain progress bars instead of the live dashboard.")
+        bool,
+        typer.Option("--no-dashboard", help="Plain progress bars instead of the live dashboard."),
     ] = False,
     iterations: Annotated[
         int, typer.Option("--iterations", min=1, help="Optuna trials per template in Phase 3.")
     ] = 50,
     train_until: Annotated[
-        Optional[str],
-        typer.Option("--train-until", help="Phases 2–3 use only sessions before this date (YYYY-MM-DD: the CME "
-                     "session ending that day and later are out-of-sample for Phases 4–5)."),
+        str | None,
+        typer.Option(
+            "--train-until",
+            help="Phases 2–3 use only sessions before this date (YYYY-MM-DD: the CME "
+            "session ending that day and later are out-of-sample for Phases 4–5).",
+        ),
     ] = None,
     forward_until: Annotated[
-        Optional[str],
-        typer.Option("--forward-until", help="Phase 4 replays only sessions before this date; the rest are held "
-                     "back for `markets paper-trade` (default: none held back)."),
+        str | None,
+        typer.Option(
+            "--forward-until",
+            help="Phase 4 replays only sessions before this date; the rest are held "
+            "back for `markets paper-trade` (default: none held back).",
+        ),
     ] = None,
     timeframes: Annotated[
-        Optional[str],
-        typer.Option("--timeframes", help="Comma list restricting the hierarchy, e.g. 5m,1m,15s "
-                     "(default: every timeframe in the ATLAS)."),
+        str | None,
+        typer.Option(
+            "--timeframes",
+            help="Comma list restricting the hierarchy, e.g. 5m,1m,15s "
+            "(default: every timeframe in the ATLAS).",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for clustering, Optuna and fission.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for clustering, Optuna and fission.")
+    ] = 0,
     cascade: Annotated[
-        Optional[str], typer.Option("--cascade", help="Phase 2: context (every timeframe scanned, ancestry "
-                                    f"measured) or strict (the top-down funnel) {_env('cascade')}.")
+        str | None,
+        typer.Option(
+            "--cascade",
+            help="Phase 2: context (every timeframe scanned, ancestry "
+            f"measured) or strict (the top-down funnel) {_env('cascade')}.",
+        ),
     ] = None,
     max_templates: Annotated[
-        Optional[int], typer.Option("--max-templates", min=1, help="Phase 2.5: cap on the coarse cluster count "
-                                    f"{_env('max_templates')}.")
+        int | None,
+        typer.Option(
+            "--max-templates",
+            min=1,
+            help=f"Phase 2.5: cap on the coarse cluster count {_env('max_templates')}.",
+        ),
     ] = None,
     sampler: Annotated[
-        Optional[str], typer.Option("--sampler", help="Phase 3: Optuna sampler, qmc (a template's trials in one "
-                                    f"simulator call) or tpe {_env('sampler')}.")
+        str | None,
+        typer.Option(
+            "--sampler",
+            help="Phase 3: Optuna sampler, qmc (a template's trials in one "
+            f"simulator call) or tpe {_env('sampler')}.",
+        ),
     ] = None,
     # Physics thresholds (Phase 2; recorded in state.json, reused and checked by the forward pass).
     # Open lower bounds: the same rules as the Settings fields (gt=0; coherence in (0, 1]).
     snap_z: Annotated[
-        Optional[float], typer.Option("--snap-z", click_type=click.FloatRange(0.0, min_open=True),
-                                      help=f"ROCHE_SNAP: |z| above this, in sigmas {_env('snap_z')}.")
+        float | None,
+        typer.Option(
+            "--snap-z",
+            click_type=click.FloatRange(0.0, min_open=True),
+            help=f"ROCHE_SNAP: |z| above this, in sigmas {_env('snap_z')}.",
+        ),
     ] = None,
     snap_velocity: Annotated[
-        Optional[float], typer.Option("--snap-velocity", click_type=click.FloatRange(0.0, min_open=True),
-                                      help="ROCHE_SNAP: |velocity| above this, in points per bar "
-                                      f"{_env('snap_velocity')}.")
+        float | None,
+        typer.Option(
+            "--snap-velocity",
+            click_type=click.FloatRange(0.0, min_open=True),
+            help=f"ROCHE_SNAP: |velocity| above this, in points per bar {_env('snap_velocity')}.",
+        ),
     ] = None,
     drive_momentum: Annotated[
-        Optional[float], typer.Option("--drive-momentum", click_type=click.FloatRange(0.0, min_open=True),
-                                      help=f"STRUCTURAL_DRIVE: |momentum| above this {_env('drive_momentum')}.")
+        float | None,
+        typer.Option(
+            "--drive-momentum",
+            click_type=click.FloatRange(0.0, min_open=True),
+            help=f"STRUCTURAL_DRIVE: |momentum| above this {_env('drive_momentum')}.",
+        ),
     ] = None,
     drive_coherence: Annotated[
-        Optional[float], typer.Option("--drive-coherence", click_type=click.FloatRange(0.0, 1.0, min_open=True),
-                                      help="STRUCTURAL_DRIVE: coherence below this, in (0, 1] "
-                                      f"{_env('drive_coherence')}.")
+        float | None,
+        typer.Option(
+            "--drive-coherence",
+            click_type=click.FloatRange(0.0, 1.0, min_open=True),
+            help=f"STRUCTURAL_DRIVE: coherence below this, in (0, 1] {_env('drive_coherence')}.",
+        ),
     ] = None,
     forward_pass: Annotated[
-        bool, typer.Option("--forward-pass", help="Phase 4: replay every session with the playbook "
-                           "(without --fresh: on the existing playbook, Phases 2–3 skipped).")
+        bool,
+        typer.Option(
+            "--forward-pass",
+            help="Phase 4: replay every session with the playbook "
+            "(without --fresh: on the existing playbook, Phases 2–3 skipped).",
+        ),
     ] = False,
     strategy_report: Annotated[
-        bool, typer.Option("--strategy-report", help="Phase 5: tiers, risk scores and the production "
-                           "playbook from the forward pass's brain (alone: on existing brain data).")
+        bool,
+        typer.Option(
+            "--strategy-report",
+            help="Phase 5: tiers, risk scores and the production "
+            "playbook from the forward pass's brain (alone: on existing brain data).",
+        ),
     ] = False,
     match_distance: Annotated[
-        Optional[float], typer.Option("--match-distance", min=0.0, help="Gate 1: max scaled 11D distance to the "
-                                      f"nearest template centroid {_env('match_distance')}.")
+        float | None,
+        typer.Option(
+            "--match-distance",
+            min=0.0,
+            help="Gate 1: max scaled 11D distance to the "
+            f"nearest template centroid {_env('match_distance')}.",
+        ),
     ] = None,
     min_depth: Annotated[
-        Optional[int], typer.Option("--min-depth", min=0, help="Gate 1: chain length an entry needs (the number "
-                                    f"of timeframes above the entry = the full cascade) {_env('min_depth')}.")
+        int | None,
+        typer.Option(
+            "--min-depth",
+            min=0,
+            help="Gate 1: chain length an entry needs (the number "
+            f"of timeframes above the entry = the full cascade) {_env('min_depth')}.",
+        ),
     ] = None,
     min_prob: Annotated[
-        Optional[float], typer.Option("--min-prob", min=0.0, max=1.0, help="Gate 2: brain probability needed "
-                                      f"(an unseen template has 0.09) {_env('min_prob')}.")
+        float | None,
+        typer.Option(
+            "--min-prob",
+            min=0.0,
+            max=1.0,
+            help="Gate 2: brain probability needed "
+            f"(an unseen template has 0.09) {_env('min_prob')}.",
+        ),
     ] = None,
     min_conf: Annotated[
-        Optional[float], typer.Option("--min-conf", min=0.0, max=1.0, help="Gate 2: brain confidence needed "
-                                      f"{_env('min_conf')}.")
+        float | None,
+        typer.Option(
+            "--min-conf",
+            min=0.0,
+            max=1.0,
+            help=f"Gate 2: brain confidence needed {_env('min_conf')}.",
+        ),
     ] = None,
     q_max: Annotated[
-        Optional[float], typer.Option("--q-max", min=0.0, max=1.0, help="Phase 5: BH q-value a family needs "
-                                      f"for production {_env('q_max')}.")
+        float | None,
+        typer.Option(
+            "--q-max",
+            min=0.0,
+            max=1.0,
+            help=f"Phase 5: BH q-value a family needs for production {_env('q_max')}.",
+        ),
     ] = None,
     dsr_min: Annotated[
-        Optional[float], typer.Option("--dsr-min", min=0.0, max=1.0, help="Phase 5: deflated Sharpe a family "
-                                      f"needs for production {_env('dsr_min')}.")
+        float | None,
+        typer.Option(
+            "--dsr-min",
+            min=0.0,
+            max=1.0,
+            help=f"Phase 5: deflated Sharpe a family needs for production {_env('dsr_min')}.",
+        ),
     ] = None,
     min_family_trades: Annotated[
-        Optional[int], typer.Option("--min-family-trades", min=2, help="Phase 5: out-of-sample trades a family "
-                                    f"needs to be tested {_env('min_family_trades')}.")
+        int | None,
+        typer.Option(
+            "--min-family-trades",
+            min=2,
+            help="Phase 5: out-of-sample trades a family "
+            f"needs to be tested {_env('min_family_trades')}.",
+        ),
     ] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="table (the printed reports), json (the phases' results as one "
-                          "document on stdout) or csv (Phase 5's per-template table on stdout; needs "
-                          "--strategy-report); with json or csv the progress and reports go to stderr.")
+        str,
+        typer.Option(
+            "--format",
+            help="table (the printed reports), json (the phases' results as one "
+            "document on stdout) or csv (Phase 5's per-template table on stdout; needs "
+            "--strategy-report); with json or csv the progress and reports go to stderr.",
+        ),
     ] = "table",
 ) -> None:
     """Run discovery (Phase 2), clustering (2.5) and the playbook search (3), with checkpoints;
     then, on request, the forward pass (Phase 4) and strategy selection (Phase 5).
 
-    A rerun resumes from the checkpoints whose inputs did not change. The seed's three uses:
+    A rerun resumes from the checkpoints whose inputs did not change. The original three uses:
     `--fresh --forward-pass --strategy-report` (full pipeline), `--forward-pass --strategy-report`
     (forward pass and report on the existing playbook), `--strategy-report` (report alone). The
-    seed's tier thresholds are settings (EDGEFINDER_TIER1_PROB … EDGEFINDER_TIER4_TRADES).
+    original tier thresholds are settings (EDGEFINDER_TIER1_PROB … EDGEFINDER_TIER4_TRADES).
     """
     from edgefinder.console import Console, check_format
     from edgefinder.markets.orchestrator import Orchestrator, PipelineError, print_run_summary
@@ -262,15 +403,22 @@ def run_cmd(
     from edgefinder.settings import get_settings
 
     settings = get_settings()
-    flags = {"snap_z": snap_z, "snap_velocity": snap_velocity, "drive_momentum": drive_momentum,
-             "drive_coherence": drive_coherence}
+    flags = {
+        "snap_z": snap_z,
+        "snap_velocity": snap_velocity,
+        "drive_momentum": drive_momentum,
+        "drive_coherence": drive_coherence,
+    }
     physics = PhysicsConfig.from_settings(settings, **flags)
     # What the user asked for explicitly (flag, EDGEFINDER_* or .env): a forward pass on an existing
     # playbook takes the others from state.json and refuses these if they differ from it.
-    physics_asked = {k: getattr(physics, k) for k in THRESHOLDS
-                     if flags[k] is not None or k in settings.model_fields_set}
+    physics_asked = {
+        k: getattr(physics, k)
+        for k in THRESHOLDS
+        if flags[k] is not None or k in settings.model_fields_set
+    }
 
-    def pick(value: object, name: str) -> object:
+    def pick(value: _T | None, name: str) -> _T:
         return getattr(settings, name) if value is None else value
 
     if cascade is not None and cascade not in ("context", "strict"):
@@ -279,15 +427,27 @@ def run_cmd(
         raise typer.BadParameter(f"--sampler must be qmc or tpe, got {sampler!r}")
     report_only = strategy_report and not (forward_pass or fresh)
     if data is None and not report_only:
-        raise PipelineError("--data DIR (the ATLAS root) is required, except for --strategy-report alone")
+        raise PipelineError(
+            "--data DIR (the ATLAS root) is required, except for --strategy-report alone"
+        )
     if check_format(fmt) == "csv" and not strategy_report:
-        raise PipelineError("--format csv prints Phase 5's per-template table: add --strategy-report")
+        raise PipelineError(
+            "--format csv prints Phase 5's per-template table: add --strategy-report"
+        )
     console = Console(stderr=fmt != "table")
     orch = Orchestrator(
-        data_dir=data if data is not None else Path("."), checkpoint_dir=checkpoint_dir,
-        iterations=iterations, train_until=train_until, timeframes=timeframes, seed=seed,
-        dashboard=not no_dashboard, console=console, physics=physics, cascade=str(pick(cascade, "cascade")),
-        max_templates=int(pick(max_templates, "max_templates")), sampler=str(pick(sampler, "sampler")),  # type: ignore[call-overload]
+        data_dir=data if data is not None else Path("."),
+        checkpoint_dir=checkpoint_dir,
+        iterations=iterations,
+        train_until=train_until,
+        timeframes=timeframes,
+        seed=seed,
+        dashboard=not no_dashboard,
+        console=console,
+        physics=physics,
+        cascade=str(pick(cascade, "cascade")),
+        max_templates=int(pick(max_templates, "max_templates")),
+        sampler=str(pick(sampler, "sampler")),
     )
     # --- Phases 2, 2.5, 3 --- (skipped when only Phases 4–5 are asked for on existing checkpoints)
     summary = forward = selection = None
@@ -298,23 +458,36 @@ def run_cmd(
         from edgefinder.markets.forward import ForwardConfig
 
         forward = orch.run_forward_pass(
-            ForwardConfig(match_distance=float(pick(match_distance, "match_distance")),  # type: ignore[arg-type]
-                          min_prob=float(pick(min_prob, "min_prob")),  # type: ignore[arg-type]
-                          min_conf=float(pick(min_conf, "min_conf")),  # type: ignore[arg-type]
-                          min_depth=int(pick(min_depth, "min_depth")),  # type: ignore[call-overload]
-                          instrument=orch.instrument.symbol),
-            fresh=fresh, physics=physics_asked, forward_until=forward_until)
+            ForwardConfig(
+                match_distance=float(pick(match_distance, "match_distance")),
+                min_prob=float(pick(min_prob, "min_prob")),
+                min_conf=float(pick(min_conf, "min_conf")),
+                min_depth=int(pick(min_depth, "min_depth")),
+                instrument=orch.instrument.symbol,
+            ),
+            fresh=fresh,
+            physics=physics_asked,
+            forward_until=forward_until,
+        )
     if strategy_report:
         from edgefinder.markets.selection import SelectionConfig
 
-        selection = orch.run_strategy_selection(SelectionConfig.from_settings(
-            settings, q_max=q_max, dsr_min=dsr_min, min_family_trades=min_family_trades))
+        selection = orch.run_strategy_selection(
+            SelectionConfig.from_settings(
+                settings, q_max=q_max, dsr_min=dsr_min, min_family_trades=min_family_trades
+            )
+        )
     if fmt != "table":
         _write_run_results(fmt, checkpoint_dir, summary, forward, selection)
 
 
-def _write_run_results(fmt: str, checkpoint_dir: Path, summary: RunSummary | None, forward: ForwardResult | None,
-                       selection: SelectionResult | None) -> None:
+def _write_run_results(
+    fmt: str,
+    checkpoint_dir: Path,
+    summary: RunSummary | None,
+    forward: ForwardResult | None,
+    selection: SelectionResult | None,
+) -> None:
     """``markets run --format json|csv``: what the phases that ran produced, on stdout."""
     from edgefinder import DISCLAIMER, PURPOSE
     from edgefinder.console import write_records
@@ -323,16 +496,33 @@ def _write_run_results(fmt: str, checkpoint_dir: Path, summary: RunSummary | Non
     if fmt == "csv":
         write_records("csv", rows)
         return
-    doc: dict[str, object] = {"purpose": PURPOSE, "disclaimer": DISCLAIMER, "checkpoint_dir": str(checkpoint_dir)}
+    doc: dict[str, object] = {
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+        "checkpoint_dir": str(checkpoint_dir),
+    }
     if summary is not None:
         doc["phases_2_3"] = summary.as_dict()
     if forward is not None:
         rep = forward.report
-        doc["forward"] = {k: rep[k] for k in ("complete", "sessions_processed", "sessions_total", "all", "in_sample",
-                                              "out_of_sample", "gates", "regret") if k in rep}
+        doc["forward"] = {
+            k: rep[k]
+            for k in (
+                "complete",
+                "sessions_processed",
+                "sessions_total",
+                "all",
+                "in_sample",
+                "out_of_sample",
+                "gates",
+                "regret",
+            )
+            if k in rep
+        }
     if selection is not None:
         doc["selection"] = {
-            "significance_sample": selection.significance_sample, "test_sample": selection.test_block,
+            "significance_sample": selection.significance_sample,
+            "test_sample": selection.test_block,
             "families": selection.families.to_dict(orient="records"),
             "ancestry_tests": selection.ancestry_tests.to_dict(orient="records"),
             "production": {str(k): v for k, v in selection.production.items()},
@@ -343,10 +533,12 @@ def _write_run_results(fmt: str, checkpoint_dir: Path, summary: RunSummary | Non
 @markets_app.command("approve-playbook")
 def approve_playbook_cmd(
     checkpoint_dir: Annotated[
-        Path, typer.Option("--checkpoint-dir", help="Directory holding production_playbook.pkl/.json.")
-    ] = Path("checkpoints"),
+        Path,
+        typer.Option("--checkpoint-dir", help="Directory holding production_playbook.pkl/.json."),
+    ] = _default("checkpoint_dir"),
     reviewer: Annotated[
-        Optional[str], typer.Option("--reviewer", help="Name of the person approving (recorded in the JSON).")
+        str | None,
+        typer.Option("--reviewer", help="Name of the person approving (recorded in the JSON)."),
     ] = None,
 ) -> None:
     """Human review step: mark the production playbook `approved` (it is written `pending_review`)."""
@@ -354,24 +546,44 @@ def approve_playbook_cmd(
     from edgefinder.markets.selection import approve_playbook
 
     doc = approve_playbook(checkpoint_dir, reviewer)
-    Console().print(f"production playbook in {checkpoint_dir}: {len(doc.get('templates', {}))} templates, "
-                    f"status [bold]{doc['status']}[/bold] (reviewer {doc['reviewer']}, {doc['reviewed_at']})")
+    Console().print(
+        f"production playbook in {checkpoint_dir}: {len(doc.get('templates', {}))} templates, "
+        f"status [bold]{doc['status']}[/bold] (reviewer {doc['reviewer']}, {doc['reviewed_at']})"
+    )
 
 
 @markets_app.command("paper-trade")
 def paper_trade_cmd(
     checkpoint_dir: Annotated[
-        Path, typer.Option("--checkpoint-dir", help="Directory holding the production playbook and the forward "
-                           "pass's record.")
-    ] = Path("checkpoints"),
-    data: Annotated[Path, typer.Option("--data", help="ATLAS root holding the sessions to replay.")] = Path(
-        "DATA/ATLAS"),
-    date_from: Annotated[str, typer.Option("--from", help="First session to replay (YYYY-MM-DD, the date a CME "
-                                          "session ends); must come after every session Phases 2–5 used.")] = "",
-    date_to: Annotated[Optional[str], typer.Option("--to", help="Last session to replay (default: the last in "
-                                                   "the ATLAS).")] = None,
-    allow_pending: Annotated[bool, typer.Option("--allow-pending", help="Paper-trade a playbook that is still "
-                                                "pending_review (not yet approved by a person).")] = False,
+        Path,
+        typer.Option(
+            "--checkpoint-dir",
+            help="Directory holding the production playbook and the forward pass's record.",
+        ),
+    ] = _default("checkpoint_dir"),
+    data: Annotated[
+        Path, typer.Option("--data", help="ATLAS root holding the sessions to replay.")
+    ] = Path("DATA/ATLAS"),
+    date_from: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="First session to replay (YYYY-MM-DD, the date a CME "
+            "session ends); must come after every session Phases 2–5 used.",
+        ),
+    ] = "",
+    date_to: Annotated[
+        str | None,
+        typer.Option("--to", help="Last session to replay (default: the last in the ATLAS)."),
+    ] = None,
+    allow_pending: Annotated[
+        bool,
+        typer.Option(
+            "--allow-pending",
+            help="Paper-trade a playbook that is still "
+            "pending_review (not yet approved by a person).",
+        ),
+    ] = False,
 ) -> None:
     """Replay unseen sessions with the frozen production playbook (no new templates, no search, no brain
     updates; the forward pass's scan, gates and exits) and write paper_trade_report.json."""
@@ -380,4 +592,6 @@ def paper_trade_cmd(
 
     if not date_from:
         raise PaperTradeError("--from YYYY-MM-DD is required (the first unseen session to replay)")
-    run_paper_trade(checkpoint_dir, data, date_from, date_to, allow_pending=allow_pending, console=Console())
+    run_paper_trade(
+        checkpoint_dir, data, date_from, date_to, allow_pending=allow_pending, console=Console()
+    )

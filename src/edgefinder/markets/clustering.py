@@ -1,4 +1,4 @@
-"""Phase 2.5: 11D pattern features and template clustering (seed 003, Task A.2).
+"""Phase 2.5: 11D pattern features and template clustering.
 
 Feature vector per pattern (raw units; ``FEATURE_NAMES`` order):
 
@@ -33,7 +33,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 from sklearn.cluster import KMeans
@@ -134,7 +133,7 @@ class PatternTemplate:
     centroid: np.ndarray
     member_indices: np.ndarray
     members: list[PatternEvent] = field(repr=False)
-    parent_template_id: Optional[int] = None
+    parent_template_id: int | None = None
 
     @property
     def member_count(self) -> int:
@@ -185,7 +184,9 @@ def nearest_template(
     if c.shape[0] == 0:
         raise ClusteringError("no templates to match against")
     if x.shape[1] != c.shape[1]:
-        raise ClusteringError(f"feature width {x.shape[1]} does not match centroid width {c.shape[1]}")
+        raise ClusteringError(
+            f"feature width {x.shape[1]} does not match centroid width {c.shape[1]}"
+        )
     if x.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     idx, dist = pairwise_distances_argmin_min(x, c)
@@ -209,9 +210,12 @@ def load_scaler(path: str | Path) -> StandardScaler:
             scaler = pickle.load(fh)
     except FileNotFoundError:
         raise ClusteringError(f"scaler not found: {path}") from None
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is one clear line
+    except Exception as exc:
         raise ClusteringError(f"cannot read scaler {path}: {exc}") from exc
-    if not isinstance(scaler, StandardScaler) or getattr(scaler, "n_features_in_", None) != N_FEATURES:
+    if (
+        not isinstance(scaler, StandardScaler)
+        or getattr(scaler, "n_features_in_", None) != N_FEATURES
+    ):
         raise ClusteringError(f"{path} is not a fitted {N_FEATURES}-feature StandardScaler")
     return scaler
 
@@ -221,7 +225,7 @@ class FractalClusteringEngine:
 
     ``seed`` feeds every KMeans; ``n_init`` is fixed (default 4) so runs are reproducible;
     ``split_z_std`` (0.5, scaled units) and ``split_min_members`` (20: a cluster needs *more*
-    than this to split) are the seed's split rule. ``threads`` caps the OpenMP/BLAS threads
+    than this to split) are the original split rule. ``threads`` caps the OpenMP/BLAS threads
     KMeans may use (default 1): the problems are small (thousands of 11D points, many k=2
     splits), and on a busy 2-core machine OpenMP spin-waiting made 2 threads 5-20x slower than
     one; a fixed count also keeps results identical across machines.
@@ -286,7 +290,10 @@ class FractalClusteringEngine:
             idx = stack.pop()
             if idx.size == 0:
                 continue
-            if idx.size > self.split_min_members and float(np.std(xs[idx, Z_COLUMN])) > self.split_z_std:
+            if (
+                idx.size > self.split_min_members
+                and float(np.std(xs[idx, Z_COLUMN])) > self.split_z_std
+            ):
                 sub = self._kmeans(xs[idx], 2)
                 a, b = idx[sub == 0], idx[sub == 1]
                 if a.size and b.size:  # identical points cannot be split: keep the cluster
@@ -325,7 +332,11 @@ class FractalClusteringEngine:
         mean 11D vector of its members.
         """
         m = len(template.members)
-        if isinstance(member_groups, np.ndarray) and member_groups.ndim == 1 and member_groups.dtype != object:
+        if (
+            isinstance(member_groups, np.ndarray)
+            and member_groups.ndim == 1
+            and member_groups.dtype != object
+        ):
             labels = member_groups.astype(np.int64)
             if labels.size != m:
                 raise ClusteringError(
@@ -334,8 +345,11 @@ class FractalClusteringEngine:
             groups = [np.flatnonzero(labels == lab) for lab in np.unique(labels) if lab >= 0]
         else:
             groups = [np.asarray(g, dtype=np.int64).ravel() for g in member_groups]
-        self._next_id = max(self._next_id, int(template.template_id) + 1,
-                            1 + max((t.template_id for t in self.templates), default=-1))
+        self._next_id = max(
+            self._next_id,
+            int(template.template_id) + 1,
+            1 + max((t.template_id for t in self.templates), default=-1),
+        )
         children: list[PatternTemplate] = []
         for g in groups:
             if g.size == 0:
@@ -366,12 +380,15 @@ class FractalClusteringEngine:
     def transform(self, patterns: Sequence[PatternEvent]) -> np.ndarray:
         """Scaled 11D vectors of ``patterns`` with the fitted scaler."""
         if self.scaler is None:
-            raise ClusteringError("the clustering scaler is not fitted (run create_templates first)")
+            raise ClusteringError(
+                "the clustering scaler is not fitted (run create_templates first)"
+            )
         return self.scaler.transform(pattern_features(patterns))
 
     def _kmeans(self, xs: np.ndarray, k: int) -> np.ndarray:
         if k <= 1 or xs.shape[0] <= 1:
             return np.zeros(xs.shape[0], dtype=np.int64)
-        km = KMeans(n_clusters=k, n_init=self.n_init, max_iter=self.max_iter, random_state=self.seed)
+        km = KMeans(
+            n_clusters=k, n_init=self.n_init, max_iter=self.max_iter, random_state=self.seed
+        )
         return km.fit_predict(xs).astype(np.int64)
-

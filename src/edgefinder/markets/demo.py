@@ -50,30 +50,54 @@ def run_phases_2_3(settings: Settings, console: Console) -> dict:
 
     root, ckpt = demo_paths(settings)
     t0 = time.perf_counter()
-    if not (root / "ground_truth.json").is_file() or load_ground_truth(root).get("edge") != "reverting":
+    if (
+        not (root / "ground_truth.json").is_file()
+        or load_ground_truth(root).get("edge") != "reverting"
+    ):
         generate_atlas(root, SynthConfig(sessions=DEMO_SESSIONS, seed=DEMO_SEED, edge="reverting"))
     t_synth = time.perf_counter() - t0
     train_until, forward_until = _split_dates()
-    orch = Orchestrator(root, ckpt, iterations=DEMO_ITERATIONS, train_until=train_until, seed=DEMO_SEED,
-                        dashboard=False, console=Console(file=io.StringIO()))
+    orch = Orchestrator(
+        root,
+        ckpt,
+        iterations=DEMO_ITERATIONS,
+        train_until=train_until,
+        seed=DEMO_SEED,
+        dashboard=False,
+        console=Console(file=io.StringIO()),
+    )
     summary = orch.run()
-    return {"orchestrator": orch, "summary": summary, "atlas": root, "checkpoints": ckpt,
-            "train_until": train_until, "forward_until": forward_until, "synth_seconds": t_synth,
-            "truth": load_ground_truth(root)}
+    return {
+        "orchestrator": orch,
+        "summary": summary,
+        "atlas": root,
+        "checkpoints": ckpt,
+        "train_until": train_until,
+        "forward_until": forward_until,
+        "synth_seconds": t_synth,
+        "truth": load_ground_truth(root),
+    }
 
 
 def _print_summary(console: Console, info: dict) -> None:
     s = info["summary"]
     fade = info["truth"].get("naive_fade", {})
-    console.print(f"synthetic ATLAS: {DEMO_SESSIONS} sessions with a mean-reverting component "
-                  f"(a naive fade of 15s ROCHE snaps nets {fade.get('mean_points', float('nan')):+.2f} points a "
-                  f"trade after costs, t = {fade.get('t', float('nan')):.1f}); timeframes {', '.join(s.timeframes)}",
-                  soft_wrap=True)
-    console.print(f"sessions: Phases 2–3 learn before {info['train_until']}, Phases 4–5 judge "
-                  f"{info['train_until']}..{info['forward_until']}, paper trade from {info['forward_until']}")
+    console.print(
+        f"synthetic ATLAS: {DEMO_SESSIONS} sessions with a mean-reverting component "
+        f"(a naive fade of 15s ROCHE snaps nets {fade.get('mean_points', float('nan')):+.2f} points a "
+        f"trade after costs, t = {fade.get('t', float('nan')):.1f}); timeframes {', '.join(s.timeframes)}",
+        soft_wrap=True,
+    )
+    console.print(
+        f"sessions: Phases 2–3 learn before {info['train_until']}, Phases 4–5 judge "
+        f"{info['train_until']}..{info['forward_until']}, paper trade from {info['forward_until']}"
+    )
     per = ", ".join(f"{x['tf']} {x['patterns']:,}" for x in s.patterns_per_level)
-    console.print(f"Phase 2: {s.patterns:,} patterns ({per}); Phase 2.5: {s.templates} templates; "
-                  f"Phase 3: {s.library_templates} playbook entries, {s.fissions} fission(s)", soft_wrap=True)
+    console.print(
+        f"Phase 2: {s.patterns:,} patterns ({per}); Phase 2.5: {s.templates} templates; "
+        f"Phase 3: {s.library_templates} playbook entries, {s.fissions} fission(s)",
+        soft_wrap=True,
+    )
 
 
 def run_phases_4_5(settings: Settings, console: Console, info: dict) -> dict:
@@ -84,38 +108,60 @@ def run_phases_4_5(settings: Settings, console: Console, info: dict) -> dict:
     orch = info["orchestrator"]
     fwd = orch.run_forward_pass(day_lines=False, forward_until=info["forward_until"])
     rep = fwd.report
-    t = Table(title=f"Phase 4 — forward pass ({rep['entry_timeframe']} entries, {rep['cascade']} cascade)")
+    t = Table(
+        title=f"Phase 4 — forward pass ({rep['entry_timeframe']} entries, {rep['cascade']} cascade)"
+    )
     for col in ("sessions", "days", "trades", "win rate", "PnL $", "mean $/trade", "p (mean > 0)"):
         t.add_column(col, justify="left" if col == "sessions" else "right")
     for name, key in (("in-sample", "in_sample"), ("out-of-sample", "out_of_sample")):
         b = rep.get(key)
         if b is not None:
-            t.add_row(name, str(b["days"]), f"{b['total_trades']:,}", f"{b['win_rate']:.1%}",
-                      f"{b['total_pnl']:,.2f}", f"{b['mean_pnl_per_trade']:+.2f}", f"{b['p_value_mean_pnl_gt_0']:.2g}")
+            t.add_row(
+                name,
+                str(b["days"]),
+                f"{b['total_trades']:,}",
+                f"{b['win_rate']:.1%}",
+                f"{b['total_pnl']:,.2f}",
+                f"{b['mean_pnl_per_trade']:+.2f}",
+                f"{b['p_value_mean_pnl_gt_0']:.2g}",
+            )
     console.print(t)
     sel = orch.run_strategy_selection()
     fam = sel.families
-    console.print(f"Phase 5: {int(fam['qualifies'].sum()) if len(fam) else 0} of "
-                  f"{int(fam['tested'].sum()) if len(fam) else 0} families qualify on out-of-sample expectancy; "
-                  f"production playbook: {len(sel.production)} templates (status pending_review)", soft_wrap=True)
+    console.print(
+        f"Phase 5: {int(fam['qualifies'].sum()) if len(fam) else 0} of "
+        f"{int(fam['tested'].sum()) if len(fam) else 0} families qualify on out-of-sample expectancy; "
+        f"production playbook: {len(sel.production)} templates (status pending_review)",
+        soft_wrap=True,
+    )
     for _, r in fam[fam["qualifies"]].iterrows() if len(fam) else []:
-        console.print(f"  {r['family']}: {r['trades']:,} trades, {money(r['mean_pnl'])}/trade "
-                      f"[{money(r['ci_low'])}, {money(r['ci_high'])}], q {r['q_value']:.2g}", soft_wrap=True)
+        console.print(
+            f"  {r['family']}: {r['trades']:,} trades, {money(r['mean_pnl'])}/trade "
+            f"[{money(r['ci_low'])}, {money(r['ci_high'])}], q {r['q_value']:.2g}",
+            soft_wrap=True,
+        )
     paper = None
     if sel.production:
         from edgefinder.markets.paper_trade import run_paper_trade
 
-        paper = run_paper_trade(info["checkpoints"], info["atlas"], info["forward_until"], allow_pending=True).report
-        console.print(f"Paper trade on {paper['sessions']} held-back sessions ({paper['from']}..{paper['to']}; the "
-                      f"demo passes --allow-pending, a person approves a real playbook first): "
-                      f"{paper['total_trades']:,} trades, {money(paper['total_pnl'])} "
-                      f"({money(paper['mean_pnl_per_trade'])}/trade, p {paper['p_value_mean_pnl_gt_0']:.2g})",
-                      soft_wrap=True)
+        paper = run_paper_trade(
+            info["checkpoints"], info["atlas"], info["forward_until"], allow_pending=True
+        ).report
+        console.print(
+            f"Paper trade on {paper['sessions']} held-back sessions ({paper['from']}..{paper['to']}; the "
+            f"demo passes --allow-pending, a person approves a real playbook first): "
+            f"{paper['total_trades']:,} trades, {money(paper['total_pnl'])} "
+            f"({money(paper['mean_pnl_per_trade'])}/trade, p {paper['p_value_mean_pnl_gt_0']:.2g})",
+            soft_wrap=True,
+        )
         console.print(f"  {power_text({**paper, 'power': paper['power']})}", soft_wrap=True)
     else:
         console.print("No family qualified, so there is nothing to paper-trade.")
-    console.print(f"Approve the playbook with `edgefinder markets approve-playbook --checkpoint-dir "
-                  f"{info['checkpoints']}`", soft_wrap=True)
+    console.print(
+        f"Approve the playbook with `edgefinder markets approve-playbook --checkpoint-dir "
+        f"{info['checkpoints']}`",
+        soft_wrap=True,
+    )
     return {"forward": fwd, "selection": sel, "paper": paper}
 
 
@@ -125,5 +171,7 @@ def run(settings: Settings, console: Console) -> dict:
     info = run_phases_2_3(settings, console)
     _print_summary(console, info)
     out = run_phases_4_5(settings, console, info)
-    console.print(f"[dim]futures demo: {time.perf_counter() - t0:.1f} s; artifacts in {info['checkpoints']}[/dim]")
+    console.print(
+        f"[dim]futures demo: {time.perf_counter() - t0:.1f} s; artifacts in {info['checkpoints']}[/dim]"
+    )
     return {**info, **out}

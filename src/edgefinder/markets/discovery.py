@@ -1,4 +1,4 @@
-"""Phase 2: fractal discovery with full parent chains (seed 003, Task A).
+"""Phase 2: fractal discovery with full parent chains.
 
 :meth:`FractalDiscoveryAgent.scan_atlas_topdown` reads the ATLAS coarsest timeframe first
 (``DISCOVERY_ORDER``: 1D, 4h, 1h, 15m, 5m, 1m, 15s, 5s, 1s; those present or asked for), computes
@@ -7,19 +7,20 @@ fragments), finds its ROCHE_SNAP and STRUCTURAL_DRIVE bars (a bar meeting both r
 events, ROCHE_SNAP first) and links them into chains with :mod:`edgefinder.markets.cascade` — the
 same code the forward pass trades with:
 
-* A pattern on a bar of P seconds is only known when that bar **closes** (``timestamp + P``), so
-  its child window is ``[close, close + max(P, 30 * child_seconds))`` (seconds, epoch UTC). Opening
-  it at the bar's open, as the original did, leaks the future. A child bar belongs to a window when
-  its **open** lies inside it, so no child is ever attributed to a parent that was not known yet.
+* A pattern on a bar of P seconds is only known when that bar **closes** (``timestamp + P``), so its
+  child window is ``[close, close + max(P, 30 * child_seconds))`` (seconds, epoch UTC). Opening it
+  at the bar's open, as the original did, leaks the future (docs/decisions.md §D17). A child bar
+  belongs to a window when its **open** lies inside it, so no child is ever attributed to a parent
+  that was not known yet.
 * ``cascade="context"`` (default): every pattern of every timeframe is kept; its chain is the run of
   windows that hold it (immediate parent on the finest coarser timeframe with a window), so
   ``depth`` runs from 0 (backed by nothing) to the full hierarchy.
-* ``cascade="strict"``: the seed's top-down funnel — level k keeps only the patterns inside a window
+* ``cascade="strict"``: the original top-down funnel — level k keeps only the patterns inside a window
   of a level k-1 pattern, ``depth`` = level index, and the scan stops at the first empty level.
 * Always ``len(parent_chain) == depth``; chain entries are ``{"tf", "type", "z", "mom", "coh",
   "timestamp"}``, immediate parent first, root last.
 
-The seed's funnel pieces stay available for callers that build windows themselves:
+The original funnel's pieces stay available for callers that build windows themselves:
 ``_batch_scan_full``, ``_batch_scan_windowed`` and ``_merge_windows`` (on 5-tuples
 ``(start, end, parent_type, parent_tf, chain)``), with :func:`child_windows`, :func:`merge_windows`
 and :func:`window_index`. Python objects are created only for the patterns themselves.
@@ -31,7 +32,7 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
@@ -59,6 +60,7 @@ from edgefinder.markets.physics import (
     state_arrays,
     states_at,
 )
+from edgefinder.settings import setting_default
 
 __all__ = [
     "CHAIN_KEYS",
@@ -98,7 +100,7 @@ class ManifestError(EdgefinderError):
 
 @dataclass(eq=True, slots=True)
 class PatternEvent:
-    """One pattern found by discovery (the seed's fields plus ``parent_chain``).
+    """One pattern found by discovery (the original fields plus ``parent_chain``).
 
     ``timestamp`` is the bar's **open** in epoch seconds UTC (the pattern is known at
     ``timestamp + TIMEFRAMES[timeframe]``); ``price`` is the bar's close (points);
@@ -122,8 +124,8 @@ class PatternEvent:
     depth: int = 0
     parent_type: str = ""
     parent_tf: str = ""
-    window_data: Optional[pd.DataFrame] = field(default=None, compare=False, repr=False)
-    parent_chain: Optional[list] = None
+    window_data: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+    parent_chain: list | None = None
 
     @property
     def close_time(self) -> float:
@@ -163,7 +165,7 @@ def child_windows(patterns: Iterable[PatternEvent], child_tf: str) -> list[Windo
 def merge_windows(windows: Sequence[Window]) -> list[Window]:
     """Merge overlapping half-open windows into disjoint ones, sorted by start.
 
-    Rule (the seed's "keep the chain of the dominant, longer window", made causal):
+    Rule (the original "keep the chain of the dominant, longer window", made causal):
 
     * Windows are visited by start time (ties: longer first, then input order).
     * A window that overlaps the current merged window (``start < current end``; windows that only
@@ -256,10 +258,12 @@ class FractalDiscoveryAgent:
         self.keep_window_data = keep_window_data
         #: per-level summary of the last scan: (level, tf, bars, windows, patterns)
         self.level_stats: list[dict] = []
-        self._atlas_root: Optional[str] = None
+        self._atlas_root: str | None = None
 
     # ------------------------------------------------------------------ public API
-    def resolve_timeframes(self, atlas_root: str | Path, timeframes: Sequence[str] | None = None) -> list[str]:
+    def resolve_timeframes(
+        self, atlas_root: str | Path, timeframes: Sequence[str] | None = None
+    ) -> list[str]:
         """The hierarchy to scan: ``timeframes`` (or all present) in DISCOVERY_ORDER."""
         present = list(atlas.available_timeframes(atlas_root))
         if timeframes is None:
@@ -285,7 +289,7 @@ class FractalDiscoveryAgent:
         start: Any = None,
         end: Any = None,
         *,
-        cascade: str = "context",
+        cascade: str = setting_default("cascade"),
         on_level: LevelCallback | None = None,
         progress: bool = False,
     ) -> list[PatternEvent]:
@@ -300,7 +304,9 @@ class FractalDiscoveryAgent:
         shows a Rich progress bar.
         """
         if cascade not in CASCADE_MODES:
-            raise DiscoveryError(f"--cascade must be one of {', '.join(CASCADE_MODES)}, got {cascade!r}")
+            raise DiscoveryError(
+                f"--cascade must be one of {', '.join(CASCADE_MODES)}, got {cascade!r}"
+            )
         tfs = self.resolve_timeframes(atlas_root, timeframes)
         self._atlas_root = str(atlas_root)
         self.level_stats = []
@@ -321,7 +327,7 @@ class FractalDiscoveryAgent:
         n_bars: list[int] = []
         try:
             for level, tf in enumerate(tfs):
-                if bar is not None:
+                if bar is not None and task is not None:
                     bar.update(task, description=f"level {level} ({tf})")
                 st = state_arrays(atlas.read_bars(atlas_root, tf, t0, t1), self.config)
                 lv = Level.from_states(st, tf)
@@ -330,11 +336,15 @@ class FractalDiscoveryAgent:
                     lv = link_cascade([*levels, lv], "strict").levels[-1]
                 levels.append(lv)
                 states_of.append(states_at(st, lv.rows, tf))
-                window_data.append(self._window_data(st, lv.rows) if self.keep_window_data else None)
+                window_data.append(
+                    self._window_data(st, lv.rows) if self.keep_window_data else None
+                )
                 n_bars.append(int(st["timestamp"].size))
                 del st  # free this timeframe before the next (finer, larger) one is read
-                if bar is not None:
-                    bar.update(task, advance=1, description=f"level {level} ({tf}): {len(lv)} patterns")
+                if bar is not None and task is not None:
+                    bar.update(
+                        task, advance=1, description=f"level {level} ({tf}): {len(lv)} patterns"
+                    )
                 if cascade == "strict" and len(lv) == 0:
                     break  # the funnel stops at the first level with no patterns
         finally:
@@ -343,10 +353,19 @@ class FractalDiscoveryAgent:
         linked = link_cascade(levels, cascade)
         manifest: list[PatternEvent] = []
         for level, lv in enumerate(linked.levels):
-            manifest.extend(self._make_events(lv, states_of[level], linked.chains(level), window_data[level]))
+            manifest.extend(
+                self._make_events(lv, states_of[level], linked.chains(level), window_data[level])
+            )
             depths = np.bincount(lv.depth).tolist() if len(lv) else []
-            self.level_stats.append({"level": level, "tf": lv.tf, "bars": n_bars[level], "patterns": len(lv),
-                                     "patterns_by_depth": depths})
+            self.level_stats.append(
+                {
+                    "level": level,
+                    "tf": lv.tf,
+                    "bars": n_bars[level],
+                    "patterns": len(lv),
+                    "patterns_by_depth": depths,
+                }
+            )
             if on_level is not None:
                 on_level(level, lv.tf, len(lv))
         return manifest
@@ -401,28 +420,47 @@ class FractalDiscoveryAgent:
         frame = pd.DataFrame({c: v for c, v in st.items() if c != "zone_code"})
         frame["lagrange_zone"] = ZONE_NAMES[np.asarray(st["zone_code"], np.int64)]
         rp = int(self.config.rp)
-        return [frame.iloc[max(0, r - rp + 1): r + 1].reset_index(drop=True) for r in rows.tolist()]
+        return [
+            frame.iloc[max(0, r - rp + 1) : r + 1].reset_index(drop=True) for r in rows.tolist()
+        ]
 
-    def _make_events(self, lv: Level, states: Sequence[ThreeBodyQuantumState], chains: Sequence[list],
-                     window_data: Sequence[pd.DataFrame] | None = None) -> list[PatternEvent]:
+    def _make_events(
+        self,
+        lv: Level,
+        states: Sequence[ThreeBodyQuantumState],
+        chains: Sequence[list],
+        window_data: Sequence[pd.DataFrame] | None = None,
+    ) -> list[PatternEvent]:
         """PatternEvents of one level's patterns (``states``, ``chains``, ``window_data`` aligned with ``lv``)."""
         if not len(lv):
             return []
         root = self._atlas_root
         prefix = f"{root}/{lv.tf}/" if root else f"{lv.tf}/"
         sources = np.char.add(np.char.add(prefix, _month_labels(lv.ts)), ".parquet").tolist()
-        cols = {c: getattr(lv, c).tolist() for c in ("ts", "z", "velocity", "momentum", "coherence")}
+        cols = {
+            c: getattr(lv, c).tolist() for c in ("ts", "z", "velocity", "momentum", "coherence")
+        }
         rows = lv.rows.tolist()
         depth = lv.depth.tolist()
         types = lv.types.tolist()
         return [
             PatternEvent(
-                pattern_type=types[j], timestamp=cols["ts"][j], price=states[j].close, z_score=cols["z"][j],
-                velocity=cols["velocity"][j], momentum=cols["momentum"][j], coherence=cols["coherence"][j],
-                file_source=sources[j], idx=rows[j], state=states[j], timeframe=lv.tf, depth=depth[j],
+                pattern_type=types[j],
+                timestamp=cols["ts"][j],
+                price=states[j].close,
+                z_score=cols["z"][j],
+                velocity=cols["velocity"][j],
+                momentum=cols["momentum"][j],
+                coherence=cols["coherence"][j],
+                file_source=sources[j],
+                idx=rows[j],
+                state=states[j],
+                timeframe=lv.tf,
+                depth=depth[j],
                 parent_type=chains[j][0]["type"] if chains[j] else "",
                 parent_tf=chains[j][0]["tf"] if chains[j] else "",
-                window_data=None if window_data is None else window_data[j], parent_chain=chains[j],
+                window_data=None if window_data is None else window_data[j],
+                parent_chain=chains[j],
             )
             for j in range(len(lv))
         ]
@@ -430,14 +468,16 @@ class FractalDiscoveryAgent:
 
 # ---------------------------------------------------------------------- manifest I/O
 _CHAIN_TYPE = pa.list_(
-    pa.struct([
-        ("tf", pa.string()),
-        ("type", pa.string()),
-        ("z", pa.float64()),
-        ("mom", pa.float64()),
-        ("coh", pa.float64()),
-        ("timestamp", pa.float64()),
-    ])
+    pa.struct(
+        [
+            ("tf", pa.string()),
+            ("type", pa.string()),
+            ("z", pa.float64()),
+            ("mom", pa.float64()),
+            ("coh", pa.float64()),
+            ("timestamp", pa.float64()),
+        ]
+    )
 )
 _EVENT_COLUMNS = [
     ("pattern_type", pa.string()),
@@ -460,7 +500,9 @@ _STATE_PREFIX = "state_"
 
 
 def _manifest_columns(manifest: Sequence[PatternEvent]) -> dict[str, list]:
-    data: dict[str, list] = {name: [getattr(p, name) for p in manifest] for name, _ in _EVENT_COLUMNS}
+    data: dict[str, list] = {
+        name: [getattr(p, name) for p in manifest] for name, _ in _EVENT_COLUMNS
+    }
     data["parent_chain"] = [
         [{k: e[k] for k in CHAIN_KEYS} for e in (p.parent_chain or [])] for p in manifest
     ]
@@ -509,22 +551,31 @@ def load_manifest(path: str | Path) -> list[PatternEvent]:
         raise ManifestError(f"manifest not found: {path}")
     try:
         table = pq.read_table(path)
-    except Exception as exc:  # noqa: BLE001 - any read failure is reported as one line
+    except Exception as exc:
         raise ManifestError(f"cannot read manifest {path}: {exc}") from exc
     meta = table.schema.metadata or {}
     if meta.get(_MANIFEST_TAG) != _MANIFEST_VERSION:
-        raise ManifestError(f"{path} is not an edgefinder pattern manifest (version {_MANIFEST_VERSION.decode()})")
+        raise ManifestError(
+            f"{path} is not an edgefinder pattern manifest (version {_MANIFEST_VERSION.decode()})"
+        )
     names = _state_field_names()
     missing = [n for n, _ in _EVENT_COLUMNS if n not in table.column_names]
     missing += [_STATE_PREFIX + n for n in names if _STATE_PREFIX + n not in table.column_names]
     if missing:
         raise ManifestError(f"manifest {path} lacks column(s) {', '.join(missing)}")
     cols = [_pylist(table.column(n)) for n, _ in _EVENT_COLUMNS]
-    states = [ThreeBodyQuantumState(*vals) for vals in zip(*(_pylist(table.column(_STATE_PREFIX + n)) for n in names))]
+    states = [
+        ThreeBodyQuantumState(*vals)
+        for vals in zip(*(_pylist(table.column(_STATE_PREFIX + n)) for n in names))
+    ]
     chains = _chains(table.column("parent_chain"))
     # positional, in PatternEvent's field order: the 9 event columns up to idx, the state, timeframe ..
-    # parent_tf, window_data, parent_chain (the round-trip test guards the order)
-    return [PatternEvent(*row[:9], st, *row[9:], None, chain) for row, st, chain in zip(zip(*cols), states, chains)]
+    # parent_tf, window_data, parent_chain (the round-trip test guards the order); one starred
+    # tuple, as mypy cannot count a starred argument that other arguments follow
+    return [
+        PatternEvent(*(*row[:9], st, *row[9:], None, chain))
+        for row, st, chain in zip(zip(*cols), states, chains)
+    ]
 
 
 def _pylist(col: pa.ChunkedArray) -> list:
@@ -546,17 +597,24 @@ def _chains(col: pa.ChunkedArray) -> list[list[dict]]:
 
 def manifest_summary(manifest: Sequence[PatternEvent]) -> dict:
     """Counts per depth/timeframe/type, for dashboards and reports (JSON-ready)."""
-    df = pd.DataFrame({
-        "depth": [p.depth for p in manifest],
-        "tf": [p.timeframe for p in manifest],
-        "type": [p.pattern_type for p in manifest],
-    })
+    df = pd.DataFrame(
+        {
+            "depth": [p.depth for p in manifest],
+            "tf": [p.timeframe for p in manifest],
+            "type": [p.pattern_type for p in manifest],
+        }
+    )
     if df.empty:
         return {"patterns": 0, "levels": []}
     levels = []
     for (depth, tf), g in df.groupby(["depth", "tf"], sort=True):
-        levels.append({"depth": int(depth), "tf": tf, "patterns": int(len(g)),
-                       "roche_snap": int((g["type"] == ROCHE_SNAP).sum()),
-                       "structural_drive": int((g["type"] == STRUCTURAL_DRIVE).sum())})
+        levels.append(
+            {
+                "depth": int(cast(SupportsInt, depth)),  # the stubs type keys Hashable: numpy ints
+                "tf": tf,
+                "patterns": int(len(g)),
+                "roche_snap": int((g["type"] == ROCHE_SNAP).sum()),
+                "structural_drive": int((g["type"] == STRUCTURAL_DRIVE).sum()),
+            }
+        )
     return {"patterns": int(len(df)), "max_depth": int(df["depth"].max()), "levels": levels}
-

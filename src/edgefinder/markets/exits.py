@@ -1,7 +1,8 @@
 """The one exit simulator: stop, target, trailing stop, max hold and costs over forward bars.
 
-Phase 3 (the playbook's parameter search) and Phase 4 (WaveRider) both use this module, so a
-trade is exited and costed the same way everywhere. Two entry points share one per-bar rule:
+Phase 3 (the playbook's parameter search) and Phase 4 (WaveRider) both use this module, so a trade
+is exited and costed the same way everywhere (docs/decisions.md §D21). Two entry points share one
+per-bar rule:
 
 * :func:`exit_step` — the per-bar rule (numba ``@njit``). WaveRider calls it bar by bar.
 * :func:`simulate_exits` — many (entry, parameter set) pairs at once; its numba kernel calls
@@ -46,6 +47,7 @@ import numpy as np
 from numba import njit
 
 if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
     from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
@@ -88,10 +90,15 @@ EXIT_REASON_NAMES: dict[int, str] = {
 class CostModel(Protocol):
     """What the simulator needs of an instrument (``instruments.Instrument`` satisfies it)."""
 
-    tick_size: float  # points per tick
-    tick_value: float  # dollars per tick per contract
-    commission_per_side: float  # dollars per contract per side
-    slippage_ticks: float  # ticks lost per market fill
+    # read-only properties, so that frozen dataclasses such as Instrument satisfy the protocol
+    @property
+    def tick_size(self) -> float: ...  # points per tick
+    @property
+    def tick_value(self) -> float: ...  # dollars per tick per contract
+    @property
+    def commission_per_side(self) -> float: ...  # dollars per contract per side
+    @property
+    def slippage_ticks(self) -> float: ...  # ticks lost per market fill
 
 
 @dataclass(frozen=True)
@@ -147,7 +154,7 @@ class ExitResults:
         names = np.array([EXIT_REASON_NAMES[i] for i in range(6)], dtype=object)
         return names[self.exit_reason.astype(np.int64)]
 
-    def to_frame(self):  # -> pandas.DataFrame
+    def to_frame(self) -> pd.DataFrame:
         """The columns as a DataFrame (reason as its name)."""
         import pandas as pd
 
@@ -294,33 +301,93 @@ def trade_pnl(
 
 
 @njit(cache=True)
+def walk_position(
+    side: int,
+    entry_price: float,
+    initial_stop: float,
+    stop: float,
+    target: float,
+    trail: float,
+    best: float,
+    entry_ts: float,
+    max_hold: float,
+    ts: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    start: int,
+    end: int,
+    bar_seconds: float,
+    tick: float,
+    slip: float,
+    mfe: float,
+    mae: float,
+) -> tuple[int, int, float, float, float, float, float]:  # pragma: no cover - numba
+    """Walk an open position over bars start..end (inclusive) through :func:`exit_step`, compiled.
+
+    Prices in points, times in seconds (``ts`` = bar opens); ``mfe``/``mae`` carry the excursions so
+    far, in points, updated on every bar held (the exit bar included). Returns (bar index, exit code,
+    exit price, best price, stop, mfe, mae); code ``EXIT_NONE`` means still open after ``end`` (bar
+    index ``end``). The one bar walk shared by the exit simulator and WaveRider's loops."""
+    for j in range(start, end + 1):
+        h = high[j]
+        lo = low[j]
+        code, xp, best, stop = exit_step(
+            side,
+            entry_price,
+            initial_stop,
+            stop,
+            target,
+            trail,
+            best,
+            entry_ts,
+            max_hold,
+            ts[j] + bar_seconds,
+            h,
+            lo,
+            close[j],
+            tick,
+            slip,
+        )
+        fav = (h - entry_price) if side > 0 else (entry_price - lo)
+        adv = (entry_price - lo) if side > 0 else (h - entry_price)
+        if fav > mfe:
+            mfe = fav
+        if adv > mae:
+            mae = adv
+        if code != EXIT_NONE:
+            return j, code, xp, best, stop, mfe, mae
+    return end, EXIT_NONE, np.nan, best, stop, mfe, mae
+
+
+@njit(cache=True)
 def _simulate_kernel(
-    timestamps,
-    high,
-    low,
-    close,
-    entry_idx,
-    side,
-    stop_ticks,
-    target_ticks,
-    trail_ticks,
-    max_hold_s,
-    end_idx,
-    bar_seconds,
-    tick_size,
-    tick_value,
-    commission_per_side,
-    slippage_ticks,
-    out_exit_idx,
-    out_exit_price,
-    out_reason,
-    out_entry_price,
-    out_pnl_ticks,
-    out_pnl_dollars,
-    out_mfe,
-    out_mae,
-    out_hold,
-):
+    timestamps: NDArray[np.float64],
+    high: NDArray[np.float64],
+    low: NDArray[np.float64],
+    close: NDArray[np.float64],
+    entry_idx: NDArray[np.int64],
+    side: NDArray[np.int64],
+    stop_ticks: NDArray[np.float64],
+    target_ticks: NDArray[np.float64],
+    trail_ticks: NDArray[np.float64],
+    max_hold_s: NDArray[np.float64],
+    end_idx: NDArray[np.int64],
+    bar_seconds: float,
+    tick_size: float,
+    tick_value: float,
+    commission_per_side: float,
+    slippage_ticks: float,
+    out_exit_idx: NDArray[np.int64],
+    out_exit_price: NDArray[np.float64],
+    out_reason: NDArray[np.int8],
+    out_entry_price: NDArray[np.float64],
+    out_pnl_ticks: NDArray[np.float64],
+    out_pnl_dollars: NDArray[np.float64],
+    out_mfe: NDArray[np.float64],
+    out_mae: NDArray[np.float64],
+    out_hold: NDArray[np.float64],
+) -> None:
     n_pairs = entry_idx.shape[0]
     for p in range(n_pairs):
         e = entry_idx[p]
@@ -329,31 +396,28 @@ def _simulate_kernel(
         ep = entry_fill(s, close[e], slippage_ticks, tick_size)
         entry_ts = timestamps[e] + bar_seconds
         init_stop, target = initial_levels(s, ep, stop_ticks[p], target_ticks[p], tick_size)
-        stop = init_stop
-        best = ep
-        mfe = 0.0
-        mae = 0.0
-        code = EXIT_NONE
-        xp = np.nan
-        j = e
-        while j < last:
-            j += 1
-            h = high[j]
-            lo = low[j]
-            code, xp, best, stop = exit_step(
-                s, ep, init_stop, stop, target, trail_ticks[p], best, entry_ts,
-                max_hold_s[p], timestamps[j] + bar_seconds, h, lo, close[j], tick_size,
-                slippage_ticks,
-            )
-            # Excursions over the bars held (the exit bar included).
-            fav = (h - ep) if s > 0 else (ep - lo)
-            adv = (ep - lo) if s > 0 else (h - ep)
-            if fav > mfe:
-                mfe = fav
-            if adv > mae:
-                mae = adv
-            if code != EXIT_NONE:
-                break
+        j, code, xp, best, stop, mfe, mae = walk_position(
+            s,
+            ep,
+            init_stop,
+            init_stop,
+            target,
+            trail_ticks[p],
+            ep,
+            entry_ts,
+            max_hold_s[p],
+            timestamps,
+            high,
+            low,
+            close,
+            e + 1,
+            last,
+            bar_seconds,
+            tick_size,
+            slippage_ticks,
+            0.0,
+            0.0,
+        )
         if code == EXIT_NONE:
             code = EXIT_END
             xp = close_fill(s, close[j], slippage_ticks, tick_size)
@@ -471,16 +535,31 @@ def simulate_exits(
     if n == 0:
         return out
     _simulate_kernel(
-        ts, hi, lo, cl, e_idx, sd,
+        ts,
+        hi,
+        lo,
+        cl,
+        e_idx,
+        sd,
         _param_column(stop_ticks, n, "stop_ticks"),
         _param_column(target_ticks, n, "target_ticks"),
         _param_column(trail_ticks, n, "trail_ticks"),
         _param_column(max_hold_s, n, "max_hold_s"),
-        last, bs,
-        float(instrument.tick_size), float(instrument.tick_value),
-        float(instrument.commission_per_side), float(instrument.slippage_ticks),
-        out.exit_idx, out.exit_price, out.exit_reason, out.entry_price, out.pnl_ticks,
-        out.pnl_dollars, out.mfe_ticks, out.mae_ticks, out.hold_seconds,
+        last,
+        bs,
+        float(instrument.tick_size),
+        float(instrument.tick_value),
+        float(instrument.commission_per_side),
+        float(instrument.slippage_ticks),
+        out.exit_idx,
+        out.exit_price,
+        out.exit_reason,
+        out.entry_price,
+        out.pnl_ticks,
+        out.pnl_dollars,
+        out.mfe_ticks,
+        out.mae_ticks,
+        out.hold_seconds,
     )
     return out
 
@@ -504,6 +583,7 @@ def simulate_exits_loop(
     Returns (exit_idx, exit_code, exit_price, pnl_ticks, pnl_dollars).
     """
     ts = np.asarray(timestamps, dtype=np.float64)
+    high, low, close = np.asarray(high), np.asarray(low), np.asarray(close)
     bs = _infer_bar_seconds(np.asarray(timestamps)) if bar_seconds is None else float(bar_seconds)
     last = len(ts) - 1 if end_idx is None else min(int(end_idx), len(ts) - 1)
     tick = float(instrument.tick_size)
@@ -519,9 +599,21 @@ def simulate_exits_loop(
     while j < last:
         j += 1
         code, xp, best, stop = exit_step(
-            side, ep, init_stop, stop, target, float(params.trailing_stop_ticks), best,
-            entry_ts, float(params.max_hold_seconds), ts[j] + bs, float(high[j]), float(low[j]),
-            float(close[j]), tick, slip,
+            side,
+            ep,
+            init_stop,
+            stop,
+            target,
+            float(params.trailing_stop_ticks),
+            best,
+            entry_ts,
+            float(params.max_hold_seconds),
+            ts[j] + bs,
+            float(high[j]),
+            float(low[j]),
+            float(close[j]),
+            tick,
+            slip,
         )
         if code != EXIT_NONE:
             break

@@ -1,11 +1,12 @@
-"""Phase 4: the forward pass — replay every trading session with the playbook (seed 003, Task B).
+"""Phase 4: the forward pass — replay every trading session with the playbook.
 
 :func:`run_forward_pass` is a short loop over CME sessions that calls named steps:
 
 1. **Scan** (:class:`~edgefinder.markets.cascade.FractalCascadeScanner`): the cascade of the
    discovery hierarchy, in the cascade mode and with the physics thresholds Phases 2–3 recorded
-   (``state.json``), computed once over the whole series (physics is causal) — the scan that built the
-   templates. Candidates are the entry timeframe's (15s) patterns with their chains.
+   (``state.json``), computed once over the whole series (physics is causal) — the scan that built
+   the templates (docs/decisions.md §D19). Candidates are the entry timeframe's (15s) patterns with
+   their chains.
 2. **Match and gates** (:mod:`edgefinder.markets.replay`): nearest library centroid; Gate 1 distance
    < ``match_distance`` and depth >= ``min_depth``; Gate 2 the brain; Gate 3 one position at a time.
 3. **Trade** (:class:`~edgefinder.markets.replay.SessionTrader`): WaveRider on the one exit simulator;
@@ -13,9 +14,10 @@
 4. **Session end**: regret analysis, a day line, and a checkpoint record appended to the
    :class:`~edgefinder.markets.journal.Journal`; a killed run resumes from it with the same result.
 
-In-sample sessions (before ``train_until``, which Phases 2–3 learned from) and out-of-sample sessions
-are reported apart. Sessions from ``forward_until`` on are not replayed at all: they are held back
-for ``edgefinder markets paper-trade``, which judges the selected playbook on data nothing chose.
+In-sample sessions (before ``train_until``, which Phases 2–3 learned from) and out-of-sample
+sessions are reported apart (docs/decisions.md §D24). Sessions from ``forward_until`` on are not
+replayed at all: they are held back for ``edgefinder markets paper-trade``, which judges the
+selected playbook on data nothing chose.
 
 **No look-ahead.** A parent pattern opens its child window at its bar's *close*, so a candidate bar
 only sees parents whose bar closed by the time it opened; the entry fill is the candidate bar's
@@ -69,7 +71,14 @@ from edgefinder.markets.instruments import get_instrument
 from edgefinder.markets.journal import Journal
 from edgefinder.markets.physics import THRESHOLDS, PhysicsConfig
 from edgefinder.markets.regret import BatchRegretAnalyzer, RegretConfig
-from edgefinder.markets.replay import Gates, Matched, SessionResult, SessionTrader, match_candidates, session_table
+from edgefinder.markets.replay import (
+    Gates,
+    Matched,
+    SessionResult,
+    SessionTrader,
+    match_candidates,
+    session_table,
+)
 from edgefinder.markets.summary import money, print_block, sample_block
 
 __all__ = [
@@ -128,7 +137,9 @@ class ForwardResult:
     complete: bool
     seconds: float = 0.0
     bars: int = 0
-    timings: dict[str, float] = field(default_factory=dict)  # wall seconds per stage (not in the report)
+    timings: dict[str, float] = field(
+        default_factory=dict
+    )  # wall seconds per stage (not in the report)
 
     @property
     def bars_per_second(self) -> float:
@@ -140,8 +151,9 @@ class ForwardResult:
 # --------------------------------------------------------------------------------------------
 
 
-def resolve_hierarchy(data_dir: str | Path, checkpoint_dir: str | Path | None,
-                      timeframes: Sequence[str] | None = None) -> list[str]:
+def resolve_hierarchy(
+    data_dir: str | Path, checkpoint_dir: str | Path | None, timeframes: Sequence[str] | None = None
+) -> list[str]:
     """The discovery hierarchy: ``timeframes`` if given, else the one recorded in ``state.json``, else
     every ATLAS timeframe."""
     agent = FractalDiscoveryAgent()
@@ -155,17 +167,21 @@ def resolve_hierarchy(data_dir: str | Path, checkpoint_dir: str | Path | None,
         # hierarchy continued with the finer timeframes present, which the entry level may need.
         present = atlas.available_timeframes(data_dir)
         top = atlas.DISCOVERY_ORDER.index(rec.levels_tfs[0])
-        return agent.resolve_timeframes(data_dir, [tf for tf in atlas.DISCOVERY_ORDER[top:] if tf in present])
+        return agent.resolve_timeframes(
+            data_dir, [tf for tf in atlas.DISCOVERY_ORDER[top:] if tf in present]
+        )
     return agent.resolve_timeframes(data_dir, None)
 
 
 def _fmt_epoch(t: int) -> str:
     import datetime as _dt
 
-    return _dt.datetime.fromtimestamp(int(t), _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _dt.datetime.fromtimestamp(int(t), _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def check_against_training(checkpoint_dir: Path, train_until: int | None, hierarchy: Sequence[str]) -> None:
+def check_against_training(
+    checkpoint_dir: Path, train_until: int | None, hierarchy: Sequence[str]
+) -> None:
     """Refuse a forward pass that would mislabel its samples or match against the wrong hierarchy.
 
     A session that fed the playbook must never be reported (and significance-tested in Phase 5) as
@@ -183,20 +199,24 @@ def check_against_training(checkpoint_dir: Path, train_until: int | None, hierar
             raise ForwardError(
                 f"--train-until {_fmt_epoch(train_until)}: Phases 2–3 in {checkpoint_dir} learned from all "
                 "the data, so no session is out-of-sample; rerun them with --train-until (add --fresh) "
-                "or drop --train-until")
+                "or drop --train-until"
+            )
         if int(train_until) < rec.train_until:
             raise ForwardError(
                 f"--train-until {_fmt_epoch(train_until)} is earlier than the {_fmt_epoch(rec.train_until)} "
                 f"Phases 2–3 in {checkpoint_dir} trained with: sessions that fed the playbook would count as "
-                "out-of-sample; use the same date (or drop --train-until)")
+                "out-of-sample; use the same date (or drop --train-until)"
+            )
     if rec.timeframes and list(rec.timeframes) != list(hierarchy):
         raise ForwardError(
             f"--timeframes {','.join(hierarchy)} differs from the hierarchy Phases 2–3 in {checkpoint_dir} "
-            f"learned the templates with ({','.join(rec.timeframes)}); use the same (or drop --timeframes)")
+            f"learned the templates with ({','.join(rec.timeframes)}); use the same (or drop --timeframes)"
+        )
 
 
-def resolve_physics(checkpoint_dir: Path, requested: PhysicsConfig | Mapping[str, float] | None = None
-                    ) -> PhysicsConfig:
+def resolve_physics(
+    checkpoint_dir: Path, requested: PhysicsConfig | Mapping[str, float] | None = None
+) -> PhysicsConfig:
     """The physics thresholds of the playbook in ``checkpoint_dir``: the ones Phase 2 recorded.
 
     ``requested``: thresholds the user asked for explicitly (a full ``PhysicsConfig``, or a mapping
@@ -204,13 +224,18 @@ def resolve_physics(checkpoint_dir: Path, requested: PhysicsConfig | Mapping[str
     with a one-line :class:`ForwardError` (the templates were learned from the patterns the recorded
     thresholds found). Without any record the requested thresholds, else the defaults, are used.
     """
-    req = dataclasses.asdict(requested) if isinstance(requested, PhysicsConfig) else dict(requested or {})
+    req = (
+        dataclasses.asdict(requested)
+        if isinstance(requested, PhysicsConfig)
+        else dict(requested or {})
+    )
     rec = training_record(Path(checkpoint_dir))
     if rec is None:
         return PhysicsConfig(**req)
     recorded = rec.physics
     bad = [k for k, v in req.items() if float(v) != float(getattr(recorded, k))]
     if bad:
+
         def flag(k: str) -> str:
             return f"--{k.replace('_', '-')} {req[k]:g}" if k in THRESHOLDS else f"{k} {req[k]:g}"
 
@@ -219,7 +244,8 @@ def resolve_physics(checkpoint_dir: Path, requested: PhysicsConfig | Mapping[str
         raise ForwardError(
             f"{asked} differs from the {had} Phases 2–3 in {checkpoint_dir} found the playbook's patterns with "
             "(flag or EDGEFINDER_* setting); rerun them with it (`markets run` without --forward-pass, or add "
-            "--fresh) or drop it")
+            "--fresh) or drop it"
+        )
     return recorded
 
 
@@ -253,35 +279,67 @@ def load_playbook(checkpoint_dir: Path) -> Playbook:
         scaled = scaler.transform(cents)
     else:
         scaled = np.zeros((0, 11))
-    return Playbook(library=library, scaler=scaler, template_ids=ids, centroids_scaled=scaled,
-                    params={int(t): dict(library[int(t)].get("params", {})) for t in ids})
+    return Playbook(
+        library=library,
+        scaler=scaler,
+        template_ids=ids,
+        centroids_scaled=scaled,
+        params={int(t): dict(library[int(t)].get("params", {})) for t in ids},
+    )
 
 
 def _regret_timeframe(data_dir: Path, entry_tf: str) -> str:
     """The next timeframe up from the entry timeframe that the ATLAS holds (the entry tf if none)."""
     present = set(atlas.available_timeframes(data_dir))
-    up = sorted((tf for tf in present if atlas.TIMEFRAMES[tf] > atlas.TIMEFRAMES[entry_tf]),
-                key=lambda tf: atlas.TIMEFRAMES[tf])
+    up = sorted(
+        (tf for tf in present if atlas.TIMEFRAMES[tf] > atlas.TIMEFRAMES[entry_tf]),
+        key=lambda tf: atlas.TIMEFRAMES[tf],
+    )
     return up[0] if up else entry_tf
 
 
-def _fingerprint(data_dir: Path, ckpt: Path, hierarchy: list[str], cfg: ForwardConfig, train_until: int | None,
-                 forward_until: int | None, regret_tf: str, physics: PhysicsConfig, cascade: str) -> str:
-    doc = {"files": files_fingerprint(data_dir, [*hierarchy, regret_tf]), "hierarchy": hierarchy,
-           "config": dataclasses.asdict(cfg), "train_until": train_until, "forward_until": forward_until,
-           "library": file_digest(ckpt / LIBRARY), "scaler": file_digest(ckpt / SCALER),
-           "physics": dataclasses.asdict(physics), "cascade": cascade}
+def _fingerprint(
+    data_dir: Path,
+    ckpt: Path,
+    hierarchy: list[str],
+    cfg: ForwardConfig,
+    train_until: int | None,
+    forward_until: int | None,
+    regret_tf: str,
+    physics: PhysicsConfig,
+    cascade: str,
+) -> str:
+    doc = {
+        "files": files_fingerprint(data_dir, [*hierarchy, regret_tf]),
+        "hierarchy": hierarchy,
+        "config": dataclasses.asdict(cfg),
+        "train_until": train_until,
+        "forward_until": forward_until,
+        "library": file_digest(ckpt / LIBRARY),
+        "scaler": file_digest(ckpt / SCALER),
+        "physics": dataclasses.asdict(physics),
+        "cascade": cascade,
+    }
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:24]
 
 
 class _Regret:
     """The regret analysis on the bars of the next timeframe up (read once)."""
 
-    def __init__(self, data_dir: Path, regret_tf: str, states: Mapping[str, Any], end: int | None,
-                 instrument: Any, lookahead: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        regret_tf: str,
+        states: Mapping[str, Any],
+        end: int | None,
+        instrument: Any,
+        lookahead: int,
+    ) -> None:
         if regret_tf in states:  # already read for the cascade
             st = states[regret_tf]
-            self.bars = pd.DataFrame({"timestamp": st["timestamp"], "high": st["high"], "low": st["low"]})
+            self.bars = pd.DataFrame(
+                {"timestamp": st["timestamp"], "high": st["high"], "low": st["low"]}
+            )
         else:
             self.bars = atlas.read_bars(data_dir, regret_tf, None, end)
         self.ts = self.bars["timestamp"].to_numpy(np.float64)
@@ -289,7 +347,9 @@ class _Regret:
         self.lo = self.bars["low"].to_numpy(np.float64)
         self.bar_s = float(atlas.TIMEFRAMES[regret_tf])
         self.lookahead = int(lookahead)
-        self.analyzer = BatchRegretAnalyzer(instrument, RegretConfig(lookahead_bars=lookahead), int(self.bar_s))
+        self.analyzer = BatchRegretAnalyzer(
+            instrument, RegretConfig(lookahead_bars=lookahead), int(self.bar_s)
+        )
 
     def all_trades(self, trades: pd.DataFrame) -> pd.DataFrame:
         """Regret markers of every trade at once (the same figures as per session: lookahead windows
@@ -334,7 +394,7 @@ def run_forward_pass(
             fingerprint is resumed from its last complete session.
         max_sessions: stop after processing this many sessions in this call (the journal keeps them;
             a later call resumes). ``on_session(index, record)`` is called after each checkpoint.
-        day_lines: print one summary line per session (the seed's day summary).
+        day_lines: print one summary line per session (the original day summary).
         physics: thresholds the caller asked for explicitly; the cascade uses the ones Phase 2
             recorded and refuses differing ones (:func:`resolve_physics`).
     """
@@ -363,8 +423,10 @@ def run_forward_pass(
     if t_until is None and rec is not None:
         t_until = rec.train_until
     if f_until is not None and t_until is not None and f_until <= t_until:
-        raise ForwardError(f"--forward-until {_fmt_epoch(f_until)} must come after --train-until "
-                           f"{_fmt_epoch(t_until)}: no out-of-sample session would be replayed")
+        raise ForwardError(
+            f"--forward-until {_fmt_epoch(f_until)} must come after --train-until "
+            f"{_fmt_epoch(t_until)}: no out-of-sample session would be replayed"
+        )
     playbook = load_playbook(ckpt)
     lap("load")
 
@@ -393,16 +455,24 @@ def run_forward_pass(
     regret_tf = _regret_timeframe(data_dir, entry_tf)
     regret = _Regret(data_dir, regret_tf, states, f_until, inst, cfg.regret_lookahead_bars)
     trader = SessionTrader(est, entry_tf, inst, playbook.template_ids, playbook.params)
-    gates = {"candidates": int(len(matched)), "gate1_pass": int(eligible.size),
-             "gate1_depth_reject": int(((matched.distance < cfg.match_distance)
-                                        & (matched.depth < cfg.min_depth)).sum()),
-             "gate2_reject": 0, "gate3_blocked": 0, "no_forward_bar": 0}
+    gates = {
+        "candidates": int(len(matched)),
+        "gate1_pass": int(eligible.size),
+        "gate1_depth_reject": int(
+            ((matched.distance < cfg.match_distance) & (matched.depth < cfg.min_depth)).sum()
+        ),
+        "gate2_reject": 0,
+        "gate3_blocked": 0,
+        "no_forward_bar": 0,
+    }
 
     # ---- resume: the brain's counts are a pure function of the trades, in order
     if fresh:
         for name in FORWARD_FILES:
             (ckpt / name).unlink(missing_ok=True)
-    fp = _fingerprint(data_dir, ckpt, scanner.timeframes, cfg, t_until, f_until, regret_tf, phys, mode)
+    fp = _fingerprint(
+        data_dir, ckpt, scanner.timeframes, cfg, t_until, f_until, regret_tf, phys, mode
+    )
     try:
         journal = Journal(ckpt / JOURNAL, fp, sessions=n_sessions)
     except ValueError as exc:
@@ -434,8 +504,14 @@ def run_forward_pass(
         with journal:
             for k in range(first, stop_at):
                 oos, label = bool(s_oos[k]), str(s_label[k])
-                res = trader.trade(int(s_start[k]), int(s_end[k]), eligible[lo_hi[0][k]:lo_hi[1][k]], matched,
-                                   cfg.gates, learn=True)
+                res = trader.trade(
+                    int(s_start[k]),
+                    int(s_end[k]),
+                    eligible[lo_hi[0][k] : lo_hi[1][k]],
+                    matched,
+                    cfg.gates,
+                    learn=True,
+                )
                 day = _day_record(k, label, oos, res, trader.brain_stats())
                 journal.append({"index": k, "day": day, "trades": res.trades, "gates": res.gates})
                 for key, v in res.gates.items():
@@ -467,49 +543,125 @@ def run_forward_pass(
     brain.save(ckpt / BRAIN, packed)
     packed[[*TRADE_COLUMNS, "side"]].to_parquet(ckpt / TRADES, index=False)
     compact(regret_df).to_parquet(ckpt / REGRET, index=False)
-    report = _report(cfg, inst, phys, mode, scanner.timeframes, entry_tf, regret_tf, t_until, f_until, n_sessions,
-                     int(ts.size), gates, days, tdf, regret_df, int(playbook.template_ids.size), complete)
+    report = _report(
+        cfg,
+        inst,
+        phys,
+        mode,
+        scanner.timeframes,
+        entry_tf,
+        regret_tf,
+        t_until,
+        f_until,
+        n_sessions,
+        int(ts.size),
+        gates,
+        days,
+        tdf,
+        regret_df,
+        int(playbook.template_ids.size),
+        complete,
+    )
     atomic_write_text(json.dumps(jsonable(report), indent=2, sort_keys=True), ckpt / REPORT)
     if n_sessions:
-        record_forward(ckpt, ForwardRecord(first_session=str(s_label[0]), last_session=str(s_label[-1]),
-                                           train_until=t_until, forward_until=f_until, sessions=n_sessions))
+        record_forward(
+            ckpt,
+            ForwardRecord(
+                first_session=str(s_label[0]),
+                last_session=str(s_label[-1]),
+                train_until=t_until,
+                forward_until=f_until,
+                sessions=n_sessions,
+            ),
+        )
     lap("finalize")
     seconds = time.perf_counter() - t_start
     if console is not None:
         _print_report(console, report, cfg, seconds, ckpt)
-    return ForwardResult(report=report, brain=brain, trades=tdf, regret=regret_df, sessions=days,
-                         complete=complete, seconds=seconds, bars=int(ts.size), timings=timings)
+    return ForwardResult(
+        report=report,
+        brain=brain,
+        trades=tdf,
+        regret=regret_df,
+        sessions=days,
+        complete=complete,
+        seconds=seconds,
+        bars=int(ts.size),
+        timings=timings,
+    )
 
 
-def _day_record(k: int, label: str, oos: bool, res: SessionResult, brain_stats: dict[str, int]) -> dict:
+def _day_record(
+    k: int, label: str, oos: bool, res: SessionResult, brain_stats: dict[str, int]
+) -> dict:
     pnl = np.asarray(res.trades["pnl"], np.float64)
     wins = int((pnl > 0).sum())
-    return {"index": k, "session": label, "out_of_sample": oos, "trades": int(pnl.size), "wins": wins,
-            "losses": int(pnl.size) - wins, "pnl": float(pnl.sum()), "avg_exit_efficiency": float("nan"),
-            "brain_templates": brain_stats["templates_seen"], "brain_trades": brain_stats["trades"]}
+    return {
+        "index": k,
+        "session": label,
+        "out_of_sample": oos,
+        "trades": int(pnl.size),
+        "wins": wins,
+        "losses": int(pnl.size) - wins,
+        "pnl": float(pnl.sum()),
+        "avg_exit_efficiency": float("nan"),
+        "brain_templates": brain_stats["templates_seen"],
+        "brain_trades": brain_stats["trades"],
+    }
 
 
 def _print_day(console: Console, day: dict) -> None:
     sample = "OOS" if day["out_of_sample"] else "IS "
-    console.print(f"[dim]{day['session']} {sample}[/dim] trades {day['trades']:3d}  W {day['wins']:3d}  "
-                  f"L {day['losses']:3d}  PnL {money(day['pnl']):>11}  "
-                  f"brain {day['brain_templates']} templates / {day['brain_trades']} trades",
-                  soft_wrap=True)  # one line per session, also in a log file
+    console.print(
+        f"[dim]{day['session']} {sample}[/dim] trades {day['trades']:3d}  W {day['wins']:3d}  "
+        f"L {day['losses']:3d}  PnL {money(day['pnl']):>11}  "
+        f"brain {day['brain_templates']} templates / {day['brain_trades']} trades",
+        soft_wrap=True,
+    )  # one line per session, also in a log file
 
 
-def _report(cfg: ForwardConfig, inst: Any, phys: PhysicsConfig, mode: str, hierarchy: list[str], entry_tf: str,
-            regret_tf: str, t_until: int | None, f_until: int | None, n_sessions: int, n_bars: int, gates: dict,
-            days: list[dict], tdf: pd.DataFrame, regret: pd.DataFrame, n_templates: int, complete: bool) -> dict:
+def _report(
+    cfg: ForwardConfig,
+    inst: Any,
+    phys: PhysicsConfig,
+    mode: str,
+    hierarchy: list[str],
+    entry_tf: str,
+    regret_tf: str,
+    t_until: int | None,
+    f_until: int | None,
+    n_sessions: int,
+    n_bars: int,
+    gates: dict,
+    days: list[dict],
+    tdf: pd.DataFrame,
+    regret: pd.DataFrame,
+    n_templates: int,
+    complete: bool,
+) -> dict:
     """``phase4_report.json``: no wall-clock values, so it is byte-identical across reruns."""
     report: dict[str, Any] = {
-        "purpose": PURPOSE, "disclaimer": DISCLAIMER, "complete": complete,
-        "sessions_total": n_sessions, "sessions_processed": len(days),
-        "entry_timeframe": entry_tf, "timeframes": hierarchy, "cascade": mode, "regret_timeframe": regret_tf,
-        "train_until": t_until, "forward_until": f_until, "config": dataclasses.asdict(cfg),
-        "instrument": dataclasses.asdict(inst), "physics": dataclasses.asdict(phys), "bars_entry_timeframe": n_bars,
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+        "complete": complete,
+        "sessions_total": n_sessions,
+        "sessions_processed": len(days),
+        "entry_timeframe": entry_tf,
+        "timeframes": hierarchy,
+        "cascade": mode,
+        "regret_timeframe": regret_tf,
+        "train_until": t_until,
+        "forward_until": f_until,
+        "config": dataclasses.asdict(cfg),
+        "instrument": dataclasses.asdict(inst),
+        "physics": dataclasses.asdict(phys),
+        "bars_entry_timeframe": n_bars,
         "gates": gates,
-        "units": {"pnl": "dollars per contract, net of commission and slippage",
-                  "sharpe_per_trade": "mean/std of trade PnL", "times": "epoch seconds (bar time)"},
+        "units": {
+            "pnl": "dollars per contract, net of commission and slippage",
+            "sharpe_per_trade": "mean/std of trade PnL",
+            "times": "epoch seconds (bar time)",
+        },
     }
     frame = pd.DataFrame(days)
     daily = frame["pnl"].to_numpy(np.float64) if len(frame) else np.zeros(0)
@@ -518,33 +670,50 @@ def _report(cfg: ForwardConfig, inst: Any, phys: PhysicsConfig, mode: str, hiera
         is_d = ~frame["out_of_sample"].to_numpy(bool) if len(frame) else np.zeros(0, bool)
         is_t = ~tdf["out_of_sample"].to_numpy(bool) if len(tdf) else np.zeros(0, bool)
         report["in_sample"] = sample_block(tdf[is_t], int(is_d.sum()), daily[is_d], n_templates)
-        report["out_of_sample"] = sample_block(tdf[~is_t], int((~is_d).sum()), daily[~is_d], n_templates)
+        report["out_of_sample"] = sample_block(
+            tdf[~is_t], int((~is_d).sum()), daily[~is_d], n_templates
+        )
     if len(regret):
         counts = regret["regret_type"].value_counts()
-        report["regret"] = {"avg_exit_efficiency": float(regret["exit_efficiency"].mean()),
-                            **{k: int(counts.get(k, 0)) for k in ("optimal", "closed_too_early", "closed_too_late")},
-                            "left_on_table": float(regret["left_on_table"].sum()),
-                            "gave_back": float(regret["gave_back"].sum())}
+        report["regret"] = {
+            "avg_exit_efficiency": float(regret["exit_efficiency"].mean()),
+            **{
+                k: int(counts.get(k, 0)) for k in ("optimal", "closed_too_early", "closed_too_late")
+            },
+            "left_on_table": float(regret["left_on_table"].sum()),
+            "gave_back": float(regret["gave_back"].sum()),
+        }
     report["sessions"] = days
     return report
 
 
-def _print_report(console: Console, report: dict, cfg: ForwardConfig, seconds: float, ckpt: Path) -> None:
+def _print_report(
+    console: Console, report: dict, cfg: ForwardConfig, seconds: float, ckpt: Path
+) -> None:
     n_done, n_all = report["sessions_processed"], report["sessions_total"]
-    title = "Phase 4 Forward Pass Complete" if report["complete"] else \
-        f"Phase 4 Forward Pass — stopped after {n_done}/{n_all} sessions (resumable)"
+    title = (
+        "Phase 4 Forward Pass Complete"
+        if report["complete"]
+        else f"Phase 4 Forward Pass — stopped after {n_done}/{n_all} sessions (resumable)"
+    )
     print_block(console, title, report["all"])
     if report.get("train_until") is not None:
         print_block(console, "In-sample sessions", report["in_sample"])
         print_block(console, "Out-of-sample sessions", report["out_of_sample"])
     g = report["gates"]
-    console.print(f"\nGates: {g['candidates']:,} candidates at {report['entry_timeframe']} "
-                  f"({report['cascade']} cascade); Gate 1 (distance < {cfg.match_distance:g}, depth >= "
-                  f"{cfg.min_depth}) passed {g['gate1_pass']:,}; Gate 2 rejected {g['gate2_reject']:,}; "
-                  f"Gate 3 blocked {g['gate3_blocked']:,}", soft_wrap=True)
+    console.print(
+        f"\nGates: {g['candidates']:,} candidates at {report['entry_timeframe']} "
+        f"({report['cascade']} cascade); Gate 1 (distance < {cfg.match_distance:g}, depth >= "
+        f"{cfg.min_depth}) passed {g['gate1_pass']:,}; Gate 2 rejected {g['gate2_reject']:,}; "
+        f"Gate 3 blocked {g['gate3_blocked']:,}",
+        soft_wrap=True,
+    )
     if report.get("forward_until") is not None:
-        console.print(f"Held back for paper trading: sessions from {_fmt_epoch(report['forward_until'])} on")
-    console.print(f"Throughput: {report['bars_entry_timeframe'] / seconds:,.0f} {report['entry_timeframe']} "
-                  f"bars/s ({seconds:.2f} s)")
+        console.print(
+            f"Held back for paper trading: sessions from {_fmt_epoch(report['forward_until'])} on"
+        )
+    console.print(
+        f"Throughput: {report['bars_entry_timeframe'] / seconds:,.0f} {report['entry_timeframe']} "
+        f"bars/s ({seconds:.2f} s)"
+    )
     console.print(f"Report: {ckpt / REPORT}")
-

@@ -57,14 +57,38 @@ class Instrument:
 # Commission defaults are typical retail all-in rates (2024): micros ~$0.62/side, minis ~$2.25/side.
 # One tick of slippage per side on market orders is the usual conservative assumption.
 INSTRUMENTS: dict[str, Instrument] = {
-    "MNQ": Instrument("MNQ", tick_size=0.25, tick_value=0.50, point_value=2.0,
-                      commission_per_side=0.62, slippage_ticks=1.0),
-    "NQ": Instrument("NQ", tick_size=0.25, tick_value=5.00, point_value=20.0,
-                     commission_per_side=2.25, slippage_ticks=1.0),
-    "ES": Instrument("ES", tick_size=0.25, tick_value=12.50, point_value=50.0,
-                     commission_per_side=2.25, slippage_ticks=1.0),
-    "MES": Instrument("MES", tick_size=0.25, tick_value=1.25, point_value=5.0,
-                      commission_per_side=0.62, slippage_ticks=1.0),
+    "MNQ": Instrument(
+        "MNQ",
+        tick_size=0.25,
+        tick_value=0.50,
+        point_value=2.0,
+        commission_per_side=0.62,
+        slippage_ticks=1.0,
+    ),
+    "NQ": Instrument(
+        "NQ",
+        tick_size=0.25,
+        tick_value=5.00,
+        point_value=20.0,
+        commission_per_side=2.25,
+        slippage_ticks=1.0,
+    ),
+    "ES": Instrument(
+        "ES",
+        tick_size=0.25,
+        tick_value=12.50,
+        point_value=50.0,
+        commission_per_side=2.25,
+        slippage_ticks=1.0,
+    ),
+    "MES": Instrument(
+        "MES",
+        tick_size=0.25,
+        tick_value=1.25,
+        point_value=5.0,
+        commission_per_side=0.62,
+        slippage_ticks=1.0,
+    ),
 }
 
 DEFAULT_SYMBOL = "MNQ"

@@ -34,12 +34,12 @@ def read_records(path: Path) -> list[dict]:
     pos = 0
     while pos + _REC.size <= len(data):
         n, crc = _REC.unpack_from(data, pos)
-        body = data[pos + _REC.size: pos + _REC.size + n]
+        body = data[pos + _REC.size : pos + _REC.size + n]
         if len(body) < n or zlib.crc32(body) != crc:
             break
         try:
             out.append(pickle.loads(body))
-        except Exception:  # noqa: BLE001 - an unreadable record ends the valid prefix
+        except Exception:
             break
         pos += _REC.size + n
     if pos < len(data):
@@ -55,12 +55,16 @@ class Journal:
     every journal when ``fresh``). Use as a context manager around the session loop.
     """
 
-    def __init__(self, path: str | Path, fingerprint: str, *, fresh: bool = False, **header: Any) -> None:
+    def __init__(
+        self, path: str | Path, fingerprint: str, *, fresh: bool = False, **header: Any
+    ) -> None:
         self.path = Path(path)
         if fresh:
             self.path.unlink(missing_ok=True)
         records = read_records(self.path)
-        if records and (records[0].get("kind") != "header" or records[0].get("fingerprint") != fingerprint):
+        if records and (
+            records[0].get("kind") != "header" or records[0].get("fingerprint") != fingerprint
+        ):
             self.path.unlink()
             records = []
         if not records:
@@ -71,7 +75,9 @@ class Journal:
         self.records: list[dict] = [r for r in records[1:] if r.get("kind") == "session"]
         for k, r in enumerate(self.records):
             if r.get("index") != k:
-                raise ValueError(f"journal {self.path} is out of order at session {k}; rerun with --fresh")
+                raise ValueError(
+                    f"journal {self.path} is out of order at session {k}; rerun with --fresh"
+                )
         self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> Journal:

@@ -1,9 +1,9 @@
 """Pipeline orchestrator: Phase 2 (discovery) → 2.5 (clustering) → 3 (playbook), checkpointed.
 
-Artifacts in ``checkpoint_dir`` (the seed's names):
+Artifacts in ``checkpoint_dir`` (the original names, docs/decisions.md §D31):
 
 * ``manifest.parquet`` — Phase 2 pattern manifest (with parent chains)
-* ``templates.pkl`` and ``clustering_scaler.pkl`` — Phase 2.5 (Task B step 1 saves the scaler)
+* ``templates.pkl`` and ``clustering_scaler.pkl`` — Phase 2.5 (the scaler, which Phase 4 needs)
 * ``pattern_library.pkl`` + ``pattern_library.json`` — Phase 3
 * ``state.json`` — which phases are complete and the *inputs fingerprint* of each
   (:mod:`edgefinder.markets.checkpoints` owns the file names and ``state.json``)
@@ -52,6 +52,7 @@ from edgefinder.markets.checkpoints import (
     read_state,
     write_state,
 )
+from edgefinder.settings import setting_default
 
 __all__ = [
     "CHECKPOINT_FILES",
@@ -63,8 +64,11 @@ __all__ = [
 ]
 
 PHASES = ("discovery", "clustering", "playbook")
-PHASE_TITLES = {"discovery": "Phase 2 — discovery", "clustering": "Phase 2.5 — clustering",
-                "playbook": "Phase 3 — playbook"}
+PHASE_TITLES = {
+    "discovery": "Phase 2 — discovery",
+    "clustering": "Phase 2.5 — clustering",
+    "playbook": "Phase 3 — playbook",
+}
 
 
 class PipelineError(EdgefinderError):
@@ -113,14 +117,25 @@ class _Display:
     """Receives pipeline events; renders a Live dashboard or progress bars."""
 
     def __init__(self, console: Console, live: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-        from rich.progress import TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.console = console
         self.live_mode = live
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
             transient=live,
         )
         self.phase = "starting"
@@ -136,7 +151,9 @@ class _Display:
         if self.live_mode:
             from rich.live import Live
 
-            self._live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
+            self._live = Live(
+                self._render(), console=self.console, refresh_per_second=8, transient=False
+            )
             self._live.__enter__()
         else:
             self.progress.__enter__()
@@ -206,7 +223,9 @@ def print_run_summary(console: Console, summary: RunSummary) -> None:
     t.add_column("seconds", justify="right")
     per = ", ".join(f"{x['tf']}: {x['patterns']:,}" for x in summary.patterns_per_level)
     rows = {
-        "discovery": f"{summary.patterns:,} patterns ({per})" if per else f"{summary.patterns:,} patterns",
+        "discovery": f"{summary.patterns:,} patterns ({per})"
+        if per
+        else f"{summary.patterns:,} patterns",
         "clustering": f"{summary.templates:,} templates",
         "playbook": f"{summary.library_templates:,} library templates, {summary.fissions} fission(s)",
     }
@@ -214,9 +233,19 @@ def print_run_summary(console: Console, summary: RunSummary) -> None:
         secs = "resumed" if ph in summary.resumed else f"{summary.seconds.get(ph, 0.0):.1f}"
         t.add_row(PHASE_TITLES[ph], rows[ph], secs)
     console.print(t)
-    scope = "all data" if summary.train_until is None else (
-        "bars before " + _dt.datetime.fromtimestamp(summary.train_until, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
-    console.print(f"timeframes {','.join(summary.timeframes)}; {scope}; checkpoints in {summary.checkpoint_dir}")
+    scope = (
+        "all data"
+        if summary.train_until is None
+        else (
+            "bars before "
+            + _dt.datetime.fromtimestamp(summary.train_until, _dt.UTC).strftime(
+                "%Y-%m-%d %H:%M UTC"
+            )
+        )
+    )
+    console.print(
+        f"timeframes {','.join(summary.timeframes)}; {scope}; checkpoints in {summary.checkpoint_dir}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -260,9 +289,9 @@ class Orchestrator:
         console: Console | None = None,
         instrument: str = "MNQ",
         physics: Any = None,
-        cascade: str = "context",
+        cascade: str = setting_default("cascade"),
         max_templates: int | None = None,
-        sampler: str = "qmc",
+        sampler: str = setting_default("sampler"),
     ) -> None:
         from edgefinder.markets.instruments import get_instrument
         from edgefinder.markets.physics import PhysicsConfig
@@ -288,7 +317,9 @@ class Orchestrator:
         from edgefinder.markets.clustering import MAX_COARSE_K
 
         if cascade not in CASCADE_MODES:
-            raise PipelineError(f"--cascade must be one of {', '.join(CASCADE_MODES)}, got {cascade!r}")
+            raise PipelineError(
+                f"--cascade must be one of {', '.join(CASCADE_MODES)}, got {cascade!r}"
+            )
         self.cascade = cascade
         self.max_templates = int(max_templates) if max_templates is not None else MAX_COARSE_K
         if self.max_templates < 1:
@@ -337,9 +368,13 @@ class Orchestrator:
         if not self.data_dir.is_dir():
             raise PipelineError(f"data directory not found: {self.data_dir}")
         try:
-            self.timeframes = FractalDiscoveryAgent().resolve_timeframes(self.data_dir, self.timeframes_requested)
+            self.timeframes = FractalDiscoveryAgent().resolve_timeframes(
+                self.data_dir, self.timeframes_requested
+            )
         except DiscoveryError as exc:
-            raise PipelineError(f"{exc} (expected {self.data_dir}/{{tf}}/YYYY_MM.parquet)") from None
+            raise PipelineError(
+                f"{exc} (expected {self.data_dir}/{{tf}}/YYYY_MM.parquet)"
+            ) from None
         rp = self.physics.rp
         top = self.timeframes[0]
         n_top = len(atlas.read_bars(self.data_dir, top, None, self.train_until))
@@ -355,26 +390,40 @@ class Orchestrator:
     def _fingerprints(self) -> dict[str, str]:
         from edgefinder import __version__
 
-        base = {"version": __version__, "files": files_fingerprint(self.data_dir, self.timeframes),
-                "timeframes": self.timeframes, "train_until": self.train_until, "cascade": self.cascade,
-                "physics": dataclasses.asdict(self.physics)}
+        base = {
+            "version": __version__,
+            "files": files_fingerprint(self.data_dir, self.timeframes),
+            "timeframes": self.timeframes,
+            "train_until": self.train_until,
+            "cascade": self.cascade,
+            "physics": dataclasses.asdict(self.physics),
+        }
         parts: dict[str, Any] = {"discovery": base}
         parts["clustering"] = {"prev": None, "seed": self.seed, "max_templates": self.max_templates}
-        parts["playbook"] = {"prev": None, "iterations": self.iterations, "seed": self.seed,
-                             "instrument": dataclasses.asdict(self.instrument), "sampler": self.sampler}
+        parts["playbook"] = {
+            "prev": None,
+            "iterations": self.iterations,
+            "seed": self.seed,
+            "instrument": dataclasses.asdict(self.instrument),
+            "sampler": self.sampler,
+        }
         keys = {}
         prev = ""
         for ph in PHASES:
             doc = dict(parts[ph])
             if "prev" in doc:
                 doc["prev"] = prev
-            prev = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:16]
+            prev = hashlib.sha256(
+                json.dumps(doc, sort_keys=True, default=str).encode()
+            ).hexdigest()[:16]
             keys[ph] = prev
         return keys
 
     def _phase_done(self, state: dict, phase: str, key: str) -> bool:
         rec = state["phases"].get(phase)
-        return bool(rec and rec.get("key") == key and all(self.path(f).exists() for f in PHASE_FILES[phase]))
+        return bool(
+            rec and rec.get("key") == key and all(self.path(f).exists() for f in PHASE_FILES[phase])
+        )
 
     # ------------------------------------------------------------------ run
     def run(self, fresh: bool = False) -> RunSummary:
@@ -396,7 +445,7 @@ class Orchestrator:
                     disp.skip_phase(phase)
                     continue
                 invalid = True  # every later phase depends on this one's output
-                for later in PHASES[PHASES.index(phase):]:
+                for later in PHASES[PHASES.index(phase) :]:
                     state["phases"].pop(later, None)
                 self._write_state(state)
                 t0 = time.perf_counter()
@@ -404,27 +453,45 @@ class Orchestrator:
                 secs = time.perf_counter() - t0
                 self.summary.ran.append(phase)
                 self.summary.seconds[phase] = round(secs, 3)
-                state["phases"][phase] = {"key": keys[phase], "seconds": round(secs, 3),
-                                          "completed_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-                                          **info}
+                state["phases"][phase] = {
+                    "key": keys[phase],
+                    "seconds": round(secs, 3),
+                    "completed_at": _dt.datetime.now(_dt.UTC).isoformat(),
+                    **info,
+                }
                 self._write_state(state)  # checkpoint after each phase
         return self.summary
 
     # ------------------------------------------------------------------ phases
     def _run_discovery(self, disp: _Display) -> dict:
-        from edgefinder.markets.discovery import FractalDiscoveryAgent, manifest_summary, save_manifest
+        from edgefinder.markets.discovery import (
+            FractalDiscoveryAgent,
+            manifest_summary,
+            save_manifest,
+        )
 
         disp.start_phase("discovery", total=len(self.timeframes))
         agent = FractalDiscoveryAgent(self.physics)
-        manifest = agent.scan_atlas_topdown(self.data_dir, self.timeframes, None, self.train_until,
-                                            cascade=self.cascade, on_level=disp.on_level)
+        manifest = agent.scan_atlas_topdown(
+            self.data_dir,
+            self.timeframes,
+            None,
+            self.train_until,
+            cascade=self.cascade,
+            on_level=disp.on_level,
+        )
         save_manifest(manifest, self.path(MANIFEST))
         self.manifest = manifest
         # physics and cascade: the forward pass replays the playbook with exactly these
-        info = {"patterns": len(manifest), "timeframes": list(self.timeframes), "train_until": self.train_until,
-                "physics": dataclasses.asdict(self.physics), "cascade": self.cascade,
-                "levels": agent.level_stats,
-                "summary": manifest_summary(manifest)}
+        info = {
+            "patterns": len(manifest),
+            "timeframes": list(self.timeframes),
+            "train_until": self.train_until,
+            "physics": dataclasses.asdict(self.physics),
+            "cascade": self.cascade,
+            "levels": agent.level_stats,
+            "summary": manifest_summary(manifest),
+        }
         self._apply_discovery_info(info)
         return info
 
@@ -435,7 +502,9 @@ class Orchestrator:
         manifest = self._need_manifest()
         engine = FractalClusteringEngine(seed=self.seed, max_coarse_k=self.max_templates)
         templates = engine.create_templates(manifest)
-        atomic_write_bytes(pickle.dumps(templates, protocol=pickle.HIGHEST_PROTOCOL), self.path(TEMPLATES))
+        atomic_write_bytes(
+            pickle.dumps(templates, protocol=pickle.HIGHEST_PROTOCOL), self.path(TEMPLATES)
+        )
         if engine.scaler is not None:
             save_scaler(engine.scaler, self.path(SCALER))
         else:  # no patterns: keep an explicit marker so the phase counts as complete
@@ -463,12 +532,24 @@ class Orchestrator:
             elif event == "template":
                 disp.library = info["done"]
 
-        res = optimize_templates(templates, self.data_dir, self.iterations, self.seed, self.instrument,
-                                 engine=self.engine, end=self.train_until, progress=progress, sampler=self.sampler)
+        res = optimize_templates(
+            templates,
+            self.data_dir,
+            self.iterations,
+            self.seed,
+            self.instrument,
+            engine=self.engine,
+            end=self.train_until,
+            progress=progress,
+            sampler=self.sampler,
+        )
         save_library(res.library, self.checkpoint_dir, res.fissions)
         self.library, self.fissions = res.library, res.fissions
-        info = {"library_templates": len(res.library), "fissions": res.fissions,
-                "skipped_members": res.skipped_members}
+        info = {
+            "library_templates": len(res.library),
+            "fissions": res.fissions,
+            "skipped_members": res.skipped_members,
+        }
         self._apply_playbook_info(info)
         return info
 
@@ -484,7 +565,8 @@ class Orchestrator:
     def _apply_discovery_info(self, info: dict) -> None:
         self.summary.patterns = int(info.get("patterns", 0))
         self.summary.patterns_per_level = [
-            {"level": s["level"], "tf": s["tf"], "patterns": s["patterns"]} for s in info.get("levels", [])
+            {"level": s["level"], "tf": s["tf"], "patterns": s["patterns"]}
+            for s in info.get("levels", [])
         ]
 
     def _apply_playbook_info(self, info: dict) -> None:
@@ -517,8 +599,15 @@ class Orchestrator:
         return self.library
 
     # ------------------------------------------------------------------ Phases 4–5
-    def run_forward_pass(self, config: Any = None, *, fresh: bool = False, max_sessions: int | None = None,
-                         day_lines: bool = True, **kwargs: Any) -> Any:
+    def run_forward_pass(
+        self,
+        config: Any = None,
+        *,
+        fresh: bool = False,
+        max_sessions: int | None = None,
+        day_lines: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         """Phase 4 (Task B): :func:`edgefinder.markets.forward.run_forward_pass` on this run's ATLAS,
         checkpoints, ``train_until`` and hierarchy (the one discovery used; see ``state.json``).
 
@@ -536,9 +625,18 @@ class Orchestrator:
         # else forward.resolve_hierarchy reads it from state.json.
         tfs = self.timeframes or self.timeframes_requested
         kwargs.setdefault("physics", self.physics_requested)
-        return run_forward_pass(self.data_dir, self.checkpoint_dir, cfg, self.train_until,
-                                timeframes=tfs, console=self.console, fresh=fresh,
-                                max_sessions=max_sessions, day_lines=day_lines, **kwargs)
+        return run_forward_pass(
+            self.data_dir,
+            self.checkpoint_dir,
+            cfg,
+            self.train_until,
+            timeframes=tfs,
+            console=self.console,
+            fresh=fresh,
+            max_sessions=max_sessions,
+            day_lines=day_lines,
+            **kwargs,
+        )
 
     def run_strategy_selection(self, config: Any = None, **kwargs: Any) -> Any:
         """Phase 5 (Task C): :func:`edgefinder.markets.selection.run_strategy_selection` on this

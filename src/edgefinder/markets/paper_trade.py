@@ -8,9 +8,10 @@ cascade mode, physics thresholds), gates (as ``phase4_report.json`` records them
 A candidate trades only when its nearest library template is in production *for the candidate's
 family*; one position at a time among those.
 
-It refuses a range that overlaps the sessions Phases 2–5 used (every session up to the forward pass's
+Why a person approves first and the figures come from unused sessions: docs/decisions.md §D28. It
+refuses a range that overlaps the sessions Phases 2–5 used (every session up to the forward pass's
 last one, from ``state.json``) and a playbook still ``pending_review`` unless ``allow_pending``. It
-writes ``paper_trade_report.json`` (the seed-style figures, power, per-session lines, what was traded)
+writes ``paper_trade_report.json`` (the original figures, power, per-session lines, what was traded)
 and ``paper_trade_trades.parquet`` into the checkpoint directory.
 """
 
@@ -34,7 +35,14 @@ from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_write_text
 from edgefinder.markets.brain import TRADE_COLUMNS, BayesianBrain, BrainFileError
 from edgefinder.markets.cascade import FractalCascadeScanner
-from edgefinder.markets.checkpoints import BRAIN, PAPER_REPORT, PAPER_TRADES, REPORT, forward_record, training_record
+from edgefinder.markets.checkpoints import (
+    BRAIN,
+    PAPER_REPORT,
+    PAPER_TRADES,
+    REPORT,
+    forward_record,
+    training_record,
+)
 from edgefinder.markets.forward import load_playbook, resolve_hierarchy
 from edgefinder.markets.instruments import get_instrument
 from edgefinder.markets.replay import Gates, SessionTrader, session_table
@@ -63,8 +71,15 @@ def _date(value: Any, flag: str) -> _dt.date:
         raise PaperTradeError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
 
 
-def run_paper_trade(checkpoint_dir: str | Path, data_dir: str | Path, date_from: Any, date_to: Any = None, *,
-                    allow_pending: bool = False, console: Console | None = None) -> PaperTradeResult:
+def run_paper_trade(
+    checkpoint_dir: str | Path,
+    data_dir: str | Path,
+    date_from: Any,
+    date_to: Any = None,
+    *,
+    allow_pending: bool = False,
+    console: Console | None = None,
+) -> PaperTradeResult:
     """Replay the CME sessions ending ``date_from``..``date_to`` (inclusive; default: the last session in
     the ATLAS) with the frozen production playbook of ``checkpoint_dir``; see the module doc."""
     ckpt, data = Path(checkpoint_dir), Path(data_dir)
@@ -79,37 +94,62 @@ def run_paper_trade(checkpoint_dir: str | Path, data_dir: str | Path, date_from:
     except SelectionError as exc:
         raise PaperTradeError(str(exc)) from None
     if status != STATUS_APPROVED and not allow_pending:
-        raise PaperTradeError(f"the production playbook in {ckpt} is {status}: a person approves it first "
-                              f"(`edgefinder markets approve-playbook --checkpoint-dir {ckpt}`), or pass "
-                              "--allow-pending to paper-trade it anyway")
+        raise PaperTradeError(
+            f"the production playbook in {ckpt} is {status}: a person approves it first "
+            f"(`edgefinder markets approve-playbook --checkpoint-dir {ckpt}`), or pass "
+            "--allow-pending to paper-trade it anyway"
+        )
     fwd = forward_record(ckpt)
     rec = training_record(ckpt)
     if fwd is None or fwd.last_session is None or rec is None:
-        raise PaperTradeError(f"{ckpt} has no forward-pass record: run `markets run --forward-pass "
-                              "--strategy-report` first")
+        raise PaperTradeError(
+            f"{ckpt} has no forward-pass record: run `markets run --forward-pass "
+            "--strategy-report` first"
+        )
     if d0 <= _dt.date.fromisoformat(fwd.last_session):
         raise PaperTradeError(
             f"--from {d0} overlaps the sessions Phases 2–5 used (up to {fwd.last_session}): paper trading judges "
             "the playbook on sessions nothing chose it on; start after that (hold sessions back with "
-            "`markets run --forward-until DATE`)")
+            "`markets run --forward-until DATE`)"
+        )
     try:
         phase4 = json.loads((ckpt / REPORT).read_text())
         cfg = phase4["config"]
-        gates = Gates(float(cfg["match_distance"]), float(cfg["min_prob"]), float(cfg["min_conf"]),
-                      int(cfg.get("min_depth", 0)))
+        gates = Gates(
+            float(cfg["match_distance"]),
+            float(cfg["min_prob"]),
+            float(cfg["min_conf"]),
+            int(cfg.get("min_depth", 0)),
+        )
         brain = BayesianBrain.load(ckpt / BRAIN)
-    except (FileNotFoundError, KeyError, TypeError, ValueError, json.JSONDecodeError, BrainFileError) as exc:
-        raise PaperTradeError(f"cannot read the forward pass's report or brain in {ckpt}: {exc}") from None
+    except (
+        FileNotFoundError,
+        KeyError,
+        TypeError,
+        ValueError,
+        json.JSONDecodeError,
+        BrainFileError,
+    ) as exc:
+        raise PaperTradeError(
+            f"cannot read the forward pass's report or brain in {ckpt}: {exc}"
+        ) from None
 
     playbook = load_playbook(ckpt)
     hierarchy = resolve_hierarchy(data, ckpt)
-    scanner = FractalCascadeScanner(hierarchy, cfg.get("entry_timeframe", "15s"), rec.physics, rec.cascade)
+    scanner = FractalCascadeScanner(
+        hierarchy, cfg.get("entry_timeframe", "15s"), rec.physics, rec.cascade
+    )
     states = scanner.compute_states(data, end=None if d1 is None else atlas.session_bounds(d1)[1])
     matched = playbook.match(scanner.scan(states))
     allowed_pairs = {(int(t), f) for t, e in production.items() for f in e.get("families", {})}
-    allowed = np.fromiter(((int(t), f) in allowed_pairs for t, f in zip(matched.template_id.tolist(),
-                                                                        matched.family.tolist())),
-                          dtype=bool, count=len(matched))
+    allowed = np.fromiter(
+        (
+            (int(t), f) in allowed_pairs
+            for t, f in zip(matched.template_id.tolist(), matched.family.tolist())
+        ),
+        dtype=bool,
+        count=len(matched),
+    )
     eligible = matched.eligible(gates, allowed)
 
     est = states[scanner.entry_timeframe]
@@ -119,19 +159,33 @@ def run_paper_trade(checkpoint_dir: str | Path, data_dir: str | Path, date_from:
     chosen = [k for k, d in enumerate(labels) if d >= d0 and (d1 is None or d <= d1)]
     if not chosen:
         raise PaperTradeError(f"no sessions from {d0}{'' if d1 is None else f' to {d1}'} in {data}")
-    trader = SessionTrader(est, scanner.entry_timeframe, get_instrument(phase4.get("instrument", {}).get("symbol", "MNQ")),
-                           playbook.template_ids, playbook.params)
+    trader = SessionTrader(
+        est,
+        scanner.entry_timeframe,
+        get_instrument(phase4.get("instrument", {}).get("symbol", "MNQ")),
+        playbook.template_ids,
+        playbook.params,
+    )
     trader.sync(brain)  # frozen: the brain as the forward pass left it; learn=False below
     e_rows = matched.rows[eligible]
+    days: list[dict[str, Any]]  # one session's figures each
     done, days, counts = [], [], {"gate2_reject": 0, "gate3_blocked": 0, "no_forward_bar": 0}
     for k in chosen:
         lo = int(np.searchsorted(e_rows, s_start[k], side="left"))
         hi = int(np.searchsorted(e_rows, s_end[k], side="right"))
-        res = trader.trade(int(s_start[k]), int(s_end[k]), eligible[lo:hi], matched, gates, learn=False)
+        res = trader.trade(
+            int(s_start[k]), int(s_end[k]), eligible[lo:hi], matched, gates, learn=False
+        )
         done.append((res, True, str(s_label[k])))
         pnl = np.asarray(res.trades["pnl"], np.float64)
-        days.append({"session": str(s_label[k]), "trades": int(pnl.size), "wins": int((pnl > 0).sum()),
-                     "pnl": float(pnl.sum())})
+        days.append(
+            {
+                "session": str(s_label[k]),
+                "trades": int(pnl.size),
+                "wins": int((pnl > 0).sum()),
+                "pnl": float(pnl.sum()),
+            }
+        )
         for key, v in res.gates.items():
             counts[key] += v
     paper = BayesianBrain()
@@ -139,26 +193,58 @@ def run_paper_trade(checkpoint_dir: str | Path, data_dir: str | Path, date_from:
     trades = paper.trades()
     block = sample_block(trades, len(days), [d["pnl"] for d in days], len(production))
     report = {
-        "purpose": PURPOSE, "disclaimer": DISCLAIMER, "from": str(d0), "to": str(labels[chosen[-1]]),
-        "playbook_status": status, "production_templates": sorted(int(t) for t in production),
-        "sessions": len(days), **{k: block[k] for k in (
-            "total_trades", "total_pnl", "mean_pnl_per_trade", "p_value_mean_pnl_gt_0", "win_rate", "max_drawdown",
-            "sharpe_per_trade", "sharpe_daily_annualized", "wins", "losses", "templates_fired")},
-        "power": block["power"], "gates": {**dataclasses.asdict(gates), **counts,
-                                           "candidates_in_production": int(eligible.size)},
-        "timeframes": scanner.timeframes, "cascade": rec.cascade, "entry_timeframe": scanner.entry_timeframe,
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+        "from": str(d0),
+        "to": str(labels[chosen[-1]]),
+        "playbook_status": status,
+        "production_templates": sorted(int(t) for t in production),
+        "sessions": len(days),
+        **{
+            k: block[k]
+            for k in (
+                "total_trades",
+                "total_pnl",
+                "mean_pnl_per_trade",
+                "p_value_mean_pnl_gt_0",
+                "win_rate",
+                "max_drawdown",
+                "sharpe_per_trade",
+                "sharpe_daily_annualized",
+                "wins",
+                "losses",
+                "templates_fired",
+            )
+        },
+        "power": block["power"],
+        "gates": {
+            **dataclasses.asdict(gates),
+            **counts,
+            "candidates_in_production": int(eligible.size),
+        },
+        "timeframes": scanner.timeframes,
+        "cascade": rec.cascade,
+        "entry_timeframe": scanner.entry_timeframe,
         "pipeline_sessions_until": fwd.last_session,
         "units": {"pnl": "dollars per contract, net of commission and slippage"},
         "per_session": days,
     }
     atomic_write_text(json.dumps(jsonable(report), indent=2, sort_keys=True), ckpt / PAPER_REPORT)
-    trades[[c for c in TRADE_COLUMNS if c in trades.columns]].to_parquet(ckpt / PAPER_TRADES, index=False)
+    trades[[c for c in TRADE_COLUMNS if c in trades.columns]].to_parquet(
+        ckpt / PAPER_TRADES, index=False
+    )
     if console is not None:
-        print_block(console, f"Paper trade — {report['from']} to {report['to']} (frozen production playbook, "
-                             f"{len(production)} templates, status {status})", {**block, "days": len(days)},
-                    brain=False)
+        print_block(
+            console,
+            f"Paper trade — {report['from']} to {report['to']} (frozen production playbook, "
+            f"{len(production)} templates, status {status})",
+            {**block, "days": len(days)},
+            brain=False,
+        )
         if not production:
             console.print("The production playbook is empty: nothing was traded.")
-        console.print(f"Report: {ckpt / PAPER_REPORT}; total {money(report['total_pnl'])} over "
-                      f"{report['sessions']} unseen sessions")
+        console.print(
+            f"Report: {ckpt / PAPER_REPORT}; total {money(report['total_pnl'])} over "
+            f"{report['sessions']} unseen sessions"
+        )
     return PaperTradeResult(report=report, trades=trades)

@@ -15,30 +15,48 @@ For bar i, over the last ``rp`` closes y_0..y_{rp-1} (x = 0..rp-1, the last one 
 * ``roche_snap`` = |z| > snap_z and |velocity| > snap_velocity; ``structural_drive`` =
   |momentum| > drive_momentum and coherence < drive_coherence; ``structure_ok`` = |z| >= snap_z
 
-Every state is causal (bar i uses bars <= i). The first rp-1 bars have no state (``valid`` False,
-floats NaN, flags False, zone ""). The hot loop is a numba kernel: the window sums slide in O(1)
-per bar, offset by a nearby close and re-seeded exactly every 64 bars, so prices near 20,000 lose
-no precision (a per-bar np.polyfit reference agrees to 1e-9); contiguous chunks of a long series
-run on all cores.
+Each timeframe's columns are computed once over its whole continuous series, never over window
+fragments (docs/decisions.md §D16). Every state is causal (bar i uses bars <= i). The first rp-1
+bars have no state (``valid`` False, floats NaN, flags False, zone ""). The hot loop is a numba
+kernel: the window sums slide in O(1) per bar, offset by a nearby close and re-seeded exactly every
+64 bars, so prices near 20,000 lose no precision (a per-bar np.polyfit reference agrees to 1e-9);
+contiguous chunks of a long series run on all cores.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from itertools import repeat
 from typing import Any
 
 import numba as nb
 import numpy as np
 import pandas as pd
 
-ZONE_NAMES = np.array(["", "L1_STABLE", "CHAOS", "L2_ROCHE", "L3_ROCHE"], dtype=object)  # index = zone_code
+from edgefinder.settings import setting_default
+
+ZONE_NAMES = np.array(
+    ["", "L1_STABLE", "CHAOS", "L2_ROCHE", "L3_ROCHE"], dtype=object
+)  # index = zone_code
 
 STATE_COLUMNS: list[str] = [
-    "center", "sigma", "z_score", "velocity", "momentum", "reversion_force", "band_repulsion",
-    "f_net", "P0", "P1", "P2", "entropy", "coherence",
+    "center",
+    "sigma",
+    "z_score",
+    "velocity",
+    "momentum",
+    "reversion_force",
+    "band_repulsion",
+    "f_net",
+    "P0",
+    "P1",
+    "P2",
+    "entropy",
+    "coherence",
 ]
 ALL_COLUMNS: list[str] = (
     ["timestamp", "open", "high", "low", "close", "volume"]
@@ -52,15 +70,17 @@ class PhysicsConfig:
     """Thresholds of the state engine (units: rp bars; snap_velocity points/bar; others unitless)."""
 
     rp: int = 21
-    snap_z: float = 2.0
-    snap_velocity: float = 0.5
-    drive_momentum: float = 5.0
-    drive_coherence: float = 0.3
+    snap_z: float = setting_default("snap_z")
+    snap_velocity: float = setting_default("snap_velocity")
+    drive_momentum: float = setting_default("drive_momentum")
+    drive_coherence: float = setting_default("drive_coherence")
     sigma_floor: float = 1e-6
 
     def __post_init__(self) -> None:
         if self.rp < 3:
-            raise ValueError(f"PhysicsConfig.rp must be at least 3 bars (RSS / (rp - 2)), got {self.rp}")
+            raise ValueError(
+                f"PhysicsConfig.rp must be at least 3 bars (RSS / (rp - 2)), got {self.rp}"
+            )
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: float | None) -> PhysicsConfig:
@@ -71,7 +91,12 @@ class PhysicsConfig:
             raise TypeError(f"not a physics threshold: {', '.join(sorted(unknown))}")
         vals = {k: getattr(settings, k) for k in THRESHOLDS}
         vals.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**{k: float(v) for k, v in vals.items()})
+        return cls(
+            snap_z=float(vals["snap_z"]),
+            snap_velocity=float(vals["snap_velocity"]),
+            drive_momentum=float(vals["drive_momentum"]),
+            drive_coherence=float(vals["drive_coherence"]),
+        )
 
     def thresholds(self) -> dict[str, float]:
         """The four pattern thresholds (what ``state.json`` records for the forward pass)."""
@@ -85,9 +110,24 @@ THRESHOLDS: tuple[str, ...] = ("snap_z", "snap_velocity", "drive_momentum", "dri
 _BLOCK = 64  # bars between exact re-seeds of the rolling window sums (bounds |close - ref|)
 
 
-@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz", "arcp"})
-def _states_range(close, volume, rp, sigma_floor, snap_z, snap_v, drive_m, drive_c,
-                  out, zone, flags, lo, hi):  # pragma: no cover - compiled
+@nb.njit(
+    cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz", "arcp"}
+)
+def _states_range(
+    close: np.ndarray,
+    volume: np.ndarray,
+    rp: int,
+    sigma_floor: float,
+    snap_z: float,
+    snap_v: float,
+    drive_m: float,
+    drive_c: float,
+    out: np.ndarray,
+    zone: np.ndarray,
+    flags: np.ndarray,
+    lo: int,
+    hi: int,
+) -> None:  # pragma: no cover - compiled
     """Fill bars lo..hi-1 of out[13, n] float states, zone[n] codes, flags[3, n]."""
     half = 0.5 * (rp - 1)
     sxx = 0.0
@@ -254,8 +294,9 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
-                         config: PhysicsConfig | None = None) -> dict[str, np.ndarray]:
+def compute_state_arrays(
+    close: np.ndarray, volume: np.ndarray, config: PhysicsConfig | None = None
+) -> dict[str, np.ndarray]:
     """State columns as a dict of numpy arrays (the fast path; no DataFrame).
 
     Keys: STATE_COLUMNS, ``zone_code`` (int8: 0 none, 1 L1_STABLE, 2 CHAOS, 3 L2_ROCHE,
@@ -268,8 +309,19 @@ def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
     out = np.empty((13, n), dtype=np.float64)
     zone = np.empty(n, dtype=np.int8)
     flags = np.empty((3, n), dtype=np.bool_)
-    args = (c, v, int(cfg.rp), float(cfg.sigma_floor), float(cfg.snap_z), float(cfg.snap_velocity),
-            float(cfg.drive_momentum), float(cfg.drive_coherence), out, zone, flags)
+    args = (
+        c,
+        v,
+        int(cfg.rp),
+        float(cfg.sigma_floor),
+        float(cfg.snap_z),
+        float(cfg.snap_velocity),
+        float(cfg.drive_momentum),
+        float(cfg.drive_coherence),
+        out,
+        zone,
+        flags,
+    )
     workers = _workers()
     if n < _PARALLEL_MIN_BARS or workers == 1:
         _states_range(*args, 0, n)
@@ -277,8 +329,11 @@ def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
         # every bar is an independent window fit, so contiguous chunks run on all cores
         edges = (np.linspace(0, n, workers + 1) // _BLOCK).astype(np.int64) * _BLOCK
         edges[-1] = n
-        futures = [_pool().submit(_states_range, *args, int(lo), int(hi))
-                   for lo, hi in zip(edges[:-1], edges[1:])]
+        # the numba dispatcher is untyped (Any); typed as a callable, mypy can bind submit's *args
+        kernel: Callable[..., None] = _states_range
+        futures = [
+            _pool().submit(kernel, *args, int(lo), int(hi)) for lo, hi in zip(edges[:-1], edges[1:])
+        ]
         for f in futures:
             f.result()
     res = {name: out[j] for j, name in enumerate(STATE_COLUMNS)}
@@ -287,7 +342,7 @@ def compute_state_arrays(close: np.ndarray, volume: np.ndarray,
     res["structural_drive"] = flags[1]
     res["structure_ok"] = flags[2]
     valid = np.zeros(n, dtype=np.bool_)
-    valid[cfg.rp - 1:] = True
+    valid[cfg.rp - 1 :] = True
     res["valid"] = valid
     return res
 
@@ -314,7 +369,10 @@ def as_arrays(states: pd.DataFrame | StateArrays) -> StateArrays:
     out = {c: states[c].to_numpy() for c in states.columns if c != "lagrange_zone"}
     if "lagrange_zone" in states.columns:
         zone = states["lagrange_zone"]
-        if isinstance(zone.dtype, pd.CategoricalDtype) and list(zone.cat.categories) == ZONE_NAMES.tolist():
+        if (
+            isinstance(zone.dtype, pd.CategoricalDtype)
+            and list(zone.cat.categories) == ZONE_NAMES.tolist()
+        ):
             out["zone_code"] = zone.cat.codes.to_numpy().astype(np.int8)
         else:
             codes = {name: k for k, name in enumerate(ZONE_NAMES.tolist())}
@@ -326,23 +384,44 @@ def state_at(states: StateArrays, i: int, tf: str) -> ThreeBodyQuantumState:
     """The :class:`ThreeBodyQuantumState` of row ``i`` (made only where one object is needed)."""
     kw: dict[str, Any] = {c: float(states[c][i]) for c in BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)}
     return ThreeBodyQuantumState(
-        timestamp=int(states["timestamp"][i]), **kw, lagrange_zone=str(ZONE_NAMES[int(states["zone_code"][i])]),
-        roche_snap=bool(states["roche_snap"][i]), structural_drive=bool(states["structural_drive"][i]),
-        structure_ok=bool(states["structure_ok"][i]), valid=bool(states["valid"][i]), timeframe=tf)
+        timestamp=int(states["timestamp"][i]),
+        **kw,
+        lagrange_zone=str(ZONE_NAMES[int(states["zone_code"][i])]),
+        roche_snap=bool(states["roche_snap"][i]),
+        structural_drive=bool(states["structural_drive"][i]),
+        structure_ok=bool(states["structure_ok"][i]),
+        valid=bool(states["valid"][i]),
+        timeframe=tf,
+    )
 
 
 def states_at(states: StateArrays, rows: np.ndarray, tf: str) -> list[ThreeBodyQuantumState]:
     """:func:`state_at` for many rows, reading each column once."""
     rows = np.asarray(rows, dtype=np.int64)
-    cols = {c: np.asarray(states[c], dtype=np.float64)[rows].tolist() for c in BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)}
+    cols = {
+        c: np.asarray(states[c], dtype=np.float64)[rows].tolist()
+        for c in BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)
+    }
     ts = np.asarray(states["timestamp"])[rows].astype(np.int64).tolist()
     zone = ZONE_NAMES[np.asarray(states["zone_code"])[rows].astype(np.int64)].tolist()
-    flags = {c: np.asarray(states[c], dtype=bool)[rows].tolist()
-             for c in ("roche_snap", "structural_drive", "structure_ok", "valid")}
+    flags = {
+        c: np.asarray(states[c], dtype=bool)[rows].tolist()
+        for c in ("roche_snap", "structural_drive", "structure_ok", "valid")
+    }
     names = BAR_COLUMNS[1:] + tuple(STATE_COLUMNS)
-    return [ThreeBodyQuantumState(ts[j], *(cols[c][j] for c in names), zone[j], flags["roche_snap"][j],
-                                  flags["structural_drive"][j], flags["structure_ok"][j], flags["valid"][j], tf)
-            for j in range(rows.size)]
+    # one tuple per row in field order (a starred sequence of unknown length must come last for
+    # the call to type-check; zipping the columns is also faster than indexing each per row)
+    per_row = zip(
+        ts,
+        *(cols[c] for c in names),
+        zone,
+        flags["roche_snap"],
+        flags["structural_drive"],
+        flags["structure_ok"],
+        flags["valid"],
+        repeat(tf),
+    )
+    return [ThreeBodyQuantumState(*r) for r in per_row]
 
 
 class QuantumFieldEngine:
@@ -361,14 +440,18 @@ class QuantumFieldEngine:
         # arrays are handed over without a copy (copy=False also skips pandas' block consolidation,
         # which otherwise costs more than the physics itself)
         base = {
-            col: np.array(bars[col]) for col in ("timestamp", "open", "high", "low", "close", "volume")
+            col: np.array(bars[col])
+            for col in ("timestamp", "open", "high", "low", "close", "volume")
         }
         arrs = compute_state_arrays(base["close"], base["volume"], self.config)
-        data: dict[str, np.ndarray] = dict(base)
+        data: dict[str, np.ndarray | pd.Categorical] = dict(base)
         for name in STATE_COLUMNS:
             data[name] = arrs[name]
         # a categorical over the int8 codes: str values, but no per-bar Python string objects
-        data["lagrange_zone"] = pd.Categorical.from_codes(arrs["zone_code"], categories=ZONE_NAMES)
+        data["lagrange_zone"] = pd.Categorical.from_codes(
+            arrs["zone_code"],  # type: ignore[arg-type]  # pandas-stubs: codes only Sequence[int]
+            categories=pd.Index(ZONE_NAMES),
+        )
         for name in ("roche_snap", "structural_drive", "structure_ok", "valid"):
             data[name] = arrs[name]
         df = pd.DataFrame(data, columns=ALL_COLUMNS, copy=False)
@@ -407,21 +490,22 @@ class ThreeBodyQuantumState:
     timeframe: str = "15s"
 
     @classmethod
-    def from_states(cls, states_df: pd.DataFrame, i: int, timeframe: str | None = None
-                    ) -> ThreeBodyQuantumState:
+    def from_states(
+        cls, states_df: pd.DataFrame, i: int, timeframe: str | None = None
+    ) -> ThreeBodyQuantumState:
         """The state of row position ``i`` of a :meth:`QuantumFieldEngine.compute_states` frame."""
         tf = timeframe or states_df.attrs.get("timeframe", "15s")
-        kw: dict[str, object] = {}
+        kw: dict[str, Any] = {}
         for f in fields(cls):
             if f.name == "timeframe":
                 continue
-            val = states_df[f.name].iat[i]
+            col = states_df[f.name]
             if f.name == "timestamp":
-                kw[f.name] = int(val)
+                kw[f.name] = int(col.to_numpy()[i])
             elif f.name == "lagrange_zone":
-                kw[f.name] = str(val)
+                kw[f.name] = str(col.iat[i])
             elif f.name in ("roche_snap", "structural_drive", "structure_ok", "valid"):
-                kw[f.name] = bool(val)
+                kw[f.name] = bool(col.iat[i])
             else:
-                kw[f.name] = float(val)
-        return cls(timeframe=tf, **kw)  # type: ignore[arg-type]
+                kw[f.name] = float(col.to_numpy()[i])
+        return cls(timeframe=tf, **kw)

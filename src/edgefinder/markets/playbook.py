@@ -48,12 +48,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from edgefinder.markets import atlas
 from edgefinder.jsonsafe import jsonable
+from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_pickle, atomic_write_text
 from edgefinder.markets.exits import ExitParams, simulate_exits
 from edgefinder.markets.instruments import Instrument, get_instrument
+from edgefinder.settings import setting_default
 
 __all__ = [
     "SEARCH_SPACE",
@@ -95,10 +97,24 @@ ProgressFn = Callable[[str, dict], None]
 def library_entry_keys() -> tuple[str, ...]:
     """Fields of one library entry (units: dollars for PnL, ticks/seconds for params)."""
     return (
-        "template_id", "centroid", "params", "member_count", "train_count", "train_score",
-        "train_pnl", "train_mean_pnl", "train_win_rate", "val_pnl", "val_trades",
-        "val_mean_pnl", "val_win_rate", "pattern_type", "timeframe", "direction_rule",
-        "parent_template", "fission_depth",
+        "template_id",
+        "centroid",
+        "params",
+        "member_count",
+        "train_count",
+        "train_score",
+        "train_pnl",
+        "train_mean_pnl",
+        "train_win_rate",
+        "val_pnl",
+        "val_trades",
+        "val_mean_pnl",
+        "val_win_rate",
+        "pattern_type",
+        "timeframe",
+        "direction_rule",
+        "parent_template",
+        "fission_depth",
     )
 
 
@@ -147,7 +163,9 @@ def _session_last_index(open_ts: np.ndarray) -> np.ndarray:
     return ends[block].astype(np.int64)
 
 
-def load_timeframe_bars(atlas_root: str | Path, timeframes: Sequence[str], end: Any = None) -> TimeframeBars:
+def load_timeframe_bars(
+    atlas_root: str | Path, timeframes: Sequence[str], end: Any = None
+) -> TimeframeBars:
     """Read each timeframe once (bars opening before ``end``) into one :class:`TimeframeBars`."""
     parts_ts, parts_h, parts_l, parts_c, parts_end = [], [], [], [], []
     offsets: dict[str, int] = {}
@@ -169,8 +187,13 @@ def load_timeframe_bars(atlas_root: str | Path, timeframes: Sequence[str], end: 
         return np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
 
     return TimeframeBars(
-        close_ts=cat(parts_ts, np.float64), high=cat(parts_h, np.float64), low=cat(parts_l, np.float64),
-        close=cat(parts_c, np.float64), session_end=cat(parts_end, np.int64), offsets=offsets, open_ts=opens,
+        close_ts=cat(parts_ts, np.float64),
+        high=cat(parts_h, np.float64),
+        low=cat(parts_l, np.float64),
+        close=cat(parts_c, np.float64),
+        session_end=cat(parts_end, np.int64),
+        offsets=offsets,
+        open_ts=opens,
     )
 
 
@@ -211,7 +234,9 @@ def _template_trades(template: Any, bars: TimeframeBars) -> _Trades:
     order = np.lexsort((np.arange(n), close_t))  # time order of the entries (bar closes)
     order = order[entry[order] >= 0]
     sides = member_sides([members[i] for i in order])
-    return _Trades(positions=order, entry=entry[order], side=sides, end=bars.session_end[entry[order]])
+    return _Trades(
+        positions=order, entry=entry[order], side=sides, end=bars.session_end[entry[order]]
+    )
 
 
 def _score(pnl: np.ndarray) -> float:
@@ -220,10 +245,31 @@ def _score(pnl: np.ndarray) -> float:
     return float(pnl.mean() / max(float(pnl.std()), _STD_FLOOR))
 
 
-def _pnl(bars: TimeframeBars, entry, side, end, instrument, stop, target, trail, hold) -> np.ndarray:
+def _pnl(
+    bars: TimeframeBars,
+    entry: np.ndarray,
+    side: np.ndarray,
+    end: np.ndarray,
+    instrument: Instrument,
+    stop: ArrayLike,
+    target: ArrayLike,
+    trail: ArrayLike,
+    hold: ArrayLike,
+) -> np.ndarray:
     res = simulate_exits(
-        bars.close_ts, bars.high, bars.low, bars.close, entry, side, stop, target, trail, hold,
-        instrument, end_idx=end, bar_seconds=0.0,
+        bars.close_ts,
+        bars.high,
+        bars.low,
+        bars.close,
+        entry,
+        side,
+        stop,
+        target,
+        trail,
+        hold,
+        instrument,
+        end_idx=end,
+        bar_seconds=0.0,
     )
     return res.pnl_dollars
 
@@ -234,7 +280,9 @@ def _grid() -> np.ndarray:
     return np.stack([m.ravel() for m in mesh], axis=1)  # (81, 4)
 
 
-def best_params_per_member(bars: TimeframeBars, tr: _Trades, instrument: Instrument) -> tuple[np.ndarray, np.ndarray]:
+def best_params_per_member(
+    bars: TimeframeBars, tr: _Trades, instrument: Instrument
+) -> tuple[np.ndarray, np.ndarray]:
     """Each trade's individually best grid parameters: ``(vectors (n, 4), informative (n,))``.
 
     One simulator call evaluates n × 81 pairs. When several grid points tie for the best PnL
@@ -247,8 +295,17 @@ def best_params_per_member(bars: TimeframeBars, tr: _Trades, instrument: Instrum
     n, k = tr.entry.size, g.shape[0]
     if n == 0:
         return np.zeros((0, 4)), np.zeros(0, dtype=bool)
-    pnl = _pnl(bars, np.repeat(tr.entry, k), np.repeat(tr.side, k), np.repeat(tr.end, k), instrument,
-               np.tile(g[:, 0], n), np.tile(g[:, 1], n), np.tile(g[:, 2], n), np.tile(g[:, 3], n))
+    pnl = _pnl(
+        bars,
+        np.repeat(tr.entry, k),
+        np.repeat(tr.side, k),
+        np.repeat(tr.end, k),
+        instrument,
+        np.tile(g[:, 0], n),
+        np.tile(g[:, 1], n),
+        np.tile(g[:, 2], n),
+        np.tile(g[:, 3], n),
+    )
     pnl = pnl.reshape(n, k)
     top = pnl.max(axis=1, keepdims=True)
     ties = pnl >= top - 1e-9  # dollars; PnL values are multiples of half a cent
@@ -258,7 +315,10 @@ def best_params_per_member(bars: TimeframeBars, tr: _Trades, instrument: Instrum
 
 
 def fission_labels(
-    best_params: np.ndarray, seed: int, threshold: float = SILHOUETTE_MIN, min_child_members: int = 10
+    best_params: np.ndarray,
+    seed: int,
+    threshold: float = SILHOUETTE_MIN,
+    min_child_members: int = 10,
 ) -> tuple[np.ndarray | None, float]:
     """KMeans(k=2) of best-parameter vectors scaled to [0, 1]; labels if silhouette ≥ threshold.
 
@@ -307,7 +367,9 @@ def qmc_design(iterations: int, seed: int) -> np.ndarray:
     from scipy.stats import qmc
 
     n = max(1, int(iterations))
-    u = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, seed=seed).random_base2(int(np.ceil(np.log2(n))))[:n]
+    u = qmc.Sobol(d=len(PARAM_NAMES), scramble=True, seed=seed).random_base2(
+        int(np.ceil(np.log2(n)))
+    )[:n]
     cols = []
     for j, name in enumerate(PARAM_NAMES):
         lo, hi, step = SEARCH_SPACE[name]
@@ -316,9 +378,17 @@ def qmc_design(iterations: int, seed: int) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _search(bars: TimeframeBars, tr_entry: np.ndarray, tr_side: np.ndarray, tr_end: np.ndarray,
-            instrument: Instrument, iterations: int, seed: int, on_trial: Callable[[], None] | None,
-            sampler: str = "qmc") -> tuple[dict, float]:
+def _search(
+    bars: TimeframeBars,
+    tr_entry: np.ndarray,
+    tr_side: np.ndarray,
+    tr_end: np.ndarray,
+    instrument: Instrument,
+    iterations: int,
+    seed: int,
+    on_trial: Callable[[], None] | None,
+    sampler: str = setting_default("sampler"),
+) -> tuple[dict, float]:
     """Best exit parameters of one template's training trades: ``(params, best score)``.
 
     ``qmc``: ``iterations`` points of a seeded scrambled Sobol design over the search space
@@ -345,27 +415,53 @@ def _search(bars: TimeframeBars, tr_entry: np.ndarray, tr_side: np.ndarray, tr_e
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def score(p: dict[str, int]) -> float:
-        return _score(_pnl(bars, tr_entry, tr_side, tr_end, instrument, p["stop_loss_ticks"],
-                           p["take_profit_ticks"], p["trailing_stop_ticks"], p["max_hold_seconds"]))
+        return _score(
+            _pnl(
+                bars,
+                tr_entry,
+                tr_side,
+                tr_end,
+                instrument,
+                p["stop_loss_ticks"],
+                p["take_profit_ticks"],
+                p["trailing_stop_ticks"],
+                p["max_hold_seconds"],
+            )
+        )
 
     with warnings.catch_warnings():  # multivariate TPE is flagged experimental; it is stable here
         warnings.simplefilter("ignore")
-        study = optuna.create_study(direction="maximize",
-                                    sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True))
+        study = optuna.create_study(
+            direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        )
         callbacks = [lambda _s, _t: on_trial()] if on_trial is not None else None
         study.optimize(lambda trial: score(_suggest(trial)), n_trials=n_trials, callbacks=callbacks)
     return {k: int(v) for k, v in study.best_params.items()}, float(study.best_value)
 
 
-def _batch_scores(bars: TimeframeBars, entry: np.ndarray, side: np.ndarray, end: np.ndarray,
-                  instrument: Instrument, grid: np.ndarray) -> np.ndarray:
+def _batch_scores(
+    bars: TimeframeBars,
+    entry: np.ndarray,
+    side: np.ndarray,
+    end: np.ndarray,
+    instrument: Instrument,
+    grid: np.ndarray,
+) -> np.ndarray:
     """:func:`_score` of each parameter row of ``grid`` (stop, target, trail, hold) on the same trades."""
     n, k = entry.size, grid.shape[0]
     if n == 0:
         return np.zeros(k)
-    pnl = _pnl(bars, np.tile(entry, k), np.tile(side, k), np.tile(end, k), instrument,
-               np.repeat(grid[:, 0], n), np.repeat(grid[:, 1], n), np.repeat(grid[:, 2], n),
-               np.repeat(grid[:, 3], n)).reshape(k, n)
+    pnl = _pnl(
+        bars,
+        np.tile(entry, k),
+        np.tile(side, k),
+        np.tile(end, k),
+        instrument,
+        np.repeat(grid[:, 0], n),
+        np.repeat(grid[:, 1], n),
+        np.repeat(grid[:, 2], n),
+        np.repeat(grid[:, 3], n),
+    ).reshape(k, n)
     return pnl.mean(axis=1) / np.maximum(pnl.std(axis=1), _STD_FLOOR)
 
 
@@ -399,7 +495,7 @@ def optimize_templates(
     silhouette_min: float = SILHOUETTE_MIN,
     min_child_members: int = 10,
     progress: ProgressFn | None = None,
-    sampler: str = "qmc",
+    sampler: str = setting_default("sampler"),
 ) -> PlaybookResult:
     """Run Phase 3 over ``templates``; see the module docstring.
 
@@ -428,7 +524,9 @@ def optimize_templates(
     def on_trial() -> None:
         emit("trial", {})
 
-    stack: list[tuple[Any, int]] = [(t, 0) for t in sorted(templates, key=lambda t: t.template_id)][::-1]
+    stack: list[tuple[Any, int]] = [(t, 0) for t in sorted(templates, key=lambda t: t.template_id)][
+        ::-1
+    ]
     while stack:
         tpl, depth = stack.pop()
         tid = int(tpl.template_id)
@@ -440,14 +538,24 @@ def optimize_templates(
         if depth < max_fission_depth and ntr >= 2 * min_child_members:
             sub = _Trades(tr.positions[tr_sl], tr.entry[tr_sl], tr.side[tr_sl], tr.end[tr_sl])
             vec, informative = best_params_per_member(bars, sub, instrument)
-            labels, sil = fission_labels(vec[informative], seed=_study_seed(seed, tid),
-                                         threshold=silhouette_min, min_child_members=min_child_members)
+            labels, sil = fission_labels(
+                vec[informative],
+                seed=_study_seed(seed, tid),
+                threshold=silhouette_min,
+                min_child_members=min_child_members,
+            )
             if labels is not None:
-                groups = _assign_groups(tpl, tr.positions[:ntr][informative], labels, pattern_features)
+                groups = _assign_groups(
+                    tpl, tr.positions[:ntr][informative], labels, pattern_features
+                )
                 children = engine.refine_clusters(tpl, groups)
                 if len(children) >= 2:
-                    rec = {"parent": tid, "children": [int(c.template_id) for c in children],
-                           "silhouette": round(sil, 6), "depth": depth + 1}
+                    rec = {
+                        "parent": tid,
+                        "children": [int(c.template_id) for c in children],
+                        "silhouette": round(sil, 6),
+                        "depth": depth + 1,
+                    }
                     fissions.append(rec)
                     emit("fission", rec)
                     stack.extend((c, depth + 1) for c in reversed(children))
@@ -458,11 +566,29 @@ def optimize_templates(
             for _ in range(max(1, int(iterations))):
                 on_trial()
         else:
-            params, score = _search(bars, tr.entry[tr_sl], tr.side[tr_sl], tr.end[tr_sl], instrument,
-                                    iterations, _study_seed(seed, tid), on_trial, sampler)
+            params, score = _search(
+                bars,
+                tr.entry[tr_sl],
+                tr.side[tr_sl],
+                tr.end[tr_sl],
+                instrument,
+                iterations,
+                _study_seed(seed, tid),
+                on_trial,
+                sampler,
+            )
         prm = ExitParams(**{k: float(v) for k, v in params.items()})
-        all_pnl = _pnl(bars, tr.entry, tr.side, tr.end, instrument, prm.stop_loss_ticks,
-                       prm.take_profit_ticks, prm.trailing_stop_ticks, prm.max_hold_seconds)
+        all_pnl = _pnl(
+            bars,
+            tr.entry,
+            tr.side,
+            tr.end,
+            instrument,
+            prm.stop_loss_ticks,
+            prm.take_profit_ticks,
+            prm.trailing_stop_ticks,
+            prm.max_hold_seconds,
+        )
         t_sum, t_mean, t_win = _stats(all_pnl[tr_sl])
         v_sum, v_mean, v_win = _stats(all_pnl[va_sl])
         types = [p.pattern_type for p in tpl.members]
@@ -483,11 +609,15 @@ def optimize_templates(
             "pattern_type": _majority(types),
             "timeframe": _majority([p.timeframe for p in tpl.members]),
             "direction_rule": "fade_z" if _majority(types) == "ROCHE_SNAP" else "follow_momentum",
-            "parent_template": None if tpl.parent_template_id is None else int(tpl.parent_template_id),
+            "parent_template": None
+            if tpl.parent_template_id is None
+            else int(tpl.parent_template_id),
             "fission_depth": int(depth),
         }
         emit("template", {"template_id": tid, "done": len(library)})
-    return PlaybookResult(library=dict(sorted(library.items())), fissions=fissions, skipped_members=skipped)
+    return PlaybookResult(
+        library=dict(sorted(library.items())), fissions=fissions, skipped_members=skipped
+    )
 
 
 def _majority(values: list[str]) -> str:
@@ -497,7 +627,12 @@ def _majority(values: list[str]) -> str:
     return str(u[np.argmax(c)])  # ties -> alphabetical first
 
 
-def _assign_groups(tpl: Any, labelled: np.ndarray, labels: np.ndarray, features_fn) -> list[np.ndarray]:
+def _assign_groups(
+    tpl: Any,
+    labelled: np.ndarray,
+    labels: np.ndarray,
+    features_fn: Callable[[Sequence[Any]], np.ndarray],
+) -> list[np.ndarray]:
     """Member positions per child: ``labelled`` members (training members with a parameter
     preference) by their parameter label; every other member (later ones, indifferent or
     untradable ones) to the child whose mean standardized 11D vector is nearest."""
@@ -508,8 +643,15 @@ def _assign_groups(tpl: Any, labelled: np.ndarray, labels: np.ndarray, features_
     z = (feats - mu) / sd
     cents = np.stack([z[labelled[labels == g]].mean(axis=0) for g in (0, 1)])
     rest = np.setdiff1d(np.arange(len(tpl.members)), labelled)
-    near = np.argmin(((z[rest, None, :] - cents[None, :, :]) ** 2).sum(axis=2), axis=1) if rest.size else rest
-    return [np.sort(np.concatenate([labelled[labels == g], rest[near == g]])).astype(np.int64) for g in (0, 1)]
+    near = (
+        np.argmin(((z[rest, None, :] - cents[None, :, :]) ** 2).sum(axis=2), axis=1)
+        if rest.size
+        else rest
+    )
+    return [
+        np.sort(np.concatenate([labelled[labels == g], rest[near == g]])).astype(np.int64)
+        for g in (0, 1)
+    ]
 
 
 def build_playbook(
@@ -534,14 +676,19 @@ def build_playbook(
 # --------------------------------------------------------------------------------------------
 
 
-def save_library(library: dict[int, dict], checkpoint_dir: str | Path, fissions: list[dict] | None = None) -> Path:
+def save_library(
+    library: dict[int, dict], checkpoint_dir: str | Path, fissions: list[dict] | None = None
+) -> Path:
     """Write ``pattern_library.pkl`` and its readable twin ``pattern_library.json`` (atomic)."""
     d = Path(checkpoint_dir)
     d.mkdir(parents=True, exist_ok=True)
     pkl = atomic_pickle(library, d / "pattern_library.pkl")
     doc = {
-        "units": {"pnl": "dollars (net of commission and slippage)", "stop/target/trail": "ticks",
-                  "max_hold_seconds": "seconds"},
+        "units": {
+            "pnl": "dollars (net of commission and slippage)",
+            "stop/target/trail": "ticks",
+            "max_hold_seconds": "seconds",
+        },
         "templates": len(library),
         "fissions": fissions or [],
         "library": {str(k): jsonable(v) for k, v in library.items()},

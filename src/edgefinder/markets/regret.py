@@ -1,4 +1,4 @@
-"""End-of-session regret analysis (seed 003, Task B step d): how well did each exit capture the move?
+"""End-of-session regret analysis (Phase 4): how well did each exit capture the move?
 
 Runs after a session's trading is over, so it may look past each exit (it never feeds a decision of
 that session; its per-template figures feed Phase 5). Per trade, on bars of the **next timeframe up**
@@ -33,10 +33,30 @@ from edgefinder.markets.instruments import Instrument, get_instrument
 
 REGRET_TYPES = ("optimal", "closed_too_early", "closed_too_late")
 
+#: the fields a trade record contributes to its regret marker
+TRADE_COLUMNS = (
+    "template_id",
+    "direction",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "pnl",
+    "result",
+    "exit_reason",
+)
 MARKER_COLUMNS = (
-    "trade_index", "template_id", "direction", "entry_time", "exit_time", "entry_price", "exit_price",
-    "pnl", "result", "exit_reason", "peak_favorable", "peak_open", "peak_after", "potential_pnl",
-    "actual_pnl", "left_on_table", "gave_back", "exit_efficiency", "regret_type",
+    "trade_index",
+    *TRADE_COLUMNS,
+    "peak_favorable",
+    "peak_open",
+    "peak_after",
+    "potential_pnl",
+    "actual_pnl",
+    "left_on_table",
+    "gave_back",
+    "exit_efficiency",
+    "regret_type",
 )
 
 
@@ -56,7 +76,9 @@ class RegretDay:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-def _range_reduce(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, fn: np.ufunc) -> np.ndarray:
+def _range_reduce(
+    values: np.ndarray, starts: np.ndarray, ends: np.ndarray, fn: np.ufunc
+) -> np.ndarray:
     """fn-reduce values[s:e] for many ranges at once (np.ufunc.reduceat); NaN for empty ranges."""
     out = np.full(starts.shape, np.nan)
     if starts.size == 0 or values.size == 0:
@@ -76,14 +98,22 @@ def _range_reduce(values: np.ndarray, starts: np.ndarray, ends: np.ndarray, fn: 
 class BatchRegretAnalyzer:
     """Vectorized end-of-session regret analysis (see module doc for every definition and unit)."""
 
-    def __init__(self, instrument: Instrument | None = None, config: RegretConfig | None = None,
-                 bar_seconds: int = 60) -> None:
+    def __init__(
+        self,
+        instrument: Instrument | None = None,
+        config: RegretConfig | None = None,
+        bar_seconds: int = 60,
+    ) -> None:
         self.instrument = instrument or get_instrument()
         self.config = config or RegretConfig()
         self.bar_seconds = int(bar_seconds)
 
-    def batch_analyze_day(self, day_trades: Sequence[Any] | pd.DataFrame, day_bars: pd.DataFrame,
-                          bar_seconds: int | None = None) -> RegretDay:
+    def batch_analyze_day(
+        self,
+        day_trades: Sequence[Any] | pd.DataFrame,
+        day_bars: pd.DataFrame,
+        bar_seconds: int | None = None,
+    ) -> RegretDay:
         """Analyze all trades of one session against ``day_bars`` (next timeframe up; timestamp = bar open).
 
         ``day_trades``: TradeOutcome objects or a frame with their columns (``direction``,
@@ -95,32 +125,57 @@ class BatchRegretAnalyzer:
         if trades.empty:
             return RegretDay(pd.DataFrame(columns=list(MARKER_COLUMNS)), _summary(None))
         side = np.where(trades["direction"].str.upper().to_numpy() == "SHORT", -1.0, 1.0)
-        bar_ts = np.asarray(day_bars["timestamp"], dtype=np.int64) if len(day_bars) else np.empty(0, np.int64)
+        bar_ts = (
+            np.asarray(day_bars["timestamp"], dtype=np.int64)
+            if len(day_bars)
+            else np.empty(0, np.int64)
+        )
         high = np.asarray(day_bars["high"], dtype=np.float64) if len(day_bars) else np.empty(0)
         low = np.asarray(day_bars["low"], dtype=np.float64) if len(day_bars) else np.empty(0)
-        m = self.analyze_arrays(side, trades["entry_time"].to_numpy(np.float64),
-                                trades["exit_time"].to_numpy(np.float64),
-                                trades["entry_price"].to_numpy(np.float64),
-                                trades["exit_price"].to_numpy(np.float64), bar_ts, high, low, s)
+        m = self.analyze_arrays(
+            side,
+            trades["entry_time"].to_numpy(np.float64),
+            trades["exit_time"].to_numpy(np.float64),
+            trades["entry_price"].to_numpy(np.float64),
+            trades["exit_price"].to_numpy(np.float64),
+            bar_ts,
+            high,
+            low,
+            s,
+        )
         pnl = trades["pnl"].to_numpy(np.float64)
-        markers = pd.DataFrame({
-            "trade_index": np.arange(len(trades), dtype=np.int64),
-            "template_id": trades["template_id"].to_numpy() if "template_id" in trades else -1,
-            "direction": np.where(side > 0, "LONG", "SHORT"),
-            "entry_time": trades["entry_time"].to_numpy(np.float64),
-            "exit_time": trades["exit_time"].to_numpy(np.float64),
-            "entry_price": trades["entry_price"].to_numpy(np.float64),
-            "exit_price": trades["exit_price"].to_numpy(np.float64),
-            "pnl": pnl,
-            "result": trades["result"].to_numpy() if "result" in trades else np.where(pnl > 0, "WIN", "LOSS"),
-            "exit_reason": trades["exit_reason"].to_numpy() if "exit_reason" in trades else "",
-            **m,
-        }, columns=list(MARKER_COLUMNS))
+        markers = pd.DataFrame(
+            {
+                "trade_index": np.arange(len(trades), dtype=np.int64),
+                "template_id": trades["template_id"].to_numpy() if "template_id" in trades else -1,
+                "direction": np.where(side > 0, "LONG", "SHORT"),
+                "entry_time": trades["entry_time"].to_numpy(np.float64),
+                "exit_time": trades["exit_time"].to_numpy(np.float64),
+                "entry_price": trades["entry_price"].to_numpy(np.float64),
+                "exit_price": trades["exit_price"].to_numpy(np.float64),
+                "pnl": pnl,
+                "result": trades["result"].to_numpy()
+                if "result" in trades
+                else np.where(pnl > 0, "WIN", "LOSS"),
+                "exit_reason": trades["exit_reason"].to_numpy() if "exit_reason" in trades else "",
+                **m,
+            },
+            columns=list(MARKER_COLUMNS),
+        )
         return RegretDay(markers, _summary(markers))
 
-    def analyze_arrays(self, side: np.ndarray, entry_time: np.ndarray, exit_time: np.ndarray,
-                       entry_price: np.ndarray, exit_price: np.ndarray, bar_ts: np.ndarray,
-                       high: np.ndarray, low: np.ndarray, bar_seconds: int | None = None) -> dict[str, np.ndarray]:
+    def analyze_arrays(
+        self,
+        side: np.ndarray,
+        entry_time: np.ndarray,
+        exit_time: np.ndarray,
+        entry_price: np.ndarray,
+        exit_price: np.ndarray,
+        bar_ts: np.ndarray,
+        high: np.ndarray,
+        low: np.ndarray,
+        bar_seconds: int | None = None,
+    ) -> dict[str, np.ndarray]:
         """The per-trade regret columns from plain arrays (side +1/-1; times epoch s; prices points;
         bars of the analysis timeframe, ``bar_ts`` = bar opens, sorted). No DataFrame is built."""
         s = int(bar_seconds or self.bar_seconds)
@@ -133,7 +188,9 @@ class BatchRegretAnalyzer:
         # Bars overlapping the open trade: ts + s > entry_time and ts < exit_time; then the look past it.
         i0 = np.searchsorted(ts, entry_t - s, side="right")
         i1 = np.maximum(np.searchsorted(ts, exit_t, side="left"), i0)
-        i2 = np.maximum(np.searchsorted(ts, exit_t + self.config.lookahead_bars * s, side="left"), i1)
+        i2 = np.maximum(
+            np.searchsorted(ts, exit_t + self.config.lookahead_bars * s, side="left"), i1
+        )
         hi_open = _range_reduce(high, i0, i1, np.maximum)
         lo_open = _range_reduce(low, i0, i1, np.minimum)
         hi_after = _range_reduce(high, i1, i2, np.maximum)
@@ -156,26 +213,44 @@ class BatchRegretAnalyzer:
         # Clipped to [-1, 1]: a loser whose price barely moved our way would otherwise score -40 and
         # swamp every average (the original's unbounded ratio).
         eff = np.clip(np.where(potential > 0, actual / safe, 0.0), -1.0, 1.0)
-        rtype = np.where(eff >= self.config.optimal_efficiency, "optimal",
-                         np.where(after_better & (potential > 0), "closed_too_early", "closed_too_late"))
-        return {"peak_favorable": peak, "peak_open": peak_open, "peak_after": peak_after,
-                "potential_pnl": potential, "actual_pnl": actual, "left_on_table": left,
-                "gave_back": gave_back, "exit_efficiency": eff, "regret_type": rtype}
+        rtype = np.where(
+            eff >= self.config.optimal_efficiency,
+            "optimal",
+            np.where(after_better & (potential > 0), "closed_too_early", "closed_too_late"),
+        )
+        return {
+            "peak_favorable": peak,
+            "peak_open": peak_open,
+            "peak_after": peak_after,
+            "potential_pnl": potential,
+            "actual_pnl": actual,
+            "left_on_table": left,
+            "gave_back": gave_back,
+            "exit_efficiency": eff,
+            "regret_type": rtype,
+        }
 
 
 def _trades_to_frame(day_trades: Sequence[Any] | pd.DataFrame) -> pd.DataFrame:
     if isinstance(day_trades, pd.DataFrame):
         return day_trades.reset_index(drop=True)
-    cols = ("template_id", "direction", "entry_time", "exit_time", "entry_price", "exit_price", "pnl",
-            "result", "exit_reason")
-    return pd.DataFrame([{c: getattr(t, c) for c in cols} for t in day_trades], columns=list(cols))
+    rows = [{c: getattr(t, c) for c in TRADE_COLUMNS} for t in day_trades]
+    return pd.DataFrame(rows, columns=list(TRADE_COLUMNS))
 
 
 def _summary(markers: pd.DataFrame | None) -> dict[str, Any]:
     """Session summary: counts per regret type, mean efficiency, dollars left and given back."""
     if markers is None or markers.empty:
-        return {"trades": 0, "avg_exit_efficiency": 0.0, "optimal": 0, "closed_too_early": 0,
-                "closed_too_late": 0, "left_on_table": 0.0, "gave_back": 0.0, "recommendations": []}
+        return {
+            "trades": 0,
+            "avg_exit_efficiency": 0.0,
+            "optimal": 0,
+            "closed_too_early": 0,
+            "closed_too_late": 0,
+            "left_on_table": 0.0,
+            "gave_back": 0.0,
+            "recommendations": [],
+        }
     counts = markers["regret_type"].value_counts()
     out: dict[str, Any] = {
         "trades": int(len(markers)),
@@ -187,8 +262,12 @@ def _summary(markers: pd.DataFrame | None) -> dict[str, Any]:
     recs = []
     n = out["trades"]
     if out["closed_too_early"] / n > 0.6:
-        recs.append(f"{out['closed_too_early'] / n:.0%} of exits too early: consider wider targets/trails")
+        recs.append(
+            f"{out['closed_too_early'] / n:.0%} of exits too early: consider wider targets/trails"
+        )
     if out["closed_too_late"] / n > 0.6:
-        recs.append(f"{out['closed_too_late'] / n:.0%} of exits too late: consider tighter trails/stops")
+        recs.append(
+            f"{out['closed_too_late'] / n:.0%} of exits too late: consider tighter trails/stops"
+        )
     out["recommendations"] = recs
     return out

@@ -35,8 +35,15 @@ from edgefinder.markets.physics import STATE_COLUMNS as PHYSICS_COLUMNS
 from edgefinder.markets.wave_rider import WaveRider, ride_session
 from edgefinder.settings import setting_default
 
-__all__ = ["Gates", "Matched", "SessionResult", "SessionTrader", "family_key", "match_candidates",
-           "session_table"]
+__all__ = [
+    "Gates",
+    "Matched",
+    "SessionResult",
+    "SessionTrader",
+    "family_key",
+    "match_candidates",
+    "session_table",
+]
 
 ROOT_NONE = "none"
 
@@ -107,16 +114,24 @@ class Matched:
 def _families(is_roche: np.ndarray, tf: str, side: np.ndarray, root_type: np.ndarray) -> np.ndarray:
     """:func:`family_key` of every candidate from a table of the 12 possible keys (vectorized)."""
     roots = ("", ROCHE_SNAP, STRUCTURAL_DRIVE)
-    table = np.array([family_key(pt, tf, sd, rt) for pt in (STRUCTURAL_DRIVE, ROCHE_SNAP) for sd in (-1, 1)
-                      for rt in roots], dtype=object)
+    table = np.array(
+        [
+            family_key(pt, tf, sd, rt)
+            for pt in (STRUCTURAL_DRIVE, ROCHE_SNAP)
+            for sd in (-1, 1)
+            for rt in roots
+        ],
+        dtype=object,
+    )
     root_code = np.zeros(is_roche.size, np.int64)
     root_code[root_type == ROCHE_SNAP] = 1
     root_code[root_type == STRUCTURAL_DRIVE] = 2
     return table[is_roche.astype(np.int64) * 6 + (side > 0).astype(np.int64) * 3 + root_code]
 
 
-def match_candidates(cascade: Cascade, template_ids: np.ndarray, centroids_scaled: np.ndarray,
-                     scaler: Any) -> Matched:
+def match_candidates(
+    cascade: Cascade, template_ids: np.ndarray, centroids_scaled: np.ndarray, scaler: Any
+) -> Matched:
     """Match the cascade's entry-level patterns to the library (all vectorized)."""
     k = len(cascade.levels) - 1
     lv = cascade.levels[k]
@@ -132,9 +147,19 @@ def match_candidates(cascade: Cascade, template_ids: np.ndarray, centroids_scale
         tid = np.full(n, -1, np.int64)
     side = cascade.sides(k)
     root_tf, root_type = cascade.root_context(k)
-    return Matched(cascade=cascade, rows=lv.rows, template_index=tidx, template_id=tid,
-                   distance=np.asarray(dist, np.float64), side=side, depth=lv.depth, is_roche=lv.is_roche,
-                   root_tf=root_tf, root_type=root_type, family=_families(lv.is_roche, lv.tf, side, root_type))
+    return Matched(
+        cascade=cascade,
+        rows=lv.rows,
+        template_index=tidx,
+        template_id=tid,
+        distance=np.asarray(dist, np.float64),
+        side=side,
+        depth=lv.depth,
+        is_roche=lv.is_roche,
+        root_tf=root_tf,
+        root_type=root_type,
+        family=_families(lv.is_roche, lv.tf, side, root_type),
+    )
 
 
 def session_table(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,7 +194,9 @@ class SessionResult:
         return int(self.trades["pnl"].size)
 
 
-_REASONS = np.array([exits.EXIT_REASON_NAMES[i] for i in range(len(exits.EXIT_REASON_NAMES))], dtype=object)
+_REASONS = np.array(
+    [exits.EXIT_REASON_NAMES[i] for i in range(len(exits.EXIT_REASON_NAMES))], dtype=object
+)
 
 
 class SessionTrader:
@@ -181,8 +208,14 @@ class SessionTrader:
     loads them from a :class:`BayesianBrain`.
     """
 
-    def __init__(self, states: StateArrays, timeframe: str, instrument: Instrument, template_ids: np.ndarray,
-                 params: Mapping[int, Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        states: StateArrays,
+        timeframe: str,
+        instrument: Instrument,
+        template_ids: np.ndarray,
+        params: Mapping[int, Mapping[str, Any]],
+    ) -> None:
         self.states = states
         self.timeframe = timeframe
         self.ts = np.ascontiguousarray(states["timestamp"], dtype=np.float64)
@@ -191,11 +224,18 @@ class SessionTrader:
         self.close = np.ascontiguousarray(states["close"], dtype=np.float64)
         self.rider = WaveRider(instrument, bar_seconds=float(atlas.TIMEFRAMES[timeframe]))
         self.template_ids = np.asarray(template_ids, dtype=np.int64)
-        self.params = np.array([[float(params[int(t)].get("stop_loss_ticks", 15) or 15),
-                                 float(params[int(t)].get("take_profit_ticks") or 0),
-                                 float(params[int(t)].get("trailing_stop_ticks") or 0),
-                                 float(params[int(t)].get("max_hold_seconds") or 0)] for t in self.template_ids],
-                               dtype=np.float64).reshape(-1, 4)
+        self.params = np.array(
+            [
+                [
+                    float(params[int(t)].get("stop_loss_ticks", 15) or 15),
+                    float(params[int(t)].get("take_profit_ticks") or 0),
+                    float(params[int(t)].get("trailing_stop_ticks") or 0),
+                    float(params[int(t)].get("max_hold_seconds") or 0),
+                ]
+                for t in self.template_ids
+            ],
+            dtype=np.float64,
+        ).reshape(-1, 4)
         self.wins = np.zeros(self.template_ids.size, np.int64)
         self.totals = np.zeros(self.template_ids.size, np.int64)
 
@@ -205,35 +245,89 @@ class SessionTrader:
             rec = brain.table.get(int(t))
             self.wins[i], self.totals[i] = (rec["wins"], rec["total"]) if rec else (0, 0)
 
-    def trade(self, first: int, last: int, candidates: np.ndarray, matched: Matched, gates: Gates, *,
-              learn: bool) -> SessionResult:
+    def trade(
+        self,
+        first: int,
+        last: int,
+        candidates: np.ndarray,
+        matched: Matched,
+        gates: Gates,
+        *,
+        learn: bool,
+    ) -> SessionResult:
         """Trade the session of bars ``first..last`` (rows) on ``candidates`` (positions in ``matched``
         that passed Gate 1, in bar order). ``learn``: the brain's counts grow after each trade
         (Phase 4); False keeps them frozen (paper trading)."""
         c = np.asarray(candidates, dtype=np.int64)
-        res, counts = ride_session(self.rider, matched.rows[c], matched.template_index[c], matched.side[c], first,
-                                   last, self.params, self.wins, self.totals, gates.min_prob, gates.min_conf,
-                                   learn, self.ts, self.high, self.low, self.close)
+        res, counts = ride_session(
+            self.rider,
+            matched.rows[c],
+            matched.template_index[c],
+            matched.side[c],
+            first,
+            last,
+            self.params,
+            self.wins,
+            self.totals,
+            gates.min_prob,
+            gates.min_conf,
+            learn,
+            self.ts,
+            self.high,
+            self.low,
+            self.close,
+        )
         res["cand"] = c[res["cand"]]
-        return SessionResult(trades=res, gates={"gate2_reject": int(counts[0]), "gate3_blocked": int(counts[1]),
-                                                "no_forward_bar": int(counts[2])})
+        return SessionResult(
+            trades=res,
+            gates={
+                "gate2_reject": int(counts[0]),
+                "gate3_blocked": int(counts[1]),
+                "no_forward_bar": int(counts[2]),
+            },
+        )
 
     def brain_stats(self) -> dict[str, int]:
         """``BayesianBrain.stats()`` of the counts the loop keeps."""
-        return {"templates_seen": int((self.totals > 0).sum()), "trades": int(self.totals.sum()),
-                "templates_over_30": int((self.totals > 30).sum())}
+        return {
+            "templates_seen": int((self.totals > 0).sum()),
+            "trades": int(self.totals.sum()),
+            "templates_over_30": int((self.totals > 30).sum()),
+        }
 
-    def frame(self, results: list[tuple[SessionResult, bool, str]], matched: Matched) -> dict[str, np.ndarray]:
+    def frame(
+        self, results: list[tuple[SessionResult, bool, str]], matched: Matched
+    ) -> dict[str, np.ndarray]:
         """The trades of ``(result, out_of_sample, session)`` triples as one set of ``brain.trades_frame``
         columns (plus ``row``, ``exit_row``, ``side``), in trade order: one vectorized pass."""
-        names = ("cand", "exit_row", "entry_price", "exit_price", "pnl_ticks", "pnl", "mfe_ticks", "mae_ticks",
-                 "reason")
-        res = {n: np.concatenate([r.trades[n] for r, _, _ in results]) if results else
-               np.zeros(0, np.int64 if n in ("cand", "exit_row") else np.float64) for n in names}
+        names = (
+            "cand",
+            "exit_row",
+            "entry_price",
+            "exit_price",
+            "pnl_ticks",
+            "pnl",
+            "mfe_ticks",
+            "mae_ticks",
+            "reason",
+        )
+        res = {
+            n: np.concatenate([r.trades[n] for r, _, _ in results])
+            if results
+            else np.zeros(0, np.int64 if n in ("cand", "exit_row") else np.float64)
+            for n in names
+        }
         res["reason"] = res["reason"].astype(np.int64)
-        oos = np.concatenate([np.full(r.n, o) for r, o, _ in results]) if results else np.zeros(0, bool)
-        session = np.concatenate([np.full(r.n, lab, dtype=object) for r, _, lab in results]) if results else \
-            np.zeros(0, object)
+        oos = (
+            np.concatenate([np.full(r.n, o) for r, o, _ in results])
+            if results
+            else np.zeros(0, bool)
+        )
+        session = (
+            np.concatenate([np.full(r.n, lab, dtype=object) for r, _, lab in results])
+            if results
+            else np.zeros(0, object)
+        )
         cand = res["cand"]
         rows = matched.rows[cand]
         side = matched.side[cand]
@@ -243,21 +337,34 @@ class SessionTrader:
         pnl = res["pnl"]
         k = len(matched.cascade.levels) - 1
         data: dict[str, Any] = {
-            "template_id": matched.template_id[cand], "session": session,
-            "entry_time": entry_time, "exit_time": exit_time, "duration": exit_time - entry_time,
-            "direction": np.where(side > 0, "LONG", "SHORT").astype(object), "entry_price": res["entry_price"],
-            "exit_price": res["exit_price"], "pnl": pnl, "pnl_ticks": res["pnl_ticks"],
-            "mfe_ticks": res["mfe_ticks"], "mae_ticks": res["mae_ticks"],
-            "result": np.where(pnl > 0, "WIN", "LOSS").astype(object), "exit_reason": _REASONS[res["reason"]],
-            "pattern_type": np.where(matched.is_roche[cand], ROCHE_SNAP, STRUCTURAL_DRIVE).astype(object),
-            "root_tf": matched.root_tf[cand], "root_type": matched.root_type[cand],
-            "match_distance": matched.distance[cand], "out_of_sample": oos.astype(bool),
-            "depth": matched.depth[cand], "family": matched.family[cand],
+            "template_id": matched.template_id[cand],
+            "session": session,
+            "entry_time": entry_time,
+            "exit_time": exit_time,
+            "duration": exit_time - entry_time,
+            "direction": np.where(side > 0, "LONG", "SHORT").astype(object),
+            "entry_price": res["entry_price"],
+            "exit_price": res["exit_price"],
+            "pnl": pnl,
+            "pnl_ticks": res["pnl_ticks"],
+            "mfe_ticks": res["mfe_ticks"],
+            "mae_ticks": res["mae_ticks"],
+            "result": np.where(pnl > 0, "WIN", "LOSS").astype(object),
+            "exit_reason": _REASONS[res["reason"]],
+            "pattern_type": np.where(matched.is_roche[cand], ROCHE_SNAP, STRUCTURAL_DRIVE).astype(
+                object
+            ),
+            "root_tf": matched.root_tf[cand],
+            "root_type": matched.root_type[cand],
+            "match_distance": matched.distance[cand],
+            "out_of_sample": oos.astype(bool),
+            "depth": matched.depth[cand],
+            "family": matched.family[cand],
             "chain": np.array(matched.cascade.chain_labels(k, cand), dtype=object),
         }
         st = self.states
         for col in STATE_COLUMNS:
-            name = col[len("state_"):]
+            name = col[len("state_") :]
             if name in BAR_COLUMNS or name in PHYSICS_COLUMNS:
                 data[col] = np.asarray(st[name])[rows]
             elif name == "lagrange_zone":

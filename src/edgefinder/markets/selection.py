@@ -1,17 +1,18 @@
-"""Phase 5: strategy selection, risk scoring and the production playbook (seed 003, Task C).
+"""Phase 5: strategy selection, risk scoring and the production playbook.
 
 Inputs (all under ``checkpoint_dir``): ``brain.pkl`` (Phase 4's BayesianBrain with its trade history),
 ``pattern_library.pkl`` (Phase 3), and, when present, ``phase4_regret.parquet`` (per-trade regret
-markers). Outputs: ``production_playbook.pkl`` (the seed's ``{template_id: {...}}`` layout) and its
+markers). Outputs: ``production_playbook.pkl`` (the original ``{template_id: {...}}`` layout) and its
 JSON twin ``production_playbook.json``, both ``pending_review`` until ``edgefinder markets
 approve-playbook`` marks them ``approved``; ``phase5_templates.csv``, ``phase5_families.csv`` and
 ``phase5_ancestry.csv`` (the ancestry comparisons, :func:`ancestry_tests`).
 
-**The seed's report, as the seed defines it.** Per template (dollars per contract net of costs;
-Sharpe per trade): brain wins/losses/total, ``prob`` = (wins + 1) / (total + 11), ``conf`` =
-min(total / 100, 1); ``sharpe`` = mean / std (population std), ``max_dd``, ``avg_win``, ``avg_loss``,
-``max_consecutive_losses``, ``win_rate``, ``total_pnl``; the four tiers with the seed's thresholds
-(settings, strict inequalities, precedence 1 → 4; a template matching none is UNCLASSIFIED):
+**The original report, as originally defined** (docs/decisions.md §D25, §D26). Per template (dollars
+per contract net of costs; Sharpe per trade): brain wins/losses/total, ``prob`` = (wins + 1) /
+(total + 11), ``conf`` = min(total / 100, 1); ``sharpe`` = mean / std (population std), ``max_dd``,
+``avg_win``, ``avg_loss``, ``max_consecutive_losses``, ``win_rate``, ``total_pnl``; the four tiers
+with the original thresholds (settings, strict inequalities, precedence 1 → 4; a template matching
+none is UNCLASSIFIED):
 
   - TIER 1 (production): prob > 0.55 and conf > 0.30 and sharpe > 0.5 and total > 30
   - TIER 2 (promising):  prob > 0.50 and conf > 0.20 and total > 15
@@ -22,7 +23,7 @@ and the guarded risk score 0.3 (1 − win_rate) + 0.3 loss_ratio + 0.2 (max_cons
 + 0.2 dd_ratio (a ratio whose denominator is <= 0 is ``ratio_cap`` when its numerator is non-zero,
 both capped at ``ratio_cap``); LOW < 0.5 <= MEDIUM < 1.0 <= HIGH.
 
-**Production follows the evidence, not the tiers.** The seed's Tier 1 asks a win probability above
+**Production follows the evidence, not the tiers.** The original Tier 1 asks a win probability above
 0.55 under a Beta(1, 10)-like prior: an asymmetric exit (stop 15 ticks, target 40) that wins 40 % of
 the time and earns after costs can never get there, while a many-small-wins template can be Tier 1
 and lose money. So entry into production is decided on **out-of-sample expectancy net of costs**,
@@ -39,8 +40,8 @@ pooled where the evidence is:
    templates is still found, and a member whose own trades clearly lose is left out. A member with a
    positive shrunk mean enters production for that family; a template may enter for several.
 
-Without out-of-sample trades nothing is promoted. The report prints the tiers exactly as the seed
-does, then the families, how each production entry qualified, the **power** of the test sample
+Without out-of-sample trades nothing is promoted. The report prints the tiers exactly as originally
+defined, then the families, how each production entry qualified, the **power** of the test sample
 (the smallest mean PnL per trade the test detects at 80 % power), regret figures per template, and
 the **ancestry analysis** in numbers: do deeper or Roche-rooted chains earn more than shallow ones
 (difference in mean PnL per trade with its 95 % CI and p, Welch's t-test, out-of-sample trades,
@@ -54,7 +55,7 @@ import json
 import pickle
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 import numpy as np
 import pandas as pd
@@ -111,8 +112,13 @@ __all__ = [
 
 STATUS_PENDING = "pending_review"
 STATUS_APPROVED = "approved"
-TIER_NAMES = {1: "TIER 1 — PRODUCTION READY", 2: "TIER 2 — PROMISING", 3: "TIER 3 — UNPROVEN",
-              4: "TIER 4 — TOXIC", 0: "UNCLASSIFIED"}
+TIER_NAMES = {
+    1: "TIER 1 — PRODUCTION READY",
+    2: "TIER 2 — PROMISING",
+    3: "TIER 3 — UNPROVEN",
+    4: "TIER 4 — TOXIC",
+    0: "UNCLASSIFIED",
+}
 NO_ROOT = "(none)"
 
 
@@ -125,10 +131,10 @@ class SelectionConfig:
     """Phase 5 settings (``markets run`` flags; defaults in :class:`edgefinder.settings.Settings`).
 
     Production: ``q_max`` — BH q a family needs; ``dsr_min`` — deflated Sharpe it needs;
-    ``min_family_trades`` — out-of-sample trades below which a family is not tested. The seed's
+    ``min_family_trades`` — out-of-sample trades below which a family is not tested. The original
     tiers: ``tier1_prob`` / ``tier1_conf`` / ``tier1_sharpe`` / ``tier1_trades``, ``tier2_prob`` /
     ``tier2_conf`` / ``tier2_trades``, ``tier3_trades``, ``tier4_prob`` / ``tier4_trades`` (strict
-    inequalities as the seed writes them). Risk: ``ratio_cap`` caps the two ratios;
+    inequalities, as originally written). Risk: ``ratio_cap`` caps the two ratios;
     ``risk_low`` / ``risk_high`` are the level cut-offs.
     """
 
@@ -157,11 +163,17 @@ class SelectionConfig:
         return cls(**vals)
 
 
-def classify_tier(prob: float, conf: float, sharpe_ratio: float, total: int,
-                  config: SelectionConfig | None = None) -> int:
-    """The seed's tier (1–4) with precedence 1, 2, 3, 4; 0 when no tier's conditions hold."""
+def classify_tier(
+    prob: float, conf: float, sharpe_ratio: float, total: int, config: SelectionConfig | None = None
+) -> int:
+    """The original tier (1–4) with precedence 1, 2, 3, 4; 0 when no tier's conditions hold."""
     c = config or SelectionConfig()
-    if prob > c.tier1_prob and conf > c.tier1_conf and sharpe_ratio > c.tier1_sharpe and total > c.tier1_trades:
+    if (
+        prob > c.tier1_prob
+        and conf > c.tier1_conf
+        and sharpe_ratio > c.tier1_sharpe
+        and total > c.tier1_trades
+    ):
         return 1
     if prob > c.tier2_prob and conf > c.tier2_conf and total > c.tier2_trades:
         return 2
@@ -172,9 +184,16 @@ def classify_tier(prob: float, conf: float, sharpe_ratio: float, total: int,
     return 0
 
 
-def risk_score(win_rate: float, avg_win: float, avg_loss: float, max_consec_losses: int,
-               max_dd: float, total_pnl: float, ratio_cap: float = 5.0) -> float:
-    """The seed's risk score with guarded divisions (see module doc). Dimensionless, >= 0."""
+def risk_score(
+    win_rate: float,
+    avg_win: float,
+    avg_loss: float,
+    max_consec_losses: int,
+    max_dd: float,
+    total_pnl: float,
+    ratio_cap: float = 5.0,
+) -> float:
+    """The original risk score with guarded divisions (see module doc). Dimensionless, >= 0."""
     if avg_win > 0:
         loss_ratio = min(abs(avg_loss) / avg_win, ratio_cap)
     else:
@@ -183,8 +202,12 @@ def risk_score(win_rate: float, avg_win: float, avg_loss: float, max_consec_loss
         dd_ratio = min(abs(max_dd) / total_pnl, ratio_cap)
     else:
         dd_ratio = ratio_cap if max_dd < 0 else 0.0
-    return (0.3 * (1.0 - win_rate) + 0.3 * loss_ratio + 0.2 * (max_consec_losses / 10.0)
-            + 0.2 * dd_ratio)
+    return (
+        0.3 * (1.0 - win_rate)
+        + 0.3 * loss_ratio
+        + 0.2 * (max_consec_losses / 10.0)
+        + 0.2 * dd_ratio
+    )
 
 
 def risk_level(score: float, config: SelectionConfig | None = None) -> str:
@@ -212,7 +235,9 @@ def _dsr(p: np.ndarray, n_trials: int) -> float:
     if p.size < 3:
         return float("nan")
     sk, ku = _pnl_moments(p)
-    return deflated_sharpe_ratio(sharpe(p), int(p.size), max(int(n_trials), 1), sk, ku, 1.0 / (p.size - 1))
+    return deflated_sharpe_ratio(
+        sharpe(p), int(p.size), max(int(n_trials), 1), sk, ku, 1.0 / (p.size - 1)
+    )
 
 
 def _test_trades(trades: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -222,20 +247,42 @@ def _test_trades(trades: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     return trades, "all"
 
 
-def template_stats(brain: BayesianBrain, library: dict[int, dict[str, Any]],
-                   regret: pd.DataFrame | None = None, config: SelectionConfig | None = None) -> pd.DataFrame:
-    """One row per library template (plus any template only the brain knows): the seed's figures,
+def template_stats(
+    brain: BayesianBrain,
+    library: dict[int, dict[str, Any]],
+    regret: pd.DataFrame | None = None,
+    config: SelectionConfig | None = None,
+) -> pd.DataFrame:
+    """One row per library template (plus any template only the brain knows): the original figures,
     the tier, and per template p (mean PnL > 0, test sample), BH q over templates and DSR."""
     cfg = config or SelectionConfig()
     trades = brain.trades()
     test, sample = _test_trades(trades)
     ids = sorted(set(int(t) for t in library) | set(int(t) for t in brain.table))
-    by_tid = {int(k): g for k, g in trades.groupby("template_id", sort=False)} if len(trades) else {}
-    test_by = {int(k): g["pnl"].to_numpy(np.float64) for k, g in test.groupby("template_id")} if len(test) else {}
+    # groupby keys are template ids, numpy ints (the stubs type them as any scalar)
+    by_tid = (
+        {int(cast(SupportsInt, k)): g for k, g in trades.groupby("template_id", sort=False)}
+        if len(trades)
+        else {}
+    )
+    test_by = (
+        {
+            int(cast(SupportsInt, k)): g["pnl"].to_numpy(np.float64)
+            for k, g in test.groupby("template_id")
+        }
+        if len(test)
+        else {}
+    )
     eff: dict[int, tuple[float, float, float]] = {}
     if regret is not None and len(regret):
-        eff = {int(k): (float(v["exit_efficiency"].mean()), float((v["regret_type"] == "closed_too_early").mean()),
-                        float((v["regret_type"] == "closed_too_late").mean())) for k, v in regret.groupby("template_id")}
+        eff = {
+            int(cast(SupportsInt, k)): (
+                float(v["exit_efficiency"].mean()),
+                float((v["regret_type"] == "closed_too_early").mean()),
+                float((v["regret_type"] == "closed_too_late").mean()),
+            )
+            for k, v in regret.groupby("template_id")
+        }
     rows = []
     for tid in ids:
         rec = brain.table.get(tid, {"wins": 0, "losses": 0, "total": 0})
@@ -247,14 +294,16 @@ def template_stats(brain: BayesianBrain, library: dict[int, dict[str, Any]],
             sr, mdd = sharpe(pnls), max_drawdown(pnls)
             avg_win = float(pnls[pnls > 0].mean()) if (pnls > 0).any() else 0.0
             avg_loss = float(pnls[pnls < 0].mean()) if (pnls < 0).any() else 0.0
-        else:  # the seed's "len(pnls) > 1" rule: one trade gives no Sharpe, drawdown or averages
+        else:  # the original "len(pnls) > 1" rule: one trade gives no Sharpe, drawdown or averages
             sr, mdd, avg_win, avg_loss = 0.0, 0.0, 0.0, 0.0
         streak = max_consecutive_losses(pnls) if pnls.size else 0
         wr = rec["wins"] / total if total else 0.0
         tot_pnl = float(pnls.sum())
         risk = risk_score(wr, avg_win, avg_loss, streak, mdd, tot_pnl, cfg.ratio_cap)
         tp = test_by.get(tid, np.zeros(0))
-        oos = g.loc[g["out_of_sample"], "pnl"].to_numpy(np.float64) if g is not None else np.zeros(0)
+        oos = (
+            g.loc[g["out_of_sample"], "pnl"].to_numpy(np.float64) if g is not None else np.zeros(0)
+        )
         if g is not None and len(g):
             roots = g["root_tf"].replace("", NO_ROOT) + "|" + g["root_type"].replace("", NO_ROOT)
             counts = roots.value_counts()
@@ -264,21 +313,40 @@ def template_stats(brain: BayesianBrain, library: dict[int, dict[str, Any]],
         root_tf, root_type = root.split("|")
         lib = library.get(tid, {})
         e = eff.get(tid, (float("nan"), float("nan"), float("nan")))
-        rows.append({
-            "template_id": tid, "wins": int(rec["wins"]), "losses": int(rec["losses"]), "total": total,
-            "prob": prob, "conf": conf, "win_rate": wr, "sharpe": sr, "max_dd": mdd,
-            "avg_win": avg_win, "avg_loss": avg_loss, "max_consecutive_losses": int(streak),
-            "total_pnl": tot_pnl, "mean_pnl": float(pnls.mean()) if pnls.size else 0.0,
-            "risk_score": risk, "risk_level": risk_level(risk, cfg),
-            "tier": classify_tier(prob, conf, sr, total, cfg),
-            "test_trades": int(tp.size), "p_value": mean_pnl_test(tp) if tp.size >= 2 else np.nan,
-            "test_sharpe": sharpe(tp) if tp.size >= 2 else np.nan,
-            "oos_trades": int(oos.size), "oos_pnl": float(oos.sum()),
-            "oos_mean_pnl": float(oos.mean()) if oos.size else np.nan,
-            "mean_exit_efficiency": e[0], "share_too_early": e[1], "share_too_late": e[2],
-            "root_tf": root_tf, "root_type": root_type,
-            "pattern_type": lib.get("pattern_type", ""), "timeframe": lib.get("timeframe", ""),
-        })
+        rows.append(
+            {
+                "template_id": tid,
+                "wins": int(rec["wins"]),
+                "losses": int(rec["losses"]),
+                "total": total,
+                "prob": prob,
+                "conf": conf,
+                "win_rate": wr,
+                "sharpe": sr,
+                "max_dd": mdd,
+                "avg_win": avg_win,
+                "avg_loss": avg_loss,
+                "max_consecutive_losses": int(streak),
+                "total_pnl": tot_pnl,
+                "mean_pnl": float(pnls.mean()) if pnls.size else 0.0,
+                "risk_score": risk,
+                "risk_level": risk_level(risk, cfg),
+                "tier": classify_tier(prob, conf, sr, total, cfg),
+                "test_trades": int(tp.size),
+                "p_value": mean_pnl_test(tp) if tp.size >= 2 else np.nan,
+                "test_sharpe": sharpe(tp) if tp.size >= 2 else np.nan,
+                "oos_trades": int(oos.size),
+                "oos_pnl": float(oos.sum()),
+                "oos_mean_pnl": float(oos.mean()) if oos.size else np.nan,
+                "mean_exit_efficiency": e[0],
+                "share_too_early": e[1],
+                "share_too_late": e[2],
+                "root_tf": root_tf,
+                "root_type": root_type,
+                "pattern_type": lib.get("pattern_type", ""),
+                "timeframe": lib.get("timeframe", ""),
+            }
+        )
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -286,17 +354,37 @@ def template_stats(brain: BayesianBrain, library: dict[int, dict[str, Any]],
     df["q_value"] = q
     tested = df["p_value"].notna().to_numpy()
     n_trials = int(tested.sum())
-    df["dsr"] = [(_dsr(test_by[int(t)], n_trials) if ok else np.nan)
-                 for t, ok in zip(df["template_id"].tolist(), tested.tolist())]
+    df["dsr"] = [
+        (_dsr(test_by[int(t)], n_trials) if ok else np.nan)
+        for t, ok in zip(df["template_id"].tolist(), tested.tolist())
+    ]
     df.attrs["significance_sample"] = sample
     return df
 
 
-FAMILY_COLUMNS = ("family", "pattern_type", "direction", "root", "trades", "templates", "mean_pnl", "sd_pnl",
-                  "ci_low", "ci_high", "p_value", "q_value", "dsr", "minimum_detectable", "tested", "qualifies")
+FAMILY_COLUMNS = (
+    "family",
+    "pattern_type",
+    "direction",
+    "root",
+    "trades",
+    "templates",
+    "mean_pnl",
+    "sd_pnl",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "dsr",
+    "minimum_detectable",
+    "tested",
+    "qualifies",
+)
 
 
-def family_evidence(test: pd.DataFrame, config: SelectionConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def family_evidence(
+    test: pd.DataFrame, config: SelectionConfig | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(families, members) on the test trades (columns ``family``, ``template_id``, ``pnl``).
 
     ``families``: one row per family — trades, templates, mean PnL with its 95 % t CI, one-sided p,
@@ -318,12 +406,23 @@ def family_evidence(test: pd.DataFrame, config: SelectionConfig | None = None) -
         half = float(sps.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
         parts = str(fam).split(" ← ")
         head = parts[0].split(" ")
-        rows.append({"family": fam, "pattern_type": head[0], "direction": head[-1] if len(head) > 2 else "",
-                     "root": parts[1] if len(parts) > 1 else "", "trades": n,
-                     "templates": int(g["template_id"].nunique()), "mean_pnl": mean, "sd_pnl": sd,
-                     "ci_low": mean - half, "ci_high": mean + half,
-                     "p_value": mean_pnl_test(p) if n >= 2 else np.nan,
-                     "minimum_detectable": minimum_detectable_mean(n, sd), "tested": n >= cfg.min_family_trades})
+        rows.append(
+            {
+                "family": fam,
+                "pattern_type": head[0],
+                "direction": head[-1] if len(head) > 2 else "",
+                "root": parts[1] if len(parts) > 1 else "",
+                "trades": n,
+                "templates": int(g["template_id"].nunique()),
+                "mean_pnl": mean,
+                "sd_pnl": sd,
+                "ci_low": mean - half,
+                "ci_high": mean + half,
+                "p_value": mean_pnl_test(p) if n >= 2 else np.nan,
+                "minimum_detectable": minimum_detectable_mean(n, sd),
+                "tested": n >= cfg.min_family_trades,
+            }
+        )
     fam_df = pd.DataFrame(rows)
     tested = fam_df["tested"].to_numpy(bool)
     pv = np.where(tested, fam_df["p_value"].to_numpy(np.float64), np.nan)
@@ -331,29 +430,55 @@ def family_evidence(test: pd.DataFrame, config: SelectionConfig | None = None) -
     fam_df["q_value"] = q
     n_trials = int(tested.sum())
     by_fam = {f: g["pnl"].to_numpy(np.float64) for f, g in test.groupby("family")}
-    fam_df["dsr"] = [(_dsr(by_fam[f], n_trials) if ok else np.nan)
-                     for f, ok in zip(fam_df["family"].tolist(), tested.tolist())]
-    fam_df["qualifies"] = (tested & (fam_df["q_value"].fillna(1.0).to_numpy() <= cfg.q_max)
-                           & (fam_df["dsr"].fillna(0.0).to_numpy() >= cfg.dsr_min)
-                           & (fam_df["mean_pnl"].to_numpy() > 0))
+    fam_df["dsr"] = [
+        (_dsr(by_fam[f], n_trials) if ok else np.nan)
+        for f, ok in zip(fam_df["family"].tolist(), tested.tolist())
+    ]
+    fam_df["qualifies"] = (
+        tested
+        & (fam_df["q_value"].fillna(1.0).to_numpy() <= cfg.q_max)
+        & (fam_df["dsr"].fillna(0.0).to_numpy() >= cfg.dsr_min)
+        & (fam_df["mean_pnl"].to_numpy() > 0)
+    )
     members = []
+    r: Any
+    c: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
     for r in fam_df[fam_df["qualifies"]].itertuples(index=False):
         g = test[test["family"] == r.family]
         cells = g.groupby("template_id")["pnl"].agg(["size", "mean"]).reset_index()
         # each member's sampling variance from the family's spread: a member's own few trades
         # estimate their spread too badly to weigh them
-        var = (r.sd_pnl ** 2) / cells["size"].to_numpy(np.float64)
+        var = (r.sd_pnl**2) / cells["size"].to_numpy(np.float64)
         sh = shrink_means(cells["mean"].to_numpy(np.float64), var)
         for j, c in enumerate(cells.itertuples(index=False)):
-            members.append({"family": r.family, "template_id": int(c.template_id), "trades": int(c.size),
-                            "mean_pnl": float(c.mean), "shrunk_mean": float(sh.shrunk[j]),
-                            "posterior_sd": float(sh.posterior_sd[j]), "family_mu": sh.mu, "tau2": sh.tau2,
-                            "promoted": bool(sh.shrunk[j] > 0)})
+            members.append(
+                {
+                    "family": r.family,
+                    "template_id": int(c.template_id),
+                    "trades": int(c.size),
+                    "mean_pnl": float(c.mean),
+                    "shrunk_mean": float(sh.shrunk[j]),
+                    "posterior_sd": float(sh.posterior_sd[j]),
+                    "family_mu": sh.mu,
+                    "tau2": sh.tau2,
+                    "promoted": bool(sh.shrunk[j] > 0),
+                }
+            )
     return fam_df[list(FAMILY_COLUMNS)], pd.DataFrame(members)
 
 
-ANCESTRY_COLUMNS = ("pattern_type", "comparison", "n_a", "n_b", "mean_a", "mean_b", "difference", "ci_low",
-                    "ci_high", "p_value")
+ANCESTRY_COLUMNS = (
+    "pattern_type",
+    "comparison",
+    "n_a",
+    "n_b",
+    "mean_a",
+    "mean_b",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "p_value",
+)
 
 
 def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
@@ -376,9 +501,20 @@ def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
         comps.append(("Roche root vs structural root", backed & roche, backed & ~roche))
         for name, a, b in comps:
             md = mean_difference(pnl[a], pnl[b])
-            rows.append({"pattern_type": ptype, "comparison": name, "n_a": md.n_a, "n_b": md.n_b,
-                         "mean_a": md.mean_a, "mean_b": md.mean_b, "difference": md.estimate,
-                         "ci_low": md.ci_low, "ci_high": md.ci_high, "p_value": md.p_value})
+            rows.append(
+                {
+                    "pattern_type": ptype,
+                    "comparison": name,
+                    "n_a": md.n_a,
+                    "n_b": md.n_b,
+                    "mean_a": md.mean_a,
+                    "mean_b": md.mean_b,
+                    "difference": md.estimate,
+                    "ci_low": md.ci_low,
+                    "ci_high": md.ci_high,
+                    "p_value": md.p_value,
+                }
+            )
     return pd.DataFrame(rows, columns=list(ANCESTRY_COLUMNS))
 
 
@@ -386,7 +522,7 @@ def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
 class SelectionResult:
     """Phase 5 outputs: per-template ``stats``, per-family ``families`` and their ``members``, the
     ``production`` playbook, the ``tier1`` templates left out of it, the test sample's name and its
-    block (``test_block``, with power), the seed's root-context ``ancestry`` table and the
+    block (``test_block``, with power), the original root-context ``ancestry`` table and the
     ``ancestry_tests``."""
 
     stats: pd.DataFrame
@@ -406,52 +542,88 @@ def ancestry_table(stats: pd.DataFrame, tier: int | None = 1) -> pd.DataFrame:
     sub = stats if tier is None else stats[stats["tier"] == tier]
     if sub.empty:
         return pd.DataFrame(columns=["root_tf", "root_type", "templates", "share", "avg_sharpe"])
-    g = sub.groupby(["root_tf", "root_type"]).agg(templates=("template_id", "size"),
-                                                  avg_sharpe=("sharpe", "mean")).reset_index()
+    g = (
+        sub.groupby(["root_tf", "root_type"])
+        .agg(templates=("template_id", "size"), avg_sharpe=("sharpe", "mean"))
+        .reset_index()
+    )
     g["share"] = g["templates"] / g["templates"].sum()
-    return g.sort_values(["templates", "avg_sharpe"], ascending=[False, False]).reset_index(drop=True)
+    return g.sort_values(["templates", "avg_sharpe"], ascending=[False, False]).reset_index(
+        drop=True
+    )
 
 
-def _production(st: pd.DataFrame, families: pd.DataFrame, members: pd.DataFrame,
-                library: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The production playbook: every template with a promoted member cell, in the seed's layout plus
+def _production(
+    st: pd.DataFrame,
+    families: pd.DataFrame,
+    members: pd.DataFrame,
+    library: dict[int, dict[str, Any]],
+) -> dict[int, dict[str, Any]]:
+    """The production playbook: every template with a promoted member cell, in the original layout plus
     the families it trades and how it qualified."""
     out: dict[int, dict[str, Any]] = {}
     if members.empty:
         return out
     fam = families.set_index("family")
     by_tid = st.set_index("template_id")
+    m: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
     for m in members[members["promoted"]].itertuples(index=False):
         tid = int(m.template_id)
         f = fam.loc[m.family]
         r = by_tid.loc[tid]
         lib = library.get(tid, {})
-        entry = out.setdefault(tid, {
-            "centroid": list(map(float, lib.get("centroid", []))), "params": dict(lib.get("params", {})),
-            "win_rate": float(r["prob"]), "sharpe": float(r["sharpe"]), "risk_score": float(r["risk_score"]),
-            "tier": int(r["tier"]), "trades": int(r["total"]), "empirical_win_rate": float(r["win_rate"]),
-            "total_pnl": float(r["total_pnl"]), "max_drawdown": float(r["max_dd"]),
-            "oos_trades": int(r["oos_trades"]), "oos_pnl": float(r["oos_pnl"]),
-            "mean_exit_efficiency": jsonable(r["mean_exit_efficiency"]),
-            "pattern_type": lib.get("pattern_type", ""), "timeframe": lib.get("timeframe", ""),
-            "direction_rule": lib.get("direction_rule", ""), "families": {}, "status": STATUS_PENDING})
+        entry = out.setdefault(
+            tid,
+            {
+                "centroid": list(map(float, lib.get("centroid", []))),
+                "params": dict(lib.get("params", {})),
+                "win_rate": float(r["prob"]),
+                "sharpe": float(r["sharpe"]),
+                "risk_score": float(r["risk_score"]),
+                "tier": int(r["tier"]),
+                "trades": int(r["total"]),
+                "empirical_win_rate": float(r["win_rate"]),
+                "total_pnl": float(r["total_pnl"]),
+                "max_drawdown": float(r["max_dd"]),
+                "oos_trades": int(r["oos_trades"]),
+                "oos_pnl": float(r["oos_pnl"]),
+                "mean_exit_efficiency": jsonable(r["mean_exit_efficiency"]),
+                "pattern_type": lib.get("pattern_type", ""),
+                "timeframe": lib.get("timeframe", ""),
+                "direction_rule": lib.get("direction_rule", ""),
+                "families": {},
+                "status": STATUS_PENDING,
+            },
+        )
         entry["families"][str(m.family)] = {
-            "member_trades": int(m.trades), "member_mean_pnl": float(m.mean_pnl), "shrunk_mean_pnl": float(m.shrunk_mean),
-            "posterior_sd": float(m.posterior_sd), "family_trades": int(f["trades"]),
-            "family_mean_pnl": float(f["mean_pnl"]), "family_ci": [float(f["ci_low"]), float(f["ci_high"])],
-            "family_q": float(f["q_value"]), "family_dsr": float(f["dsr"]),
-            "qualified": (f"family {m.family}: {int(f['trades'])} out-of-sample trades, mean "
-                          f"{money(float(f['mean_pnl']))} [{money(float(f['ci_low']))}, {money(float(f['ci_high']))}], "
-                          f"q {float(f['q_value']):.2g}, DSR {float(f['dsr']):.2f}; this template {int(m.trades)} "
-                          f"trades, own mean {money(float(m.mean_pnl))}, shrunk {money(float(m.shrunk_mean))}"),
+            "member_trades": int(m.trades),
+            "member_mean_pnl": float(m.mean_pnl),
+            "shrunk_mean_pnl": float(m.shrunk_mean),
+            "posterior_sd": float(m.posterior_sd),
+            "family_trades": int(f["trades"]),
+            "family_mean_pnl": float(f["mean_pnl"]),
+            "family_ci": [float(f["ci_low"]), float(f["ci_high"])],
+            "family_q": float(f["q_value"]),
+            "family_dsr": float(f["dsr"]),
+            "qualified": (
+                f"family {m.family}: {int(f['trades'])} out-of-sample trades, mean "
+                f"{money(float(f['mean_pnl']))} [{money(float(f['ci_low']))}, {money(float(f['ci_high']))}], "
+                f"q {float(f['q_value']):.2g}, DSR {float(f['dsr']):.2f}; this template {int(m.trades)} "
+                f"trades, own mean {money(float(m.mean_pnl))}, shrunk {money(float(m.shrunk_mean))}"
+            ),
         }
     return dict(sorted(out.items()))
 
 
-def run_strategy_selection(checkpoint_dir: str | Path, config: SelectionConfig | None = None,
-                           console: Console | None = None, *, brain: BayesianBrain | None = None,
-                           library: dict[int, dict[str, Any]] | None = None,
-                           write: bool = True) -> SelectionResult:
+def run_strategy_selection(
+    checkpoint_dir: str | Path,
+    config: SelectionConfig | None = None,
+    console: Console | None = None,
+    *,
+    brain: BayesianBrain | None = None,
+    library: dict[int, dict[str, Any]] | None = None,
+    write: bool = True,
+) -> SelectionResult:
     """Phase 5 (Task C): rank templates, score risk, write the production playbook (pending review)."""
     cfg = config or SelectionConfig()
     ckpt = Path(checkpoint_dir)
@@ -472,10 +644,25 @@ def run_strategy_selection(checkpoint_dir: str | Path, config: SelectionConfig |
         families, members = family_evidence(test.iloc[0:0], cfg)
     production = _production(st, families, members, library) if not st.empty else {}
     n1 = int((st["tier"] == 1).sum()) if not st.empty else 0
-    n1_out = int(sum(1 for t in (st.loc[st["tier"] == 1, "template_id"] if n1 else []) if int(t) not in production))
+    n1_out = int(
+        sum(
+            1
+            for t in (st.loc[st["tier"] == 1, "template_id"] if n1 else [])
+            if int(t) not in production
+        )
+    )
     block = sample_block(test, int(test["session"].nunique()) if len(test) else 0, [], len(library))
-    result = SelectionResult(st, production, n1_out, sample, families, members, block,
-                             ancestry_table(st) if not st.empty else pd.DataFrame(), ancestry_tests(test))
+    result = SelectionResult(
+        st,
+        production,
+        n1_out,
+        sample,
+        families,
+        members,
+        block,
+        ancestry_table(st) if not st.empty else pd.DataFrame(),
+        ancestry_tests(test),
+    )
     if write:
         result = SelectionResult(**{**result.__dict__, "paths": write_playbook(ckpt, result, cfg)})
     if console is not None:
@@ -488,20 +675,34 @@ def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) ->
     and phase5_ancestry.csv."""
     st = result.stats
     pkl = atomic_pickle(result.production, ckpt / PLAYBOOK_PKL)
-    tiers = {TIER_NAMES[k]: int((st["tier"] == k).sum()) for k in TIER_NAMES} if not st.empty else {}
+    tiers = (
+        {TIER_NAMES[k]: int((st["tier"] == k).sum()) for k in TIER_NAMES} if not st.empty else {}
+    )
     doc = {
-        "purpose": PURPOSE, "disclaimer": DISCLAIMER,
-        "status": STATUS_PENDING, "reviewer": None, "reviewed_at": None,
-        "rule": {"q_max": cfg.q_max, "dsr_min": cfg.dsr_min, "min_family_trades": cfg.min_family_trades,
-                 "sample": result.significance_sample},
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+        "status": STATUS_PENDING,
+        "reviewer": None,
+        "reviewed_at": None,
+        "rule": {
+            "q_max": cfg.q_max,
+            "dsr_min": cfg.dsr_min,
+            "min_family_trades": cfg.min_family_trades,
+            "sample": result.significance_sample,
+        },
         "significance_sample": result.significance_sample,
-        "tier_counts": tiers, "tier1_not_in_production": result.tier1_not_in_production,
+        "tier_counts": tiers,
+        "tier1_not_in_production": result.tier1_not_in_production,
         "families_tested": int(result.families["tested"].sum()) if len(result.families) else 0,
-        "families_qualified": int(result.families["qualifies"].sum()) if len(result.families) else 0,
+        "families_qualified": int(result.families["qualifies"].sum())
+        if len(result.families)
+        else 0,
         "test_sample": result.test_block,
         "templates": {str(k): jsonable(v) for k, v in result.production.items()},
     }
-    js = atomic_write_text(json.dumps(jsonable(doc), indent=2, sort_keys=True), ckpt / PLAYBOOK_JSON)
+    js = atomic_write_text(
+        json.dumps(jsonable(doc), indent=2, sort_keys=True), ckpt / PLAYBOOK_JSON
+    )
     csv = ckpt / SELECTION_CSV
     st.to_csv(csv, index=False)
     fcsv = ckpt / SELECTION_FAMILIES_CSV
@@ -532,11 +733,25 @@ def _tier_table(rows: pd.DataFrame, title: str, with_sig: bool) -> Table:
     if with_sig:
         for col in ("p", "q", "DSR", "OOS PnL", "Exit eff"):
             t.add_column(col, justify="right")
+    r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
     for r in rows.itertuples(index=False):
-        cells = [f"T-{r.template_id}", str(r.total), f"{r.win_rate:.0%}", f"{r.sharpe:.2f}",
-                 money(r.total_pnl, 0), money(r.max_dd, 0), r.risk_level]
+        cells = [
+            f"T-{r.template_id}",
+            str(r.total),
+            f"{r.win_rate:.0%}",
+            f"{r.sharpe:.2f}",
+            money(r.total_pnl, 0),
+            money(r.max_dd, 0),
+            r.risk_level,
+        ]
         if with_sig:
-            cells += [_g(r.p_value), _g(r.q_value), _f(r.dsr, 2), money(r.oos_pnl, 0), _f(r.mean_exit_efficiency, 2)]
+            cells += [
+                _g(r.p_value),
+                _g(r.q_value),
+                _f(r.dsr, 2),
+                money(r.oos_pnl, 0),
+                _f(r.mean_exit_efficiency, 2),
+            ]
         t.add_row(*cells)
     return t
 
@@ -549,8 +764,10 @@ def _type_label(t: str) -> str:
     return {"ROCHE_SNAP": "Roche", "STRUCTURAL_DRIVE": "Structural"}.get(t, t)
 
 
-def print_report(result: SelectionResult, console: Console, config: SelectionConfig, max_rows: int = 25) -> None:
-    """The seed's Phase 5 report (tier tables, ancestry, production line) plus the evidence behind it."""
+def print_report(
+    result: SelectionResult, console: Console, config: SelectionConfig, max_rows: int = 25
+) -> None:
+    """The original Phase 5 report (tier tables, ancestry, production line) plus the evidence behind it."""
     st = result.stats
     console.print("\n[bold]=== Phase 5: Strategy Selection ===[/bold]")
     console.print(f"[dim]{PURPOSE}: {DISCLAIMER}[/dim]")
@@ -561,13 +778,16 @@ def print_report(result: SelectionResult, console: Console, config: SelectionCon
     order = st.sort_values(["sharpe", "total"], ascending=[False, False])
     by_trades = st.sort_values(["total", "sharpe"], ascending=[False, False])
     for tier in (1, 2, 3, 4, 0):
-        rows = (by_trades if tier == 3 else order)
+        rows = by_trades if tier == 3 else order
         rows = rows[rows["tier"] == tier]
         suffix = ""
         if tier == 4:
             promoted = sum(1 for t in rows["template_id"] if int(t) in in_prod)
-            suffix = (", EXCLUDED from production" if not promoted else
-                      f"; the seed excludes these — {promoted} of them earn out-of-sample and are in production")
+            suffix = (
+                ", EXCLUDED from production"
+                if not promoted
+                else f"; the original tiers exclude these — {promoted} of them earn out-of-sample and are in production"
+            )
         title = f"{TIER_NAMES[tier]} ({len(rows)} templates{suffix})"
         if rows.empty:
             console.print(title)
@@ -584,63 +804,113 @@ def _print_ancestry(result: SelectionResult, console: Console) -> None:
     st = result.stats
     console.print("\nANCESTRY ANALYSIS:")
     anc = result.ancestry
+    r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
     n1 = int((st["tier"] == 1).sum())
     if n1 and not anc.empty:
         for r in anc.itertuples(index=False):
-            console.print(f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)} → lower TF entry: "
-                          f"{r.templates}/{n1} Tier 1 templates ({r.share:.0%}), avg Sharpe {r.avg_sharpe:.2f}")
+            console.print(
+                f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)} → lower TF entry: "
+                f"{r.templates}/{n1} Tier 1 templates ({r.share:.0%}), avg Sharpe {r.avg_sharpe:.2f}"
+            )
         best = anc.sort_values("avg_sharpe", ascending=False).iloc[0]
-        console.print(f"  Best macro context: {_tf_label(best.root_tf)} {_type_label(best.root_type)} "
-                      f"(avg Sharpe {best.avg_sharpe:.2f})")
+        console.print(
+            f"  Best macro context: {_tf_label(best.root_tf)} {_type_label(best.root_type)} "
+            f"(avg Sharpe {best.avg_sharpe:.2f})"
+        )
     else:
         allc = ancestry_table(st[st["total"] > 0], tier=None)
         console.print("  No Tier 1 templates; all traded templates by root context:")
         for r in allc.itertuples(index=False):
-            console.print(f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)}: {r.templates} templates, "
-                          f"avg Sharpe {r.avg_sharpe:.2f}")
+            console.print(
+                f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)}: {r.templates} templates, "
+                f"avg Sharpe {r.avg_sharpe:.2f}"
+            )
     tests = result.ancestry_tests
     if len(tests):
-        console.print(f"  Does ancestry pay? Mean PnL per trade, {result.significance_sample} trades "
-                      "(Welch difference, 95 % CI, two-sided p):")
+        console.print(
+            f"  Does ancestry pay? Mean PnL per trade, {result.significance_sample} trades "
+            "(Welch difference, 95 % CI, two-sided p):"
+        )
         for r in tests.itertuples(index=False):
             if np.isfinite(r.p_value):
-                console.print(f"    {r.pattern_type} {r.comparison}: {money(r.difference)} "
-                              f"[{money(r.ci_low)}, {money(r.ci_high)}], p {r.p_value:.2g} "
-                              f"(n {r.n_a:,} vs {r.n_b:,})", soft_wrap=True)
+                console.print(
+                    f"    {r.pattern_type} {r.comparison}: {money(r.difference)} "
+                    f"[{money(r.ci_low)}, {money(r.ci_high)}], p {r.p_value:.2g} "
+                    f"(n {r.n_a:,} vs {r.n_b:,})",
+                    soft_wrap=True,
+                )
             else:
-                console.print(f"    {r.pattern_type} {r.comparison}: too few trades to compare "
-                              f"(n {r.n_a:,} vs {r.n_b:,})", soft_wrap=True)
+                console.print(
+                    f"    {r.pattern_type} {r.comparison}: too few trades to compare "
+                    f"(n {r.n_a:,} vs {r.n_b:,})",
+                    soft_wrap=True,
+                )
 
 
 def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionConfig) -> None:
     fam = result.families
-    console.print(f"\nEVIDENCE ({result.significance_sample} trades): {power_text(result.test_block)}", soft_wrap=True)
+    console.print(
+        f"\nEVIDENCE ({result.significance_sample} trades): {power_text(result.test_block)}",
+        soft_wrap=True,
+    )
     if result.significance_sample != "out-of-sample":
-        console.print("  No out-of-sample sessions (run Phases 2–3 with --train-until): in-sample trades chose "
-                      "the exit parameters, so nothing can be promoted.")
+        console.print(
+            "  No out-of-sample sessions (run Phases 2–3 with --train-until): in-sample trades chose "
+            "the exit parameters, so nothing can be promoted."
+        )
     if len(fam):
         tested = fam[fam["tested"]]
-        console.print(f"Families (pattern type × entry timeframe × direction × root context): {len(fam)} traded, "
-                      f"{len(tested)} with >= {cfg.min_family_trades} trades tested, "
-                      f"{int(fam['qualifies'].sum())} qualify (q <= {cfg.q_max:g}, DSR >= {cfg.dsr_min:g}, mean > 0)")
+        console.print(
+            f"Families (pattern type × entry timeframe × direction × root context): {len(fam)} traded, "
+            f"{len(tested)} with >= {cfg.min_family_trades} trades tested, "
+            f"{int(fam['qualifies'].sum())} qualify (q <= {cfg.q_max:g}, DSR >= {cfg.dsr_min:g}, mean > 0)"
+        )
         t = Table(title="Families by q (tested ones)", title_justify="left")
-        for col in ("family", "trades", "templates", "mean $/trade", "95% CI", "p", "q", "DSR", "detectable $", "ok"):
+        for col in (
+            "family",
+            "trades",
+            "templates",
+            "mean $/trade",
+            "95% CI",
+            "p",
+            "q",
+            "DSR",
+            "detectable $",
+            "ok",
+        ):
             t.add_column(col, justify="left" if col == "family" else "right")
+        r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
         for r in tested.sort_values(["q_value", "p_value"]).head(12).itertuples(index=False):
-            t.add_row(r.family, f"{r.trades:,}", str(r.templates), money(r.mean_pnl), f"[{money(r.ci_low)}, "
-                      f"{money(r.ci_high)}]", _g(r.p_value), _g(r.q_value), _f(r.dsr, 2),
-                      money(r.minimum_detectable), "yes" if r.qualifies else "")
+            t.add_row(
+                r.family,
+                f"{r.trades:,}",
+                str(r.templates),
+                money(r.mean_pnl),
+                f"[{money(r.ci_low)}, {money(r.ci_high)}]",
+                _g(r.p_value),
+                _g(r.q_value),
+                _f(r.dsr, 2),
+                money(r.minimum_detectable),
+                "yes" if r.qualifies else "",
+            )
         console.print(t)
     n1 = int((result.stats["tier"] == 1).sum())
-    console.print(f"Tier 1 (the seed's rule): {n1} template(s), {result.tier1_not_in_production} of them not in "
-                  "production (production follows out-of-sample expectancy, see families).")
+    console.print(
+        f"Tier 1 (the original rule): {n1} template(s), {result.tier1_not_in_production} of them not in "
+        "production (production follows out-of-sample expectancy, see families)."
+    )
     for tid, e in result.production.items():
         for why in e["families"].values():
             console.print(f"  T-{tid} (tier {e['tier']}): {why['qualified']}", soft_wrap=True)
-    where = result.paths[0] if result.paths else Path("checkpoints") / PLAYBOOK_PKL
-    console.print(f"PRODUCTION PLAYBOOK: {len(result.production)} templates saved to {where} (status "
-                  f"{STATUS_PENDING}; approve with `edgefinder markets approve-playbook --checkpoint-dir "
-                  f"{where.parent}`)", soft_wrap=True)
+    where = (
+        result.paths[0] if result.paths else Path(setting_default("checkpoint_dir")) / PLAYBOOK_PKL
+    )
+    console.print(
+        f"PRODUCTION PLAYBOOK: {len(result.production)} templates saved to {where} (status "
+        f"{STATUS_PENDING}; approve with `edgefinder markets approve-playbook --checkpoint-dir "
+        f"{where.parent}`)",
+        soft_wrap=True,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -653,12 +923,14 @@ def load_production_playbook(checkpoint_dir: str | Path) -> tuple[dict[int, dict
     ckpt = Path(checkpoint_dir)
     pkl, js = ckpt / PLAYBOOK_PKL, ckpt / PLAYBOOK_JSON
     if not pkl.exists() or not js.exists():
-        raise SelectionError(f"no production playbook in {ckpt} (run `markets run --strategy-report` first)")
+        raise SelectionError(
+            f"no production playbook in {ckpt} (run `markets run --strategy-report` first)"
+        )
     try:
         with pkl.open("rb") as fh:
             production = pickle.load(fh)
         doc = json.loads(js.read_text(encoding="utf-8"))
-    except Exception as exc:  # noqa: BLE001 - unpickling junk raises almost anything
+    except Exception as exc:
         raise SelectionError(f"cannot read the production playbook in {ckpt}: {exc}") from None
     return {int(k): v for k, v in production.items()}, str(doc.get("status"))
 
@@ -672,8 +944,10 @@ def approve_playbook(checkpoint_dir: str | Path, reviewer: str | None = None) ->
     production, status = load_production_playbook(ckpt)
     doc = json.loads((ckpt / PLAYBOOK_JSON).read_text(encoding="utf-8"))
     if status == STATUS_APPROVED:
-        raise SelectionError(f"production playbook in {ckpt} is already approved (by {doc.get('reviewer')})")
-    when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        raise SelectionError(
+            f"production playbook in {ckpt} is already approved (by {doc.get('reviewer')})"
+        )
+    when = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     for entry in production.values():
         entry["status"] = STATUS_APPROVED
     doc.update(status=STATUS_APPROVED, reviewer=reviewer or "unknown", reviewed_at=when)

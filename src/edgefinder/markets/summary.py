@@ -1,6 +1,6 @@
-"""The result block of a replay (forward pass or paper trade): the seed's figures plus power.
+"""The result block of a replay (forward pass or paper trade): the original figures plus power.
 
-:func:`sample_block` computes, for one sample of sessions, what the seed's final block prints (days,
+:func:`sample_block` computes, for one sample of sessions, what the original final block prints (days,
 trades, win rate, total PnL, Sharpe, max drawdown, templates fired, brain coverage) and beyond it the
 mean PnL per trade with its one-sided p-value and a **power statement**: the smallest mean PnL per
 trade the test detects at 80 % power for the trades and PnL spread observed, and whether the
@@ -27,8 +27,9 @@ def money(x: float, digits: int = 2) -> str:
     return f"{'-' if x < 0 else ''}${abs(x):,.{digits}f}"
 
 
-def sample_block(trades: pd.DataFrame, days: int, daily_pnl: Sequence[float] | np.ndarray,
-                 n_templates: int) -> dict:
+def sample_block(
+    trades: pd.DataFrame, days: int, daily_pnl: Sequence[float] | np.ndarray, n_templates: int
+) -> dict:
     """The block's figures for one sample (JSON-ready); ``trades`` has ``pnl`` and ``template_id``."""
     pnl = trades["pnl"].to_numpy(np.float64) if len(trades) else np.zeros(0)
     counts = trades["template_id"].value_counts() if len(trades) else pd.Series(dtype=np.int64)
@@ -60,27 +61,35 @@ def power_text(block: dict) -> str:
     pw = block.get("power") or {}
     n = int(block.get("total_trades", 0))
     if n < MIN_CONCLUSIVE_N:
-        return (f"{n} trade(s): too few to support any conclusion — an edge could be large and still "
-                f"unseen (at least {MIN_CONCLUSIVE_N} are needed)")
+        return (
+            f"{n} trade(s): too few to support any conclusion — an edge could be large and still "
+            f"unseen (at least {MIN_CONCLUSIVE_N} are needed)"
+        )
     mde = float(pw.get("minimum_detectable", float("nan")))
-    return (f"{n:,} trades with a PnL spread of {money(float(pw.get('sd', float('nan'))))}: the test detects a "
-            f"mean of {money(mde)}/trade or more with {pw.get('power', 0.8):.0%} power (one-sided "
-            f"α = {pw.get('alpha', 0.05):g}); a smaller edge would go unseen")
+    return (
+        f"{n:,} trades with a PnL spread of {money(float(pw.get('sd', float('nan'))))}: the test detects a "
+        f"mean of {money(mde)}/trade or more with {pw.get('power', 0.8):.0%} power (one-sided "
+        f"α = {pw.get('alpha', 0.05):g}); a smaller edge would go unseen"
+    )
 
 
 def print_block(console: Console, title: str, b: dict, *, brain: bool = True) -> None:
-    """Print one block in the seed's layout (``brain=False`` leaves out the brain coverage line)."""
+    """Print one block in the original layout (``brain=False`` leaves out the brain coverage line)."""
     console.print(f"\n[bold]=== {title} ===[/bold]")
     console.print(f"Days: {b['days']}")
     console.print(f"Total trades: {b['total_trades']:,}")
     console.print(f"Win rate: {b['win_rate']:.1%}")
     console.print(f"Total PnL: {money(b['total_pnl'])}")
-    console.print(f"Sharpe: {b['sharpe_per_trade']:.2f} (per trade; daily annualized "
-                  f"{b['sharpe_daily_annualized']:.2f})")
+    console.print(
+        f"Sharpe: {b['sharpe_per_trade']:.2f} (per trade; daily annualized "
+        f"{b['sharpe_daily_annualized']:.2f})"
+    )
     console.print(f"Max drawdown: {money(b['max_drawdown'])}")
     console.print(f"Templates fired: {b['templates_fired']}/{b['templates_total']}")
     if brain:
         console.print(f"Brain coverage: {b['brain_coverage_over_30']} templates with >30 trades")
-    console.print(f"Mean PnL per trade: {money(b['mean_pnl_per_trade'])} "
-                  f"(one-sided p for > 0: {b['p_value_mean_pnl_gt_0']:.3g})")
+    console.print(
+        f"Mean PnL per trade: {money(b['mean_pnl_per_trade'])} "
+        f"(one-sided p for > 0: {b['p_value_mean_pnl_gt_0']:.3g})"
+    )
     console.print(f"Power: {power_text(b)}", soft_wrap=True)

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numba as nb
 import numpy as np
@@ -184,7 +184,9 @@ def _season_profiles(bar_seconds: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @nb.njit(cache=True)
-def _window_z(buf, head, count, rp):  # pragma: no cover - compiled
+def _window_z(
+    buf: np.ndarray, head: int, count: int, rp: int
+) -> float:  # pragma: no cover - compiled
     """z of the newest value in ring buffer ``buf`` (size rp) on its rp-point OLS line."""
     if count < rp:
         return np.nan
@@ -213,10 +215,38 @@ def _window_z(buf, head, count, rp):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True)
-def _generate(eps, sd_mult, gap_eps, is_open, sub15, sub60, start_ticks, base_vol,
-              garch_a, garch_b, gap_vol, planted, rp, z15_thr, vel15_thr_ticks, spike_ticks, z1m_thr,
-              drift_ticks, horizon15, drift_vol_scale, cooldown15, ou_phi, ou_innov,
-              open_t, close_t, sd_out, trig_idx, trig_dir, trig_z15, trig_z1m):  # pragma: no cover
+def _generate(
+    eps: np.ndarray,
+    sd_mult: np.ndarray,
+    gap_eps: np.ndarray,
+    is_open: np.ndarray,
+    sub15: int,
+    sub60: int,
+    start_ticks: float,
+    base_vol: float,
+    garch_a: float,
+    garch_b: float,
+    gap_vol: float,
+    planted: bool,
+    rp: int,
+    z15_thr: float,
+    vel15_thr_ticks: float,
+    spike_ticks: float,
+    z1m_thr: float,
+    drift_ticks: float,
+    horizon15: int,
+    drift_vol_scale: float,
+    cooldown15: int,
+    ou_phi: float,
+    ou_innov: np.ndarray,
+    open_t: np.ndarray,
+    close_t: np.ndarray,
+    sd_out: np.ndarray,
+    trig_idx: np.ndarray,
+    trig_dir: np.ndarray,
+    trig_z15: np.ndarray,
+    trig_z1m: np.ndarray,
+) -> int:  # pragma: no cover
     """Sequential price path in ticks. Returns the number of planted triggers written.
 
     eps: N(0,1) per base bar; sd_mult: seasonality x regime x sqrt(base/15) per base bar;
@@ -274,10 +304,15 @@ def _generate(eps, sd_mult, gap_eps, is_open, sub15, sub60, start_ticks, base_vo
             prev15 = price
             if planted and n15 >= rp and drift_left == 0 and cool_left == 0:
                 z15 = _window_z(buf15, n15 % rp, rp, rp)
-                mtf_ok = z1m_thr < 0.0 or (not np.isnan(z1m) and abs(z1m) > z1m_thr
-                                           and z1m * z15 > 0.0)
-                if abs(z15) > z15_thr and abs(vel) > vel15_thr_ticks and abs(vel) >= spike_ticks \
-                        and mtf_ok:
+                mtf_ok = z1m_thr < 0.0 or (
+                    not np.isnan(z1m) and abs(z1m) > z1m_thr and z1m * z15 > 0.0
+                )
+                if (
+                    abs(z15) > z15_thr
+                    and abs(vel) > vel15_thr_ticks
+                    and abs(vel) >= spike_ticks
+                    and mtf_ok
+                ):
                     direction = -1.0 if z15 > 0 else 1.0
                     drift_left = horizon15 * sub15
                     drift_step = direction * drift_ticks / drift_left
@@ -341,12 +376,36 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
     trig_z1m = np.empty(cap)
     rp = PhysicsConfig().rp
     ntrig = _generate(
-        eps, sd_mult, gap_eps, is_open, 15 // bsec, 60 // bsec,
-        float(round(config.start_price / TICK)), config.base_vol_ticks, config.garch_alpha,
-        config.garch_beta, config.gap_vol_ticks, config.edge == "planted", rp, pe.z15,
-        pe.velocity15 / TICK, pe.spike_velocity / TICK - 1e-9,
-        -1.0 if pe.z1m is None else pe.z1m, pe.drift_ticks, pe.horizon_bars, pe.drift_vol_scale,
-        pe.cooldown_bars, ou_phi, ou_innov, open_t, close_t, sd_out, trig_idx, trig_dir, trig_z15, trig_z1m,
+        eps,
+        sd_mult,
+        gap_eps,
+        is_open,
+        15 // bsec,
+        60 // bsec,
+        float(round(config.start_price / TICK)),
+        config.base_vol_ticks,
+        config.garch_alpha,
+        config.garch_beta,
+        config.gap_vol_ticks,
+        config.edge == "planted",
+        rp,
+        pe.z15,
+        pe.velocity15 / TICK,
+        pe.spike_velocity / TICK - 1e-9,
+        -1.0 if pe.z1m is None else pe.z1m,
+        pe.drift_ticks,
+        pe.horizon_bars,
+        pe.drift_vol_scale,
+        pe.cooldown_bars,
+        ou_phi,
+        ou_innov,
+        open_t,
+        close_t,
+        sd_out,
+        trig_idx,
+        trig_dir,
+        trig_z15,
+        trig_z1m,
     )
     # intrabar extremes and volume depend on the bar only (not on future closes): vectorized
     wick = np.rint(np.abs(rng.standard_normal((2, n))) * 0.6 * sd_out)
@@ -355,21 +414,25 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
     move = np.abs(close_t - open_t) / np.maximum(sd_out, 1e-9)
     lam = config.base_volume * (bsec / 15.0) * volume_season * regime_vol * (0.6 + 0.4 * move)
     volume = np.maximum(1, rng.poisson(lam)).astype(np.float64)
-    bars = pd.DataFrame({
-        "timestamp": ts,
-        "open": open_t * TICK,
-        "high": high_t * TICK,
-        "low": low_t * TICK,
-        "close": close_t * TICK,
-        "volume": volume,
-    })
-    truth = _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, trig_z1m,
-                          close_t)
+    bars = pd.DataFrame(
+        {
+            "timestamp": ts,
+            "open": open_t * TICK,
+            "high": high_t * TICK,
+            "low": low_t * TICK,
+            "close": close_t * TICK,
+            "volume": volume,
+        }
+    )
+    truth = _ground_truth(
+        config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, trig_z1m, close_t
+    )
     return bars, truth
 
 
-def _reverting_component(config: SynthConfig, rng: np.random.Generator, sd_mult: np.ndarray, bsec: int,
-                         n: int) -> tuple[float, np.ndarray]:
+def _reverting_component(
+    config: SynthConfig, rng: np.random.Generator, sd_mult: np.ndarray, bsec: int, n: int
+) -> tuple[float, np.ndarray]:
     """(phi, innovation per base bar in ticks) of the reverting component; (0, zeros) without it.
 
     The innovations are drawn from the generator only in ``reverting`` mode, so ``none`` and
@@ -386,7 +449,18 @@ def _reverting_component(config: SynthConfig, rng: np.random.Generator, sd_mult:
     return float(phi), scale * season * rng.standard_normal(n)
 
 
-def _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, trig_z1m, close_t):
+def _ground_truth(
+    config: SynthConfig,
+    dates: list[_dt.date],
+    ts: np.ndarray,
+    bsec: int,
+    ntrig: int,
+    trig_idx: np.ndarray,
+    trig_dir: np.ndarray,
+    trig_z15: np.ndarray,
+    trig_z1m: np.ndarray,
+    close_t: np.ndarray,
+) -> dict[str, Any]:
     cfg = asdict(config)
     cfg["start"] = config.start.isoformat()
     truth: dict = {
@@ -405,22 +479,28 @@ def _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, 
             f"(AR(1) per base bar, half-life {rv.half_life_seconds:g} s, innovation sd "
             f"{rv.ou_vol_ticks:g} ticks per 15s bar times the intraday seasonality and volatility "
             "regime); a sharp move is partly a deviation that decays back, so fading sharp moves "
-            "earns on average. No feature region, timeframe or ancestry is singled out.")
+            "earns on average. No feature region, timeframe or ancestry is singled out."
+        )
         truth["params"] = asdict(rv)
         truth["trigger_count"] = 0
         truth["triggers"] = []
         return truth
     if config.edge == "none":
-        truth["rule"] = ("none: close-to-close increments are rint(sd_t * eps_t) ticks with symmetric "
-                         "eps_t and sd_t depending on the past only, so the close series is a "
-                         "martingale; no strategy has a real edge.")
+        truth["rule"] = (
+            "none: close-to-close increments are rint(sd_t * eps_t) ticks with symmetric "
+            "eps_t and sd_t depending on the past only, so the close series is a "
+            "martingale; no strategy has a real edge."
+        )
         truth["trigger_count"] = 0
         truth["triggers"] = []
         return truth
     pe = config.planted
-    mtf = ("" if pe.z1m is None else
-           f" while the last completed 1m bar has |z_1m| > {pe.z1m} with the same sign (21-bar "
-           "regression of 1m closes)")
+    mtf = (
+        ""
+        if pe.z1m is None
+        else f" while the last completed 1m bar has |z_1m| > {pe.z1m} with the same sign (21-bar "
+        "regression of 1m closes)"
+    )
     truth["rule"] = (
         f"planted ROCHE_SNAP reversion: when a 15s bar closes as a ROCHE_SNAP (|z_15s| > {pe.z15} "
         f"and |velocity| > {pe.velocity15} points on the 21-bar regression of 15s closes) with a "
@@ -435,16 +515,24 @@ def _ground_truth(config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, 
     bar15 = (ts[idx] // 15) * 15
     truth["trigger_count"] = int(ntrig)
     truth["triggers"] = [
-        {"timestamp": int(t), "bar_close": int(t) + 15, "direction": int(d),
-         "z_15s": round(float(a), 6), "z_1m": round(float(b), 6), "price": float(p) * TICK}
-        for t, d, a, b, p in zip(bar15, trig_dir[:ntrig], trig_z15[:ntrig], trig_z1m[:ntrig],
-                                 close_t[idx])
+        {
+            "timestamp": int(t),
+            "bar_close": int(t) + 15,
+            "direction": int(d),
+            "z_15s": round(float(a), 6),
+            "z_1m": round(float(b), 6),
+            "price": float(p) * TICK,
+        }
+        for t, d, a, b, p in zip(
+            bar15, trig_dir[:ntrig], trig_z15[:ntrig], trig_z1m[:ntrig], close_t[idx]
+        )
     ]
     return truth
 
 
-def generate_atlas(out: str | Path, config: SynthConfig,
-                   progress: Callable[[str, int, int], None] | None = None) -> SynthResult:
+def generate_atlas(
+    out: str | Path, config: SynthConfig, progress: Callable[[str, int, int], None] | None = None
+) -> SynthResult:
     """Generate a synthetic market and write every timeframe (base..1D) plus ground_truth.json.
 
     ``progress(stage, done, total)`` is called after generation and after each timeframe.
@@ -453,8 +541,11 @@ def generate_atlas(out: str | Path, config: SynthConfig,
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     bars, truth = generate_bars(config)
-    tfs = [tf for tf, s in atlas.TIMEFRAMES.items()
-           if s >= atlas.TIMEFRAMES[config.base] and tf != "1W"]
+    tfs = [
+        tf
+        for tf, s in atlas.TIMEFRAMES.items()
+        if s >= atlas.TIMEFRAMES[config.base] and tf != "1W"
+    ]
     total = len(tfs) + 1
     if progress is not None:
         progress("generate", 1, total)
@@ -471,11 +562,18 @@ def generate_atlas(out: str | Path, config: SynthConfig,
     truth["bars"] = counts
     if "15s" in counts:
         bars15 = bars if config.base == "15s" else atlas.resample(bars, 15)
-        truth["naive_fade"] = naive_fade(bars15, hold_bars=config.reverting.naive_hold_bars).as_dict()
+        truth["naive_fade"] = naive_fade(
+            bars15, hold_bars=config.reverting.naive_hold_bars
+        ).as_dict()
     with open(root / "ground_truth.json", "w") as fh:
         json.dump(truth, fh, indent=1)
-    return SynthResult(out=root, sessions=config.sessions, bars=counts,
-                       triggers=int(truth["trigger_count"]), seconds=time.perf_counter() - t0)
+    return SynthResult(
+        out=root,
+        sessions=config.sessions,
+        bars=counts,
+        triggers=int(truth["trigger_count"]),
+        seconds=time.perf_counter() - t0,
+    )
 
 
 @dataclass(frozen=True)
@@ -501,8 +599,12 @@ class NaiveFade:
         return asdict(self)
 
 
-def naive_fade(bars15: pd.DataFrame, hold_bars: int = 16, instrument: str = "MNQ",
-               physics: PhysicsConfig | None = None) -> NaiveFade:
+def naive_fade(
+    bars15: pd.DataFrame,
+    hold_bars: int = 16,
+    instrument: str = "MNQ",
+    physics: PhysicsConfig | None = None,
+) -> NaiveFade:
     """Net PnL of the naive fade of every 15 s ROCHE_SNAP in ``bars15`` (see :class:`NaiveFade`)."""
     from edgefinder.markets.exits import simulate_exits
     from edgefinder.markets.instruments import get_instrument
@@ -511,25 +613,46 @@ def naive_fade(bars15: pd.DataFrame, hold_bars: int = 16, instrument: str = "MNQ
     inst = get_instrument(instrument)
     ts = bars15["timestamp"].to_numpy(np.int64)
     close = bars15["close"].to_numpy(np.float64)
-    st = compute_state_arrays(close, bars15["volume"].to_numpy(np.float64), physics or PhysicsConfig())
+    st = compute_state_arrays(
+        close, bars15["volume"].to_numpy(np.float64), physics or PhysicsConfig()
+    )
     rows = np.flatnonzero(np.asarray(st["roche_snap"], bool) & np.asarray(st["valid"], bool))
     sid = atlas.session_ids(ts).astype(np.int64)
     last = np.append(np.flatnonzero(np.diff(sid) != 0), ts.size - 1)
     end = last[np.searchsorted(last, np.arange(ts.size))]
     rows = rows[rows < end[rows]]  # a snap on a session's last bar cannot be traded
     side = np.where(np.asarray(st["z_score"])[rows] > 0, -1, 1)
-    res = simulate_exits(ts, bars15["high"].to_numpy(np.float64), bars15["low"].to_numpy(np.float64), close,
-                         rows, side, 1e9, 1e9, 0.0, hold_bars * 15.0, inst, end_idx=end[rows],
-                         bar_seconds=15.0)
+    res = simulate_exits(
+        ts,
+        bars15["high"].to_numpy(np.float64),
+        bars15["low"].to_numpy(np.float64),
+        close,
+        rows,
+        side,
+        1e9,
+        1e9,
+        0.0,
+        hold_bars * 15.0,
+        inst,
+        end_idx=end[rows],
+        bar_seconds=15.0,
+    )
     pnl = res.pnl_dollars
     n = int(pnl.size)
     sd = float(pnl.std(ddof=1)) if n > 1 else 0.0
-    cost = 2.0 * (inst.slippage_ticks * inst.tick_size + inst.commission_per_side / inst.point_value)
-    return NaiveFade(n=n, hold_bars=int(hold_bars), instrument=inst.symbol,
-                     mean_points=float(pnl.mean() / inst.point_value) if n else 0.0,
-                     mean_dollars=float(pnl.mean()) if n else 0.0, sd_dollars=sd,
-                     t=float(pnl.mean() / (sd / math.sqrt(n))) if n > 1 and sd > 0 else 0.0,
-                     cost_points=float(cost))
+    cost = 2.0 * (
+        inst.slippage_ticks * inst.tick_size + inst.commission_per_side / inst.point_value
+    )
+    return NaiveFade(
+        n=n,
+        hold_bars=int(hold_bars),
+        instrument=inst.symbol,
+        mean_points=float(pnl.mean() / inst.point_value) if n else 0.0,
+        mean_dollars=float(pnl.mean()) if n else 0.0,
+        sd_dollars=sd,
+        t=float(pnl.mean() / (sd / math.sqrt(n))) if n > 1 and sd > 0 else 0.0,
+        cost_points=float(cost),
+    )
 
 
 def load_ground_truth(root: str | Path) -> dict:

@@ -1,4 +1,4 @@
-"""WaveRider: the forward pass's one-position manager, driven bar by bar (seed 003, Task B).
+"""WaveRider: the forward pass's one-position manager, driven bar by bar (Phase 4).
 
 Built on :func:`edgefinder.markets.exits.exit_step`, the same per-bar rule (and the same fills and
 costs) that :func:`edgefinder.markets.exits.simulate_exits` applies in Phase 3, so a trade managed
@@ -21,7 +21,8 @@ from edgefinder.errors import EdgefinderError
 from edgefinder.markets import exits
 from edgefinder.markets.instruments import Instrument, get_instrument
 
-#: Take-profit distance used when none is given: far enough never to fill (the seed passes only a stop).
+#: Take-profit distance used when none is given: far enough never to fill (the original call passes
+#: only a stop).
 NO_TARGET_TICKS = 1.0e9
 
 
@@ -87,18 +88,22 @@ class WaveRider:
     ) -> Position:
         """Open at the signal bar's close ``entry_price`` (points); the fill adds slippage against us.
 
-        ``entry_time`` is the signal bar's close time (epoch s). When omitted (the seed's call) it is
+        ``entry_time`` is the signal bar's close time (epoch s). When omitted (the original call) it is
         taken from ``state.timestamp + bar_seconds``; there is no wall-clock fallback. Defaults: no
         target (``take_profit_ticks=None``), no trail, no max hold. Raises PositionError when a
         position is already open.
         """
         if self.position is not None:
-            raise PositionError("WaveRider already holds a position; close it before opening another")
+            raise PositionError(
+                "WaveRider already holds a position; close it before opening another"
+            )
         s = _side_code(side)
         if entry_time is None:
             ts = getattr(state, "timestamp", None)
             if ts is None:
-                raise PositionError("entry_time is required (bar time) when the state has no timestamp")
+                raise PositionError(
+                    "entry_time is required (bar time) when the state has no timestamp"
+                )
             entry_time = float(ts) + self.bar_seconds
         inst = self.instrument
         tick = float(inst.tick_size)
@@ -106,16 +111,24 @@ class WaveRider:
         target_ticks = NO_TARGET_TICKS if take_profit_ticks is None else float(take_profit_ticks)
         stop, target = exits.initial_levels(s, fill, float(stop_distance_ticks), target_ticks, tick)
         self.position = Position(
-            side=s, signal_price=float(entry_price), entry_price=fill, entry_time=float(entry_time),
-            state=state, initial_stop=float(stop), stop_price=float(stop), target_price=float(target),
+            side=s,
+            signal_price=float(entry_price),
+            entry_price=fill,
+            entry_time=float(entry_time),
+            state=state,
+            initial_stop=float(stop),
+            stop_price=float(stop),
+            target_price=float(target),
             trail_ticks=0.0 if trailing_stop_ticks is None else float(trailing_stop_ticks),
             max_hold_seconds=0.0 if max_hold_seconds is None else float(max_hold_seconds),
-            best_price=fill, template_id=template_id,
+            best_price=fill,
+            template_id=template_id,
         )
         return self.position
 
-    def update_bar(self, timestamp: float, high: float, low: float, close: float,
-                   state: Any = None) -> dict[str, Any]:
+    def update_bar(
+        self, timestamp: float, high: float, low: float, close: float, state: Any = None
+    ) -> dict[str, Any]:
         """Judge one bar (``timestamp`` = its open, epoch s) with exits.exit_step; see module doc.
 
         Returns ``{'should_exit', 'exit_price', 'pnl', 'exit_reason', ...}``: pnl in dollars net of
@@ -129,9 +142,21 @@ class WaveRider:
         inst = self.instrument
         bar_close_time = float(timestamp) + self.bar_seconds
         code, xp, best, stop = exits.exit_step(
-            pos.side, pos.entry_price, pos.initial_stop, pos.stop_price, pos.target_price,
-            pos.trail_ticks, pos.best_price, pos.entry_time, pos.max_hold_seconds, bar_close_time,
-            float(high), float(low), float(close), float(inst.tick_size), float(inst.slippage_ticks),
+            pos.side,
+            pos.entry_price,
+            pos.initial_stop,
+            pos.stop_price,
+            pos.target_price,
+            pos.trail_ticks,
+            pos.best_price,
+            pos.entry_time,
+            pos.max_hold_seconds,
+            bar_close_time,
+            float(high),
+            float(low),
+            float(close),
+            float(inst.tick_size),
+            float(inst.slippage_ticks),
         )
         # Excursions over the held bars, the exit bar included (as the batch kernel counts them).
         fav = (high - pos.entry_price) if pos.side > 0 else (pos.entry_price - low)
@@ -141,65 +166,74 @@ class WaveRider:
         if code == exits.EXIT_NONE:
             pos.best_price, pos.stop_price = float(best), float(stop)
             open_pnl = pos.side * (float(close) - pos.entry_price) * inst.point_value
-            return {"should_exit": False, "exit_price": None, "pnl": float(open_pnl),
-                    "exit_reason": None, "stop_price": pos.stop_price}
+            return {
+                "should_exit": False,
+                "exit_price": None,
+                "pnl": float(open_pnl),
+                "exit_reason": None,
+                "stop_price": pos.stop_price,
+            }
         return self._close(float(xp), exits.EXIT_REASON_NAMES[int(code)], bar_close_time)
 
     def update_trail(self, price: float, state: Any, timestamp: float) -> dict[str, Any]:
-        """The seed's close-only form: the bar is judged as if high = low = close = ``price``."""
+        """The original close-only form: the bar is judged as if high = low = close = ``price``."""
         return self.update_bar(timestamp, price, price, price, state)
 
     def force_close(self, timestamp: float, close: float, reason: str = "TIME") -> dict[str, Any]:
-        """Close at the bar's ``close`` with slippage (session end: the seed's TIME exit)."""
+        """Close at the bar's ``close`` with slippage (session end: the TIME exit)."""
         pos = self.position
         if pos is None:
             raise PositionError("no open position to close")
         inst = self.instrument
-        xp = float(exits.close_fill(pos.side, float(close), float(inst.slippage_ticks), float(inst.tick_size)))
+        xp = float(
+            exits.close_fill(
+                pos.side, float(close), float(inst.slippage_ticks), float(inst.tick_size)
+            )
+        )
         return self._close(xp, reason, float(timestamp) + self.bar_seconds)
 
     def _close(self, exit_price: float, reason: str, exit_time: float) -> dict[str, Any]:
         pos = self.position
         assert pos is not None
         inst = self.instrument
-        ticks, dollars = exits.trade_pnl(pos.side, pos.entry_price, exit_price, float(inst.tick_size),
-                                         float(inst.tick_value), float(inst.commission_per_side))
+        ticks, dollars = exits.trade_pnl(
+            pos.side,
+            pos.entry_price,
+            exit_price,
+            float(inst.tick_size),
+            float(inst.tick_value),
+            float(inst.commission_per_side),
+        )
         self.position = None
         tick = float(inst.tick_size)
         return {
-            "should_exit": True, "exit_price": exit_price, "pnl": float(dollars),
-            "exit_reason": reason, "pnl_ticks": float(ticks), "entry_price": pos.entry_price,
-            "entry_time": pos.entry_time, "exit_time": exit_time,
-            "duration": exit_time - pos.entry_time, "direction": pos.direction, "side": pos.side,
-            "state": pos.state, "template_id": pos.template_id,
-            "mfe_ticks": pos.mfe_points / tick, "mae_ticks": pos.mae_points / tick,
+            "should_exit": True,
+            "exit_price": exit_price,
+            "pnl": float(dollars),
+            "exit_reason": reason,
+            "pnl_ticks": float(ticks),
+            "entry_price": pos.entry_price,
+            "entry_time": pos.entry_time,
+            "exit_time": exit_time,
+            "duration": exit_time - pos.entry_time,
+            "direction": pos.direction,
+            "side": pos.side,
+            "state": pos.state,
+            "template_id": pos.template_id,
+            "mfe_ticks": pos.mfe_points / tick,
+            "mae_ticks": pos.mae_points / tick,
         }
 
 
-@njit(cache=True)
-def _ride_kernel(side, entry_price, initial_stop, stop, target, trail, best, entry_ts, max_hold,
-                 ts, high, low, close, start, end, bar_seconds, tick, slip, mfe, mae):  # pragma: no cover - numba
-    """Bars start..end through exits.exit_step (the one rule), compiled: returns
-    (bar index, code, exit price, best, stop, mfe points, mae points); code EXIT_NONE = still open at end."""
-    for j in range(start, end + 1):
-        h = high[j]
-        lo = low[j]
-        code, xp, best, stop = exits.exit_step(side, entry_price, initial_stop, stop, target, trail, best,
-                                               entry_ts, max_hold, ts[j] + bar_seconds, h, lo, close[j],
-                                               tick, slip)
-        fav = (h - entry_price) if side > 0 else (entry_price - lo)
-        adv = (entry_price - lo) if side > 0 else (h - entry_price)
-        if fav > mfe:
-            mfe = fav
-        if adv > mae:
-            mae = adv
-        if code != exits.EXIT_NONE:
-            return j, code, xp, best, stop, mfe, mae
-    return end, exits.EXIT_NONE, np.nan, best, stop, mfe, mae
-
-
-def ride(rider: WaveRider, timestamps: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
-         start: int, end: int) -> tuple[int, dict[str, Any]]:
+def ride(
+    rider: WaveRider,
+    timestamps: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    start: int,
+    end: int,
+) -> tuple[int, dict[str, Any]]:
     """Manage the open position over bars start..end (inclusive, ``timestamps`` = bar opens, float64);
     force-close at ``end``'s close (TIME) if it is still open. Returns (exit bar index, exit dict).
 
@@ -213,21 +247,47 @@ def ride(rider: WaveRider, timestamps: np.ndarray, high: np.ndarray, low: np.nda
     inst = rider.instrument
     if end < start:
         return end, rider.force_close(timestamps[end], close[end], "TIME")
-    j, code, xp, best, stop, mfe, mae = _ride_kernel(
-        pos.side, pos.entry_price, pos.initial_stop, pos.stop_price, pos.target_price, pos.trail_ticks,
-        pos.best_price, pos.entry_time, pos.max_hold_seconds, timestamps, high, low, close, int(start),
-        int(end), rider.bar_seconds, float(inst.tick_size), float(inst.slippage_ticks), pos.mfe_points,
-        pos.mae_points)
+    j, code, xp, best, stop, mfe, mae = exits.walk_position(
+        pos.side,
+        pos.entry_price,
+        pos.initial_stop,
+        pos.stop_price,
+        pos.target_price,
+        pos.trail_ticks,
+        pos.best_price,
+        pos.entry_time,
+        pos.max_hold_seconds,
+        timestamps,
+        high,
+        low,
+        close,
+        int(start),
+        int(end),
+        rider.bar_seconds,
+        float(inst.tick_size),
+        float(inst.slippage_ticks),
+        pos.mfe_points,
+        pos.mae_points,
+    )
     pos.best_price, pos.stop_price = float(best), float(stop)
     pos.mfe_points, pos.mae_points = float(mfe), float(mae)
     if code == exits.EXIT_NONE:
         return end, rider.force_close(timestamps[end], close[end], "TIME")
-    return int(j), rider._close(float(xp), exits.EXIT_REASON_NAMES[int(code)], float(timestamps[j]) + rider.bar_seconds)
+    return int(j), rider._close(
+        float(xp), exits.EXIT_REASON_NAMES[int(code)], float(timestamps[j]) + rider.bar_seconds
+    )
 
 
-def ride_python(rider: WaveRider, timestamps: np.ndarray, high: np.ndarray, low: np.ndarray,
-                close: np.ndarray, start: int, end: int) -> tuple[int, dict[str, Any]]:
-    """:func:`ride` with one :meth:`WaveRider.update_bar` call per bar (the seed's shape; reference)."""
+def ride_python(
+    rider: WaveRider,
+    timestamps: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    start: int,
+    end: int,
+) -> tuple[int, dict[str, Any]]:
+    """:func:`ride` with one :meth:`WaveRider.update_bar` call per bar (the original shape; reference)."""
     for j in range(start, end + 1):
         res = rider.update_bar(timestamps[j], high[j], low[j], close[j])
         if res["should_exit"]:
@@ -236,10 +296,41 @@ def ride_python(rider: WaveRider, timestamps: np.ndarray, high: np.ndarray, low:
 
 
 @njit(cache=True)
-def _session_kernel(c_rows, c_tidx, c_side, first, last, stop_t, target_t, trail_t, hold_s, wins, totals,
-                    min_prob, min_conf, learn, ts, high, low, close, bar_seconds, tick, tick_value, commission,
-                    slip, o_cand, o_exit_row, o_entry, o_exit, o_ticks, o_pnl, o_mfe, o_mae, o_reason,
-                    counts):  # pragma: no cover - numba
+def _session_kernel(
+    c_rows: np.ndarray,
+    c_tidx: np.ndarray,
+    c_side: np.ndarray,
+    first: int,
+    last: int,
+    stop_t: np.ndarray,
+    target_t: np.ndarray,
+    trail_t: np.ndarray,
+    hold_s: np.ndarray,
+    wins: np.ndarray,
+    totals: np.ndarray,
+    min_prob: float,
+    min_conf: float,
+    learn: bool,
+    ts: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    bar_seconds: float,
+    tick: float,
+    tick_value: float,
+    commission: float,
+    slip: float,
+    o_cand: np.ndarray,
+    o_exit_row: np.ndarray,
+    o_entry: np.ndarray,
+    o_exit: np.ndarray,
+    o_ticks: np.ndarray,
+    o_pnl: np.ndarray,
+    o_mfe: np.ndarray,
+    o_mae: np.ndarray,
+    o_reason: np.ndarray,
+    counts: np.ndarray,
+) -> int:  # pragma: no cover - numba
     """One session's candidates through Gate 3, Gate 2 and WaveRider, compiled (see :func:`ride_session`).
     Returns the number of trades written; ``counts`` += (gate2_reject, gate3_blocked, no_forward_bar)."""
     n = 0
@@ -264,28 +355,29 @@ def _session_kernel(c_rows, c_tidx, c_side, first, last, stop_t, target_t, trail
         target_ticks = target_t[k] if target_t[k] > 0.0 else NO_TARGET_TICKS
         stop, target = exits.initial_levels(side, fill, stop_t[k], target_ticks, tick)
         initial_stop = stop
-        best = fill
         entry_ts = ts[r] + bar_seconds
-        mfe = 0.0
-        mae = 0.0
-        code = exits.EXIT_NONE
-        xp = np.nan
-        j = last
-        for jj in range(r + 1, last + 1):
-            h = high[jj]
-            lo = low[jj]
-            code, xp, best, stop = exits.exit_step(side, fill, initial_stop, stop, target, trail_t[k], best,
-                                                   entry_ts, hold_s[k], ts[jj] + bar_seconds, h, lo, close[jj],
-                                                   tick, slip)
-            fav = (h - fill) if side > 0 else (fill - lo)
-            adv = (fill - lo) if side > 0 else (h - fill)
-            if fav > mfe:
-                mfe = fav
-            if adv > mae:
-                mae = adv
-            if code != exits.EXIT_NONE:
-                j = jj
-                break
+        j, code, xp, best, stop, mfe, mae = exits.walk_position(
+            side,
+            fill,
+            initial_stop,
+            stop,
+            target,
+            trail_t[k],
+            fill,
+            entry_ts,
+            hold_s[k],
+            ts,
+            high,
+            low,
+            close,
+            r + 1,
+            last,
+            bar_seconds,
+            tick,
+            slip,
+            0.0,
+            0.0,
+        )
         if code == exits.EXIT_NONE:  # still open at the session's last bar: closed at its close
             code = exits.EXIT_TIME
             xp = exits.close_fill(side, close[last], slip, tick)
@@ -309,10 +401,24 @@ def _session_kernel(c_rows, c_tidx, c_side, first, last, stop_t, target_t, trail
     return n
 
 
-def ride_session(rider: WaveRider, rows: np.ndarray, template_index: np.ndarray, sides: np.ndarray,
-                 first: int, last: int, params: np.ndarray, wins: np.ndarray, totals: np.ndarray,
-                 min_prob: float, min_conf: float, learn: bool, timestamps: np.ndarray, high: np.ndarray,
-                 low: np.ndarray, close: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def ride_session(
+    rider: WaveRider,
+    rows: np.ndarray,
+    template_index: np.ndarray,
+    sides: np.ndarray,
+    first: int,
+    last: int,
+    params: np.ndarray,
+    wins: np.ndarray,
+    totals: np.ndarray,
+    min_prob: float,
+    min_conf: float,
+    learn: bool,
+    timestamps: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Trade one session's candidates one position at a time, compiled: the forward pass's session loop.
 
     ``rows`` (bar order), ``template_index`` (row of ``params``, ``wins``, ``totals``) and ``sides`` are
@@ -331,17 +437,52 @@ def ride_session(rider: WaveRider, rows: np.ndarray, template_index: np.ndarray,
     """
     inst = rider.instrument
     m = int(rows.size)
-    out = {"cand": np.empty(m, np.int64), "exit_row": np.empty(m, np.int64), "entry_price": np.empty(m),
-           "exit_price": np.empty(m), "pnl_ticks": np.empty(m), "pnl": np.empty(m), "mfe_ticks": np.empty(m),
-           "mae_ticks": np.empty(m), "reason": np.empty(m, np.int8)}
+    out: dict[str, np.ndarray] = {
+        "cand": np.empty(m, np.int64),
+        "exit_row": np.empty(m, np.int64),
+        "entry_price": np.empty(m),
+        "exit_price": np.empty(m),
+        "pnl_ticks": np.empty(m),
+        "pnl": np.empty(m),
+        "mfe_ticks": np.empty(m),
+        "mae_ticks": np.empty(m),
+        "reason": np.empty(m, np.int8),
+    }
     counts = np.zeros(3, np.int64)
     p = np.ascontiguousarray(params, dtype=np.float64)
     n = _session_kernel(
-        np.ascontiguousarray(rows, np.int64), np.ascontiguousarray(template_index, np.int64),
-        np.ascontiguousarray(sides, np.int64), int(first), int(last), p[:, 0].copy(), p[:, 1].copy(),
-        p[:, 2].copy(), p[:, 3].copy(), wins, totals, float(min_prob), float(min_conf), bool(learn), timestamps,
-        high, low, close, float(rider.bar_seconds), float(inst.tick_size), float(inst.tick_value),
-        float(inst.commission_per_side), float(inst.slippage_ticks), out["cand"], out["exit_row"],
-        out["entry_price"], out["exit_price"], out["pnl_ticks"], out["pnl"], out["mfe_ticks"], out["mae_ticks"],
-        out["reason"], counts)
+        np.ascontiguousarray(rows, np.int64),
+        np.ascontiguousarray(template_index, np.int64),
+        np.ascontiguousarray(sides, np.int64),
+        int(first),
+        int(last),
+        p[:, 0].copy(),
+        p[:, 1].copy(),
+        p[:, 2].copy(),
+        p[:, 3].copy(),
+        wins,
+        totals,
+        float(min_prob),
+        float(min_conf),
+        bool(learn),
+        timestamps,
+        high,
+        low,
+        close,
+        float(rider.bar_seconds),
+        float(inst.tick_size),
+        float(inst.tick_value),
+        float(inst.commission_per_side),
+        float(inst.slippage_ticks),
+        out["cand"],
+        out["exit_row"],
+        out["entry_price"],
+        out["exit_price"],
+        out["pnl_ticks"],
+        out["pnl"],
+        out["mfe_ticks"],
+        out["mae_ticks"],
+        out["reason"],
+        counts,
+    )
     return {k: v[:n] for k, v in out.items()}, counts

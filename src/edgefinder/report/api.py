@@ -3,8 +3,8 @@
 Read-only and open (no token): the page and its data carry only aggregates, the same privacy rules
 as the rest of the API. The esports section reads the app's database (the latest succeeded run, or
 ``?run_id=``; 404 for an id that is not a succeeded run), the futures section the checkpoint
-directory of the settings (``EDGEFINDER_CHECKPOINT_DIR``). A damaged checkpoint file answers 503
-with its name.
+directory of the settings (``EDGEFINDER_CHECKPOINT_DIR``). A damaged checkpoint file answers 500
+with its name (a retry cannot help); an unreachable database 503 (:mod:`edgefinder.esports.web`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import Field
 
-from edgefinder.esports.api import ErrorOut, Tagged
+from edgefinder.esports.web import ErrorOut, Tagged
 from edgefinder.report.build import build_report
 from edgefinder.report.esports import RunNotFound, esports_data
 from edgefinder.report.futures import futures_data
@@ -26,9 +26,12 @@ router = APIRouter(tags=["report"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no succeeded analysis run with that id"},
     422: {"model": ErrorOut, "description": "invalid parameters"},
-    503: {"model": ErrorOut, "description": "database unavailable or a checkpoint file unreadable"},
+    500: {"model": ErrorOut, "description": "a checkpoint file is unreadable (named), or a bug"},
+    503: {"model": ErrorOut, "description": "database unreachable: try again later"},
 }
-_RUN_ID = Query(None, min_length=1, max_length=36, description="A succeeded run (default: the latest)")
+_RUN_ID = Query(
+    None, min_length=1, max_length=36, description="A succeeded run (default: the latest)"
+)
 
 
 class EsportsReportOut(Tagged):
@@ -38,20 +41,32 @@ class EsportsReportOut(Tagged):
     message: str | None
     run: dict[str, Any] | None
     data: dict[str, Any] = Field(description="rows in the database now, dead letters, freshness")
-    effects: list[dict[str, Any]] = Field(description="forest plot: each intent's effect on each outcome, 95% CI")
-    causal: list[dict[str, Any]] = Field(description="causal effects with verdicts and refutation checks")
-    balance: list[dict[str, Any]] = Field(description="standardized mean differences before/after weighting")
+    effects: list[dict[str, Any]] = Field(
+        description="forest plot: each intent's effect on each outcome, 95% CI"
+    )
+    causal: list[dict[str, Any]] = Field(
+        description="causal effects with verdicts and refutation checks"
+    )
+    balance: list[dict[str, Any]] = Field(
+        description="standardized mean differences before/after weighting"
+    )
     alerts: list[dict[str, Any]]
 
 
 class FuturesReportOut(Tagged):
     """The futures section's data (see edgefinder.report.futures for every field)."""
 
-    available: bool = Field(description="False until a forward pass wrote its report in the checkpoint directory")
+    available: bool = Field(
+        description="False until a forward pass wrote its report in the checkpoint directory"
+    )
     message: str | None
     checkpoint_dir: str
-    samples: list[dict[str, Any]] = Field(default_factory=list, description="in-sample, out-of-sample, paper trade")
-    equity: list[dict[str, Any]] = Field(default_factory=list, description="cumulative PnL per session, $ per contract")
+    samples: list[dict[str, Any]] = Field(
+        default_factory=list, description="in-sample, out-of-sample, paper trade"
+    )
+    equity: list[dict[str, Any]] = Field(
+        default_factory=list, description="cumulative PnL per session, $ per contract"
+    )
     tiers: dict[str, Any] | None = None
     families: list[dict[str, Any]] | None = None
     families_traded: int | None = None
@@ -66,31 +81,52 @@ def _analytics(request: Request) -> Any:
     return request.app.state.analytics  # the esports API's state: engine and settings
 
 
-@router.get("/report", response_class=HTMLResponse, summary="The HTML report of both pipelines (latest results)",
-            responses={200: {"content": {"text/html": {}}, "description": "a self-contained page"},
-                       **_ERRORS})  # fmt: skip
+@router.get(
+    "/report",
+    response_class=HTMLResponse,
+    summary="The HTML report of both pipelines (latest results)",
+    responses={
+        200: {"content": {"text/html": {}}, "description": "a self-contained page"},
+        **_ERRORS,
+    },
+)
 def report_page(request: Request, run_id: str | None = _RUN_ID) -> HTMLResponse:
     st = _analytics(request)
     s = st.settings
     try:
-        report = build_report(st.engine, s.effective_database_url, s.checkpoint_dir, run_id=run_id,
-                              stale_after_s=s.results_stale_after_s)
+        report = build_report(
+            st.engine,
+            s.effective_database_url,
+            s.checkpoint_dir,
+            run_id=run_id,
+            stale_after_s=s.results_stale_after_s,
+        )
     except RunNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
     return HTMLResponse(report.html)
 
 
-@router.get("/api/v1/report/esports", response_model=EsportsReportOut, responses=_ERRORS,
-            summary="Data of the report's esports figures")
+@router.get(
+    "/api/v1/report/esports",
+    response_model=EsportsReportOut,
+    responses=_ERRORS,
+    summary="Data of the report's esports figures",
+)
 def report_esports(request: Request, run_id: str | None = _RUN_ID) -> EsportsReportOut:
     st = _analytics(request)
     try:
-        return EsportsReportOut(**esports_data(st.engine, run_id, stale_after_s=st.settings.results_stale_after_s))
+        return EsportsReportOut(
+            **esports_data(st.engine, run_id, stale_after_s=st.settings.results_stale_after_s)
+        )
     except RunNotFound as exc:
         raise HTTPException(404, str(exc)) from exc
 
 
-@router.get("/api/v1/report/futures", response_model=FuturesReportOut, responses={503: _ERRORS[503]},
-            summary="Data of the report's futures figures (checkpoint directory of the settings)")
+@router.get(
+    "/api/v1/report/futures",
+    response_model=FuturesReportOut,
+    responses={k: _ERRORS[k] for k in (500, 503)},
+    summary="Data of the report's futures figures (checkpoint directory of the settings)",
+)
 def report_futures(request: Request) -> FuturesReportOut:
     return FuturesReportOut(**futures_data(_analytics(request).settings.checkpoint_dir))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import platform
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,17 @@ from edgefinder.report.page import render_page
 __all__ = ["Report", "build_report", "flat_settings", "provenance", "write_report"]
 
 #: Distributions whose versions the report names (the statistics and the picture depend on them).
-VERSIONED = ("edgefinder", "numpy", "pandas", "scipy", "statsmodels", "scikit-learn", "optuna", "SQLAlchemy",
-             "plotly")
+VERSIONED = (
+    "edgefinder",
+    "numpy",
+    "pandas",
+    "scipy",
+    "statsmodels",
+    "scikit-learn",
+    "optuna",
+    "SQLAlchemy",
+    "plotly",
+)
 
 
 @dataclass(frozen=True)
@@ -49,13 +58,15 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
-def provenance(database_url: str, checkpoint_dir: str | Path, esports: dict[str, Any],
-               futures: dict[str, Any]) -> dict[str, Any]:
+def provenance(
+    database_url: str, checkpoint_dir: str | Path, esports: dict[str, Any], futures: dict[str, Any]
+) -> dict[str, Any]:
     """Versions, the database (password hidden), the checkpoint directory and the settings of both
     sections' results, with the generation time (UTC, seconds)."""
     return {
-        "purpose": PURPOSE, "disclaimer": DISCLAIMER,
-        "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "purpose": PURPOSE,
+        "disclaimer": DISCLAIMER,
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": {"python": platform.python_version(), **{d: _version(d) for d in VERSIONED}},
         "platform": platform.platform(terse=True),
         "database": make_url(database_url).render_as_string(hide_password=True),
@@ -75,12 +86,27 @@ def flat_settings(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, str]
         elif isinstance(value, (list, tuple)):
             out.append((name, ", ".join(str(v) for v in value)))
         else:
-            out.append((name, "—" if value is None else json.dumps(value) if isinstance(value, bool) else str(value)))
+            out.append(
+                (
+                    name,
+                    "—"
+                    if value is None
+                    else json.dumps(value)
+                    if isinstance(value, bool)
+                    else str(value),
+                )
+            )
     return out
 
 
-def build_report(engine: Engine, database_url: str, checkpoint_dir: str | Path, *, run_id: str | None = None,
-                 stale_after_s: float = 26 * 3600) -> Report:
+def build_report(
+    engine: Engine,
+    database_url: str,
+    checkpoint_dir: str | Path,
+    *,
+    run_id: str | None = None,
+    stale_after_s: float = 26 * 3600,
+) -> Report:
     """Both sections from the database behind ``engine`` and the checkpoints in ``checkpoint_dir``."""
     es = esports_data(engine, run_id, stale_after_s=stale_after_s)
     fu = futures_data(checkpoint_dir)

@@ -21,7 +21,7 @@ Only aggregates are read: no player identifier (nor team name) leaves the databa
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, desc, func, inspect, select
@@ -88,21 +88,30 @@ def _data_counts(conn: Any, run: Any, stale_after_s: float) -> dict[str, Any]:
     def count(table: Any, *where: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
-    by_source = {str(s): int(n) for s, n in conn.execute(
-        select(dead_letters.c.source, func.count()).group_by(dead_letters.c.source).order_by(dead_letters.c.source))}
+    by_source = {
+        str(s): int(n)
+        for s, n in conn.execute(
+            select(dead_letters.c.source, func.count())
+            .group_by(dead_letters.c.source)
+            .order_by(dead_letters.c.source)
+        )
+    }
     last_event = conn.execute(select(func.max(raw_events.c.created_at))).scalar_one()
     last_signal = conn.execute(select(func.max(micro_actions.c.created_at))).scalar_one()
     finished = as_utc(run.finished_at) if run is not None else None
-    age = (datetime.now(timezone.utc) - finished).total_seconds() if finished is not None else None
-    newest = max((t for t in (as_utc(last_event), as_utc(last_signal)) if t is not None), default=None)
+    age = (datetime.now(UTC) - finished).total_seconds() if finished is not None else None
+    newest = max(
+        (t for t in (as_utc(last_event), as_utc(last_signal)) if t is not None), default=None
+    )
     started = as_utc(run.started_at) if run is not None else None
     return {
         "matches": count(matches),
         "finished_rounds": count(rounds, rounds.c.end_ts.is_not(None)),
         "team_rounds": count(macro_outcomes),
         "signals": count(micro_actions),
-        "signals_resolved": count(micro_actions, micro_actions.c.round_no.is_not(None),
-                                  micro_actions.c.team.is_not(None)),
+        "signals_resolved": count(
+            micro_actions, micro_actions.c.round_no.is_not(None), micro_actions.c.team.is_not(None)
+        ),
         "raw_events": count(raw_events),
         "dead_letters": sum(by_source.values()),
         "dead_letters_by_source": by_source,
@@ -120,15 +129,29 @@ def _effect_record(r: dict[str, Any], kind: str) -> dict[str, Any]:
     d = r.get("details") or {}
     naive_lo, naive_hi = _pair(d.get("naive_ci"))
     return {
-        "feature": r["feature"], "intent": r["feature"].removesuffix("_count"), "outcome": r["outcome"],
-        "method": r["method"], "kind": kind, "scale": _SCALES[kind], "n": int(r["n"]),
-        "estimate": r["effect"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-        "p_value": r["p_value"], "q_value": r["q_value"], "significant": bool(r["significant"]),
-        "exploratory": bool(r["exploratory"]), "verdict": r.get("verdict"),
+        "feature": r["feature"],
+        "intent": r["feature"].removesuffix("_count"),
+        "outcome": r["outcome"],
+        "method": r["method"],
+        "kind": kind,
+        "scale": _SCALES[kind],
+        "n": int(r["n"]),
+        "estimate": r["effect"],
+        "ci_low": r["ci_low"],
+        "ci_high": r["ci_high"],
+        "p_value": r["p_value"],
+        "q_value": r["q_value"],
+        "significant": bool(r["significant"]),
+        "exploratory": bool(r["exploratory"]),
+        "verdict": r.get("verdict"),
         "naive": d.get("naive") if kind == "causal" else None,
-        "naive_ci_low": naive_lo if kind == "causal" else None, "naive_ci_high": naive_hi if kind == "causal" else None,
-        "between": None, "between_ci_low": None, "between_ci_high": None,
-        "population": d.get("population"), "reason": d.get("reason"),
+        "naive_ci_low": naive_lo if kind == "causal" else None,
+        "naive_ci_high": naive_hi if kind == "causal" else None,
+        "between": None,
+        "between_ci_low": None,
+        "between_ci_high": None,
+        "population": d.get("population"),
+        "reason": d.get("reason"),
     }
 
 
@@ -140,8 +163,15 @@ def _effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for outcome in outcomes:
         present = {m for (_, o, m) in by_key if o == outcome}
         causal = next((m for m in CAUSAL_METHODS if m in present), None)
-        method, kind = ((causal, "causal") if causal else ("logistic", "logistic") if "logistic" in present
-                        else ("spearman", "spearman") if "spearman" in present else (None, ""))
+        method, kind = (
+            (causal, "causal")
+            if causal
+            else ("logistic", "logistic")
+            if "logistic" in present
+            else ("spearman", "spearman")
+            if "spearman" in present
+            else (None, "")
+        )
         if method is None:
             continue
         for feat in COUNT_FEATURES:
@@ -151,8 +181,11 @@ def _effects(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             rec = _effect_record(r, kind)
             between = by_key.get((feat, outcome, BETWEEN_METHOD)) if kind == "causal" else None
             if between is not None:
-                rec.update(between=between["effect"], between_ci_low=between["ci_low"],
-                           between_ci_high=between["ci_high"])
+                rec.update(
+                    between=between["effect"],
+                    between_ci_low=between["ci_low"],
+                    between_ci_high=between["ci_high"],
+                )
             out.append(rec)
     return out
 
@@ -166,9 +199,18 @@ def _balance_rows(feature: str, balance: Any) -> list[dict[str, Any]]:
     else:
         return []
     order = {c: i for i, c in enumerate(COVARIATES)}
-    items.sort(key=lambda b: (order.get(str(b.get("covariate")), len(order)), str(b.get("covariate"))))
-    return [{"feature": feature, "covariate": str(b.get("covariate")), "smd_before": b.get("smd_before"),
-             "smd_after": b.get("smd_after")} for b in items]
+    items.sort(
+        key=lambda b: (order.get(str(b.get("covariate")), len(order)), str(b.get("covariate")))
+    )
+    return [
+        {
+            "feature": feature,
+            "covariate": str(b.get("covariate")),
+            "smd_before": b.get("smd_before"),
+            "smd_after": b.get("smd_after"),
+        }
+        for b in items
+    ]
 
 
 def _causal(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -180,17 +222,34 @@ def _causal(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
             continue
         d = r.get("details") or {}
         refutations = d.get("refutations") if isinstance(d.get("refutations"), dict) else None
-        causal.append({
-            "feature": r["feature"], "intent": r["feature"].removesuffix("_count"), "outcome": r["outcome"],
-            "method": r["method"], "n": int(r["n"]), "estimate": r["effect"], "ci_low": r["ci_low"],
-            "ci_high": r["ci_high"], "q_value": r["q_value"], "significant": bool(r["significant"]),
-            "exploratory": bool(r["exploratory"]), "verdict": r.get("verdict"),
-            "n_treated": d.get("n_treated"), "n_control": d.get("n_control"), "threshold": d.get("threshold"),
-            "naive": d.get("naive"), "e_value": d.get("e_value"), "e_value_ci": d.get("e_value_ci"),
-            "refutations": jsonable(refutations), "refutations_skipped": d.get("refutations_skipped"),
-            "max_abs_smd_before": d.get("max_abs_smd_before"), "max_abs_smd_after": d.get("max_abs_smd_after"),
-            "population": d.get("population"), "reason": d.get("reason"),
-        })
+        causal.append(
+            {
+                "feature": r["feature"],
+                "intent": r["feature"].removesuffix("_count"),
+                "outcome": r["outcome"],
+                "method": r["method"],
+                "n": int(r["n"]),
+                "estimate": r["effect"],
+                "ci_low": r["ci_low"],
+                "ci_high": r["ci_high"],
+                "q_value": r["q_value"],
+                "significant": bool(r["significant"]),
+                "exploratory": bool(r["exploratory"]),
+                "verdict": r.get("verdict"),
+                "n_treated": d.get("n_treated"),
+                "n_control": d.get("n_control"),
+                "threshold": d.get("threshold"),
+                "naive": d.get("naive"),
+                "e_value": d.get("e_value"),
+                "e_value_ci": d.get("e_value_ci"),
+                "refutations": jsonable(refutations),
+                "refutations_skipped": d.get("refutations_skipped"),
+                "max_abs_smd_before": d.get("max_abs_smd_before"),
+                "max_abs_smd_after": d.get("max_abs_smd_after"),
+                "population": d.get("population"),
+                "reason": d.get("reason"),
+            }
+        )
         balance.extend(_balance_rows(r["feature"], d.get("balance")))
     order = {f: i for i, f in enumerate(COUNT_FEATURES)}
     causal.sort(key=lambda c: (c["outcome"], order.get(c["feature"], len(order))))
@@ -200,37 +259,80 @@ def _causal(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
 def _run_record(run: Any, n_significant: int) -> dict[str, Any]:
     summary = run.summary or {}
     return {
-        "run_id": run.run_id, "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-        "duration_s": run.duration_s, "n_rows": run.n_rows, "n_tests": run.n_tests,
-        "n_significant": n_significant, "message": summary.get("message"), "trigger": run.trigger,
+        "run_id": run.run_id,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_s": run.duration_s,
+        "n_rows": run.n_rows,
+        "n_tests": run.n_tests,
+        "n_significant": n_significant,
+        "message": summary.get("message"),
+        "trigger": run.trigger,
         "params": jsonable(run.params or {}),
     }
 
 
-def esports_data(engine: Engine, run_id: str | None = None, *, stale_after_s: float = 26 * 3600) -> dict[str, Any]:
+def esports_data(
+    engine: Engine, run_id: str | None = None, *, stale_after_s: float = 26 * 3600
+) -> dict[str, Any]:
     """The esports section of the report for ``run_id`` (default: the latest succeeded run); see the
     module doc. JSON-ready (NaN and infinities are None). Raises :class:`RunNotFound` for an id that is
     not a succeeded run."""
     if not inspect(engine).has_table(analysis_runs.name):
-        return {"available": False, "run": None, "data": {}, "effects": [], "causal": [], "balance": [], "alerts": [],
-                "message": "the database has no edgefinder tables yet: run `edgefinder db upgrade`, ingest events "
-                           "and `edgefinder esports analyze`"}
+        return {
+            "available": False,
+            "run": None,
+            "data": {},
+            "effects": [],
+            "causal": [],
+            "balance": [],
+            "alerts": [],
+            "message": "the database has no edgefinder tables yet: run `edgefinder db upgrade`, ingest events "
+            "and `edgefinder esports analyze`",
+        }
     with engine.connect() as conn:
         run = _pick_run(conn, run_id)
         data = _data_counts(conn, run, stale_after_s)
         if run is None:
-            return {"available": False, "message": "no succeeded analysis run yet: run `edgefinder esports analyze`",
-                    "run": None, "data": data, "effects": [], "causal": [], "balance": [], "alerts": []}
+            return {
+                "available": False,
+                "message": "no succeeded analysis run yet: run `edgefinder esports analyze`",
+                "run": None,
+                "data": data,
+                "effects": [],
+                "causal": [],
+                "balance": [],
+                "alerts": [],
+            }
         cols = [c for c in correlation_results.c if c.name not in ("created_at", "purpose")]
-        rows = [dict(r._mapping) for r in conn.execute(
-            select(*cols).where(correlation_results.c.run_id == run.run_id).order_by(correlation_results.c.id))]
-        alert_rows = conn.execute(select(alerts).where(alerts.c.run_id == run.run_id)
-                                  .order_by(alerts.c.id)).all()
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(*cols)
+                .where(correlation_results.c.run_id == run.run_id)
+                .order_by(correlation_results.c.id)
+            )
+        ]
+        alert_rows = conn.execute(
+            select(alerts).where(alerts.c.run_id == run.run_id).order_by(alerts.c.id)
+        ).all()
     causal, balance = _causal(rows)
-    return jsonable({
-        "available": True, "message": None,
-        "run": _run_record(run, sum(1 for r in rows if r["significant"])),
-        "data": data, "effects": _effects(rows), "causal": causal, "balance": balance,
-        "alerts": [{k: v for k, v in alert_payload(a).items() if k not in ("type", "purpose", "disclaimer")}
-                   for a in alert_rows],
-    })
+    return jsonable(
+        {
+            "available": True,
+            "message": None,
+            "run": _run_record(run, sum(1 for r in rows if r["significant"])),
+            "data": data,
+            "effects": _effects(rows),
+            "causal": causal,
+            "balance": balance,
+            "alerts": [
+                {
+                    k: v
+                    for k, v in alert_payload(a).items()
+                    if k not in ("type", "purpose", "disclaimer")
+                }
+                for a in alert_rows
+            ],
+        }
+    )

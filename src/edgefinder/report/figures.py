@@ -28,25 +28,70 @@ __all__ = [
 ]
 
 GREEN, AMBER, BLUE, GREY, RED = "#1a9850", "#e08214", "#2166ac", "#8c8c8c", "#b2182b"
-SAMPLE_COLORS = {"in-sample": GREY, "out-of-sample": BLUE, "all sessions": BLUE, "paper trade": GREEN}
+SAMPLE_COLORS = {
+    "in-sample": GREY,
+    "out-of-sample": BLUE,
+    "all sessions": BLUE,
+    "paper trade": GREEN,
+}
 #: |SMD| below this counts as balanced (the usual rule of thumb).
 SMD_BALANCED = 0.1
-_LAYOUT: dict[str, Any] = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 50, "b": 40},
-                           "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
-                           "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0}}
+_LAYOUT: dict[str, Any] = {
+    "template": "plotly_white",
+    "margin": {"l": 10, "r": 10, "t": 50, "b": 40},
+    "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
+    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+}
 
 #: Subplot figures keep their titles on top, so their legend goes below the axes.
-_LEGEND_BELOW: dict[str, Any] = {"orientation": "h", "yref": "container", "yanchor": "bottom", "y": 0.0, "x": 0}
+_LEGEND_BELOW: dict[str, Any] = {
+    "orientation": "h",
+    "yref": "container",
+    "yanchor": "bottom",
+    "y": 0.0,
+    "x": 0,
+}
 
-_OUTCOME_TITLES = {"round_win": "round win", "econ_delta": "economy swing", "site_executed": "site executed"}
+_OUTCOME_TITLES = {
+    "round_win": "round win",
+    "econ_delta": "economy swing",
+    "site_executed": "site executed",
+}
 
 
-def _errors(est: Sequence[float | None], lo: Sequence[float | None], hi: Sequence[float | None]) -> dict[str, Any]:
+def _errors(
+    est: Sequence[float | None], lo: Sequence[float | None], hi: Sequence[float | None]
+) -> dict[str, Any]:
     def gap(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else abs(a - b)
 
-    return {"type": "data", "symmetric": False, "array": [gap(h, e) for e, h in zip(est, hi)],
-            "arrayminus": [gap(e, low) for e, low in zip(est, lo)], "thickness": 1.5, "width": 4}
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [gap(h, e) for e, h in zip(est, hi)],
+        "arrayminus": [gap(e, low) for e, low in zip(est, lo)],
+        "thickness": 1.5,
+        "width": 4,
+    }
+
+
+def _estimate_marks(
+    color: str,
+    symbol: str,
+    est: Sequence[float | None],
+    lo: Sequence[float | None],
+    hi: Sequence[float | None],
+) -> dict[str, Any]:
+    """``go.Scatter`` keyword arguments for point estimates with their CI whiskers in one colour."""
+    return {
+        "marker": {
+            "color": color,
+            "symbol": symbol,
+            "size": 10,
+            "line": {"color": color, "width": 2},
+        },
+        "error_x": {**_errors(est, lo, hi), "color": color},
+    }
 
 
 def _category(e: dict[str, Any]) -> str:
@@ -58,15 +103,21 @@ def _category(e: dict[str, Any]) -> str:
 
 
 _CATEGORY_STYLE = {
-    "robust": (GREEN, "circle"), "fragile": (AMBER, "circle"), "significant (q < 0.05)": (BLUE, "circle"),
+    "robust": (GREEN, "circle"),
+    "fragile": (AMBER, "circle"),
+    "significant (q < 0.05)": (BLUE, "circle"),
     "not significant": (GREY, "circle-open"),
 }
 
 
 def _hover(e: dict[str, Any]) -> str:
     q = e.get("q_value")
-    parts = [f"{e['feature']} → {e['outcome']}", f"{e['scale']}", f"n {e['n']:,}",
-             "q —" if q is None else f"q {q:.2g}"]
+    parts = [
+        f"{e['feature']} → {e['outcome']}",
+        f"{e['scale']}",
+        f"n {e['n']:,}",
+        "q —" if q is None else f"q {q:.2g}",
+    ]
     if e.get("verdict"):
         parts.append(f"verdict: {e['verdict']}")
     if e.get("exploratory"):
@@ -82,10 +133,17 @@ def forest_figure(effects: list[dict[str, Any]]) -> go.Figure | None:
     outcomes = list(dict.fromkeys(e["outcome"] for e in effects))
     intents = list(dict.fromkeys(e["intent"] for e in effects))
     pos = {name: float(i) for i, name in enumerate(intents)}
-    titles = [f"{_OUTCOME_TITLES.get(o, o)}<br><sub>{next(e['scale'] for e in effects if e['outcome'] == o)}</sub>"
-              for o in outcomes]
-    fig = make_subplots(rows=1, cols=len(outcomes), shared_yaxes=True, subplot_titles=titles,
-                        horizontal_spacing=0.03)
+    titles = [
+        f"{_OUTCOME_TITLES.get(o, o)}<br><sub>{next(e['scale'] for e in effects if e['outcome'] == o)}</sub>"
+        for o in outcomes
+    ]
+    fig = make_subplots(
+        rows=1,
+        cols=len(outcomes),
+        shared_yaxes=True,
+        subplot_titles=titles,
+        horizontal_spacing=0.03,
+    )
     shown: set[str] = set()
     for col, outcome in enumerate(outcomes, start=1):
         rows = [e for e in effects if e["outcome"] == outcome]
@@ -96,29 +154,63 @@ def forest_figure(effects: list[dict[str, Any]]) -> go.Figure | None:
             sel = [e for e in rows if _category(e) == cat]
             if not sel:
                 continue
-            fig.add_trace(go.Scatter(
-                x=[e["estimate"] for e in sel], y=[pos[e["intent"]] - offset for e in sel], mode="markers",
-                name=cat, legendgroup=cat, showlegend=cat not in shown,
-                marker={"color": color, "symbol": symbol, "size": 10, "line": {"color": color, "width": 2}},
-                error_x={**_errors([e["estimate"] for e in sel], [e["ci_low"] for e in sel],
-                                   [e["ci_high"] for e in sel]), "color": color},
-                hovertext=[_hover(e) for e in sel], hoverinfo="x+text"), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[e["estimate"] for e in sel],
+                    y=[pos[e["intent"]] - offset for e in sel],
+                    mode="markers",
+                    name=cat,
+                    legendgroup=cat,
+                    showlegend=cat not in shown,
+                    **_estimate_marks(
+                        color,
+                        symbol,
+                        [e["estimate"] for e in sel],
+                        [e["ci_low"] for e in sel],
+                        [e["ci_high"] for e in sel],
+                    ),
+                    hovertext=[_hover(e) for e in sel],
+                    hoverinfo="x+text",
+                ),
+                row=1,
+                col=col,
+            )
             shown.add(cat)
-        for key, name, symbol, dy in (("naive", "naive difference in means", "diamond-open", offset),
-                                      ("between", "between-team AIPW (naive)", "square-open", 2 * offset)):
+        for key, name, symbol, dy in (
+            ("naive", "naive difference in means", "diamond-open", offset),
+            ("between", "between-team AIPW (naive)", "square-open", 2 * offset),
+        ):
             sel = [e for e in rows if e.get(key) is not None]
             if not sel:
                 continue
-            fig.add_trace(go.Scatter(
-                x=[e[key] for e in sel], y=[pos[e["intent"]] - offset + dy for e in sel], mode="markers", name=name,
-                legendgroup=key, showlegend=key not in shown,
-                marker={"color": GREY, "symbol": symbol, "size": 8},
-                error_x={**_errors([e[key] for e in sel], [e.get(f"{key}_ci_low") for e in sel],
-                                   [e.get(f"{key}_ci_high") for e in sel]), "color": GREY},
-                hovertext=[f"{e['feature']}: {name}" for e in sel], hoverinfo="x+text"), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=[e[key] for e in sel],
+                    y=[pos[e["intent"]] - offset + dy for e in sel],
+                    mode="markers",
+                    name=name,
+                    legendgroup=key,
+                    showlegend=key not in shown,
+                    marker={"color": GREY, "symbol": symbol, "size": 8},
+                    error_x={
+                        **_errors(
+                            [e[key] for e in sel],
+                            [e.get(f"{key}_ci_low") for e in sel],
+                            [e.get(f"{key}_ci_high") for e in sel],
+                        ),
+                        "color": GREY,
+                    },
+                    hovertext=[f"{e['feature']}: {name}" for e in sel],
+                    hoverinfo="x+text",
+                ),
+                row=1,
+                col=col,
+            )
             shown.add(key)
         fig.add_vline(x=0, line={"color": "#444", "width": 1, "dash": "dot"}, row=1, col=col)
-    fig.update_yaxes(tickvals=list(pos.values()), ticktext=list(pos), autorange="reversed", showgrid=False)
+    fig.update_yaxes(
+        tickvals=list(pos.values()), ticktext=list(pos), autorange="reversed", showgrid=False
+    )
     fig.update_layout(**{**_LAYOUT, "legend": _LEGEND_BELOW}, height=140 + 34 * len(intents))
     fig.update_layout(margin={"t": 56, "b": 70})
     return fig
@@ -134,20 +226,40 @@ def balance_figure(balance: list[dict[str, Any]]) -> go.Figure | None:
     ncol = min(3, len(features))
     nrow = math.ceil(len(features) / ncol)
     longest = max(len(b["covariate"]) for b in rows)  # the y labels sit between the panels
-    fig = make_subplots(rows=nrow, cols=ncol, subplot_titles=[f.removesuffix("_count") for f in features],
-                        horizontal_spacing=min(0.3, 0.05 + 0.008 * longest), vertical_spacing=0.3 / nrow)
+    fig = make_subplots(
+        rows=nrow,
+        cols=ncol,
+        subplot_titles=[f.removesuffix("_count") for f in features],
+        horizontal_spacing=min(0.3, 0.05 + 0.008 * longest),
+        vertical_spacing=0.3 / nrow,
+    )
     for i, feat in enumerate(features):
         r, c = i // ncol + 1, i % ncol + 1
         sel = [b for b in rows if b["feature"] == feat]
         covs = [b["covariate"] for b in sel]
-        for key, name, color, symbol in (("smd_before", "before weighting", GREY, "circle-open"),
-                                         ("smd_after", "after weighting", BLUE, "circle")):
-            fig.add_trace(go.Scatter(
-                x=[None if b[key] is None else abs(b[key]) for b in sel], y=covs, mode="markers", name=name,
-                legendgroup=key, showlegend=i == 0, marker={"color": color, "symbol": symbol, "size": 9},
-                hovertemplate="%{y}: |SMD| %{x:.3f}<extra>" + name + "</extra>"), row=r, col=c)
+        for key, name, color, symbol in (
+            ("smd_before", "before weighting", GREY, "circle-open"),
+            ("smd_after", "after weighting", BLUE, "circle"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=[None if b[key] is None else abs(b[key]) for b in sel],
+                    y=covs,
+                    mode="markers",
+                    name=name,
+                    legendgroup=key,
+                    showlegend=i == 0,
+                    marker={"color": color, "symbol": symbol, "size": 9},
+                    hovertemplate="%{y}: |SMD| %{x:.3f}<extra>" + name + "</extra>",
+                ),
+                row=r,
+                col=c,
+            )
         fig.add_vline(x=SMD_BALANCED, line={"color": RED, "width": 1, "dash": "dash"}, row=r, col=c)
-        top = max((abs(b[k]) for b in sel for k in ("smd_before", "smd_after") if b[k] is not None), default=0.0)
+        top = max(
+            (abs(b[k]) for b in sel for k in ("smd_before", "smd_after") if b[k] is not None),
+            default=0.0,
+        )
         fig.update_xaxes(range=[0, max(1.5 * SMD_BALANCED, 1.1 * top)], row=r, col=c)
     fig.update_xaxes(title_text="|SMD|", row=nrow)
     most = max(sum(1 for b in rows if b["feature"] == f) for f in features)
@@ -164,9 +276,11 @@ def refutation_figure(causal: list[dict[str, Any]]) -> go.Figure | None:
         return None
     pos = {c["intent"]: float(i) for i, c in enumerate(rows)}
     fig = go.Figure()
-    for key, name, color, symbol, dy in ((None, "estimate", BLUE, "circle", -0.25),
-                                         ("placebo", "placebo treatment", RED, "x", 0.0),
-                                         ("subset", "half of the matches", AMBER, "diamond", 0.25)):
+    for key, name, color, symbol, dy in (
+        (None, "estimate", BLUE, "circle", -0.25),
+        ("placebo", "placebo treatment", RED, "x", 0.0),
+        ("subset", "half of the matches", AMBER, "diamond", 0.25),
+    ):
         est, lo, hi, y, text = [], [], [], [], []
         for c in rows:
             if key is None:
@@ -175,17 +289,29 @@ def refutation_figure(causal: list[dict[str, Any]]) -> go.Figure | None:
                 chk = (c["refutations"] or {}).get(key) or {}
                 ci = chk.get("ci") or [None, None]
                 e, (a, b) = chk.get("estimate"), (ci[0], ci[1])
-                text.append(f"{c['intent']} {name}: passed {chk.get('passed')} ({chk.get('rule', '')})")
+                text.append(
+                    f"{c['intent']} {name}: passed {chk.get('passed')} ({chk.get('rule', '')})"
+                )
             est.append(e)
             lo.append(a)
             hi.append(b)
             y.append(pos[c["intent"]] + dy)
-        fig.add_trace(go.Scatter(x=est, y=y, mode="markers", name=name,
-                                 marker={"color": color, "symbol": symbol, "size": 9},
-                                 error_x={**_errors(est, lo, hi), "color": color},
-                                 hovertext=text or None, hoverinfo="x+text" if text else "x+name"))
+        fig.add_trace(
+            go.Scatter(
+                x=est,
+                y=y,
+                mode="markers",
+                name=name,
+                marker={"color": color, "symbol": symbol, "size": 9},
+                error_x={**_errors(est, lo, hi), "color": color},
+                hovertext=text or None,
+                hoverinfo="x+text" if text else "x+name",
+            )
+        )
     fig.add_vline(x=0, line={"color": "#444", "width": 1, "dash": "dot"})
-    fig.update_yaxes(tickvals=list(pos.values()), ticktext=list(pos), autorange="reversed", showgrid=False)
+    fig.update_yaxes(
+        tickvals=list(pos.values()), ticktext=list(pos), autorange="reversed", showgrid=False
+    )
     fig.update_xaxes(title_text="ATE, probability points")
     fig.update_layout(**_LAYOUT, height=120 + 48 * len(rows))
     return fig
@@ -197,11 +323,19 @@ def equity_figure(equity: list[dict[str, Any]]) -> go.Figure | None:
         return None
     fig = go.Figure()
     for c in equity:
-        fig.add_trace(go.Scatter(x=c["sessions"], y=c["cumulative"], mode="lines+markers", name=c["sample"],
-                                 line={"color": SAMPLE_COLORS.get(c["sample"], BLUE), "width": 2},
-                                 marker={"size": 4}, customdata=list(zip(c["pnl"], c["trades"])),
-                                 hovertemplate="%{x}: cumulative $%{y:,.2f}<br>session $%{customdata[0]:,.2f}, "
-                                               "%{customdata[1]} trades<extra>" + c["sample"] + "</extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=c["sessions"],
+                y=c["cumulative"],
+                mode="lines+markers",
+                name=c["sample"],
+                line={"color": SAMPLE_COLORS.get(c["sample"], BLUE), "width": 2},
+                marker={"size": 4},
+                customdata=list(zip(c["pnl"], c["trades"])),
+                hovertemplate="%{x}: cumulative $%{y:,.2f}<br>session $%{customdata[0]:,.2f}, "
+                "%{customdata[1]} trades<extra>" + c["sample"] + "</extra>",
+            )
+        )
     fig.add_hline(y=0, line={"color": "#444", "width": 1, "dash": "dot"})
     fig.update_yaxes(title_text="cumulative PnL, $ per contract (net)", tickprefix="$")
     fig.update_xaxes(title_text="session")
@@ -209,20 +343,42 @@ def equity_figure(equity: list[dict[str, Any]]) -> go.Figure | None:
     return fig
 
 
-def _interval_figure(labels: list[str], est: list[float | None], lo: list[float | None], hi: list[float | None],
-                     good: list[bool], good_name: str, other_name: str, hover: list[str], x_title: str) -> go.Figure:
+def _interval_figure(
+    labels: list[str],
+    est: list[float | None],
+    lo: list[float | None],
+    hi: list[float | None],
+    good: list[bool],
+    good_name: str,
+    other_name: str,
+    hover: list[str],
+    x_title: str,
+) -> go.Figure:
     fig = go.Figure()
-    for flag, name, color, symbol in ((True, good_name, GREEN, "circle"), (False, other_name, GREY, "circle-open")):
+    for flag, name, color, symbol in (
+        (True, good_name, GREEN, "circle"),
+        (False, other_name, GREY, "circle-open"),
+    ):
         idx = [i for i, g in enumerate(good) if g is flag]
         if not idx:
             continue
-        fig.add_trace(go.Scatter(
-            x=[est[i] for i in idx], y=[labels[i] for i in idx], mode="markers", name=name,
-            marker={"color": color, "symbol": symbol, "size": 10, "line": {"color": color, "width": 2}},
-            error_x={**_errors([est[i] for i in idx], [lo[i] for i in idx], [hi[i] for i in idx]), "color": color},
-            hovertext=[hover[i] for i in idx], hoverinfo="x+text"))
+        fig.add_trace(
+            go.Scatter(
+                x=[est[i] for i in idx],
+                y=[labels[i] for i in idx],
+                mode="markers",
+                name=name,
+                **_estimate_marks(
+                    color, symbol, [est[i] for i in idx], [lo[i] for i in idx], [hi[i] for i in idx]
+                ),
+                hovertext=[hover[i] for i in idx],
+                hoverinfo="x+text",
+            )
+        )
     fig.add_vline(x=0, line={"color": "#444", "width": 1, "dash": "dot"})
-    fig.update_yaxes(categoryorder="array", categoryarray=labels, autorange="reversed", showgrid=False)
+    fig.update_yaxes(
+        categoryorder="array", categoryarray=labels, autorange="reversed", showgrid=False
+    )
     fig.update_xaxes(title_text=x_title, tickprefix="$")
     fig.update_layout(**_LAYOUT, height=110 + 40 * len(labels))
     return fig
@@ -234,12 +390,24 @@ def ancestry_figure(ancestry: list[dict[str, Any]] | None) -> go.Figure | None:
     if not rows:
         return None
     labels = [f"{a['pattern_type']}: {a['comparison']}" for a in rows]
-    hover = [f"{a['comparison']}: n {a['n_a']:,} vs {a['n_b']:,}, p {a['p_value']:.2g}"
-             if a.get("p_value") is not None else a["comparison"] for a in rows]
+    hover = [
+        f"{a['comparison']}: n {a['n_a']:,} vs {a['n_b']:,}, p {a['p_value']:.2g}"
+        if a.get("p_value") is not None
+        else a["comparison"]
+        for a in rows
+    ]
     good = [a.get("p_value") is not None and a["p_value"] < 0.05 for a in rows]
-    return _interval_figure(labels, [a["difference"] for a in rows], [a.get("ci_low") for a in rows],
-                            [a.get("ci_high") for a in rows], good, "p < 0.05", "p ≥ 0.05", hover,
-                            "difference of mean PnL per trade, $ (net)")
+    return _interval_figure(
+        labels,
+        [a["difference"] for a in rows],
+        [a.get("ci_low") for a in rows],
+        [a.get("ci_high") for a in rows],
+        good,
+        "p < 0.05",
+        "p ≥ 0.05",
+        hover,
+        "difference of mean PnL per trade, $ (net)",
+    )
 
 
 def families_figure(families: list[dict[str, Any]] | None) -> go.Figure | None:
@@ -247,12 +415,24 @@ def families_figure(families: list[dict[str, Any]] | None) -> go.Figure | None:
     rows = families or []
     if not rows:
         return None
-    hover = [f"{f['trades']:,} trades, q {f['q_value']:.2g}, DSR {f['dsr']:.2f}, "
-             f"detectable ${f['minimum_detectable']:.2f}"
-             if f.get("q_value") is not None and f.get("dsr") is not None else f"{f['trades']:,} trades" for f in rows]
-    return _interval_figure([f["family"] for f in rows], [f["mean_pnl"] for f in rows], [f.get("ci_low") for f in rows],
-                            [f.get("ci_high") for f in rows], [bool(f.get("qualifies")) for f in rows], "qualifies",
-                            "does not qualify", hover, "mean PnL per trade, $ (net)")
+    hover = [
+        f"{f['trades']:,} trades, q {f['q_value']:.2g}, DSR {f['dsr']:.2f}, "
+        f"detectable ${f['minimum_detectable']:.2f}"
+        if f.get("q_value") is not None and f.get("dsr") is not None
+        else f"{f['trades']:,} trades"
+        for f in rows
+    ]
+    return _interval_figure(
+        [f["family"] for f in rows],
+        [f["mean_pnl"] for f in rows],
+        [f.get("ci_low") for f in rows],
+        [f.get("ci_high") for f in rows],
+        [bool(f.get("qualifies")) for f in rows],
+        "qualifies",
+        "does not qualify",
+        hover,
+        "mean PnL per trade, $ (net)",
+    )
 
 
 def regret_figure(regret: dict[str, Any] | None) -> go.Figure | None:
@@ -263,15 +443,42 @@ def regret_figure(regret: dict[str, Any] | None) -> go.Figure | None:
     edges = regret["bin_edges"]
     mids = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
     width = [b - a for a, b in zip(edges[:-1], edges[1:])]
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.72, 0.28], horizontal_spacing=0.1,
-                        subplot_titles=["per-trade regret, $ (gross)", "exits"])
-    for key, name, color in (("left_on_table", "left on table", AMBER), ("gave_back", "gave back", BLUE)):
-        fig.add_trace(go.Bar(x=mids, y=regret[key], width=width, name=name, marker={"color": color}, opacity=0.6,
-                             hovertemplate="$%{x:,.0f}: %{y:,} trades<extra>" + name + "</extra>"), row=1, col=1)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.72, 0.28],
+        horizontal_spacing=0.1,
+        subplot_titles=["per-trade regret, $ (gross)", "exits"],
+    )
+    for key, name, color in (
+        ("left_on_table", "left on table", AMBER),
+        ("gave_back", "gave back", BLUE),
+    ):
+        fig.add_trace(
+            go.Bar(
+                x=mids,
+                y=regret[key],
+                width=width,
+                name=name,
+                marker={"color": color},
+                opacity=0.6,
+                hovertemplate="$%{x:,.0f}: %{y:,} trades<extra>" + name + "</extra>",
+            ),
+            row=1,
+            col=1,
+        )
     types = regret["types"]
-    fig.add_trace(go.Bar(x=[k.replace("_", " ") for k in types], y=list(types.values()), showlegend=False,
-                         marker={"color": [GREEN, AMBER, BLUE][: len(types)]},
-                         hovertemplate="%{x}: %{y:,}<extra></extra>"), row=1, col=2)
+    fig.add_trace(
+        go.Bar(
+            x=[k.replace("_", " ") for k in types],
+            y=list(types.values()),
+            showlegend=False,
+            marker={"color": [GREEN, AMBER, BLUE][: len(types)]},
+            hovertemplate="%{x}: %{y:,}<extra></extra>",
+        ),
+        row=1,
+        col=2,
+    )
     fig.update_layout(**{**_LAYOUT, "legend": _LEGEND_BELOW}, height=400, barmode="overlay")
     fig.update_layout(margin={"b": 90})
     fig.update_xaxes(tickprefix="$", row=1, col=1)
@@ -286,16 +493,28 @@ def template_pnl_figure(top: list[dict[str, Any]]) -> go.Figure | None:
     if not boxes:
         return None
     fig = go.Figure()
-    for key, name, color in (("out_of_sample", "out-of-sample trades", BLUE),
-                             ("paper_trade", "paper-trade trades", GREEN)):
+    for key, name, color in (
+        ("out_of_sample", "out-of-sample trades", BLUE),
+        ("paper_trade", "paper-trade trades", GREEN),
+    ):
         sel = [t for t, k in boxes if k == key]
         if not sel:
             continue
-        fig.add_trace(go.Box(
-            x=[f"T-{t['template_id']}" for t in sel], name=name, marker={"color": color}, boxmean=True,
-            q1=[t[key]["q1"] for t in sel], median=[t[key]["median"] for t in sel], q3=[t[key]["q3"] for t in sel],
-            lowerfence=[t[key]["lowerfence"] for t in sel], upperfence=[t[key]["upperfence"] for t in sel],
-            mean=[t[key]["mean"] for t in sel], hoverinfo="x+y+name"))
+        fig.add_trace(
+            go.Box(
+                x=[f"T-{t['template_id']}" for t in sel],
+                name=name,
+                marker={"color": color},
+                boxmean=True,
+                q1=[t[key]["q1"] for t in sel],
+                median=[t[key]["median"] for t in sel],
+                q3=[t[key]["q3"] for t in sel],
+                lowerfence=[t[key]["lowerfence"] for t in sel],
+                upperfence=[t[key]["upperfence"] for t in sel],
+                mean=[t[key]["mean"] for t in sel],
+                hoverinfo="x+y+name",
+            )
+        )
     fig.add_hline(y=0, line={"color": "#444", "width": 1, "dash": "dot"})
     fig.update_yaxes(title_text="PnL per trade, $ (net)", tickprefix="$")
     fig.update_layout(**_LAYOUT, height=380, boxmode="group")

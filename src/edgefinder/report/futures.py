@@ -6,7 +6,7 @@ and returns a JSON-ready dict (served as-is by ``GET /api/v1/report/futures``):
 * ``samples`` — the result blocks (in-sample, out-of-sample, paper trade; trades, PnL, mean per trade,
   p, win rate, power and the power statement in words);
 * ``equity`` — cumulative PnL per session of each sample, each starting at zero;
-* ``tiers`` — the seed's tier counts and the leading templates' rows of ``phase5_templates.csv``;
+* ``tiers`` — the original tier counts and the leading templates' rows of ``phase5_templates.csv``;
 * ``families`` — the families tested in Phase 5 (mean PnL with 95 % CI, p, q, DSR, detectable mean);
 * ``ancestry`` — the ancestry comparisons (difference of mean PnL per trade, 95 % CI, p);
 * ``regret`` — the distribution of money left on the table and given back per trade (histograms on
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edgefinder.errors import EdgefinderError
+from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
 from edgefinder.markets.checkpoints import (
@@ -55,9 +55,21 @@ TABLE_TEMPLATES = 12
 #: Bins of the regret histograms.
 REGRET_BINS = 40
 
-_BLOCK_KEYS = ("days", "total_trades", "wins", "losses", "win_rate", "total_pnl", "mean_pnl_per_trade",
-               "p_value_mean_pnl_gt_0", "sharpe_per_trade", "sharpe_daily_annualized", "max_drawdown",
-               "templates_fired", "power")
+_BLOCK_KEYS = (
+    "days",
+    "total_trades",
+    "wins",
+    "losses",
+    "win_rate",
+    "total_pnl",
+    "mean_pnl_per_trade",
+    "p_value_mean_pnl_gt_0",
+    "sharpe_per_trade",
+    "sharpe_daily_annualized",
+    "max_drawdown",
+    "templates_fired",
+    "power",
+)
 
 
 class ReportError(EdgefinderError):
@@ -81,9 +93,8 @@ def _table(path: Path) -> pd.DataFrame | None:
         return None
     try:
         return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - pandas/pyarrow raise many kinds for a damaged file
-        raise ReportError(f"cannot read {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
-            from None
+    except Exception as exc:
+        raise ReportError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 def _block(b: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
@@ -96,8 +107,13 @@ def _block(b: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
 
 def _curve(name: str, days: list[dict[str, Any]]) -> dict[str, Any]:
     pnl = np.array([float(d.get("pnl", 0.0)) for d in days], dtype=np.float64)
-    return {"sample": name, "sessions": [str(d["session"]) for d in days], "pnl": pnl.tolist(),
-            "cumulative": np.cumsum(pnl).tolist(), "trades": [int(d.get("trades", 0)) for d in days]}
+    return {
+        "sample": name,
+        "sessions": [str(d["session"]) for d in days],
+        "pnl": pnl.tolist(),
+        "cumulative": np.cumsum(pnl).tolist(),
+        "trades": [int(d.get("trades", 0)) for d in days],
+    }
 
 
 def _session_date(t: Any) -> str | None:
@@ -111,8 +127,17 @@ def _box(pnl: np.ndarray) -> dict[str, Any]:
     iqr = q3 - q1
     lo = float(pnl[pnl >= q1 - 1.5 * iqr].min())
     hi = float(pnl[pnl <= q3 + 1.5 * iqr].max())
-    return {"n": int(pnl.size), "q1": q1, "median": med, "q3": q3, "lowerfence": lo, "upperfence": hi,
-            "mean": float(pnl.mean()), "min": float(pnl.min()), "max": float(pnl.max())}
+    return {
+        "n": int(pnl.size),
+        "q1": q1,
+        "median": med,
+        "q3": q3,
+        "lowerfence": lo,
+        "upperfence": hi,
+        "mean": float(pnl.mean()),
+        "min": float(pnl.min()),
+        "max": float(pnl.max()),
+    }
 
 
 def _regret(regret: pd.DataFrame | None, summary: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -128,8 +153,11 @@ def _regret(regret: pd.DataFrame | None, summary: dict[str, Any] | None) -> dict
         "bin_edges": edges.tolist(),
         "left_on_table": np.histogram(left[np.isfinite(left)], bins=edges)[0].tolist(),
         "gave_back": np.histogram(gave[np.isfinite(gave)], bins=edges)[0].tolist(),
-        "types": {k: int(types.get(k, 0)) for k in ("optimal", "closed_too_early", "closed_too_late")},
-        "trades": int(len(regret)), "total_left_on_table": float(np.nansum(left)),
+        "types": {
+            k: int(types.get(k, 0)) for k in ("optimal", "closed_too_early", "closed_too_late")
+        },
+        "trades": int(len(regret)),
+        "total_left_on_table": float(np.nansum(left)),
         "total_gave_back": float(np.nansum(gave)),
         "mean_exit_efficiency": float(regret["exit_efficiency"].mean()),
         "summary": summary,
@@ -144,29 +172,58 @@ def _tier_label(t: Any) -> str:
     return name.removeprefix("TIER ").lower() if int(t) else name.lower()
 
 
-def _tiers(templates: pd.DataFrame | None, playbook: dict[str, Any] | None, production: set[int]) -> dict[str, Any]:
+def _tiers(
+    templates: pd.DataFrame | None, playbook: dict[str, Any] | None, production: set[int]
+) -> dict[str, Any]:
     if templates is None or templates.empty:
         return {"counts": (playbook or {}).get("tier_counts", {}), "rows": [], "templates": 0}
     counts = {TIER_NAMES[k]: int((templates["tier"] == k).sum()) for k in TIER_NAMES}
     traded = templates[templates["total"] > 0].copy()
     traded["in_production"] = traded["template_id"].astype(int).isin(production)
-    top = traded.sort_values(["in_production", "oos_pnl", "total_pnl"], ascending=[False, False, False])
-    cols = ["template_id", "tier", "pattern_type", "timeframe", "total", "win_rate", "sharpe", "total_pnl",
-            "max_dd", "risk_level", "oos_trades", "oos_pnl", "p_value", "q_value", "dsr", "in_production"]
+    top = traded.sort_values(
+        ["in_production", "oos_pnl", "total_pnl"], ascending=[False, False, False]
+    )
+    cols = [
+        "template_id",
+        "tier",
+        "pattern_type",
+        "timeframe",
+        "total",
+        "win_rate",
+        "sharpe",
+        "total_pnl",
+        "max_dd",
+        "risk_level",
+        "oos_trades",
+        "oos_pnl",
+        "p_value",
+        "q_value",
+        "dsr",
+        "in_production",
+    ]
     rows = top.head(TABLE_TEMPLATES).reindex(columns=cols).to_dict(orient="records")
     for r in rows:
         r["tier_name"] = _tier_label(r.get("tier"))
-    return {"counts": counts, "rows": rows, "templates": int(len(templates)), "traded": int(len(traded))}
+    return {
+        "counts": counts,
+        "rows": rows,
+        "templates": int(len(templates)),
+        "traded": int(len(traded)),
+    }
 
 
-def _top_templates(templates: pd.DataFrame | None, playbook: dict[str, Any] | None, trades: pd.DataFrame | None,
-                   paper: pd.DataFrame | None) -> list[dict[str, Any]]:
+def _top_templates(
+    templates: pd.DataFrame | None,
+    playbook: dict[str, Any] | None,
+    trades: pd.DataFrame | None,
+    paper: pd.DataFrame | None,
+) -> list[dict[str, Any]]:
     entries = {int(k): v for k, v in ((playbook or {}).get("templates") or {}).items()}
     if templates is None or templates.empty:
         return []
     st = templates.set_index(templates["template_id"].astype(int))
     if entries:
-        ids = sorted(entries, key=lambda t: -float(st.loc[t, "oos_pnl"]) if t in st.index else 0.0)
+        ids = sorted(entries, key=lambda t: -float(st["oos_pnl"].loc[t]) if t in st.index else 0.0)
     else:
         cand = templates[templates["oos_trades"] > 0].sort_values("oos_pnl", ascending=False)
         ids = [int(t) for t in cand["template_id"]]
@@ -176,8 +233,11 @@ def _top_templates(templates: pd.DataFrame | None, playbook: dict[str, Any] | No
         row = st.loc[tid] if tid in st.index else None
         entry = entries.get(tid, {})
         rec: dict[str, Any] = {
-            "template_id": tid, "in_production": tid in entries, "params": entry.get("params", {}),
-            "pattern_type": entry.get("pattern_type") or (row["pattern_type"] if row is not None else ""),
+            "template_id": tid,
+            "in_production": tid in entries,
+            "params": entry.get("params", {}),
+            "pattern_type": entry.get("pattern_type")
+            or (row["pattern_type"] if row is not None else ""),
             "timeframe": entry.get("timeframe") or (row["timeframe"] if row is not None else ""),
             "direction_rule": entry.get("direction_rule", ""),
             "tier_name": _tier_label(row["tier"]) if row is not None else "",
@@ -186,7 +246,11 @@ def _top_templates(templates: pd.DataFrame | None, playbook: dict[str, Any] | No
             "oos_pnl": float(row["oos_pnl"]) if row is not None else 0.0,
         }
         for name, frame in (("out_of_sample", oos), ("paper_trade", paper)):
-            p = frame.loc[frame["template_id"] == tid, "pnl"].to_numpy(np.float64) if frame is not None else np.zeros(0)
+            p = (
+                frame.loc[frame["template_id"] == tid, "pnl"].to_numpy(np.float64)
+                if frame is not None
+                else np.zeros(0)
+            )
             rec[name] = _box(p) if p.size else None
         out.append(rec)
     return out
@@ -201,23 +265,37 @@ def _fill_library_params(checkpoint_dir: Path, top: list[dict[str, Any]]) -> Non
             t["params"] = dict((lib.get(str(t["template_id"])) or {}).get("params") or {})
 
 
-def _config(forward: dict[str, Any], playbook: dict[str, Any] | None, state: dict[str, Any],
-            paper: dict[str, Any] | None) -> dict[str, Any]:
+def _config(
+    forward: dict[str, Any],
+    playbook: dict[str, Any] | None,
+    state: dict[str, Any],
+    paper: dict[str, Any] | None,
+) -> dict[str, Any]:
     phases = state.get("phases", {})
     disc, clus, play = (phases.get(k, {}) or {} for k in ("discovery", "clustering", "playbook"))
     inst = forward.get("instrument") or {}
     return {
-        "timeframes": forward.get("timeframes"), "entry_timeframe": forward.get("entry_timeframe"),
-        "cascade": forward.get("cascade"), "physics": forward.get("physics"),
-        "gates": forward.get("config"), "instrument": inst.get("symbol"),
+        "timeframes": forward.get("timeframes"),
+        "entry_timeframe": forward.get("entry_timeframe"),
+        "cascade": forward.get("cascade"),
+        "physics": forward.get("physics"),
+        "gates": forward.get("config"),
+        "instrument": inst.get("symbol"),
         "train_until": _session_date(forward.get("train_until")),
         "forward_until": _session_date(forward.get("forward_until")),
-        "sessions_replayed": forward.get("sessions_processed"), "complete": forward.get("complete"),
-        "patterns": disc.get("patterns"), "templates": clus.get("templates"),
+        "sessions_replayed": forward.get("sessions_processed"),
+        "complete": forward.get("complete"),
+        "patterns": disc.get("patterns"),
+        "templates": clus.get("templates"),
         "library_templates": play.get("library_templates"),
         "selection_rule": (playbook or {}).get("rule"),
-        "paper_trade": None if paper is None else {"from": paper.get("from"), "to": paper.get("to"),
-                                                   "playbook_status": paper.get("playbook_status")},
+        "paper_trade": None
+        if paper is None
+        else {
+            "from": paper.get("from"),
+            "to": paper.get("to"),
+            "playbook_status": paper.get("playbook_status"),
+        },
     }
 
 
@@ -227,9 +305,12 @@ def futures_data(checkpoint_dir: str | Path) -> dict[str, Any]:
     ckpt = Path(checkpoint_dir)
     forward = _json(ckpt / REPORT)
     if forward is None:
-        return {"available": False, "checkpoint_dir": str(ckpt),
-                "message": f"no forward-pass report in {ckpt}: run `edgefinder markets run --forward-pass "
-                           "--strategy-report` (or `edgefinder demo`)"}
+        return {
+            "available": False,
+            "checkpoint_dir": str(ckpt),
+            "message": f"no forward-pass report in {ckpt}: run `edgefinder markets run --forward-pass "
+            "--strategy-report` (or `edgefinder demo`)",
+        }
     playbook = _json(ckpt / PLAYBOOK_JSON)
     paper = _json(ckpt / PAPER_REPORT)
     templates = _table(ckpt / SELECTION_CSV)
@@ -240,37 +321,64 @@ def futures_data(checkpoint_dir: str | Path) -> dict[str, Any]:
     production = {int(t) for t in ((playbook or {}).get("templates") or {})}
 
     split = forward.get("train_until") is not None
-    samples = [_block(forward.get("in_sample"), "in-sample"), _block(forward.get("out_of_sample"), "out-of-sample")] \
-        if split else [_block(forward.get("all"), "all sessions")]
+    samples = (
+        [
+            _block(forward.get("in_sample"), "in-sample"),
+            _block(forward.get("out_of_sample"), "out-of-sample"),
+        ]
+        if split
+        else [_block(forward.get("all"), "all sessions")]
+    )
     if paper is not None:
         samples.append(_block(paper, "paper trade"))
     days = forward.get("sessions") or []
-    equity = ([_curve("in-sample", [d for d in days if not d.get("out_of_sample")]),
-               _curve("out-of-sample", [d for d in days if d.get("out_of_sample")])] if split
-              else [_curve("all sessions", days)])
+    equity = (
+        [
+            _curve("in-sample", [d for d in days if not d.get("out_of_sample")]),
+            _curve("out-of-sample", [d for d in days if d.get("out_of_sample")]),
+        ]
+        if split
+        else [_curve("all sessions", days)]
+    )
     if paper is not None:
         equity.append(_curve("paper trade", paper.get("per_session") or []))
     top = _top_templates(templates, playbook, trades, paper_trades)
     _fill_library_params(ckpt, top)
     fam = None
     if families is not None and not families.empty:
-        fam = families[families["tested"].astype(bool)].sort_values(["q_value", "p_value"]).to_dict(orient="records")
-    return jsonable({
-        "available": True, "message": None, "checkpoint_dir": str(ckpt),
-        "samples": [s for s in samples if s is not None],
-        "equity": [c for c in equity if c["sessions"]],
-        "tiers": _tiers(templates, playbook, production),
-        "families": fam, "families_traded": None if families is None else int(len(families)),
-        "ancestry": None if ancestry is None else ancestry.to_dict(orient="records"),
-        "regret": _regret(_table(ckpt / REGRET), forward.get("regret")),
-        "top_templates": top,
-        "production": None if playbook is None else {
-            "status": playbook.get("status"), "reviewer": playbook.get("reviewer"),
-            "reviewed_at": playbook.get("reviewed_at"), "templates": len(production),
-            "families_tested": playbook.get("families_tested"),
-            "families_qualified": playbook.get("families_qualified"),
-            "significance_sample": playbook.get("significance_sample"),
-            "test_sample": _block(playbook.get("test_sample"), playbook.get("significance_sample") or "test sample"),
-        },
-        "config": _config(forward, playbook, read_state(ckpt), paper),
-    })
+        fam = (
+            families[families["tested"].astype(bool)]
+            .sort_values(["q_value", "p_value"])
+            .to_dict(orient="records")
+        )
+    return jsonable(
+        {
+            "available": True,
+            "message": None,
+            "checkpoint_dir": str(ckpt),
+            "samples": [s for s in samples if s is not None],
+            "equity": [c for c in equity if c["sessions"]],
+            "tiers": _tiers(templates, playbook, production),
+            "families": fam,
+            "families_traded": None if families is None else int(len(families)),
+            "ancestry": None if ancestry is None else ancestry.to_dict(orient="records"),
+            "regret": _regret(_table(ckpt / REGRET), forward.get("regret")),
+            "top_templates": top,
+            "production": None
+            if playbook is None
+            else {
+                "status": playbook.get("status"),
+                "reviewer": playbook.get("reviewer"),
+                "reviewed_at": playbook.get("reviewed_at"),
+                "templates": len(production),
+                "families_tested": playbook.get("families_tested"),
+                "families_qualified": playbook.get("families_qualified"),
+                "significance_sample": playbook.get("significance_sample"),
+                "test_sample": _block(
+                    playbook.get("test_sample"),
+                    playbook.get("significance_sample") or "test sample",
+                ),
+            },
+            "config": _config(forward, playbook, read_state(ckpt), paper),
+        }
+    )

@@ -22,7 +22,11 @@ from edgefinder.report import figures
 
 __all__ = ["render_page"]
 
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["sendDataToCloud"]}
+_PLOT_CONFIG = {
+    "displaylogo": False,
+    "responsive": True,
+    "modeBarButtonsToRemove": ["sendDataToCloud"],
+}
 
 
 @lru_cache(maxsize=1)
@@ -77,8 +81,11 @@ def fmt_age(seconds: Any) -> str:
 def _figure(fig: Any, name: str) -> Markup | None:
     if fig is None:
         return None
-    return Markup(pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{name}",
-                              config=_PLOT_CONFIG))
+    return Markup(
+        pio.to_html(
+            fig, full_html=False, include_plotlyjs=False, div_id=f"fig-{name}", config=_PLOT_CONFIG
+        )
+    )
 
 
 def _figures(esports: dict[str, Any], futures: dict[str, Any]) -> dict[str, Markup | None]:
@@ -91,21 +98,40 @@ def _figures(esports: dict[str, Any], futures: dict[str, Any]) -> dict[str, Mark
         "families": _figure(f.families_figure(futures.get("families")), "families"),
         "ancestry": _figure(f.ancestry_figure(futures.get("ancestry")), "ancestry"),
         "regret": _figure(f.regret_figure(futures.get("regret")), "regret"),
-        "template_pnl": _figure(f.template_pnl_figure(futures.get("top_templates") or []), "template_pnl"),
+        "template_pnl": _figure(
+            f.template_pnl_figure(futures.get("top_templates") or []), "template_pnl"
+        ),
     }
 
 
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("edgefinder.report", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("edgefinder.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(int=fmt_int, num=fmt_num, money=fmt_money, pct=fmt_pct, p=fmt_p, age=fmt_age)
     env.globals.update(ci=fmt_ci, fmt_num=fmt_num, fmt_money=fmt_money)
     return env
 
 
-def render_page(esports: dict[str, Any], futures: dict[str, Any], provenance: dict[str, Any]) -> str:
+def render_page(
+    esports: dict[str, Any], futures: dict[str, Any], provenance: dict[str, Any]
+) -> str:
     """The whole HTML page of the report for the two sections' data and the provenance block."""
-    return _environment().get_template("report.html.j2").render(
-        es=esports, fu=futures, prov=provenance, fig=_figures(esports, futures), plotlyjs=_plotlyjs(),
-        purpose=PURPOSE, disclaimer=DISCLAIMER)
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            es=esports,
+            fu=futures,
+            prov=provenance,
+            fig=_figures(esports, futures),
+            plotlyjs=_plotlyjs(),
+            purpose=PURPOSE,
+            disclaimer=DISCLAIMER,
+        )
+    )

@@ -48,7 +48,14 @@ from edgefinder.stats.performance import (
     summarize_pnls,
     win_rate,
 )
-from edgefinder.stats.refute import Check, Refutation, e_value, e_value_ci, refute_within_effect, verdict
+from edgefinder.stats.refute import (
+    Check,
+    Refutation,
+    e_value,
+    e_value_ci,
+    refute_within_effect,
+    verdict,
+)
 
 __all__ = [
     "DEFAULT_MIN_CLUSTERS",

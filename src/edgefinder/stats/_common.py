@@ -37,7 +37,9 @@ def as_float_array(values: object, name: str) -> np.ndarray:
     return arr
 
 
-def paired_finite(x: object, y: object, xname: str = "x", yname: str = "y") -> tuple[np.ndarray, np.ndarray]:
+def paired_finite(
+    x: object, y: object, xname: str = "x", yname: str = "y"
+) -> tuple[np.ndarray, np.ndarray]:
     """Drop pairs where either value is NaN/inf (pairwise deletion) and return the kept arrays."""
     xa = as_float_array(x, xname)
     ya = as_float_array(y, yname)
@@ -62,7 +64,9 @@ def direction_of(effect: float) -> str:
     return "positive" if effect > 0 else "negative"
 
 
-def fisher_z_ci(r: float, n: int, se: float | None = None, z_crit: float = Z_975) -> tuple[float, float]:
+def fisher_z_ci(
+    r: float, n: int, se: float | None = None, z_crit: float = Z_975
+) -> tuple[float, float]:
     """Fisher-z confidence interval for a correlation: tanh(atanh(r) +/- z_crit * se).
 
     ``se`` defaults to 1/sqrt(n - 3) (Pearson/point-biserial). Undefined (NaN, NaN) for n < 4 or NaN r;
@@ -80,7 +84,9 @@ def fisher_z_ci(r: float, n: int, se: float | None = None, z_crit: float = Z_975
 
 def cluster_codes(groups: object, n: int, name: str = "groups") -> np.ndarray:
     """Integer codes 0..G-1 of a cluster label per row (any hashable labels; NaN is refused)."""
-    labels = pd.Series(np.asarray(groups).ravel() if not isinstance(groups, pd.Series) else groups.to_numpy())
+    labels = pd.Series(
+        np.asarray(groups).ravel() if not isinstance(groups, pd.Series) else groups.to_numpy()
+    )
     if labels.size != n:
         raise StatsInputError(f"{name} has {labels.size} labels for {n} rows")
     if labels.isna().any():
@@ -149,7 +155,9 @@ def design_frame(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
         raise StatsInputError(f"columns not in the data: {', '.join(map(str, missing))}")
     sub = df.loc[:, list(columns)]
     numeric = pd.api.types.is_numeric_dtype
-    cat_cols = [c for c in sub.columns if not (numeric(sub[c]) or pd.api.types.is_bool_dtype(sub[c]))]
+    cat_cols = [
+        c for c in sub.columns if not (numeric(sub[c]) or pd.api.types.is_bool_dtype(sub[c]))
+    ]
     if cat_cols:
         # Dummies keep the level name in the column ("side_defense") so odds ratios stay readable;
         # drop_first avoids the dummy trap with the intercept. NaN stays NaN (dummy_na=False -> all 0

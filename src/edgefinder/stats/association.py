@@ -112,7 +112,9 @@ class ClusteredCorrelation:
     design_effect: float
 
 
-def clustered_correlation(x: np.ndarray, y: np.ndarray, r: float, codes: np.ndarray) -> ClusteredCorrelation:
+def clustered_correlation(
+    x: np.ndarray, y: np.ndarray, r: float, codes: np.ndarray
+) -> ClusteredCorrelation:
     """Cluster-robust standard error, CI and p-value of the Pearson correlation ``r`` of ``x`` and ``y``.
 
     The influence function of r (standardized xs, ys with population SDs) is
@@ -154,7 +156,11 @@ def _paired_with_groups(
 
 
 def point_biserial(
-    x: object, y: object, *, min_group_n: int = DEFAULT_MIN_GROUP_N, groups: object | None = None,
+    x: object,
+    y: object,
+    *,
+    min_group_n: int = DEFAULT_MIN_GROUP_N,
+    groups: object | None = None,
     min_clusters: int = DEFAULT_MIN_CLUSTERS,
 ) -> PointBiserialResult:
     """Point-biserial correlation between feature ``x`` (numeric) and binary outcome ``y`` (0/1).
@@ -178,11 +184,24 @@ def point_biserial(
     r = float(res.statistic)
     if codes is not None:
         c = clustered_correlation(xa, ya, r, codes)
-        return PointBiserialResult(r, c.ci_low, c.ci_high, c.p_value, n, n_pos, n_neg,
-                                   exploratory or c.n_clusters < min_clusters, direction_of(r), None,
-                                   c.n_clusters, c.design_effect)  # fmt: skip
+        return PointBiserialResult(
+            r,
+            c.ci_low,
+            c.ci_high,
+            c.p_value,
+            n,
+            n_pos,
+            n_neg,
+            exploratory or c.n_clusters < min_clusters,
+            direction_of(r),
+            None,
+            c.n_clusters,
+            c.design_effect,
+        )
     lo, hi = fisher_z_ci(r, n)
-    return PointBiserialResult(r, lo, hi, float(res.pvalue), n, n_pos, n_neg, exploratory, direction_of(r))
+    return PointBiserialResult(
+        r, lo, hi, float(res.pvalue), n, n_pos, n_neg, exploratory, direction_of(r)
+    )
 
 
 def _one_cluster_reason(codes: np.ndarray | None) -> str | None:
@@ -228,7 +247,11 @@ class SpearmanResult:
 
 
 def spearman(
-    x: object, y: object, *, min_n: int = DEFAULT_MIN_GROUP_N, groups: object | None = None,
+    x: object,
+    y: object,
+    *,
+    min_n: int = DEFAULT_MIN_GROUP_N,
+    groups: object | None = None,
     min_clusters: int = DEFAULT_MIN_CLUSTERS,
 ) -> SpearmanResult:
     """Spearman correlation of ``x`` and ``y`` (any numeric units), NaN pairs dropped.
@@ -246,8 +269,18 @@ def spearman(
         rx, ry = sps.rankdata(xa), sps.rankdata(ya)
         rho = float(np.corrcoef(rx, ry)[0, 1])
         c = clustered_correlation(rx, ry, rho, codes)
-        return SpearmanResult(rho, c.ci_low, c.ci_high, c.p_value, n, n < min_n or c.n_clusters < min_clusters,
-                              direction_of(rho), None, c.n_clusters, c.design_effect)  # fmt: skip
+        return SpearmanResult(
+            rho,
+            c.ci_low,
+            c.ci_high,
+            c.p_value,
+            n,
+            n < min_n or c.n_clusters < min_clusters,
+            direction_of(rho),
+            None,
+            c.n_clusters,
+            c.design_effect,
+        )
     res = sps.spearmanr(xa, ya)
     rho = float(res.statistic)
     se = np.sqrt((1.0 + rho * rho / 2.0) / (n - 3)) if n > 3 else _NAN
@@ -290,7 +323,9 @@ def _bin_feature(feature: pd.Series, bins: str | int | Sequence[float] | None) -
         return feature.astype(str)
     if isinstance(bins, str):
         if bins != "count":
-            raise StatsInputError(f"unknown bins {bins!r}: use 'count', an int (quantiles), edges or None")
+            raise StatsInputError(
+                f"unknown bins {bins!r}: use 'count', an int (quantiles), edges or None"
+            )
         values = feature.to_numpy(dtype=np.float64)
         if (values < 0).any():
             raise StatsInputError("bins='count' needs non-negative counts")
@@ -301,7 +336,9 @@ def _bin_feature(feature: pd.Series, bins: str | int | Sequence[float] | None) -
         # Quantile bins; ties can make edges coincide, duplicates='drop' merges those bins.
         cut = pd.qcut(feature, int(bins), duplicates="drop")
     else:
-        cut = pd.cut(feature, np.asarray(bins, dtype=np.float64), include_lowest=True)
+        # edges as a list of floats: pandas-stubs' cut takes no ndarray (pandas makes one again)
+        edges = np.asarray(bins, dtype=np.float64).tolist()
+        cut = pd.cut(feature, edges, include_lowest=True)
     # String labels, but keep the interval order (plain astype(str) would sort them as text).
     return cut.cat.rename_categories([str(c) for c in cut.cat.categories])
 
@@ -332,8 +369,12 @@ def chi2_feature_counts(
     independence in the spirit of the Rao-Scott correction. The Pearson statistic and Cramér's V
     stay as the effect size.
     """
-    f = pd.Series(np.asarray(feature).ravel() if not isinstance(feature, pd.Series) else feature.to_numpy())
-    o = pd.Series(np.asarray(outcome).ravel() if not isinstance(outcome, pd.Series) else outcome.to_numpy())
+    f = pd.Series(
+        np.asarray(feature).ravel() if not isinstance(feature, pd.Series) else feature.to_numpy()
+    )
+    o = pd.Series(
+        np.asarray(outcome).ravel() if not isinstance(outcome, pd.Series) else outcome.to_numpy()
+    )
     if f.size != o.size:
         raise StatsInputError(f"feature and outcome differ in length ({f.size} vs {o.size})")
     keep = f.notna().to_numpy() & o.notna().to_numpy()
@@ -362,13 +403,23 @@ def chi2_feature_counts(
     smaller_group = float(observed.sum(axis=0).min())
     exploratory = min_expected < 5.0 or smaller_group < min_group_n
     if codes is None:
-        return Chi2Result(float(res.statistic), int(res.dof), v, float(res.pvalue), n, levels, min_expected,
-                          exploratory)  # fmt: skip
+        return Chi2Result(
+            float(res.statistic),
+            int(res.dof),
+            v,
+            float(res.pvalue),
+            n,
+            levels,
+            min_expected,
+            exploratory,
+        )
     if table.shape[1] != 2:
         raise StatsInputError("the clustered chi-square test needs a binary outcome")
     one = _one_cluster_reason(codes)
     if one is not None:
-        return Chi2Result(float(res.statistic), int(res.dof), v, 1.0, n, levels, min_expected, True, one)
+        return Chi2Result(
+            float(res.statistic), int(res.dof), v, 1.0, n, levels, min_expected, True, one
+        )
     y = (o.to_numpy() == table.columns[1]).astype(np.float64)
     cells = pd.Categorical(binned.astype(str), categories=list(levels))
     dummies = pd.get_dummies(cells, drop_first=True, dtype=np.float64)
@@ -380,8 +431,19 @@ def chi2_feature_counts(
     f_stat = float(np.squeeze(wald.fvalue))
     g = int(codes.max()) + 1
     deff = float(res.statistic) / k / f_stat if f_stat > 0 else float("nan")
-    return Chi2Result(float(res.statistic), int(res.dof), v, float(np.squeeze(wald.pvalue)), n, levels, min_expected,
-                      exploratory or g < min_clusters, None, g, deff)  # fmt: skip
+    return Chi2Result(
+        float(res.statistic),
+        int(res.dof),
+        v,
+        float(np.squeeze(wald.pvalue)),
+        n,
+        levels,
+        min_expected,
+        exploratory or g < min_clusters,
+        None,
+        g,
+        deff,
+    )
 
 
 # --------------------------------------------------------------------------- logistic
@@ -423,7 +485,9 @@ _TABLE_COLUMNS = ["coef", "se", "z", "p_value", "odds_ratio", "or_ci_low", "or_c
 
 
 def _nan_table(terms: Sequence[str], roles: Sequence[str]) -> pd.DataFrame:
-    table = pd.DataFrame(np.nan, index=pd.Index(list(terms), name="term"), columns=_TABLE_COLUMNS[:-1])
+    table = pd.DataFrame(
+        np.nan, index=pd.Index(list(terms), name="term"), columns=_TABLE_COLUMNS[:-1]
+    )
     table["role"] = list(roles)
     return table
 
@@ -453,7 +517,9 @@ def detect_separation(X: np.ndarray, y: np.ndarray) -> str | None:
     if res.status == 0 and -res.fun > tol:
         return "perfect_separation"
     # Quasi-complete: maximize sum(A b) s.t. A b >= 0, |b| <= 1.
-    res = optimize.linprog(-A.sum(axis=0), A_ub=-A, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * k, method="highs")
+    res = optimize.linprog(
+        -A.sum(axis=0), A_ub=-A, b_ub=np.zeros(n), bounds=[(-1.0, 1.0)] * k, method="highs"
+    )
     if res.status == 0 and -res.fun > 1e-7 * n:
         return "quasi_separation"
     return None
@@ -492,13 +558,18 @@ def logistic_model(
     if outcome_col not in df.columns:
         raise StatsInputError(f"outcome column {outcome_col!r} not in the data")
     design = design_frame(df, features + covs)
-    roles = ["intercept"] + ["feature" if _origin(c, features, covs) else "covariate" for c in design.columns]
+    roles = ["intercept"] + [
+        "feature" if _origin(c, features, covs) else "covariate" for c in design.columns
+    ]
     y_all = pd.to_numeric(df[outcome_col], errors="coerce").astype(np.float64)
     keep = design.notna().all(axis=1).to_numpy() & y_all.notna().to_numpy()
     # the design as one float array with the intercept first (pandas' add_constant copies block by block)
     kept = design.loc[keep]
-    X = pd.DataFrame(np.hstack([np.ones((len(kept), 1)), kept.to_numpy(dtype=np.float64)]),
-                     columns=["const", *kept.columns], index=kept.index)  # fmt: skip
+    X = pd.DataFrame(
+        np.hstack([np.ones((len(kept), 1)), kept.to_numpy(dtype=np.float64)]),
+        columns=["const", *kept.columns],
+        index=kept.index,
+    )
     y = y_all.to_numpy()[keep]
     check_binary(y, outcome_col)
     terms = list(X.columns)
@@ -507,12 +578,18 @@ def logistic_model(
     fit_kw: dict[str, object] = {}
     if groups is not None:
         _, codes = np.unique(cluster_codes(groups, len(df))[keep], return_inverse=True)
-        fit_kw = {"cov_type": "cluster", "cov_kwds": {"groups": codes.astype(np.int64)}, "use_t": True}
+        fit_kw = {
+            "cov_type": "cluster",
+            "cov_kwds": {"groups": codes.astype(np.int64)},
+            "use_t": True,
+        }
         exploratory = exploratory or int(codes.max(initial=-1)) + 1 < min_clusters
 
     def failed(status: str, reason: str, separation: bool = False) -> LogisticResult:
         table = _nan_table(terms, roles)
-        return LogisticResult(table, n, n_events, False, status, separation, True, _NAN, _NAN, reason)
+        return LogisticResult(
+            table, n, n_events, False, status, separation, True, _NAN, _NAN, reason
+        )
 
     if n <= len(terms):
         return failed("too_few", f"{n} complete rows for {len(terms)} terms")
@@ -553,7 +630,11 @@ def logistic_model(
     if suspect:
         sep = detect_separation(Xv, y)
         if sep is not None:
-            return failed(sep, sep.replace("_", " ") + ": the maximum-likelihood odds ratios do not exist", True)
+            return failed(
+                sep,
+                sep.replace("_", " ") + ": the maximum-likelihood odds ratios do not exist",
+                True,
+            )
         if res is None:
             return failed("not_converged", "fit failed without separation")
 
@@ -581,7 +662,16 @@ def logistic_model(
     rate = n_events / n
     llnull = n_events * math.log(rate) + (n - n_events) * math.log(1.0 - rate)
     return LogisticResult(
-        table, n, n_events, converged, status, False, exploratory, float(res.llf), 1.0 - float(res.llf) / llnull, reason
+        table,
+        n,
+        n_events,
+        converged,
+        status,
+        False,
+        exploratory,
+        float(res.llf),
+        1.0 - float(res.llf) / llnull,
+        reason,
     )
 
 

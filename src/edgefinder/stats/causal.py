@@ -1,11 +1,11 @@
 """Propensity-score effect estimates: cross-fitted propensities, Hájek IPW and doubly-robust AIPW.
 
-Design (see DESIGN.md, "Analysis"):
+Design (docs/decisions.md §D7, §D8):
 
 * **Cross-fitting.** Propensities e(x) = P(T=1 | x) and outcome regressions m_t(x) = E[Y | T=t, x]
   are predicted *out of fold*: :class:`sklearn.model_selection.StratifiedKFold` (shuffled,
   ``random_state=seed``) splits the rows; each row is scored by models that never saw it. The
-  seed's original fitted and scored in-sample, which overfits a random forest to ~0/1 propensities.
+  original system fitted and scored in-sample, which overfits a random forest to ~0/1 propensities.
 * **Pre-treatment covariates only.** The caller names the covariates; ``forbidden`` lists columns
   that must never be used (outcomes, post-treatment features) and the treatment and outcome columns
   are always refused.
@@ -85,7 +85,11 @@ class PropensityResult:
 
 
 def _forest_kwargs(
-    seed: int, n_estimators: int, min_samples_leaf: int, max_samples: float | int | None, n_jobs: int
+    seed: int,
+    n_estimators: int,
+    min_samples_leaf: int,
+    max_samples: float | int | None,
+    n_jobs: int,
 ) -> dict[str, Any]:
     # Trees draw their seeds from random_state up front, so results do not depend on n_jobs.
     return {
@@ -123,7 +127,11 @@ def _with_intercept(X: np.ndarray) -> np.ndarray:
 
 
 def _logistic_newton(
-    Xa: np.ndarray, t: np.ndarray, l2: float = 1.0, max_iter: int = 50, tol: float = 1e-7,
+    Xa: np.ndarray,
+    t: np.ndarray,
+    l2: float = 1.0,
+    max_iter: int = 50,
+    tol: float = 1e-7,
     start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Coefficients of an L2-penalized logistic regression on ``Xa`` (intercept first, not penalized).
@@ -150,7 +158,9 @@ def _logistic_newton(
 def _cross_fit_propensity(X: np.ndarray, t: np.ndarray, folds: np.ndarray, est: Any) -> np.ndarray:
     """Out-of-fold P(T=1 | X): logistic by Newton (``est`` None) or any sklearn classifier."""
     if est is not None:
-        return cross_val_predict(est, X, t.astype(np.int64), cv=PredefinedSplit(folds), method="predict_proba")[:, 1]
+        return cross_val_predict(
+            est, X, t.astype(np.int64), cv=PredefinedSplit(folds), method="predict_proba"
+        )[:, 1]
     Xa = _with_intercept(X)
     out = np.empty(t.size)
     w = None
@@ -182,7 +192,9 @@ def _cross_fit_outcomes(
             if base is None:
                 A = Xa[rows]
                 gram = A.T @ A
-                slopes = gram[1:, 1:]  # a view: the ridge lands on the slopes' diagonal, not the intercept
+                slopes = gram[
+                    1:, 1:
+                ]  # a view: the ridge lands on the slopes' diagonal, not the intercept
                 slopes[np.diag_indices(slopes.shape[0])] += 1e-9 * A.shape[0]
                 out[test] = Xa[test] @ np.linalg.solve(gram, A.T @ y[rows])
             else:
@@ -200,7 +212,9 @@ def _check_covariates(
         raise StatsInputError(f"covariate(s) {', '.join(bad)} are the treatment or outcome itself")
     bad = [c for c in covariates if c in set(forbidden)]
     if bad:
-        raise StatsInputError(f"covariate(s) {', '.join(bad)} are forbidden (post-treatment or outcome columns)")
+        raise StatsInputError(
+            f"covariate(s) {', '.join(bad)} are forbidden (post-treatment or outcome columns)"
+        )
 
 
 def compute_propensity(
@@ -223,7 +237,7 @@ def compute_propensity(
 
     :func:`sklearn.model_selection.cross_val_predict` with a shuffled
     ``StratifiedKFold(n_splits, random_state=seed)``; ``propensity_model`` 'random_forest' (the
-    seed's choice; ``n_estimators`` trees, leaves of at least ``min_samples_leaf`` rows, seeded) or
+    original system's choice; ``n_estimators`` trees, leaves of at least ``min_samples_leaf`` rows, seeded) or
     'logistic'. ``max_samples`` (rows or fraction per tree bootstrap) and ``n_jobs`` go to the
     forest. Same inputs, seed and ``n_jobs`` give bit-identical results; another ``n_jobs`` gives
     the same trees (their seeds are drawn from ``seed`` up front) but may sum the trees' votes in a
@@ -248,13 +262,17 @@ def compute_propensity(
     check_binary(t, treatment_col)
     n_min = int(min(t.sum(), t.size - t.sum()))
     if n_min < n_splits:
-        raise StatsInputError(f"only {n_min} rows in the smaller treatment group; need at least n_splits={n_splits}")
+        raise StatsInputError(
+            f"only {n_min} rows in the smaller treatment group; need at least n_splits={n_splits}"
+        )
     codes = None if groups is None else cluster_codes(groups, t.size)
     folds = _fold_ids(X, t, n_splits, seed, codes)
     forest = _forest_kwargs(seed, n_estimators, min_samples_leaf, max_samples, n_jobs)
     raw = _cross_fit_propensity(X, t, folds, _propensity_estimator(propensity_model, forest))
     e = np.clip(raw, lo, hi)
-    return PropensityResult(e, raw, int((raw < lo).sum()), int((raw > hi).sum()), (float(lo), float(hi)), folds)
+    return PropensityResult(
+        e, raw, int((raw < lo).sum()), int((raw > hi).sum()), (float(lo), float(hi)), folds
+    )
 
 
 def weighted_outcome_diff(y: object, t: object, e: object) -> float:
@@ -288,11 +306,14 @@ def covariate_balance(X: pd.DataFrame, t: np.ndarray, e: np.ndarray) -> pd.DataF
     safe = np.where(pooled > 0, pooled, 1.0)
     before = (x1.mean(axis=0) - x0.mean(axis=0)) / safe
     after = (
-        np.average(x1, axis=0, weights=1.0 / e[treated]) - np.average(x0, axis=0, weights=1.0 / (1.0 - e[~treated]))
+        np.average(x1, axis=0, weights=1.0 / e[treated])
+        - np.average(x0, axis=0, weights=1.0 / (1.0 - e[~treated]))
     ) / safe
     before[pooled == 0] = 0.0
     after[pooled == 0] = 0.0
-    return pd.DataFrame({"smd_before": before, "smd_after": after}, index=pd.Index(X.columns, name="covariate"))
+    return pd.DataFrame(
+        {"smd_before": before, "smd_after": after}, index=pd.Index(X.columns, name="covariate")
+    )
 
 
 def _binarize(values: np.ndarray, threshold: float | None) -> tuple[np.ndarray, float | None]:
@@ -304,7 +325,9 @@ def _binarize(values: np.ndarray, threshold: float | None) -> tuple[np.ndarray, 
     return (values > thr).astype(np.float64), thr
 
 
-def _fold_ids(X: np.ndarray, t: np.ndarray, n_splits: int, seed: int, codes: np.ndarray | None) -> np.ndarray:
+def _fold_ids(
+    X: np.ndarray, t: np.ndarray, n_splits: int, seed: int, codes: np.ndarray | None
+) -> np.ndarray:
     """Fold index per row: shuffled StratifiedKFold, or whole clusters when ``codes`` name them.
 
     With clusters, a seeded permutation deals the clusters round-robin to the folds, so a cluster
@@ -320,7 +343,9 @@ def _fold_ids(X: np.ndarray, t: np.ndarray, n_splits: int, seed: int, codes: np.
         order = np.random.default_rng(seed).permutation(n_clusters)
         return (order % n_splits)[codes].astype(np.int64)
     folds = np.empty(t.size, dtype=np.int64)
-    for k, (_, test_idx) in enumerate(StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(X, t)):
+    for k, (_, test_idx) in enumerate(
+        StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed).split(X, t)
+    ):
         folds[test_idx] = k
     return folds
 
@@ -328,14 +353,28 @@ def _fold_ids(X: np.ndarray, t: np.ndarray, n_splits: int, seed: int, codes: np.
 def _nan_effect() -> dict[str, Any]:
     nan2 = (float("nan"), float("nan"))
     return {
-        "ate": float("nan"), "ate_se": float("nan"), "ate_ci": nan2, "ate_p_value": 1.0,
-        "ipw_ate": float("nan"), "ipw_se": float("nan"), "ipw_ci": nan2,
-        "naive_ate": float("nan"), "naive_ci": nan2, "naive_p_value": 1.0,
-        "mu1": float("nan"), "mu0": float("nan"), "rr": float("nan"), "rr_ci": nan2,
-        "n_clipped_low": 0, "n_clipped_high": 0, "ess_treated": float("nan"), "ess_control": float("nan"),
+        "ate": float("nan"),
+        "ate_se": float("nan"),
+        "ate_ci": nan2,
+        "ate_p_value": 1.0,
+        "ipw_ate": float("nan"),
+        "ipw_se": float("nan"),
+        "ipw_ci": nan2,
+        "naive_ate": float("nan"),
+        "naive_ci": nan2,
+        "naive_p_value": 1.0,
+        "mu1": float("nan"),
+        "mu0": float("nan"),
+        "rr": float("nan"),
+        "rr_ci": nan2,
+        "n_clipped_low": 0,
+        "n_clipped_high": 0,
+        "ess_treated": float("nan"),
+        "ess_control": float("nan"),
         "balance": pd.DataFrame(columns=["smd_before", "smd_after"]),
-        "max_abs_smd_before": float("nan"), "max_abs_smd_after": float("nan"),
-    }  # fmt: skip
+        "max_abs_smd_before": float("nan"),
+        "max_abs_smd_after": float("nan"),
+    }
 
 
 def _aipw_core(
@@ -352,7 +391,6 @@ def _aipw_core(
     outcome models, fitted per arm); standard errors from influence values, summed by cluster when
     ``codes`` is given. Also the arm means mu1, mu0 and the risk ratio mu1/mu0 with a delta-method CI
     (for E-values)."""
-    n = t.size
     e = ps.propensity
     mu0, mu1 = _cross_fit_outcomes(design.to_numpy(dtype=np.float64), y, t, ps.folds, base)
     g = None if codes is None else int(codes.max()) + 1
@@ -394,7 +432,11 @@ def _aipw_core(
         naive_ci = (naive - crit * naive_se, naive + crit * naive_se)
         naive_p = two_sided_p(naive / naive_se if naive_se > 0 else float("nan"), g)
 
-    balance = covariate_balance(design, t, e) if with_balance else pd.DataFrame(columns=["smd_before", "smd_after"])
+    balance = (
+        covariate_balance(design, t, e)
+        if with_balance
+        else pd.DataFrame(columns=["smd_before", "smd_after"])
+    )
     ess = lambda w: float(w.sum() ** 2 / np.sum(w * w))  # noqa: E731 - Kish effective sample size
     return {
         "ate": ate,
@@ -416,14 +458,23 @@ def _aipw_core(
         "ess_treated": ess(w1[treated]),
         "ess_control": ess(w0[~treated]),
         "balance": balance,
-        "max_abs_smd_before": float(balance["smd_before"].abs().max()) if with_balance else float("nan"),
-        "max_abs_smd_after": float(balance["smd_after"].abs().max()) if with_balance else float("nan"),
+        "max_abs_smd_before": float(balance["smd_before"].abs().max())
+        if with_balance
+        else float("nan"),
+        "max_abs_smd_after": float(balance["smd_after"].abs().max())
+        if with_balance
+        else float("nan"),
     }
 
 
 def _prepare(
-    df: pd.DataFrame, treatment_col: str, outcome_col: str, covariates: Sequence[str], forbidden: Iterable[str],
-    threshold: float | None, extra_cols: Sequence[str] = (),
+    df: pd.DataFrame,
+    treatment_col: str,
+    outcome_col: str,
+    covariates: Sequence[str],
+    forbidden: Iterable[str],
+    threshold: float | None,
+    extra_cols: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, float | None, np.ndarray]:
     """Design (complete rows), binarized treatment, outcome, threshold and the kept-row mask of ``df``."""
     _check_covariates(df, covariates, [treatment_col, outcome_col], forbidden)
@@ -431,8 +482,12 @@ def _prepare(
         if col not in df.columns:
             raise StatsInputError(f"column {col!r} not in the data")
     design = design_frame(df, covariates)
-    t_raw = pd.to_numeric(df[treatment_col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    y_all = pd.to_numeric(df[outcome_col], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    t_raw = pd.to_numeric(df[treatment_col], errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    y_all = pd.to_numeric(df[outcome_col], errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
     keep = np.isfinite(t_raw) & np.isfinite(y_all) & design.notna().all(axis=1).to_numpy()
     for col in extra_cols:
         keep &= df[col].notna().to_numpy()
@@ -442,9 +497,18 @@ def _prepare(
 
 
 def _result_head(
-    design: str, treatment_col: str, outcome_col: str, covariates: Sequence[str], threshold: float | None,
-    t: np.ndarray, seed: int, n_splits: int, propensity_model: str, outcome_model: str,
-    clip: tuple[float, float], min_group_n: int,
+    design: str,
+    treatment_col: str,
+    outcome_col: str,
+    covariates: Sequence[str],
+    threshold: float | None,
+    t: np.ndarray,
+    seed: int,
+    n_splits: int,
+    propensity_model: str,
+    outcome_model: str,
+    clip: tuple[float, float],
+    min_group_n: int,
 ) -> dict[str, Any]:
     """The keys every effect dict starts with (what was estimated, on what, how)."""
     n, n_treated = int(t.size), int(t.sum())
@@ -524,15 +588,27 @@ def propensity_adjusted_effect(
     ``exploratory`` (smaller arm < ``min_group_n``), ``estimator`` ('aipw'), the models, seed and
     n_splits, and ``reason`` (None, or why the estimates are NaN: no treatment variation, too few rows).
     """
-    design, t, y, thr, keep = _prepare(df, treatment_col, outcome_col, covariates, forbidden, threshold)
+    design, t, y, thr, keep = _prepare(
+        df, treatment_col, outcome_col, covariates, forbidden, threshold
+    )
     codes = None
     if groups is not None:
         _, inv = np.unique(cluster_codes(groups, len(df))[keep], return_inverse=True)
         codes = inv.astype(np.int64)
     result = _result_head(
-        "between units (covariates only)", treatment_col, outcome_col, covariates, thr, t, seed, n_splits,
-        propensity_model, outcome_model, clip, min_group_n,
-    )  # fmt: skip
+        "between units (covariates only)",
+        treatment_col,
+        outcome_col,
+        covariates,
+        thr,
+        t,
+        seed,
+        n_splits,
+        propensity_model,
+        outcome_model,
+        clip,
+        min_group_n,
+    )
     result["n_clusters"] = None if codes is None else int(codes.max(initial=-1)) + 1
     n = result["n"]
     reason = _too_few(t, n_splits)
@@ -546,10 +622,19 @@ def propensity_adjusted_effect(
         frame = design.copy()
         frame["__t__"] = t
         ps = compute_propensity(
-            frame, "__t__", list(design.columns), n_splits=n_splits, seed=seed, clip=clip,
-            propensity_model=propensity_model, n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
-            max_samples=max_samples, n_jobs=n_jobs, groups=codes,
-        )  # fmt: skip
+            frame,
+            "__t__",
+            list(design.columns),
+            n_splits=n_splits,
+            seed=seed,
+            clip=clip,
+            propensity_model=propensity_model,
+            n_estimators=n_estimators,
+            min_samples_leaf=min_samples_leaf,
+            max_samples=max_samples,
+            n_jobs=n_jobs,
+            groups=codes,
+        )
     else:
         ps = propensity
         if ps.propensity.size != n or int(ps.folds.max()) + 1 != n_splits:
@@ -568,7 +653,10 @@ UNIT_MEAN_SUFFIX = "__unit_mean"
 
 
 def mundlak_terms(
-    design: pd.DataFrame, t: np.ndarray, unit_codes: np.ndarray, columns: Sequence[str] | None = None
+    design: pd.DataFrame,
+    t: np.ndarray,
+    unit_codes: np.ndarray,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """``design`` plus, per column and for the treatment, the unit's mean over its rows (Mundlak 1978).
 
@@ -582,8 +670,10 @@ def mundlak_terms(
     def unit_mean(values: np.ndarray) -> np.ndarray:
         return (np.bincount(unit_codes, weights=values, minlength=counts.size) / counts)[unit_codes]
 
-    added = {f"{col}{UNIT_MEAN_SUFFIX}": unit_mean(design[col].to_numpy(dtype=np.float64))
-             for col in (design.columns if columns is None else columns)}  # fmt: skip
+    added = {
+        f"{col}{UNIT_MEAN_SUFFIX}": unit_mean(design[col].to_numpy(dtype=np.float64))
+        for col in (design.columns if columns is None else columns)
+    }
     share = unit_mean(t)
     out = pd.concat([design, pd.DataFrame(added, index=design.index)], axis=1)
     out[f"treatment{UNIT_MEAN_SUFFIX}"] = share
@@ -646,7 +736,13 @@ def within_unit_effect(
     ``with_balance=False`` skips the balance table (the refutation re-estimates do not need it).
     """
     design, t, y, thr, keep = _prepare(
-        df, treatment_col, outcome_col, covariates, forbidden, threshold, extra_cols=(unit_col, cluster_col)
+        df,
+        treatment_col,
+        outcome_col,
+        covariates,
+        forbidden,
+        threshold,
+        extra_cols=(unit_col, cluster_col),
     )
     units = cluster_codes(df.loc[keep, unit_col], int(keep.sum()), unit_col)
     clusters = cluster_codes(df.loc[keep, cluster_col], int(keep.sum()), cluster_col)
@@ -660,13 +756,28 @@ def within_unit_effect(
     _, c_codes = np.unique(clusters[contrast], return_inverse=True)
     n, g = int(t.size), int(c_codes.max(initial=-1)) + 1
     result = _result_head(
-        "within unit (Mundlak terms); folds and standard errors by cluster", treatment_col, outcome_col, covariates,
-        thr, t, seed, n_splits, propensity_model, outcome_model, clip, min_group_n,
-    )  # fmt: skip
-    result.update({
-        "n_units": n_units, "n_units_dropped": n_units - n_units_kept, "rows_dropped": int((~contrast).sum()),
-        "n_clusters": g, "mundlak_terms": [],
-    })  # fmt: skip
+        "within unit (Mundlak terms); folds and standard errors by cluster",
+        treatment_col,
+        outcome_col,
+        covariates,
+        thr,
+        t,
+        seed,
+        n_splits,
+        propensity_model,
+        outcome_model,
+        clip,
+        min_group_n,
+    )
+    result.update(
+        {
+            "n_units": n_units,
+            "n_units_dropped": n_units - n_units_kept,
+            "rows_dropped": int((~contrast).sum()),
+            "n_clusters": g,
+            "mundlak_terms": [],
+        }
+    )
     result["exploratory"] = result["exploratory"] or g < min_clusters
     reason = _too_few(t, n_splits) if n else "no unit shows both treatment arms"
     if reason is None and g < n_splits:
@@ -680,20 +791,42 @@ def within_unit_effect(
     if unit_mean_covariates is not None:
         unknown = [c for c in unit_mean_covariates if c not in covariates]
         if unknown:
-            raise StatsInputError(f"unit_mean_covariates not among the covariates: {', '.join(unknown)}")
-        mean_cols = [c for c in design.columns if any(c == u or c.startswith(f"{u}_") for u in unit_mean_covariates)]
+            raise StatsInputError(
+                f"unit_mean_covariates not among the covariates: {', '.join(unknown)}"
+            )
+        mean_cols = [
+            c
+            for c in design.columns
+            if any(c == u or c.startswith(f"{u}_") for u in unit_mean_covariates)
+        ]
     w = mundlak_terms(design, t, u_codes.astype(np.int64), mean_cols)
     result["mundlak_terms"] = [c for c in w.columns if c not in design.columns]
     frame = w.assign(__t__=t)
     ps = compute_propensity(
-        frame, "__t__", list(w.columns), n_splits=n_splits, seed=seed, clip=clip,
-        propensity_model=propensity_model, n_estimators=n_estimators, min_samples_leaf=min_samples_leaf,
-        max_samples=max_samples, n_jobs=n_jobs, groups=c_codes.astype(np.int64),
-    )  # fmt: skip
+        frame,
+        "__t__",
+        list(w.columns),
+        n_splits=n_splits,
+        seed=seed,
+        clip=clip,
+        propensity_model=propensity_model,
+        n_estimators=n_estimators,
+        min_samples_leaf=min_samples_leaf,
+        max_samples=max_samples,
+        n_jobs=n_jobs,
+        groups=c_codes.astype(np.int64),
+    )
     forest = _forest_kwargs(seed, n_estimators, min_samples_leaf, max_samples, n_jobs)
     # the outcome models see the treated share, not its logit (a linear model needs only one of them)
     cols = [c for c in w.columns if c != "treatment__unit_logit"]
-    core = _aipw_core(w[cols], t, y, ps, c_codes.astype(np.int64), _outcome_estimator(outcome_model, forest),
-                      with_balance=with_balance)  # fmt: skip
+    core = _aipw_core(
+        w[cols],
+        t,
+        y,
+        ps,
+        c_codes.astype(np.int64),
+        _outcome_estimator(outcome_model, forest),
+        with_balance=with_balance,
+    )
     result.update(core)
     return result

@@ -15,20 +15,23 @@ __all__ = ["CorrectionResult", "multiple_test_correction"]
 class CorrectionResult(NamedTuple):
     """``reject`` (bool array) and ``q_values`` (adjusted p-values), aligned with the input.
 
-    A NamedTuple so ``reject, q = multiple_test_correction(p)`` works as in the seed.
+    A NamedTuple so ``reject, q = multiple_test_correction(p)`` works as in the original system.
     """
 
     reject: np.ndarray
     q_values: np.ndarray
 
 
-def multiple_test_correction(p_values: object, alpha: float = 0.05, method: str = "fdr_bh") -> CorrectionResult:
+def multiple_test_correction(
+    p_values: object, alpha: float = 0.05, method: str = "fdr_bh"
+) -> CorrectionResult:
     """Adjust raw p-values for multiple testing with :func:`statsmodels.stats.multitest.multipletests`.
 
     ``method`` is any multipletests method ('fdr_bh' = Benjamini-Hochberg, the default). NaN
     p-values (tests that could not be run) come back as NaN q and not rejected, and do not count
     toward the number of tests m. A p-value of exactly 0 is a legitimate (underflowed) p and keeps
-    q = 0 (the seed's original mapped it to 1). p-values outside [0, 1] raise a one-line error.
+    q = 0 (the original system mapped it to 1; docs/decisions.md §D6). p-values outside [0, 1] raise
+    a one-line error.
     """
     p = as_float_array(p_values, "p_values")
     if not 0.0 < alpha < 1.0:

@@ -2,9 +2,9 @@
 
 Inputs are sequences of per-trade PnL in dollars (net of costs), in trade order. Sharpe ratios here
 are **per trade** (mean / standard deviation of trade PnL), not annualized: trades are irregular in
-time, and the seed computes ``np.mean(pnls) / np.std(pnls)`` this way. The probabilistic and
-deflated Sharpe ratios (Bailey & López de Prado, 2012 and 2014) take that same per-trade Sharpe with
-the number of trades as ``n_obs``.
+time, and the original strategy selection computes ``np.mean(pnls) / np.std(pnls)`` this way.
+The probabilistic and deflated Sharpe ratios (Bailey & López de Prado, 2012 and 2014) take that
+same per-trade Sharpe with the number of trades as ``n_obs``.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _pnls(pnls: object) -> np.ndarray:
 
 
 def sharpe(pnls: object) -> float:
-    """Per-trade Sharpe ratio mean / std (population std, ddof=0, as the seed's ``np.std``).
+    """Per-trade Sharpe ratio mean / std (population std, ddof=0, as ``np.std``).
 
     Dimensionless. 0.0 when there are fewer than 2 trades or every trade has the same PnL.
     """
@@ -98,7 +98,11 @@ def _constant(arr: np.ndarray) -> bool:
 
 
 def probabilistic_sharpe_ratio(
-    sharpe_ratio: float, n_obs: int, skew: float = 0.0, kurtosis: float = 3.0, sr_benchmark: float = 0.0
+    sharpe_ratio: float,
+    n_obs: int,
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+    sr_benchmark: float = 0.0,
 ) -> float:
     """PSR: probability that the true per-trade Sharpe exceeds ``sr_benchmark`` (Bailey & López de Prado 2012).
 
@@ -130,12 +134,15 @@ def expected_max_sharpe(n_trials: int, sr_variance_across_trials: float) -> floa
     g = np.euler_gamma
     return float(
         np.sqrt(sr_variance_across_trials)
-        * ((1.0 - g) * sps.norm.ppf(1.0 - 1.0 / n_trials) + g * sps.norm.ppf(1.0 - 1.0 / (n_trials * np.e)))
+        * (
+            (1.0 - g) * sps.norm.ppf(1.0 - 1.0 / n_trials)
+            + g * sps.norm.ppf(1.0 - 1.0 / (n_trials * np.e))
+        )
     )
 
 
 def deflated_sharpe_ratio(
-    sharpe: float,  # noqa: A002 - the seed/brief's parameter name
+    sharpe: float,
     n_obs: int,
     n_trials: int,
     skew: float,
@@ -176,11 +183,22 @@ def mean_difference(a: object, b: object, confidence: float = 0.95) -> MeanDiffe
     mean_a = float(x.mean()) if x.size else nan
     mean_b = float(y.mean()) if y.size else nan
     if x.size < 2 or y.size < 2 or (_constant(x) and _constant(y)):
-        return MeanDifference(int(x.size), int(y.size), mean_a, mean_b, mean_a - mean_b, nan, nan, nan, confidence)
+        return MeanDifference(
+            int(x.size), int(y.size), mean_a, mean_b, mean_a - mean_b, nan, nan, nan, confidence
+        )
     res = sps.ttest_ind(x, y, equal_var=False)
     ci = res.confidence_interval(confidence_level=confidence)
-    return MeanDifference(int(x.size), int(y.size), mean_a, mean_b, mean_a - mean_b, float(ci.low),
-                          float(ci.high), float(res.pvalue), confidence)
+    return MeanDifference(
+        int(x.size),
+        int(y.size),
+        mean_a,
+        mean_b,
+        mean_a - mean_b,
+        float(ci.low),
+        float(ci.high),
+        float(res.pvalue),
+        confidence,
+    )
 
 
 @dataclass(frozen=True)

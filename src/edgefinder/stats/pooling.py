@@ -49,8 +49,15 @@ def shrink_means(means: object, variances: object) -> Shrinkage:
     if not (np.all(np.isfinite(m)) and np.all(np.isfinite(v)) and np.all(v > 0)):
         raise StatsInputError("means must be finite and variances finite and positive")
     if m.size == 1:
-        return Shrinkage(k=1, mu=float(m[0]), mu_se=float(np.sqrt(v[0])), tau2=0.0, shrunk=m.copy(),
-                         posterior_sd=np.sqrt(v), b=np.ones(1))
+        return Shrinkage(
+            k=1,
+            mu=float(m[0]),
+            mu_se=float(np.sqrt(v[0])),
+            tau2=0.0,
+            shrunk=m.copy(),
+            posterior_sd=np.sqrt(v),
+            b=np.ones(1),
+        )
     from statsmodels.stats.meta_analysis import combine_effects
 
     res = combine_effects(m, v, method_re="dl")
@@ -58,5 +65,12 @@ def shrink_means(means: object, variances: object) -> Shrinkage:
     mu = float(res.mean_effect_re)
     mu_se = float(res.sd_eff_w_re)
     b = tau2 / (tau2 + v)
-    return Shrinkage(k=int(m.size), mu=mu, mu_se=mu_se, tau2=tau2, shrunk=mu + b * (m - mu),
-                     posterior_sd=np.sqrt(b * v), b=b)
+    return Shrinkage(
+        k=int(m.size),
+        mu=mu,
+        mu_se=mu_se,
+        tau2=tau2,
+        shrunk=mu + b * (m - mu),
+        posterior_sd=np.sqrt(b * v),
+        b=b,
+    )

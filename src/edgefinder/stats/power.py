@@ -23,8 +23,9 @@ __all__ = ["PowerResult", "minimum_detectable_mean", "power_of_sample"]
 MIN_CONCLUSIVE_N = 30
 
 
-def minimum_detectable_mean(n: int, sd: float, alpha: float = 0.05, power: float = 0.8,
-                            alternative: str = "larger") -> float:
+def minimum_detectable_mean(
+    n: int, sd: float, alpha: float = 0.05, power: float = 0.8, alternative: str = "larger"
+) -> float:
     """Smallest true mean a one-sample t-test on ``n`` observations of spread ``sd`` detects with
     probability ``power`` at one-sided level ``alpha`` (``alternative="larger"``; "two-sided" too).
     NaN for n < 2 or sd not positive."""
@@ -32,8 +33,13 @@ def minimum_detectable_mean(n: int, sd: float, alpha: float = 0.05, power: float
         return float("nan")
     from statsmodels.stats.power import TTestPower
 
-    d = TTestPower().solve_power(effect_size=None, nobs=int(n), alpha=float(alpha), power=float(power),
-                                 alternative=alternative)
+    d = TTestPower().solve_power(
+        effect_size=None,
+        nobs=int(n),
+        alpha=float(alpha),
+        power=float(power),
+        alternative=alternative,
+    )
     return float(np.asarray(d).item()) * float(sd)
 
 
@@ -51,17 +57,29 @@ class PowerResult:
     conclusive: bool
 
     def as_dict(self) -> dict[str, float | int | bool]:
-        return {"n": self.n, "sd": self.sd, "alpha": self.alpha, "power": self.power,
-                "minimum_detectable": self.minimum_detectable, "conclusive": self.conclusive}
+        return {
+            "n": self.n,
+            "sd": self.sd,
+            "alpha": self.alpha,
+            "power": self.power,
+            "minimum_detectable": self.minimum_detectable,
+            "conclusive": self.conclusive,
+        }
 
 
-def power_of_sample(values: object, alpha: float = 0.05, power: float = 0.8,
-                    min_n: int = MIN_CONCLUSIVE_N) -> PowerResult:
+def power_of_sample(
+    values: object, alpha: float = 0.05, power: float = 0.8, min_n: int = MIN_CONCLUSIVE_N
+) -> PowerResult:
     """:class:`PowerResult` for the observations ``values`` (e.g. per-trade PnL in dollars)."""
     x = as_float_array(values, "values")
     x = x[np.isfinite(x)]
     n = int(x.size)
     sd = float(x.std(ddof=1)) if n > 1 else float("nan")
-    return PowerResult(n=n, sd=sd, alpha=float(alpha), power=float(power),
-                       minimum_detectable=minimum_detectable_mean(n, sd, alpha, power),
-                       conclusive=n >= int(min_n))
+    return PowerResult(
+        n=n,
+        sd=sd,
+        alpha=float(alpha),
+        power=float(power),
+        minimum_detectable=minimum_detectable_mean(n, sd, alpha, power),
+        conclusive=n >= int(min_n),
+    )

@@ -94,9 +94,11 @@ class Refutation:
         """Plain dict for storage: ``{check name: {"passed": ..., **figures}, "e_value": {...}}``."""
         out: dict[str, Any] = {c.name: {"passed": c.passed, **c.figures} for c in self.checks}
         out["e_value"] = {
-            "estimate": self.e_value, "ci_bound": self.e_value_ci,
-            "risk_ratio": self.risk_ratio, "risk_ratio_ci": list(self.risk_ratio_ci),
-        }  # fmt: skip
+            "estimate": self.e_value,
+            "ci_bound": self.e_value_ci,
+            "risk_ratio": self.risk_ratio,
+            "risk_ratio_ci": list(self.risk_ratio_ci),
+        }
         return out
 
 
@@ -142,7 +144,12 @@ def permute_within(values: np.ndarray, unit_codes: np.ndarray, seed: int) -> np.
 
 def _figures(res: dict[str, Any]) -> dict[str, Any]:
     lo, hi = res.get("ate_ci", (float("nan"), float("nan")))
-    return {"estimate": res.get("ate"), "ci": [lo, hi], "p_value": res.get("ate_p_value"), "n": res.get("n")}
+    return {
+        "estimate": res.get("ate"),
+        "ci": [lo, hi],
+        "p_value": res.get("ate_p_value"),
+        "n": res.get("n"),
+    }
 
 
 def refute_within_effect(
@@ -177,45 +184,95 @@ def refute_within_effect(
     # placebo: the binarized treatment shuffled inside each unit (rows with a missing value keep NaN)
     raw = pd.to_numeric(df[treatment_col], errors="coerce").to_numpy(dtype=np.float64)
     thr = result.get("threshold")
-    t = raw.copy() if thr is None else np.where(np.isfinite(raw), (raw > thr).astype(np.float64), np.nan)
+    t = (
+        raw.copy()
+        if thr is None
+        else np.where(np.isfinite(raw), (raw > thr).astype(np.float64), np.nan)
+    )
     units = cluster_codes(df[unit_col], len(df), unit_col)
     placebo_col = f"{treatment_col}__placebo"
-    placebo = estimate(df.assign(**{placebo_col: permute_within(t, units, seed + 1)}), placebo_col,
-                       covariates=covariates, unit_mean_covariates=unit_mean_covariates, threshold=None,
-                       **common)  # fmt: skip
+    placebo = estimate(
+        df.assign(**{placebo_col: permute_within(t, units, seed + 1)}),
+        placebo_col,
+        covariates=covariates,
+        unit_mean_covariates=unit_mean_covariates,
+        threshold=None,
+        **common,
+    )
     p_pl = placebo.get("ate_p_value")
     ok = None if placebo.get("reason") or p_pl is None else bool(p_pl >= check_alpha)
-    checks.append(Check("placebo", ok, {**_figures(placebo), "rule": f"placebo p >= {check_alpha:g}"}))
+    checks.append(
+        Check("placebo", ok, {**_figures(placebo), "rule": f"placebo p >= {check_alpha:g}"})
+    )
 
     # random common cause: a noise covariate (and its unit mean) added to both models
     noise = np.random.default_rng(seed + 2).standard_normal(len(df))
     means = None if unit_mean_covariates is None else [*unit_mean_covariates, RANDOM_CAUSE_COL]
-    rcc = estimate(df.assign(**{RANDOM_CAUSE_COL: noise}), treatment_col,
-                   covariates=[*covariates, RANDOM_CAUSE_COL], unit_mean_covariates=means, threshold=threshold,
-                   **common)  # fmt: skip
+    rcc = estimate(
+        df.assign(**{RANDOM_CAUSE_COL: noise}),
+        treatment_col,
+        covariates=[*covariates, RANDOM_CAUSE_COL],
+        unit_mean_covariates=means,
+        threshold=threshold,
+        **common,
+    )
     shift = float(rcc.get("ate", float("nan"))) - ate
     shift_se = shift / se if se > 0 else float("nan")
     ok = bool(abs(shift_se) <= max_shift_se) if np.isfinite(shift_se) else None
-    checks.append(Check("random_common_cause", ok,
-                        {**_figures(rcc), "shift": shift, "shift_in_se": shift_se,
-                         "rule": f"|shift| <= {max_shift_se:g} SE"}))  # fmt: skip
+    checks.append(
+        Check(
+            "random_common_cause",
+            ok,
+            {
+                **_figures(rcc),
+                "shift": shift,
+                "shift_in_se": shift_se,
+                "rule": f"|shift| <= {max_shift_se:g} SE",
+            },
+        )
+    )
 
     # subset stability: a random half of the clusters
     clusters = cluster_codes(df[cluster_col], len(df), cluster_col)
     n_clusters = int(clusters.max(initial=-1)) + 1
     half = np.random.default_rng(seed + 3).permutation(n_clusters)[: max(1, n_clusters // 2)]
-    sub = estimate(df.loc[np.isin(clusters, half)], treatment_col, covariates=covariates,
-                   unit_mean_covariates=unit_mean_covariates, threshold=threshold, **common)  # fmt: skip
+    sub = estimate(
+        df.loc[np.isin(clusters, half)],
+        treatment_col,
+        covariates=covariates,
+        unit_mean_covariates=unit_mean_covariates,
+        threshold=threshold,
+        **common,
+    )
     se_half = float(sub.get("ate_se", float("nan")))
     diff_var = se_half * se_half - se * se
-    z = (float(sub.get("ate", float("nan"))) - ate) / np.sqrt(diff_var) if diff_var > 0 else float("nan")
+    z = (
+        (float(sub.get("ate", float("nan"))) - ate) / np.sqrt(diff_var)
+        if diff_var > 0
+        else float("nan")
+    )
     p_sub = float(2.0 * sps.norm.sf(abs(z))) if np.isfinite(z) else float("nan")
     ok = bool(p_sub >= check_alpha) if np.isfinite(p_sub) and not sub.get("reason") else None
-    checks.append(Check("subset", ok, {**_figures(sub), "n_clusters": sub.get("n_clusters"), "z": z,
-                                       "p_value_difference": p_sub,
-                                       "rule": f"half vs full: p >= {check_alpha:g}"}))  # fmt: skip
+    checks.append(
+        Check(
+            "subset",
+            ok,
+            {
+                **_figures(sub),
+                "n_clusters": sub.get("n_clusters"),
+                "z": z,
+                "p_value_difference": p_sub,
+                "rule": f"half vs full: p >= {check_alpha:g}",
+            },
+        )
+    )
 
     rr = float(result.get("rr", float("nan")))
     rr_lo, rr_hi = result.get("rr_ci", (float("nan"), float("nan")))
-    return Refutation(tuple(checks), e_value(rr), e_value_ci(float(rr_lo), float(rr_hi)), rr,
-                      (float(rr_lo), float(rr_hi)))  # fmt: skip
+    return Refutation(
+        tuple(checks),
+        e_value(rr),
+        e_value_ci(float(rr_lo), float(rr_hi)),
+        rr,
+        (float(rr_lo), float(rr_hi)),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,13 +16,13 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-# The seed's path: `psql $DATABASE_URL -f migrations/create_analytics_tables.sql`.
+# The original system's path: `psql $DATABASE_URL -f migrations/create_analytics_tables.sql`.
 SQL_FILE_NAME = "create_analytics_tables.sql"
 # Postgres advisory-lock key held around an upgrade ("efmigrat" in ASCII).
 _MIGRATION_LOCK_KEY = 0x65666D6967726174
 
 
-def alembic_config(url: str, *, stdout: io.TextIOBase | None = None) -> Config:
+def alembic_config(url: str, *, stdout: TextIO | None = None) -> Config:
     """An Alembic config pointing at the packaged migrations; no alembic.ini needed."""
     from alembic.config import Config
 
@@ -51,7 +51,9 @@ def upgrade(url: str, revision: str = "head") -> str | None:
 
         with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
+                )
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)

@@ -21,13 +21,23 @@ from edgefinder.esports.importers.common import (
 )
 from edgefinder.esports.sources import Entry, StatelessSource
 
-__all__ = ["FORMATS", "RULES_VERSION", "ImportReport", "MalformedSource", "import_files", "ingest_events",
-           "iter_lines", "write_jsonl"]  # fmt: skip
+__all__ = [
+    "FORMATS",
+    "RULES_VERSION",
+    "ImportReport",
+    "MalformedSource",
+    "import_files",
+    "ingest_events",
+    "iter_lines",
+    "write_jsonl",
+]
 
 FORMATS: tuple[str, ...] = ("awpy", "esea", "ribgg")
 
 
-def import_files(fmt: str, paths: Sequence[str | Path], **options: Any) -> tuple[list[MatchBuilder], ImportReport]:
+def import_files(
+    fmt: str, paths: Sequence[str | Path], **options: Any
+) -> tuple[list[MatchBuilder], ImportReport]:
     """Run the importer of ``fmt`` (awpy, esea or ribgg) over ``paths`` (files or directories).
 
     ``options``: ``tick_rate`` (awpy, ticks per second, default 128).
@@ -37,8 +47,10 @@ def import_files(fmt: str, paths: Sequence[str | Path], **options: Any) -> tuple
     from edgefinder.esports.importers.ribgg import import_ribgg
 
     runners: dict[str, Callable[..., tuple[list[MatchBuilder], ImportReport]]] = {
-        "awpy": import_awpy, "esea": import_esea, "ribgg": import_ribgg,
-    }  # fmt: skip
+        "awpy": import_awpy,
+        "esea": import_esea,
+        "ribgg": import_ribgg,
+    }
     if fmt not in runners:
         raise MalformedSource(f"unknown import format {fmt!r}; known: {', '.join(FORMATS)}")
     if not paths:
@@ -85,8 +97,14 @@ class _LineSource(StatelessSource):
         return self._done
 
 
-def ingest_events(builders: Sequence[MatchBuilder], database_url: str, pseudonym_key: str | bytes, *,
-                  source_name: str = "import", batch_size: int = 2000) -> Any:  # fmt: skip
+def ingest_events(
+    builders: Sequence[MatchBuilder],
+    database_url: str,
+    pseudonym_key: str | bytes,
+    *,
+    source_name: str = "import",
+    batch_size: int = 2000,
+) -> Any:
     """Send the imported events through the ingest pipeline into ``database_url``.
 
     Returns the pipeline's :class:`~edgefinder.esports.ingest.IngestCounters`.

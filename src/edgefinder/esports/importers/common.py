@@ -13,21 +13,23 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from edgefinder import files
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports.events import CanonicalEvent, InvalidEvent, MotionSignal, parse_obj
+from edgefinder.jsonsafe import finite_or_none
 
 #: Version of the rule set that derives motion signals from recorded behaviour (docs/esports.md,
 #: "Importers"). Stored in every derived signal's ``model_version``; bump it when a rule changes.
 RULES_VERSION = "import-rules/1"
 
 #: Wall clock of sources that do not record when a match was played: the epoch plus game time.
-UNKNOWN_WALL_CLOCK = datetime(1970, 1, 1, tzinfo=timezone.utc)
+UNKNOWN_WALL_CLOCK = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Round-end reasons, shared by all importers (the source's own label is mapped to one of these).
 WIN_REASONS = ("elimination", "bomb", "defuse", "time")
@@ -87,16 +89,35 @@ class MatchBuilder:
     source row, so importing the same file twice gives the same ids (ingest upserts are idempotent).
     """
 
-    def __init__(self, match_id: str, report: ImportReport, source: str | Path,
-                 wall_start: datetime = UNKNOWN_WALL_CLOCK) -> None:  # fmt: skip
+    def __init__(
+        self,
+        match_id: str,
+        report: ImportReport,
+        source: str | Path,
+        wall_start: datetime = UNKNOWN_WALL_CLOCK,
+    ) -> None:
         self.match_id = match_id
         self.report = report
         self.source = str(source)
         self.wall_start = wall_start
         self.items: list[CanonicalEvent | MotionSignal] = []
 
-    def event(self, event_type: str, key: object, ts: float, payload: dict[str, Any], *,
-              row: object | None = None, team: str | None = None, actor: str | None = None) -> bool:  # fmt: skip
+    def match_start(self, map_name: str | None, rosters: Mapping[str, Sequence[str]]) -> bool:
+        """The MATCH_START event at second 0: the map and each team's player ids (team id -> ids)."""
+        teams = [{"team_id": t, "players": list(ps)} for t, ps in rosters.items()]
+        return self.event("MATCH_START", "0", 0.0, {"map": map_name, "teams": teams})
+
+    def event(
+        self,
+        event_type: str,
+        key: object,
+        ts: float,
+        payload: dict[str, Any],
+        *,
+        row: object | None = None,
+        team: str | None = None,
+        actor: str | None = None,
+    ) -> bool:
         """Validate and keep one canonical event; an invalid one is a skipped row (returns False)."""
         obj = {
             "event_id": f"{self.match_id}:{event_type.lower()}:{key}",
@@ -110,8 +131,19 @@ class MatchBuilder:
         }
         return self._keep(obj, row if row is not None else key, event_type)
 
-    def signal(self, intent: str, key: object, ts: float, *, player: str, round_no: int, team: str | None,
-               confidence: float, artifact: str, features: dict[str, Any] | None = None) -> bool:  # fmt: skip
+    def signal(
+        self,
+        intent: str,
+        key: object,
+        ts: float,
+        *,
+        player: str,
+        round_no: int,
+        team: str | None,
+        confidence: float,
+        artifact: str,
+        features: dict[str, Any] | None = None,
+    ) -> bool:
         """Validate and keep one derived motion signal (``artifact`` locates its source row)."""
         obj = {
             "signal_id": f"{self.match_id}:{intent}:{key}",
@@ -146,13 +178,8 @@ class MatchBuilder:
         return sorted(self.items, key=lambda e: e.ts)
 
 
-def cell_number(v: Any) -> float | None:
-    """A table cell as a finite float, else None (empty, NaN, text)."""
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
+#: A table cell as a finite float, else None (empty, NaN, text that is not a number).
+cell_number = finite_or_none
 
 
 def cell_text(v: Any) -> str | None:
@@ -172,25 +199,11 @@ def match_winner(score: dict[str, int]) -> str | None:
 
 def to_json_line(ev: CanonicalEvent | MotionSignal) -> str:
     """One event as a JSONL line of the contract (no nulls the contract does not need)."""
-    return json.dumps(ev.model_dump(mode="json", exclude_none=True), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        ev.model_dump(mode="json", exclude_none=True), separators=(",", ":"), ensure_ascii=False
+    )
 
 
 def expand_paths(paths: Sequence[str | Path], suffixes: Iterable[str]) -> list[Path]:
-    """Files of ``paths``: a file as given, a directory's matching files (sorted, not recursive).
-
-    Raises :class:`MalformedSource` for a path that does not exist or a directory without any.
-    """
-    wanted = tuple(suffixes)
-    out: list[Path] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(wanted))
-            if not found:
-                raise MalformedSource(f"{p}: no {' / '.join(wanted)} files in this directory")
-            out.extend(found)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise MalformedSource(f"{p}: no such file or directory")
-    return out
+    """:func:`edgefinder.files.expand_paths` raising :class:`MalformedSource`."""
+    return files.expand_paths(paths, suffixes, MalformedSource)

@@ -27,15 +27,21 @@ What becomes what (one map = one ``file`` value, match id ``esea-{file without .
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from edgefinder.esports.importers.common import ImportReport, MalformedSource, MatchBuilder, expand_paths
+from edgefinder.esports.importers.common import (
+    ImportReport,
+    MalformedSource,
+    MatchBuilder,
+    expand_paths,
+    match_winner,
+)
 from edgefinder.esports.importers.common import cell_number as _num
 from edgefinder.esports.importers.common import cell_text as _s
-from edgefinder.esports.importers.common import match_winner
 
 SUFFIXES = (".csv", ".csv.gz")
 _KINDS = ("meta", "kills", "dmg", "grenades")
@@ -56,8 +62,10 @@ def _kind(path: Path) -> str | None:
 def _read(path: Path, kind: str) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, low_memory=False)
-    except Exception as exc:  # noqa: BLE001 - one line naming the file
-        raise MalformedSource(f"{path}: malformed CSV ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
+    except Exception as exc:
+        raise MalformedSource(
+            f"{path}: malformed CSV ({type(exc).__name__}: {' '.join(str(exc).split())})"
+        ) from None
     missing = [c for c in _REQUIRED[kind] if c not in df.columns]
     if missing:
         raise MalformedSource(f"{path}: missing column(s) {', '.join(missing)} (ESEA {kind} table)")
@@ -70,8 +78,9 @@ def _true(v: Any) -> bool:
     return str(v).strip().upper() == "TRUE"
 
 
-def import_esea(paths: list[str | Path],
-                report: ImportReport | None = None) -> tuple[list[MatchBuilder], ImportReport]:  # fmt: skip
+def import_esea(
+    paths: list[str | Path], report: ImportReport | None = None
+) -> tuple[list[MatchBuilder], ImportReport]:
     """Read ESEA CSVs (files or directories) into one builder per demo file."""
     report = report or ImportReport("esea")
     frames: dict[str, list[pd.DataFrame]] = defaultdict(list)
@@ -83,7 +92,9 @@ def import_esea(paths: list[str | Path],
         frames[kind].append(_read(p, kind))
         report.files.append(str(p))
     if "meta" not in frames:
-        raise MalformedSource(f"{', '.join(str(p) for p in paths)}: no ESEA meta table (*meta*.csv) among the files")
+        raise MalformedSource(
+            f"{', '.join(str(p) for p in paths)}: no ESEA meta table (*meta*.csv) among the files"
+        )
     tables = {k: pd.concat(v, ignore_index=True) for k, v in frames.items()}
     builders = []
     for demo, meta in tables["meta"].groupby("file", sort=True):
@@ -92,43 +103,71 @@ def import_esea(paths: list[str | Path],
     known = set(tables["meta"]["file"])
     for kind, df in tables.items():
         for r in df[~df["file"].isin(known)].itertuples():
-            report.skip(r._src, r._row, f"{kind} row of demo {r.file!r}, which has no meta rows")
+            report.skip(
+                str(r._src), r._row, f"{kind} row of demo {r.file!r}, which has no meta rows"
+            )
     return builders, report
 
 
-def _build(demo: str, meta: pd.DataFrame, tables: dict[str, pd.DataFrame], report: ImportReport) -> MatchBuilder:
+def _build(
+    demo: str, meta: pd.DataFrame, tables: dict[str, pd.DataFrame], report: ImportReport
+) -> MatchBuilder:
     src = str(meta["_src"].iloc[0])
     mid = f"esea-{demo.removesuffix('.dem')}"
     b = MatchBuilder(mid, report, src)
     kills = tables.get("kills", pd.DataFrame(columns=list(_REQUIRED["kills"]) + ["_src", "_row"]))
-    teams = sorted({t for t in meta["winner_team"].map(_s) if t}
-                   | {t for col in ("att_team", "vic_team") for t in kills[col].map(_s) if t and t != "World"})
+    teams = sorted(
+        {t for t in meta["winner_team"].map(_s) if t}
+        | {t for col in ("att_team", "vic_team") for t in kills[col].map(_s) if t and t != "World"}
+    )
     if len(teams) != 2:
-        raise MalformedSource(f"{src}: demo {demo!r} has {len(teams)} teams ({', '.join(teams)}), expected 2")
-    rosters = [{"team_id": t, "players": []} for t in teams]
-    b.event("MATCH_START", "0", 0.0, {"map": _s(meta["map"].iloc[0]), "teams": rosters})
+        raise MalformedSource(
+            f"{src}: demo {demo!r} has {len(teams)} teams ({', '.join(teams)}), expected 2"
+        )
+    b.match_start(_s(meta["map"].iloc[0]), {t: [] for t in teams})
     rounds: dict[int, dict[str, Any]] = {}
     score: dict[str, int] = defaultdict(int)
     for r in meta.sort_values("round", kind="stable").to_dict(orient="records"):
         n, t0, t1 = _num(r["round"]), _num(r["start_seconds"]), _num(r["end_seconds"])
         winner, wside = _s(r["winner_team"]), _SIDE.get(str(_s(r["winner_side"]) or "").lower())
         if n is None or t0 is None or t1 is None or t1 < t0 or winner not in teams or wside is None:
-            report.skip(r["_src"], r["_row"], "round without number, start/end seconds, a known winner or side")
+            report.skip(
+                r["_src"],
+                r["_row"],
+                "round without number, start/end seconds, a known winner or side",
+            )
             continue
         n = int(n)
         loser = teams[1] if winner == teams[0] else teams[0]
         side = {winner: wside, loser: "defense" if wside == "attack" else "attack"}
         eq = {"attack": _num(r.get("t_eq_val")), "defense": _num(r.get("ct_eq_val"))}
-        payload = {"round_no": n, "teams": [{"team_id": t, "side": side[t], "bank": None, "loadout_value": eq[side[t]]}
-                                            for t in teams]}  # fmt: skip
+        payload: dict[str, Any] = {
+            "round_no": n,
+            "teams": [
+                {"team_id": t, "side": side[t], "bank": None, "loadout_value": eq[side[t]]}
+                for t in teams
+            ],
+        }
         if b.event("ROUND_START", n, t0, payload, row=f"{r['_src']}[{r['_row']}]"):
-            rounds[n] = {"t0": t0, "t1": t1, "winner": winner, "side": side, "last": None, "plant": None, "site": None}
+            rounds[n] = {
+                "t0": t0,
+                "t1": t1,
+                "winner": winner,
+                "side": side,
+                "last": None,
+                "plant": None,
+                "site": None,
+            }
             report.rounds += 1
 
-    def in_rounds(r: dict[str, Any], what: str) -> dict[str, Any] | None:
+    def in_rounds(r: dict[Hashable, Any], what: str) -> dict[str, Any] | None:
         n = _num(r.get("round"))
         if n is None or int(n) not in rounds or _num(r.get("seconds")) is None:
-            report.skip(r["_src"], r["_row"], f"{what} row of round {r.get('round')!r}, which is not in the meta table")
+            report.skip(
+                r["_src"],
+                r["_row"],
+                f"{what} row of round {r.get('round')!r}, which is not in the meta table",
+            )
             return None
         return rounds[int(n)]
 
@@ -139,9 +178,22 @@ def _build(demo: str, meta: pd.DataFrame, tables: dict[str, pd.DataFrame], repor
         n = int(r["round"])
         t = rd["t0"] + float(r["seconds"])
         kteam, vteam = _s(r["att_team"]), _s(r["vic_team"])
-        payload = {"round_no": n, "killer": None, "victim": None, "killer_team": kteam if kteam in teams else None,
-                   "victim_team": vteam if vteam in teams else None, "weapon": _s(r.get("wp"))}  # fmt: skip
-        if b.event("KILL", f"{r['_src']}:{r['_row']}", t, payload, row=r["_row"], team=payload["killer_team"]):
+        payload = {
+            "round_no": n,
+            "killer": None,
+            "victim": None,
+            "killer_team": kteam if kteam in teams else None,
+            "victim_team": vteam if vteam in teams else None,
+            "weapon": _s(r.get("wp")),
+        }
+        if b.event(
+            "KILL",
+            f"{r['_src']}:{r['_row']}",
+            t,
+            payload,
+            row=r["_row"],
+            team=payload["killer_team"],
+        ):
             rd["last"] = (t, _num(r.get("ct_alive")), _num(r.get("t_alive")))
             if _true(r.get("is_bomb_planted")) and (rd["plant"] is None or t < rd["plant"]):
                 rd["plant"] = t
@@ -161,15 +213,25 @@ def _build(demo: str, meta: pd.DataFrame, tables: dict[str, pd.DataFrame], repor
     for n, rd in sorted(rounds.items()):
         attackers = next(t for t, s in rd["side"].items() if s == "attack")
         if rd["plant"] is not None:
-            b.event("BOMB_PLANT", f"r{n}", rd["plant"], {"round_no": n, "team": attackers, "site": rd["site"]},
-                    team=attackers)  # fmt: skip
+            b.event(
+                "BOMB_PLANT",
+                f"r{n}",
+                rd["plant"],
+                {"round_no": n, "team": attackers, "site": rd["site"]},
+                team=attackers,
+            )
         wside = rd["side"][rd["winner"]]
         ct_alive, t_alive = (rd["last"][1], rd["last"][2]) if rd["last"] else (None, None)
+        reason: str | None
         if wside == "defense":
-            reason = "defuse" if rd["plant"] is not None else "elimination" if t_alive == 0 else "time"
+            reason = (
+                "defuse" if rd["plant"] is not None else "elimination" if t_alive == 0 else "time"
+            )
         else:
             reason = "elimination" if ct_alive == 0 else "bomb" if rd["plant"] is not None else None
-        b.event("ROUND_END", n, rd["t1"], {"round_no": n, "winner": rd["winner"], "win_reason": reason})
+        b.event(
+            "ROUND_END", n, rd["t1"], {"round_no": n, "winner": rd["winner"], "win_reason": reason}
+        )
         score[rd["winner"]] += 1
     last = max((e.ts for e in b.items), default=0.0)
     b.event("MATCH_END", "0", last, {"winner": match_winner(score), "score": dict(score)})

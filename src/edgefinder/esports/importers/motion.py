@@ -88,8 +88,12 @@ def area_move(dt: float, dist: float, area_from: str | None, area_to: str | None
     """Classify two awpy sightings ``dt`` seconds apart, ``dist`` game units apart, by area name."""
     if not 0 < dt <= MAX_GAP_S:
         return None
-    feats: dict[str, float | str] = {"dt_s": round(dt, 3), "speed": round(dist / dt, 3),
-                                     "area_from": str(area_from or ""), "area_to": str(area_to or "")}  # fmt: skip
+    feats: dict[str, float | str] = {
+        "dt_s": round(dt, 3),
+        "speed": round(dist / dt, 3),
+        "area_from": str(area_from or ""),
+        "area_to": str(area_to or ""),
+    }
     a, b = _is_site(area_from), _is_site(area_to)
     if a and b and area_from != area_to:
         return Move("rotate", 0.7, feats)
@@ -102,8 +106,13 @@ def area_move(dt: float, dist: float, area_from: str | None, area_to: str | None
     return None
 
 
-def position_move(dt: float, xy0: tuple[float, float], xy1: tuple[float, float],
-                  sites: list[tuple[float, float]], bomb: tuple[float, float] | None) -> Move | None:  # fmt: skip
+def position_move(
+    dt: float,
+    xy0: tuple[float, float],
+    xy1: tuple[float, float],
+    sites: list[tuple[float, float]],
+    bomb: tuple[float, float] | None,
+) -> Move | None:
     """Classify two rib.gg position samples ``dt`` seconds apart against the map's site centres.
 
     ``bomb`` is the planted bomb's position when the second sample is after the plant, else None.
@@ -122,9 +131,12 @@ def position_move(dt: float, xy0: tuple[float, float], xy1: tuple[float, float],
     if bomb is not None:
         d0, d1 = math.dist(xy0, bomb), math.dist(xy1, bomb)
     feats: dict[str, float | str] = {
-        "dt_s": round(dt, 3), "speed": round(speed, 3), "dist_to_objective": round(d1, 2),
-        "approach_velocity": round((d0 - d1) / dt, 3), "objective": "bomb" if bomb is not None else f"site{s1}",
-    }  # fmt: skip
+        "dt_s": round(dt, 3),
+        "speed": round(speed, 3),
+        "dist_to_objective": round(d1, 2),
+        "approach_velocity": round((d0 - d1) / dt, 3),
+        "objective": "bomb" if bomb is not None else f"site{s1}",
+    }
     if dt >= HOLD_MIN_S and speed < HOLD_UNITS_PER_S:
         return Move("hold", 0.5, feats)
     if bomb is None and s0 != s1 and moved > ROTATE_UNITS:

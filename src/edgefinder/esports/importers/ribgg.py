@@ -69,7 +69,9 @@ def _load(path: Path) -> _Map:
         with opener(path, "rt", encoding="utf-8") as fh:
             doc = json.load(fh)
     except (OSError, ValueError, EOFError) as exc:
-        raise MalformedSource(f"{path}: not a readable rib.gg JSON dump ({type(exc).__name__}: {exc})") from None
+        raise MalformedSource(
+            f"{path}: not a readable rib.gg JSON dump ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         series = doc["series"]["seriesById"]
         details = doc["matches"]["matchDetails"]
@@ -91,8 +93,13 @@ def _sites(maps: list[_Map], report: ImportReport) -> dict[str, list[tuple[float
     points: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for m in maps:
         name = ((m.match.get("map") or {}).get("name") or "").lower()
-        at = {(loc["roundNumber"], loc["playerId"], loc["roundTimeMillis"]): (loc["locationX"], loc["locationY"])
-              for loc in m.details.get("locations") or []}  # fmt: skip
+        at = {
+            (loc["roundNumber"], loc["playerId"], loc["roundTimeMillis"]): (
+                loc["locationX"],
+                loc["locationY"],
+            )
+            for loc in m.details.get("locations") or []
+        }
         for e in m.details.get("events") or []:
             if e.get("eventType") == "plant":
                 xy = at.get((e.get("roundNumber"), e.get("playerId"), e.get("roundTimeMillis")))
@@ -102,7 +109,9 @@ def _sites(maps: list[_Map], report: ImportReport) -> dict[str, list[tuple[float
     for name, pts in sorted(points.items()):
         k = SITES_PER_MAP.get(name, 2)
         if len(pts) < k:
-            report.notes.append(f"{name}: {len(pts)} located plants for {k} sites: no movement signals")
+            report.notes.append(
+                f"{name}: {len(pts)} located plants for {k} sites: no movement signals"
+            )
             continue
         km = KMeans(n_clusters=k, n_init=10, random_state=0).fit(np.asarray(pts))
         centres = sorted((float(x), float(y)) for x, y in km.cluster_centers_)
@@ -117,8 +126,9 @@ def _name(table: list[dict[str, Any]], key: Any) -> str | None:
     return None
 
 
-def import_ribgg(paths: list[str | Path],
-                 report: ImportReport | None = None) -> tuple[list[MatchBuilder], ImportReport]:  # fmt: skip
+def import_ribgg(
+    paths: list[str | Path], report: ImportReport | None = None
+) -> tuple[list[MatchBuilder], ImportReport]:
     """Read rib.gg dumps (files or directories of ``*.json[.gz]``) into one builder per map."""
     report = report or ImportReport("ribgg")
     files = expand_paths(paths, SUFFIXES)
@@ -129,7 +139,9 @@ def import_ribgg(paths: list[str | Path],
     return builders, report
 
 
-def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportReport) -> MatchBuilder:
+def _build(
+    m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportReport
+) -> MatchBuilder:
     src = m.path.name
     mid = f"ribgg-{m.details['id']}"
     start = m.match.get("startDate") or m.series.get("startDate")
@@ -138,7 +150,9 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
     except ValueError:
         wall = UNKNOWN_WALL_CLOCK
     b = MatchBuilder(mid, report, m.path, wall)
-    names = {n: str((m.series.get(f"team{n}") or {}).get("name") or f"team{n}")[:128] for n in (1, 2)}
+    names = {
+        n: str((m.series.get(f"team{n}") or {}).get("name") or f"team{n}")[:128] for n in (1, 2)
+    }
     if names[1] == names[2]:
         names = {n: f"{names[n]} ({n})" for n in (1, 2)}
     team_of: dict[int, int] = {}
@@ -146,18 +160,19 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
         if p.get("teamNumber") in (1, 2) and p.get("playerId") is not None:
             team_of[int(p["playerId"])] = int(p["teamNumber"])
     pid = {p: f"ribgg-{p}" for p in team_of}
-    mapname = ((m.match.get("map") or {}).get("name") or None)
-    b.event("MATCH_START", "0", 0.0, {
-        "map": mapname, "teams": [{"team_id": names[n], "players": [pid[p] for p, t in team_of.items() if t == n]}
-                                  for n in (1, 2)]})  # fmt: skip
+    mapname = (m.match.get("map") or {}).get("name") or None
+    b.match_start(
+        mapname, {names[n]: [pid[p] for p, t in team_of.items() if t == n] for n in (1, 2)}
+    )
     events = m.details.get("events") or []
     econ = m.details.get("economies") or []
     locs = m.details.get("locations") or []
     by_round: dict[int, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
     for i, e in enumerate(events):
         by_round[e.get("roundNumber")].append((i, e))
-    econ_by: dict[tuple[int, int], dict[str, Any]] = {(e["roundNumber"], e["playerId"]): e for e in econ
-                                                       if "roundNumber" in e and "playerId" in e}  # fmt: skip
+    econ_by: dict[tuple[int, int], dict[str, Any]] = {
+        (e["roundNumber"], e["playerId"]): e for e in econ if "roundNumber" in e and "playerId" in e
+    }
     locs_by: dict[int, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
     for i, loc in enumerate(locs):
         locs_by[loc.get("roundNumber")].append((i, loc))
@@ -174,9 +189,22 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
             continue
         t0 = (rn - 1) * ROUND_SLOT_S
         revs = by_round.get(rn, [])
-        atk = next((e.get("attackingTeamNumber") for _, e in revs if e.get("attackingTeamNumber") in (1, 2)), None)
+        atk = next(
+            (
+                e.get("attackingTeamNumber")
+                for _, e in revs
+                if e.get("attackingTeamNumber") in (1, 2)
+            ),
+            None,
+        )
         if atk is None:
-            atk = 1 if stats_side.get((rn, 1)) == "atk" else 2 if stats_side.get((rn, 2)) == "atk" else None
+            atk = (
+                1
+                if stats_side.get((rn, 1)) == "atk"
+                else 2
+                if stats_side.get((rn, 2)) == "atk"
+                else None
+            )
         if atk is None or rnd.get("winningTeamNumber") not in (1, 2):
             report.skip(src, f"rounds[number={rn}]", "round without attacking side or winner")
             continue
@@ -185,22 +213,38 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
             rows = [econ_by.get((rn, p)) for p, t in team_of.items() if t == n]
             full = bool(rows) and all(r is not None for r in rows)
             tier = rnd.get(f"team{n}LoadoutTier")
-            teams.append({
-                "team_id": names[n], "side": "attack" if n == atk else "defense",
-                "bank": float(sum((r.get("remainingCreds") or 0) + (r.get("spentCreds") or 0) for r in rows if r))
-                if full else None,
-                "loadout_value": float(sum(r.get("loadoutValue") or 0 for r in rows if r)) if full else None,
-                "buy_tier": tier - 1 if isinstance(tier, int) and 1 <= tier <= 4 else None,
-            })  # fmt: skip
-        if not b.event("ROUND_START", rn, t0, {"round_no": rn, "teams": teams}, row=f"rounds[number={rn}]"):
+            teams.append(
+                {
+                    "team_id": names[n],
+                    "side": "attack" if n == atk else "defense",
+                    "bank": float(
+                        sum(
+                            (r.get("remainingCreds") or 0) + (r.get("spentCreds") or 0)
+                            for r in rows
+                            if r
+                        )
+                    )
+                    if full
+                    else None,
+                    "loadout_value": float(sum(r.get("loadoutValue") or 0 for r in rows if r))
+                    if full
+                    else None,
+                    "buy_tier": tier - 1 if isinstance(tier, int) and 1 <= tier <= 4 else None,
+                }
+            )
+        if not b.event(
+            "ROUND_START", rn, t0, {"round_no": rn, "teams": teams}, row=f"rounds[number={rn}]"
+        ):
             continue
         report.rounds += 1
         last = 0.0
         deaths: list[tuple[float, int, int]] = []  # (time, victim, killer) of this round so far
         plant_xy: tuple[float, float] | None = None
         plant_t: float | None = None
-        loc_at = {(loc["playerId"], loc["roundTimeMillis"]): (loc["locationX"], loc["locationY"])
-                  for _, loc in locs_by.get(rn, [])}  # fmt: skip
+        loc_at = {
+            (loc["playerId"], loc["roundTimeMillis"]): (loc["locationX"], loc["locationY"])
+            for _, loc in locs_by.get(rn, [])
+        }
         for i, e in sorted(revs, key=lambda ie: (ie[1].get("roundTimeMillis") or 0, ie[0])):
             row = f"events[{i}]"
             ms = e.get("roundTimeMillis")
@@ -220,46 +264,124 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
                     report.skip(src, row, f"kill of an unknown player {victim!r}")
                     continue
                 own = victim == actor
-                weapon = _name(weapons, e.get("weaponId")) if e.get("weaponId") is not None else e.get("ability")
-                payload = {"round_no": rn, "killer": None if own else pid[actor], "victim": pid[victim],
-                           "killer_team": None if own else team, "victim_team": names[team_of[victim]],
-                           "weapon": (weapon or e.get("damageType") or None)}  # fmt: skip
-                if not b.event("KILL", i, ts, payload, row=row, team=None if own else team,
-                               actor=None if own else pid[actor]):  # fmt: skip
+                weapon = (
+                    _name(weapons, e.get("weaponId"))
+                    if e.get("weaponId") is not None
+                    else e.get("ability")
+                )
+                payload = {
+                    "round_no": rn,
+                    "killer": None if own else pid[actor],
+                    "victim": pid[victim],
+                    "killer_team": None if own else team,
+                    "victim_team": names[team_of[victim]],
+                    "weapon": (weapon or e.get("damageType") or None),
+                }
+                if not b.event(
+                    "KILL",
+                    i,
+                    ts,
+                    payload,
+                    row=row,
+                    team=None if own else team,
+                    actor=None if own else pid[actor],
+                ):
                     continue
                 if own:
                     deaths.append((t, victim, -1))
                     continue
-                b.signal("engage", f"{i}:killer", ts, player=pid[actor], round_no=rn, team=team, confidence=1.0,
-                         artifact=art,
-                         features={"source": "kill", "damage_type": str(e.get("damageType"))})  # fmt: skip
+                b.signal(
+                    "engage",
+                    f"{i}:killer",
+                    ts,
+                    player=pid[actor],
+                    round_no=rn,
+                    team=team,
+                    confidence=1.0,
+                    artifact=art,
+                    features={"source": "kill", "damage_type": str(e.get("damageType"))},
+                )
                 for j, a in enumerate(e.get("assists") or []):
                     who = a.get("assistantId")
                     if who in team_of and team_of[who] == team_of[actor]:
-                        b.signal("engage", f"{i}:assist{j}", ts, player=pid[who], round_no=rn, team=team,
-                                 confidence=0.8, artifact=art,
-                                 features={"source": "kill assist", "damage": float(a.get("damage") or 0)})  # fmt: skip
+                        b.signal(
+                            "engage",
+                            f"{i}:assist{j}",
+                            ts,
+                            player=pid[who],
+                            round_no=rn,
+                            team=team,
+                            confidence=0.8,
+                            artifact=art,
+                            features={
+                                "source": "kill assist",
+                                "damage": float(a.get("damage") or 0),
+                            },
+                        )
                 # trade: the victim had killed a team-mate of this killer within the window
-                traded = [d for d in deaths if d[2] == victim and team_of.get(d[1]) == team_of[actor]
-                          and t - d[0] <= TRADE_WINDOW_S]  # fmt: skip
+                traded = [
+                    d
+                    for d in deaths
+                    if d[2] == victim
+                    and team_of.get(d[1]) == team_of[actor]
+                    and t - d[0] <= TRADE_WINDOW_S
+                ]
                 if traded:
-                    b.signal("trade", i, ts, player=pid[actor], round_no=rn, team=team, confidence=0.8,
-                             artifact=art, features={"source": "kill", "seconds_after_teammate_death":
-                                                     round(t - traded[-1][0], 3)})  # fmt: skip
+                    b.signal(
+                        "trade",
+                        i,
+                        ts,
+                        player=pid[actor],
+                        round_no=rn,
+                        team=team,
+                        confidence=0.8,
+                        artifact=art,
+                        features={
+                            "source": "kill",
+                            "seconds_after_teammate_death": round(t - traded[-1][0], 3),
+                        },
+                    )
                 deaths.append((t, victim, actor))
             elif kind in ("plant", "defuse"):
                 etype = "BOMB_PLANT" if kind == "plant" else "BOMB_DEFUSE"
-                if b.event(etype, i, ts, {"round_no": rn, "team": team, "site": None}, row=row, team=team,
-                           actor=pid[actor]):  # fmt: skip
-                    b.signal(kind, i, ts, player=pid[actor], round_no=rn, team=team, confidence=1.0, artifact=art,
-                             features={"source": kind})
+                if b.event(
+                    etype,
+                    i,
+                    ts,
+                    {"round_no": rn, "team": team, "site": None},
+                    row=row,
+                    team=team,
+                    actor=pid[actor],
+                ):
+                    b.signal(
+                        kind,
+                        i,
+                        ts,
+                        player=pid[actor],
+                        round_no=rn,
+                        team=team,
+                        confidence=1.0,
+                        artifact=art,
+                        features={"source": kind},
+                    )
                 if kind == "plant":
                     plant_t = t
                     xy = loc_at.get((actor, ms))
                     plant_xy = (float(xy[0]), float(xy[1])) if xy is not None else None
             elif kind == "revival":
-                b.event("REVIVAL", i, ts, {"round_no": rn, "player": pid[actor],
-                                           "revived": pid.get(e.get("referencePlayerId"))}, row=row, team=team)
+                ref = e.get("referencePlayerId")
+                b.event(
+                    "REVIVAL",
+                    i,
+                    ts,
+                    {
+                        "round_no": rn,
+                        "player": pid[actor],
+                        "revived": pid.get(ref) if ref is not None else None,
+                    },
+                    row=row,
+                    team=team,
+                )
             else:
                 report.skip(src, row, f"unknown event type {kind!r}")
         # movement between consecutive position samples of each player
@@ -267,8 +389,15 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
         for i, loc in locs_by.get(rn, []):
             p, ms = loc.get("playerId"), loc.get("roundTimeMillis")
             x, y = loc.get("locationX"), loc.get("locationY")
-            if p not in team_of or not all(isinstance(v, (int, float)) for v in (ms, x, y)):
-                report.skip(src, f"locations[{i}]", "position sample without player, time or coordinates")
+            if (
+                p not in team_of
+                or not isinstance(ms, (int, float))
+                or not isinstance(x, (int, float))
+                or not isinstance(y, (int, float))
+            ):
+                report.skip(
+                    src, f"locations[{i}]", "position sample without player, time or coordinates"
+                )
                 continue
             samples[p].append((ms / 1000.0, i, float(x), float(y)))
             last = max(last, ms / 1000.0)
@@ -279,16 +408,34 @@ def _build(m: _Map, sites: dict[str, list[tuple[float, float]]], report: ImportR
                 mv = position_move(tb - ta, (xa, ya), (xb, yb), map_sites, bomb)
                 if mv is None:
                     continue
-                b.signal(mv.intent, f"{rn}:{ib}", t0 + tb, player=pid[p], round_no=rn, team=names[team_of[p]],
-                         confidence=mv.confidence, artifact=f"{src}#locations[{ia}],locations[{ib}]",
-                         features={"source": "positions", **mv.features})  # fmt: skip
+                b.signal(
+                    mv.intent,
+                    f"{rn}:{ib}",
+                    t0 + tb,
+                    player=pid[p],
+                    round_no=rn,
+                    team=names[team_of[p]],
+                    confidence=mv.confidence,
+                    artifact=f"{src}#locations[{ia}],locations[{ib}]",
+                    features={"source": "positions", **mv.features},
+                )
         winner = names[rnd["winningTeamNumber"]]
         reason = _REASONS.get(str(rnd.get("winCondition")))
-        b.event("ROUND_END", rn, t0 + last, {"round_no": rn, "winner": winner, "win_reason": reason},
-                row=f"rounds[number={rn}]")  # fmt: skip
+        b.event(
+            "ROUND_END",
+            rn,
+            t0 + last,
+            {"round_no": rn, "winner": winner, "win_reason": reason},
+            row=f"rounds[number={rn}]",
+        )
     score = {names[n]: int(m.match.get(f"team{n}Score") or 0) for n in (1, 2)}
     win = m.match.get("winningTeamNumber")
     end_ts = (max((r.get("number") or 0) for r in m.match.get("rounds") or [{}])) * ROUND_SLOT_S
-    b.event("MATCH_END", "0", end_ts, {"winner": names.get(win) if win in (1, 2) else None, "score": score})
+    b.event(
+        "MATCH_END",
+        "0",
+        end_ts,
+        {"winner": names.get(win) if win in (1, 2) else None, "score": score},
+    )
     report.maps += 1
     return b
