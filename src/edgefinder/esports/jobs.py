@@ -99,6 +99,7 @@ from edgefinder.esports.postrun import after_run
 from edgefinder.jsonsafe import finite_or_none, jsonable
 from edgefinder.settings import Settings, get_settings
 from edgefinder.stats.association import (
+    PointBiserialResult,
     chi2_feature_counts,
     logistic_model,
     point_biserial,
@@ -211,6 +212,25 @@ class JobResult:
 
 def _kind(feature: str) -> str:
     return "in_round" if feature in IN_ROUND_FEATURES else "micro"
+
+
+def _point_biserial_row(
+    feature: str, outcome: str, r: PointBiserialResult, details: dict[str, Any]
+) -> dict[str, Any]:
+    """A point-biserial result as a stored row; ``details`` gain the reason and the cluster figures."""
+    return _row(
+        feature,
+        outcome,
+        "point_biserial",
+        r.n,
+        r.r,
+        r.r,
+        (r.ci_low, r.ci_high),
+        r.p_value,
+        r.exploratory,
+        r.direction,
+        {"reason": r.reason, **details, **_cluster_details(r.n_clusters, r.design_effect)},
+    )
 
 
 def _row(
@@ -348,30 +368,13 @@ def _association_rows(
                 min_clusters=params.min_clusters,
             )
             pb_dir[feat] = r.direction
+            population = "attack team-rounds" if outcome == "site_executed" else "all team-rounds"
             details = {
-                "reason": r.reason,
                 "n_positive": r.n_positive,
                 "n_negative": r.n_negative,
-                "population": "attack team-rounds"
-                if outcome == "site_executed"
-                else "all team-rounds",
-                **_cluster_details(r.n_clusters, r.design_effect),
+                "population": population,
             }
-            rows.append(
-                _row(
-                    feat,
-                    outcome,
-                    "point_biserial",
-                    r.n,
-                    r.r,
-                    r.r,
-                    (r.ci_low, r.ci_high),
-                    r.p_value,
-                    r.exploratory,
-                    r.direction,
-                    details,
-                )
-            )
+            rows.append(_point_biserial_row(feat, outcome, r, details))
         for feat in features:
             if feat not in COUNT_FEATURES:
                 continue
@@ -480,21 +483,7 @@ def _covariate_rows(df: pd.DataFrame, params: JobParams) -> list[dict[str, Any]]
         groups=groups,
         min_clusters=params.min_clusters,
     )
-    rows = [
-        _row(
-            "loadout_advantage",
-            "round_win",
-            "point_biserial",
-            r.n,
-            r.r,
-            r.r,
-            (r.ci_low, r.ci_high),
-            r.p_value,
-            r.exploratory,
-            r.direction,
-            {**base, "reason": r.reason, **_cluster_details(r.n_clusters, r.design_effect)},
-        )
-    ]
+    rows = [_point_biserial_row("loadout_advantage", "round_win", r, base)]
     z, sd = _zscore(frame["loadout_advantage"])
     res = logistic_model(
         frame.assign(loadout_advantage=z),
