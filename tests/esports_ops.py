@@ -8,7 +8,6 @@ stopped with SIGTERM (Celery's warm shutdown), SIGKILL only if that hangs.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -21,6 +20,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.cli_runs import clean_env
+
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,18 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 def ops_env(
     database_url: str, redis_url: str, prefix: str, data_dir: Path, **extra: str
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
-    env.update(
-        {
-            "EDGEFINDER_DATABASE_URL": database_url,
-            "EDGEFINDER_REDIS_URL": redis_url,
-            "EDGEFINDER_REDIS_PREFIX": prefix,
-            "EDGEFINDER_DATA_DIR": str(data_dir),
-            "EDGEFINDER_LOG_LEVEL": "INFO",
-            **extra,
-        }
+    return clean_env(
+        EDGEFINDER_DATABASE_URL=database_url,
+        EDGEFINDER_REDIS_URL=redis_url,
+        EDGEFINDER_REDIS_PREFIX=prefix,
+        EDGEFINDER_DATA_DIR=str(data_dir),
+        EDGEFINDER_LOG_LEVEL="INFO",
+        **extra,
     )
-    return env
 
 
 def wait_until(fn: Callable[[], T], timeout: float, what: str, interval: float = 0.2) -> T:

@@ -9,14 +9,12 @@ the demo's checkpoints.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
+from tests.cli_runs import run_edgefinder
 from tests.e2e.conftest import DemoRun
 from tests.terminal import broken_table_lines, table_count
 
@@ -60,21 +58,9 @@ def test_demo_report_writes_the_page_and_prints_its_path(demo_run: DemoRun) -> N
     assert 'id="esports"' in html and 'id="futures"' in html
 
 
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "edgefinder", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_markets_report_as_csv_and_json_for_a_pipe(demo_run: DemoRun, tmp_path: Path) -> None:
     ckpt = shutil.copytree(demo_run.checkpoints, tmp_path / "checkpoints")
-    csv = _run(
+    csv = run_edgefinder(
         ["markets", "run", "--strategy-report", "--checkpoint-dir", str(ckpt), "--format", "csv"],
         tmp_path,
     )
@@ -87,7 +73,7 @@ def test_markets_report_as_csv_and_json_for_a_pipe(demo_run: DemoRun, tmp_path: 
     pd.testing.assert_frame_equal(got, written)
     assert len(got) == len(json.loads((ckpt / "pattern_library.json").read_text())["library"])
 
-    js = _run(
+    js = run_edgefinder(
         ["markets", "run", "--strategy-report", "--checkpoint-dir", str(ckpt), "--format", "json"],
         tmp_path,
     )
@@ -100,7 +86,7 @@ def test_markets_report_as_csv_and_json_for_a_pipe(demo_run: DemoRun, tmp_path: 
     playbook = json.loads((ckpt / "production_playbook.json").read_text())
     assert set(doc["selection"]["production"]) == set(playbook["templates"])
 
-    bad = _run(
+    bad = run_edgefinder(
         [
             "markets",
             "run",

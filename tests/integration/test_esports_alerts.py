@@ -37,6 +37,7 @@ from edgefinder.esports.synthdb import load_units
 from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import alerts, correlation_results
+from tests.cli_runs import clean_env
 from tests.esports_ops import WebhookReceiver, wait_until
 from tests.esports_pg import private_pg_database
 
@@ -255,16 +256,12 @@ def test_webhook_down_then_up_gets_every_alert_without_blocking_the_job(
 
 
 def _insights_cli(settings: Settings, *args: str, **popen: Any) -> Any:
-    import os
     import subprocess
     import sys
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
-    env.update(
-        {
-            "EDGEFINDER_REDIS_URL": settings.redis_url or "",
-            "EDGEFINDER_REDIS_PREFIX": settings.redis_prefix,
-        }
+    env = clean_env(
+        EDGEFINDER_REDIS_URL=settings.redis_url or "",
+        EDGEFINDER_REDIS_PREFIX=settings.redis_prefix,
     )
     cmd = [sys.executable, "-m", "edgefinder", "esports", "insights", *args]
     if popen:

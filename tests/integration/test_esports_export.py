@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from edgefinder.esports.export import export_datasets
 from edgefinder.esports.pseudonym import pseudonymize
 from edgefinder.esports.simulate import simulate_to_file
 from edgefinder.settings import Settings
+from tests.cli_runs import clean_env, run_edgefinder
 from tests.esports_pg import private_pg_database
 
 pytestmark = pytest.mark.slow
@@ -37,15 +37,8 @@ N_MATCHES = 30
 
 
 def _cli(url: str, tmp: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
-    env.update({"EDGEFINDER_PSEUDONYM_KEY": KEY, "EDGEFINDER_DATA_DIR": str(tmp), "COLUMNS": "200"})
-    r = subprocess.run(
-        [sys.executable, "-m", "edgefinder", "--database-url", url, *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = clean_env(EDGEFINDER_PSEUDONYM_KEY=KEY, EDGEFINDER_DATA_DIR=str(tmp), COLUMNS="200")
+    r = run_edgefinder(["--database-url", url, *args], env=env, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
 

@@ -9,10 +9,7 @@ with plain ``sqlite3``, not through the report's code.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,7 @@ from edgefinder.report.futures import ReportError, futures_data
 from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine
 from edgefinder.store.migrate import upgrade
+from tests.cli_runs import run_edgefinder
 
 pytestmark = pytest.mark.slow
 
@@ -201,7 +199,7 @@ def test_a_damaged_checkpoint_file_is_named_in_one_line(
     assert r.json()["request_id"] == r.headers["X-Request-ID"]
     (tmp_path / "phase4_report.json").write_text("{}")
     (tmp_path / "phase5_templates.csv").write_bytes(b"\x00\x01garbage\n\xff")
-    out = _cli(
+    out = run_edgefinder(
         [
             "--database-url",
             seasons["url"],
@@ -229,21 +227,9 @@ def test_an_empty_or_fresh_database_says_what_to_run(tmp_path: Path, sqlite_url:
     fresh.dispose()
 
 
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_")}
-    return subprocess.run(
-        [sys.executable, "-m", "edgefinder", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_report_command_writes_the_file(seasons: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "sub" / "report.html"
-    res = _cli(
+    res = run_edgefinder(
         [
             "--database-url",
             seasons["url"],
@@ -261,7 +247,7 @@ def test_report_command_writes_the_file(seasons: dict[str, Any], tmp_path: Path)
     assert f"report: {out}" in res.stdout and seasons["first"].run_id in res.stdout
     html = out.read_text(encoding="utf-8")
     assert html.startswith("<!doctype html>") and seasons["first"].run_id in html
-    bad = _cli(
+    bad = run_edgefinder(
         ["--database-url", seasons["url"], "report", "--out", str(out), "--esports-run", "nope"],
         tmp_path,
     )
@@ -272,7 +258,7 @@ def test_analyze_rows_as_json_and_csv(seasons: dict[str, Any], tmp_path: Path) -
     db = tmp_path / "copy.sqlite3"
     db.write_bytes(seasons["path"].read_bytes())
     url = f"sqlite:///{db.as_posix()}"
-    js = _cli(["esports", "analyze", "--database-url", url, "--format", "json"], tmp_path)
+    js = run_edgefinder(["esports", "analyze", "--database-url", url, "--format", "json"], tmp_path)
     assert js.returncode == 0, js.stderr
     doc = json.loads(js.stdout)  # stdout holds the document alone
     assert (
@@ -290,7 +276,7 @@ def test_analyze_rows_as_json_and_csv(seasons: dict[str, Any], tmp_path: Path) -
         (r["feature"], r["outcome"], r["method"]) for r in stored
     ]
     assert [r["effect"] for r in doc["results"]] == [r["effect"] for r in stored]
-    csv = _cli(["esports", "analyze", "--database-url", url, "--format", "csv"], tmp_path)
+    csv = run_edgefinder(["esports", "analyze", "--database-url", url, "--format", "csv"], tmp_path)
     assert csv.returncode == 0, csv.stderr
     from io import StringIO
 
