@@ -1,4 +1,5 @@
-"""A private, migrated Postgres database for one esports test module (tests share the session server).
+"""A private, migrated Postgres database for one esports test module (tests share the session server),
+and the stored rows of an ingest table in a comparable order.
 
 The session database of ``pg_url`` is shared by every test that writes events; the analysis reads
 *all* rows, so esports analysis tests use a database of their own, created next to it and dropped after.
@@ -10,7 +11,36 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pandas as pd
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+
+#: the natural key of every table ingest writes: rows sorted by it compare across runs
+TABLE_KEYS = {
+    "raw_events": ["event_id"],
+    "matches": ["match_id"],
+    "match_players": ["match_id", "player_hash"],
+    "rounds": ["match_id", "round_no"],
+    "round_teams": ["match_id", "round_no", "team_id"],
+    "kills": ["event_id"],
+    "site_events": ["event_id"],
+    "macro_outcomes": ["match_id", "round_no", "team_id"],
+    "micro_actions": ["signal_id"],
+}
+
+
+def stored_table(engine: Engine, name: str, match_prefix: str | None = None) -> pd.DataFrame:
+    """Rows of ingest table ``name`` (of matches whose id starts with ``match_prefix``, when given),
+    without the storage time, sorted by :data:`TABLE_KEYS`."""
+    sql = f"SELECT * FROM {name}" + ("" if match_prefix is None else " WHERE match_id LIKE :p")
+    params = {} if match_prefix is None else {"p": match_prefix + "%"}
+    with engine.connect() as conn:
+        df = pd.read_sql(text(sql), conn, params=params)
+    return (
+        df.drop(columns=[c for c in ("created_at",) if c in df.columns])
+        .sort_values(TABLE_KEYS[name])
+        .reset_index(drop=True)
+    )
 
 
 @contextmanager

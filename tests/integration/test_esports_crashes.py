@@ -25,23 +25,12 @@ from edgefinder.esports.ingest import ingest_file
 from edgefinder.esports.simulate import simulate, write_simulation
 from edgefinder.esports.sources import DEFAULT_GROUP, stream_keys
 from edgefinder.store.engine import make_engine
-from tests.esports_pg import private_pg_database
+from tests.esports_pg import TABLE_KEYS, private_pg_database, stored_table
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 KEY = "test-pseudonym-key"
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {
-    "raw_events": ["event_id"],
-    "matches": ["match_id"],
-    "match_players": ["match_id", "player_hash"],
-    "rounds": ["match_id", "round_no"],
-    "round_teams": ["match_id", "round_no", "team_id"],
-    "kills": ["event_id"],
-    "site_events": ["event_id"],
-    "macro_outcomes": ["match_id", "round_no", "team_id"],
-    "micro_actions": ["signal_id"],
-}
 
 
 def _env(pg_url: str, redis_url: str, prefix: str) -> dict[str, str]:
@@ -90,13 +79,6 @@ def _attempts(client, prefix: str) -> dict[tuple[str, bytes], int]:
 def _began(now: dict[tuple[str, bytes], int], before: dict[tuple[str, bytes], int]) -> bool:
     """Has a write attempt begun since ``before`` (a count went up; finished ones vanish)?"""
     return any(v > before.get(k, 0) for k, v in now.items())
-
-
-def _table(engine, name: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        df = pd.read_sql(text(f"SELECT * FROM {name}"), conn)
-    df = df.drop(columns=[c for c in ("created_at",) if c in df.columns])
-    return df.sort_values(TABLES[name]).reset_index(drop=True)
 
 
 def test_sigkill_again_and_again_while_re_reading_pending_entries_loses_nothing(
@@ -176,8 +158,8 @@ def test_sigkill_again_and_again_while_re_reading_pending_entries_loses_nothing(
         with private_pg_database(pg_url, "clean") as clean:
             ingest_file(out, clean, KEY, migrate=False)
             ref = make_engine(clean)
-            for name in TABLES:
-                got, want = _table(engine, name), _table(ref, name)
+            for name in TABLE_KEYS:
+                got, want = stored_table(engine, name), stored_table(ref, name)
                 assert len(got) == len(want) > 0, name
                 pd.testing.assert_frame_equal(got, want, obj=name)
             ref.dispose()

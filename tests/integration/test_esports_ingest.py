@@ -39,23 +39,13 @@ from edgefinder.esports.sources import (
     stream_keys,
 )
 from edgefinder.store.engine import make_engine
+from tests.esports_pg import TABLE_KEYS, stored_table
 from tests.esports_sources import NamedSource
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 KEY = "test-pseudonym-key"
 ROOT = Path(__file__).resolve().parents[2]
-TABLE_KEYS = {
-    "raw_events": ["event_id"],
-    "matches": ["match_id"],
-    "match_players": ["match_id", "player_hash"],
-    "rounds": ["match_id", "round_no"],
-    "round_teams": ["match_id", "round_no", "team_id"],
-    "kills": ["event_id"],
-    "site_events": ["event_id"],
-    "macro_outcomes": ["match_id", "round_no", "team_id"],
-    "micro_actions": ["signal_id"],
-}
 
 
 def _publish_lines(client, prefix: str, lines: list[str]) -> None:
@@ -65,20 +55,6 @@ def _publish_lines(client, prefix: str, lines: list[str]) -> None:
         kind = "motion" if '"signal_id"' in line else "canonical"
         pipe.xadd(keys[kind], {b"data": line.encode() if isinstance(line, str) else line})
     pipe.execute()
-
-
-def _table(engine, name: str, match_prefix: str) -> pd.DataFrame:
-    with engine.connect() as conn:
-        df = pd.read_sql(
-            text(f"SELECT * FROM {name} WHERE match_id LIKE :p"),
-            conn,
-            params={"p": match_prefix + "%"},
-        )
-    return (
-        df.drop(columns=[c for c in ("created_at",) if c in df.columns])
-        .sort_values(TABLE_KEYS[name])
-        .reset_index(drop=True)
-    )
 
 
 def _count(engine, sql: str, **params) -> int:
@@ -115,9 +91,9 @@ def test_file_ingest_materializes_every_table_as_simulated(sqlite_url: str, tmp_
     engine = make_engine(sqlite_url)
     units = sim.units
     # macro_outcomes: BOTH teams of every finished round, with the simulated values
-    mo = _table(engine, "macro_outcomes", "sim101-")
+    mo = stored_table(engine, "macro_outcomes", "sim101-")
     assert len(mo) == len(units)
-    rt = _table(engine, "round_teams", "sim101-")
+    rt = stored_table(engine, "round_teams", "sim101-")
     got = mo.merge(rt, on=["match_id", "round_no", "team_id"]).sort_values(
         ["match_id", "round_no", "team_id"]
     )
@@ -134,7 +110,7 @@ def test_file_ingest_materializes_every_table_as_simulated(sqlite_url: str, tmp_
         assert got[col].tolist() == want[col].tolist(), col
     assert (got.econ_delta == got.bank_end - got.bank_start).all()
     # micro actions: all resolved, and per (round, team, intent) counts equal the simulation's
-    ma = _table(engine, "micro_actions", "sim101-")
+    ma = stored_table(engine, "micro_actions", "sim101-")
     assert len(ma) == sim.n_signals and ma.round_no.notna().all() and ma.team.notna().all()
     counts = ma.groupby(["match_id", "round_no", "team", "intent"]).size().unstack(fill_value=0)
     for intent in counts.columns:
@@ -143,7 +119,7 @@ def test_file_ingest_materializes_every_table_as_simulated(sqlite_url: str, tmp_
             intent
         )
     # pseudonyms only: no raw player id anywhere, hashes are the keyed HMAC
-    players = _table(engine, "match_players", "sim101-")
+    players = stored_table(engine, "match_players", "sim101-")
     roster = {
         p
         for ln in sim.lines
@@ -158,14 +134,14 @@ def test_file_ingest_materializes_every_table_as_simulated(sqlite_url: str, tmp_
         ("kills", ["killer_hash", "victim_hash"]),
         ("micro_actions", ["player_hash"]),
     ):
-        df = _table(engine, name, "sim101-")
+        df = stored_table(engine, name, "sim101-")
         for c in cols:
             assert not set(df[c].dropna()) & raw_ids
             assert df[c].dropna().str.fullmatch(r"[0-9a-f]{64}").all()
     # nor in the stored raw payloads (MATCH_START rosters, KILL killer/victim)
     payloads = " ".join(
         json.dumps(v) if isinstance(v, dict) else str(v)
-        for v in _table(engine, "raw_events", "sim101-").payload
+        for v in stored_table(engine, "raw_events", "sim101-").payload
     )
     assert "-p0" not in payloads and "team00-p" not in payloads
     assert (
@@ -173,9 +149,9 @@ def test_file_ingest_materializes_every_table_as_simulated(sqlite_url: str, tmp_
         or pseudonymize(sorted(roster)[0], KEY) in payloads
     )
     # re-ingesting the same file changes nothing (idempotent upserts)
-    before = {n: len(_table(engine, n, "sim101-")) for n in TABLE_KEYS}
+    before = {n: len(stored_table(engine, n, "sim101-")) for n in TABLE_KEYS}
     ingest_file(out, sqlite_url, KEY, migrate=False)
-    assert {n: len(_table(engine, n, "sim101-")) for n in TABLE_KEYS} == before
+    assert {n: len(stored_table(engine, n, "sim101-")) for n in TABLE_KEYS} == before
     engine.dispose()
 
 
@@ -199,8 +175,8 @@ def test_redis_ingest_on_postgres_equals_file_ingest_on_sqlite(
     ingest_file(out, sqlite_url, KEY, migrate=False)
     lite = make_engine(sqlite_url)
     for name in TABLE_KEYS:
-        a = _table(pg_engine, name, "sim102-")
-        b = _table(lite, name, "sim102-")
+        a = stored_table(pg_engine, name, "sim102-")
+        b = stored_table(lite, name, "sim102-")
         assert len(a) == len(b) > 0, name
         for col in a.columns:
             va, vb = a[col].tolist(), b[col].tolist()
@@ -254,7 +230,7 @@ def test_late_signals_are_resolved_once_their_round_and_roster_exist(
         == 0
     )
     got = (
-        _table(pg_engine, "micro_actions", "sim103-")
+        stored_table(pg_engine, "micro_actions", "sim103-")
         .groupby(["match_id", "round_no", "team"])
         .size()
     )
