@@ -3,7 +3,8 @@
 Rich sizes its output to the terminal; when stdout is a pipe, a file or a CI log it falls back to 80
 columns, and a wide table then wraps every cell over several lines. :class:`Console` keeps Rich's
 behaviour on a terminal and when ``COLUMNS`` is set (the user chose a width), and otherwise prints
-each table at the width its content needs. Text other than tables keeps the fallback width.
+each table at the width its content needs and text without any line break of its own (soft wrap:
+a log line stays one line, whatever its length).
 
 For a program reading the output, the commands with long tables take ``--format json|csv``:
 :func:`write_records` writes their rows to stdout in that format (and :data:`FORMATS` names them).
@@ -45,6 +46,8 @@ class Console(RichConsole):
         self.fit_tables = (
             kwargs.get("width") is None and not self.is_terminal and not env.get("COLUMNS")
         )
+        if self.fit_tables and "soft_wrap" not in kwargs:
+            self.soft_wrap = True
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         """Rich's ``print``; a table wider than the console widens it for this call only."""

@@ -9,7 +9,9 @@ Checked against things that hold whatever the discovery rules are:
   ``pandas_market_calendars`` (an independent reference), the Labor Day session 2013-09-02 ends
   early with no bar in the holiday gap, and the next session opens at 17:00 Chicago;
 * discovery: every pattern's chain is as long as its depth, and every chain entry's bar had
-  closed when the bar below it (the child, or the pattern itself) opened: no look-ahead.
+  closed when the bar below it (the child, or the pattern itself) opened: no look-ahead;
+* money: the run is priced as ES (``--instrument ES``), so every forward-pass trade is worth
+  $12.50 a tick less ES's commissions, and the summary says so.
 """
 
 from __future__ import annotations
@@ -75,14 +77,18 @@ def built(ticks_csv: Path, tmp_path_factory: pytest.TempPathFactory):
             "2",
             "--seed",
             "0",
+            "--instrument",
+            "ES",
+            "--fresh",
+            "--forward-pass",
         ],
     )
     assert r.exit_code == 0, r.output
-    return root, ck
+    return root, ck, r.output
 
 
 def test_atlas_matches_an_independent_resample(built, ticks_csv: Path) -> None:
-    root, _ = built
+    root, _, _ = built
     raw = pd.read_csv(ticks_csv)
     assert len(raw) == 500_000
     t = pd.to_datetime(raw["DateTime"]).dt.tz_localize(CHICAGO).dt.tz_convert("UTC")
@@ -101,7 +107,7 @@ def test_atlas_matches_an_independent_resample(built, ticks_csv: Path) -> None:
 
 
 def test_sessions_follow_the_cme_calendar(built) -> None:
-    root, _ = built
+    root, _, _ = built
     sched = mcal.get_calendar("CME_Equity").schedule("2013-08-30", "2013-09-04")
     opens = sched["market_open"].astype("int64").to_numpy() // 10**9
     closes = sched["market_close"].astype("int64").to_numpy() // 10**9
@@ -139,7 +145,7 @@ def test_sessions_follow_the_cme_calendar(built) -> None:
 
 
 def test_discovery_chains_never_look_ahead(built) -> None:
-    _, ck = built
+    _, ck, _ = built
     from edgefinder.markets.discovery import load_manifest
 
     manifest = load_manifest(ck / "manifest.parquet")
@@ -159,3 +165,19 @@ def test_discovery_chains_never_look_ahead(built) -> None:
             below_open = entry["timestamp"]
             checked += 1
     assert checked > 0 or (df["depth"] == 0).all()
+
+
+def test_es_trades_are_priced_at_12_50_dollars_a_tick(built) -> None:
+    import json
+
+    _, ck, output = built
+    assert "ES: $12.50 a tick (0.25 points), $29.50 a round trip" in output
+    report = json.loads((ck / "phase4_report.json").read_text())
+    assert report["instrument"]["symbol"] == "ES" and report["instrument"]["tick_value"] == 12.5
+    trades = pd.read_parquet(ck / "phase4_trades.parquet")
+    assert len(trades) > 10
+    # recomputed from the fills alone: ticks between entry and exit fill, $12.50 each, less $2.25
+    # commission a side (slippage is inside the fills)
+    ticks = trades["side"] * (trades["exit_price"] - trades["entry_price"]) / 0.25
+    np.testing.assert_allclose(trades["pnl_ticks"], ticks, atol=1e-9)
+    np.testing.assert_allclose(trades["pnl"], ticks * 12.50 - 2 * 2.25, atol=1e-6)

@@ -485,10 +485,17 @@ def test_cli_three_combinations(none_run, tmp_path) -> None:
     ).read_text()  # refused before touching anything
     r = runner.invoke(markets_app, ["run", "--checkpoint-dir", str(work), "--forward-pass"])
     assert r.exit_code != 0 and "--data DIR" in str(r.exception)
+    # the martingale's production playbook is empty (test above): there is nothing to approve
+    before = (work / "production_playbook.json").read_bytes()
     r = runner.invoke(
         markets_app, ["approve-playbook", "--checkpoint-dir", str(work), "--reviewer", "qa"]
     )
-    assert r.exit_code == 0 and "approved" in r.output
+    assert (
+        r.exit_code != 0
+        and "is empty" in str(r.exception)
+        and "nothing to approve" in str(r.exception)
+    )
+    assert (work / "production_playbook.json").read_bytes() == before
 
 
 def test_demo_finds_its_edge_and_paper_trades_it(tmp_path) -> None:

@@ -169,7 +169,7 @@ def test_since_keeps_later_dates_and_a_second_export_replaces_partitions(exporte
         "yesterday",
     ]
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1 and "is not a date" in bad.stderr
+    assert bad.returncode == 1 and "--since must be a date YYYY-MM-DD" in bad.stderr
 
 
 def test_api_serves_the_latest_runs_features_as_parquet(exported: dict) -> None:

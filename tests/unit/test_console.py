@@ -73,13 +73,17 @@ def test_columns_and_an_explicit_width_are_respected() -> None:
     assert max(len(line) for line in out.splitlines()) <= 60
 
 
-def test_text_keeps_the_fallback_width_and_the_console_width_is_restored() -> None:
+def test_piped_text_is_never_wrapped_and_the_console_width_is_restored() -> None:
     buf = io.StringIO()
     c = Console(file=buf, _environ={})
     c.print(_wide_table())
     assert c.width == 80
     c.print("word " * 40)
-    assert max(len(line) for line in buf.getvalue().splitlines()[-3:]) <= 80
+    assert buf.getvalue().splitlines()[-1].rstrip() == ("word " * 40).rstrip()
+    # on a terminal width (COLUMNS set) prose wraps as Rich does
+    buf = io.StringIO()
+    Console(file=buf, _environ={"COLUMNS": "80"}).print("word " * 40)
+    assert max(len(line) for line in buf.getvalue().splitlines()) <= 80
 
 
 def test_write_records_json_and_csv() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from edgefinder.dates import DATE
 from edgefinder.errors import EdgefinderError
 from edgefinder.settings import setting_default
 
@@ -569,16 +571,16 @@ def export(
         typer.Option("--out", "-o", file_okay=False, help="Directory of the Parquet datasets."),
     ],
     since: Annotated[
-        str | None,
-        typer.Option(help="Only match dates (run dates) on or after this day, YYYY-MM-DD."),
+        date | None,
+        typer.Option(
+            click_type=DATE, help="Only match dates (run dates) on or after this day, YYYY-MM-DD."
+        ),
     ] = None,
     database_url: Annotated[
         str | None, typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
     ] = None,
 ) -> None:
     """Write features, correlation_results and micro_actions as Parquet datasets partitioned by date."""
-    from datetime import date
-
     from rich.table import Table
 
     from edgefinder.console import Console
@@ -587,10 +589,7 @@ def export(
     from edgefinder.store.engine import check_connection, make_engine
     from edgefinder.store.migrate import upgrade
 
-    try:
-        day = date.fromisoformat(since) if since else None
-    except ValueError as exc:
-        raise EdgefinderError(f"--since {since!r} is not a date (YYYY-MM-DD)") from exc
+    day = since
     url = database_url or get_settings().effective_database_url
     engine = make_engine(url)
     try:

@@ -133,23 +133,23 @@ def session_bounds(session_date: object) -> tuple[int, int]:
     return int(start.timestamp()), int(end.timestamp())
 
 
-_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
 def session_start(value: object, flag: str = "--train-until") -> int | None:
     """A session boundary given by a user, as epoch seconds (an exclusive bound on bar opens), or None.
 
     A date (``YYYY-MM-DD`` text or ``datetime.date``) is the start of the CME session that ends on
-    that date, so whole sessions fall on either side; anything else (epoch seconds, an ISO
-    date-time) is taken literally, naive = UTC. ``flag`` names the option in the error message.
+    that date, so whole sessions fall on either side; a date-time (ISO text or ``datetime``) or
+    epoch seconds are taken literally, naive = UTC. Text goes through the date flags' one parser
+    (:func:`edgefinder.dates.parse_date`); ``flag`` names the option in its error message.
     """
+    from edgefinder.dates import parse_date
+
     if value is None or value == "":
         return None
+    if isinstance(value, str):
+        value = parse_date(value, flag, with_time=True)
+    if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
+        return session_bounds(value)[0]
     try:
-        if isinstance(value, _dt.date) and not isinstance(value, _dt.datetime):
-            return session_bounds(value)[0]
-        if isinstance(value, str) and _DATE_ONLY.match(value.strip()):
-            return session_bounds(value.strip())[0]
         return to_epoch_seconds(value)
     except (ValueError, TypeError) as exc:
         raise AtlasError(f"cannot read {flag} {value!r}: use YYYY-MM-DD ({exc})") from None

@@ -7,12 +7,17 @@ selection and paper trading read it through :func:`training_record` and :func:`f
 ``state.json`` layout (``version`` 1)::
 
     {"version": 1, "phases": {
-        "discovery":  {"key", "timeframes", "train_until", "physics", "cascade", "levels", ...},
+        "discovery":  {"key", "timeframes", "train_until", "physics", "cascade", "levels",
+                       "data", ...},
         "clustering": {"key", "templates", ...},
-        "playbook":   {"key", "library_templates", ...},
+        "playbook":   {"key", "library_templates", "instrument", ...},
         "forward":    {"first_session", "last_session", "forward_until", "train_until", ...}}}
 
 ``train_until`` / ``forward_until`` are epoch seconds (exclusive bounds on bar open times) or null.
+``data`` is the :func:`data_fingerprint` of the bars Phases 2–3 learned from: every later command
+given an ATLAS checks it (:func:`check_dataset`), so a playbook is never replayed, judged or
+approved on data it was not built from. ``instrument`` is the symbol whose costs Phase 3 optimised
+the exits for (:func:`check_instrument`).
 """
 
 from __future__ import annotations
@@ -54,12 +59,16 @@ __all__ = [
     "CheckpointError",
     "ForwardRecord",
     "TrainingRecord",
+    "check_dataset",
+    "check_instrument",
+    "data_fingerprint",
     "file_digest",
     "files_fingerprint",
     "forward_record",
     "load_library",
     "load_scaler",
     "read_state",
+    "recorded_instrument",
     "training_record",
     "write_state",
 ]
@@ -259,3 +268,84 @@ def files_fingerprint(data_dir: str | Path, timeframes: Sequence[str]) -> list[l
             st = p.stat()
             files.append([tf, p.name, st.st_size, st.st_mtime_ns])
     return files
+
+
+def data_fingerprint(data_dir: str | Path, timeframe: str, end: int | None) -> dict[str, Any]:
+    """What identifies the data Phases 2–3 learned from: the bars of ``timeframe`` (the coarsest of
+    the hierarchy) opening before ``end`` (epoch s; None = all, then recorded as the last bar's end).
+
+    Returns ``{"timeframe", "end", "bars", "sha256"}``: a content hash of timestamps and OHLCV, so
+    an ATLAS rebuilt from the same source, or extended with later months, keeps its fingerprint and
+    another instrument's or period's data does not. The coarsest timeframe is read because it is
+    small and every other timeframe of one source aggregates to it.
+    """
+    import pandas as pd
+
+    bars = atlas.read_bars(data_dir, timeframe, None, end)
+    if end is None and len(bars):
+        end = int(bars["timestamp"].iloc[-1]) + atlas.tf_seconds(timeframe)
+    cols = ["timestamp", "open", "high", "low", "close", "volume"]
+    hashed = pd.util.hash_pandas_object(bars[cols], index=False).to_numpy()
+    return {
+        "timeframe": timeframe,
+        "end": end,
+        "bars": len(bars),
+        "sha256": hashlib.sha256(hashed.tobytes()).hexdigest()[:16],
+    }
+
+
+def check_dataset(
+    checkpoint_dir: str | Path, data_dir: str | Path, error: type[Exception] = CheckpointError
+) -> None:
+    """Refuse (one-line ``error``) an ATLAS that is not the data the checkpoints were built from.
+
+    Compares :func:`data_fingerprint` of ``data_dir`` with the one Phase 2 recorded; checkpoints
+    without a record (written before it existed, or a library made elsewhere) are not checked.
+    """
+    import datetime as _dt
+
+    disc = read_state(checkpoint_dir)["phases"].get("discovery")
+    rec = disc.get("data") if isinstance(disc, dict) else None
+    if not isinstance(rec, dict) or "sha256" not in rec:
+        return
+    here = data_fingerprint(data_dir, str(rec["timeframe"]), _epoch_or_none(rec.get("end")))
+    if here["sha256"] == rec["sha256"] and here["bars"] == rec["bars"]:
+        return
+    end = rec.get("end")
+    until = (
+        ""
+        if end is None
+        else " before "
+        + _dt.datetime.fromtimestamp(int(end), _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    )
+    differs = "" if here["bars"] != rec["bars"] else ", with other prices"
+    raise error(
+        f"{data_dir} is not the data the checkpoints in {checkpoint_dir} were built from "
+        f"({rec['timeframe']} bars{until}: {here['bars']:,} here, {rec['bars']:,} there{differs}): "
+        "give that ATLAS, or rebuild the checkpoints on this one (`markets run --fresh`)"
+    )
+
+
+def recorded_instrument(checkpoint_dir: str | Path) -> str | None:
+    """The instrument Phase 3 optimised the playbook's exits for (None without a record)."""
+    play = read_state(checkpoint_dir)["phases"].get("playbook")
+    sym = play.get("instrument") if isinstance(play, dict) else None
+    return str(sym) if sym else None
+
+
+def check_instrument(
+    checkpoint_dir: str | Path, requested: str | None, error: type[Exception] = CheckpointError
+) -> str | None:
+    """The instrument to price a replay of ``checkpoint_dir``'s playbook with: ``requested`` if
+    given (refused, one line, when it differs from the recorded one), else the recorded one."""
+    from edgefinder.markets.instruments import get_instrument
+
+    recorded = recorded_instrument(checkpoint_dir)
+    asked = get_instrument(requested).symbol if requested else None
+    if asked and recorded and asked != recorded:
+        raise error(
+            f"--instrument {asked} differs from {recorded}, the instrument Phase 3 in "
+            f"{checkpoint_dir} optimised the playbook's exits for; rerun Phases 2–3 with it "
+            "(`markets run --fresh --instrument " + asked + "`) or drop --instrument"
+        )
+    return asked or recorded

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
+
+from edgefinder.dates import DATE, MOMENT
 
 if TYPE_CHECKING:  # the commands import the pipeline lazily, so that `--help` stays fast
     from rich.console import Console as RichConsole
@@ -78,21 +81,19 @@ def synth_cmd(
     ] = "none",
     base: Annotated[str, typer.Option("--base", help="Base bar: 15s, 5s or 1s.")] = "15s",
     start: Annotated[
-        str, typer.Option("--start", help="First session date (YYYY-MM-DD; weekends skipped).")
-    ] = ("2024-01-01"),
+        _dt.date,
+        typer.Option(
+            "--start", click_type=DATE, help="First session date (YYYY-MM-DD; weekends skipped)."
+        ),
+    ] = _dt.date(2024, 1, 1),
 ) -> None:
     """Generate an NQ-like synthetic market (all timeframes base..1D) plus ground_truth.json."""
-    import datetime as dt
-
     from rich.table import Table
 
     from edgefinder.console import Console
     from edgefinder.markets.synth import SynthConfig, SynthError, generate_atlas
 
-    try:
-        start_date = dt.date.fromisoformat(start)
-    except ValueError:
-        raise SynthError(f"--start must be a date YYYY-MM-DD, got {start!r}") from None
+    start_date = start
     from edgefinder.markets.synth import EDGES
 
     if edge not in EDGES:
@@ -190,6 +191,15 @@ def atlas_build_cmd(
 # ---------------------------------------------------------------------------------------------
 
 
+def _instrument_option() -> Any:
+    return typer.Option(
+        "--instrument",
+        help="Futures contract whose tick value and costs price the trades: "
+        "MNQ, NQ, MES or ES (docs/markets.md: adding one). Default: the one the "
+        "checkpoints were built with, else MNQ.",
+    )
+
+
 @markets_app.command("run")
 def run_cmd(
     data: Annotated[
@@ -215,21 +225,24 @@ def run_cmd(
         int, typer.Option("--iterations", min=1, help="Optuna trials per template in Phase 3.")
     ] = 50,
     train_until: Annotated[
-        str | None,
+        _dt.date | None,
         typer.Option(
             "--train-until",
+            click_type=MOMENT,
             help="Phases 2–3 use only sessions before this date (YYYY-MM-DD: the CME "
             "session ending that day and later are out-of-sample for Phases 4–5).",
         ),
     ] = None,
     forward_until: Annotated[
-        str | None,
+        _dt.date | None,
         typer.Option(
             "--forward-until",
+            click_type=MOMENT,
             help="Phase 4 replays only sessions before this date; the rest are held "
-            "back for `markets paper-trade` (default: none held back).",
+            "back for `markets paper-trade` (default: none held back; needs --forward-pass).",
         ),
     ] = None,
+    instrument: Annotated[str | None, _instrument_option()] = None,
     timeframes: Annotated[
         str | None,
         typer.Option(
@@ -434,6 +447,10 @@ def run_cmd(
         raise PipelineError(
             "--format csv prints Phase 5's per-template table: add --strategy-report"
         )
+    # Every flag is checked here, before any phase writes a checkpoint.
+    symbol = _validate_run_flags(
+        checkpoint_dir, data, fresh, forward_pass, train_until, forward_until, instrument
+    )
     console = Console(stderr=fmt != "table")
     orch = Orchestrator(
         data_dir=data if data is not None else Path("."),
@@ -448,6 +465,7 @@ def run_cmd(
         cascade=str(pick(cascade, "cascade")),
         max_templates=int(pick(max_templates, "max_templates")),
         sampler=str(pick(sampler, "sampler")),
+        instrument=symbol,
     )
     # --- Phases 2, 2.5, 3 --- (skipped when only Phases 4–5 are asked for on existing checkpoints)
     summary = forward = selection = None
@@ -479,6 +497,72 @@ def run_cmd(
         )
     if fmt != "table":
         _write_run_results(fmt, checkpoint_dir, summary, forward, selection)
+
+
+def _validate_run_flags(
+    checkpoint_dir: Path,
+    data: Path | None,
+    fresh: bool,
+    forward_pass: bool,
+    train_until: Any,
+    forward_until: Any,
+    instrument: str | None,
+) -> str:
+    """``markets run``'s cross-flag rules, checked before any phase runs; returns the instrument.
+
+    Without ``--fresh`` a forward pass on existing checkpoints takes their instrument, training
+    cut-off and data; a flag that contradicts them is one line here, not after Phases 2–3 ran.
+    """
+    from edgefinder.markets.checkpoints import (
+        check_dataset,
+        check_instrument,
+        recorded_instrument,
+        training_record,
+    )
+    from edgefinder.markets.instruments import DEFAULT_SYMBOL, get_instrument
+    from edgefinder.markets.orchestrator import PipelineError
+
+    if forward_until is not None and not forward_pass:
+        raise PipelineError(
+            "--forward-until holds sessions back from the forward pass: add --forward-pass, "
+            "or drop --forward-until"
+        )
+    asked = get_instrument(instrument).symbol if instrument else None
+    t_until = atlas_start(train_until, "--train-until")
+    f_until = atlas_start(forward_until, "--forward-until")
+    reuse = forward_pass and not fresh  # the forward pass replays what the checkpoints hold
+    if reuse:
+        rec = training_record(checkpoint_dir)
+        if t_until is None and rec is not None:
+            t_until = rec.train_until
+        if data is not None and data.is_dir():
+            check_dataset(checkpoint_dir, data, PipelineError)
+    if f_until is not None and t_until is not None and f_until <= t_until:
+        raise PipelineError(
+            f"--forward-until {_fmt_epoch(f_until)} must come after --train-until "
+            f"{_fmt_epoch(t_until)}: no out-of-sample session would be replayed"
+        )
+    if fresh:
+        return asked or DEFAULT_SYMBOL
+    if reuse:  # Phases 2–3 are not rerun: the playbook's instrument is the only right one
+        return check_instrument(checkpoint_dir, asked, PipelineError) or DEFAULT_SYMBOL
+    # a rerun resumes Phase 3 on the recorded instrument, or reruns it on another one asked for
+    return asked or recorded_instrument(checkpoint_dir) or DEFAULT_SYMBOL
+
+
+def _fmt_epoch(t: int) -> str:
+    return _dt.datetime.fromtimestamp(int(t), _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def atlas_start(value: Any, flag: str) -> int | None:
+    """A date flag as a session boundary (epoch s), or a one-line PipelineError."""
+    from edgefinder.markets.atlas import AtlasError, session_start
+    from edgefinder.markets.orchestrator import PipelineError
+
+    try:
+        return session_start(value, flag)
+    except AtlasError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def _write_run_results(
@@ -540,11 +624,24 @@ def approve_playbook_cmd(
         str | None,
         typer.Option("--reviewer", help="Name of the person approving (recorded in the JSON)."),
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="ATLAS root the playbook is meant for: refused unless the checkpoints were "
+            "built from it.",
+        ),
+    ] = None,
 ) -> None:
     """Human review step: mark the production playbook `approved` (it is written `pending_review`)."""
     from edgefinder.console import Console
-    from edgefinder.markets.selection import approve_playbook
+    from edgefinder.markets.checkpoints import check_dataset
+    from edgefinder.markets.selection import SelectionError, approve_playbook
 
+    if data is not None:
+        if not data.is_dir():
+            raise SelectionError(f"data directory not found: {data}")
+        check_dataset(checkpoint_dir, data, SelectionError)
     doc = approve_playbook(checkpoint_dir, reviewer)
     Console().print(
         f"production playbook in {checkpoint_dir}: {len(doc.get('templates', {}))} templates, "
@@ -565,17 +662,23 @@ def paper_trade_cmd(
         Path, typer.Option("--data", help="ATLAS root holding the sessions to replay.")
     ] = Path("DATA/ATLAS"),
     date_from: Annotated[
-        str,
+        _dt.date | None,
         typer.Option(
             "--from",
+            click_type=DATE,
             help="First session to replay (YYYY-MM-DD, the date a CME "
             "session ends); must come after every session Phases 2–5 used.",
         ),
-    ] = "",
-    date_to: Annotated[
-        str | None,
-        typer.Option("--to", help="Last session to replay (default: the last in the ATLAS)."),
     ] = None,
+    date_to: Annotated[
+        _dt.date | None,
+        typer.Option(
+            "--to",
+            click_type=DATE,
+            help="Last session to replay (default: the last in the ATLAS).",
+        ),
+    ] = None,
+    instrument: Annotated[str | None, _instrument_option()] = None,
     allow_pending: Annotated[
         bool,
         typer.Option(
@@ -590,8 +693,14 @@ def paper_trade_cmd(
     from edgefinder.console import Console
     from edgefinder.markets.paper_trade import PaperTradeError, run_paper_trade
 
-    if not date_from:
+    if date_from is None:
         raise PaperTradeError("--from YYYY-MM-DD is required (the first unseen session to replay)")
     run_paper_trade(
-        checkpoint_dir, data, date_from, date_to, allow_pending=allow_pending, console=Console()
+        checkpoint_dir,
+        data,
+        date_from,
+        date_to,
+        allow_pending=allow_pending,
+        console=Console(),
+        instrument=instrument,
     )

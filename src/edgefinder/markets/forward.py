@@ -59,6 +59,7 @@ from edgefinder.markets.checkpoints import (
     SCALER,
     TRADES,
     ForwardRecord,
+    check_dataset,
     file_digest,
     files_fingerprint,
     load_library,
@@ -415,6 +416,7 @@ def run_forward_pass(
     ckpt.mkdir(parents=True, exist_ok=True)
     inst = get_instrument(cfg.instrument)
     rec = training_record(ckpt)
+    check_dataset(ckpt, data_dir, ForwardError)
     try:
         t_until = atlas.session_start(train_until, "--train-until")
         f_until = atlas.session_start(forward_until, "--forward-until")

@@ -45,6 +45,13 @@ class Instrument:
         """Commission plus slippage for entry and exit of one contract, in dollars."""
         return 2.0 * (self.commission_per_side + self.slippage_ticks * self.tick_value)
 
+    def describe(self) -> str:
+        """One line for reports: ``ES: $12.50 a tick (0.25 points), $29.50 a round trip``."""
+        return (
+            f"{self.symbol}: ${self.tick_value:,.2f} a tick ({self.tick_size:g} points), "
+            f"${self.round_trip_cost_dollars:,.2f} a round trip"
+        )
+
     def ticks_to_dollars(self, ticks: float) -> float:
         """Gross dollars for a move of ``ticks`` ticks on one contract."""
         return ticks * self.tick_value

@@ -48,6 +48,7 @@ from edgefinder.markets.checkpoints import (
     PHASE_FILES,
     SCALER,
     TEMPLATES,
+    data_fingerprint,
     files_fingerprint,
     read_state,
     write_state,
@@ -103,6 +104,7 @@ class RunSummary:
     library_templates: int = 0
     skipped_members: int = 0
     checkpoint_dir: str = ""
+    instrument: str = ""
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -244,7 +246,8 @@ def print_run_summary(console: Console, summary: RunSummary) -> None:
         )
     )
     console.print(
-        f"timeframes {','.join(summary.timeframes)}; {scope}; checkpoints in {summary.checkpoint_dir}"
+        f"timeframes {','.join(summary.timeframes)}; {scope}; {summary.instrument}; "
+        f"checkpoints in {summary.checkpoint_dir}"
     )
 
 
@@ -335,7 +338,9 @@ class Orchestrator:
         self.engine: Any = None
         self.library: dict[int, dict] | None = None
         self.fissions: list[dict] = []
-        self.summary = RunSummary(checkpoint_dir=str(self.checkpoint_dir))
+        self.summary = RunSummary(
+            checkpoint_dir=str(self.checkpoint_dir), instrument=self.instrument.describe()
+        )
 
     # ------------------------------------------------------------------ paths and state
     def path(self, name: str) -> Path:
@@ -491,6 +496,7 @@ class Orchestrator:
             "cascade": self.cascade,
             "levels": agent.level_stats,
             "summary": manifest_summary(manifest),
+            "data": data_fingerprint(self.data_dir, self.timeframes[0], self.train_until),
         }
         self._apply_discovery_info(info)
         return info
@@ -549,6 +555,7 @@ class Orchestrator:
             "library_templates": len(res.library),
             "fissions": res.fissions,
             "skipped_members": res.skipped_members,
+            "instrument": self.instrument.symbol,
         }
         self._apply_playbook_info(info)
         return info

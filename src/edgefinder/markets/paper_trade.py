@@ -29,6 +29,7 @@ import pandas as pd
 from rich.console import Console
 
 from edgefinder import DISCLAIMER, PURPOSE
+from edgefinder.dates import parse_date
 from edgefinder.errors import EdgefinderError
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
@@ -40,6 +41,8 @@ from edgefinder.markets.checkpoints import (
     PAPER_REPORT,
     PAPER_TRADES,
     REPORT,
+    check_dataset,
+    check_instrument,
     forward_record,
     training_record,
 )
@@ -65,10 +68,7 @@ class PaperTradeResult:
 
 
 def _date(value: Any, flag: str) -> _dt.date:
-    try:
-        return value if isinstance(value, _dt.date) else _dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise PaperTradeError(f"{flag} must be a date YYYY-MM-DD, got {value!r}") from None
+    return parse_date(value, flag)
 
 
 def run_paper_trade(
@@ -79,9 +79,14 @@ def run_paper_trade(
     *,
     allow_pending: bool = False,
     console: Console | None = None,
+    instrument: str | None = None,
 ) -> PaperTradeResult:
     """Replay the CME sessions ending ``date_from``..``date_to`` (inclusive; default: the last session in
-    the ATLAS) with the frozen production playbook of ``checkpoint_dir``; see the module doc."""
+    the ATLAS) with the frozen production playbook of ``checkpoint_dir``; see the module doc.
+
+    ``instrument``: the symbol to price trades with; it must be the one Phase 3 optimised the
+    playbook for (default: that one). ``data_dir`` must hold the data the checkpoints were built from.
+    """
     ckpt, data = Path(checkpoint_dir), Path(data_dir)
     if not data.is_dir():
         raise PaperTradeError(f"data directory not found: {data}")
@@ -106,6 +111,8 @@ def run_paper_trade(
             f"{ckpt} has no forward-pass record: run `markets run --forward-pass "
             "--strategy-report` first"
         )
+    check_dataset(ckpt, data, PaperTradeError)
+    symbol = check_instrument(ckpt, instrument, PaperTradeError)
     if d0 <= _dt.date.fromisoformat(fwd.last_session):
         raise PaperTradeError(
             f"--from {d0} overlaps the sessions Phases 2–5 used (up to {fwd.last_session}): paper trading judges "
@@ -159,10 +166,11 @@ def run_paper_trade(
     chosen = [k for k, d in enumerate(labels) if d >= d0 and (d1 is None or d <= d1)]
     if not chosen:
         raise PaperTradeError(f"no sessions from {d0}{'' if d1 is None else f' to {d1}'} in {data}")
+    inst = get_instrument(symbol or phase4.get("instrument", {}).get("symbol", "MNQ"))
     trader = SessionTrader(
         est,
         scanner.entry_timeframe,
-        get_instrument(phase4.get("instrument", {}).get("symbol", "MNQ")),
+        inst,
         playbook.template_ids,
         playbook.params,
     )
@@ -226,6 +234,7 @@ def run_paper_trade(
         "cascade": rec.cascade,
         "entry_timeframe": scanner.entry_timeframe,
         "pipeline_sessions_until": fwd.last_session,
+        "instrument": dataclasses.asdict(inst),
         "units": {"pnl": "dollars per contract, net of commission and slippage"},
         "per_session": days,
     }
@@ -237,7 +246,7 @@ def run_paper_trade(
         print_block(
             console,
             f"Paper trade — {report['from']} to {report['to']} (frozen production playbook, "
-            f"{len(production)} templates, status {status})",
+            f"{len(production)} templates, status {status}; {inst.describe()})",
             {**block, "days": len(days)},
             brain=False,
         )

@@ -947,6 +947,11 @@ def approve_playbook(checkpoint_dir: str | Path, reviewer: str | None = None) ->
         raise SelectionError(
             f"production playbook in {ckpt} is already approved (by {doc.get('reviewer')})"
         )
+    if not production:
+        raise SelectionError(
+            f"production playbook in {ckpt} is empty (no family passed Phase 5's tests): "
+            "nothing to approve"
+        )
     when = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     for entry in production.values():
         entry["status"] = STATUS_APPROVED
