@@ -213,9 +213,11 @@ class Settings(BaseSettings):
 
     @property
     def effective_database_url(self) -> str:
-        """The database URL in force: the explicit one or the embedded SQLite file."""
+        """The database URL in force: the explicit one or the embedded SQLite file (whose data
+        directory is created here: it is edgefinder's own, unlike an explicit URL's directory)."""
         if self.database_url:
             return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'edgefinder.sqlite3').as_posix()}"
 
 

@@ -214,6 +214,25 @@ def test_cli_ingest_from_file_dead_letters_bad_lines_by_line_number_and_goes_on(
     ) == len(canon)
 
 
+def test_cli_ingest_of_a_file_without_one_valid_line_fails_with_one_line(
+    pg_url, pg_engine, tmp_path
+) -> None:
+    sim = simulate(1, seed=305)
+    path = tmp_path / "all_bad.jsonl"
+    path.write_bytes(b"\n".join(b.line for b in probes(sim.lines, "p305")) + b"\nnot json\n")
+    n_lines = len(path.read_bytes().splitlines())
+    r = _cli(pg_url, "esports", "ingest", "--from-file", str(path), "--no-progress")
+    assert r.returncode == 1, r.stdout
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        f"error: {path}: no valid event in its {n_lines:,} line(s), nothing ingested "
+        f"({n_lines:,} dead letters, each with its reason)"
+    ]
+    assert "ingested" not in r.stdout
+    assert _count(pg_engine, "SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim305-%'") == 0
+    assert len(_dead(pg_engine, [str(path)])) == n_lines  # every line kept, with its reason
+
+
 def test_cli_publish_reports_bad_lines_by_number_and_publishes_the_rest(
     redis_url, redis_client, redis_prefix, tmp_path
 ) -> None:

@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, insert, select
 
+from edgefinder.errors import ConfigError
 from edgefinder.store.engine import make_engine, temporary_database
 from edgefinder.store.migrate import SQL_FILE_NAME, current_revision, render_sql, upgrade
 from edgefinder.store.tables import dead_letters, metadata, rounds
@@ -63,6 +64,10 @@ def test_postgres_upgrade_twice_then_write_and_read(pg_url: str) -> None:
 
 def test_sqlite_upgrade_twice_then_write_and_read(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nested' / 'db.sqlite3'}"
+    with pytest.raises(ConfigError, match="nested does not exist"):
+        upgrade(url)
+    assert list(tmp_path.iterdir()) == []  # no directory, no database left behind
+    (tmp_path / "nested").mkdir()
     assert upgrade(url) == _head()
     assert upgrade(url) == _head()
     engine = make_engine(url)

@@ -70,6 +70,21 @@ def test_errors_are_one_line_without_traceback(args: list[str], expected: str) -
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
+@pytest.mark.parametrize(
+    "args", [["esports", "analyze"], ["db", "upgrade"], ["report", "--out", "{tmp}/r.html"]]
+)
+def test_a_sqlite_url_whose_directory_does_not_exist_is_an_error(tmp_path, args) -> None:
+    missing = tmp_path / "nonexistent_dir"
+    url = f"sqlite:///{(missing / 'x.db').as_posix()}"
+    proc = _run_cli("--database-url", url, *[a.format(tmp=tmp_path) for a in args])
+    assert proc.returncode == 1, proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        f"error: database URL {url!r}: directory {missing} does not exist (create it first)"
+    ]
+    assert list(tmp_path.iterdir()) == []  # no directory, no database, no report
+
+
 def test_verbose_shows_the_traceback() -> None:
     proc = _run_cli(
         "--verbose", "--database-url", "postgresql://nobody@127.0.0.1:1/none", "db", "upgrade"

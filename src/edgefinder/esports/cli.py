@@ -252,6 +252,12 @@ def ingest(
         for sig, handler in old.items():
             signal.signal(sig, handler)
         pipeline.engine.dispose()
+    if from_file is not None and counters.entries == counters.dead_letters:
+        # a wrong file (another format, a truncated export) must not look like a successful ingest
+        raise EdgefinderError(
+            f"{from_file}: no valid event in its {counters.entries:,} line(s), nothing ingested "
+            f"({counters.dead_letters:,} dead letters, each with its reason)"
+        )
     rate = counters.events / counters.elapsed_s if counters.elapsed_s > 0 else 0.0
     Console().print(
         f"ingested {counters.canonical:,} canonical events and {counters.signals:,} motion signals "

@@ -42,7 +42,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engine:
-    """Create an engine; for SQLite files, create the parent directory first.
+    """Create an engine; a SQLite file whose directory does not exist is a :class:`ConfigError`.
+
+    A typo in a path must not leave a new directory and an empty database behind and report
+    success: the directory of an explicit URL is the user's to create (the embedded default's
+    data directory is created by :attr:`Settings.effective_database_url`).
 
     ``pre_ping`` (Postgres): test each pooled connection with a round trip before handing it out.
     A caller that retries on a lost connection anyway (the ingest) can save that round trip.
@@ -52,7 +56,11 @@ def make_engine(url: str, *, echo: bool = False, pre_ping: bool = True) -> Engin
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:" and not db.startswith("file:"):
-            Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            parent = Path(db).expanduser().parent
+            if not parent.is_dir():
+                raise ConfigError(
+                    f"database URL {url!r}: directory {parent} does not exist (create it first)"
+                )
         engine = create_engine(url, echo=echo)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
