@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     tier4_trades: int = Field(
         default=20, ge=0, description="Tier 4 (toxic): more trades than this."
     )
-    # Physics thresholds (DESIGN "Physics": thresholds are settings). Phase 2 records them in
+    # Physics thresholds are settings. Phase 2 records them in
     # state.json and the forward pass reuses the recorded ones, so a playbook is always replayed
     # with the thresholds that found its patterns.
     snap_z: float = Field(

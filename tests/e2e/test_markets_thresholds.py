@@ -1,4 +1,4 @@
-"""Physics thresholds are settings (DESIGN "Physics"): Settings/env → PhysicsConfig, `markets run`
+"""Physics thresholds are settings: Settings/env → PhysicsConfig, `markets run`
 flags, Phase 2's fingerprint and record in state.json, and the forward pass reusing (and guarding)
 the recorded thresholds. Small synthetic ATLAS (8 sessions, 5m/1m/15s), 2 Optuna trials."""
 

@@ -53,6 +53,39 @@ def results(features: pd.DataFrame) -> pd.DataFrame:
     return compute_results(features, JobParams(seed=5, refute="all"))
 
 
+def test_what_the_data_cannot_provide_is_named_not_tested(features: pd.DataFrame) -> None:
+    """A source without an end-of-round bank and without peek signals (as the real ones are): no
+    n = 0 rows for econ_delta or peek, and the run says why."""
+    import io
+
+    from rich.console import Console
+
+    from edgefinder.esports.jobs import JobResult, not_available
+    from edgefinder.esports.report import print_run
+
+    real_like = features.assign(econ_delta=np.nan, peek_count=0, peek_share=0.0)
+    missing = not_available(real_like)
+    assert missing == {
+        "econ_delta": "no end-of-round bank in this data",
+        "peek": "no peek signal in this data",
+    }
+    assert not_available(features) == {}
+    res = compute_results(real_like, JobParams(seed=5, refute="none"))
+    assert len(res) and "econ_delta" not in set(res.outcome)
+    assert not res.feature.str.startswith("peek_").any()
+    buf = io.StringIO()
+    print_run(
+        JobResult(
+            "r1", "succeeded", len(real_like), len(res), 0, 1.0, "m", res, not_available=missing
+        ),
+        Console(file=buf, width=200),
+    )
+    assert (
+        "not available in this data, not tested: econ_delta (no end-of-round bank in this data), "
+        "peek (no peek signal in this data)" in buf.getvalue()
+    )
+
+
 def _one(results: pd.DataFrame, feature: str, outcome: str, method: str) -> pd.Series:
     hit = results[
         (results.feature == feature) & (results.outcome == outcome) & (results.method == method)

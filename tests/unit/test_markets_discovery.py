@@ -84,7 +84,7 @@ def full_states(synth_root):
 
 # ------------------------------------------------------------------------------------ helpers
 def _check_invariants(manifest: list[PatternEvent], hierarchy: list[str]) -> None:
-    """The Task A invariants, checked without reusing the agent's window code."""
+    """The discovery invariants, checked without reusing the agent's window code."""
     assert manifest, "expected patterns"
     by_depth: dict[int, list[PatternEvent]] = {}
     for p in manifest:

@@ -58,7 +58,19 @@ def test_hierarchy_must_be_the_one_templates_were_learned_with(tmp_path) -> None
 
 
 def test_no_record_checks_nothing(tmp_path) -> None:
-    check_against_training(tmp_path, TRAINED_UNTIL, TFS)  # a library from elsewhere: no state.json
+    """A library made elsewhere (no state.json): what a record would refuse passes, nothing written."""
+    early, other = TRAINED_UNTIL - 86_400, ["15m", *TFS]
+    recorded = tmp_path / "recorded"
+    recorded.mkdir()
+    _state(recorded, TRAINED_UNTIL)
+    for args in ((early, TFS), (TRAINED_UNTIL, other)):
+        with pytest.raises(ForwardError):
+            check_against_training(recorded, *args)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for args in ((early, TFS), (TRAINED_UNTIL, other)):
+        assert check_against_training(bare, *args) is None
+    assert list(bare.iterdir()) == []
 
 
 def test_final_block_prints_negative_money_with_the_sign_first() -> None:

@@ -38,6 +38,18 @@ FORBIDDEN = re.compile(
     ),
     re.IGNORECASE,
 )
+# Case-sensitive: the design document's name as a word ("design" is an ordinary word), work items
+# named "Task A/B/C", and the folders outside the repository that held the specification.
+FORBIDDEN_EXACT = re.compile(
+    "|".join(
+        (
+            r"\b" + "DES" + r"IGN\b",
+            r"\bTask" + r" [A-Z]\b",
+            r"\bseeds" + r"/",
+            r"\bSP" + r"EC\b",
+        )
+    )
+)
 
 # [text](target) and [text]: target, not images' alt text alone; inline code is stripped first.
 INLINE_LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
@@ -122,7 +134,7 @@ def test_no_reference_to_documents_outside_the_repository() -> None:
         except UnicodeDecodeError:
             continue
         for no, line in enumerate(text.splitlines(), 1):
-            if FORBIDDEN.search(line):
+            if FORBIDDEN.search(line) or FORBIDDEN_EXACT.search(line):
                 hits.append(f"{path.relative_to(REPO)}:{no}: {line.strip()[:120]}")
     assert not hits, (
         "cite docs/decisions.md §Dn or state the reason instead of documents, work items or owners "
@@ -165,6 +177,26 @@ def test_decision_citations_name_existing_decisions() -> None:
             cited.setdefault(m.group(1), path.relative_to(REPO).as_posix())
     missing = {d: where for d, where in cited.items() if d not in numbers}
     assert not missing, f"cited decisions that docs/decisions.md does not have: {missing}"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Phase 4 (" + "Task B): the forward pass",
+        "# thresholds (" + 'DESIGN "Physics")',
+        "see ../shared/" + "seeds/spec.md",
+        "as the " + "SPEC says",
+    ],
+)
+def test_the_scan_catches_references_outside_the_repository(line: str) -> None:
+    assert FORBIDDEN.search(line) or FORBIDDEN_EXACT.search(line)
+
+
+@pytest.mark.parametrize(
+    "line", ["the design of the report", "a task and its seed", "task_id", "Tasks are queued"]
+)
+def test_the_scan_leaves_ordinary_words_alone(line: str) -> None:
+    assert not (FORBIDDEN.search(line) or FORBIDDEN_EXACT.search(line))
 
 
 def test_slugs_follow_github() -> None:

@@ -42,6 +42,21 @@ def _effect(
     }
 
 
+def test_forest_says_an_outcome_the_data_cannot_provide_is_not_available() -> None:
+    effects = [_effect("trade", "round_win", 0.07, 0.03, 0.12, True, "robust", naive=0.08)]
+    fig = figures.forest_figure(
+        effects, {"econ_delta": "no end-of-round bank in this data", "peek": "no peek signal"}
+    )
+    assert fig is not None
+    titles = [a.text for a in fig.layout.annotations if "economy swing" in (a.text or "")]
+    assert titles == ["economy swing<br><sub>not available</sub>"]
+    notes = [a for a in fig.layout.annotations if "not available in this data" in (a.text or "")]
+    assert len(notes) == 1 and "no end-of-round bank" in notes[0].text
+    assert (notes[0].xref, notes[0].yref) == ("x2 domain", "y2 domain")  # in the economy panel
+    assert fig.layout.xaxis2.visible is False
+    assert all(t.xaxis == "x" for t in fig.data)  # nothing drawn in the empty panel
+
+
 def test_forest_places_each_estimate_with_its_interval_and_category() -> None:
     effects = [
         _effect("trade", "round_win", 0.07, 0.03, 0.12, True, "robust", naive=0.08),
@@ -50,7 +65,6 @@ def test_forest_places_each_estimate_with_its_interval_and_category() -> None:
         _effect("trade", "econ_delta", 0.3, 0.25, 0.35, True),
     ]
     fig = figures.forest_figure(effects)
-    assert fig is not None
     by_name = {}
     for t in fig.data:
         by_name.setdefault(t.name, []).append(t)
@@ -73,6 +87,16 @@ def test_forest_places_each_estimate_with_its_interval_and_category() -> None:
     assert robust.y[0] < 0 + 0.5 and math.isclose(
         naive.y[list(naive.x).index(0.08)] - robust.y[0], 0.22
     )
+    # every estimate of every category at its value, with its own interval, filled when significant
+    for e in effects:
+        cat = e["verdict"] or "significant (q < 0.05)"
+        (tr,) = by_name[cat]
+        i = list(tr.x).index(e["estimate"])
+        assert math.isclose(tr.error_x.array[i], e["ci_high"] - e["estimate"])
+        assert math.isclose(tr.error_x.arrayminus[i], e["estimate"] - e["ci_low"])
+        assert tr.marker.symbol == ("circle" if e["significant"] else "circle-open")
+    assert by_name["fragile"][0].y[0] == robust.y[0] + 1  # retreat: the second intent's row
+    assert by_name["not significant"][0].y[0] == robust.y[0] + 2  # hold: the third
     assert figures.forest_figure([]) is None
 
 

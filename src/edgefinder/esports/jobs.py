@@ -205,6 +205,8 @@ class JobResult:
     purpose: str = PURPOSE
     disclaimer: str = DISCLAIMER
     n_alerts: int = 0
+    #: outcomes and intents the data cannot provide -> why (see :func:`not_available`)
+    not_available: dict[str, str] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------- statistics
@@ -747,6 +749,39 @@ def _causal_rows(
     return [within_row, _effect_row(feat, outcome, NAIVE_METHOD, naive, naive_details)]
 
 
+#: Why an outcome can be missing from every round of a source.
+_MISSING_OUTCOME = {
+    "round_win": "no round winner in this data",
+    "econ_delta": "no end-of-round bank in this data",
+    "site_executed": "no bomb plant or site in this data",
+}
+
+
+def not_available(features: pd.DataFrame) -> dict[str, str]:
+    """The outcomes and intents this data cannot provide, each with the reason (pure function).
+
+    An outcome is missing when no team-round has a value (real sources carry no end-of-round bank,
+    so ``econ_delta`` is empty); an intent when no round has a signal of it (no source records line
+    of sight, so ``peek`` never fires). Their tests would all be n = 0 rows: the job leaves them out
+    and says so (CLI, run summary, report) instead.
+    """
+    out = {
+        o: why
+        for o, why in _MISSING_OUTCOME.items()
+        if o not in features.columns or not features[o].notna().any()
+    }
+    for col in COUNT_FEATURES:
+        if col in features.columns and not (features[col].fillna(0) > 0).any():
+            intent = col.removesuffix("_count")
+            out[intent] = f"no {intent} signal in this data"
+    return out
+
+
+def _tested(feature: str, outcome: str, missing: dict[str, str]) -> bool:
+    """Whether a (feature, outcome) test can run on data whose missing parts are ``missing``."""
+    return outcome not in missing and feature.rsplit("_", 1)[0] not in missing
+
+
 def compute_results(
     features: pd.DataFrame,
     params: JobParams | None = None,
@@ -755,12 +790,14 @@ def compute_results(
     """Every test of one run on a feature frame, with BH q-values over all of them (pure function).
 
     Returns one row per test with the columns of ``correlation_results`` (without run id) plus
-    ``purpose``. Tests that could not run keep ``p_value``/``q_value`` None and are not significant.
+    ``purpose``. Tests that could not run keep ``p_value``/``q_value`` None and are not significant;
+    tests of an outcome or intent the data cannot provide (:func:`not_available`) are left out.
     """
     params = params or JobParams()
+    missing = not_available(features)
     features = features.assign(**{MATCH_CODE: pd.factorize(features["match_id"])[0]})
     features_present = [f for f in FEATURE_COLUMNS if f in features.columns]
-    tasks = _causal_tasks(features, params)
+    tasks = [t for t in _causal_tasks(features, params) if _tested(t[1], t[2], missing)]
     if progress:
         progress(f"association tests and {len(tasks)} causal estimates")
     # Threads overlap the association tests with the causal estimates where NumPy and LAPACK release
@@ -787,6 +824,7 @@ def compute_results(
             rows.extend(f.result())
         for f in causal:
             rows.extend(f.result())
+    rows = [r for r in rows if _tested(r["feature"], r["outcome"], missing)]
     refuters = [d.pop("_refute", None) for d in (r["details"] for r in rows)]
     later = ("q_value", "significant", "verdict")
     out = pd.DataFrame.from_records(rows, columns=[c for c in RESULT_COLUMNS if c not in later])
@@ -1182,6 +1220,7 @@ def _finish(
     message: str,
     error: str | None = None,
     queries: _QueryCounter | None = None,
+    missing: dict[str, str] | None = None,
 ) -> float:
     duration = time.perf_counter() - lock.started
     n_tests = 0 if results is None else int(len(results))
@@ -1189,6 +1228,7 @@ def _finish(
     summary: dict[str, Any] = {
         "message": message,
         "n_significant": n_sig,
+        "not_available": missing or {},
         "purpose": PURPOSE,
         "disclaimer": DISCLAIMER,
     }
@@ -1270,6 +1310,7 @@ def run_correlation_job(
                 if progress:
                     progress("extracting round features")
                 features = extract_round_features(eng)
+                missing = not_available(features) if not features.empty else {}
                 if features.empty:
                     message = "no finished rounds in the database: ingest events first (edgefinder esports ingest)"
                     results = pd.DataFrame(columns=[*RESULT_COLUMNS, "purpose"])
@@ -1289,6 +1330,7 @@ def run_correlation_job(
                     n_rows=len(features),
                     message=message,
                     queries=queries,
+                    missing=missing,
                 )
             out = JobResult(
                 lock.run_id,
@@ -1299,6 +1341,7 @@ def run_correlation_job(
                 duration,
                 message,
                 results,
+                not_available=missing,
             )
         except BaseException as exc:
             error = f"{type(exc).__name__}: {first_line(exc)}"

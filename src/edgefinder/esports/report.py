@@ -147,6 +147,13 @@ def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool
     return t
 
 
+def not_available_line(missing: dict[str, str]) -> str:
+    """``not available in this data: econ_delta (no end-of-round bank …), peek (…)``."""
+    return "not available in this data, not tested: " + ", ".join(
+        f"{name} ({why})" for name, why in missing.items()
+    )
+
+
 def print_run(
     result: JobResult, console: Console, n: int = 15, *, include_in_round: bool = False
 ) -> None:
@@ -154,6 +161,8 @@ def print_run(
     console.print(
         f"run [bold]{result.run_id}[/bold]: {result.message} in {result.duration_s:.1f} s"
     )
+    if result.not_available:
+        console.print(not_available_line(result.not_available))
     if result.n_tests == 0:
         console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")
         return

@@ -378,7 +378,7 @@ def run_forward_pass(
     day_lines: bool = True,
     physics: PhysicsConfig | Mapping[str, float] | None = None,
 ) -> ForwardResult:
-    """Phase 4 (Task B) over the sessions of the ATLAS at ``data_dir``; see the module doc.
+    """Phase 4 over the sessions of the ATLAS at ``data_dir``; see the module doc.
 
     Args:
         data_dir: ATLAS root. checkpoint_dir: holds the Phase 2–3 artifacts; Phase 4 writes

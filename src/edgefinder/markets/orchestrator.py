@@ -615,7 +615,7 @@ class Orchestrator:
         day_lines: bool = True,
         **kwargs: Any,
     ) -> Any:
-        """Phase 4 (Task B): :func:`edgefinder.markets.forward.run_forward_pass` on this run's ATLAS,
+        """Phase 4: :func:`edgefinder.markets.forward.run_forward_pass` on this run's ATLAS,
         checkpoints, ``train_until`` and hierarchy (the one discovery used; see ``state.json``).
 
         ``config`` is a :class:`~edgefinder.markets.forward.ForwardConfig` (gates, entry timeframe);
@@ -646,7 +646,7 @@ class Orchestrator:
         )
 
     def run_strategy_selection(self, config: Any = None, **kwargs: Any) -> Any:
-        """Phase 5 (Task C): :func:`edgefinder.markets.selection.run_strategy_selection` on this
+        """Phase 5: :func:`edgefinder.markets.selection.run_strategy_selection` on this
         run's checkpoints (brain and trades of Phase 4). Returns a ``SelectionResult``."""
         from edgefinder.markets.selection import run_strategy_selection
 

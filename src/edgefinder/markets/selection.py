@@ -624,7 +624,7 @@ def run_strategy_selection(
     library: dict[int, dict[str, Any]] | None = None,
     write: bool = True,
 ) -> SelectionResult:
-    """Phase 5 (Task C): rank templates, score risk, write the production playbook (pending review)."""
+    """Phase 5: rank templates, score risk, write the production playbook (pending review)."""
     cfg = config or SelectionConfig()
     ckpt = Path(checkpoint_dir)
     if brain is None:

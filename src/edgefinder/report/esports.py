@@ -267,6 +267,8 @@ def _run_record(run: Any, n_significant: int) -> dict[str, Any]:
         "n_tests": run.n_tests,
         "n_significant": n_significant,
         "message": summary.get("message"),
+        # outcomes and intents the data cannot provide (no n = 0 rows are stored for them)
+        "not_available": summary.get("not_available") or {},
         "trigger": run.trigger,
         "params": jsonable(run.params or {}),
     }

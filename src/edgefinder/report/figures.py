@@ -125,18 +125,27 @@ def _hover(e: dict[str, Any]) -> str:
     return "<br>".join(parts)
 
 
-def forest_figure(effects: list[dict[str, Any]]) -> go.Figure | None:
+def forest_figure(
+    effects: list[dict[str, Any]], not_available: dict[str, str] | None = None
+) -> go.Figure | None:
     """Each intent's effect on each outcome with its 95 % CI: one panel per outcome (its own scale),
-    the adjusted estimate coloured by verdict or significance, the naive estimate beside it."""
+    the adjusted estimate coloured by verdict or significance, the naive estimate beside it.
+
+    ``not_available``: outcomes the data cannot provide -> why; their panel says so instead of
+    staying empty (the job stores no rows for them).
+    """
     if not effects:
         return None
+    missing = {o: why for o, why in (not_available or {}).items() if o in _OUTCOME_TITLES}
     outcomes = list(dict.fromkeys(e["outcome"] for e in effects))
+    outcomes += [o for o in missing if o not in outcomes]
     intents = list(dict.fromkeys(e["intent"] for e in effects))
     pos = {name: float(i) for i, name in enumerate(intents)}
-    titles = [
-        f"{_OUTCOME_TITLES.get(o, o)}<br><sub>{next(e['scale'] for e in effects if e['outcome'] == o)}</sub>"
-        for o in outcomes
-    ]
+
+    def scale(o: str) -> str:
+        return next((e["scale"] for e in effects if e["outcome"] == o), "not available")
+
+    titles = [f"{_OUTCOME_TITLES.get(o, o)}<br><sub>{scale(o)}</sub>" for o in outcomes]
     fig = make_subplots(
         rows=1,
         cols=len(outcomes),
@@ -146,6 +155,19 @@ def forest_figure(effects: list[dict[str, Any]]) -> go.Figure | None:
     )
     shown: set[str] = set()
     for col, outcome in enumerate(outcomes, start=1):
+        if outcome in missing:
+            axis = "" if col == 1 else str(col)
+            fig.add_annotation(
+                text=f"not available in this data:<br>{missing[outcome]}",
+                xref=f"x{axis} domain",
+                yref=f"y{axis} domain",
+                x=0.5,
+                y=0.5,
+                showarrow=False,
+                font={"color": GREY, "size": 13},
+            )
+            fig.update_xaxes(visible=False, row=1, col=col)
+            continue
         rows = [e for e in effects if e["outcome"] == outcome]
         has_naive = any(e.get("naive") is not None for e in rows)
         has_between = any(e.get("between") is not None for e in rows)

@@ -91,7 +91,12 @@ def _figure(fig: Any, name: str) -> Markup | None:
 def _figures(esports: dict[str, Any], futures: dict[str, Any]) -> dict[str, Markup | None]:
     f = figures
     return {
-        "forest": _figure(f.forest_figure(esports.get("effects") or []), "forest"),
+        "forest": _figure(
+            f.forest_figure(
+                esports.get("effects") or [], (esports.get("run") or {}).get("not_available")
+            ),
+            "forest",
+        ),
         "refutation": _figure(f.refutation_figure(esports.get("causal") or []), "refutation"),
         "balance": _figure(f.balance_figure(esports.get("balance") or []), "balance"),
         "equity": _figure(f.equity_figure(futures.get("equity") or []), "equity"),
