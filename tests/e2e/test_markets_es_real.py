@@ -181,3 +181,24 @@ def test_es_trades_are_priced_at_12_50_dollars_a_tick(built) -> None:
     ticks = trades["side"] * (trades["exit_price"] - trades["entry_price"]) / 0.25
     np.testing.assert_allclose(trades["pnl_ticks"], ticks, atol=1e-9)
     np.testing.assert_allclose(trades["pnl"], ticks * 12.50 - 2 * 2.25, atol=1e-6)
+
+
+def test_the_report_header_names_the_instrument(built, tmp_path: Path) -> None:
+    _, ck, _ = built
+    out = tmp_path / "report.html"
+    r = CliRunner().invoke(
+        app,
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "report",
+            "--out",
+            str(out),
+            "--checkpoint-dir",
+            str(ck),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert '<span data-figure="fu.instrument">ES</span></h2>' in html
+    assert "ES ($12.50 a tick) on 15s entries" in html
