@@ -555,27 +555,3 @@ def test_real_eurusd_hourly_atlas_discovery_and_clustering(tmp_path):
     x = pattern_features(manifest)
     for t in templates:
         assert np.allclose(t.centroid, x[t.member_indices].mean(axis=0))
-
-
-# ------------------------------------------------------------------------------------ slow
-@pytest.mark.slow
-def test_parent_chain_check_on_a_synthetic_year(tmp_path_factory, capsys):
-    """The original parent-chain check, verbatim in spirit, on a 250-session synthetic year (1D..15s)."""
-    root = tmp_path_factory.mktemp("discovery_year")
-    generate_atlas(root, SynthConfig(sessions=250, seed=0))
-    from edgefinder.markets.discovery import FractalDiscoveryAgent as Agent
-
-    agent = Agent()
-    manifest = agent.scan_atlas_topdown(str(root), cascade="strict")
-    deep = [p for p in manifest if p.depth >= 5]
-    assert deep
-    p = deep[0]
-    print(f"Pattern: depth={p.depth}, tf={p.timeframe}")
-    print(f"Chain length: {len(p.parent_chain)}")
-    for ancestor in p.parent_chain:
-        print(f"  {ancestor['tf']} {ancestor['type']} z={ancestor['z']:.2f}")
-    print("PASS")
-    assert all(len(q.parent_chain) == q.depth for q in deep)
-    assert len(p.parent_chain) == p.depth >= 5
-    _check_invariants(manifest, ["1D", "4h", "1h", "15m", "5m", "1m", "15s"])
-    assert "PASS" in capsys.readouterr().out

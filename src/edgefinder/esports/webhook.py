@@ -3,7 +3,8 @@
 One delivery thread per process and URL takes alerts from a queue, in order. An attempt succeeds on
 a 2xx answer. A connection error, a timeout, 408, 429 or a 5xx answer is retried after a delay that
 starts at ``EDGEFINDER_ALERT_WEBHOOK_BACKOFF_S`` and doubles (capped at 60 s), up to
-``EDGEFINDER_ALERT_WEBHOOK_ATTEMPTS`` attempts; any other 4xx answer is final. Every attempt is
+``EDGEFINDER_ALERT_WEBHOOK_ATTEMPTS`` attempts (tenacity's ``Retrying``); any other 4xx answer is
+final. Every attempt is
 recorded on the alert's row (``webhook_attempts``, ``webhook_failures``, ``webhook_delivered_at``,
 ``webhook_error``), which is what ``/metrics`` counts (``edgefinder_alert_webhook_failures_total``):
 the count survives the process and covers workers the API cannot see.
@@ -15,6 +16,7 @@ give pending deliveries a bounded time before it exits.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import queue
@@ -22,10 +24,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, update
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from edgefinder import __version__
 from edgefinder.store.engine import make_engine
@@ -50,7 +54,10 @@ class WebhookSender:
         attempts: int,
         backoff_s: float,
         timeout_s: float = TIMEOUT_S,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """``sleep`` waits between attempts (seconds); a test passes one that records the delays."""
+        self._sleep = sleep
         self.url, self.attempts, self.backoff_s, self.timeout_s = (
             url,
             attempts,
@@ -110,24 +117,29 @@ class WebhookSender:
             return False, True, f"{type(exc).__name__}: {reason}"
 
     def _deliver(self, payload: dict[str, Any]) -> None:
+        """Attempts with tenacity's exponential backoff (``backoff_s``, doubling, capped at
+        :data:`MAX_BACKOFF_S`), each recorded on the alert's row; a final answer stops at once."""
         body = json.dumps(payload, allow_nan=False).encode()
-        delay = self.backoff_s
-        for attempt in range(1, self.attempts + 1):
+        numbers = itertools.count(1)
+
+        def attempt() -> bool:
+            """One POST, recorded; True when it failed and may be retried."""
+            n = next(numbers)
             ok, retry, detail = self._post(body)
             if ok:
                 self._record(
                     payload["id"],
-                    webhook_attempts=attempt,
-                    webhook_failures=attempt - 1,
+                    webhook_attempts=n,
+                    webhook_failures=n - 1,
                     webhook_delivered_at=datetime.now(UTC),
                     webhook_error=None,
                 )
-                return
-            last = attempt == self.attempts or not retry
+                return False
+            last = n == self.attempts or not retry
             self._record(
                 payload["id"],
-                webhook_attempts=attempt,
-                webhook_failures=attempt,
+                webhook_attempts=n,
+                webhook_failures=n,
                 webhook_error=f"{detail}{' (gave up)' if last else ''}",
             )
             if last:
@@ -135,12 +147,18 @@ class WebhookSender:
                     "alert %s: webhook %s failed %d times, giving up: %s",
                     payload["id"],
                     self.url,
-                    attempt,
+                    n,
                     detail,
                 )
-                return
-            time.sleep(delay)
-            delay = min(delay * 2, MAX_BACKOFF_S)
+            return not last
+
+        Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff_s, max=MAX_BACKOFF_S),
+            retry=retry_if_result(bool),
+            retry_error_callback=lambda _state: None,  # every attempt is on the row already
+            sleep=self._sleep,
+        )(attempt)
 
     def _loop(self) -> None:
         while True:

@@ -22,6 +22,8 @@ from edgefinder.esports.jobs import MATCH_CODE, JobParams, _causal_rows
 from edgefinder.esports.simulate import SimConfig, simulate
 from edgefinder.stats.refute import verdict
 
+pytestmark = pytest.mark.slow  # ten simulated seasons of causal fits
+
 SEEDS = range(10)
 MATCHES = 300
 STRENGTH = 0.6
