@@ -17,7 +17,7 @@ import typer
 from pydantic import ValidationError
 
 from edgefinder import settings as settings_mod
-from edgefinder.console import Console
+from edgefinder.console import Console, set_wide
 from edgefinder.errors import EdgefinderError, first_line
 from edgefinder.esports.cli import esports_app
 from edgefinder.markets.cli import markets_app
@@ -72,10 +72,19 @@ def _global(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")
     ] = False,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide",
+            help="Print every table whole at the width its content needs (on a terminal, a "
+            "table wider than the screen is otherwise split into tables that fit).",
+        ),
+    ] = False,
 ) -> None:
     """Settings come from flags, then EDGEFINDER_* variables, then defaults (see README)."""
     global _verbose
     _verbose = verbose
+    set_wide(wide)
     s = settings_mod.configure(
         database_url=database_url,
         redis_url=redis_url,

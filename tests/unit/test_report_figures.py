@@ -139,8 +139,23 @@ def test_balance_shows_absolute_smds_per_intent() -> None:
     assert (
         list(before.x) == [0.3, 0.1]
         and list(after.x) == [0.02, 0.05]
-        and list(after.y) == ["side", "bank_start"]
+        and list(after.y) == ["side (attack)", "bank at round start"]
     )
+
+
+def test_balance_labels_are_for_a_reader_not_column_names() -> None:
+    bal = [
+        {"feature": "hold_count", "covariate": c, "smd_before": 0.2, "smd_after": 0.01}
+        for c in ("treatment__unit_mean", "bank_start__unit_mean", "loss_streak", "new_cov")
+    ]
+    labels = list(figures.balance_figure(bal).data[0].y)
+    assert labels == [
+        "intent used (team's match mean)",
+        "bank at round start (team's match mean)",
+        "loss streak",
+        "new cov",
+    ]
+    assert not any("__" in str(y) for t in figures.balance_figure(bal).data for y in t.y)
 
 
 def test_box_statistics_match_numpy() -> None:

@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 __all__ = [
     "ancestry_figure",
     "balance_figure",
+    "covariate_label",
     "equity_figure",
     "families_figure",
     "forest_figure",
@@ -238,6 +239,27 @@ def forest_figure(
     return fig
 
 
+_COVARIATE_LABELS = {
+    "side": "side (attack)",
+    "bank_start": "bank at round start",
+    "loadout_value": "own loadout value",
+    "opp_loadout_value": "opponent loadout value",
+    "score_diff": "score difference",
+    "prev_round_result": "previous round won",
+    "loss_streak": "loss streak",
+    "treatment": "intent used",
+}
+_UNIT_MEAN = "__unit_mean"
+
+
+def covariate_label(name: str) -> str:
+    """A covariate's name for a reader: ``bank_start`` → "bank at round start", a Mundlak term
+    ``x__unit_mean`` → "x (team's match mean)"; unknown names are shown with spaces."""
+    base = name.removesuffix(_UNIT_MEAN)
+    label = _COVARIATE_LABELS.get(base, base.replace("_", " "))
+    return f"{label} (team's match mean)" if name.endswith(_UNIT_MEAN) else label
+
+
 def balance_figure(balance: list[dict[str, Any]]) -> go.Figure | None:
     """Covariate balance of each causal estimate: |standardized mean difference| of every covariate
     between treated and control rounds, before and after weighting (one panel per intent)."""
@@ -247,7 +269,7 @@ def balance_figure(balance: list[dict[str, Any]]) -> go.Figure | None:
     features = list(dict.fromkeys(b["feature"] for b in rows))
     ncol = min(3, len(features))
     nrow = math.ceil(len(features) / ncol)
-    longest = max(len(b["covariate"]) for b in rows)  # the y labels sit between the panels
+    longest = max(len(covariate_label(b["covariate"])) for b in rows)  # y labels sit between panels
     fig = make_subplots(
         rows=nrow,
         cols=ncol,
@@ -258,7 +280,7 @@ def balance_figure(balance: list[dict[str, Any]]) -> go.Figure | None:
     for i, feat in enumerate(features):
         r, c = i // ncol + 1, i % ncol + 1
         sel = [b for b in rows if b["feature"] == feat]
-        covs = [b["covariate"] for b in sel]
+        covs = [covariate_label(b["covariate"]) for b in sel]
         for key, name, color, symbol in (
             ("smd_before", "before weighting", GREY, "circle-open"),
             ("smd_after", "after weighting", BLUE, "circle"),

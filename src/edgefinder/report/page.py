@@ -22,10 +22,12 @@ from edgefinder.report import figures
 
 __all__ = ["render_page"]
 
+# The mode bar sits over a figure's top right corner, where the last panel's title is (the economy
+# panel of the forest plot): a static page needs no zoom buttons, so there is none to cover it.
 _PLOT_CONFIG = {
     "displaylogo": False,
     "responsive": True,
-    "modeBarButtonsToRemove": ["sendDataToCloud"],
+    "displayModeBar": False,
 }
 
 
