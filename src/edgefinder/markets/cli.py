@@ -93,7 +93,6 @@ def synth_cmd(
     from edgefinder.console import Console
     from edgefinder.markets.synth import SynthConfig, SynthError, generate_atlas
 
-    start_date = start
     from edgefinder.markets.synth import EDGES
 
     if edge not in EDGES:
@@ -101,7 +100,7 @@ def synth_cmd(
     if base not in ("15s", "5s", "1s"):
         raise SynthError(f"--base must be 15s, 5s or 1s, got {base!r}")
     console = Console()
-    cfg = SynthConfig(sessions=sessions, seed=seed, edge=edge, base=base, start=start_date)  # type: ignore[arg-type]
+    cfg = SynthConfig(sessions=sessions, seed=seed, edge=edge, base=base, start=start)  # type: ignore[arg-type]
     with _progress_bar(console) as progress:
         task = progress.add_task("synth", total=1)
 
@@ -528,8 +527,8 @@ def _validate_run_flags(
             "or drop --forward-until"
         )
     asked = get_instrument(instrument).symbol if instrument else None
-    t_until = atlas_start(train_until, "--train-until")
-    f_until = atlas_start(forward_until, "--forward-until")
+    t_until = _atlas_start(train_until, "--train-until")
+    f_until = _atlas_start(forward_until, "--forward-until")
     reuse = forward_pass and not fresh  # the forward pass replays what the checkpoints hold
     if reuse:
         rec = training_record(checkpoint_dir)
@@ -554,7 +553,7 @@ def _fmt_epoch(t: int) -> str:
     return _dt.datetime.fromtimestamp(int(t), _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def atlas_start(value: Any, flag: str) -> int | None:
+def _atlas_start(value: Any, flag: str) -> int | None:
     """A date flag as a session boundary (epoch s), or a one-line PipelineError."""
     from edgefinder.markets.atlas import AtlasError, session_start
     from edgefinder.markets.orchestrator import PipelineError
