@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from edgefinder.esports.api import create_app
 from edgefinder.esports.insights import insights_key
@@ -67,6 +67,18 @@ def _n_results(url: str, run_id: str) -> int:
             )
     finally:
         engine.dispose()
+
+
+def _waiting_on_lock(engine: Any) -> bool:
+    """Whether another session of this database waits for a relation lock (the held ``rounds``)."""
+    with engine.connect() as conn:
+        n = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return int(n) > 0
 
 
 def _settings(db: str, redis_url: str, prefix: str) -> Settings:
@@ -174,6 +186,12 @@ def test_worker_killed_mid_job_leaves_the_run_failed_not_running(
     client = TestClient(create_app(settings))
     env = ops_env(db, redis_url, redis_prefix, tmp_path / "data")
     w = worker(env, tmp_path / "worker.log", "--pool", "solo")
+    # The job is held mid-run, not raced: an exclusive lock on ``rounds`` (which its first read
+    # needs) makes it wait inside the job until the worker is killed, however fast the job is.
+    blocker = make_engine(db)
+    hold = blocker.connect()
+    tx = hold.begin()
+    hold.execute(text("LOCK TABLE rounds IN ACCESS EXCLUSIVE MODE"))
     run_id = client.post(f"{API}/run-analysis", headers=AUTH).json()["run_id"]
     try:
         run = wait_until(
@@ -182,9 +200,12 @@ def test_worker_killed_mid_job_leaves_the_run_failed_not_running(
             "the job to start",
         )
         assert run["worker"] == f"{socket.gethostname()}:{w.pid}"
-        time.sleep(0.5)
+        wait_until(lambda: _waiting_on_lock(blocker), 60, "the job to wait for the rounds table")
     finally:
         w.kill()  # SIGKILL: no cleanup runs in the worker
+        tx.rollback()
+        hold.close()
+        blocker.dispose()
     run = wait_until(
         lambda: (x := client.get(f"{API}/runs/{run_id}").json())["status"] != "running" and x,
         30,
