@@ -178,6 +178,24 @@ def test_every_chart_is_drawn(page: Loaded) -> None:
         assert marks > 0, f"{fid}: nothing drawn ({marks})"
 
 
+def test_layout_fits_1280_px_with_readable_labels(page: Loaded) -> None:
+    """At 1280 px no table is cut (needs a horizontal scroll), no tool bar lies over a chart's
+    title, and the balance plot names covariates for a reader, not by their column names."""
+    assert page.page.viewport_size["width"] == 1280
+    cut = page.page.eval_on_selector_all(
+        "div.scroll",
+        "els => els.filter(e => e.scrollWidth > e.clientWidth + 1)"
+        "          .map(e => (e.querySelector('table') || {}).id)",
+    )
+    assert cut == []
+    assert page.page.locator(".modebar").count() == 0
+    ticks = page.page.eval_on_selector_all(
+        "#fig-balance .ytick text", "els => els.map(e => e.textContent)"
+    )
+    assert ticks and not [t for t in ticks if "__" in t or "_" in t], ticks
+    assert any("team's match mean" in t for t in ticks)
+
+
 def test_esports_headlines_and_charts_match_the_database(
     page: Loaded, truth: dict[str, Any]
 ) -> None:
