@@ -269,8 +269,10 @@ def test_esports_headlines_and_charts_match_the_database(
     balance = {
         t["name"]: t for t in page.chart("balance") if t.get("xaxis", "x") == "x"
     }  # first panel
-    by_cov = {
-        b["covariate"]: b
+    from edgefinder.report.figures import covariate_label
+
+    by_cov = {  # the plot names each covariate for a reader
+        covariate_label(b["covariate"]): b
         for b in json.loads(rows[("advance_count", "round_win", causal)]["details"])["balance"]
     }
     for cov, x in zip(balance["after weighting"]["y"], balance["after weighting"]["x"]):
