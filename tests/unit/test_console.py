@@ -105,3 +105,33 @@ def test_write_records_json_and_csv() -> None:
     assert check_format("csv") == "csv"
     with pytest.raises(EdgefinderError, match="unknown --format 'xml'"):
         check_format("xml")
+
+
+@pytest.mark.parametrize("width", [50, 60, 80])
+def test_a_table_wider_than_the_terminal_is_split_with_its_first_column_repeated(width) -> None:
+    out = _render(Console, _environ={"COLUMNS": str(width)})  # COLUMNS: the user's width, kept
+    assert broken_table_lines(out) == []
+    assert max(len(line) for line in out.splitlines()) <= width
+    headers = [
+        [c.strip() for c in line.strip().strip("┃").split("┃")]
+        for line in out.splitlines()
+        if line.strip().startswith("┃")
+    ]
+    assert len(headers) > 1 and all(h[0] == "feature" for h in headers)
+    # every other column once, in order, and every row's values under it
+    assert [c for h in headers for c in h[1:]] == [c.header for c in _wide_table().columns][1:]
+    assert out.count("retreat_count") == len(headers) and "-0.126 [-0.216, -0.036]" in out
+    assert "(continued)" in out
+
+
+def test_wide_prints_every_table_whole_on_a_terminal_too() -> None:
+    from edgefinder.console import set_wide
+
+    need = table_width(RichConsole(file=io.StringIO(), width=500), _wide_table())
+    set_wide(True)
+    try:
+        out = _render(Console, _environ={"COLUMNS": "60"})
+    finally:
+        set_wide(False)
+    assert max(len(line) for line in out.splitlines()) == need > 60
+    assert broken_table_lines(out) == [] and "(continued)" not in out
