@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 
+from edgefinder.esports import metrics as ingest_metrics
 from edgefinder.esports.api import create_app
 from edgefinder.esports.jobs import run_correlation_job
 from edgefinder.esports.simulate import SimConfig, simulate
@@ -34,13 +34,23 @@ from edgefinder.store.engine import make_engine
 from edgefinder.store.migrate import upgrade
 from edgefinder.store.tables import alerts, analysis_runs, dead_letters
 from tests.esports_ops import REPO, wait_until
+from tests.promql import (
+    DASHBOARD,
+    METRIC,
+    RULES,
+    dashboard_exprs,
+    misused,
+    module_types,
+    rule_exprs,
+    sample_types,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
+#: Samples of the stream consumers' metrics (edgefinder.esports.metrics), by type.
+INGEST_SAMPLES = module_types(ingest_metrics)
+
 RULE_TESTS = REPO / "deploy" / "prometheus" / "alerts_test.yml"
-DASHBOARD = REPO / "deploy" / "grafana" / "edgefinder.json"
-METRIC = re.compile(r"\bedgefinder_[a-z0-9_]+\b")
 
 
 def _promtool() -> str:
@@ -51,15 +61,6 @@ def _promtool() -> str:
             pytest.fail(msg)
         pytest.skip(msg)
     return path
-
-
-def _dashboard_exprs() -> list[str]:
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [t["expr"] for p in panels for t in p.get("targets", [])]
-
-
-def _rule_exprs() -> list[str]:
-    return [r["expr"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +131,7 @@ def scraped(
         stored_alerts = conn.execute(select(alerts)).all()
     yield {
         "samples": samples,
+        "types": sample_types(text),
         "api": api,
         "runs": runs,
         "alerts": stored_alerts,
@@ -156,10 +158,22 @@ def _value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
 
 
 def test_every_metric_of_the_dashboard_and_the_rules_is_exposed(scraped: dict[str, Any]) -> None:
-    used = {m for e in (*_dashboard_exprs(), *_rule_exprs()) for m in METRIC.findall(e)}
+    used = {m for e in (*dashboard_exprs(), *rule_exprs()) for m in METRIC.findall(e)}
     assert len(used) >= 15
-    missing = sorted(used - set(scraped["samples"]))
+    # The ingest counters have samples in the consumer processes (the stack test scrapes them there).
+    ingest = {n for n in used if n in INGEST_SAMPLES}
+    assert ingest == {"edgefinder_events_ingested_total"}
+    missing = sorted(used - ingest - set(scraped["samples"]))
     assert not missing, f"used by deploy/ but not on /metrics (with a sample): {missing}"
+
+
+def test_rates_only_over_counters_and_deltas_only_over_gauges(scraped: dict[str, Any]) -> None:
+    exprs = [*dashboard_exprs(), *rule_exprs()]
+    assert misused(exprs, scraped["types"]) == []
+    # the check sees the misuse this dashboard once had
+    wrong = misused(["rate(edgefinder_events_stored[5m])"], scraped["types"])
+    assert wrong and "over a gauge" in wrong[0]
+    assert misused(["delta(edgefinder_events_ingested_total[5m])"], scraped["types"])
 
 
 def test_metric_values_are_what_the_database_and_redis_hold(scraped: dict[str, Any]) -> None:
@@ -252,7 +266,7 @@ def test_dashboard_queries_parse_and_panels_are_well_formed(tmp_path: Path) -> N
         if p["type"] != "row":
             assert p["datasource"]["uid"] == "${DS_PROMETHEUS}" and p["targets"], p["title"]
     # Grafana's $__rate_interval is a duration; each query becomes a recording rule that promtool parses
-    exprs = [e.replace("$__rate_interval", "5m") for e in _dashboard_exprs()]
+    exprs = [e.replace("$__rate_interval", "5m") for e in dashboard_exprs()]
     rules = {
         "groups": [
             {
