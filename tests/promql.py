@@ -8,15 +8,18 @@ come from the ``# TYPE`` lines of a real ``/metrics`` answer.
 from __future__ import annotations
 
 import json
+import os
 import re
-from pathlib import Path
+import shutil
 from types import ModuleType
 
+import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.esports_ops import REPO
+
 DASHBOARD = REPO / "deploy" / "grafana" / "edgefinder.json"
 RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
 METRIC = re.compile(r"\bedgefinder_[a-z0-9_]+\b")
@@ -26,6 +29,18 @@ _SUFFIXES = {
     "histogram": ("_bucket", "_count", "_sum"),
     "summary": ("_count", "_sum"),
 }
+
+
+def prometheus_tool(name: str) -> str:
+    """Path of ``prometheus`` or ``promtool`` (Debian's prometheus package; ``.ci/run`` installs it);
+    a test without it fails under ``CI`` and is skipped elsewhere."""
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} not found (apt-get install prometheus; .ci/run does it)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
 
 
 def dashboard_exprs() -> list[str]:

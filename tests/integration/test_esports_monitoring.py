@@ -10,8 +10,6 @@ of the Grafana dashboard.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +39,7 @@ from tests.promql import (
     dashboard_exprs,
     misused,
     module_types,
+    prometheus_tool,
     rule_exprs,
     sample_types,
 )
@@ -51,16 +50,6 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 INGEST_SAMPLES = module_types(ingest_metrics)
 
 RULE_TESTS = REPO / "deploy" / "prometheus" / "alerts_test.yml"
-
-
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        msg = "promtool not found (apt-get install prometheus; .ci/run does it)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +229,7 @@ def test_health_reports_freshness_and_lag(scraped: dict[str, Any]) -> None:
 
 
 def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
-    promtool = _promtool()
+    promtool = prometheus_tool("promtool")
     check = subprocess.run(
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
     )
@@ -258,7 +247,7 @@ def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
 
 
 def test_dashboard_queries_parse_and_panels_are_well_formed(tmp_path: Path) -> None:
-    promtool = _promtool()
+    promtool = prometheus_tool("promtool")
     dash = json.loads(DASHBOARD.read_text())
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)) and dash["uid"] == "edgefinder-ops"

@@ -11,15 +11,14 @@ shipped configuration and alert rules. A simulated season is published to the Re
 * each process's ``/metrics``: every metric of the dashboard and the alert rules is exported by one of
   them, rates only over counters.
 
-At the end SIGTERM goes to the stack (honcho stops its processes) and to Prometheus; no process of
-either session may remain.
+At the end SIGTERM goes to the stack (honcho stops its processes) and to Prometheus; no process
+either of them started may remain.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -37,9 +36,16 @@ import yaml
 
 from tests.cli_runs import clean_env, run_edgefinder
 from tests.conftest import PG_ADMIN_URL, SESSION_TAG
-from tests.esports_ops import wait_until
-from tests.promql import METRIC, RULES, dashboard_exprs, misused, rule_exprs, sample_types
-from tests.wheel import REPO
+from tests.esports_ops import REPO, wait_until
+from tests.promql import (
+    METRIC,
+    RULES,
+    dashboard_exprs,
+    misused,
+    prometheus_tool,
+    rule_exprs,
+    sample_types,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -53,30 +59,38 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _executable(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        msg = f"{name} not found (apt-get install prometheus; .ci/run does it)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
-
-def _session_members(sid: int) -> list[int]:
-    """Pids of the live processes in session ``sid`` (from /proc)."""
-    pids = []
+def _processes() -> dict[int, tuple[int, str]]:
+    """Live processes: pid -> (parent pid, start time in clock ticks) (from /proc; zombies left out)."""
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[3]) == sid:  # state, ppid, pgrp, session
-            pids.append(int(entry.name))
-    return pids
+        if fields[0] != "Z":  # state, ppid, …, starttime is the 20th after the name
+            table[int(entry.name)] = (int(fields[1]), fields[19])
+    return table
+
+
+def _tree(root: int) -> set[tuple[int, str]]:
+    """``root`` and its descendants as (pid, start time), so a reused pid is not mistaken for them.
+    (honcho starts every process in a session of its own: the process tree, not the session, finds
+    them.)"""
+    table = _processes()
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in table:
+            found.add((pid, table[pid][1]))
+            todo += [child for child, (parent, _) in table.items() if parent == pid]
+    return found
+
+
+def _alive(procs: set[tuple[int, str]]) -> list[int]:
+    table = _processes()
+    return sorted(pid for pid, start in procs if pid in table and table[pid][1] == start)
 
 
 @dataclass
@@ -91,8 +105,9 @@ class Started:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> list[int]:
-        """SIGTERM, wait for the whole session to end; returns the pids that had to be killed."""
-        sid = self.proc.pid
+        """SIGTERM, wait for it and every process it started to end; returns the pids that had to
+        be killed."""
+        procs = _tree(self.proc.pid)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -100,10 +115,10 @@ class Started:
         except subprocess.TimeoutExpired:
             pass
         try:
-            wait_until(lambda: not _session_members(sid), 30, f"the {self.name} processes to end")
+            wait_until(lambda: not _alive(procs), 30, f"the {self.name} processes to end")
             return []
         except AssertionError:
-            left = _session_members(sid)
+            left = _alive(procs)
             for pid in left:
                 os.kill(pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
@@ -153,8 +168,8 @@ def stack(
 ) -> Iterator[Stack]:
     from edgefinder.store.engine import temporary_database
 
-    prometheus = _executable("prometheus")
-    promtool = _executable("promtool")
+    prometheus = prometheus_tool("prometheus")
+    promtool = prometheus_tool("promtool")
     tmp = tmp_path_factory.mktemp("stack")
     ports = {name: _free_port() for name in ("api", "ingest", "worker", "prometheus")}
     stopped: list[tuple[str, list[int]]] = []
@@ -205,6 +220,12 @@ def stack(
 
         for name, url in metrics.items():
             wait_until(lambda u=url: up(u), 120, f"{name}'s /metrics ({honcho.text()[-3000:]})")
+        commands = [
+            (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            for pid, _ in _tree(honcho.proc.pid)
+        ]
+        for part in ("esports ingest", "esports worker", "esports beat", "edgefinder serve"):
+            assert sum(part in c for c in commands) == 1, (part, commands)
         prom_url = f"http://127.0.0.1:{ports['prometheus']}"
         # the consumers' counter is in Prometheus at 0 before anything is published
         wait_until(

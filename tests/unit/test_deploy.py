@@ -25,7 +25,7 @@ from edgefinder.errors import EdgefinderError
 from edgefinder.esports.metrics import serve_metrics
 from edgefinder.stack import PROCFILE, process_names
 from tests.cli_runs import clean_env, run_edgefinder
-from tests.wheel import REPO
+from tests.esports_ops import REPO
 
 COMPOSE = REPO / "deploy" / "compose.yaml"
 PROMETHEUS = REPO / "deploy" / "prometheus" / "prometheus.yml"
