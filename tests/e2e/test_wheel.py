@@ -2,22 +2,25 @@
 
 Every file under ``src/edgefinder`` ships in the wheel; the installed ``edgefinder`` imports from the
 venv (not from the checkout), prints its version, completes commands in bash, and writes the report
-both ways: ``demo --report`` (the session's ``demo_run``, which runs the wheel's ``edgefinder``) and
-``edgefinder report`` on the demo's database and checkpoints. The report's browser test opens the page
+three ways: ``demo --report`` (the session's ``demo_run``, which runs the wheel's ``edgefinder``),
+``edgefinder report`` on the demo's database and checkpoints, and GET /report of ``edgefinder serve``. The report's browser test opens the page
 the wheel's demo wrote.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.cli_runs import clean_env
 from tests.e2e.conftest import DemoRun
+from tests.esports_ops import wait_until
 from tests.wheel import REPO, WheelInstall
 
 pytestmark = pytest.mark.slow
@@ -136,3 +139,38 @@ def test_report_command_from_the_wheel(
     )
     assert len(run_id) == 36 and run_id in html  # a run id, shown on the page
     assert os.path.getsize(out) > 3_000_000  # plotly.js embedded
+
+
+def test_the_wheels_api_serves_the_report(
+    demo_run: DemoRun, wheel_install: WheelInstall, tmp_path: Path
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = clean_env(
+        EDGEFINDER_DATABASE_URL=f"sqlite:///{demo_run.database}",
+        EDGEFINDER_CHECKPOINT_DIR=str(demo_run.checkpoints),
+    )
+    with (tmp_path / "serve.log").open("wb") as log:
+        server = subprocess.Popen(
+            [str(wheel_install.edgefinder), "serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def page() -> requests.Response | None:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/report", timeout=60)
+            except requests.ConnectionError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()[-3000:]
+                return None
+
+        answer = wait_until(page, 120, "the wheel's API to answer")
+        assert answer.status_code == 200, answer.text[-2000:]
+        assert 'id="esports"' in answer.text and 'id="futures"' in answer.text
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

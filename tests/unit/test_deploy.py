@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import os
 import shlex
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ from celery.bin.worker import worker as celery_worker
 from edgefinder.cli import app
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports.metrics import serve_metrics
-from edgefinder.stack import PROCFILE, process_names
+from edgefinder.settings import Settings
+from edgefinder.stack import PROCFILE, process_names, stack_argv, stack_env
 from tests.cli_runs import clean_env, run_edgefinder
 from tests.esports_ops import REPO
 
@@ -189,3 +192,30 @@ def test_a_taken_metrics_port_is_one_clear_error() -> None:
         port = taken.getsockname()[1]
         with pytest.raises(EdgefinderError, match=f"port {port}.*EDGEFINDER_INGEST_METRICS_PORT"):
             serve_metrics(port, "EDGEFINDER_INGEST_METRICS_PORT")
+
+
+def test_the_image_copies_what_exists_and_runs_a_cli_command() -> None:
+    lines = [
+        line.split(maxsplit=1)
+        for line in (REPO / "Dockerfile").read_text().splitlines()
+        if line[:1].isupper()
+    ]
+    copies = [args.split()[:-1] for op, args in lines if op == "COPY" and "--from" not in args]
+    assert copies and all((REPO / src).exists() for srcs in copies for src in srcs)
+    entry = json.loads(next(args for op, args in lines if op == "ENTRYPOINT"))
+    cmd = json.loads(next(args for op, args in lines if op == "CMD"))
+    assert entry == ["edgefinder"] and cli_problems(cmd) == []
+
+
+def test_settings_given_as_flags_reach_every_process_of_the_stack(tmp_path: Path) -> None:
+    settings = Settings(
+        redis_url="redis://127.0.0.1:6379/3", redis_prefix="dev:", data_dir=tmp_path
+    )
+    env = stack_env(settings, {"PATH": "/usr/bin", "EDGEFINDER_REDIS_PREFIX": "other:"})
+    assert env["PATH"].split(os.pathsep)[:2] == [str(Path(sys.executable).parent), "/usr/bin"]
+    assert env["EDGEFINDER_REDIS_URL"] == "redis://127.0.0.1:6379/3"
+    assert env["EDGEFINDER_REDIS_PREFIX"] == "dev:"  # the flag wins over the environment
+    assert env["EDGEFINDER_DATABASE_URL"] == settings.effective_database_url
+    assert "EDGEFINDER_API_TOKEN" not in env
+    argv = stack_argv(PROCFILE, ["api", "worker"])
+    assert argv[:4] == [sys.executable, "-m", "honcho", "start"] and argv[-2:] == ["api", "worker"]

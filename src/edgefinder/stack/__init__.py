@@ -69,7 +69,7 @@ def stack_argv(procfile: Path, processes: list[str]) -> list[str]:
         "honcho",
         "start",
         "--procfile",
-        str(procfile),
+        str(procfile.resolve()),
         "--app-root",
         os.getcwd(),
         *processes,
