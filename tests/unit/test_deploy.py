@@ -219,3 +219,33 @@ def test_settings_given_as_flags_reach_every_process_of_the_stack(tmp_path: Path
     assert "EDGEFINDER_API_TOKEN" not in env
     argv = stack_argv(PROCFILE, ["api", "worker"])
     assert argv[:4] == [sys.executable, "-m", "honcho", "start"] and argv[-2:] == ["api", "worker"]
+
+
+def test_prometheus_and_grafana_find_the_mounted_files() -> None:
+    services = _compose()["services"]
+    mounts = {
+        name: dict(v.split(":")[:2] for v in services[name]["volumes"] if v.startswith("."))
+        for name in ("prometheus", "grafana")
+    }
+    prom = mounts["prometheus"]
+    config_dir = Path(prom["./prometheus/prometheus.yml"]).parent
+    for rule_file in yaml.safe_load(PROMETHEUS.read_text())["rule_files"]:
+        assert prom[f"./prometheus/{rule_file}"] == str(config_dir / rule_file)
+    graf = mounts["grafana"]
+    provisioning = REPO / "deploy" / "grafana" / "provisioning"
+    assert graf["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["url"] == "http://prometheus:9090" and source["isDefault"] is True
+    assert "9090:9090" in services["prometheus"]["ports"]
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "edgefinder.yml").read_text())[
+        "providers"
+    ]
+    dashboard_dir = Path(graf["./grafana/edgefinder.json"]).parent
+    assert provider["options"]["path"] == str(dashboard_dir)
+    # the dashboard's data source is its DS_PROMETHEUS variable, which picks the default source
+    dash = json.loads((REPO / "deploy" / "grafana" / "edgefinder.json").read_text())
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    assert variables["DS_PROMETHEUS"]["query"] == source["type"]
