@@ -24,7 +24,7 @@ from celery.bin.worker import worker as celery_worker
 
 from edgefinder.cli import app
 from edgefinder.errors import EdgefinderError
-from edgefinder.esports.metrics import serve_metrics
+from edgefinder.esports.metrics_endpoint import serve_metrics
 from edgefinder.settings import Settings
 from edgefinder.stack import PROCFILE, process_names, stack_argv, stack_env
 from tests.cli_runs import clean_env, run_edgefinder

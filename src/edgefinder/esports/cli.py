@@ -204,7 +204,7 @@ def ingest(
     # without --from-file a url is set (checked above)
     client = connect_redis(url) if from_file is None and url else None
     if client is not None:
-        from edgefinder.esports.metrics import serve_metrics
+        from edgefinder.esports.metrics_endpoint import serve_metrics
 
         port = s.ingest_metrics_port if metrics_port is None else metrics_port
         serve_metrics(port, "EDGEFINDER_INGEST_METRICS_PORT")
@@ -485,7 +485,7 @@ def worker(
     /metrics shows the worker's main process: with `--pool solo` or `threads` that is where tasks
     run; a prefork pool's children count in their own processes.
     """
-    from edgefinder.esports.metrics import serve_metrics
+    from edgefinder.esports.metrics_endpoint import serve_metrics
     from edgefinder.settings import get_settings
 
     app = _celery_app()

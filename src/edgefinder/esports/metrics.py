@@ -1,17 +1,15 @@
 """Prometheus metrics of the esports ingest, registered in the default registry.
 
 The process that increments them exposes them: the stream consumers (``esports ingest``) and the
-Celery worker on their own ``/metrics`` port (:func:`serve_metrics`), the API on its ``/metrics``
-beside what it reads from the database. Label ``stream``
+Celery worker on a ``/metrics`` port of their own (``edgefinder.esports.metrics_endpoint``), the
+API on its ``/metrics`` beside what it reads from the database. Label ``stream``
 is the logical stream name (``canonical``, ``motion`` or ``file``), never a prefixed key, so
 the label set stays small.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
-
-from edgefinder.errors import EdgefinderError
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_INGESTED = Counter(
     "edgefinder_events_ingested_total",
@@ -50,23 +48,3 @@ CONSUMER_PENDING = Gauge(
     "Entries delivered to the group but not yet acknowledged (XPENDING count), by stream.",
     ["stream"],
 )
-
-
-def serve_metrics(port: int, setting: str) -> None:
-    """Serve this process's metrics at ``http://0.0.0.0:PORT/metrics`` from a daemon thread
-    (prometheus_client's HTTP server); ``port`` 0 serves nothing. ``setting`` names the variable
-    that chose the port, for the one-line error when it is taken."""
-    if not port:
-        return
-    # The series exist at 0 before the first batch, so rate() and increase() count that batch too
-    # (a series first seen at its batch's value would look like it had always been there).
-    for stream in ("canonical", "motion"):
-        EVENTS_INGESTED.labels(stream)
-        BATCHES.labels(stream)
-    try:
-        start_http_server(port)
-    except OSError as exc:
-        raise EdgefinderError(
-            f"cannot serve /metrics on port {port} ({exc.strerror or exc}): "
-            f"set {setting} (or --metrics-port) to a free port, 0 for none"
-        ) from exc
