@@ -30,7 +30,6 @@ app = typer.Typer(
     help="Find statistically robust edges: esports macro-strategy analytics and futures research.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 db_app = typer.Typer(
     help="Database schema: apply migrations or print them as SQL.", no_args_is_help=True
@@ -40,6 +39,14 @@ app.add_typer(esports_app, name="esports")
 app.add_typer(markets_app, name="markets")
 
 _verbose = False
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"edgefinder {version('edgefinder')}", highlight=False)
+        raise typer.Exit()
 
 
 @app.callback()
@@ -78,6 +85,12 @@ def _global(
             "--wide",
             help="Print every table whole at the width its content needs (on a terminal, a "
             "table wider than the screen is otherwise split into tables that fit).",
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
 ) -> None:
@@ -179,6 +192,39 @@ def serve(
     s = settings_mod.get_settings()
     upgrade(s.effective_database_url)  # checks the connection first; a no-op when up to date
     uvicorn.run(create_app(s), host=host, port=port, log_level=s.log_level.lower())
+
+
+@app.command()
+def stack(
+    processes: Annotated[
+        list[str] | None,
+        typer.Argument(help="Processes to start (default: all of the Procfile)."),
+    ] = None,
+    procfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--procfile", dir_okay=False, help="Another Procfile (default: the packaged one)."
+        ),
+    ] = None,
+) -> None:
+    """Start the service stack with one command: apply the migrations, then honcho runs the stream
+    consumers, the Celery worker and beat and the API (needs EDGEFINDER_REDIS_URL; Ctrl-C stops all)."""
+    import os
+
+    from edgefinder.stack import PROCFILE, stack_argv, stack_env
+    from edgefinder.store.migrate import upgrade
+
+    s = settings_mod.get_settings()
+    if not s.redis_url:
+        raise EdgefinderError(
+            "the stack needs Redis (streams and Celery's broker): set EDGEFINDER_REDIS_URL or pass --redis-url"
+        )
+    argv = stack_argv(procfile or PROCFILE, processes or [])
+    upgrade(s.effective_database_url)  # before any process starts; checks the connection first
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # honcho takes this process's place, so a signal sent to it reaches the process manager itself.
+    os.execve(argv[0], argv, stack_env(s, dict(os.environ)))
 
 
 @db_app.command("upgrade")

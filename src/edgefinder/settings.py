@@ -189,6 +189,26 @@ class Settings(BaseSettings):
         description="Results older than this (seconds since the last succeeded run) make /health "
         "'degraded' (`results_stale`).",
     )
+    queued_stale_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A run still `queued` after this (seconds) makes /health 'degraded' "
+        "(`queued_not_picked_up` lists it): no worker has taken it.",
+    )
+    ingest_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="TCP port of the stream consumers' /metrics (`esports ingest` from Redis; "
+        "Prometheus text format, all interfaces). 0: no endpoint.",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="TCP port of the Celery worker's /metrics (`esports worker`; Prometheus text "
+        "format, all interfaces). 0: no endpoint.",
+    )
     checkpoint_dir: Path = Field(
         default=Path("checkpoints"),
         description="Futures checkpoint directory that `edgefinder report` and GET /report read "

@@ -1,19 +1,22 @@
 """One ``edgefinder demo --report`` run per test session, shared by the demo and report tests.
 
 The demo runs as a user would pipe it: a subprocess whose stdout is a pipe (not a terminal), with no
-``COLUMNS`` and no ``EDGEFINDER_*`` variable, on a fresh data directory.
+``COLUMNS`` and no ``EDGEFINDER_*`` variable, on a fresh data directory. It is the ``edgefinder`` of
+the package's wheel installed in a fresh venv (``tests/wheel.py``), so the demo, its report and the
+report's browser test see what a user who installs the wheel gets, not the checkout.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.wheel import WheelInstall, build_and_install
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,13 @@ class DemoRun:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+def wheel_install(tmp_path_factory: pytest.TempPathFactory) -> WheelInstall:
+    """The wheel of this checkout, installed in a fresh venv (once per test session)."""
+    return build_and_install(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, wheel_install: WheelInstall) -> DemoRun:
     tmp = tmp_path_factory.mktemp("demo")
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("EDGEFINDER_") and k != "COLUMNS"
@@ -38,7 +47,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     env["EDGEFINDER_DATA_DIR"] = str(tmp / "data")  # servers must not be needed: no URLs at all
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "edgefinder", "demo", "--report"],
+        [str(wheel_install.edgefinder), "demo", "--report"],
         cwd=tmp,
         env=env,
         capture_output=True,

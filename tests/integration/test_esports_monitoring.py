@@ -10,9 +10,6 @@ of the Grafana dashboard.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +21,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 
+from edgefinder.esports import metrics as ingest_metrics
 from edgefinder.esports.api import create_app
 from edgefinder.esports.jobs import run_correlation_job
 from edgefinder.esports.simulate import SimConfig, simulate
@@ -34,32 +32,24 @@ from edgefinder.store.engine import make_engine
 from edgefinder.store.migrate import upgrade
 from edgefinder.store.tables import alerts, analysis_runs, dead_letters
 from tests.esports_ops import REPO, wait_until
+from tests.promql import (
+    DASHBOARD,
+    METRIC,
+    RULES,
+    dashboard_exprs,
+    misused,
+    module_types,
+    prometheus_tool,
+    rule_exprs,
+    sample_types,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
-RULES = REPO / "deploy" / "prometheus" / "alerts.yml"
+#: Samples of the stream consumers' metrics (edgefinder.esports.metrics), by type.
+INGEST_SAMPLES = module_types(ingest_metrics)
+
 RULE_TESTS = REPO / "deploy" / "prometheus" / "alerts_test.yml"
-DASHBOARD = REPO / "deploy" / "grafana" / "edgefinder.json"
-METRIC = re.compile(r"\bedgefinder_[a-z0-9_]+\b")
-
-
-def _promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        msg = "promtool not found (apt-get install prometheus; .ci/run does it)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
-
-
-def _dashboard_exprs() -> list[str]:
-    panels = json.loads(DASHBOARD.read_text())["panels"]
-    return [t["expr"] for p in panels for t in p.get("targets", [])]
-
-
-def _rule_exprs() -> list[str]:
-    return [r["expr"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]]
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +120,7 @@ def scraped(
         stored_alerts = conn.execute(select(alerts)).all()
     yield {
         "samples": samples,
+        "types": sample_types(text),
         "api": api,
         "runs": runs,
         "alerts": stored_alerts,
@@ -156,10 +147,22 @@ def _value(samples: dict[str, list[Any]], name: str, **labels: str) -> float:
 
 
 def test_every_metric_of_the_dashboard_and_the_rules_is_exposed(scraped: dict[str, Any]) -> None:
-    used = {m for e in (*_dashboard_exprs(), *_rule_exprs()) for m in METRIC.findall(e)}
+    used = {m for e in (*dashboard_exprs(), *rule_exprs()) for m in METRIC.findall(e)}
     assert len(used) >= 15
-    missing = sorted(used - set(scraped["samples"]))
+    # The ingest counters have samples in the consumer processes (the stack test scrapes them there).
+    ingest = {n for n in used if n in INGEST_SAMPLES}
+    assert ingest == {"edgefinder_events_ingested_total"}
+    missing = sorted(used - ingest - set(scraped["samples"]))
     assert not missing, f"used by deploy/ but not on /metrics (with a sample): {missing}"
+
+
+def test_rates_only_over_counters_and_deltas_only_over_gauges(scraped: dict[str, Any]) -> None:
+    exprs = [*dashboard_exprs(), *rule_exprs()]
+    assert misused(exprs, scraped["types"]) == []
+    # the check sees the misuse this dashboard once had
+    wrong = misused(["rate(edgefinder_events_stored[5m])"], scraped["types"])
+    assert wrong and "over a gauge" in wrong[0]
+    assert misused(["delta(edgefinder_events_ingested_total[5m])"], scraped["types"])
 
 
 def test_metric_values_are_what_the_database_and_redis_hold(scraped: dict[str, Any]) -> None:
@@ -226,7 +229,7 @@ def test_health_reports_freshness_and_lag(scraped: dict[str, Any]) -> None:
 
 
 def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
-    promtool = _promtool()
+    promtool = prometheus_tool("promtool")
     check = subprocess.run(
         [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
     )
@@ -244,7 +247,7 @@ def test_rules_pass_promtool_check_and_their_unit_tests() -> None:
 
 
 def test_dashboard_queries_parse_and_panels_are_well_formed(tmp_path: Path) -> None:
-    promtool = _promtool()
+    promtool = prometheus_tool("promtool")
     dash = json.loads(DASHBOARD.read_text())
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)) and dash["uid"] == "edgefinder-ops"
@@ -252,7 +255,7 @@ def test_dashboard_queries_parse_and_panels_are_well_formed(tmp_path: Path) -> N
         if p["type"] != "row":
             assert p["datasource"]["uid"] == "${DS_PROMETHEUS}" and p["targets"], p["title"]
     # Grafana's $__rate_interval is a duration; each query becomes a recording rule that promtool parses
-    exprs = [e.replace("$__rate_interval", "5m") for e in _dashboard_exprs()]
+    exprs = [e.replace("$__rate_interval", "5m") for e in dashboard_exprs()]
     rules = {
         "groups": [
             {

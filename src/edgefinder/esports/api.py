@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
@@ -105,7 +106,7 @@ LAST_RUN_AGE = Gauge(
     "edgefinder_last_run_age_seconds", "Seconds since the last succeeded analysis run finished."
 )
 # The ingest counters (edgefinder_events_ingested_total) live in the consumer processes, which serve
-# no HTTP; the API process reports what has landed in the database instead, read at scrape time.
+# their own /metrics; the API process reports what has landed in the database, read at scrape time.
 STORED_EVENTS = Gauge(
     "edgefinder_events_stored",
     "Events in the database by stream (read at scrape time).",
@@ -286,6 +287,11 @@ class HealthOut(Tagged):
     streams: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="per stream: length and, per consumer group, lag, pending, consumers",
+    )
+    queued_not_picked_up: list[str] = Field(
+        default_factory=list,
+        description="runs queued longer than EDGEFINDER_QUEUED_STALE_AFTER_S that no worker has "
+        "started (is a worker running?)",
     )
 
 
@@ -785,6 +791,7 @@ def health(request: Request) -> Any:
     fresh_age: float | None = None
     good: Any = None
     last_status: str | None = None
+    waiting: Sequence[Any] = ()
     try:
         st.reap()
         with st.engine.connect() as conn:
@@ -795,6 +802,13 @@ def health(request: Request) -> Any:
                 .limit(1)
             ).first()
             good = _latest_run(conn)
+            waiting = conn.execute(
+                select(analysis_runs.c.run_id).where(
+                    analysis_runs.c.status == "queued",
+                    analysis_runs.c.queued_at
+                    < datetime.now(UTC) - timedelta(seconds=st.settings.queued_stale_after_s),
+                )
+            ).all()
         if last is not None:
             last_status = last.status
             age = (datetime.now(UTC) - _aware(last.finished_at)).total_seconds()  # type: ignore[operator]
@@ -815,7 +829,7 @@ def health(request: Request) -> Any:
     except Exception as exc:
         redis_state = f"unavailable: {first_line(exc)}"
     stale = None if fresh_age is None else fresh_age > st.settings.results_stale_after_s
-    degraded = redis_state.startswith("unavailable") or bool(stale)
+    degraded = redis_state.startswith("unavailable") or bool(stale) or bool(waiting)
     status: Literal["ok", "degraded", "unavailable"] = (
         "unavailable" if db != "ok" else ("degraded" if degraded else "ok")
     )
@@ -828,6 +842,7 @@ def health(request: Request) -> Any:
         last_run_status=last_status,
         results_stale=stale,
         streams=streams,
+        queued_not_picked_up=[r.run_id for r in waiting],
     )
     if db != "ok":
         return JSONResponse(status_code=503, content=body.model_dump(mode="json"))

@@ -160,6 +160,15 @@ def ingest(
         int, typer.Option(min=1, max=16, help="Motion-stream consumers (threads) in this process.")
     ] = 2,
     progress: Annotated[bool, typer.Option(help="Show a live progress display.")] = True,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve the consumers' /metrics on this port (from Redis only; 0 = none) "
+            "[env EDGEFINDER_INGEST_METRICS_PORT].",
+        ),
+    ] = None,
 ) -> None:
     """Run both consumers (canonical + motion) into the database, or ingest one JSONL file."""
     import signal
@@ -196,6 +205,11 @@ def ingest(
     )
     # without --from-file a url is set (checked above)
     client = connect_redis(url) if from_file is None and url else None
+    if client is not None:
+        from edgefinder.esports.metrics_endpoint import serve_metrics
+
+        port = s.ingest_metrics_port if metrics_port is None else metrics_port
+        serve_metrics(port, "EDGEFINDER_INGEST_METRICS_PORT")
     pipeline = make_pipeline(
         s.effective_database_url,
         s.pseudonym_key.get_secret_value(),
@@ -460,16 +474,35 @@ def _celery_app() -> object:
 
 
 @esports_app.command(context_settings=_PASS_THROUGH)
-def worker(ctx: typer.Context) -> None:
+def worker(
+    ctx: typer.Context,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve the worker's /metrics on this port (0 = none) "
+            "[env EDGEFINDER_WORKER_METRICS_PORT].",
+        ),
+    ] = None,
+) -> None:
     """Start a Celery worker (Celery's own; extra options go to `celery worker`, e.g. --concurrency 2 --pool solo).
 
     It runs the correlation job when beat or POST /run-analysis asks, and the stream consumers when
     `start_analytics_consumers` is sent. Broker and key prefix: EDGEFINDER_REDIS_URL / _PREFIX.
+    /metrics shows the worker's main process: with `--pool solo` or `threads` that is where tasks
+    run; a prefork pool's children count in their own processes.
     """
+    from edgefinder.esports.metrics_endpoint import serve_metrics
     from edgefinder.settings import get_settings
 
     app = _celery_app()
-    app.worker_main(argv=["worker", f"--loglevel={get_settings().log_level}", *ctx.args])  # type: ignore[attr-defined]
+    s = get_settings()
+    serve_metrics(
+        s.worker_metrics_port if metrics_port is None else metrics_port,
+        "EDGEFINDER_WORKER_METRICS_PORT",
+    )
+    app.worker_main(argv=["worker", f"--loglevel={s.log_level}", *ctx.args])  # type: ignore[attr-defined]
 
 
 @esports_app.command(

@@ -1,6 +1,8 @@
 """Prometheus metrics of the esports ingest, registered in the default registry.
 
-The API's ``/metrics`` (``prometheus_client.generate_latest()``) exposes them. Label ``stream``
+The process that increments them exposes them: the stream consumers (``esports ingest``) and the
+Celery worker on a ``/metrics`` port of their own (``edgefinder.esports.metrics_endpoint``), the
+API on its ``/metrics`` beside what it reads from the database. Label ``stream``
 is the logical stream name (``canonical``, ``motion`` or ``file``), never a prefixed key, so
 the label set stays small.
 """
