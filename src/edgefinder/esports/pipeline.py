@@ -158,8 +158,9 @@ def dead_kind(reason: str) -> str:
 
 
 def dead_letter(source: BatchSource, entry: Entry, reason: str) -> dict[str, Any]:
-    """The dead_letters row of ``entry``: its text as received (cut at MAX_DEAD_LETTER_CHARS)."""
-    raw = entry.raw[:MAX_DEAD_LETTER_CHARS].decode("utf-8", errors="replace")
+    """The dead_letters row of ``entry``: its text as received (cut at MAX_DEAD_LETTER_CHARS), bytes
+    that are not UTF-8 spelled ``\\xNN`` so that the raw bytes can be recovered."""
+    raw = entry.raw[:MAX_DEAD_LETTER_CHARS].decode("utf-8", errors="backslashreplace")
     if len(entry.raw) > MAX_DEAD_LETTER_CHARS:
         raw += f"…[truncated; {len(entry.raw)} bytes in total]"
     return {

@@ -215,6 +215,11 @@ def _decode_id(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _field_error(fields: dict[Any, Any]) -> str:
+    names = ", ".join(repr(k) for k in list(fields)[:8])
+    return f"stream entry has no 'data' field (fields: {names})"
+
+
 class RedisStreamSource:
     """One stream of a consumer group as a batch source (redis-py client, bytes responses)."""
 
@@ -389,10 +394,10 @@ class RedisStreamSource:
             if data is None:
                 data = fields.get(FIELD.decode())
             if data is None:
-                # an entry without the `data` field breaks the contract: let the pipeline
-                # dead-letter it with the fields it did have
-                shown = repr({_decode_id(k): v for k, v in fields.items()}).encode()
-                append(Entry(sid, shown, 1, "stream entry has no 'data' field"))
+                # an entry without the `data` field breaks the contract: the pipeline dead-letters
+                # it with the fields it did have, as Python bytes literals (names that are not
+                # UTF-8 included: nothing is decoded here, every byte is kept)
+                append(Entry(sid, repr(dict(fields)).encode(), 1, _field_error(fields)))
                 continue
             append(
                 new(
