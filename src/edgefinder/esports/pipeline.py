@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
@@ -102,11 +103,14 @@ class IngestError(EdgefinderError):
 
 
 class TransientError(Exception):
-    """A server is unreachable or the transaction was aborted by a conflict; retry the batch."""
+    """A server is unreachable, the session was lost, or the transaction was aborted (a conflict,
+    a statement timeout); retry the batch, smaller. ``timeout``: the statement ran out of time
+    (``statement_timeout``), the one transient failure an entry itself can cause."""
 
-    def __init__(self, server: str, detail: str) -> None:
+    def __init__(self, server: str, detail: str, *, timeout: bool = False) -> None:
         super().__init__(f"{server} unavailable: {detail}")
         self.server = server
+        self.timeout = timeout
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,7 @@ def dead_letter(source: BatchSource, entry: Entry, reason: str) -> dict[str, Any
 # --- what a failure means ---------------------------------------------------------------------
 
 # SQLSTATE classes: 08 connection, 40 rollback (serialization, deadlock), 53 resources, 57P0x
-# shutdown/restart, 57014 cancelled: retry the same batch. 21 cardinality, 22 data, 23 integrity,
+# shutdown/restart, 57014 cancelled: retry (smaller, on a fresh connection). 21 cardinality, 22 data, 23 integrity,
 # 2F/38/39 routine, 54 program limit (e.g. stack depth): an entry's content. Anything else (42
 # undefined table or column, no permission, 58 I/O, XX internal, …) is the database's own fault.
 _PG_TRANSIENT_CLASSES = frozenset({"08", "40", "53"})
@@ -191,6 +195,11 @@ _SQLITE_SYSTEMIC = (
     "not authorized",
     "no such function",
 )
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    return getattr(orig, "sqlstate", None)
 
 
 def failure_kind(exc: BaseException) -> Failure:
@@ -373,7 +382,8 @@ class Pipeline:
     def _raise_unless_entry(exc: BaseException) -> None:
         kind = failure_kind(exc)
         if kind == "transient":
-            raise TransientError("database", first_line(exc)) from exc
+            timeout = _sqlstate(exc) == "57014" and "statement timeout" in str(exc)
+            raise TransientError("database", first_line(exc), timeout=timeout) from exc
         if kind == "systemic":
             raise IngestError(f"database error: {first_line(exc)}") from exc
 
@@ -442,17 +452,28 @@ class Pipeline:
         rows: BatchRows | None = None,
     ) -> list[dict[str, Any]]:
         """One transaction: the events of ``good`` and the ``dead`` letters. Returns the conflicts."""
+        with self._transaction() as conn:
+            if self.pg:
+                if rows is None:
+                    rows, good = self._stage(good, source, dead)
+                return self._write_tx_pg(conn, rows, good, dead, source)
+            return self._write_tx_sqlite(conn, good, dead, source)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """``engine.begin()``; after a transient failure the connection is discarded, not pooled
+        again: a session that timed out, lost a serialization conflict or was cut keeps the
+        settings it started with (``ALTER DATABASE … SET statement_timeout`` reaches only new
+        sessions), so the retry runs on a fresh one."""
         with self.engine.begin() as conn:
             try:
-                if self.pg:
-                    if rows is None:
-                        rows, good = self._stage(good, source, dead)
-                    return self._write_tx_pg(conn, rows, good, dead, source)
-                return self._write_tx_sqlite(conn, good, dead, source)
-            except BaseException:
-                # a rolled-back transaction also rolls back a CREATE TEMP TABLE
-                if conn.connection.is_valid:
+                yield conn
+            except BaseException as exc:
+                if not conn.invalidated and conn.connection.is_valid:
+                    # a rolled-back transaction also rolls back a CREATE TEMP TABLE
                     conn.connection.info.pop("ef_stages", None)
+                    if isinstance(exc, Exception) and failure_kind(exc) == "transient":
+                        conn.invalidate(exc)
                 raise
 
     def _write_dead(self, dead: list[dict[str, Any]]) -> None:
@@ -460,7 +481,7 @@ class Pipeline:
         if not dead:
             return
         try:
-            with self.engine.begin() as conn:
+            with self._transaction() as conn:
                 conn.execute(self.st_dead, dead)
             return
         except Exception as exc:
@@ -471,7 +492,7 @@ class Pipeline:
                 {**d, "raw": f"[the entry's text could not be stored; {len(d['raw'])} characters]"},
             ):
                 try:
-                    with self.engine.begin() as conn:
+                    with self._transaction() as conn:
                         conn.execute(self.st_dead, [row])
                     break
                 except Exception as exc:
