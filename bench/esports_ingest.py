@@ -7,7 +7,9 @@ subprocesses in one consumer group (each with two consumer threads, canonical + 
 prints, beside the wall-clock events/s (from the start of the subprocesses to the exit of the
 last, interpreter start-up included):
 
-* consumer CPU per event: user + system time of the subprocesses (``RUSAGE_CHILDREN``);
+* consumer CPU per event: user + system time of the subprocesses (``RUSAGE_CHILDREN``), and the
+  same net of each process's start-up (interpreter, imports, connections: measured by one ingest
+  of empty streams before the runs);
 * Postgres CPU per event: user + system time of the server backends serving the bench database,
   read from ``/proc/<pid>/stat`` every 0.1 s while they live (pg_stat_statements measures time
   in statements, not CPU, and needs a server restart to load; the background writer, WAL writer
@@ -180,6 +182,15 @@ def main() -> None:
     )
     runs: list[Run] = []
     client = redis.Redis.from_url(args.redis_url)
+    tag = f"ef_bench_{uuid.uuid4().hex[:8]}"
+    with temporary_database(args.pg_admin, tag) as db_url:
+        upgrade(db_url)
+        _, startup, _, _, _ = _ingest(
+            1, db_url, normalize_url(args.pg_admin), args.redis_url, f"{tag}:", args
+        )
+    for key in client.scan_iter(match=f"{tag}:*", count=1000):
+        client.delete(key)
+    print(f"start-up of one consumer process (empty streams): {startup:.2f} s CPU")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "events.jsonl"
         write_simulation(sim, out)
@@ -219,20 +230,24 @@ def main() -> None:
                 f"{n_events:,} in {wall:.2f} s = {n_events / wall:,.0f} events/s "
                 f"(load average {load0:.1f} before, CPU steal {steal:.0%} during); "
                 f"consumer CPU {cpu:.2f} s = {cpu / n_events * 1e6:.1f} us/event "
-                f"({n_events / cpu:,.0f} events per consumer CPU-second); Postgres backends CPU "
+                f"({n_events / cpu:,.0f} events per consumer CPU-second; net of start-up "
+                f"{(cpu - processes * startup) / n_events * 1e6:.1f} us/event = "
+                f"{n_events / (cpu - processes * startup):,.0f}); Postgres backends CPU "
                 f"{pg_cpu:.2f} s = {pg_cpu / n_events * 1e6:.1f} us/event"
             )
     client.close()
     print()
     print(
-        "| consumer processes | events/s (wall) | consumer µs/event | events per consumer CPU-s | Postgres µs/event | load before |"
+        "| consumer processes | events/s (wall) | consumer µs/event | events per consumer CPU-s "
+        "| same, net of start-up | Postgres µs/event | load before |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in runs:
+        net = r.consumer_cpu_s - r.processes * startup
         print(
             f"| {r.processes} | {r.events / r.wall_s:,.0f} | {r.consumer_cpu_s / r.events * 1e6:.1f} | "
-            f"{r.events / r.consumer_cpu_s:,.0f} | {r.postgres_cpu_s / r.events * 1e6:.1f} | "
-            f"{r.load_before:.1f} |"
+            f"{r.events / r.consumer_cpu_s:,.0f} | {r.events / net:,.0f} | "
+            f"{r.postgres_cpu_s / r.events * 1e6:.1f} | {r.load_before:.1f} |"
         )
 
 

@@ -36,6 +36,7 @@ transactions see the earlier one's rows when it recomputes outcomes and resolves
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -44,6 +45,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import orjson
+from psycopg.types.json import set_json_dumps
 from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -230,6 +233,16 @@ def failure_kind(exc: BaseException) -> Failure:
     if isinstance(exc, (OperationalError, InterfaceError)):
         return "transient"
     return "entry"  # a value no driver could adapt, or a bug that one entry triggers
+
+
+def _json_dumps(value: Any) -> bytes:
+    """JSON for the staging tables' jsonb columns: orjson (about a tenth of ``json.dumps``'s CPU,
+    once per signal's features and per event's payload), ``json.dumps`` for anything orjson
+    refuses (validation leaves nothing such, but a refusal must not become a failed batch)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value).encode()
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -507,12 +520,14 @@ class Pipeline:
     # -- Postgres ------------------------------------------------------------------------
 
     def _pg_stages(self, conn: Any) -> None:
-        """Create the per-connection staging tables once (ON COMMIT DELETE ROWS empties them)."""
+        """Create the per-connection staging tables once (ON COMMIT DELETE ROWS empties them), and
+        have the connection's COPY write its jsonb columns with :func:`_json_dumps`."""
         info = conn.connection.info
         if info.get("ef_stages"):
             return
         for ddl in PG_STAGES.values():
             conn.exec_driver_sql(ddl)
+        set_json_dumps(_json_dumps, context=conn.connection.dbapi_connection)
         info["ef_stages"] = True
 
     def _write_tx_pg(
