@@ -30,21 +30,12 @@ from edgefinder.esports.simulate import simulate
 from edgefinder.esports.sources import DEFAULT_GROUP, RedisStreamSource, stream_keys
 from edgefinder.store.engine import make_engine
 from tests.esports_pg import private_pg_database
+from tests.esports_sources import publish_lines
 from tests.redis_server import free_port, require_redis_server, start_redis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
 KEY = "test-pseudonym-key"
-
-
-def _publish(client, prefix: str, lines: list[str]) -> None:
-    keys = stream_keys(prefix)
-    pipe = client.pipeline(transaction=False)
-    for line in lines:
-        pipe.xadd(
-            keys["motion" if '"signal_id"' in line else "canonical"], {b"data": line.encode()}
-        )
-    pipe.execute()
 
 
 def _stored(engine, match_prefix: str) -> int:
@@ -148,7 +139,7 @@ def test_statement_timeout_set_then_reset_under_load_is_caught_up_without_a_rest
         engine = _observer(url)
         consumers = _Consumers(pipeline, redis_client, redis_prefix, config)
         try:
-            _publish(redis_client, redis_prefix, sim.lines[:half])
+            publish_lines(redis_client, redis_prefix, sim.lines[:half])
             _until(lambda: _stored(engine, "sim331-") == half, 120, "first half not stored")
             before = _database_retries()
             with admin.connect() as conn:
@@ -162,7 +153,7 @@ def test_statement_timeout_set_then_reset_under_load_is_caught_up_without_a_rest
                     ),
                     {"d": name},
                 )
-            _publish(redis_client, redis_prefix, sim.lines[half:])
+            publish_lines(redis_client, redis_prefix, sim.lines[half:])
             _until(lambda: _database_retries() >= before + 4, 120, "no retries under the timeout")
             assert _stored(engine, "sim331-") < len(sim.lines)
             with admin.connect() as conn:
@@ -218,7 +209,7 @@ def test_an_entry_that_alone_exceeds_the_statement_timeout_is_dead_lettered_afte
                 )
             )
             conn.execute(text(f"ALTER DATABASE \"{name}\" SET statement_timeout = '1s'"))
-        _publish(redis_client, redis_prefix, sim.lines)
+        publish_lines(redis_client, redis_prefix, sim.lines)
         pipeline = make_pipeline(url, KEY, migrate=False)
         try:
             c = run_ingest(pipeline, redis_client=redis_client, prefix=redis_prefix, config=config)
@@ -237,7 +228,7 @@ def test_a_consumer_group_deleted_between_claims_is_recreated_and_nothing_is_los
     pg_engine, redis_client, redis_prefix
 ) -> None:
     sim = simulate(2, seed=333)
-    _publish(redis_client, redis_prefix, sim.lines)
+    publish_lines(redis_client, redis_prefix, sim.lines)
     key = stream_keys(redis_prefix)["motion"]
     source = RedisStreamSource(redis_client, key, label="motion", min_idle_ms=0, consumer="a")
     taken = source.read(100, 0)
@@ -294,7 +285,7 @@ def test_redis_killed_and_restarted_from_its_aof_leaves_every_event_stored_and_l
         engine = make_engine(url)
         pipeline = make_pipeline(url, KEY, migrate=False)
         try:
-            _publish(client, "", sim.lines)
+            publish_lines(client, "", sim.lines)
             # what was published is on disk before the crash: an AOF rewrite writes (and fsyncs)
             # the whole data set, whatever the appendfsync policy
             client.bgrewriteaof()

@@ -28,7 +28,8 @@ exponential backoff (capped; tenacity). A batch whose transaction failed for a r
 single entry's (connection or session lost, serialization failure, deadlock, statement timeout)
 is retried on a fresh connection (the pipeline discards the failed one, so a changed setting such
 as ``statement_timeout`` takes effect) and in halves, recursively, down to single entries, so
-that a batch too large for a statement timeout still gets written. Only then is an entry judged:
+that a batch too large for a statement timeout still gets written (a batch that failed because no
+connection could be opened at all is retried whole). Only then is an entry judged:
 an entry that alone exceeds the statement timeout counts one failure alone for each try (in the
 failure journal), and after ``max_deliveries`` of them it is dead-lettered as ``delivery_limit``
 with the timeout as its first failure; other failures of a single entry (an outage) are no
@@ -304,6 +305,8 @@ def run_consumer(
         """What to write after ``prep`` failed with ``exc``: its halves (single entries are
         written carefully), or the entry again, judged when it alone ran out of time."""
         entries = prep.entries
+        if exc.unreachable:  # no connection: the batch played no part
+            return [(prep, careful)]
         if len(entries) > 1:
             mid = len(entries) // 2
             return [

@@ -107,13 +107,17 @@ class IngestError(EdgefinderError):
 
 class TransientError(Exception):
     """A server is unreachable, the session was lost, or the transaction was aborted (a conflict,
-    a statement timeout); retry the batch, smaller. ``timeout``: the statement ran out of time
-    (``statement_timeout``), the one transient failure an entry itself can cause."""
+    a statement timeout); retry the batch (smaller, unless ``unreachable``). ``timeout``: the
+    statement ran out of time (``statement_timeout``), the one transient failure an entry itself
+    can cause. ``unreachable``: no connection could be opened, so the batch played no part."""
 
-    def __init__(self, server: str, detail: str, *, timeout: bool = False) -> None:
+    def __init__(
+        self, server: str, detail: str, *, timeout: bool = False, unreachable: bool = False
+    ) -> None:
         super().__init__(f"{server} unavailable: {detail}")
         self.server = server
         self.timeout = timeout
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -393,6 +397,8 @@ class Pipeline:
 
     @staticmethod
     def _raise_unless_entry(exc: BaseException) -> None:
+        if isinstance(exc, TransientError):
+            raise exc
         kind = failure_kind(exc)
         if kind == "transient":
             timeout = _sqlstate(exc) == "57014" and "statement timeout" in str(exc)
@@ -478,7 +484,13 @@ class Pipeline:
         again: a session that timed out, lost a serialization conflict or was cut keeps the
         settings it started with (``ALTER DATABASE … SET statement_timeout`` reaches only new
         sessions), so the retry runs on a fresh one."""
-        with self.engine.begin() as conn:
+        try:
+            conn = self.engine.connect()
+        except Exception as exc:
+            if failure_kind(exc) == "transient":
+                raise TransientError("database", first_line(exc), unreachable=True) from exc
+            raise
+        with conn, conn.begin():
             try:
                 yield conn
             except BaseException as exc:
