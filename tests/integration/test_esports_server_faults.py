@@ -20,14 +20,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from edgefinder.esports.api import create_app
 from edgefinder.esports.ingest import IngestConfig, Pipeline, make_pipeline, run_ingest
 from edgefinder.esports.monitoring import stream_groups
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.sources import DEFAULT_GROUP, RedisStreamSource, stream_keys
+from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine
 from tests.esports_pg import private_pg_database
 from tests.esports_sources import publish_lines
@@ -337,3 +341,49 @@ def test_redis_killed_and_restarted_from_its_aof_leaves_every_event_stored_and_l
             server.wait(10)
             pipeline.engine.dispose()
             engine.dispose()
+
+
+def _api_lag(client: TestClient, stream: str) -> float | None:
+    """``edgefinder_consumer_lag{stream}`` as the API's /metrics serves it (None: no value)."""
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "edgefinder_consumer_lag" and sample.labels["stream"] == stream:
+                return sample.value
+    return None
+
+
+def test_the_lag_the_api_reports_is_never_a_stale_figure_from_before_a_redis_restart(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    import redis
+
+    require_redis_server()
+    port = free_port()
+    server = start_redis(port, tmp_path)
+    client = redis.Redis(port=port)
+    api = TestClient(
+        create_app(Settings(database_url=sqlite_url, redis_url=f"redis://127.0.0.1:{port}/0"))
+    )
+    try:
+        key = stream_keys("")["motion"]
+        for i in range(100):
+            client.xadd(key, {b"data": b"%d" % i})
+        source = RedisStreamSource(client, key, label="motion")
+        source.ack([e.entry_id for e in source.read(40, 0)])
+        assert _api_lag(api, "motion") == 60
+        source.ack([e.entry_id for e in source.read(30, 0)])  # 30 behind now; not scraped
+        server.send_signal(signal.SIGKILL)  # every write is on disk (appendfsync always)
+        server.wait(10)
+        # replaying the AOF's commands (no rewrite since) leaves the group's read counter invalid
+        server = start_redis(port, tmp_path)
+        # Redis cannot tell the lag until the group reads again: no value (or the true 30), never
+        # the 60 of the last scrape before the restart
+        assert _api_lag(api, "motion") in (None, 30.0)
+        source.ack([e.entry_id for e in source.read(100, 0)])
+        assert _api_lag(api, "motion") == 0
+        source.read(100, 0)  # idle: nothing new
+        assert _api_lag(api, "motion") == 0
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(10)
