@@ -83,7 +83,7 @@ def test_each_binary_field_shape_alone_is_a_dead_letter_that_keeps_its_bytes(
 def test_binary_field_entries_mixed_into_valid_events_leave_every_valid_event_stored(
     pg_engine, redis_client, redis_prefix
 ) -> None:
-    sim = simulate(2, seed=322)
+    sim = simulate(2, seed=362)
     shapes = _shapes("bf2")
     keys = stream_keys(redis_prefix)
     pipe = redis_client.pipeline(transaction=False)
@@ -105,8 +105,8 @@ def test_binary_field_entries_mixed_into_valid_events_leave_every_valid_event_st
     with pg_engine.connect() as conn:
         stored = conn.execute(
             text(
-                "SELECT (SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim322-%')"
-                " + (SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim322-%')"
+                "SELECT (SELECT count(*) FROM raw_events WHERE match_id LIKE 'sim362-%')"
+                " + (SELECT count(*) FROM micro_actions WHERE match_id LIKE 'sim362-%')"
             )
         ).scalar_one()
     assert stored == len(sim.lines)
