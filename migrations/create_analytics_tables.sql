@@ -274,5 +274,13 @@ CREATE UNIQUE INDEX uq_dead_letters_source_entry_id ON dead_letters (source, ent
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
+-- Running upgrade 0004 -> 0007
+
+CREATE INDEX ix_micro_actions_unresolved_team ON micro_actions (match_id, player_hash) WHERE team IS NULL;
+
+CREATE INDEX ix_micro_actions_unresolved_round ON micro_actions (match_id, ts) WHERE round_no IS NULL;
+
+UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0004';
+
 COMMIT;
 

@@ -26,6 +26,7 @@ from edgefinder.esports.simulate import simulate, write_simulation
 from edgefinder.esports.sources import DEFAULT_GROUP, stream_keys
 from edgefinder.store.engine import make_engine
 from tests.esports_pg import TABLE_KEYS, private_pg_database, stored_table
+from tests.esports_sources import publish_lines
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -43,16 +44,6 @@ def _env(pg_url: str, redis_url: str, prefix: str) -> dict[str, str]:
         "EDGEFINDER_LOG_LEVEL": "ERROR",
         "PYTHONPATH": str(ROOT),
     }
-
-
-def _publish(client, prefix: str, lines: list[str]) -> None:
-    keys = stream_keys(prefix)
-    pipe = client.pipeline(transaction=False)
-    for line in lines:
-        pipe.xadd(
-            keys["motion" if '"signal_id"' in line else "canonical"], {b"data": line.encode()}
-        )
-    pipe.execute()
 
 
 def _count(engine, sql: str) -> int:
@@ -86,7 +77,7 @@ def test_sigkill_again_and_again_while_re_reading_pending_entries_loses_nothing(
 ) -> None:
     rng = random.Random(401)
     sim = simulate(8, seed=401)
-    _publish(redis_client, redis_prefix, sim.lines)
+    publish_lines(redis_client, redis_prefix, sim.lines)
     cmd = [
         sys.executable,
         "-m",
@@ -179,7 +170,7 @@ def test_an_entry_that_kills_its_consumer_is_isolated_and_dead_lettered_alone(
         {**json.loads(signals[0]), "signal_id": "sim402-poison", "model_version": "CRASH-ME"}
     )
     lines = signals[:700] + [poison] + signals[700:]
-    _publish(redis_client, redis_prefix, lines)
+    publish_lines(redis_client, redis_prefix, lines)
     with private_pg_database(pg_url, "poison") as url:
         env = _env(url, redis_url, redis_prefix)
         crashes = 0

@@ -41,6 +41,7 @@ from edgefinder.esports.sources import (
 from edgefinder.store.engine import make_engine
 from tests.esports_pg import TABLE_KEYS, stored_table
 from tests.esports_sources import NamedSource
+from tests.redis_server import free_port, require_redis_server, start_redis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -762,63 +763,13 @@ def test_backs_off_while_postgres_refuses_connections_and_then_completes(
         admin.dispose()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_redis(port: int, workdir: Path) -> subprocess.Popen:
-    import redis
-
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-    client.close()
-    return proc
-
-
 def test_backs_off_while_redis_is_down_and_resumes_after_restart(pg_engine, tmp_path: Path) -> None:
     """A private redis-server (AOF on) is stopped mid-stream and started again on the same port."""
-    import shutil
-
     import redis
 
-    if shutil.which("redis-server") is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server binary not installed (CI is set: server tests must not skip)")
-        pytest.skip("redis-server binary not installed")
-    port = _free_port()
-    server = _start_redis(port, tmp_path)
+    require_redis_server()
+    port = free_port()
+    server = start_redis(port, tmp_path)
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
@@ -864,7 +815,7 @@ def test_backs_off_while_redis_is_down_and_resumes_after_restart(pg_engine, tmp_
         server.wait(10)
         time.sleep(0.8)
         assert th.is_alive()  # backing off, not crashed
-        server = _start_redis(port, tmp_path)
+        server = start_redis(port, tmp_path)
         _publish_lines(client, "", sim.lines[half:])
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and stored() < len(sim.lines):
@@ -894,7 +845,7 @@ def test_backs_off_while_redis_is_down_and_resumes_after_restart(pg_engine, tmp_
 def test_cli_reports_unreachable_servers_in_one_line(tmp_path: Path) -> None:
     sim = simulate(1, seed=113)
     out, _ = write_simulation(sim, tmp_path / "events.jsonl")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "EDGEFINDER_DATA_DIR": str(tmp_path)}
     for args in (
         ["--redis-url", f"redis://127.0.0.1:{port}/0", "esports", "publish", str(out)],

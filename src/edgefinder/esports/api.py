@@ -878,9 +878,7 @@ def _refresh_gauges(st: _State) -> None:
                 g = info["groups"].get(DEFAULT_GROUP)
                 if g is None:
                     continue
-                if g["lag"] is not None:
-                    ingest_metrics.CONSUMER_LAG.labels(stream=name).set(g["lag"])
-                ingest_metrics.CONSUMER_PENDING.labels(stream=name).set(g["pending"])
+                ingest_metrics.set_backlog(name, g["lag"], g["pending"])
     except Exception:
         pass
 

@@ -23,10 +23,19 @@ that crashes the process each time it is written is isolated after at most 3 + `
 crashes. (Entry contents that make the database fail never get that far: the pipeline isolates
 and dead-letters them within the batch.)
 
-Unreachable servers: the batch is retried with exponential backoff (capped) and nothing is
-acknowledged until it commits; a stop request (SIGTERM/SIGINT) during a backoff abandons the
-uncommitted batch, which stays pending and is redelivered later, and undoes its attempt record
-(an outage is no entry's fault).
+**Faults of the servers.** A call that fails because a server is unreachable is retried with
+exponential backoff (capped; tenacity). A batch whose transaction failed for a reason that is no
+single entry's (connection or session lost, serialization failure, deadlock, statement timeout)
+is retried on a fresh connection (the pipeline discards the failed one, so a changed setting such
+as ``statement_timeout`` takes effect) and in halves, recursively, down to single entries, so
+that a batch too large for a statement timeout still gets written (a batch that failed because no
+connection could be opened at all is retried whole). Only then is an entry judged:
+an entry that alone exceeds the statement timeout counts one failure alone for each try (in the
+failure journal), and after ``max_deliveries`` of them it is dead-lettered as ``delivery_limit``
+with the timeout as its first failure; other failures of a single entry (an outage) are no
+entry's fault and are retried until they pass. Nothing is acknowledged until it commits; a stop
+request (SIGTERM/SIGINT) during a backoff abandons what is not committed, which stays pending
+and is redelivered later, and undoes its attempt record.
 """
 
 from __future__ import annotations
@@ -36,10 +45,13 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, wait_exponential
 
 from edgefinder.errors import first_line
 from edgefinder.esports import metrics
@@ -164,21 +176,48 @@ def plan_batches(
 # --- the loop --------------------------------------------------------------------------------
 
 
-class _Backoff:
-    def __init__(self, cfg: IngestConfig, stop: threading.Event, counters: IngestCounters) -> None:
-        self.cfg, self.stop, self.counters = cfg, stop, counters
-        self.delay = cfg.backoff_initial_s
+class _Stopped(Exception):
+    """A stop request ended a backoff."""
 
-    def wait(self, server: str, detail: str) -> None:
-        """Sleep (interruptible by ``stop``) and double the delay up to the cap."""
-        metrics.RETRIES.labels(server).inc()
-        self.counters.retry()
-        log.warning("%s unavailable (%s); retrying in %.1f s", server, detail, self.delay)
-        self.stop.wait(self.delay)
-        self.delay = min(self.delay * 2, self.cfg.backoff_max_s)
 
-    def reset(self) -> None:
-        self.delay = self.cfg.backoff_initial_s
+def _retrying(
+    cfg: IngestConfig,
+    stop: threading.Event,
+    counters: IngestCounters,
+    errors: tuple[type[BaseException], ...],
+    server: Callable[[BaseException], str],
+    on_retry: Callable[[], None] | None = None,
+) -> Retrying:
+    """Call a function until it does not raise one of ``errors``: exponential backoff from
+    ``backoff_initial_s`` doubling up to ``backoff_max_s``, every retry logged and counted
+    (``edgefinder_ingest_retries_total{server}``); a stop during a backoff raises :class:`_Stopped`.
+    Each call starts again at the initial delay."""
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise _Stopped
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        name = server(exc) if exc is not None else "?"
+        metrics.RETRIES.labels(name).inc()
+        counters.retry()
+        log.warning(
+            "%s unavailable (%s); retrying in %.1f s",
+            name,
+            first_line(exc) if exc is not None else "",
+            state.upcoming_sleep,
+        )
+        if on_retry is not None:
+            on_retry()
+
+    return Retrying(
+        retry=retry_if_exception_type(errors),
+        wait=wait_exponential(multiplier=cfg.backoff_initial_s, max=cfg.backoff_max_s),
+        sleep=sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -206,7 +245,7 @@ def run_consumer(
     stop = stop or threading.Event()
     counters = counters or IngestCounters()
     unavailable = source.unavailable
-    server = source.server
+    limit = source.max_deliveries
     ready: queue.Queue[_Batch | BaseException | None] = queue.Queue(maxsize=1)
     done = threading.Event()  # the writer has finished: the reader must not block on put
 
@@ -219,21 +258,34 @@ def run_consumer(
                 continue
         return False
 
+    def on_source(exc: BaseException) -> str:
+        return source.server
+
+    def keep_alive() -> None:
+        quietly(source.keep_alive)
+
+    source_call = _retrying(cfg, stop, counters, unavailable, on_source)
+    database_call = _retrying(
+        cfg,
+        stop,
+        counters,
+        (TransientError,),
+        lambda e: getattr(e, "server", "database"),
+        keep_alive,
+    )
+
     def reader() -> None:
-        backoff = _Backoff(cfg, stop, counters)
         try:
             while not stop.is_set() and not done.is_set():
                 try:
-                    entries = source.read(cfg.batch_size, cfg.block_ms)
-                except unavailable as exc:
-                    backoff.wait(server, first_line(exc))
-                    continue
-                backoff.reset()
+                    entries = source_call(source.read, cfg.batch_size, cfg.block_ms)
+                except _Stopped:
+                    break
                 if not entries:
                     if once and source.drained():
                         break
                     continue
-                for chunk, careful in plan_batches(entries, cfg.batch_size, source.max_deliveries):
+                for chunk, careful in plan_batches(entries, cfg.batch_size, limit):
                     if not put(_Batch(pipeline.prepare(chunk, source), careful)):
                         return
         except BaseException as exc:
@@ -241,29 +293,100 @@ def run_consumer(
             return
         put(None)
 
-    def retrying(what: Callable[[], Any], backoff: _Backoff) -> bool:
-        """Run a source call until it succeeds (True) or a stop ends the backoff (False)."""
-        while True:
-            try:
-                what()
-                return True
-            except unavailable as exc:
-                if stop.is_set():
-                    return False
-                backoff.wait(server, first_line(exc))
-
     def quietly(what: Callable[[], Any]) -> None:
         try:
             what()
         except unavailable as exc:
-            log.warning("%s unavailable (%s); failure record not updated", server, first_line(exc))
+            log.warning(
+                "%s unavailable (%s); failure record not updated", source.server, first_line(exc)
+            )
+
+    def smaller(prep: Prepared, careful: bool, exc: TransientError) -> list[tuple[Prepared, bool]]:
+        """What to write after ``prep`` failed with ``exc``: its halves (single entries are
+        written carefully), or the entry again, judged when it alone ran out of time."""
+        entries = prep.entries
+        if exc.unreachable:  # no connection: the batch played no part
+            return [(prep, careful)]
+        if len(entries) > 1:
+            mid = len(entries) // 2
+            return [
+                (pipeline.prepare(half, source), careful or len(half) == 1)
+                for half in (entries[:mid], entries[mid:])
+            ]
+        if not exc.timeout:
+            return [(prep, careful)]
+        e = entries[0]
+        e = e._replace(
+            failures=e.failures + 1,
+            alone_failures=e.alone_failures + 1,
+            first_failure=e.first_failure or str(exc),
+        )
+        if e.alone_failures >= limit:
+            e = e._replace(error=limit_reason(e, limit))
+        return [(pipeline.prepare([e], source), True)]
+
+    def write_first(parts: deque[tuple[Prepared, bool]]) -> None:
+        """Write and acknowledge the first part; on a transient failure, replace it (see ``smaller``)."""
+        prep, careful = parts[0]
+        ids = [e[0] for e in prep.entries]  # entry_id (an index: this runs per entry)
+        t0 = time.perf_counter()
+        if careful:
+            source_call(partial(source.begin_attempt, ids, alone=len(ids) == 1))
+        try:
+            result = pipeline.process(prep, source)
+        except TransientError as exc:
+            if careful:
+                if exc.timeout and len(ids) == 1:  # counts: it ran out of time alone
+                    quietly(partial(source.record_failure, ids, str(exc)))
+                else:
+                    quietly(partial(source.abandon, ids))  # an outage is no entry's fault
+            parts.popleft()
+            parts.extendleft(reversed(smaller(prep, careful, exc)))
+            raise
+        except IngestError:
+            if careful:
+                quietly(partial(source.abandon, ids))  # the database's fault, not the entries'
+            raise
+        except Exception as exc:
+            quietly(partial(source.record_failure, ids, f"{type(exc).__name__}: {first_line(exc)}"))
+            raise
+        parts.popleft()
+        # committed: acknowledge (a failure here only causes an idempotent redelivery)
+        source_call(partial(source.ack, ids))
+        metrics.BATCH_SECONDS.labels(source.label).observe(time.perf_counter() - t0)
+        counters.add(result)
+
+    def write(batch: _Batch) -> bool:
+        """Write one planned batch (in parts after transient failures); False when a stop came first
+        (what is not committed stays pending)."""
+        parts = deque([(batch.prep, batch.careful)])
+        while parts:
+            try:
+                database_call(write_first, parts)
+            except _Stopped:
+                return False
+        return True
 
     th = threading.Thread(
         target=reader, name=f"{threading.current_thread().name}-reader", daemon=True
     )
     th.start()
-    backoff = _Backoff(cfg, stop, counters)
     last_backlog, last_gc = 0.0, time.monotonic()
+
+    def report_backlog() -> None:
+        """The lag and pending gauges, at most once a second (idle or not: an idle consumer's
+        figures must not stay those of its last batch)."""
+        nonlocal last_backlog
+        if time.monotonic() - last_backlog <= 1.0:
+            return
+        last_backlog = time.monotonic()
+        try:
+            backlog = source.backlog()
+        except unavailable:
+            return
+        if backlog is not None:
+            metrics.set_backlog(source.label, *backlog)
+
     try:
         while not stop.is_set():
             try:
@@ -271,59 +394,15 @@ def run_consumer(
             except queue.Empty:
                 if not th.is_alive() and ready.empty():
                     break
+                report_backlog()
                 continue
             if item is None:
                 break
             if isinstance(item, BaseException):
                 raise item
-            prep = item.prep
-            ids = [e[0] for e in prep.entries]  # entry_id (an index: this runs per entry)
-            t0 = time.perf_counter()
-            if item.careful and not retrying(
-                partial(source.begin_attempt, ids, alone=len(ids) == 1), backoff
-            ):
-                break  # stopped before the write began: the batch stays pending, nothing recorded
-            result = None
-            try:
-                while not stop.is_set():
-                    try:
-                        result = pipeline.process(prep, source)
-                        break
-                    except TransientError as exc:
-                        backoff.wait(exc.server, str(exc))  # same batch again; nothing acknowledged
-                        try:
-                            source.keep_alive()
-                        except unavailable:
-                            pass
-            except IngestError:
-                if item.careful:
-                    quietly(partial(source.abandon, ids))  # the database's fault, not the entries'
-                raise
-            except Exception as exc:
-                quietly(
-                    partial(source.record_failure, ids, f"{type(exc).__name__}: {first_line(exc)}")
-                )
-                raise
-            if result is None:
-                if item.careful:
-                    quietly(partial(source.abandon, ids))
-                break  # stopped before the batch committed: leave it pending
-            # committed: acknowledge (a failure here only causes an idempotent redelivery)
-            retrying(partial(source.ack, ids), backoff)
-            metrics.BATCH_SECONDS.labels(source.label).observe(time.perf_counter() - t0)
-            backoff.reset()
-            counters.add(result)
-            if time.monotonic() - last_backlog > 1.0:
-                last_backlog = time.monotonic()
-                try:
-                    backlog = source.backlog()
-                except unavailable:
-                    backlog = None
-                if backlog is not None:
-                    lag, pending = backlog
-                    if lag is not None:
-                        metrics.CONSUMER_LAG.labels(source.label).set(lag)
-                    metrics.CONSUMER_PENDING.labels(source.label).set(pending)
+            if not write(item):
+                break
+            report_backlog()
             if not gc.isenabled() and time.monotonic() - last_gc > GC_INTERVAL_S:
                 gc.collect()
                 last_gc = time.monotonic()

@@ -48,3 +48,16 @@ CONSUMER_PENDING = Gauge(
     "Entries delivered to the group but not yet acknowledged (XPENDING count), by stream.",
     ["stream"],
 )
+
+
+def set_backlog(stream: str, lag: int | None, pending: int) -> None:
+    """Set the lag and pending gauges of ``stream``; an unknown lag removes the gauge's value
+    (a stale figure from before a Redis restart must not stand for the present)."""
+    if lag is None:
+        try:
+            CONSUMER_LAG.remove(stream)
+        except KeyError:
+            pass
+    else:
+        CONSUMER_LAG.labels(stream).set(lag)
+    CONSUMER_PENDING.labels(stream).set(pending)

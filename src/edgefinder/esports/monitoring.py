@@ -72,22 +72,18 @@ def _s(v: Any) -> str:
 def stream_groups(client: Any, prefix: str) -> dict[str, dict[str, Any]]:
     """Per logical stream: ``{"length": XLEN, "groups": {group: {"lag", "pending", "consumers"}}}``.
 
-    Streams that do not exist are left out. ``lag`` is None when Redis cannot tell (Redis < 7, or
-    entries deleted inside the group's range).
+    Streams that do not exist are left out. ``lag`` is that of
+    :func:`~edgefinder.esports.sources.group_backlog`: 0 for a group that has read up to the
+    stream's last id, None when Redis cannot tell (Redis < 7, entries deleted inside the group's
+    range, counters not yet rebuilt after a restart).
     """
+    from edgefinder.esports.sources import group_backlog
+
     out: dict[str, dict[str, Any]] = {}
     for name, key in stream_keys_all(prefix).items():
         if not client.exists(key):
             continue
-        groups = {}
-        for g in client.xinfo_groups(key):
-            g = {_s(k): v for k, v in g.items()}
-            lag = g.get("lag")
-            groups[_s(g["name"])] = {
-                "lag": None if lag is None else int(lag),
-                "pending": int(g.get("pending", 0)),
-                "consumers": int(g.get("consumers", 0)),
-            }
+        groups = group_backlog(client, key)
         out[name] = {"length": int(client.xlen(key)), "groups": groups}
     return out
 

@@ -36,14 +36,18 @@ transactions see the earlier one's rows when it recomputes outcomes and resolves
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, bindparam, text
+import orjson
+from psycopg.types.json import set_json_dumps
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
@@ -102,11 +106,18 @@ class IngestError(EdgefinderError):
 
 
 class TransientError(Exception):
-    """A server is unreachable or the transaction was aborted by a conflict; retry the batch."""
+    """A server is unreachable, the session was lost, or the transaction was aborted (a conflict,
+    a statement timeout); retry the batch (smaller, unless ``unreachable``). ``timeout``: the
+    statement ran out of time (``statement_timeout``), the one transient failure an entry itself
+    can cause. ``unreachable``: no connection could be opened, so the batch played no part."""
 
-    def __init__(self, server: str, detail: str) -> None:
+    def __init__(
+        self, server: str, detail: str, *, timeout: bool = False, unreachable: bool = False
+    ) -> None:
         super().__init__(f"{server} unavailable: {detail}")
         self.server = server
+        self.timeout = timeout
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -158,8 +169,9 @@ def dead_kind(reason: str) -> str:
 
 
 def dead_letter(source: BatchSource, entry: Entry, reason: str) -> dict[str, Any]:
-    """The dead_letters row of ``entry``: its text as received (cut at MAX_DEAD_LETTER_CHARS)."""
-    raw = entry.raw[:MAX_DEAD_LETTER_CHARS].decode("utf-8", errors="replace")
+    """The dead_letters row of ``entry``: its text as received (cut at MAX_DEAD_LETTER_CHARS), bytes
+    that are not UTF-8 spelled ``\\xNN`` so that the raw bytes can be recovered."""
+    raw = entry.raw[:MAX_DEAD_LETTER_CHARS].decode("utf-8", errors="backslashreplace")
     if len(entry.raw) > MAX_DEAD_LETTER_CHARS:
         raw += f"…[truncated; {len(entry.raw)} bytes in total]"
     return {
@@ -175,7 +187,7 @@ def dead_letter(source: BatchSource, entry: Entry, reason: str) -> dict[str, Any
 # --- what a failure means ---------------------------------------------------------------------
 
 # SQLSTATE classes: 08 connection, 40 rollback (serialization, deadlock), 53 resources, 57P0x
-# shutdown/restart, 57014 cancelled: retry the same batch. 21 cardinality, 22 data, 23 integrity,
+# shutdown/restart, 57014 cancelled: retry (smaller, on a fresh connection). 21 cardinality, 22 data, 23 integrity,
 # 2F/38/39 routine, 54 program limit (e.g. stack depth): an entry's content. Anything else (42
 # undefined table or column, no permission, 58 I/O, XX internal, …) is the database's own fault.
 _PG_TRANSIENT_CLASSES = frozenset({"08", "40", "53"})
@@ -190,6 +202,11 @@ _SQLITE_SYSTEMIC = (
     "not authorized",
     "no such function",
 )
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
+    return getattr(orig, "sqlstate", None)
 
 
 def failure_kind(exc: BaseException) -> Failure:
@@ -220,6 +237,16 @@ def failure_kind(exc: BaseException) -> Failure:
     if isinstance(exc, (OperationalError, InterfaceError)):
         return "transient"
     return "entry"  # a value no driver could adapt, or a bug that one entry triggers
+
+
+def _json_dumps(value: Any) -> bytes:
+    """JSON for the staging tables' jsonb columns: orjson (about a tenth of ``json.dumps``'s CPU,
+    once per signal's features and per event's payload), ``json.dumps`` for anything orjson
+    refuses (validation leaves nothing such, but a refusal must not become a failed batch)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value).encode()
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -370,9 +397,12 @@ class Pipeline:
 
     @staticmethod
     def _raise_unless_entry(exc: BaseException) -> None:
+        if isinstance(exc, TransientError):
+            raise exc
         kind = failure_kind(exc)
         if kind == "transient":
-            raise TransientError("database", first_line(exc)) from exc
+            timeout = _sqlstate(exc) == "57014" and "statement timeout" in str(exc)
+            raise TransientError("database", first_line(exc), timeout=timeout) from exc
         if kind == "systemic":
             raise IngestError(f"database error: {first_line(exc)}") from exc
 
@@ -441,17 +471,34 @@ class Pipeline:
         rows: BatchRows | None = None,
     ) -> list[dict[str, Any]]:
         """One transaction: the events of ``good`` and the ``dead`` letters. Returns the conflicts."""
-        with self.engine.begin() as conn:
+        with self._transaction() as conn:
+            if self.pg:
+                if rows is None:
+                    rows, good = self._stage(good, source, dead)
+                return self._write_tx_pg(conn, rows, good, dead, source)
+            return self._write_tx_sqlite(conn, good, dead, source)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """``engine.begin()``; after a transient failure the connection is discarded, not pooled
+        again: a session that timed out, lost a serialization conflict or was cut keeps the
+        settings it started with (``ALTER DATABASE … SET statement_timeout`` reaches only new
+        sessions), so the retry runs on a fresh one."""
+        try:
+            conn = self.engine.connect()
+        except Exception as exc:
+            if failure_kind(exc) == "transient":
+                raise TransientError("database", first_line(exc), unreachable=True) from exc
+            raise
+        with conn, conn.begin():
             try:
-                if self.pg:
-                    if rows is None:
-                        rows, good = self._stage(good, source, dead)
-                    return self._write_tx_pg(conn, rows, good, dead, source)
-                return self._write_tx_sqlite(conn, good, dead, source)
-            except BaseException:
-                # a rolled-back transaction also rolls back a CREATE TEMP TABLE
-                if conn.connection.is_valid:
+                yield conn
+            except BaseException as exc:
+                if not conn.invalidated and conn.connection.is_valid:
+                    # a rolled-back transaction also rolls back a CREATE TEMP TABLE
                     conn.connection.info.pop("ef_stages", None)
+                    if isinstance(exc, Exception) and failure_kind(exc) == "transient":
+                        conn.invalidate(exc)
                 raise
 
     def _write_dead(self, dead: list[dict[str, Any]]) -> None:
@@ -459,7 +506,7 @@ class Pipeline:
         if not dead:
             return
         try:
-            with self.engine.begin() as conn:
+            with self._transaction() as conn:
                 conn.execute(self.st_dead, dead)
             return
         except Exception as exc:
@@ -470,7 +517,7 @@ class Pipeline:
                 {**d, "raw": f"[the entry's text could not be stored; {len(d['raw'])} characters]"},
             ):
                 try:
-                    with self.engine.begin() as conn:
+                    with self._transaction() as conn:
                         conn.execute(self.st_dead, [row])
                     break
                 except Exception as exc:
@@ -485,12 +532,14 @@ class Pipeline:
     # -- Postgres ------------------------------------------------------------------------
 
     def _pg_stages(self, conn: Any) -> None:
-        """Create the per-connection staging tables once (ON COMMIT DELETE ROWS empties them)."""
+        """Create the per-connection staging tables once (ON COMMIT DELETE ROWS empties them), and
+        have the connection's COPY write its jsonb columns with :func:`_json_dumps`."""
         info = conn.connection.info
         if info.get("ef_stages"):
             return
         for ddl in PG_STAGES.values():
             conn.exec_driver_sql(ddl)
+        set_json_dumps(_json_dumps, context=conn.connection.dbapi_connection)
         info["ef_stages"] = True
 
     def _write_tx_pg(

@@ -29,12 +29,14 @@ Redis (``RedisStreamSource``):
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -45,6 +47,8 @@ from edgefinder.esports.events import (
     is_signal_line,
     parse_line,
 )
+
+log = logging.getLogger(__name__)
 
 CANONICAL_STREAM = "events:canonical"
 MOTION_STREAM = "events:agent:motion"
@@ -215,6 +219,51 @@ def _decode_id(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _stream_id(v: Any) -> tuple[int, int]:
+    ms, _, seq = _decode_id(v).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def group_backlog(client: Any, key: str) -> dict[str, dict[str, int | None]]:
+    """Per consumer group of stream ``key``: ``{"lag", "pending", "consumers"}`` (XINFO GROUPS).
+
+    ``lag`` (entries not yet delivered to the group) is Redis's own only while the group has not
+    read up to the stream's last id: a group that has is 0 behind, whatever Redis's counters say
+    (after a restart from the AOF they are invalid, and Redis answers no lag at all until the
+    next read, which an idle consumer never makes). None where Redis cannot tell. A missing
+    stream has no groups.
+    """
+    import redis
+
+    pipe = client.pipeline(transaction=False)
+    pipe.xinfo_groups(key)
+    pipe.xinfo_stream(key)
+    try:
+        groups, stream = pipe.execute()
+    except redis.ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return {}
+        raise
+    last = _stream_id(stream.get("last-generated-id", b"0-0"))
+    out: dict[str, dict[str, int | None]] = {}
+    for g in groups:
+        g = {_decode_id(k): v for k, v in g.items()}
+        lag = g.get("lag")
+        if _stream_id(g.get("last-delivered-id", b"0-0")) >= last:
+            lag = 0
+        out[_decode_id(g["name"])] = {
+            "lag": None if lag is None else int(lag),
+            "pending": int(g.get("pending", 0)),
+            "consumers": int(g.get("consumers", 0)),
+        }
+    return out
+
+
+def _field_error(fields: dict[Any, Any]) -> str:
+    names = ", ".join(repr(k) for k in list(fields)[:8])
+    return f"stream entry has no 'data' field (fields: {names})"
+
+
 class RedisStreamSource:
     """One stream of a consumer group as a batch source (redis-py client, bytes responses)."""
 
@@ -275,6 +324,23 @@ class RedisStreamSource:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def _grouped(self, call: Callable[[], Any], empty: Any) -> Any:
+        """``call()``; when Redis answers NOGROUP (the stream or group was deleted, or Redis restarted
+        without them), recreate the group at id 0 and return ``empty``. Entries the old group had
+        delivered are delivered again (every write is idempotent); nothing stops the consumer."""
+        import redis
+
+        try:
+            return call()
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            log.warning("%s: consumer group %s is gone; recreated at id 0", self.stream, self.group)
+            self.ensure_group()
+            with self._lock:
+                self.inflight.clear()  # the new group has no pending entries
+            return empty
+
     # -- reading -------------------------------------------------------------------------
 
     def read(self, count: int, block_ms: int = 1000) -> list[Entry]:
@@ -303,18 +369,13 @@ class RedisStreamSource:
         return got
 
     def _read_group(self, start: str, count: int, block_ms: int | None) -> list[Entry]:
-        import redis
-
-        try:
-            resp = self.client.xreadgroup(
-                self.group, self.consumer, {self.stream: start}, count=count, block=block_ms
-            )
-        except redis.ResponseError as exc:
-            if "NOGROUP" in str(exc):  # the stream/group vanished (e.g. Redis restarted empty)
-                self.ensure_group()
-                return []
-            raise
         self._last_raw_id = None
+        resp = self._grouped(
+            lambda: self.client.xreadgroup(
+                self.group, self.consumer, {self.stream: start}, count=count, block=block_ms
+            ),
+            None,
+        )
         if not resp:
             return []
         raw_entries = resp[0][1]
@@ -340,21 +401,27 @@ class RedisStreamSource:
         self._last_claim = time.monotonic()
         with self._lock:
             skip = set(self.inflight)
-        info = self.client.xpending_range(
-            self.stream,
-            self.group,
-            min="-",
-            max="+",
-            count=count + len(skip) + 16,
-            idle=self.min_idle_ms,
+        info = self._grouped(
+            lambda: self.client.xpending_range(
+                self.stream,
+                self.group,
+                min="-",
+                max="+",
+                count=count + len(skip) + 16,
+                idle=self.min_idle_ms,
+            ),
+            [],
         )
         ids = [mid for mid in (_decode_id(x["message_id"]) for x in info) if mid not in skip][
             :count
         ]
         if not ids:
             return []
-        raw_entries = self.client.xclaim(
-            self.stream, self.group, self.consumer, self.min_idle_ms, ids
+        raw_entries = self._grouped(
+            lambda: self.client.xclaim(
+                self.stream, self.group, self.consumer, self.min_idle_ms, ids
+            ),
+            [],
         )
         # an id XPENDING listed but XCLAIM did not return was taken by a faster consumer (or
         # deleted, and then dropped from the pending list by XCLAIM itself): nothing to do
@@ -371,9 +438,16 @@ class RedisStreamSource:
         with self._lock:
             ids = sorted(self.inflight)
         for i in range(0, len(ids), 1000):
-            self.client.xclaim(
-                self.stream, self.group, self.consumer, 0, ids[i : i + 1000], justid=True
+            claim = partial(
+                self.client.xclaim,
+                self.stream,
+                self.group,
+                self.consumer,
+                0,
+                ids[i : i + 1000],
+                justid=True,
             )
+            self._grouped(claim, None)
 
     def _to_entries(self, raw_entries: Iterable[Any]) -> tuple[list[Entry], list[str]]:
         entries: list[Entry] = []
@@ -389,10 +463,10 @@ class RedisStreamSource:
             if data is None:
                 data = fields.get(FIELD.decode())
             if data is None:
-                # an entry without the `data` field breaks the contract: let the pipeline
-                # dead-letter it with the fields it did have
-                shown = repr({_decode_id(k): v for k, v in fields.items()}).encode()
-                append(Entry(sid, shown, 1, "stream entry has no 'data' field"))
+                # an entry without the `data` field breaks the contract: the pipeline dead-letters
+                # it with the fields it did have, as Python bytes literals (names that are not
+                # UTF-8 included: nothing is decoded here, every byte is kept)
+                append(Entry(sid, repr(dict(fields)).encode(), 1, _field_error(fields)))
                 continue
             append(
                 new(
@@ -425,7 +499,7 @@ class RedisStreamSource:
             consumername=self.consumer,
         )
         pipe.hmget(self.failure_key, [f for i in ids for f in (i, f"{i}:alone", f"{i}:first")])
-        info, rec = pipe.execute()
+        info, rec = self._grouped(pipe.execute, ([], [None] * (3 * len(ids))))
         times = {_decode_id(x["message_id"]): int(x["times_delivered"]) for x in info}
         out = []
         for k, e in enumerate(entries):
@@ -517,13 +591,13 @@ class RedisStreamSource:
         return self._own_pending_done and self._last_empty
 
     def backlog(self) -> tuple[int | None, int] | None:
-        """(entries not yet delivered to the group, entries pending) from XINFO GROUPS."""
-        for g in self.client.xinfo_groups(self.stream):
-            name = g.get("name")
-            if _decode_id(name) == self.group:
-                lag = g.get("lag")
-                return (int(lag) if lag is not None else None, int(g.get("pending", 0)))
-        return (None, 0)
+        """(entries not yet delivered to the group, entries pending) from XINFO GROUPS (see
+        :func:`group_backlog`); a stream or group that is gone is recreated."""
+        got = group_backlog(self.client, self.stream).get(self.group)
+        if got is None:
+            self.ensure_group()
+            return (None, 0)
+        return got["lag"], int(got["pending"] or 0)
 
 
 def publish(

@@ -6,7 +6,10 @@ The error contract (:func:`install_error_contract`):
   ``A-Z a-z 0-9 . _ -``), otherwise a new uuid4 hex. Every error body (:class:`ErrorOut`) carries
   a one-line ``message`` and the same id as ``request_id``.
 * 4xx: the caller's mistake, from a route (401, 404, 409) or from validation (422, with FastAPI's
-  ``detail`` list).
+  ``detail`` list). Text no database column can hold is refused before any route runs
+  (:func:`unsafe_text`): a path, a query parameter or a string of a JSON body that holds NUL, an
+  unpaired surrogate or bytes that are not UTF-8 answers 422 on every route, with the same
+  ``detail`` shape (type ``string_unsafe``).
 * 503: a server is out of reach, and the same request can succeed later (see :func:`unreachable`):
   the database (refused or lost connection, shutdown, locked, out of resources, a serialization
   conflict), Redis or the broker (connection refused or timed out), or
@@ -20,11 +23,13 @@ The error contract (:func:`install_error_contract`):
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import kombu.exceptions
 import redis.exceptions
@@ -47,6 +52,7 @@ __all__ = [
     "install_error_contract",
     "request_id",
     "unreachable",
+    "unsafe_text",
 ]
 
 log = logging.getLogger(__name__)
@@ -157,6 +163,73 @@ def _server_error(request: Request, exc: BaseException) -> JSONResponse:
     return error_response(request, 500, message)
 
 
+def _why_unsafe(text: str) -> str | None:
+    if "\x00" in text:
+        return "contains NUL (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains an unpaired surrogate"
+    return None
+
+
+def _url_parts(request: Request) -> Iterator[tuple[list[str | int], bytes]]:
+    """(location, percent-decoded bytes) of the path and of every query parameter's name and value."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode("utf-8", "surrogatepass")
+    yield ["path"], unquote_to_bytes(raw_path)
+    for pair in request.scope.get("query_string", b"").split(b"&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition(b"=")
+        name_b = unquote_to_bytes(name.replace(b"+", b" "))
+        shown = name_b.decode("utf-8", "backslashreplace")
+        yield ["query", shown], name_b
+        yield ["query", shown], unquote_to_bytes(value.replace(b"+", b" "))
+
+
+def _json_strings(value: Any, loc: list[str | int]) -> Iterator[tuple[list[str | int], str]]:
+    if isinstance(value, str):
+        yield loc, value
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _json_strings(v, [*loc, i])
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield [*loc, k], k
+            yield from _json_strings(v, [*loc, k])
+
+
+async def unsafe_text(request: Request) -> list[dict[str, Any]]:
+    """FastAPI-shaped validation errors for every string of the request no database can store.
+
+    Checked: the path, every query parameter (name and value, percent-decoded: bytes that are not
+    UTF-8 count, which is how an unpaired surrogate arrives in a URL) and every string of a JSON
+    body (keys included). Empty when the request is clean. One guard for every route, present and
+    future: a route's own validation would let ``\x00`` through to the database, where Postgres
+    refuses it (and SQLite stores it).
+    """
+    errors: list[dict[str, Any]] = []
+    for loc, raw in _url_parts(request):
+        try:
+            why = _why_unsafe(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            why = "is not UTF-8 (an unpaired surrogate or broken percent-encoding)"
+        if why:
+            errors.append({"type": "string_unsafe", "loc": loc, "msg": f"text {why}"})
+    if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get(
+        "content-type", ""
+    ):
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None  # not JSON: the route's own validation answers
+        for loc, text in _json_strings(body, ["body"]):
+            why = _why_unsafe(text)
+            if why:
+                errors.append({"type": "string_unsafe", "loc": loc, "msg": f"text {why}"})
+    return errors
+
+
 def install_error_contract(app: FastAPI) -> None:
     """Install the request ids and the error handlers of the module docstring on ``app``."""
 
@@ -180,7 +253,14 @@ def install_error_contract(app: FastAPI) -> None:
         rid = incoming if incoming and _CALLER_ID.fullmatch(incoming) else uuid.uuid4().hex
         request.state.request_id = rid
         try:
-            response = await call_next(request)
+            unsafe = await unsafe_text(request)
+            if unsafe:
+                where = ".".join(str(p) for p in unsafe[0]["loc"] if p not in ("query", "body"))
+                response = error_response(
+                    request, 422, f"invalid request: {where}: {unsafe[0]['msg']}", detail=unsafe
+                )
+            else:
+                response = await call_next(request)
         except Exception as exc:  # every exception no route turned into an answer
             if unreachable(exc):
                 response = _unavailable(request, exc)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -173,6 +174,21 @@ micro_actions = Table(
     _created(),
     Index("ix_micro_actions_match_ts", "match_id", "ts"),
     Index("ix_micro_actions_round", "match_id", "round_no"),
+    # only the signals still waiting for their team / round: what the after-batch fill-in reads
+    Index(
+        "ix_micro_actions_unresolved_team",
+        "match_id",
+        "player_hash",
+        postgresql_where=text("team IS NULL"),
+        sqlite_where=text("team IS NULL"),
+    ),
+    Index(
+        "ix_micro_actions_unresolved_round",
+        "match_id",
+        "ts",
+        postgresql_where=text("round_no IS NULL"),
+        sqlite_where=text("round_no IS NULL"),
+    ),
 )
 
 # --- analysis ----------------------------------------------------------------------------
