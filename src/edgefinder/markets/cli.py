@@ -91,9 +91,7 @@ def synth_cmd(
     from rich.table import Table
 
     from edgefinder.console import Console
-    from edgefinder.markets.synth import SynthConfig, SynthError, generate_atlas
-
-    from edgefinder.markets.synth import EDGES
+    from edgefinder.markets.synth import EDGES, SynthConfig, SynthError, generate_atlas
 
     if edge not in EDGES:
         raise SynthError(f"--edge must be one of {', '.join(EDGES)}, got {edge!r}")
