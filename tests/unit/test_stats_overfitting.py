@@ -48,6 +48,12 @@ def test_dsr_from_returns_equals_the_moment_form() -> None:
     )
     assert a.n_trials == 400 and a.benchmark == pytest.approx(b.benchmark, rel=1e-12)
     assert a.estimate == pytest.approx(b.estimate, abs=1e-9)
+    from skfolio.measures import deflated_sharpe_ratio
+
+    assert a.estimate == pytest.approx(float(deflated_sharpe_ratio(r, trials)), abs=1e-12)
+    # more trials run than Sharpe ratios kept: only the count grows
+    c = deflated_sharpe(r, trials, n_trials=4000)
+    assert c.trial_sd == a.trial_sd and c.n_trials == 4000 and c.estimate < a.estimate
 
 
 def test_dsr_falls_as_the_trials_grow() -> None:

@@ -450,7 +450,11 @@ def assemble(cfg: StudyConfig, results: Mapping[str, dict]) -> tuple[dict, pd.Da
     for r in results.values():
         rows.extend(r.get("ledger", []))
     ledger = ledger_frame(rows)
-    trial_sharpes = ledger["sharpe"].to_numpy(np.float64)
+    # the trials' dispersion from those with enough trades to estimate a Sharpe (a template's
+    # search on a handful of trades scores near-constant PnL with a floored sd: huge, meaningless
+    # ratios); the count is every trial
+    min_n = int(cfg.selection.get("min_family_trades", 30))
+    trial_sharpes = ledger.loc[ledger["n"] >= min_n, "sharpe"].to_numpy(np.float64)
     instruments: dict[str, Any] = {}
     stability: dict[tuple[str, str], list[int]] = {}
     all_paper: list[float] = []
@@ -508,7 +512,7 @@ def assemble(cfg: StudyConfig, results: Mapping[str, dict]) -> tuple[dict, pd.Da
             }
         dsr: dict[str, Any] = {"estimate": None, "reason": "nothing promoted"}
         if len(sel_pnl) >= 3 and trial_sharpes.size:
-            d = deflated_sharpe(sel_pnl, trial_sharpes)
+            d = deflated_sharpe(sel_pnl, trial_sharpes, n_trials=len(ledger))
             dsr = dataclasses.asdict(d)
         mintrl: dict[str, Any] = {"estimate": None, "reason": "no paper trades"}
         if len(paper_pnl) >= 3:

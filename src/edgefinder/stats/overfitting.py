@@ -129,12 +129,17 @@ class DeflatedSharpe:
     estimate: float
 
 
-def deflated_sharpe(returns: object, trial_sharpes: object) -> DeflatedSharpe:
+def deflated_sharpe(
+    returns: object, trial_sharpes: object, n_trials: int | None = None
+) -> DeflatedSharpe:
     """DSR of ``returns`` (per observation, e.g. dollars per trade) selected among ``trial_sharpes``
-    (every trial's Sharpe, same units; NaNs dropped) — skfolio's ``deflated_sharpe_ratio``."""
+    (the trials' Sharpe ratios, same units; NaNs dropped): skfolio's expected maximum Sharpe and
+    PSR. ``n_trials``: how many trials were run, when more than the Sharpe ratios given (e.g. the
+    dispersion is estimated only from trials with enough trades); default their count, which is
+    skfolio's ``deflated_sharpe_ratio``."""
     from skfolio.measures import (
-        deflated_sharpe_ratio,
         expected_max_sharpe_ratio,
+        probabilistic_sharpe_ratio,
         standard_deviation,
     )
 
@@ -143,12 +148,17 @@ def deflated_sharpe(returns: object, trial_sharpes: object) -> DeflatedSharpe:
     tr = tr[np.isfinite(tr)]
     if tr.size == 0:
         raise StatsInputError("deflated_sharpe needs at least one trial Sharpe ratio")
+    n = int(tr.size if n_trials is None else max(int(n_trials), tr.size))
     sd = float(tr.std(ddof=1)) if tr.size > 1 else 0.0
-    bench = float(expected_max_sharpe_ratio(n_trials=tr.size, trial_sharpe_ratio_std=sd))
+    bench = float(expected_max_sharpe_ratio(n_trials=n, trial_sharpe_ratio_std=sd))
     rsd = float(standard_deviation(r)) if r.size > 1 else 0.0
     sr = float(r.mean() / rsd) if rsd > 0 else float("nan")
-    est = float(deflated_sharpe_ratio(r, tr)) if r.size >= 3 and rsd > 0 else float("nan")
-    return DeflatedSharpe(int(r.size), int(tr.size), sr, bench, sd, est)
+    est = (
+        float(probabilistic_sharpe_ratio(r, benchmark_sharpe_ratio=bench))
+        if r.size >= 3 and rsd > 0
+        else float("nan")
+    )
+    return DeflatedSharpe(int(r.size), n, sr, bench, sd, est)
 
 
 def deflated_sharpe_from_moments(
