@@ -101,7 +101,7 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
     dask = [sys.executable, "-m", "dask"]
-    log = open(tmp_path / "cluster.log", "w")  # noqa: SIM115 (closed below)
+    log = open(tmp_path / "cluster.log", "w")  # closed in the finally below
     procs = [
         subprocess.Popen(
             [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
