@@ -49,25 +49,34 @@ def stored(path: Path, key: str) -> dict | None:
     return doc if isinstance(doc, dict) and doc.get("key") == key else None
 
 
-class SerialRunner:
-    """Every task in this process, in the order given (a topological order)."""
+class _Runner:
+    """Counts and the reuse rule both runners share."""
 
     def __init__(self) -> None:
         self.ran = 0
         self.reused = 0
+        self.results: dict[str, dict] = {}
+
+    def reuse(self, sp: TaskSpec) -> bool:
+        """Take ``sp``'s stored result when its key matches (then the task does not run)."""
+        done = stored(sp.path, sp.key)
+        if done is not None:
+            self.reused += 1
+            self.results[sp.name] = done
+        return done is not None
+
+
+class SerialRunner(_Runner):
+    """Every task in this process, in the order given (a topological order)."""
 
     def run(self, specs: list[TaskSpec]) -> dict[str, dict]:
-        results: dict[str, dict] = {}
+        res = self.results
         for sp in specs:
-            done = stored(sp.path, sp.key)
-            if done is not None:
-                self.reused += 1
-                results[sp.name] = done
-                continue
-            deps = [results[d] if isinstance(d, str) else [results[x] for x in d] for d in sp.deps]
-            results[sp.name] = sp.fn(*sp.args, sp.key, *deps)
-            self.ran += 1
-        return results
+            if not self.reuse(sp):
+                deps = [res[d] if isinstance(d, str) else [res[x] for x in d] for d in sp.deps]
+                res[sp.name] = sp.fn(*sp.args, sp.key, *deps)
+                self.ran += 1
+        return res
 
 
 def open_client(scheduler: str | None, workers: int | None) -> tuple[Any, str, Callable[[], None]]:
@@ -96,29 +105,25 @@ def open_client(scheduler: str | None, workers: int | None) -> tuple[Any, str, C
     return client, f"local ({n} workers)", close
 
 
-class DaskRunner:
+class DaskRunner(_Runner):
     """Every task on a Dask cluster, with a progress bar of tasks done, running and failed."""
 
     def __init__(self, client: Any, console: Console | None = None) -> None:
+        super().__init__()
         self.client = client
         self.console = console
-        self.ran = 0
-        self.reused = 0
 
     def run(self, specs: list[TaskSpec]) -> dict[str, dict]:
         from distributed import wait
 
-        results: dict[str, dict] = {}
+        results = self.results
         futures: dict[str, Any] = {}
 
         def dep(name: str) -> Any:
             return results[name] if name in results else futures[name]
 
         for sp in specs:
-            done = stored(sp.path, sp.key)
-            if done is not None:
-                self.reused += 1
-                results[sp.name] = done
+            if self.reuse(sp):
                 continue
             deps = [dep(d) if isinstance(d, str) else [dep(x) for x in d] for d in sp.deps]
             futures[sp.name] = self.client.submit(
