@@ -59,6 +59,9 @@ def _run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
             "cannot connect to database",
         ),
         (["--database-url", "mysql://x@y/z", "db", "upgrade"], "only sqlite:/// and postgresql://"),
+        (["markets", "walk-forward", "--data", "DATA/ATLAS", "--out", "x"], "SYMBOL=PATH"),
+        (["markets", "walk-forward", "--data", "XYZ=.", "--out", "x"], "unknown instrument 'XYZ'"),
+        (["markets", "walk-forward", "--data", "MNQ=/nonexistent", "--out", "x"], "not found"),
     ],
 )
 def test_errors_are_one_line_without_traceback(args: list[str], expected: str) -> None:

@@ -701,3 +701,166 @@ def paper_trade_cmd(
         console=Console(),
         instrument=instrument,
     )
+
+
+@markets_app.command("walk-forward")
+def walk_forward_cmd(
+    data: Annotated[
+        list[str],
+        typer.Option(
+            "--data",
+            help="SYMBOL=PATH: one instrument (contract from the instrument table: "
+            "MNQ, NQ, ES, MES) and its ATLAS root; repeat for several. Every Dask worker "
+            "must see PATH.",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Study directory (every worker writes into it): study.json, "
+            "trial_ledger.parquet, tasks/.",
+        ),
+    ],
+    folds: Annotated[int, typer.Option("--folds", min=1, help="Walk-forward folds.")] = 4,
+    scheme: Annotated[
+        str,
+        typer.Option(
+            "--scheme", help="anchored (learning window grows) or rolling (fixed length)."
+        ),
+    ] = "anchored",
+    purge: Annotated[
+        str,
+        typer.Option(
+            "--purge",
+            help="CME sessions between learning and test blocks that "
+            "feed nothing (N, Nd or 'N sessions').",
+        ),
+    ] = "1",
+    embargo: Annotated[
+        str,
+        typer.Option(
+            "--embargo",
+            help="CME sessions skipped after each test block before "
+            "its paper block (N, Nd or 'N sessions').",
+        ),
+    ] = "1",
+    learn_blocks: Annotated[
+        int,
+        typer.Option(
+            "--learn-blocks", min=1, help="Length of the (first) learning window, in test blocks."
+        ),
+    ] = 2,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Address of a running Dask scheduler "
+            "(tcp://HOST:8786); default a LocalCluster on this machine.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="LocalCluster worker processes (default: one per core)."
+        ),
+    ] = None,
+    serial: Annotated[
+        bool,
+        typer.Option("--serial", help="No Dask: every task in this process, one after another."),
+    ] = False,
+    iterations: Annotated[
+        int, typer.Option("--iterations", min=1, help="Phase 3 trials per template.")
+    ] = 50,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for clustering, the search and fission.")
+    ] = 0,
+    timeframes: Annotated[
+        str | None,
+        typer.Option(
+            "--timeframes", help="Comma list restricting the hierarchy (default: every timeframe)."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (printed report) or json (study.json on stdout).")
+    ] = "table",
+) -> None:
+    """Walk-forward study: per instrument and fold, Phases 2–5 learn and select on the fold's
+    learning sessions, judge on its test block, and the frozen playbook is paper-traded on the next
+    block; Phase 5's tests span every instrument; PBO, deflated Sharpe over the trial ledger and
+    minimum track record length; tasks on Dask, a rerun reuses finished ones."""
+    import json
+
+    from edgefinder.console import Console, check_format
+    from edgefinder.markets.folds import make_folds, parse_sessions
+    from edgefinder.markets.forward import ForwardConfig
+    from edgefinder.markets.selection import SelectionConfig
+    from edgefinder.markets.walkforward import (
+        StudyConfig,
+        common_sessions,
+        parse_data,
+        print_study,
+        run_study,
+    )
+    from edgefinder.settings import get_settings
+
+    check_format(fmt)
+    if fmt == "csv":
+        raise typer.BadParameter("--format must be table or json")
+    if serial and (scheduler or workers):
+        raise typer.BadParameter("--serial runs no Dask: drop --scheduler and --workers")
+    settings = get_settings()
+    instruments = parse_data(data)
+    sessions = common_sessions(instruments)
+    fold_list = make_folds(
+        sessions,
+        folds,
+        scheme,
+        parse_sessions(purge, "--purge"),
+        parse_sessions(embargo, "--embargo"),
+        learn_blocks,
+    )
+    fwd = ForwardConfig(
+        match_distance=settings.match_distance,
+        min_prob=settings.min_prob,
+        min_conf=settings.min_conf,
+        min_depth=settings.min_depth,
+    )
+    sel = SelectionConfig.from_settings(settings)
+    cfg = StudyConfig(
+        out=str(out.resolve()),
+        instruments=instruments,
+        folds=tuple(fold_list),
+        scheme=scheme,
+        iterations=iterations,
+        seed=seed,
+        timeframes=tuple(t.strip() for t in timeframes.split(",") if t.strip())
+        if timeframes
+        else None,
+        cascade=settings.cascade,
+        max_templates=settings.max_templates,
+        sampler=settings.sampler,
+        forward={
+            k: getattr(fwd, k) for k in ("match_distance", "min_prob", "min_conf", "min_depth")
+        },
+        selection={k: getattr(sel, k) for k in ("q_max", "dsr_min", "min_family_trades")},
+    )
+    console = Console(stderr=fmt != "table")
+    if serial:
+        result = run_study(cfg)
+    else:
+        from edgefinder.markets.cluster import DaskRunner, open_client
+
+        client, name, close = open_client(scheduler, workers)
+        try:
+            result = run_study(cfg, DaskRunner(client, console), name)
+        finally:
+            close()
+    if fmt == "json":
+        typer.echo(json.dumps(result.doc, indent=2, sort_keys=True))
+    else:
+        print_study(console, result.doc)
+        console.print(
+            f"{result.ran} task(s) ran, {result.reused} reused; {result.path} and "
+            f"{result.path.parent / 'trial_ledger.parquet'}"
+        )

@@ -278,6 +278,10 @@ class Orchestrator:
         max_templates: cap on Phase 2.5's coarse cluster count (default
             ``clustering.MAX_COARSE_K``; see :func:`clustering.coarse_k`).
         sampler: Phase 3's Optuna sampler, ``qmc`` or ``tpe`` (see ``playbook._search``).
+        learn_from: inclusive start of the in-sample data (same forms as ``train_until``; a
+            rolling walk-forward window); default the first bar of the ATLAS.
+        on_playbook_event: receives Phase 3's progress events as ``(event, info)`` (a study's
+            trial ledger records the ``"trials"`` ones).
     """
 
     def __init__(
@@ -295,6 +299,8 @@ class Orchestrator:
         cascade: str = setting_default("cascade"),
         max_templates: int | None = None,
         sampler: str = setting_default("sampler"),
+        learn_from: Any = None,
+        on_playbook_event: Any = None,
     ) -> None:
         from edgefinder.markets.instruments import get_instrument
         from edgefinder.markets.physics import PhysicsConfig
@@ -306,6 +312,8 @@ class Orchestrator:
         self.iterations = int(iterations)
         self.train_until_raw = train_until
         self.train_until = resolve_train_until(train_until)
+        self.learn_from = resolve_train_until(learn_from)
+        self.on_playbook_event = on_playbook_event
         if isinstance(timeframes, str):
             timeframes = [t.strip() for t in timeframes.split(",") if t.strip()]
         self.timeframes_requested = list(timeframes) if timeframes else None
@@ -382,7 +390,7 @@ class Orchestrator:
             ) from None
         rp = self.physics.rp
         top = self.timeframes[0]
-        n_top = len(atlas.read_bars(self.data_dir, top, None, self.train_until))
+        n_top = len(atlas.read_bars(self.data_dir, top, self.learn_from, self.train_until))
         if n_top < rp:
             before = "" if self.train_until is None else f" before {self.train_until_raw}"
             raise PipelineError(
@@ -403,6 +411,8 @@ class Orchestrator:
             "cascade": self.cascade,
             "physics": dataclasses.asdict(self.physics),
         }
+        if self.learn_from is not None:  # absent otherwise: existing checkpoints keep their keys
+            base["learn_from"] = self.learn_from
         parts: dict[str, Any] = {"discovery": base}
         parts["clustering"] = {"prev": None, "seed": self.seed, "max_templates": self.max_templates}
         parts["playbook"] = {
@@ -480,7 +490,7 @@ class Orchestrator:
         manifest = agent.scan_atlas_topdown(
             self.data_dir,
             self.timeframes,
-            None,
+            self.learn_from,
             self.train_until,
             cascade=self.cascade,
             on_level=disp.on_level,
@@ -537,6 +547,8 @@ class Orchestrator:
                 disp.grow(self.iterations * (len(info["children"]) - 1))
             elif event == "template":
                 disp.library = info["done"]
+            if self.on_playbook_event is not None:
+                self.on_playbook_event(event, info)
 
         res = optimize_templates(
             templates,

@@ -388,8 +388,9 @@ def _search(
     seed: int,
     on_trial: Callable[[], None] | None,
     sampler: str = setting_default("sampler"),
-) -> tuple[dict, float]:
-    """Best exit parameters of one template's training trades: ``(params, best score)``.
+) -> tuple[dict, float, list[tuple[dict, float]]]:
+    """Best exit parameters of one template's training trades: ``(params, best score, trials)``,
+    ``trials`` every parameter set scored with its score, in the order they were tried.
 
     ``qmc``: ``iterations`` points of a seeded scrambled Sobol design over the search space
     (:func:`qmc_design`), scored in **one** vectorized simulator call (trades × parameter sets).
@@ -407,7 +408,11 @@ def _search(
             for _ in range(n_trials):
                 on_trial()
         best = int(np.argmax(scores))
-        return {k: int(v) for k, v in zip(PARAM_NAMES, grid[best])}, float(scores[best])
+        tried = [
+            ({k: int(v) for k, v in zip(PARAM_NAMES, row)}, float(sc))
+            for row, sc in zip(grid, scores)
+        ]
+        return tried[best][0], float(scores[best]), tried
     if sampler != "tpe":
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     import optuna
@@ -436,7 +441,12 @@ def _search(
         )
         callbacks = [lambda _s, _t: on_trial()] if on_trial is not None else None
         study.optimize(lambda trial: score(_suggest(trial)), n_trials=n_trials, callbacks=callbacks)
-    return {k: int(v) for k, v in study.best_params.items()}, float(study.best_value)
+    tried = [
+        ({k: int(v) for k, v in t.params.items()}, float(t.value))
+        for t in study.trials
+        if t.value is not None
+    ]
+    return {k: int(v) for k, v in study.best_params.items()}, float(study.best_value), tried
 
 
 def _batch_scores(
@@ -502,8 +512,9 @@ def optimize_templates(
     ``engine`` is the :class:`~edgefinder.markets.clustering.FractalClusteringEngine` whose
     ``refine_clusters`` performs fission (a fresh one knowing ``templates`` is made if None, so
     child ids continue after the largest template id). ``end`` excludes bars opening at or after
-    it (``--train-until``). ``progress(event, info)`` receives ``"trial"``, ``"template"`` and
-    ``"fission"`` events.
+    it (``--train-until``). ``progress(event, info)`` receives ``"trial"``, ``"template"``,
+    ``"fission"`` and ``"trials"`` events (the last: a template's scored parameter sets,
+    ``{"template_id", "n" training trades, "trials": [(params, per-trade Sharpe), ...]}``).
     """
     from edgefinder.markets.clustering import FractalClusteringEngine, pattern_features
 
@@ -566,7 +577,7 @@ def optimize_templates(
             for _ in range(max(1, int(iterations))):
                 on_trial()
         else:
-            params, score = _search(
+            params, score, tried = _search(
                 bars,
                 tr.entry[tr_sl],
                 tr.side[tr_sl],
@@ -577,6 +588,8 @@ def optimize_templates(
                 on_trial,
                 sampler,
             )
+            # every parameter set scored, for a study's trial ledger (selection inflates the best)
+            emit("trials", {"template_id": tid, "n": int(ntr), "trials": tried})
         prm = ExitParams(**{k: float(v) for k, v in params.items()})
         all_pnl = _pnl(
             bars,

@@ -623,8 +623,13 @@ def run_strategy_selection(
     brain: BayesianBrain | None = None,
     library: dict[int, dict[str, Any]] | None = None,
     write: bool = True,
+    evidence: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> SelectionResult:
-    """Phase 5: rank templates, score risk, write the production playbook (pending review)."""
+    """Phase 5: rank templates, score risk, write the production playbook (pending review).
+
+    ``evidence``: the ``(families, members)`` of :func:`family_evidence` computed by the caller
+    over a wider set of tests (a study's every instrument x family, so that BH and the deflated
+    Sharpe count all of them), restricted to this run's families; default: this run's alone."""
     cfg = config or SelectionConfig()
     ckpt = Path(checkpoint_dir)
     if brain is None:
@@ -638,7 +643,9 @@ def run_strategy_selection(
     st = template_stats(brain, library, regret, cfg)
     trades = brain.trades()
     test, sample = _test_trades(trades)
-    if sample == "out-of-sample":
+    if evidence is not None and sample == "out-of-sample":
+        families, members = evidence
+    elif sample == "out-of-sample":
         families, members = family_evidence(test, cfg)
     else:  # in-sample trades chose the parameters: they cannot promote anything
         families, members = family_evidence(test.iloc[0:0], cfg)

@@ -1,0 +1,194 @@
+"""Running a study's task graph: in this process, or on a Dask cluster with a progress bar.
+
+A :class:`TaskSpec` names a task, its function and arguments, the key of its inputs, the tasks it
+waits for and the file its result is stored in. Both runners skip a task whose stored result has
+the same key (a rerun after an interruption redoes only what did not finish), and pass each task
+its dependencies' results after its own arguments and key.
+
+:class:`DaskRunner` submits every task to a ``distributed.Client``: a ``LocalCluster`` (one
+single-threaded worker process per core by default) or an existing scheduler
+(``tcp://HOST:8786``). Dask reschedules the tasks of a worker that dies on the remaining ones;
+an exception inside a task is not retried (the tasks are deterministic, it would fail again).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from edgefinder.errors import EdgefinderError, first_line
+
+__all__ = ["DaskRunner", "SerialRunner", "TaskSpec", "open_client"]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """``fn(*args, key, *deps)``; each ``deps`` item is a task name (its result) or a tuple of
+    names (the list of their results); ``path`` stores the result (a dict with ``"key"``)."""
+
+    name: str
+    fn: Callable[..., dict]
+    args: tuple[Any, ...]
+    key: str
+    deps: tuple[str | tuple[str, ...], ...]
+    path: Path
+
+
+def stored(path: Path, key: str) -> dict | None:
+    """The result stored at ``path`` when it was made with ``key``, else None."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("key") == key else None
+
+
+class _Runner:
+    """Counts and the reuse rule both runners share."""
+
+    def __init__(self) -> None:
+        self.ran = 0
+        self.reused = 0
+        self.results: dict[str, dict] = {}
+
+    def reuse(self, sp: TaskSpec) -> bool:
+        """Take ``sp``'s stored result when its key matches (then the task does not run)."""
+        done = stored(sp.path, sp.key)
+        if done is not None:
+            self.reused += 1
+            self.results[sp.name] = done
+        return done is not None
+
+
+class SerialRunner(_Runner):
+    """Every task in this process, in the order given (a topological order)."""
+
+    def run(self, specs: list[TaskSpec]) -> dict[str, dict]:
+        res = self.results
+        for sp in specs:
+            if not self.reuse(sp):
+                deps = [res[d] if isinstance(d, str) else [res[x] for x in d] for d in sp.deps]
+                res[sp.name] = sp.fn(*sp.args, sp.key, *deps)
+                self.ran += 1
+        return res
+
+
+def open_client(scheduler: str | None, workers: int | None) -> tuple[Any, str, Callable[[], None]]:
+    """A Dask client: on ``scheduler`` (``tcp://HOST:8786``) or a new ``LocalCluster`` of ``workers``
+    single-threaded processes (default: one per core). Returns (client, engine name, close)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout="30s")
+        except OSError as exc:
+            raise EdgefinderError(
+                f"cannot reach the Dask scheduler at {scheduler}: {first_line(exc)}"
+            ) from None
+        return client, scheduler, client.close
+    n = int(workers or os.cpu_count() or 1)
+    cluster = LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = Client(cluster)
+
+    def close() -> None:
+        client.close()
+        cluster.close()
+
+    return client, f"local ({n} workers)", close
+
+
+class DaskRunner(_Runner):
+    """Every task on a Dask cluster, with a progress bar of tasks done, running and failed."""
+
+    def __init__(self, client: Any, console: Console | None = None) -> None:
+        super().__init__()
+        self.client = client
+        self.console = console
+
+    def run(self, specs: list[TaskSpec]) -> dict[str, dict]:
+        from distributed import wait
+
+        results = self.results
+        futures: dict[str, Any] = {}
+
+        def dep(name: str) -> Any:
+            return results[name] if name in results else futures[name]
+
+        for sp in specs:
+            if self.reuse(sp):
+                continue
+            deps = [dep(d) if isinstance(d, str) else [dep(x) for x in d] for d in sp.deps]
+            futures[sp.name] = self.client.submit(
+                sp.fn, *sp.args, sp.key, *deps, key=f"{sp.name}-{sp.key}", pure=False
+            )
+        keys = {f.key: name for name, f in futures.items()}
+        with _Bar(self.console, len(futures), self.reused) as bar:
+            pending = set(futures.values())
+            while pending:
+                try:  # wakes at least twice a second to redraw the running count
+                    pending = wait(list(pending), timeout=0.5, return_when="FIRST_COMPLETED")[1]
+                except TimeoutError:
+                    pass
+                running = sum(
+                    1 for ks in self.client.processing().values() for k in ks if k in keys
+                )
+                states = [f.status for f in futures.values()]
+                bar.update(states.count("finished"), running, states.count("error"))
+        failed = [n for n, f in futures.items() if f.status != "finished"]
+        if failed:
+            name = failed[0]
+            exc = futures[name].exception()
+            raise EdgefinderError(
+                f"{len(failed)} study task(s) failed, first {name}: {first_line(exc)}"
+            )
+        for name, fut in futures.items():
+            results[name] = fut.result()
+            self.ran += 1
+        return results
+
+
+class _Bar:
+    """A Rich progress bar: tasks done of those to run, running and failed (and reused)."""
+
+    def __init__(self, console: Console | None, total: int, reused: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]study tasks"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            console=console or Console(stderr=True),
+            transient=False,
+            disable=console is None,
+        )
+        self.reused = reused
+        self.task = self.progress.add_task("study", total=total, counts=self._counts(0, 0))
+
+    def _counts(self, running: int, failed: int) -> str:
+        return f"running {running} · failed {failed} · reused {self.reused}"
+
+    def __enter__(self) -> _Bar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def update(self, done: int, running: int, failed: int) -> None:
+        self.progress.update(self.task, completed=done, counts=self._counts(running, failed))

@@ -1,0 +1,219 @@
+"""Backtest overfitting: PBO by CSCV, the deflated Sharpe ratio over a trial ledger, MinTRL.
+
+* :func:`probability_of_backtest_overfitting` — Bailey, Borwein, López de Prado and Zhu (2015),
+  "The probability of backtest overfitting", combinatorially symmetric cross-validation (CSCV):
+  the ``T x N`` performance matrix of ``N`` configurations over ``T`` periods is cut into ``S``
+  row blocks; for every one of the ``C(S, S/2)`` ways to call half of them in-sample, the
+  configuration with the best in-sample Sharpe is ranked out-of-sample among all ``N``
+  (relative rank ``w`` in (0, 1)), ``lambda = log(w / (1 - w))``; PBO is the share of splits with
+  ``lambda <= 0`` (the in-sample winner at or below the out-of-sample median). Pure noise gives
+  about 0.5; a configuration with a persistent edge drives it towards 0.
+* :func:`deflated_sharpe` — Bailey and López de Prado (2014): the probabilistic Sharpe ratio of
+  the selected returns against the expected maximum Sharpe of every trial the search evaluated
+  (skfolio's ``deflated_sharpe_ratio``: the trials' count and dispersion set the benchmark).
+* :func:`minimum_track_record_length` — Bailey and López de Prado (2012), "The Sharpe ratio
+  efficient frontier": the observations needed before the observed Sharpe is above a benchmark
+  Sharpe with confidence ``1 - alpha``.
+
+All Sharpe ratios are per observation (per trade or per session), never annualized. skfolio has
+the DSR and PSR but neither PBO nor MinTRL, so those two are written here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from edgefinder.stats._common import StatsInputError
+
+__all__ = [
+    "DeflatedSharpe",
+    "deflated_sharpe_from_moments",
+    "PBOResult",
+    "TrackRecord",
+    "deflated_sharpe",
+    "minimum_track_record_length",
+    "probability_of_backtest_overfitting",
+]
+
+
+@dataclass(frozen=True)
+class PBOResult:
+    """PBO ``estimate`` over ``n_splits`` CSCV splits of ``n`` periods into ``n_blocks`` blocks,
+    ``n_configs`` configurations; ``logits`` per split; ``ci_low``/``ci_high`` a 95 % Wilson
+    interval treating the splits as draws (they overlap, so it is optimistic); ``p_value`` of a
+    one-sided binomial test of PBO < 0.5 (selection better than a coin flip); ``degradation``:
+    the slope of out-of-sample on in-sample Sharpe of the selected configuration across splits."""
+
+    n: int
+    n_configs: int
+    n_blocks: int
+    n_splits: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    degradation: float
+    logits: tuple[float, ...]
+
+
+def _sharpe_cols(m: np.ndarray) -> np.ndarray:
+    sd = m.std(axis=0)
+    mean = m.mean(axis=0)
+    return np.where(sd > 0, mean / np.where(sd > 0, sd, 1.0), 0.0)
+
+
+def probability_of_backtest_overfitting(performance: object, n_blocks: int = 16) -> PBOResult:
+    """PBO of choosing the best-Sharpe column of ``performance`` (``T x N``, one row per period,
+    one column per configuration; e.g. PnL per session in dollars) by CSCV with ``n_blocks`` (even)
+    row blocks; see the module doc. Blocks are contiguous and as equal as possible (the first
+    ``T mod S`` get one row more), so serial dependence stays inside a block."""
+    m = np.asarray(performance, dtype=np.float64)
+    if m.ndim != 2 or m.shape[1] < 2:
+        raise StatsInputError("performance must be a T x N matrix with N >= 2 configurations")
+    if not np.all(np.isfinite(m)):
+        raise StatsInputError("performance must be finite")
+    if n_blocks < 2 or n_blocks % 2:
+        raise StatsInputError(f"n_blocks must be an even number >= 2, got {n_blocks}")
+    t, n = m.shape
+    if t < n_blocks:
+        raise StatsInputError(f"{t} periods are fewer than the {n_blocks} blocks CSCV needs")
+    blocks = np.array_split(np.arange(t), n_blocks)
+    logits, is_best, oos_best = [], [], []
+    for chosen in itertools.combinations(range(n_blocks), n_blocks // 2):
+        inside = np.concatenate([blocks[i] for i in chosen])
+        outside = np.concatenate([blocks[i] for i in range(n_blocks) if i not in chosen])
+        sr_in, sr_out = _sharpe_cols(m[inside]), _sharpe_cols(m[outside])
+        best = int(np.argmax(sr_in))
+        # rank 1..N out-of-sample, ties at their mean rank; w in (0, 1) as in the paper (rank / (N + 1))
+        w = float(sps.rankdata(sr_out)[best]) / (n + 1)
+        logits.append(math.log(w / (1.0 - w)))
+        is_best.append(sr_in[best])
+        oos_best.append(sr_out[best])
+    lam = np.asarray(logits)
+    k, s = int((lam <= 0).sum()), int(lam.size)
+    ci = sps.binomtest(k, s).proportion_ci(0.95, method="wilson")
+    x, y = np.asarray(is_best), np.asarray(oos_best)
+    slope = float(np.polyfit(x, y, 1)[0]) if np.ptp(x) > 0 else float("nan")
+    return PBOResult(
+        n=t,
+        n_configs=n,
+        n_blocks=n_blocks,
+        n_splits=s,
+        estimate=k / s,
+        ci_low=float(ci.low),
+        ci_high=float(ci.high),
+        p_value=float(sps.binomtest(k, s, 0.5, alternative="less").pvalue),
+        degradation=slope,
+        logits=tuple(float(v) for v in lam),
+    )
+
+
+@dataclass(frozen=True)
+class DeflatedSharpe:
+    """``estimate``: the DSR (probability the selected returns' true Sharpe exceeds zero after the
+    selection over ``n_trials`` trials); ``sharpe`` the observed per-observation Sharpe over ``n``
+    observations; ``benchmark`` the expected maximum Sharpe of ``n_trials`` zero-skill trials with
+    the trials' dispersion ``trial_sd``. NaN when fewer than 3 observations or no dispersion.
+    skfolio's conventions: sample standard deviations (ddof 1), biased skew and kurtosis."""
+
+    n: int
+    n_trials: int
+    sharpe: float
+    benchmark: float
+    trial_sd: float
+    estimate: float
+
+
+def deflated_sharpe(
+    returns: object, trial_sharpes: object, n_trials: int | None = None
+) -> DeflatedSharpe:
+    """DSR of ``returns`` (per observation, e.g. dollars per trade) selected among ``trial_sharpes``
+    (the trials' Sharpe ratios, same units; NaNs dropped): skfolio's expected maximum Sharpe and
+    PSR. ``n_trials``: how many trials were run, when more than the Sharpe ratios given (e.g. the
+    dispersion is estimated only from trials with enough trades); default their count, which is
+    skfolio's ``deflated_sharpe_ratio``."""
+    from skfolio.measures import (
+        expected_max_sharpe_ratio,
+        probabilistic_sharpe_ratio,
+        standard_deviation,
+    )
+
+    r = np.asarray(returns, dtype=np.float64)
+    tr = np.asarray(trial_sharpes, dtype=np.float64)
+    tr = tr[np.isfinite(tr)]
+    if tr.size == 0:
+        raise StatsInputError("deflated_sharpe needs at least one trial Sharpe ratio")
+    n = int(tr.size if n_trials is None else max(int(n_trials), tr.size))
+    sd = float(tr.std(ddof=1)) if tr.size > 1 else 0.0
+    bench = float(expected_max_sharpe_ratio(n_trials=n, trial_sharpe_ratio_std=sd))
+    rsd = float(standard_deviation(r)) if r.size > 1 else 0.0
+    sr = float(r.mean() / rsd) if rsd > 0 else float("nan")
+    est = (
+        float(probabilistic_sharpe_ratio(r, benchmark_sharpe_ratio=bench))
+        if r.size >= 3 and rsd > 0
+        else float("nan")
+    )
+    return DeflatedSharpe(int(r.size), n, sr, bench, sd, est)
+
+
+def deflated_sharpe_from_moments(
+    sharpe: float,
+    n: int,
+    n_trials: int,
+    trial_sd: float,
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+) -> DeflatedSharpe:
+    """The same DSR from summary figures (a published example gives no return series): the PSR
+    of ``sharpe`` over ``n`` observations with ``skew`` and non-excess ``kurtosis`` against
+    skfolio's expected maximum Sharpe of ``n_trials`` trials of dispersion ``trial_sd``."""
+    from skfolio.measures import expected_max_sharpe_ratio
+
+    from edgefinder.stats.performance import probabilistic_sharpe_ratio
+
+    bench = float(expected_max_sharpe_ratio(n_trials=n_trials, trial_sharpe_ratio_std=trial_sd))
+    est = probabilistic_sharpe_ratio(sharpe, n, skew, kurtosis, sr_benchmark=bench)
+    return DeflatedSharpe(int(n), int(n_trials), float(sharpe), bench, float(trial_sd), est)
+
+
+@dataclass(frozen=True)
+class TrackRecord:
+    """Minimum track record length ``estimate`` (observations; ``inf`` when the Sharpe is not above
+    the benchmark) for ``sharpe`` observed over ``n`` observations with ``skew`` and non-excess
+    ``kurtosis``, against ``benchmark`` at confidence ``1 - alpha``; ``enough``: n >= estimate."""
+
+    n: int
+    sharpe: float
+    benchmark: float
+    skew: float
+    kurtosis: float
+    alpha: float
+    estimate: float
+    enough: bool
+
+
+def minimum_track_record_length(
+    sharpe: float,
+    skew: float = 0.0,
+    kurtosis: float = 3.0,
+    benchmark: float = 0.0,
+    alpha: float = 0.05,
+    n: int = 0,
+) -> TrackRecord:
+    """MinTRL = 1 + (1 - skew SR + (kurtosis - 1)/4 SR^2) (z_{1-alpha} / (SR - SR*))^2 observations
+    (Bailey and López de Prado 2012, eq. 11; ``kurtosis`` non-excess, 3 for a normal)."""
+    if not 0 < alpha < 1:
+        raise StatsInputError(f"alpha must be in (0, 1), got {alpha}")
+    var = 1.0 - skew * sharpe + (kurtosis - 1.0) / 4.0 * sharpe**2
+    if not sharpe > benchmark or not var > 0:
+        est = math.inf
+    else:
+        est = 1.0 + var * (float(sps.norm.ppf(1.0 - alpha)) / (sharpe - benchmark)) ** 2
+    return TrackRecord(
+        int(n), float(sharpe), float(benchmark), float(skew), float(kurtosis), alpha, est, n >= est
+    )
