@@ -72,8 +72,9 @@ def synth_cmd(
         str,
         typer.Option(
             "--edge",
-            help="none (martingale), planted (rare spike reversion) or "
-            "reverting (a mean-reverting price component; see ground_truth.json).",
+            help="none (martingale), planted (rare spike reversion), "
+            "reverting (a mean-reverting price component) or context (the same component only "
+            "in the two hours after an hourly shock); see ground_truth.json.",
         ),
     ] = "none",
     base: Annotated[str, typer.Option("--base", help="Base bar: 15s, 5s or 1s.")] = "15s",
