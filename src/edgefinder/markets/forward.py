@@ -264,9 +264,12 @@ class Playbook:
     centroids_scaled: np.ndarray
     params: dict[int, dict]
 
-    def match(self, cascade: Cascade) -> Matched:
-        """The cascade's entry-level patterns matched to this library (``replay.match_candidates``)."""
-        return match_candidates(cascade, self.template_ids, self.centroids_scaled, self.scaler)
+    def match(self, cascade: Cascade, states: Mapping[str, Any] | None = None) -> Matched:
+        """The cascade's entry-level patterns matched to this library (``replay.match_candidates``),
+        with their context at entry when ``states`` (every level's arrays) are given."""
+        return match_candidates(
+            cascade, self.template_ids, self.centroids_scaled, self.scaler, states
+        )
 
 
 def load_playbook(checkpoint_dir: Path) -> Playbook:
@@ -440,7 +443,7 @@ def run_forward_pass(
     states = scanner.compute_states(data_dir, end=f_until)
     lap("read_and_states")
     cascade = scanner.scan(states)
-    matched = playbook.match(cascade)
+    matched = playbook.match(cascade, states)
     eligible = matched.eligible(cfg.gates)
     lap("cascade_and_match")
 
@@ -541,7 +544,8 @@ def run_forward_pass(
             d["avg_exit_efficiency"] = float(eff.get(d["session"], float("nan")))
     packed = compact(tdf)
     brain.save(ckpt / BRAIN, packed)
-    packed[[*TRADE_COLUMNS, "side"]].to_parquet(ckpt / TRADES, index=False)
+    ctx_cols = [c for c in packed.columns if c.startswith("ctx_")]
+    packed[[*TRADE_COLUMNS, "side", *ctx_cols]].to_parquet(ckpt / TRADES, index=False)
     compact(regret_df).to_parquet(ckpt / REGRET, index=False)
     report = _report(
         cfg,

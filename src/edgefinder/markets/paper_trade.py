@@ -34,7 +34,7 @@ from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_write_text
 from edgefinder.markets.brain import TRADE_COLUMNS, BayesianBrain, BrainFileError
-from edgefinder.markets.cascade import FractalCascadeScanner
+from edgefinder.markets.cascade import ROCHE_SNAP, STRUCTURAL_DRIVE, FractalCascadeScanner
 from edgefinder.markets.checkpoints import (
     BRAIN,
     PAPER_REPORT,
@@ -45,15 +45,46 @@ from edgefinder.markets.checkpoints import (
 )
 from edgefinder.markets.forward import load_playbook, resolve_hierarchy
 from edgefinder.markets.instruments import get_instrument
-from edgefinder.markets.replay import Gates, SessionTrader, session_table
+from edgefinder.markets.metalabel import META_TAG, MetaModel, load_meta_model, meta_family_key
+from edgefinder.markets.replay import Gates, Matched, SessionTrader, session_table
 from edgefinder.markets.selection import STATUS_APPROVED, SelectionError, load_production_playbook
 from edgefinder.markets.summary import money, print_block, sample_block
 
-__all__ = ["PaperTradeError", "PaperTradeResult", "run_paper_trade"]
+__all__ = ["PaperTradeError", "PaperTradeResult", "production_candidates", "run_paper_trade"]
 
 
 class PaperTradeError(EdgefinderError):
     """Paper trading cannot run (range overlaps the pipeline's sessions, playbook not approved, …)."""
+
+
+def production_candidates(
+    matched: Matched, production: dict[int, dict[str, Any]], meta: MetaModel | None
+) -> np.ndarray:
+    """Whether each candidate's nearest template is in production for one of the candidate's
+    families: its own family, or its pattern type's meta-label family when the meta model's
+    probability for its context passes the threshold (vectorized over candidates)."""
+    allowed = np.zeros(len(matched), bool)
+    by_family: dict[str, list[int]] = {}
+    for t, e in production.items():
+        for f in e.get("families", {}):
+            by_family.setdefault(str(f), []).append(int(t))
+    gate = None
+    for fam, tids in sorted(by_family.items()):
+        member = np.isin(matched.template_id, tids)
+        if fam.endswith(META_TAG):
+            if meta is None or matched.context is None:
+                continue
+            if gate is None:
+                gate = meta.gate(matched.columns())
+            keys = np.where(
+                matched.is_roche,
+                meta_family_key(ROCHE_SNAP, matched.timeframe),
+                meta_family_key(STRUCTURAL_DRIVE, matched.timeframe),
+            )
+            allowed |= member & (keys == fam) & gate
+        else:
+            allowed |= member & (matched.family == fam)
+    return allowed
 
 
 @dataclass(frozen=True)
@@ -140,16 +171,8 @@ def run_paper_trade(
         hierarchy, cfg.get("entry_timeframe", "15s"), rec.physics, rec.cascade
     )
     states = scanner.compute_states(data, end=None if d1 is None else atlas.session_bounds(d1)[1])
-    matched = playbook.match(scanner.scan(states))
-    allowed_pairs = {(int(t), f) for t, e in production.items() for f in e.get("families", {})}
-    allowed = np.fromiter(
-        (
-            (int(t), f) in allowed_pairs
-            for t, f in zip(matched.template_id.tolist(), matched.family.tolist())
-        ),
-        dtype=bool,
-        count=len(matched),
-    )
+    matched = playbook.match(scanner.scan(states), states)
+    allowed = production_candidates(matched, production, load_meta_model(ckpt, PaperTradeError))
     eligible = matched.eligible(gates, allowed)
 
     est = states[scanner.entry_timeframe]
@@ -230,7 +253,8 @@ def run_paper_trade(
         "per_session": days,
     }
     atomic_write_text(json.dumps(jsonable(report), indent=2, sort_keys=True), ckpt / PAPER_REPORT)
-    trades[[c for c in TRADE_COLUMNS if c in trades.columns]].to_parquet(
+    keep = [c for c in TRADE_COLUMNS if c in trades.columns]
+    trades[keep + [c for c in trades.columns if c.startswith("ctx_")]].to_parquet(
         ckpt / PAPER_TRADES, index=False
     )
     if console is not None:

@@ -29,6 +29,7 @@ from edgefinder.markets import atlas, exits
 from edgefinder.markets.brain import STATE_COLUMNS, BayesianBrain
 from edgefinder.markets.cascade import ROCHE_SNAP, STRUCTURAL_DRIVE, Cascade
 from edgefinder.markets.clustering import nearest_template
+from edgefinder.markets.context import EntryContext, entry_context
 from edgefinder.markets.instruments import Instrument
 from edgefinder.markets.physics import BAR_COLUMNS, ZONE_NAMES, StateArrays
 from edgefinder.markets.physics import STATE_COLUMNS as PHYSICS_COLUMNS
@@ -95,6 +96,7 @@ class Matched:
     root_tf: np.ndarray
     root_type: np.ndarray
     family: np.ndarray
+    context: EntryContext | None = None
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -102,6 +104,13 @@ class Matched:
     @property
     def timeframe(self) -> str:
         return self.cascade.levels[-1].tf
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Per-candidate ``side``, ``depth``, ``is_roche`` and context columns (the meta model's inputs)."""
+        out = {"side": self.side, "depth": self.depth, "is_roche": self.is_roche}
+        if self.context is not None:
+            out.update(self.context.columns)
+        return out
 
     def eligible(self, gates: Gates, allowed: np.ndarray | None = None) -> np.ndarray:
         """Positions of the candidates that pass Gate 1 (distance and depth) and ``allowed``, in bar order."""
@@ -130,9 +139,14 @@ def _families(is_roche: np.ndarray, tf: str, side: np.ndarray, root_type: np.nda
 
 
 def match_candidates(
-    cascade: Cascade, template_ids: np.ndarray, centroids_scaled: np.ndarray, scaler: Any
+    cascade: Cascade,
+    template_ids: np.ndarray,
+    centroids_scaled: np.ndarray,
+    scaler: Any,
+    states: Mapping[str, StateArrays] | None = None,
 ) -> Matched:
-    """Match the cascade's entry-level patterns to the library (all vectorized)."""
+    """Match the cascade's entry-level patterns to the library (all vectorized); with ``states``
+    (every level's state arrays) each candidate also gets its context at entry."""
     k = len(cascade.levels) - 1
     lv = cascade.levels[k]
     n = len(lv)
@@ -159,6 +173,9 @@ def match_candidates(
         root_tf=root_tf,
         root_type=root_type,
         family=_families(lv.is_roche, lv.tf, side, root_type),
+        context=None
+        if states is None
+        else entry_context(states, lv.tf, lv.rows, side, cascade.timeframes),
     )
 
 
@@ -373,6 +390,8 @@ class SessionTrader:
                 data[col] = np.full(cand.size, self.timeframe, dtype=object)
             else:
                 data[col] = np.asarray(st[name], dtype=bool)[rows]
+        if matched.context is not None:
+            data.update(matched.context.take(cand))
         data["row"] = rows
         data["exit_row"] = res["exit_row"]
         data["side"] = side

@@ -77,6 +77,8 @@ from edgefinder.markets.checkpoints import (
     SELECTION_FAMILIES_CSV,
     load_library,
 )
+from edgefinder.markets.context import context_splits
+from edgefinder.markets.metalabel import META_FILE, META_TAG, context_profile, fit_meta_model
 from edgefinder.markets.summary import money, power_text, sample_block
 from edgefinder.settings import setting_default
 from edgefinder.stats.multiple import multiple_test_correction
@@ -406,11 +408,12 @@ def family_evidence(
         half = float(sps.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
         parts = str(fam).split(" ← ")
         head = parts[0].split(" ")
+        meta = str(fam).endswith(META_TAG)
         rows.append(
             {
                 "family": fam,
                 "pattern_type": head[0],
-                "direction": head[-1] if len(head) > 2 else "",
+                "direction": "both" if meta else head[-1] if len(head) > 2 else "",
                 "root": parts[1] if len(parts) > 1 else "",
                 "trades": n,
                 "templates": int(g["template_id"].nunique()),
@@ -478,14 +481,19 @@ ANCESTRY_COLUMNS = (
     "ci_low",
     "ci_high",
     "p_value",
+    "q_value",
 )
 
 
 def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
-    """Do deeper or Roche-rooted chains earn more than shallow ones? Per entry pattern type, on the test
-    trades (columns ``pattern_type``, ``depth``, ``root_type``, ``pnl``): Welch differences of mean PnL
-    per trade (dollars) with 95 % CI and two-sided p for backed (depth >= 1) vs unbacked (depth 0),
-    the deepest chains seen vs the rest, and Roche-rooted vs structure-rooted chains."""
+    """Does the ancestry or the coarser timeframes' state at entry change what a trade earns? Per entry
+    pattern type, on the test trades (columns ``pattern_type``, ``depth``, ``root_type``, ``pnl`` and
+    the ``ctx_*`` context columns when present): Welch differences of mean PnL per trade (dollars)
+    with 95 % CI and two-sided p for backed (depth >= 1) vs unbacked (depth 0), the deepest chains
+    seen vs the rest, Roche-rooted vs structure-rooted chains, and for every context state
+    (``"1h with"`` — the hour stretched the way the trade bets —, ``against``, ``calm``, ``fired``,
+    ``vol high`` …; :func:`edgefinder.markets.context.context_splits`) its trades vs the rest.
+    ``q_value``: Benjamini-Hochberg over every comparison in the table."""
     rows = []
     if test.empty:
         return pd.DataFrame(columns=list(ANCESTRY_COLUMNS))
@@ -499,6 +507,7 @@ def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
         backed = depth >= 1
         roche = g["root_type"].to_numpy(object) == "ROCHE_SNAP"
         comps.append(("Roche root vs structural root", backed & roche, backed & ~roche))
+        comps += [(f"{name} vs rest", m, ~m) for name, m in context_splits(g).items()]
         for name, a, b in comps:
             md = mean_difference(pnl[a], pnl[b])
             rows.append(
@@ -515,15 +524,18 @@ def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
                     "p_value": md.p_value,
                 }
             )
-    return pd.DataFrame(rows, columns=list(ANCESTRY_COLUMNS))
+    out = pd.DataFrame(rows, columns=list(ANCESTRY_COLUMNS))
+    out["q_value"] = multiple_test_correction(out["p_value"].to_numpy(np.float64)).q_values
+    return out
 
 
 @dataclass(frozen=True)
 class SelectionResult:
     """Phase 5 outputs: per-template ``stats``, per-family ``families`` and their ``members``, the
     ``production`` playbook, the ``tier1`` templates left out of it, the test sample's name and its
-    block (``test_block``, with power), the original root-context ``ancestry`` table and the
-    ``ancestry_tests``."""
+    block (``test_block``, with power), the original root-context ``ancestry`` table, the
+    ``ancestry_tests`` and the meta-label record (``meta``: its cross-validation, threshold, gated
+    out-of-sample trades and the context they share; empty when no model was fitted)."""
 
     stats: pd.DataFrame
     production: dict[int, dict[str, Any]]
@@ -535,6 +547,7 @@ class SelectionResult:
     ancestry: pd.DataFrame = field(default_factory=pd.DataFrame)
     ancestry_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     paths: tuple[Path, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def ancestry_table(stats: pd.DataFrame, tier: int | None = 1) -> pd.DataFrame:
@@ -638,11 +651,14 @@ def run_strategy_selection(
     st = template_stats(brain, library, regret, cfg)
     trades = brain.trades()
     test, sample = _test_trades(trades)
+    meta_info: dict[str, Any] = {}
     if sample == "out-of-sample":
-        families, members = family_evidence(test, cfg)
+        candidates, meta_info = _with_meta_families(ckpt, trades, test, write)
+        families, members = family_evidence(candidates, cfg)
     else:  # in-sample trades chose the parameters: they cannot promote anything
         families, members = family_evidence(test.iloc[0:0], cfg)
     production = _production(st, families, members, library) if not st.empty else {}
+    _explain_meta(production, meta_info)
     n1 = int((st["tier"] == 1).sum()) if not st.empty else 0
     n1_out = int(
         sum(
@@ -662,12 +678,59 @@ def run_strategy_selection(
         block,
         ancestry_table(st) if not st.empty else pd.DataFrame(),
         ancestry_tests(test),
+        meta=meta_info,
     )
     if write:
         result = SelectionResult(**{**result.__dict__, "paths": write_playbook(ckpt, result, cfg)})
     if console is not None:
         print_report(result, console, cfg)
     return result
+
+
+def _with_meta_families(
+    ckpt: Path, trades: pd.DataFrame, test: pd.DataFrame, write: bool
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The test trades plus, when the in-sample trades teach a meta-label gate, a copy of each gated
+    out-of-sample trade in its meta family (:mod:`edgefinder.markets.metalabel`), and the record of
+    the model. The model is saved for the paper trade (a stale one is removed)."""
+    model = fit_meta_model(trades[~trades["out_of_sample"].to_numpy(bool)])
+    if write:
+        (ckpt / META_FILE).unlink(missing_ok=True)
+    if model is None or test.empty:
+        return test, {}
+    if write:
+        model.save(ckpt)
+    gate = model.gate({c: test[c].to_numpy() for c in test.columns})
+    gated = test[gate]
+    keys = gated["pattern_type"].astype(str) + " " + gated["state_timeframe"].astype(str)
+    extra = gated.assign(family=(keys + f" | {META_TAG}").to_numpy(object))
+    info = {
+        "threshold": model.threshold,
+        "cv": model.cv,
+        "oos_candidates": len(test),
+        "oos_gated": int(gate.sum()),
+        "context": context_profile(gated, test[~gate]),
+    }
+    return pd.concat([test, extra], ignore_index=True), info
+
+
+def _explain_meta(production: dict[int, dict[str, Any]], meta: dict[str, Any]) -> None:
+    """Say on what context each meta-label entry trades (the states its gated trades share)."""
+    if not meta:
+        return
+    ctx = "; ".join(
+        f"{c['state']} in {c['gated_share']:.0%} of gated trades vs {c['rest_share']:.0%} of the rest"
+        for c in meta["context"]
+    )
+    cv = meta["cv"]
+    for entry in production.values():
+        for fam, why in entry["families"].items():
+            if fam.endswith(META_TAG):
+                why["context"] = ctx
+                why["qualified"] += (
+                    f"; meta-label p >= {meta['threshold']:.2f} (purged {cv['folds']}-fold CV on "
+                    f"in-sample sessions: AUC {cv['auc']:.2f}); context: {ctx}"
+                )
 
 
 def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) -> tuple[Path, ...]:
