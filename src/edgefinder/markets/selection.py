@@ -891,14 +891,20 @@ def _print_ancestry(result: SelectionResult, console: Console) -> None:
     tests = result.ancestry_tests
     if len(tests):
         console.print(
-            f"  Does ancestry pay? Mean PnL per trade, {result.significance_sample} trades "
-            "(Welch difference, 95 % CI, two-sided p):"
+            f"  Does ancestry or context pay? Mean PnL per trade, {result.significance_sample} trades "
+            "(Welch difference, 95 % CI, two-sided p, BH q over every comparison); context states "
+            "shown when q <= 0.10:"
         )
+        hidden = 0
         for r in tests.itertuples(index=False):
+            is_ctx = str(r.comparison).endswith(" vs rest")
+            if is_ctx and not (np.isfinite(r.q_value) and r.q_value <= 0.10):
+                hidden += 1
+                continue
             if np.isfinite(r.p_value):
                 console.print(
                     f"    {r.pattern_type} {r.comparison}: {money(r.difference)} "
-                    f"[{money(r.ci_low)}, {money(r.ci_high)}], p {r.p_value:.2g} "
+                    f"[{money(r.ci_low)}, {money(r.ci_high)}], p {r.p_value:.2g}, q {r.q_value:.2g} "
                     f"(n {r.n_a:,} vs {r.n_b:,})",
                     soft_wrap=True,
                 )
@@ -908,6 +914,33 @@ def _print_ancestry(result: SelectionResult, console: Console) -> None:
                     f"(n {r.n_a:,} vs {r.n_b:,})",
                     soft_wrap=True,
                 )
+        if hidden:
+            console.print(
+                f"    ({hidden} context comparisons with q > 0.10 in phase5_ancestry.csv)"
+            )
+
+
+def _print_meta(result: SelectionResult, console: Console) -> None:
+    meta = result.meta
+    if not meta:
+        console.print(
+            "Meta-label gate: none (too few in-sample trades with context, or no threshold earned "
+            "out of fold)."
+        )
+        return
+    cv = meta["cv"]
+    tried = ", ".join(
+        f"p>={t['threshold']:.2f}: {t['trades']:,} at {money(t['mean_pnl'])}"
+        for t in cv["thresholds_tried"]
+    )
+    console.print(
+        f"Meta-label gate: gradient boosting on the context at entry, fitted on {cv['trades']:,} "
+        f"in-sample trades; purged {cv['folds']}-fold session CV (embargo {cv['embargo_sessions']} "
+        f"session) AUC {cv['auc']:.2f}; thresholds tried out of fold: {tried}; chosen p >= "
+        f"{meta['threshold']:.2f}. Out of sample it passes {meta['oos_gated']:,} of "
+        f"{meta['oos_candidates']:,} trades, judged as '| meta-label' families below.",
+        soft_wrap=True,
+    )
 
 
 def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionConfig) -> None:
@@ -921,10 +954,12 @@ def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionCon
             "  No out-of-sample sessions (run Phases 2–3 with --train-until): in-sample trades chose "
             "the exit parameters, so nothing can be promoted."
         )
+    _print_meta(result, console)
     if len(fam):
         tested = fam[fam["tested"]]
         console.print(
-            f"Families (pattern type × entry timeframe × direction × root context): {len(fam)} traded, "
+            f"Families (pattern type × entry timeframe × direction × root context, and the "
+            f"meta-label's gated trades): {len(fam)} traded, "
             f"{len(tested)} with >= {cfg.min_family_trades} trades tested, "
             f"{int(fam['qualifies'].sum())} qualify (q <= {cfg.q_max:g}, DSR >= {cfg.dsr_min:g}, mean > 0)"
         )
