@@ -80,7 +80,6 @@ def _pipeline(root: str, edge: str, seed: int, sessions: int) -> dict:
     import io
 
     import numpy as np
-
     from rich.console import Console
 
     from edgefinder.markets.orchestrator import Orchestrator

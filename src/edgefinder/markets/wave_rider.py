@@ -278,23 +278,6 @@ def ride(
     )
 
 
-def ride_python(
-    rider: WaveRider,
-    timestamps: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    start: int,
-    end: int,
-) -> tuple[int, dict[str, Any]]:
-    """:func:`ride` with one :meth:`WaveRider.update_bar` call per bar (the original shape; reference)."""
-    for j in range(start, end + 1):
-        res = rider.update_bar(timestamps[j], high[j], low[j], close[j])
-        if res["should_exit"]:
-            return j, res
-    return end, rider.force_close(timestamps[end], close[end], "TIME")
-
-
 @njit(cache=True)
 def _session_kernel(
     c_rows: np.ndarray,
