@@ -38,6 +38,7 @@ def _write_market(data: Path, edge: str, seed: int, sessions: int) -> None:
     import dataclasses
 
     import numpy as np
+    import pandas as pd
 
     from edgefinder.markets import atlas
     from edgefinder.markets.synth import (

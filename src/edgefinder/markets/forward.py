@@ -67,6 +67,7 @@ from edgefinder.markets.checkpoints import (
     training_record,
 )
 from edgefinder.markets.discovery import FractalDiscoveryAgent
+from edgefinder.markets.engine import ReplayEngine
 from edgefinder.markets.instruments import get_instrument
 from edgefinder.markets.journal import Journal
 from edgefinder.markets.physics import THRESHOLDS, PhysicsConfig
@@ -75,9 +76,7 @@ from edgefinder.markets.replay import (
     Gates,
     Matched,
     SessionResult,
-    SessionTrader,
     match_candidates,
-    session_table,
 )
 from edgefinder.markets.summary import money, print_block, sample_block
 
@@ -440,34 +439,19 @@ def run_forward_pass(
     mode = rec.cascade if rec is not None else "context"
     scanner = FractalCascadeScanner(hierarchy, cfg.entry_timeframe, phys, mode)
     entry_tf = scanner.entry_timeframe
+    engine = ReplayEngine(playbook, scanner, inst, cfg.gates)
     states = scanner.compute_states(data_dir, end=f_until)
     lap("read_and_states")
-    cascade = scanner.scan(states)
-    matched = playbook.match(cascade, states)
-    eligible = matched.eligible(cfg.gates)
+    engine.prepare(data_dir, end=f_until, states=states)
     lap("cascade_and_match")
 
     # ---- sessions of the entry timeframe, and what each needs
-    est = states[entry_tf]
-    ts = np.asarray(est["timestamp"], dtype=np.int64)
-    s_start, s_end, s_label = session_table(ts)
-    n_sessions = int(s_start.size)
+    ts = engine.timestamps
+    s_start, s_label = engine.s_start, engine.s_label
+    n_sessions = engine.n_sessions
     s_oos = (ts[s_start] >= t_until) if t_until is not None else np.zeros(n_sessions, bool)
-    e_rows = matched.rows[eligible]
-    lo_hi = (np.searchsorted(e_rows, s_start, "left"), np.searchsorted(e_rows, s_end, "right"))
     regret_tf = _regret_timeframe(data_dir, entry_tf)
     regret = _Regret(data_dir, regret_tf, states, f_until, inst, cfg.regret_lookahead_bars)
-    trader = SessionTrader(est, entry_tf, inst, playbook.template_ids, playbook.params)
-    gates = {
-        "candidates": int(len(matched)),
-        "gate1_pass": int(eligible.size),
-        "gate1_depth_reject": int(
-            ((matched.distance < cfg.match_distance) & (matched.depth < cfg.min_depth)).sum()
-        ),
-        "gate2_reject": 0,
-        "gate3_blocked": 0,
-        "no_forward_bar": 0,
-    }
 
     # ---- resume: the brain's counts are a pure function of the trades, in order
     if fresh:
@@ -482,14 +466,9 @@ def run_forward_pass(
         raise ForwardError(str(exc)) from None
     done: list[tuple[SessionResult, bool, str]] = []
     days: list[dict] = []
-    for r in journal.records:
-        res = SessionResult(trades=r["trades"], gates=r["gates"])
-        np.add.at(trader.totals, matched.template_index[res.trades["cand"]], 1)
-        np.add.at(trader.wins, matched.template_index[res.trades["cand"][res.trades["pnl"] > 0]], 1)
+    for r, res in zip(journal.records, engine.resume(journal.records)):
         done.append((res, r["day"]["out_of_sample"], r["day"]["session"]))
         days.append(r["day"])
-        for key in ("gate2_reject", "gate3_blocked", "no_forward_bar"):
-            gates[key] += r["gates"][key]
     lap("sessions_setup_and_resume")
 
     # ---- 2–4. the session loop (regret is computed once at the end: it looks past the exits and
@@ -507,18 +486,9 @@ def run_forward_pass(
         with journal:
             for k in range(first, stop_at):
                 oos, label = bool(s_oos[k]), str(s_label[k])
-                res = trader.trade(
-                    int(s_start[k]),
-                    int(s_end[k]),
-                    eligible[lo_hi[0][k] : lo_hi[1][k]],
-                    matched,
-                    cfg.gates,
-                    learn=True,
-                )
-                day = _day_record(k, label, oos, res, trader.brain_stats())
+                res = engine.session(k, learn=True)
+                day = _day_record(k, label, oos, res, engine.brain_stats())
                 journal.append({"index": k, "day": day, "trades": res.trades, "gates": res.gates})
-                for key, v in res.gates.items():
-                    gates[key] += v
                 done.append((res, oos, label))
                 days.append(day)
                 if console is not None and day_lines:
@@ -534,8 +504,7 @@ def run_forward_pass(
 
     # ---- artifacts and report
     complete = len(days) == n_sessions
-    brain = BayesianBrain()
-    brain.record(trader.frame(done, matched))
+    brain = engine.finish(done)
     tdf = brain.trades()
     regret_df = regret.all_trades(tdf)
     if len(regret_df):
@@ -559,7 +528,7 @@ def run_forward_pass(
         f_until,
         n_sessions,
         int(ts.size),
-        gates,
+        engine.gate_counts,
         days,
         tdf,
         regret_df,

@@ -43,10 +43,11 @@ from edgefinder.markets.checkpoints import (
     forward_record,
     training_record,
 )
+from edgefinder.markets.engine import GATE_COUNTS, ReplayEngine
 from edgefinder.markets.forward import load_playbook, resolve_hierarchy
 from edgefinder.markets.instruments import get_instrument
 from edgefinder.markets.metalabel import META_TAG, MetaModel, load_meta_model, meta_family_key
-from edgefinder.markets.replay import Gates, Matched, SessionTrader, session_table
+from edgefinder.markets.replay import Gates, Matched
 from edgefinder.markets.selection import STATUS_APPROVED, SelectionError, load_production_playbook
 from edgefinder.markets.summary import money, print_block, sample_block
 
@@ -170,49 +171,33 @@ def run_paper_trade(
     scanner = FractalCascadeScanner(
         hierarchy, cfg.get("entry_timeframe", "15s"), rec.physics, rec.cascade
     )
-    states = scanner.compute_states(data, end=None if d1 is None else atlas.session_bounds(d1)[1])
-    matched = playbook.match(scanner.scan(states), states)
-    allowed = production_candidates(matched, production, load_meta_model(ckpt, PaperTradeError))
-    eligible = matched.eligible(gates, allowed)
-
-    est = states[scanner.entry_timeframe]
-    ts = np.asarray(est["timestamp"], dtype=np.int64)
-    s_start, s_end, s_label = session_table(ts)
-    labels = s_label.astype("datetime64[D]").astype(object)
+    inst = get_instrument(phase4.get("instrument", {}).get("symbol", "MNQ"))
+    meta = load_meta_model(ckpt, PaperTradeError)
+    engine = ReplayEngine(playbook, scanner, inst, gates).prepare(
+        data,
+        end=None if d1 is None else atlas.session_bounds(d1)[1],
+        allowed=lambda m: production_candidates(m, production, meta),
+    )
+    labels = engine.s_label.astype("datetime64[D]").astype(object)
     chosen = [k for k, d in enumerate(labels) if d >= d0 and (d1 is None or d <= d1)]
     if not chosen:
         raise PaperTradeError(f"no sessions from {d0}{'' if d1 is None else f' to {d1}'} in {data}")
-    trader = SessionTrader(
-        est,
-        scanner.entry_timeframe,
-        get_instrument(phase4.get("instrument", {}).get("symbol", "MNQ")),
-        playbook.template_ids,
-        playbook.params,
-    )
-    trader.sync(brain)  # frozen: the brain as the forward pass left it; learn=False below
-    e_rows = matched.rows[eligible]
+    engine.sync(brain)  # frozen: the brain as the forward pass left it; learn=False below
     days: list[dict[str, Any]]  # one session's figures each
-    done, days, counts = [], [], {"gate2_reject": 0, "gate3_blocked": 0, "no_forward_bar": 0}
+    done, days = [], []
     for k in chosen:
-        lo = int(np.searchsorted(e_rows, s_start[k], side="left"))
-        hi = int(np.searchsorted(e_rows, s_end[k], side="right"))
-        res = trader.trade(
-            int(s_start[k]), int(s_end[k]), eligible[lo:hi], matched, gates, learn=False
-        )
-        done.append((res, True, str(s_label[k])))
+        res = engine.session(k, learn=False)
+        done.append((res, True, str(engine.s_label[k])))
         pnl = np.asarray(res.trades["pnl"], np.float64)
         days.append(
             {
-                "session": str(s_label[k]),
+                "session": str(engine.s_label[k]),
                 "trades": int(pnl.size),
                 "wins": int((pnl > 0).sum()),
                 "pnl": float(pnl.sum()),
             }
         )
-        for key, v in res.gates.items():
-            counts[key] += v
-    paper = BayesianBrain()
-    paper.record(trader.frame(done, matched))
+    paper = engine.finish(done)
     trades = paper.trades()
     block = sample_block(trades, len(days), [d["pnl"] for d in days], len(production))
     report = {
@@ -242,8 +227,8 @@ def run_paper_trade(
         "power": block["power"],
         "gates": {
             **dataclasses.asdict(gates),
-            **counts,
-            "candidates_in_production": int(eligible.size),
+            **{k: engine.gate_counts[k] for k in GATE_COUNTS},
+            "candidates_in_production": int(engine.eligible.size),
         },
         "timeframes": scanner.timeframes,
         "cascade": rec.cascade,
