@@ -526,6 +526,7 @@ def _write_run_results(
             "test_sample": selection.test_block,
             "families": selection.families.to_dict(orient="records"),
             "ancestry_tests": selection.ancestry_tests.to_dict(orient="records"),
+            "meta_label": selection.meta,
             "production": {str(k): v for k, v in selection.production.items()},
         }
     write_records("json", rows, doc, key="templates")

@@ -761,6 +761,10 @@ def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) ->
         if len(result.families)
         else 0,
         "test_sample": result.test_block,
+        # every trial of the out-of-sample test is a family in it; the meta-label's choices were
+        # made on in-sample sessions and are listed for the reviewer
+        "trials": int(result.families["tested"].sum()) if len(result.families) else 0,
+        "meta_label": jsonable(result.meta),
         "templates": {str(k): jsonable(v) for k, v in result.production.items()},
     }
     js = atomic_write_text(
