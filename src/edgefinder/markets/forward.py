@@ -78,7 +78,8 @@ from edgefinder.markets.replay import (
     SessionResult,
     match_candidates,
 )
-from edgefinder.markets.summary import money, print_block, sample_block
+from edgefinder.markets.summary import fmt_epoch, sample_block
+from edgefinder.markets.views import print_day, print_forward_report
 
 __all__ = [
     "JOURNAL",
@@ -172,12 +173,6 @@ def resolve_hierarchy(
     return agent.resolve_timeframes(data_dir, None)
 
 
-def _fmt_epoch(t: int) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(int(t), _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def check_against_training(
     checkpoint_dir: Path, train_until: int | None, hierarchy: Sequence[str]
 ) -> None:
@@ -196,13 +191,13 @@ def check_against_training(
     if train_until is not None and rec.has_train_until:
         if rec.train_until is None:
             raise ForwardError(
-                f"--train-until {_fmt_epoch(train_until)}: Phases 2–3 in {checkpoint_dir} learned from all "
+                f"--train-until {fmt_epoch(train_until)}: Phases 2–3 in {checkpoint_dir} learned from all "
                 "the data, so no session is out-of-sample; rerun them with --train-until (add --fresh) "
                 "or drop --train-until"
             )
         if int(train_until) < rec.train_until:
             raise ForwardError(
-                f"--train-until {_fmt_epoch(train_until)} is earlier than the {_fmt_epoch(rec.train_until)} "
+                f"--train-until {fmt_epoch(train_until)} is earlier than the {fmt_epoch(rec.train_until)} "
                 f"Phases 2–3 in {checkpoint_dir} trained with: sessions that fed the playbook would count as "
                 "out-of-sample; use the same date (or drop --train-until)"
             )
@@ -426,8 +421,8 @@ def run_forward_pass(
         t_until = rec.train_until
     if f_until is not None and t_until is not None and f_until <= t_until:
         raise ForwardError(
-            f"--forward-until {_fmt_epoch(f_until)} must come after --train-until "
-            f"{_fmt_epoch(t_until)}: no out-of-sample session would be replayed"
+            f"--forward-until {fmt_epoch(f_until)} must come after --train-until "
+            f"{fmt_epoch(t_until)}: no out-of-sample session would be replayed"
         )
     playbook = load_playbook(ckpt)
     lap("load")
@@ -492,7 +487,7 @@ def run_forward_pass(
                 done.append((res, oos, label))
                 days.append(day)
                 if console is not None and day_lines:
-                    _print_day(console, day)
+                    print_day(console, day)
                 if progress is not None:
                     progress.update(task, advance=1)
                 if on_session is not None:
@@ -550,7 +545,7 @@ def run_forward_pass(
     lap("finalize")
     seconds = time.perf_counter() - t_start
     if console is not None:
-        _print_report(console, report, cfg, seconds, ckpt)
+        print_forward_report(console, report, cfg, seconds, ckpt / REPORT)
     return ForwardResult(
         report=report,
         brain=brain,
@@ -581,16 +576,6 @@ def _day_record(
         "brain_templates": brain_stats["templates_seen"],
         "brain_trades": brain_stats["trades"],
     }
-
-
-def _print_day(console: Console, day: dict) -> None:
-    sample = "OOS" if day["out_of_sample"] else "IS "
-    console.print(
-        f"[dim]{day['session']} {sample}[/dim] trades {day['trades']:3d}  W {day['wins']:3d}  "
-        f"L {day['losses']:3d}  PnL {money(day['pnl']):>11}  "
-        f"brain {day['brain_templates']} templates / {day['brain_trades']} trades",
-        soft_wrap=True,
-    )  # one line per session, also in a log file
 
 
 def _report(
@@ -658,35 +643,3 @@ def _report(
         }
     report["sessions"] = days
     return report
-
-
-def _print_report(
-    console: Console, report: dict, cfg: ForwardConfig, seconds: float, ckpt: Path
-) -> None:
-    n_done, n_all = report["sessions_processed"], report["sessions_total"]
-    title = (
-        "Phase 4 Forward Pass Complete"
-        if report["complete"]
-        else f"Phase 4 Forward Pass — stopped after {n_done}/{n_all} sessions (resumable)"
-    )
-    print_block(console, title, report["all"])
-    if report.get("train_until") is not None:
-        print_block(console, "In-sample sessions", report["in_sample"])
-        print_block(console, "Out-of-sample sessions", report["out_of_sample"])
-    g = report["gates"]
-    console.print(
-        f"\nGates: {g['candidates']:,} candidates at {report['entry_timeframe']} "
-        f"({report['cascade']} cascade); Gate 1 (distance < {cfg.match_distance:g}, depth >= "
-        f"{cfg.min_depth}) passed {g['gate1_pass']:,}; Gate 2 rejected {g['gate2_reject']:,}; "
-        f"Gate 3 blocked {g['gate3_blocked']:,}",
-        soft_wrap=True,
-    )
-    if report.get("forward_until") is not None:
-        console.print(
-            f"Held back for paper trading: sessions from {_fmt_epoch(report['forward_until'])} on"
-        )
-    console.print(
-        f"Throughput: {report['bars_entry_timeframe'] / seconds:,.0f} {report['entry_timeframe']} "
-        f"bars/s ({seconds:.2f} s)"
-    )
-    console.print(f"Report: {ckpt / REPORT}")

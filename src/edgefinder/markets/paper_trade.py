@@ -49,7 +49,8 @@ from edgefinder.markets.instruments import get_instrument
 from edgefinder.markets.metalabel import META_TAG, MetaModel, load_meta_model, meta_family_key
 from edgefinder.markets.replay import Gates, Matched
 from edgefinder.markets.selection import STATUS_APPROVED, SelectionError, load_production_playbook
-from edgefinder.markets.summary import money, print_block, sample_block
+from edgefinder.markets.summary import sample_block
+from edgefinder.markets.views import print_paper_trade
 
 __all__ = ["PaperTradeError", "PaperTradeResult", "production_candidates", "run_paper_trade"]
 
@@ -243,17 +244,5 @@ def run_paper_trade(
         ckpt / PAPER_TRADES, index=False
     )
     if console is not None:
-        print_block(
-            console,
-            f"Paper trade — {report['from']} to {report['to']} (frozen production playbook, "
-            f"{len(production)} templates, status {status})",
-            {**block, "days": len(days)},
-            brain=False,
-        )
-        if not production:
-            console.print("The production playbook is empty: nothing was traded.")
-        console.print(
-            f"Report: {ckpt / PAPER_REPORT}; total {money(report['total_pnl'])} over "
-            f"{report['sessions']} unseen sessions"
-        )
+        print_paper_trade(console, report, block, production, status, ckpt / PAPER_REPORT)
     return PaperTradeResult(report=report, trades=trades)

@@ -60,7 +60,6 @@ from typing import Any, SupportsInt, cast
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
@@ -79,7 +78,16 @@ from edgefinder.markets.checkpoints import (
 )
 from edgefinder.markets.context import context_splits
 from edgefinder.markets.metalabel import META_FILE, META_TAG, context_profile, fit_meta_model
-from edgefinder.markets.summary import money, power_text, sample_block
+from edgefinder.markets.summary import (
+    NO_ROOT,
+    STATUS_APPROVED,
+    STATUS_PENDING,
+    TIER_NAMES,
+    ancestry_table,
+    money,
+    sample_block,
+)
+from edgefinder.markets.views import print_report
 from edgefinder.settings import setting_default
 from edgefinder.stats.multiple import multiple_test_correction
 from edgefinder.stats.performance import (
@@ -111,17 +119,6 @@ __all__ = [
     "run_strategy_selection",
     "template_stats",
 ]
-
-STATUS_PENDING = "pending_review"
-STATUS_APPROVED = "approved"
-TIER_NAMES = {
-    1: "TIER 1 — PRODUCTION READY",
-    2: "TIER 2 — PROMISING",
-    3: "TIER 3 — UNPROVEN",
-    4: "TIER 4 — TOXIC",
-    0: "UNCLASSIFIED",
-}
-NO_ROOT = "(none)"
 
 
 class SelectionError(EdgefinderError):
@@ -550,22 +547,6 @@ class SelectionResult:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def ancestry_table(stats: pd.DataFrame, tier: int | None = 1) -> pd.DataFrame:
-    """Templates grouped by root context (root_tf, root_type): count, share, mean Sharpe."""
-    sub = stats if tier is None else stats[stats["tier"] == tier]
-    if sub.empty:
-        return pd.DataFrame(columns=["root_tf", "root_type", "templates", "share", "avg_sharpe"])
-    g = (
-        sub.groupby(["root_tf", "root_type"])
-        .agg(templates=("template_id", "size"), avg_sharpe=("sharpe", "mean"))
-        .reset_index()
-    )
-    g["share"] = g["templates"] / g["templates"].sum()
-    return g.sort_values(["templates", "avg_sharpe"], ascending=[False, False]).reset_index(
-        drop=True
-    )
-
-
 def _production(
     st: pd.DataFrame,
     families: pd.DataFrame,
@@ -782,237 +763,6 @@ def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) ->
 # --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
-
-
-def _f(x: float, nd: int) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
-
-
-def _g(x: float) -> str:
-    """p and q values: two significant digits (3.2e-05 rather than 0.000)."""
-    return "—" if x is None or not np.isfinite(x) else f"{x:.2g}"
-
-
-def _tier_table(rows: pd.DataFrame, title: str, with_sig: bool) -> Table:
-    t = Table(title=title, title_justify="left")
-    for col in ("Template", "Trades", "Win%", "Sharpe", "Tot PnL", "Max DD", "Risk"):
-        t.add_column(col, justify="left" if col == "Template" else "right")
-    if with_sig:
-        for col in ("p", "q", "DSR", "OOS PnL", "Exit eff"):
-            t.add_column(col, justify="right")
-    r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
-    for r in rows.itertuples(index=False):
-        cells = [
-            f"T-{r.template_id}",
-            str(r.total),
-            f"{r.win_rate:.0%}",
-            f"{r.sharpe:.2f}",
-            money(r.total_pnl, 0),
-            money(r.max_dd, 0),
-            r.risk_level,
-        ]
-        if with_sig:
-            cells += [
-                _g(r.p_value),
-                _g(r.q_value),
-                _f(r.dsr, 2),
-                money(r.oos_pnl, 0),
-                _f(r.mean_exit_efficiency, 2),
-            ]
-        t.add_row(*cells)
-    return t
-
-
-def _tf_label(tf: str) -> str:
-    return tf.upper() if tf not in (NO_ROOT, "") else "no-ancestor"
-
-
-def _type_label(t: str) -> str:
-    return {"ROCHE_SNAP": "Roche", "STRUCTURAL_DRIVE": "Structural"}.get(t, t)
-
-
-def print_report(
-    result: SelectionResult, console: Console, config: SelectionConfig, max_rows: int = 25
-) -> None:
-    """The original Phase 5 report (tier tables, ancestry, production line) plus the evidence behind it."""
-    st = result.stats
-    console.print("\n[bold]=== Phase 5: Strategy Selection ===[/bold]")
-    console.print(f"[dim]{PURPOSE}: {DISCLAIMER}[/dim]")
-    if st.empty:
-        console.print("No templates.")
-        return
-    in_prod = set(result.production)
-    order = st.sort_values(["sharpe", "total"], ascending=[False, False])
-    by_trades = st.sort_values(["total", "sharpe"], ascending=[False, False])
-    for tier in (1, 2, 3, 4, 0):
-        rows = by_trades if tier == 3 else order
-        rows = rows[rows["tier"] == tier]
-        suffix = ""
-        if tier == 4:
-            promoted = sum(1 for t in rows["template_id"] if int(t) in in_prod)
-            suffix = (
-                ", EXCLUDED from production"
-                if not promoted
-                else f"; the original tiers exclude these — {promoted} of them earn out-of-sample and are in production"
-            )
-        title = f"{TIER_NAMES[tier]} ({len(rows)} templates{suffix})"
-        if rows.empty:
-            console.print(title)
-            continue
-        shown = rows.head(max_rows)
-        console.print(_tier_table(shown, title, with_sig=tier in (1, 2)))
-        if len(rows) > len(shown):
-            console.print(f"  … {len(rows) - len(shown)} more")
-    _print_ancestry(result, console)
-    _print_evidence(result, console, config)
-
-
-def _print_ancestry(result: SelectionResult, console: Console) -> None:
-    st = result.stats
-    console.print("\nANCESTRY ANALYSIS:")
-    anc = result.ancestry
-    r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
-    n1 = int((st["tier"] == 1).sum())
-    if n1 and not anc.empty:
-        for r in anc.itertuples(index=False):
-            console.print(
-                f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)} → lower TF entry: "
-                f"{r.templates}/{n1} Tier 1 templates ({r.share:.0%}), avg Sharpe {r.avg_sharpe:.2f}"
-            )
-        best = anc.sort_values("avg_sharpe", ascending=False).iloc[0]
-        console.print(
-            f"  Best macro context: {_tf_label(best.root_tf)} {_type_label(best.root_type)} "
-            f"(avg Sharpe {best.avg_sharpe:.2f})"
-        )
-    else:
-        allc = ancestry_table(st[st["total"] > 0], tier=None)
-        console.print("  No Tier 1 templates; all traded templates by root context:")
-        for r in allc.itertuples(index=False):
-            console.print(
-                f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)}: {r.templates} templates, "
-                f"avg Sharpe {r.avg_sharpe:.2f}"
-            )
-    tests = result.ancestry_tests
-    if len(tests):
-        console.print(
-            f"  Does ancestry or context pay? Mean PnL per trade, {result.significance_sample} trades "
-            "(Welch difference, 95 % CI, two-sided p, BH q over every comparison); context states "
-            "shown when q <= 0.10:"
-        )
-        hidden = 0
-        for r in tests.itertuples(index=False):
-            is_ctx = str(r.comparison).endswith(" vs rest")
-            if is_ctx and not (np.isfinite(r.q_value) and r.q_value <= 0.10):
-                hidden += 1
-                continue
-            if np.isfinite(r.p_value):
-                console.print(
-                    f"    {r.pattern_type} {r.comparison}: {money(r.difference)} "
-                    f"[{money(r.ci_low)}, {money(r.ci_high)}], p {r.p_value:.2g}, q {r.q_value:.2g} "
-                    f"(n {r.n_a:,} vs {r.n_b:,})",
-                    soft_wrap=True,
-                )
-            else:
-                console.print(
-                    f"    {r.pattern_type} {r.comparison}: too few trades to compare "
-                    f"(n {r.n_a:,} vs {r.n_b:,})",
-                    soft_wrap=True,
-                )
-        if hidden:
-            console.print(
-                f"    ({hidden} context comparisons with q > 0.10 in phase5_ancestry.csv)"
-            )
-
-
-def _print_meta(result: SelectionResult, console: Console) -> None:
-    meta = result.meta
-    if not meta:
-        console.print(
-            "Meta-label gate: none (too few in-sample trades with context, or no threshold earned "
-            "out of fold)."
-        )
-        return
-    cv = meta["cv"]
-    tried = ", ".join(
-        f"p>={t['threshold']:.2f}: {t['trades']:,} at {money(t['mean_pnl'])}"
-        for t in cv["thresholds_tried"]
-    )
-    console.print(
-        f"Meta-label gate: gradient boosting on the context at entry, fitted on {cv['trades']:,} "
-        f"in-sample trades; purged {cv['folds']}-fold session CV (embargo {cv['embargo_sessions']} "
-        f"session) AUC {cv['auc']:.2f}; thresholds tried out of fold: {tried}; chosen p >= "
-        f"{meta['threshold']:.2f}. Out of sample it passes {meta['oos_gated']:,} of "
-        f"{meta['oos_candidates']:,} trades, judged as '| meta-label' families below.",
-        soft_wrap=True,
-    )
-
-
-def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionConfig) -> None:
-    fam = result.families
-    console.print(
-        f"\nEVIDENCE ({result.significance_sample} trades): {power_text(result.test_block)}",
-        soft_wrap=True,
-    )
-    if result.significance_sample != "out-of-sample":
-        console.print(
-            "  No out-of-sample sessions (run Phases 2–3 with --train-until): in-sample trades chose "
-            "the exit parameters, so nothing can be promoted."
-        )
-    _print_meta(result, console)
-    if len(fam):
-        tested = fam[fam["tested"]]
-        console.print(
-            f"Families (pattern type × entry timeframe × direction × root context, and the "
-            f"meta-label's gated trades): {len(fam)} traded, "
-            f"{len(tested)} with >= {cfg.min_family_trades} trades tested, "
-            f"{int(fam['qualifies'].sum())} qualify (q <= {cfg.q_max:g}, DSR >= {cfg.dsr_min:g}, mean > 0)"
-        )
-        t = Table(title="Families by q (tested ones)", title_justify="left")
-        for col in (
-            "family",
-            "trades",
-            "templates",
-            "mean $/trade",
-            "95% CI",
-            "p",
-            "q",
-            "DSR",
-            "detectable $",
-            "ok",
-        ):
-            t.add_column(col, justify="left" if col == "family" else "right")
-        r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
-        for r in tested.sort_values(["q_value", "p_value"]).head(12).itertuples(index=False):
-            t.add_row(
-                r.family,
-                f"{r.trades:,}",
-                str(r.templates),
-                money(r.mean_pnl),
-                f"[{money(r.ci_low)}, {money(r.ci_high)}]",
-                _g(r.p_value),
-                _g(r.q_value),
-                _f(r.dsr, 2),
-                money(r.minimum_detectable),
-                "yes" if r.qualifies else "",
-            )
-        console.print(t)
-    n1 = int((result.stats["tier"] == 1).sum())
-    console.print(
-        f"Tier 1 (the original rule): {n1} template(s), {result.tier1_not_in_production} of them not in "
-        "production (production follows out-of-sample expectancy, see families)."
-    )
-    for tid, e in result.production.items():
-        for why in e["families"].values():
-            console.print(f"  T-{tid} (tier {e['tier']}): {why['qualified']}", soft_wrap=True)
-    where = (
-        result.paths[0] if result.paths else Path(setting_default("checkpoint_dir")) / PLAYBOOK_PKL
-    )
-    console.print(
-        f"PRODUCTION PLAYBOOK: {len(result.production)} templates saved to {where} (status "
-        f"{STATUS_PENDING}; approve with `edgefinder markets approve-playbook --checkpoint-dir "
-        f"{where.parent}`)",
-        soft_wrap=True,
-    )
 
 
 # --------------------------------------------------------------------------------------------

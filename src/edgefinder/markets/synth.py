@@ -551,6 +551,8 @@ def _ground_truth(
         "last_session": dates[-1].isoformat(),
         "sessions": len(dates),
         "tick_size_points": TICK,
+        "trigger_count": 0,
+        "triggers": [],
     }
     if config.edge == "reverting":
         rv = config.reverting
@@ -562,8 +564,6 @@ def _ground_truth(
             "earns on average. No feature region, timeframe or ancestry is singled out."
         )
         truth["params"] = asdict(rv)
-        truth["trigger_count"] = 0
-        truth["triggers"] = []
         return truth
     if config.edge == "context":
         ce = config.context
@@ -577,8 +577,6 @@ def _ground_truth(
             "hourly moves before it. Fading sharp moves earns inside those windows only."
         )
         truth["params"] = asdict(ce)
-        truth["trigger_count"] = 0
-        truth["triggers"] = []
         return truth
     if config.edge == "none":
         truth["rule"] = (
@@ -586,8 +584,6 @@ def _ground_truth(
             "eps_t and sd_t depending on the past only, so the close series is a "
             "martingale; no strategy has a real edge."
         )
-        truth["trigger_count"] = 0
-        truth["triggers"] = []
         return truth
     pe = config.planted
     mtf = (
