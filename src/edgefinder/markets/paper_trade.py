@@ -74,7 +74,7 @@ def production_candidates(
     for fam, tids in sorted(by_family.items()):
         member = np.isin(matched.template_id, tids)
         if fam.endswith(META_TAG):
-            if meta is None or matched.context is None:
+            if meta is None or matched.states is None:
                 continue
             if gate is None:
                 gate = meta.gate(matched.columns())
