@@ -42,13 +42,11 @@ from edgefinder.markets.cascade import pattern_rows
 from edgefinder.markets.physics import StateArrays
 
 __all__ = [
-    "CONTEXT_FIELDS",
     "RECENT_BARS",
     "STRETCH_Z",
     "VOL_HIGH",
     "VOL_LOOKBACK",
     "EntryContext",
-    "context_columns",
     "context_label",
     "context_splits",
     "entry_context",
@@ -63,8 +61,6 @@ RECENT_BARS = 2.0
 VOL_LOOKBACK = 24
 #: Regime measure at or above which volatility counts as high.
 VOL_HIGH = 1.5
-#: Per-timeframe context columns, ``ctx_{tf}_{field}``.
-CONTEXT_FIELDS = ("z", "velocity", "momentum", "coherence", "stretch", "age", "last")
 STRETCH_NAMES = {1: "with", -1: "against", 0: "calm"}
 
 
@@ -77,10 +73,6 @@ class EntryContext:
 
     timeframes: tuple[str, ...]
     columns: dict[str, np.ndarray]
-
-    def take(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        """The columns of candidates ``idx`` (positions)."""
-        return {k: v[idx] for k, v in self.columns.items()}
 
     def __len__(self) -> int:
         return int(next(iter(self.columns.values())).size) if self.columns else 0
@@ -160,11 +152,6 @@ def entry_context(
         k = _last_closed(ts + p, t)
         cols["ctx_vol_regime"] = np.where(k >= 0, ratio[np.where(k >= 0, k, 0)], np.nan)
     return EntryContext(timeframes=tuple(coarser), columns=cols)
-
-
-def context_columns(timeframes: Sequence[str]) -> list[str]:
-    """The ``ctx_*`` column names of :func:`entry_context` for these coarser timeframes."""
-    return [f"ctx_{tf}_{f}" for tf in timeframes for f in CONTEXT_FIELDS] + ["ctx_vol_regime"]
 
 
 def context_timeframes(frame: pd.DataFrame | Mapping[str, np.ndarray]) -> list[str]:
