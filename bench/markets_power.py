@@ -3,8 +3,10 @@
     .venv/bin/python bench/markets_power.py [--seeds 0,1,2,3,4] [--workers 2]
 
 For each seed and each market — ``planted`` (``--edge reverting``: a martingale plus a mean-reverting
-component; a naive fade of 15s ROCHE snaps earns after MNQ's costs, see its ground truth) and ``none``
-(a martingale: every strategy loses its costs) — one user's run at the defaults on 120 sessions: Phases
+component; a naive fade of 15s ROCHE snaps earns after MNQ's costs, see its ground truth),
+``context`` (``--edge context``: the same overreaction only in the two hours after an hourly shock;
+the naive fade loses overall and earns inside; the table shows both) and ``none`` (a martingale:
+every strategy loses its costs) — one user's run at the defaults on 120 sessions: Phases
 2–3 learn from sessions 1–60, the forward pass and strategy selection judge sessions 61–90
 (out-of-sample), and sessions 91–120 are held back for ``markets paper-trade`` with the approved,
 frozen production playbook. Printed per run: out-of-sample trades and mean PnL per trade, the smallest
@@ -55,13 +57,16 @@ def _run(root: str, edge: str, seed: int) -> dict:
     if sel.production:
         approve_playbook(ck, "bench")
         paper = run_paper_trade(ck, data, dates[FORWARD].isoformat()).report
-    fade = json.loads((data / "ground_truth.json").read_text())["naive_fade"]
+    truth = json.loads((data / "ground_truth.json").read_text())
+    fade = truth["naive_fade"]
+    fade["inside"] = truth.get("naive_fade_inside", {}).get("mean_points")
     fam = sel.families
     return {
         "edge": edge,
         "seed": seed,
         "oos": fwd.report["out_of_sample"],
         "production": len(sel.production),
+        "meta_gated": sel.meta.get("oos_gated"),
         "families": f"{int(fam['qualifies'].sum()) if len(fam) else 0}/{int(fam['tested'].sum()) if len(fam) else 0}",
         "paper": paper,
         "fade": fade,
@@ -74,6 +79,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--markets", default="reverting,context,none")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
@@ -87,7 +93,7 @@ def main() -> None:
         jobs = [
             pool.submit(_run, str(Path(tmp) / f"{e}{s}"), e, s)
             for s in seeds
-            for e in ("reverting", "none")
+            for e in args.markets.split(",")
         ]
         runs = [j.result() for j in jobs]
     wall = time.perf_counter() - t0
@@ -103,6 +109,7 @@ def main() -> None:
         "OOS $/trade",
         "p",
         "detectable $/trade",
+        "meta-gated OOS",
         "families ok/tested",
         "production",
         "paper trades",
@@ -114,12 +121,14 @@ def main() -> None:
         o, p = r["oos"], r["paper"]
         table.add_row(
             str(r["seed"]),
-            "planted" if r["edge"] == "reverting" else "none",
-            f"{r['fade']['mean_points']:+.2f}",
+            {"reverting": "planted"}.get(r["edge"], r["edge"]),
+            f"{r['fade']['mean_points']:+.2f}"
+            + ("" if r["fade"]["inside"] is None else f" (inside {r['fade']['inside']:+.2f})"),
             f"{o['total_trades']:,}",
             f"{o['mean_pnl_per_trade']:+.2f}",
             f"{o['p_value_mean_pnl_gt_0']:.2g}",
             f"{o['power']['minimum_detectable']:.2f}",
+            "—" if r["meta_gated"] is None else f"{r['meta_gated']:,}",
             r["families"],
             str(r["production"]),
             "—" if p is None else f"{p['total_trades']:,}",
@@ -130,9 +139,11 @@ def main() -> None:
     console.print(table)
     planted = [r for r in runs if r["edge"] == "reverting"]
     none = [r for r in runs if r["edge"] == "none"]
+    context = [r for r in runs if r["edge"] == "context"]
     console.print(
         f"planted: production non-empty and paper trade positive in "
         f"{sum(1 for r in planted if r['production'] and r['paper']['total_pnl'] > 0)}/{len(planted)} seeds; "
+        f"context: {sum(1 for r in context if r['production'] and r['paper']['total_pnl'] > 0)}/{len(context)}; "
         f"none: >= 200 out-of-sample trades and empty production in "
         f"{sum(1 for r in none if r['oos']['total_trades'] >= 200 and not r['production'])}/{len(none)} seeds"
     )

@@ -30,19 +30,66 @@ pytestmark = pytest.mark.slow
 TRAIN, FORWARD = 60, 90
 
 
+def _write_market(data: Path, edge: str, seed: int, sessions: int) -> None:
+    """The ATLAS of one run. ``edge``: a ``markets synth --edge`` mode, or ``"reverting-then-none"``
+    (the reverting market for the learning sessions 1–60, the martingale of the same seed after,
+    continued from the last price), or ``"reverting-weak"`` (a reverting component too small for the
+    fade to survive MNQ's costs)."""
+    import dataclasses
+
+    import numpy as np
+    import pandas as pd
+
+    from edgefinder.markets import atlas
+    from edgefinder.markets.synth import (
+        RevertingEdge,
+        SynthConfig,
+        generate_atlas,
+        generate_bars,
+        naive_fade,
+    )
+
+    if edge == "reverting-weak":
+        cfg = SynthConfig(
+            sessions=sessions,
+            seed=seed,
+            edge="reverting",
+            reverting=RevertingEdge(ou_vol_ticks=3.0),
+        )
+        generate_atlas(data, cfg)
+        return
+    if edge != "reverting-then-none":
+        generate_atlas(data, SynthConfig(sessions=sessions, seed=seed, edge=edge))  # type: ignore[arg-type]
+        return
+    cfg = SynthConfig(sessions=sessions, seed=seed, edge="reverting")
+    a, _ = generate_bars(cfg)
+    b, _ = generate_bars(dataclasses.replace(cfg, edge="none"))
+    cut = TRAIN * 23 * 240  # 15s bars in the first TRAIN sessions
+    later = b.iloc[cut:].copy()
+    shift = a["close"].iloc[cut - 1] - b["close"].iloc[cut - 1]
+    for col in ("open", "high", "low", "close"):
+        later[col] = later[col].to_numpy() + shift
+    bars = pd.concat([a.iloc[:cut], later], ignore_index=True)
+    atlas.write_all_timeframes(data, bars, "15s")
+    truth = {"edge": edge, "naive_fade": naive_fade(bars.iloc[cut:]).as_dict()}
+    (data / "ground_truth.json").write_text(json.dumps(truth))
+    assert np.all(np.diff(bars["timestamp"].to_numpy()) > 0)
+
+
 def _pipeline(root: str, edge: str, seed: int, sessions: int) -> dict:
     """One user's run at the defaults; returns the figures the tests judge (picklable)."""
     import io
 
+    import numpy as np
     from rich.console import Console
 
     from edgefinder.markets.orchestrator import Orchestrator
     from edgefinder.markets.paper_trade import run_paper_trade
     from edgefinder.markets.selection import approve_playbook
-    from edgefinder.markets.synth import SynthConfig, generate_atlas, session_dates
+    from edgefinder.markets.synth import SynthConfig, in_windows, session_dates
 
     data, ck = Path(root) / "atlas", Path(root) / "ck"
-    generate_atlas(data, SynthConfig(sessions=sessions, seed=seed, edge=edge))  # type: ignore[arg-type]
+    _write_market(data, edge, seed, sessions)
     dates = session_dates(SynthConfig().start, sessions)
     orch = Orchestrator(
         data,
@@ -58,17 +105,29 @@ def _pipeline(root: str, edge: str, seed: int, sessions: int) -> dict:
         day_lines=False, forward_until=dates[FORWARD].isoformat() if held_back else None
     )
     sel = orch.run_strategy_selection()
+    truth = json.loads((data / "ground_truth.json").read_text())
+    anc = sel.ancestry_tests
     out = {
         "seed": seed,
         "oos": fwd.report["out_of_sample"],
         "production": len(sel.production),
         "families": sorted({f for e in sel.production.values() for f in e["families"]}),
-        "truth": json.loads((data / "ground_truth.json").read_text()).get("naive_fade"),
+        "truth": truth.get("naive_fade"),
+        "truth_inside": truth.get("naive_fade_inside"),
+        "ancestry": anc[anc["pattern_type"] == "ROCHE_SNAP"]
+        .set_index("comparison")
+        .to_dict("index"),
+        "meta": sel.meta,
         "paper": None,
+        "paper_inside": None,
     }
     if held_back and sel.production:
         approve_playbook(ck, "test reviewer")
-        out["paper"] = run_paper_trade(ck, data, dates[FORWARD].isoformat()).report
+        paper = run_paper_trade(ck, data, dates[FORWARD].isoformat())
+        out["paper"] = paper.report
+        if "windows" in truth and len(paper.trades):
+            bar_open = paper.trades["entry_time"].to_numpy(np.int64) - 15
+            out["paper_inside"] = float(in_windows(bar_open, np.asarray(truth["windows"])).mean())
     return out
 
 
@@ -114,6 +173,55 @@ def test_a_reverting_edge_is_found_at_the_defaults_and_earns_on_unseen_sessions(
             }
     found = [r for r in runs if r["production"] > 0 and r["paper"]["total_pnl"] > 0]
     assert len(found) >= 4, summary
+
+
+def test_a_context_only_edge_is_found_and_earns_on_unseen_sessions(tmp_path) -> None:
+    """``--edge context``: overreaction only in the two hours after an hourly shock. Fading every snap
+    loses after costs; the pipeline must find the context, promote it, and earn with it on the 30 held-back
+    sessions; the ancestry analysis must show the trades taken soon after an hourly pattern (the nearest
+    context state to the planted regime) earning more than the rest, with a CI that excludes 0."""
+    runs = _runs(tmp_path, "context", range(5), FORWARD + 30)
+    summary = [
+        (
+            r["seed"],
+            r["production"],
+            r["families"],
+            r["paper"] and r["paper"]["total_trades"],
+            r["paper"] and round(r["paper"]["total_pnl"], 2),
+            r["paper_inside"],
+            round(r["ancestry"]["1h fired vs rest"]["ci_low"], 2),
+        )
+        for r in runs
+    ]
+    for r in runs:
+        # the planted truth: the naive fade loses overall and earns inside the regime
+        assert r["truth"]["mean_points"] < 0 < r["truth_inside"]["mean_points"], r["truth"]
+    found = [r for r in runs if r["production"] > 0 and r["paper"]["total_pnl"] > 0]
+    assert len(found) >= 4, summary
+    # what was traded on paper is the context: most paper trades open inside a planted window
+    # (about 13 % of the time)
+    assert sum((r["paper_inside"] or 0) > 0.5 for r in runs) >= 4, summary
+    ctx = [r for r in runs if r["ancestry"]["1h fired vs rest"]["ci_low"] > 0]
+    assert len(ctx) >= 4, summary
+
+
+def test_an_edge_gone_after_learning_or_lost_to_costs_is_not_traded_at_a_loss(tmp_path) -> None:
+    """An edge present only in the learning sessions 1–60 (martingale after) and a reverting component
+    too small to survive MNQ's costs: the production playbook is empty, or its paper trade on the
+    held-back sessions still earns."""
+    with ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn")) as pool:
+        futures = [
+            pool.submit(_pipeline, str(tmp_path / f"{edge}{s}"), edge, s, FORWARD + 30)
+            for edge in ("reverting-then-none", "reverting-weak")
+            for s in range(2)
+        ]
+        runs = [f.result() for f in futures]
+    summary = [(r["seed"], r["production"], r["families"], r["paper"]) for r in runs]
+    for r in runs:
+        assert r["truth"]["mean_points"] < 0, r[
+            "truth"
+        ]  # the fade loses after costs where it is judged
+        assert r["production"] == 0 or r["paper"]["total_pnl"] > 0, summary
 
 
 def test_noise_is_traded_enough_and_promotes_nothing(tmp_path) -> None:

@@ -223,6 +223,7 @@ def test_paper_trades_are_the_production_playbook_replayed_independently(
     from edgefinder.markets.discovery import FractalDiscoveryAgent
     from edgefinder.markets.exits import simulate_exits
     from edgefinder.markets.instruments import get_instrument
+    from edgefinder.markets.metalabel import load_meta_model, meta_family_key
     from edgefinder.markets.paper_trade import run_paper_trade
     from edgefinder.markets.replay import family_key
 
@@ -259,9 +260,15 @@ def test_paper_trades_are_the_production_playbook_replayed_independently(
     ts = bars["timestamp"].to_numpy()
     inst = get_instrument("MNQ")
     sid = atlas.session_ids(ts)
-    for r in trades.itertuples(index=False):
+    meta = load_meta_model(work, ValueError)
+    gate = meta.gate({c: trades[c].to_numpy() for c in trades.columns}) if meta else None
+    for k, r in enumerate(trades.itertuples(index=False)):
         opts = [o for o in by_bar[r.entry_time - 15] if o[0] == r.template_id and o[1] == r.family]
-        assert opts and r.family in sel.production[r.template_id]["families"] and opts[0][3] < 3.0
+        fams = sel.production[r.template_id]["families"]
+        # in production for its own family, or for its pattern type's meta-label family with the
+        # meta model's probability for its context at or above the threshold
+        by_meta = gate is not None and gate[k] and meta_family_key(r.pattern_type, "15s") in fams
+        assert opts and (r.family in fams or by_meta) and opts[0][3] < 3.0
         row = int(np.searchsorted(ts, r.entry_time - 15))
         end = int(np.flatnonzero(sid == sid[row])[-1])
         p = lib[r.template_id]["params"]
@@ -329,6 +336,8 @@ def test_no_lookahead_perturbing_the_future_changes_no_earlier_decision(
         "depth",
         "family",
     ]
+    cols += [c for c in a.columns if c.startswith("ctx_")]  # the context at entry too
+    assert len(cols) > 11 + 40
     before_a, before_b = a[a["entry_time"] <= t_cut], b[b["entry_time"] <= t_cut]
     assert len(before_a) > 20
     pd.testing.assert_frame_equal(

@@ -13,9 +13,9 @@ from edgefinder.markets.exits import (
     EXIT_TRAIL,
     ExitParams,
     simulate_exits,
-    simulate_exits_loop,
 )
 from edgefinder.markets.instruments import get_instrument
+from tests.markets_reference import simulate_exits_loop
 
 MNQ = get_instrument("MNQ")  # tick 0.25 pt, $0.50/tick, $0.62/side, 1 tick slippage
 ROUND_TRIP_COMMISSION = 2 * 0.62

@@ -17,7 +17,8 @@ from rich.console import Console
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets._io import atomic_pickle, atomic_write_text
 from edgefinder.markets.forward import ForwardError, check_against_training
-from edgefinder.markets.summary import print_block, sample_block
+from edgefinder.markets.summary import sample_block
+from edgefinder.markets.views import print_block
 
 TRAINED_UNTIL = 1_709_247_600  # 2024-02-29 23:00 UTC: start of the CME session ending 2024-03-01
 TFS = ["5m", "1m", "15s"]

@@ -211,15 +211,21 @@ def test_planted_multi_timeframe_condition_matches_physics() -> None:
 
 
 # ---------------------------------------------------------------------------------- reverting edge
-def _brute_force_fade(bars: pd.DataFrame, hold: int = 16) -> np.ndarray:
-    """Dollar PnL of fading every 15s ROCHE_SNAP for ``hold`` bars, one plain loop (MNQ: 0.25-point
-    ticks at $0.50, one tick of slippage and $0.62 commission a side), never past the session end."""
+def _brute_force_fade(
+    bars: pd.DataFrame, only: np.ndarray | None = None, hold: int = 16
+) -> np.ndarray:
+    """Dollar PnL of fading every 15s ROCHE_SNAP (on bars where ``only`` is True) for ``hold`` bars,
+    one plain loop (MNQ: 0.25-point ticks at $0.50, one tick of slippage and $0.62 commission a
+    side), never past the session end."""
     ts = bars["timestamp"].to_numpy()
     close = bars["close"].to_numpy()
     st = compute_state_arrays(close, bars["volume"].to_numpy())
     sid = atlas.session_ids(ts)
     out = []
-    for r in np.flatnonzero(st["roche_snap"] & st["valid"]).tolist():
+    snap = st["roche_snap"] & st["valid"]
+    if only is not None:
+        snap = snap & only
+    for r in np.flatnonzero(snap).tolist():
         side = -1 if st["z_score"][r] > 0 else 1
         j = r
         while j + 1 < len(ts) and sid[j + 1] == sid[r] and j - r < hold:
@@ -271,3 +277,38 @@ def test_reverting_ground_truth_is_a_cost_surviving_fade_checked_by_brute_force(
     a, _ = generate_bars(SynthConfig(sessions=3, seed=9, edge="reverting"))
     b, _ = generate_bars(SynthConfig(sessions=3, seed=9, edge="reverting"))
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_context_shocks_recomputed_from_the_hourly_bars_and_the_fade_earns_only_inside(
+    tmp_path: Path,
+) -> None:
+    """The context mode's shocks are exactly the hours the written 1h bars call shocks (a move above
+    twice the standard deviation of the 24 hourly moves before it, recomputed with pandas); the
+    naive fade earns after costs inside the windows that follow them and loses outside (brute-force
+    loop over the written 15 s bars); the shocks are fat-tailed Student-t, not normal."""
+    for seed in (4, 5):
+        root = tmp_path / f"ctx{seed}"
+        generate_atlas(root, SynthConfig(sessions=40, seed=seed, edge="context"))
+        truth = load_ground_truth(root)
+        assert truth["edge"] == "context" and truth["params"]["shock_multiple"] == 2.0
+        h = atlas.read_bars(root, "1h")
+        move = h["close"].diff() / 0.25
+        spread = move.shift(1).rolling(24).std(ddof=1)
+        shock = (move.abs() > 2 * spread).to_numpy()
+        expected = (h["timestamp"].to_numpy()[shock] + 3600).tolist()
+        assert [s["hour_close"] for s in truth["shocks"]] == expected
+        assert 0.05 < truth["context_time_fraction"] < 0.25
+        bars = atlas.read_bars(root, "15s")
+        ts = bars["timestamp"].to_numpy()
+        inside = np.zeros(ts.size, bool)
+        for start in expected:  # each shock opens two hours of context
+            inside |= (ts >= start) & (ts < start + 7200)
+        pnl_in = _brute_force_fade(bars, inside)
+        pnl_out = _brute_force_fade(bars, ~inside)
+        fin, fout = truth["naive_fade_inside"], truth["naive_fade_outside"]
+        assert fin["n"] == pnl_in.size and fin["mean_dollars"] == pytest.approx(pnl_in.mean())
+        assert fout["n"] == pnl_out.size and fout["mean_dollars"] == pytest.approx(pnl_out.mean())
+        assert fin["mean_points"] > 1.0 and fin["t"] > 5
+        assert fout["mean_points"] < -0.5
+        ret = np.diff(bars["close"].to_numpy())
+        assert stats.kurtosis(ret[~inside[1:]]) > 1.0  # fat tails outside the windows too

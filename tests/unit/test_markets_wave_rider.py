@@ -8,7 +8,8 @@ import pytest
 from edgefinder.markets.exits import EXIT_REASON_NAMES, simulate_exits
 from edgefinder.markets.instruments import get_instrument
 from edgefinder.markets.physics import ThreeBodyQuantumState
-from edgefinder.markets.wave_rider import PositionError, WaveRider, ride, ride_python
+from edgefinder.markets.wave_rider import PositionError, WaveRider, ride
+from tests.markets_reference import ride_python
 
 
 def _bars(n: int, seed: int) -> tuple[np.ndarray, ...]:

@@ -75,8 +75,9 @@ def synth_cmd(
         str,
         typer.Option(
             "--edge",
-            help="none (martingale), planted (rare spike reversion) or "
-            "reverting (a mean-reverting price component; see ground_truth.json).",
+            help="none (martingale), planted (rare spike reversion), "
+            "reverting (a mean-reverting price component) or context (the same component only "
+            "in the two hours after an hourly shock); see ground_truth.json.",
         ),
     ] = "none",
     base: Annotated[str, typer.Option("--base", help="Base bar: 15s, 5s or 1s.")] = "15s",
@@ -606,6 +607,7 @@ def _write_run_results(
             "test_sample": selection.test_block,
             "families": selection.families.to_dict(orient="records"),
             "ancestry_tests": selection.ancestry_tests.to_dict(orient="records"),
+            "meta_label": selection.meta,
             "production": {str(k): v for k, v in selection.production.items()},
         }
     write_records("json", rows, doc, key="templates")

@@ -1,8 +1,9 @@
 """Futures part of ``edgefinder demo``: a synthetic market with a real edge, through the whole pipeline.
 
 Writes under ``settings.data_dir/demo/markets/`` (``atlas/`` and ``checkpoints/``). The market is
-``--edge reverting`` (a mean-reverting price component that survives MNQ's costs; its
-``ground_truth.json`` states what a naive fade earns). Sessions are split the way a user would:
+``--edge context`` (overreaction only in the two hours after an hourly shock: fading every snap
+loses after MNQ's costs, fading inside that regime earns; ``ground_truth.json`` states both), so
+what the demo shows is the pipeline finding an edge that lives in a coarser timeframe's context. Sessions are split the way a user would:
 Phases 2–3 learn from the first half, the forward pass (Phase 4) and strategy selection (Phase 5)
 judge on the next quarter, and the last quarter is held back for ``markets paper-trade``, which
 replays it with the frozen production playbook. Every phase runs at its defaults except the
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 import time
 from pathlib import Path
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +27,7 @@ __all__ = ["DEMO_ITERATIONS", "DEMO_SESSIONS", "demo_paths", "run", "run_phases_
 DEMO_SESSIONS = 120
 DEMO_ITERATIONS = 20
 DEMO_SEED = 3
+DEMO_EDGE: Literal["context"] = "context"
 #: session indices: Phases 2–3 learn before ``TRAIN``, Phase 4–5 judge ``TRAIN..FORWARD``, paper trade after
 DEMO_TRAIN_SESSIONS = 60
 DEMO_FORWARD_SESSIONS = 90
@@ -52,9 +55,9 @@ def run_phases_2_3(settings: Settings, console: Console) -> dict:
     t0 = time.perf_counter()
     if (
         not (root / "ground_truth.json").is_file()
-        or load_ground_truth(root).get("edge") != "reverting"
+        or load_ground_truth(root).get("edge") != DEMO_EDGE
     ):
-        generate_atlas(root, SynthConfig(sessions=DEMO_SESSIONS, seed=DEMO_SEED, edge="reverting"))
+        generate_atlas(root, SynthConfig(sessions=DEMO_SESSIONS, seed=DEMO_SEED, edge=DEMO_EDGE))
     t_synth = time.perf_counter() - t0
     train_until, forward_until = _split_dates()
     orch = Orchestrator(
@@ -81,11 +84,14 @@ def run_phases_2_3(settings: Settings, console: Console) -> dict:
 
 def _print_summary(console: Console, info: dict) -> None:
     s = info["summary"]
-    fade = info["truth"].get("naive_fade", {})
+    truth = info["truth"]
+    fade, inside = truth.get("naive_fade", {}), truth.get("naive_fade_inside", {})
     console.print(
-        f"synthetic ATLAS: {DEMO_SESSIONS} sessions with a mean-reverting component "
-        f"(a naive fade of 15s ROCHE snaps nets {fade.get('mean_points', float('nan')):+.2f} points a "
-        f"trade after costs, t = {fade.get('t', float('nan')):.1f}); timeframes {', '.join(s.timeframes)}",
+        f"synthetic ATLAS: {DEMO_SESSIONS} sessions where overreaction lives only in the 2 hours after "
+        f"an hourly shock ({truth.get('context_time_fraction', float('nan')):.0%} of the time): a naive "
+        f"fade of every 15s ROCHE snap nets {fade.get('mean_points', float('nan')):+.2f} points a trade "
+        f"after costs, inside that regime {inside.get('mean_points', float('nan')):+.2f} "
+        f"(t = {inside.get('t', float('nan')):.1f}); timeframes {', '.join(s.timeframes)}",
         soft_wrap=True,
     )
     console.print(
@@ -140,6 +146,7 @@ def run_phases_4_5(settings: Settings, console: Console, info: dict) -> dict:
             f"[{money(r['ci_low'])}, {money(r['ci_high'])}], q {r['q_value']:.2g}",
             soft_wrap=True,
         )
+    _print_context_found(console, sel)
     paper = None
     if sel.production:
         from edgefinder.markets.paper_trade import run_paper_trade
@@ -163,6 +170,33 @@ def run_phases_4_5(settings: Settings, console: Console, info: dict) -> dict:
         soft_wrap=True,
     )
     return {"forward": fwd, "selection": sel, "paper": paper}
+
+
+def _print_context_found(console: Console, sel: Any) -> None:
+    """The context the selection found: the meta-label gate's states and the strongest context rows of
+    the ancestry analysis."""
+    from edgefinder.markets.summary import money
+
+    if sel.meta:
+        states = "; ".join(
+            f"{c['state']} {c['gated_share']:.0%} vs {c['rest_share']:.0%}"
+            for c in sel.meta["context"]
+        )
+        console.print(
+            f"Context found: the meta-label gate (purged CV AUC {sel.meta['cv']['auc']:.2f}) passes "
+            f"{sel.meta['oos_gated']:,} of {sel.meta['oos_candidates']:,} out-of-sample trades; their "
+            f"context against the rest: {states}",
+            soft_wrap=True,
+        )
+    anc = sel.ancestry_tests
+    if len(anc):
+        ctx = anc[anc["comparison"].str.endswith(" vs rest") & (anc["q_value"] <= 0.10)]
+        for _, r in ctx.sort_values("p_value").head(3).iterrows():
+            console.print(
+                f"  {r['pattern_type']} {r['comparison']}: {money(r['difference'])}/trade "
+                f"[{money(r['ci_low'])}, {money(r['ci_high'])}], q {r['q_value']:.2g}",
+                soft_wrap=True,
+            )
 
 
 def run(settings: Settings, console: Console) -> dict:

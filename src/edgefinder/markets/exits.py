@@ -44,7 +44,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from numba import njit
+
+from edgefinder.markets.kernels import (
+    EXIT_END,
+    EXIT_NONE,
+    EXIT_STOP,
+    EXIT_TARGET,
+    EXIT_TIME,
+    EXIT_TRAIL,
+    close_fill,
+    entry_fill,
+    exit_step,
+    initial_levels,
+    simulate_kernel,
+    trade_pnl,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -67,16 +81,8 @@ __all__ = [
     "exit_step",
     "trade_pnl",
     "simulate_exits",
-    "simulate_exits_loop",
 ]
 
-# Exit reason codes (int8 in ExitResults.exit_reason); EXIT_NONE means "still open".
-EXIT_NONE = 0
-EXIT_STOP = 1
-EXIT_TARGET = 2
-EXIT_TRAIL = 3
-EXIT_TIME = 4
-EXIT_END = 5
 EXIT_REASON_NAMES: dict[int, str] = {
     EXIT_NONE: "NONE",
     EXIT_STOP: "STOP",
@@ -176,261 +182,6 @@ class ExitResults:
 # --------------------------------------------------------------------------------------------
 # Per-bar primitives (numba). WaveRider and the batch kernel call exactly these.
 # --------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def entry_fill(side: int, close: float, slippage_ticks: float, tick_size: float) -> float:
-    """Entry fill (points): the signal bar's close with slippage against the trade."""
-    return close + side * slippage_ticks * tick_size
-
-
-@njit(cache=True)
-def close_fill(side: int, price: float, slippage_ticks: float, tick_size: float) -> float:
-    """Market exit fill (points) at ``price`` with slippage against the trade."""
-    return price - side * slippage_ticks * tick_size
-
-
-@njit(cache=True)
-def initial_levels(
-    side: int, entry_price: float, stop_ticks: float, target_ticks: float, tick_size: float
-) -> tuple[float, float]:
-    """Initial (stop_price, target_price) in points for an entry fill."""
-    stop = entry_price - side * stop_ticks * tick_size
-    target = entry_price + side * target_ticks * tick_size
-    return stop, target
-
-
-@njit(cache=True)
-def exit_step(
-    side: int,
-    entry_price: float,
-    initial_stop: float,
-    stop_price: float,
-    target_price: float,
-    trail_ticks: float,
-    best_price: float,
-    entry_ts: float,
-    max_hold_s: float,
-    ts: float,
-    high: float,
-    low: float,
-    close: float,
-    tick_size: float,
-    slippage_ticks: float,
-) -> tuple[int, float, float, float]:
-    """Judge one forward bar of an open position; see the module docstring for the rules.
-
-    Args:
-        side: +1 long, -1 short.
-        entry_price: entry fill (points).
-        initial_stop: the stop set at entry (points); tells a trailing exit from a plain stop.
-        stop_price: the stop in force before this bar (points).
-        target_price: take-profit level (points).
-        trail_ticks: trailing distance (ticks); <= 0 disables the trail.
-        best_price: best favourable extreme seen before this bar (points; start = entry fill).
-        entry_ts: entry time = entry bar's close (epoch seconds).
-        max_hold_s: max hold (seconds); <= 0 disables the time exit.
-        ts: this bar's close time (epoch seconds) — its open timestamp + bar seconds.
-        high, low, close: this bar (points).
-        tick_size: points per tick.
-        slippage_ticks: ticks lost on a market fill (stop, trail, time).
-
-    Returns:
-        (exit_code, exit_price, new_best, new_stop): exit_code is EXIT_NONE while the position
-        stays open (exit_price is then NaN); new_best / new_stop are the trail state to pass in
-        with the next bar.
-    """
-    # 1. Stop (initial or trailed) first: pessimistic when stop and target share a bar.
-    if side > 0:
-        stop_hit = low <= stop_price
-    else:
-        stop_hit = high >= stop_price
-    if stop_hit:
-        # A bar that gapped entirely through the stop cannot fill better than its worst extreme.
-        level = min(stop_price, high) if side > 0 else max(stop_price, low)
-        trailed = (stop_price > initial_stop) if side > 0 else (stop_price < initial_stop)
-        code = EXIT_TRAIL if trailed else EXIT_STOP
-        return code, close_fill(side, level, slippage_ticks, tick_size), best_price, stop_price
-    # 2. Target: resting limit order, filled at its price.
-    if side > 0:
-        target_hit = high >= target_price
-    else:
-        target_hit = low <= target_price
-    if target_hit:
-        return EXIT_TARGET, target_price, best_price, stop_price
-    # 3. Time exit at this bar's close.
-    if max_hold_s > 0.0 and ts - entry_ts >= max_hold_s:
-        return EXIT_TIME, close_fill(side, close, slippage_ticks, tick_size), best_price, stop_price
-    # 4. Trail update after the checks: the new stop applies from the next bar on.
-    new_best = best_price
-    new_stop = stop_price
-    if side > 0:
-        if high > new_best:
-            new_best = high
-        if trail_ticks > 0.0:
-            cand = new_best - trail_ticks * tick_size
-            if cand > new_stop:
-                new_stop = cand
-    else:
-        if low < new_best:
-            new_best = low
-        if trail_ticks > 0.0:
-            cand = new_best + trail_ticks * tick_size
-            if cand < new_stop:
-                new_stop = cand
-    return EXIT_NONE, np.nan, new_best, new_stop
-
-
-@njit(cache=True)
-def trade_pnl(
-    side: int,
-    entry_price: float,
-    exit_price: float,
-    tick_size: float,
-    tick_value: float,
-    commission_per_side: float,
-) -> tuple[float, float]:
-    """(pnl_ticks, pnl_dollars): ticks between the fills; dollars net of 2 commissions."""
-    ticks = side * (exit_price - entry_price) / tick_size
-    return ticks, ticks * tick_value - 2.0 * commission_per_side
-
-
-# --------------------------------------------------------------------------------------------
-# Batch kernel
-# --------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def walk_position(
-    side: int,
-    entry_price: float,
-    initial_stop: float,
-    stop: float,
-    target: float,
-    trail: float,
-    best: float,
-    entry_ts: float,
-    max_hold: float,
-    ts: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    start: int,
-    end: int,
-    bar_seconds: float,
-    tick: float,
-    slip: float,
-    mfe: float,
-    mae: float,
-) -> tuple[int, int, float, float, float, float, float]:  # pragma: no cover - numba
-    """Walk an open position over bars start..end (inclusive) through :func:`exit_step`, compiled.
-
-    Prices in points, times in seconds (``ts`` = bar opens); ``mfe``/``mae`` carry the excursions so
-    far, in points, updated on every bar held (the exit bar included). Returns (bar index, exit code,
-    exit price, best price, stop, mfe, mae); code ``EXIT_NONE`` means still open after ``end`` (bar
-    index ``end``). The one bar walk shared by the exit simulator and WaveRider's loops."""
-    for j in range(start, end + 1):
-        h = high[j]
-        lo = low[j]
-        code, xp, best, stop = exit_step(
-            side,
-            entry_price,
-            initial_stop,
-            stop,
-            target,
-            trail,
-            best,
-            entry_ts,
-            max_hold,
-            ts[j] + bar_seconds,
-            h,
-            lo,
-            close[j],
-            tick,
-            slip,
-        )
-        fav = (h - entry_price) if side > 0 else (entry_price - lo)
-        adv = (entry_price - lo) if side > 0 else (h - entry_price)
-        if fav > mfe:
-            mfe = fav
-        if adv > mae:
-            mae = adv
-        if code != EXIT_NONE:
-            return j, code, xp, best, stop, mfe, mae
-    return end, EXIT_NONE, np.nan, best, stop, mfe, mae
-
-
-@njit(cache=True)
-def _simulate_kernel(
-    timestamps: NDArray[np.float64],
-    high: NDArray[np.float64],
-    low: NDArray[np.float64],
-    close: NDArray[np.float64],
-    entry_idx: NDArray[np.int64],
-    side: NDArray[np.int64],
-    stop_ticks: NDArray[np.float64],
-    target_ticks: NDArray[np.float64],
-    trail_ticks: NDArray[np.float64],
-    max_hold_s: NDArray[np.float64],
-    end_idx: NDArray[np.int64],
-    bar_seconds: float,
-    tick_size: float,
-    tick_value: float,
-    commission_per_side: float,
-    slippage_ticks: float,
-    out_exit_idx: NDArray[np.int64],
-    out_exit_price: NDArray[np.float64],
-    out_reason: NDArray[np.int8],
-    out_entry_price: NDArray[np.float64],
-    out_pnl_ticks: NDArray[np.float64],
-    out_pnl_dollars: NDArray[np.float64],
-    out_mfe: NDArray[np.float64],
-    out_mae: NDArray[np.float64],
-    out_hold: NDArray[np.float64],
-) -> None:
-    n_pairs = entry_idx.shape[0]
-    for p in range(n_pairs):
-        e = entry_idx[p]
-        s = side[p]
-        last = end_idx[p]
-        ep = entry_fill(s, close[e], slippage_ticks, tick_size)
-        entry_ts = timestamps[e] + bar_seconds
-        init_stop, target = initial_levels(s, ep, stop_ticks[p], target_ticks[p], tick_size)
-        j, code, xp, best, stop, mfe, mae = walk_position(
-            s,
-            ep,
-            init_stop,
-            init_stop,
-            target,
-            trail_ticks[p],
-            ep,
-            entry_ts,
-            max_hold_s[p],
-            timestamps,
-            high,
-            low,
-            close,
-            e + 1,
-            last,
-            bar_seconds,
-            tick_size,
-            slippage_ticks,
-            0.0,
-            0.0,
-        )
-        if code == EXIT_NONE:
-            code = EXIT_END
-            xp = close_fill(s, close[j], slippage_ticks, tick_size)
-        pt, pd_ = trade_pnl(s, ep, xp, tick_size, tick_value, commission_per_side)
-        out_exit_idx[p] = j
-        out_exit_price[p] = xp
-        out_reason[p] = code
-        out_entry_price[p] = ep
-        out_pnl_ticks[p] = pt
-        out_pnl_dollars[p] = pd_
-        out_mfe[p] = mfe / tick_size
-        out_mae[p] = mae / tick_size
-        out_hold[p] = (timestamps[j] + bar_seconds) - entry_ts
 
 
 def _infer_bar_seconds(timestamps: NDArray[np.int64]) -> float:
@@ -534,7 +285,7 @@ def simulate_exits(
     )
     if n == 0:
         return out
-    _simulate_kernel(
+    simulate_kernel(
         ts,
         hi,
         lo,
@@ -562,65 +313,3 @@ def simulate_exits(
         out.hold_seconds,
     )
     return out
-
-
-def simulate_exits_loop(
-    timestamps: ArrayLike,
-    high: ArrayLike,
-    low: ArrayLike,
-    close: ArrayLike,
-    entry_idx: int,
-    side: int,
-    params: ExitParams,
-    instrument: CostModel,
-    *,
-    end_idx: int | None = None,
-    bar_seconds: float | None = None,
-) -> tuple[int, int, float, float, float]:
-    """One trade, bar by bar in Python over :func:`exit_step` — how WaveRider drives it.
-
-    A reference for tests and an example for callers that manage a position incrementally.
-    Returns (exit_idx, exit_code, exit_price, pnl_ticks, pnl_dollars).
-    """
-    ts = np.asarray(timestamps, dtype=np.float64)
-    high, low, close = np.asarray(high), np.asarray(low), np.asarray(close)
-    bs = _infer_bar_seconds(np.asarray(timestamps)) if bar_seconds is None else float(bar_seconds)
-    last = len(ts) - 1 if end_idx is None else min(int(end_idx), len(ts) - 1)
-    tick = float(instrument.tick_size)
-    slip = float(instrument.slippage_ticks)
-    ep = entry_fill(side, float(close[entry_idx]), slip, tick)
-    init_stop, target = initial_levels(
-        side, ep, float(params.stop_loss_ticks), float(params.take_profit_ticks), tick
-    )
-    stop, best = init_stop, ep
-    entry_ts = ts[entry_idx] + bs
-    j = entry_idx
-    code, xp = EXIT_NONE, float("nan")
-    while j < last:
-        j += 1
-        code, xp, best, stop = exit_step(
-            side,
-            ep,
-            init_stop,
-            stop,
-            target,
-            float(params.trailing_stop_ticks),
-            best,
-            entry_ts,
-            float(params.max_hold_seconds),
-            ts[j] + bs,
-            float(high[j]),
-            float(low[j]),
-            float(close[j]),
-            tick,
-            slip,
-        )
-        if code != EXIT_NONE:
-            break
-    if code == EXIT_NONE:
-        code = EXIT_END
-        xp = close_fill(side, float(close[j]), slip, tick)
-    pt, pdl = trade_pnl(
-        side, ep, xp, tick, float(instrument.tick_value), float(instrument.commission_per_side)
-    )
-    return j, int(code), float(xp), float(pt), float(pdl)

@@ -68,6 +68,7 @@ from edgefinder.markets.checkpoints import (
     training_record,
 )
 from edgefinder.markets.discovery import FractalDiscoveryAgent
+from edgefinder.markets.engine import ReplayEngine
 from edgefinder.markets.instruments import get_instrument
 from edgefinder.markets.journal import Journal
 from edgefinder.markets.physics import THRESHOLDS, PhysicsConfig
@@ -76,11 +77,10 @@ from edgefinder.markets.replay import (
     Gates,
     Matched,
     SessionResult,
-    SessionTrader,
     match_candidates,
-    session_table,
 )
-from edgefinder.markets.summary import money, print_block, sample_block
+from edgefinder.markets.summary import fmt_epoch, sample_block
+from edgefinder.markets.views import print_day, print_forward_report
 
 __all__ = [
     "JOURNAL",
@@ -174,12 +174,6 @@ def resolve_hierarchy(
     return agent.resolve_timeframes(data_dir, None)
 
 
-def _fmt_epoch(t: int) -> str:
-    import datetime as _dt
-
-    return _dt.datetime.fromtimestamp(int(t), _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def check_against_training(
     checkpoint_dir: Path, train_until: int | None, hierarchy: Sequence[str]
 ) -> None:
@@ -198,13 +192,13 @@ def check_against_training(
     if train_until is not None and rec.has_train_until:
         if rec.train_until is None:
             raise ForwardError(
-                f"--train-until {_fmt_epoch(train_until)}: Phases 2–3 in {checkpoint_dir} learned from all "
+                f"--train-until {fmt_epoch(train_until)}: Phases 2–3 in {checkpoint_dir} learned from all "
                 "the data, so no session is out-of-sample; rerun them with --train-until (add --fresh) "
                 "or drop --train-until"
             )
         if int(train_until) < rec.train_until:
             raise ForwardError(
-                f"--train-until {_fmt_epoch(train_until)} is earlier than the {_fmt_epoch(rec.train_until)} "
+                f"--train-until {fmt_epoch(train_until)} is earlier than the {fmt_epoch(rec.train_until)} "
                 f"Phases 2–3 in {checkpoint_dir} trained with: sessions that fed the playbook would count as "
                 "out-of-sample; use the same date (or drop --train-until)"
             )
@@ -265,9 +259,12 @@ class Playbook:
     centroids_scaled: np.ndarray
     params: dict[int, dict]
 
-    def match(self, cascade: Cascade) -> Matched:
-        """The cascade's entry-level patterns matched to this library (``replay.match_candidates``)."""
-        return match_candidates(cascade, self.template_ids, self.centroids_scaled, self.scaler)
+    def match(self, cascade: Cascade, states: Mapping[str, Any] | None = None) -> Matched:
+        """The cascade's entry-level patterns matched to this library (``replay.match_candidates``),
+        with their context at entry when ``states`` (every level's arrays) are given."""
+        return match_candidates(
+            cascade, self.template_ids, self.centroids_scaled, self.scaler, states
+        )
 
 
 def load_playbook(checkpoint_dir: Path) -> Playbook:
@@ -426,8 +423,8 @@ def run_forward_pass(
         t_until = rec.train_until
     if f_until is not None and t_until is not None and f_until <= t_until:
         raise ForwardError(
-            f"--forward-until {_fmt_epoch(f_until)} must come after --train-until "
-            f"{_fmt_epoch(t_until)}: no out-of-sample session would be replayed"
+            f"--forward-until {fmt_epoch(f_until)} must come after --train-until "
+            f"{fmt_epoch(t_until)}: no out-of-sample session would be replayed"
         )
     playbook = load_playbook(ckpt)
     lap("load")
@@ -439,34 +436,19 @@ def run_forward_pass(
     mode = rec.cascade if rec is not None else "context"
     scanner = FractalCascadeScanner(hierarchy, cfg.entry_timeframe, phys, mode)
     entry_tf = scanner.entry_timeframe
+    engine = ReplayEngine(playbook, scanner, inst, cfg.gates)
     states = scanner.compute_states(data_dir, end=f_until)
     lap("read_and_states")
-    cascade = scanner.scan(states)
-    matched = playbook.match(cascade)
-    eligible = matched.eligible(cfg.gates)
+    engine.prepare(data_dir, end=f_until, states=states)
     lap("cascade_and_match")
 
     # ---- sessions of the entry timeframe, and what each needs
-    est = states[entry_tf]
-    ts = np.asarray(est["timestamp"], dtype=np.int64)
-    s_start, s_end, s_label = session_table(ts)
-    n_sessions = int(s_start.size)
+    ts = engine.timestamps
+    s_start, s_label = engine.s_start, engine.s_label
+    n_sessions = engine.n_sessions
     s_oos = (ts[s_start] >= t_until) if t_until is not None else np.zeros(n_sessions, bool)
-    e_rows = matched.rows[eligible]
-    lo_hi = (np.searchsorted(e_rows, s_start, "left"), np.searchsorted(e_rows, s_end, "right"))
     regret_tf = _regret_timeframe(data_dir, entry_tf)
     regret = _Regret(data_dir, regret_tf, states, f_until, inst, cfg.regret_lookahead_bars)
-    trader = SessionTrader(est, entry_tf, inst, playbook.template_ids, playbook.params)
-    gates = {
-        "candidates": int(len(matched)),
-        "gate1_pass": int(eligible.size),
-        "gate1_depth_reject": int(
-            ((matched.distance < cfg.match_distance) & (matched.depth < cfg.min_depth)).sum()
-        ),
-        "gate2_reject": 0,
-        "gate3_blocked": 0,
-        "no_forward_bar": 0,
-    }
 
     # ---- resume: the brain's counts are a pure function of the trades, in order
     if fresh:
@@ -481,14 +463,9 @@ def run_forward_pass(
         raise ForwardError(str(exc)) from None
     done: list[tuple[SessionResult, bool, str]] = []
     days: list[dict] = []
-    for r in journal.records:
-        res = SessionResult(trades=r["trades"], gates=r["gates"])
-        np.add.at(trader.totals, matched.template_index[res.trades["cand"]], 1)
-        np.add.at(trader.wins, matched.template_index[res.trades["cand"][res.trades["pnl"] > 0]], 1)
+    for r, res in zip(journal.records, engine.resume(journal.records)):
         done.append((res, r["day"]["out_of_sample"], r["day"]["session"]))
         days.append(r["day"])
-        for key in ("gate2_reject", "gate3_blocked", "no_forward_bar"):
-            gates[key] += r["gates"][key]
     lap("sessions_setup_and_resume")
 
     # ---- 2–4. the session loop (regret is computed once at the end: it looks past the exits and
@@ -506,22 +483,13 @@ def run_forward_pass(
         with journal:
             for k in range(first, stop_at):
                 oos, label = bool(s_oos[k]), str(s_label[k])
-                res = trader.trade(
-                    int(s_start[k]),
-                    int(s_end[k]),
-                    eligible[lo_hi[0][k] : lo_hi[1][k]],
-                    matched,
-                    cfg.gates,
-                    learn=True,
-                )
-                day = _day_record(k, label, oos, res, trader.brain_stats())
+                res = engine.session(k, learn=True)
+                day = _day_record(k, label, oos, res, engine.brain_stats())
                 journal.append({"index": k, "day": day, "trades": res.trades, "gates": res.gates})
-                for key, v in res.gates.items():
-                    gates[key] += v
                 done.append((res, oos, label))
                 days.append(day)
                 if console is not None and day_lines:
-                    _print_day(console, day)
+                    print_day(console, day)
                 if progress is not None:
                     progress.update(task, advance=1)
                 if on_session is not None:
@@ -533,8 +501,7 @@ def run_forward_pass(
 
     # ---- artifacts and report
     complete = len(days) == n_sessions
-    brain = BayesianBrain()
-    brain.record(trader.frame(done, matched))
+    brain = engine.finish(done)
     tdf = brain.trades()
     regret_df = regret.all_trades(tdf)
     if len(regret_df):
@@ -543,7 +510,8 @@ def run_forward_pass(
             d["avg_exit_efficiency"] = float(eff.get(d["session"], float("nan")))
     packed = compact(tdf)
     brain.save(ckpt / BRAIN, packed)
-    packed[[*TRADE_COLUMNS, "side"]].to_parquet(ckpt / TRADES, index=False)
+    ctx_cols = [c for c in packed.columns if c.startswith("ctx_")]
+    packed[[*TRADE_COLUMNS, "side", *ctx_cols]].to_parquet(ckpt / TRADES, index=False)
     compact(regret_df).to_parquet(ckpt / REGRET, index=False)
     report = _report(
         cfg,
@@ -557,7 +525,7 @@ def run_forward_pass(
         f_until,
         n_sessions,
         int(ts.size),
-        gates,
+        engine.gate_counts,
         days,
         tdf,
         regret_df,
@@ -579,7 +547,7 @@ def run_forward_pass(
     lap("finalize")
     seconds = time.perf_counter() - t_start
     if console is not None:
-        _print_report(console, report, cfg, seconds, ckpt)
+        print_forward_report(console, report, cfg, seconds, ckpt / REPORT)
     return ForwardResult(
         report=report,
         brain=brain,
@@ -610,16 +578,6 @@ def _day_record(
         "brain_templates": brain_stats["templates_seen"],
         "brain_trades": brain_stats["trades"],
     }
-
-
-def _print_day(console: Console, day: dict) -> None:
-    sample = "OOS" if day["out_of_sample"] else "IS "
-    console.print(
-        f"[dim]{day['session']} {sample}[/dim] trades {day['trades']:3d}  W {day['wins']:3d}  "
-        f"L {day['losses']:3d}  PnL {money(day['pnl']):>11}  "
-        f"brain {day['brain_templates']} templates / {day['brain_trades']} trades",
-        soft_wrap=True,
-    )  # one line per session, also in a log file
 
 
 def _report(
@@ -687,35 +645,3 @@ def _report(
         }
     report["sessions"] = days
     return report
-
-
-def _print_report(
-    console: Console, report: dict, cfg: ForwardConfig, seconds: float, ckpt: Path
-) -> None:
-    n_done, n_all = report["sessions_processed"], report["sessions_total"]
-    title = (
-        "Phase 4 Forward Pass Complete"
-        if report["complete"]
-        else f"Phase 4 Forward Pass — stopped after {n_done}/{n_all} sessions (resumable)"
-    )
-    print_block(console, title, report["all"])
-    if report.get("train_until") is not None:
-        print_block(console, "In-sample sessions", report["in_sample"])
-        print_block(console, "Out-of-sample sessions", report["out_of_sample"])
-    g = report["gates"]
-    console.print(
-        f"\nGates: {g['candidates']:,} candidates at {report['entry_timeframe']} "
-        f"({report['cascade']} cascade); Gate 1 (distance < {cfg.match_distance:g}, depth >= "
-        f"{cfg.min_depth}) passed {g['gate1_pass']:,}; Gate 2 rejected {g['gate2_reject']:,}; "
-        f"Gate 3 blocked {g['gate3_blocked']:,}",
-        soft_wrap=True,
-    )
-    if report.get("forward_until") is not None:
-        console.print(
-            f"Held back for paper trading: sessions from {_fmt_epoch(report['forward_until'])} on"
-        )
-    console.print(
-        f"Throughput: {report['bars_entry_timeframe'] / seconds:,.0f} {report['entry_timeframe']} "
-        f"bars/s ({seconds:.2f} s)"
-    )
-    console.print(f"Report: {ckpt / REPORT}")

@@ -35,7 +35,7 @@ from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_write_text
 from edgefinder.markets.brain import TRADE_COLUMNS, BayesianBrain, BrainFileError
-from edgefinder.markets.cascade import FractalCascadeScanner
+from edgefinder.markets.cascade import ROCHE_SNAP, STRUCTURAL_DRIVE, FractalCascadeScanner
 from edgefinder.markets.checkpoints import (
     BRAIN,
     PAPER_REPORT,
@@ -46,17 +46,50 @@ from edgefinder.markets.checkpoints import (
     forward_record,
     training_record,
 )
+from edgefinder.markets.engine import GATE_COUNTS, ReplayEngine
 from edgefinder.markets.forward import load_playbook, resolve_hierarchy
 from edgefinder.markets.instruments import get_instrument
-from edgefinder.markets.replay import Gates, SessionTrader, session_table
+from edgefinder.markets.metalabel import META_TAG, MetaModel, load_meta_model, meta_family_key
+from edgefinder.markets.replay import Gates, Matched
 from edgefinder.markets.selection import STATUS_APPROVED, SelectionError, load_production_playbook
-from edgefinder.markets.summary import money, print_block, sample_block
+from edgefinder.markets.summary import sample_block
+from edgefinder.markets.views import print_paper_trade
 
-__all__ = ["PaperTradeError", "PaperTradeResult", "run_paper_trade"]
+__all__ = ["PaperTradeError", "PaperTradeResult", "production_candidates", "run_paper_trade"]
 
 
 class PaperTradeError(EdgefinderError):
     """Paper trading cannot run (range overlaps the pipeline's sessions, playbook not approved, …)."""
+
+
+def production_candidates(
+    matched: Matched, production: dict[int, dict[str, Any]], meta: MetaModel | None
+) -> np.ndarray:
+    """Whether each candidate's nearest template is in production for one of the candidate's
+    families: its own family, or its pattern type's meta-label family when the meta model's
+    probability for its context passes the threshold (vectorized over candidates)."""
+    allowed = np.zeros(len(matched), bool)
+    by_family: dict[str, list[int]] = {}
+    for t, e in production.items():
+        for f in e.get("families", {}):
+            by_family.setdefault(str(f), []).append(int(t))
+    gate = None
+    for fam, tids in sorted(by_family.items()):
+        member = np.isin(matched.template_id, tids)
+        if fam.endswith(META_TAG):
+            if meta is None or matched.states is None:
+                continue
+            if gate is None:
+                gate = meta.gate(matched.columns())
+            keys = np.where(
+                matched.is_roche,
+                meta_family_key(ROCHE_SNAP, matched.timeframe),
+                meta_family_key(STRUCTURAL_DRIVE, matched.timeframe),
+            )
+            allowed |= member & (keys == fam) & gate
+        else:
+            allowed |= member & (matched.family == fam)
+    return allowed
 
 
 @dataclass(frozen=True)
@@ -146,58 +179,33 @@ def run_paper_trade(
     scanner = FractalCascadeScanner(
         hierarchy, cfg.get("entry_timeframe", "15s"), rec.physics, rec.cascade
     )
-    states = scanner.compute_states(data, end=None if d1 is None else atlas.session_bounds(d1)[1])
-    matched = playbook.match(scanner.scan(states))
-    allowed_pairs = {(int(t), f) for t, e in production.items() for f in e.get("families", {})}
-    allowed = np.fromiter(
-        (
-            (int(t), f) in allowed_pairs
-            for t, f in zip(matched.template_id.tolist(), matched.family.tolist())
-        ),
-        dtype=bool,
-        count=len(matched),
+    inst = get_instrument(symbol or phase4.get("instrument", {}).get("symbol", "MNQ"))
+    meta = load_meta_model(ckpt, PaperTradeError)
+    engine = ReplayEngine(playbook, scanner, inst, gates).prepare(
+        data,
+        end=None if d1 is None else atlas.session_bounds(d1)[1],
+        allowed=lambda m: production_candidates(m, production, meta),
     )
-    eligible = matched.eligible(gates, allowed)
-
-    est = states[scanner.entry_timeframe]
-    ts = np.asarray(est["timestamp"], dtype=np.int64)
-    s_start, s_end, s_label = session_table(ts)
-    labels = s_label.astype("datetime64[D]").astype(object)
+    labels = engine.s_label.astype("datetime64[D]").astype(object)
     chosen = [k for k, d in enumerate(labels) if d >= d0 and (d1 is None or d <= d1)]
     if not chosen:
         raise PaperTradeError(f"no sessions from {d0}{'' if d1 is None else f' to {d1}'} in {data}")
-    inst = get_instrument(symbol or phase4.get("instrument", {}).get("symbol", "MNQ"))
-    trader = SessionTrader(
-        est,
-        scanner.entry_timeframe,
-        inst,
-        playbook.template_ids,
-        playbook.params,
-    )
-    trader.sync(brain)  # frozen: the brain as the forward pass left it; learn=False below
-    e_rows = matched.rows[eligible]
+    engine.sync(brain)  # frozen: the brain as the forward pass left it; learn=False below
     days: list[dict[str, Any]]  # one session's figures each
-    done, days, counts = [], [], {"gate2_reject": 0, "gate3_blocked": 0, "no_forward_bar": 0}
+    done, days = [], []
     for k in chosen:
-        lo = int(np.searchsorted(e_rows, s_start[k], side="left"))
-        hi = int(np.searchsorted(e_rows, s_end[k], side="right"))
-        res = trader.trade(
-            int(s_start[k]), int(s_end[k]), eligible[lo:hi], matched, gates, learn=False
-        )
-        done.append((res, True, str(s_label[k])))
+        res = engine.session(k, learn=False)
+        done.append((res, True, str(engine.s_label[k])))
         pnl = np.asarray(res.trades["pnl"], np.float64)
         days.append(
             {
-                "session": str(s_label[k]),
+                "session": str(engine.s_label[k]),
                 "trades": int(pnl.size),
                 "wins": int((pnl > 0).sum()),
                 "pnl": float(pnl.sum()),
             }
         )
-        for key, v in res.gates.items():
-            counts[key] += v
-    paper = BayesianBrain()
-    paper.record(trader.frame(done, matched))
+    paper = engine.finish(done)
     trades = paper.trades()
     block = sample_block(trades, len(days), [d["pnl"] for d in days], len(production))
     report = {
@@ -227,8 +235,8 @@ def run_paper_trade(
         "power": block["power"],
         "gates": {
             **dataclasses.asdict(gates),
-            **counts,
-            "candidates_in_production": int(eligible.size),
+            **{k: engine.gate_counts[k] for k in GATE_COUNTS},
+            "candidates_in_production": int(engine.eligible.size),
         },
         "timeframes": scanner.timeframes,
         "cascade": rec.cascade,
@@ -239,21 +247,12 @@ def run_paper_trade(
         "per_session": days,
     }
     atomic_write_text(json.dumps(jsonable(report), indent=2, sort_keys=True), ckpt / PAPER_REPORT)
-    trades[[c for c in TRADE_COLUMNS if c in trades.columns]].to_parquet(
+    keep = [c for c in TRADE_COLUMNS if c in trades.columns]
+    trades[keep + [c for c in trades.columns if c.startswith("ctx_")]].to_parquet(
         ckpt / PAPER_TRADES, index=False
     )
     if console is not None:
-        print_block(
-            console,
-            f"Paper trade — {report['from']} to {report['to']} (frozen production playbook, "
-            f"{len(production)} templates, status {status}; {inst.describe()})",
-            {**block, "days": len(days)},
-            brain=False,
-        )
-        if not production:
-            console.print("The production playbook is empty: nothing was traded.")
-        console.print(
-            f"Report: {ckpt / PAPER_REPORT}; total {money(report['total_pnl'])} over "
-            f"{report['sessions']} unseen sessions"
+        print_paper_trade(
+            console, report, block, production, status, ckpt / PAPER_REPORT, inst.describe()
         )
     return PaperTradeResult(report=report, trades=trades)

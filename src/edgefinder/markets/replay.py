@@ -29,6 +29,7 @@ from edgefinder.markets import atlas, exits
 from edgefinder.markets.brain import STATE_COLUMNS, BayesianBrain
 from edgefinder.markets.cascade import ROCHE_SNAP, STRUCTURAL_DRIVE, Cascade
 from edgefinder.markets.clustering import nearest_template
+from edgefinder.markets.context import entry_context
 from edgefinder.markets.instruments import Instrument
 from edgefinder.markets.physics import BAR_COLUMNS, ZONE_NAMES, StateArrays
 from edgefinder.markets.physics import STATE_COLUMNS as PHYSICS_COLUMNS
@@ -81,7 +82,10 @@ class Matched:
     ``rows``: row in the entry timeframe's series; ``template_index``: position of the nearest template
     in the library's sorted ids (``template_id`` its id; -1 without a library); ``distance``: its scaled
     distance; ``side``: +1 long / -1 short; ``depth``: chain length; ``root_tf`` / ``root_type``: the
-    root ancestor ("" at depth 0); ``family``: :func:`family_key`.
+    root ancestor ("" at depth 0); ``family``: :func:`family_key`; ``states``: every level's state
+    arrays, from which :meth:`context` computes the context at entry of any candidates (None: no
+    context). It is computed on demand — for the trades only in the forward pass, for every
+    candidate when a meta-label gate needs it — because a year holds three candidates per trade.
     """
 
     cascade: Cascade = field(repr=False)
@@ -95,6 +99,7 @@ class Matched:
     root_tf: np.ndarray
     root_type: np.ndarray
     family: np.ndarray
+    states: Mapping[str, StateArrays] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -102,6 +107,21 @@ class Matched:
     @property
     def timeframe(self) -> str:
         return self.cascade.levels[-1].tf
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Per-candidate ``side``, ``depth``, ``is_roche`` and context columns (the meta model's inputs)."""
+        out = {"side": self.side, "depth": self.depth, "is_roche": self.is_roche}
+        out.update(self.context())
+        return out
+
+    def context(self, idx: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The ``ctx_*`` columns of candidates ``idx`` (positions; all when None); {} without states."""
+        if self.states is None:
+            return {}
+        sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
+        return entry_context(
+            self.states, self.timeframe, self.rows[sel], self.side[sel], self.cascade.timeframes
+        ).columns
 
     def eligible(self, gates: Gates, allowed: np.ndarray | None = None) -> np.ndarray:
         """Positions of the candidates that pass Gate 1 (distance and depth) and ``allowed``, in bar order."""
@@ -130,9 +150,14 @@ def _families(is_roche: np.ndarray, tf: str, side: np.ndarray, root_type: np.nda
 
 
 def match_candidates(
-    cascade: Cascade, template_ids: np.ndarray, centroids_scaled: np.ndarray, scaler: Any
+    cascade: Cascade,
+    template_ids: np.ndarray,
+    centroids_scaled: np.ndarray,
+    scaler: Any,
+    states: Mapping[str, StateArrays] | None = None,
 ) -> Matched:
-    """Match the cascade's entry-level patterns to the library (all vectorized)."""
+    """Match the cascade's entry-level patterns to the library (all vectorized); with ``states``
+    (every level's state arrays) each candidate also gets its context at entry."""
     k = len(cascade.levels) - 1
     lv = cascade.levels[k]
     n = len(lv)
@@ -159,6 +184,7 @@ def match_candidates(
         root_tf=root_tf,
         root_type=root_type,
         family=_families(lv.is_roche, lv.tf, side, root_type),
+        states=states,
     )
 
 
@@ -373,6 +399,7 @@ class SessionTrader:
                 data[col] = np.full(cand.size, self.timeframe, dtype=object)
             else:
                 data[col] = np.asarray(st[name], dtype=bool)[rows]
+        data.update(matched.context(cand))
         data["row"] = rows
         data["exit_row"] = res["exit_row"]
         data["side"] = side

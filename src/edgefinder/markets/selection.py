@@ -60,7 +60,6 @@ from typing import Any, SupportsInt, cast
 import numpy as np
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
@@ -77,7 +76,18 @@ from edgefinder.markets.checkpoints import (
     SELECTION_FAMILIES_CSV,
     load_library,
 )
-from edgefinder.markets.summary import money, power_text, sample_block
+from edgefinder.markets.context import context_splits
+from edgefinder.markets.metalabel import META_FILE, META_TAG, context_profile, fit_meta_model
+from edgefinder.markets.summary import (
+    NO_ROOT,
+    STATUS_APPROVED,
+    STATUS_PENDING,
+    TIER_NAMES,
+    ancestry_table,
+    money,
+    sample_block,
+)
+from edgefinder.markets.views import print_report
 from edgefinder.settings import setting_default
 from edgefinder.stats.multiple import multiple_test_correction
 from edgefinder.stats.performance import (
@@ -109,17 +119,6 @@ __all__ = [
     "run_strategy_selection",
     "template_stats",
 ]
-
-STATUS_PENDING = "pending_review"
-STATUS_APPROVED = "approved"
-TIER_NAMES = {
-    1: "TIER 1 — PRODUCTION READY",
-    2: "TIER 2 — PROMISING",
-    3: "TIER 3 — UNPROVEN",
-    4: "TIER 4 — TOXIC",
-    0: "UNCLASSIFIED",
-}
-NO_ROOT = "(none)"
 
 
 class SelectionError(EdgefinderError):
@@ -406,11 +405,12 @@ def family_evidence(
         half = float(sps.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else float("nan")
         parts = str(fam).split(" ← ")
         head = parts[0].split(" ")
+        meta = str(fam).endswith(META_TAG)
         rows.append(
             {
                 "family": fam,
                 "pattern_type": head[0],
-                "direction": head[-1] if len(head) > 2 else "",
+                "direction": "both" if meta else head[-1] if len(head) > 2 else "",
                 "root": parts[1] if len(parts) > 1 else "",
                 "trades": n,
                 "templates": int(g["template_id"].nunique()),
@@ -478,14 +478,19 @@ ANCESTRY_COLUMNS = (
     "ci_low",
     "ci_high",
     "p_value",
+    "q_value",
 )
 
 
 def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
-    """Do deeper or Roche-rooted chains earn more than shallow ones? Per entry pattern type, on the test
-    trades (columns ``pattern_type``, ``depth``, ``root_type``, ``pnl``): Welch differences of mean PnL
-    per trade (dollars) with 95 % CI and two-sided p for backed (depth >= 1) vs unbacked (depth 0),
-    the deepest chains seen vs the rest, and Roche-rooted vs structure-rooted chains."""
+    """Does the ancestry or the coarser timeframes' state at entry change what a trade earns? Per entry
+    pattern type, on the test trades (columns ``pattern_type``, ``depth``, ``root_type``, ``pnl`` and
+    the ``ctx_*`` context columns when present): Welch differences of mean PnL per trade (dollars)
+    with 95 % CI and two-sided p for backed (depth >= 1) vs unbacked (depth 0), the deepest chains
+    seen vs the rest, Roche-rooted vs structure-rooted chains, and for every context state
+    (``"1h with"`` — the hour stretched the way the trade bets —, ``against``, ``calm``, ``fired``,
+    ``vol high`` …; :func:`edgefinder.markets.context.context_splits`) its trades vs the rest.
+    ``q_value``: Benjamini-Hochberg over every comparison in the table."""
     rows = []
     if test.empty:
         return pd.DataFrame(columns=list(ANCESTRY_COLUMNS))
@@ -499,6 +504,7 @@ def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
         backed = depth >= 1
         roche = g["root_type"].to_numpy(object) == "ROCHE_SNAP"
         comps.append(("Roche root vs structural root", backed & roche, backed & ~roche))
+        comps += [(f"{name} vs rest", m, ~m) for name, m in context_splits(g).items()]
         for name, a, b in comps:
             md = mean_difference(pnl[a], pnl[b])
             rows.append(
@@ -515,15 +521,18 @@ def ancestry_tests(test: pd.DataFrame) -> pd.DataFrame:
                     "p_value": md.p_value,
                 }
             )
-    return pd.DataFrame(rows, columns=list(ANCESTRY_COLUMNS))
+    out = pd.DataFrame(rows, columns=list(ANCESTRY_COLUMNS))
+    out["q_value"] = multiple_test_correction(out["p_value"].to_numpy(np.float64)).q_values
+    return out
 
 
 @dataclass(frozen=True)
 class SelectionResult:
     """Phase 5 outputs: per-template ``stats``, per-family ``families`` and their ``members``, the
     ``production`` playbook, the ``tier1`` templates left out of it, the test sample's name and its
-    block (``test_block``, with power), the original root-context ``ancestry`` table and the
-    ``ancestry_tests``."""
+    block (``test_block``, with power), the original root-context ``ancestry`` table, the
+    ``ancestry_tests`` and the meta-label record (``meta``: its cross-validation, threshold, gated
+    out-of-sample trades and the context they share; empty when no model was fitted)."""
 
     stats: pd.DataFrame
     production: dict[int, dict[str, Any]]
@@ -535,22 +544,7 @@ class SelectionResult:
     ancestry: pd.DataFrame = field(default_factory=pd.DataFrame)
     ancestry_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
     paths: tuple[Path, ...] = ()
-
-
-def ancestry_table(stats: pd.DataFrame, tier: int | None = 1) -> pd.DataFrame:
-    """Templates grouped by root context (root_tf, root_type): count, share, mean Sharpe."""
-    sub = stats if tier is None else stats[stats["tier"] == tier]
-    if sub.empty:
-        return pd.DataFrame(columns=["root_tf", "root_type", "templates", "share", "avg_sharpe"])
-    g = (
-        sub.groupby(["root_tf", "root_type"])
-        .agg(templates=("template_id", "size"), avg_sharpe=("sharpe", "mean"))
-        .reset_index()
-    )
-    g["share"] = g["templates"] / g["templates"].sum()
-    return g.sort_values(["templates", "avg_sharpe"], ascending=[False, False]).reset_index(
-        drop=True
-    )
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def _production(
@@ -643,13 +637,16 @@ def run_strategy_selection(
     st = template_stats(brain, library, regret, cfg)
     trades = brain.trades()
     test, sample = _test_trades(trades)
+    meta_info: dict[str, Any] = {}
     if evidence is not None and sample == "out-of-sample":
         families, members = evidence
     elif sample == "out-of-sample":
-        families, members = family_evidence(test, cfg)
+        candidates, meta_info = _with_meta_families(ckpt, trades, test, write)
+        families, members = family_evidence(candidates, cfg)
     else:  # in-sample trades chose the parameters: they cannot promote anything
         families, members = family_evidence(test.iloc[0:0], cfg)
     production = _production(st, families, members, library) if not st.empty else {}
+    _explain_meta(production, meta_info)
     n1 = int((st["tier"] == 1).sum()) if not st.empty else 0
     n1_out = int(
         sum(
@@ -669,12 +666,59 @@ def run_strategy_selection(
         block,
         ancestry_table(st) if not st.empty else pd.DataFrame(),
         ancestry_tests(test),
+        meta=meta_info,
     )
     if write:
         result = SelectionResult(**{**result.__dict__, "paths": write_playbook(ckpt, result, cfg)})
     if console is not None:
         print_report(result, console, cfg)
     return result
+
+
+def _with_meta_families(
+    ckpt: Path, trades: pd.DataFrame, test: pd.DataFrame, write: bool
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The test trades plus, when the in-sample trades teach a meta-label gate, a copy of each gated
+    out-of-sample trade in its meta family (:mod:`edgefinder.markets.metalabel`), and the record of
+    the model. The model is saved for the paper trade (a stale one is removed)."""
+    model = fit_meta_model(trades[~trades["out_of_sample"].to_numpy(bool)])
+    if write:
+        (ckpt / META_FILE).unlink(missing_ok=True)
+    if model is None or test.empty:
+        return test, {}
+    if write:
+        model.save(ckpt)
+    gate = model.gate({c: test[c].to_numpy() for c in test.columns})
+    gated = test[gate]
+    keys = gated["pattern_type"].astype(str) + " " + gated["state_timeframe"].astype(str)
+    extra = gated.assign(family=(keys + f" | {META_TAG}").to_numpy(object))
+    info = {
+        "threshold": model.threshold,
+        "cv": model.cv,
+        "oos_candidates": len(test),
+        "oos_gated": int(gate.sum()),
+        "context": context_profile(gated, test[~gate]),
+    }
+    return pd.concat([test, extra], ignore_index=True), info
+
+
+def _explain_meta(production: dict[int, dict[str, Any]], meta: dict[str, Any]) -> None:
+    """Say on what context each meta-label entry trades (the states its gated trades share)."""
+    if not meta:
+        return
+    ctx = "; ".join(
+        f"{c['state']} in {c['gated_share']:.0%} of gated trades vs {c['rest_share']:.0%} of the rest"
+        for c in meta["context"]
+    )
+    cv = meta["cv"]
+    for entry in production.values():
+        for fam, why in entry["families"].items():
+            if fam.endswith(META_TAG):
+                why["context"] = ctx
+                why["qualified"] += (
+                    f"; meta-label p >= {meta['threshold']:.2f} (purged {cv['folds']}-fold CV on "
+                    f"in-sample sessions: AUC {cv['auc']:.2f}); context: {ctx}"
+                )
 
 
 def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) -> tuple[Path, ...]:
@@ -705,6 +749,10 @@ def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) ->
         if len(result.families)
         else 0,
         "test_sample": result.test_block,
+        # every trial of the out-of-sample test is a family in it; the meta-label's choices were
+        # made on in-sample sessions and are listed for the reviewer
+        "trials": int(result.families["tested"].sum()) if len(result.families) else 0,
+        "meta_label": jsonable(result.meta),
         "templates": {str(k): jsonable(v) for k, v in result.production.items()},
     }
     js = atomic_write_text(
@@ -722,202 +770,6 @@ def write_playbook(ckpt: Path, result: SelectionResult, cfg: SelectionConfig) ->
 # --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
-
-
-def _f(x: float, nd: int) -> str:
-    return "—" if x is None or not np.isfinite(x) else f"{x:.{nd}f}"
-
-
-def _g(x: float) -> str:
-    """p and q values: two significant digits (3.2e-05 rather than 0.000)."""
-    return "—" if x is None or not np.isfinite(x) else f"{x:.2g}"
-
-
-def _tier_table(rows: pd.DataFrame, title: str, with_sig: bool) -> Table:
-    t = Table(title=title, title_justify="left")
-    for col in ("Template", "Trades", "Win%", "Sharpe", "Tot PnL", "Max DD", "Risk"):
-        t.add_column(col, justify="left" if col == "Template" else "right")
-    if with_sig:
-        for col in ("p", "q", "DSR", "OOS PnL", "Exit eff"):
-            t.add_column(col, justify="right")
-    r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
-    for r in rows.itertuples(index=False):
-        cells = [
-            f"T-{r.template_id}",
-            str(r.total),
-            f"{r.win_rate:.0%}",
-            f"{r.sharpe:.2f}",
-            money(r.total_pnl, 0),
-            money(r.max_dd, 0),
-            r.risk_level,
-        ]
-        if with_sig:
-            cells += [
-                _g(r.p_value),
-                _g(r.q_value),
-                _f(r.dsr, 2),
-                money(r.oos_pnl, 0),
-                _f(r.mean_exit_efficiency, 2),
-            ]
-        t.add_row(*cells)
-    return t
-
-
-def _tf_label(tf: str) -> str:
-    return tf.upper() if tf not in (NO_ROOT, "") else "no-ancestor"
-
-
-def _type_label(t: str) -> str:
-    return {"ROCHE_SNAP": "Roche", "STRUCTURAL_DRIVE": "Structural"}.get(t, t)
-
-
-def print_report(
-    result: SelectionResult, console: Console, config: SelectionConfig, max_rows: int = 25
-) -> None:
-    """The original Phase 5 report (tier tables, ancestry, production line) plus the evidence behind it."""
-    st = result.stats
-    console.print("\n[bold]=== Phase 5: Strategy Selection ===[/bold]")
-    console.print(f"[dim]{PURPOSE}: {DISCLAIMER}[/dim]")
-    if st.empty:
-        console.print("No templates.")
-        return
-    in_prod = set(result.production)
-    order = st.sort_values(["sharpe", "total"], ascending=[False, False])
-    by_trades = st.sort_values(["total", "sharpe"], ascending=[False, False])
-    for tier in (1, 2, 3, 4, 0):
-        rows = by_trades if tier == 3 else order
-        rows = rows[rows["tier"] == tier]
-        suffix = ""
-        if tier == 4:
-            promoted = sum(1 for t in rows["template_id"] if int(t) in in_prod)
-            suffix = (
-                ", EXCLUDED from production"
-                if not promoted
-                else f"; the original tiers exclude these — {promoted} of them earn out-of-sample and are in production"
-            )
-        title = f"{TIER_NAMES[tier]} ({len(rows)} templates{suffix})"
-        if rows.empty:
-            console.print(title)
-            continue
-        shown = rows.head(max_rows)
-        console.print(_tier_table(shown, title, with_sig=tier in (1, 2)))
-        if len(rows) > len(shown):
-            console.print(f"  … {len(rows) - len(shown)} more")
-    _print_ancestry(result, console)
-    _print_evidence(result, console, config)
-
-
-def _print_ancestry(result: SelectionResult, console: Console) -> None:
-    st = result.stats
-    console.print("\nANCESTRY ANALYSIS:")
-    anc = result.ancestry
-    r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
-    n1 = int((st["tier"] == 1).sum())
-    if n1 and not anc.empty:
-        for r in anc.itertuples(index=False):
-            console.print(
-                f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)} → lower TF entry: "
-                f"{r.templates}/{n1} Tier 1 templates ({r.share:.0%}), avg Sharpe {r.avg_sharpe:.2f}"
-            )
-        best = anc.sort_values("avg_sharpe", ascending=False).iloc[0]
-        console.print(
-            f"  Best macro context: {_tf_label(best.root_tf)} {_type_label(best.root_type)} "
-            f"(avg Sharpe {best.avg_sharpe:.2f})"
-        )
-    else:
-        allc = ancestry_table(st[st["total"] > 0], tier=None)
-        console.print("  No Tier 1 templates; all traded templates by root context:")
-        for r in allc.itertuples(index=False):
-            console.print(
-                f"  {_tf_label(r.root_tf)} {_type_label(r.root_type)}: {r.templates} templates, "
-                f"avg Sharpe {r.avg_sharpe:.2f}"
-            )
-    tests = result.ancestry_tests
-    if len(tests):
-        console.print(
-            f"  Does ancestry pay? Mean PnL per trade, {result.significance_sample} trades "
-            "(Welch difference, 95 % CI, two-sided p):"
-        )
-        for r in tests.itertuples(index=False):
-            if np.isfinite(r.p_value):
-                console.print(
-                    f"    {r.pattern_type} {r.comparison}: {money(r.difference)} "
-                    f"[{money(r.ci_low)}, {money(r.ci_high)}], p {r.p_value:.2g} "
-                    f"(n {r.n_a:,} vs {r.n_b:,})",
-                    soft_wrap=True,
-                )
-            else:
-                console.print(
-                    f"    {r.pattern_type} {r.comparison}: too few trades to compare "
-                    f"(n {r.n_a:,} vs {r.n_b:,})",
-                    soft_wrap=True,
-                )
-
-
-def _print_evidence(result: SelectionResult, console: Console, cfg: SelectionConfig) -> None:
-    fam = result.families
-    console.print(
-        f"\nEVIDENCE ({result.significance_sample} trades): {power_text(result.test_block)}",
-        soft_wrap=True,
-    )
-    if result.significance_sample != "out-of-sample":
-        console.print(
-            "  No out-of-sample sessions (run Phases 2–3 with --train-until): in-sample trades chose "
-            "the exit parameters, so nothing can be promoted."
-        )
-    if len(fam):
-        tested = fam[fam["tested"]]
-        console.print(
-            f"Families (pattern type × entry timeframe × direction × root context): {len(fam)} traded, "
-            f"{len(tested)} with >= {cfg.min_family_trades} trades tested, "
-            f"{int(fam['qualifies'].sum())} qualify (q <= {cfg.q_max:g}, DSR >= {cfg.dsr_min:g}, mean > 0)"
-        )
-        t = Table(title="Families by q (tested ones)", title_justify="left")
-        for col in (
-            "family",
-            "trades",
-            "templates",
-            "mean $/trade",
-            "95% CI",
-            "p",
-            "q",
-            "DSR",
-            "detectable $",
-            "ok",
-        ):
-            t.add_column(col, justify="left" if col == "family" else "right")
-        r: Any  # itertuples rows: their fields are column values (the stubs type each as any scalar)
-        for r in tested.sort_values(["q_value", "p_value"]).head(12).itertuples(index=False):
-            t.add_row(
-                r.family,
-                f"{r.trades:,}",
-                str(r.templates),
-                money(r.mean_pnl),
-                f"[{money(r.ci_low)}, {money(r.ci_high)}]",
-                _g(r.p_value),
-                _g(r.q_value),
-                _f(r.dsr, 2),
-                money(r.minimum_detectable),
-                "yes" if r.qualifies else "",
-            )
-        console.print(t)
-    n1 = int((result.stats["tier"] == 1).sum())
-    console.print(
-        f"Tier 1 (the original rule): {n1} template(s), {result.tier1_not_in_production} of them not in "
-        "production (production follows out-of-sample expectancy, see families)."
-    )
-    for tid, e in result.production.items():
-        for why in e["families"].values():
-            console.print(f"  T-{tid} (tier {e['tier']}): {why['qualified']}", soft_wrap=True)
-    where = (
-        result.paths[0] if result.paths else Path(setting_default("checkpoint_dir")) / PLAYBOOK_PKL
-    )
-    console.print(
-        f"PRODUCTION PLAYBOOK: {len(result.production)} templates saved to {where} (status "
-        f"{STATUS_PENDING}; approve with `edgefinder markets approve-playbook --checkpoint-dir "
-        f"{where.parent}`)",
-        soft_wrap=True,
-    )
 
 
 # --------------------------------------------------------------------------------------------

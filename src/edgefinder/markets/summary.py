@@ -14,12 +14,32 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from rich.console import Console
 
 from edgefinder.stats.performance import max_drawdown, mean_pnl_test, sharpe
 from edgefinder.stats.power import MIN_CONCLUSIVE_N, power_of_sample
 
-__all__ = ["money", "power_text", "print_block", "sample_block"]
+__all__ = [
+    "NO_ROOT",
+    "STATUS_APPROVED",
+    "STATUS_PENDING",
+    "TIER_NAMES",
+    "ancestry_table",
+    "fmt_epoch",
+    "money",
+    "power_text",
+    "sample_block",
+]
+
+STATUS_PENDING = "pending_review"
+STATUS_APPROVED = "approved"
+TIER_NAMES = {
+    1: "TIER 1 — PRODUCTION READY",
+    2: "TIER 2 — PROMISING",
+    3: "TIER 3 — UNPROVEN",
+    4: "TIER 4 — TOXIC",
+    0: "UNCLASSIFIED",
+}
+NO_ROOT = "(none)"
 
 
 def money(x: float, digits: int = 2) -> str:
@@ -73,23 +93,24 @@ def power_text(block: dict) -> str:
     )
 
 
-def print_block(console: Console, title: str, b: dict, *, brain: bool = True) -> None:
-    """Print one block in the original layout (``brain=False`` leaves out the brain coverage line)."""
-    console.print(f"\n[bold]=== {title} ===[/bold]")
-    console.print(f"Days: {b['days']}")
-    console.print(f"Total trades: {b['total_trades']:,}")
-    console.print(f"Win rate: {b['win_rate']:.1%}")
-    console.print(f"Total PnL: {money(b['total_pnl'])}")
-    console.print(
-        f"Sharpe: {b['sharpe_per_trade']:.2f} (per trade; daily annualized "
-        f"{b['sharpe_daily_annualized']:.2f})"
+def fmt_epoch(t: int) -> str:
+    """Epoch seconds as ``YYYY-MM-DD HH:MM UTC``."""
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(int(t), _dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def ancestry_table(stats: pd.DataFrame, tier: int | None = 1) -> pd.DataFrame:
+    """Templates grouped by root context (root_tf, root_type): count, share, mean Sharpe."""
+    sub = stats if tier is None else stats[stats["tier"] == tier]
+    if sub.empty:
+        return pd.DataFrame(columns=["root_tf", "root_type", "templates", "share", "avg_sharpe"])
+    g = (
+        sub.groupby(["root_tf", "root_type"])
+        .agg(templates=("template_id", "size"), avg_sharpe=("sharpe", "mean"))
+        .reset_index()
     )
-    console.print(f"Max drawdown: {money(b['max_drawdown'])}")
-    console.print(f"Templates fired: {b['templates_fired']}/{b['templates_total']}")
-    if brain:
-        console.print(f"Brain coverage: {b['brain_coverage_over_30']} templates with >30 trades")
-    console.print(
-        f"Mean PnL per trade: {money(b['mean_pnl_per_trade'])} "
-        f"(one-sided p for > 0: {b['p_value_mean_pnl_gt_0']:.3g})"
+    g["share"] = g["templates"] / g["templates"].sum()
+    return g.sort_values(["templates", "avg_sharpe"], ascending=[False, False]).reset_index(
+        drop=True
     )
-    console.print(f"Power: {power_text(b)}", soft_wrap=True)

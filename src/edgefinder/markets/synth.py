@@ -54,8 +54,9 @@ from edgefinder.markets import atlas
 from edgefinder.markets.physics import PhysicsConfig
 
 TICK = 0.25  # points per tick (NQ/MNQ)
-#: ``--edge`` modes: a martingale, the rare spike reversion, a mean-reverting price component.
-EDGES = ("none", "planted", "reverting")
+#: ``--edge`` modes: a martingale, the rare spike reversion, a mean-reverting price component,
+#: and the same component only in the hours after an hourly shock.
+EDGES = ("none", "planted", "reverting", "context")
 SESSION_SECONDS = 23 * 3600
 
 
@@ -112,12 +113,38 @@ class RevertingEdge:
 
 
 @dataclass(frozen=True)
+class ContextEdge:
+    """Overreaction that exists only after an hourly shock (units: ticks, seconds, hours).
+
+    An **hourly shock** is a clock hour whose move (close of its last base bar minus the close of
+    the previous hour's last base bar, in ticks, as the 1h bars of the ATLAS show it) exceeds
+    ``shock_multiple`` times the sample standard deviation of the ``trailing_hours`` hourly moves
+    before it. For ``window_hours`` after the shock hour closes, the traded price carries the
+    Ornstein-Uhlenbeck deviation of :class:`RevertingEdge` (half-life ``half_life_seconds``,
+    innovation ``ou_vol_ticks`` per 15 s bar times seasonality and regime); outside those windows
+    its innovation is zero (what is left of the deviation decays). A later shock inside a window
+    restarts it. So a sharp move is partly an overreaction that decays back only in that regime:
+    there fading it earns, elsewhere the price is the martingale and the fade loses its costs.
+
+    In this mode the shocks ``eps_t`` are Student-t with ``tail_df`` degrees of freedom scaled to
+    unit variance (fat tails; still symmetric, so outside the windows the price stays a martingale).
+    """
+
+    shock_multiple: float = 2.0
+    trailing_hours: int = 24
+    window_hours: float = 2.0
+    half_life_seconds: float = 60.0
+    ou_vol_ticks: float = 10.0
+    tail_df: float = 5.0
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """Generator settings. Prices in points, volatility in ticks per 15 s bar, volume contracts."""
 
     sessions: int = 250
     seed: int = 0
-    edge: Literal["none", "planted", "reverting"] = "none"
+    edge: Literal["none", "planted", "reverting", "context"] = "none"
     base: Literal["15s", "5s", "1s"] = "15s"
     start: _dt.date = _dt.date(2024, 1, 1)
     start_price: float = 17000.0  # points
@@ -130,6 +157,7 @@ class SynthConfig:
     regime_vol: tuple[float, float, float] = (0.7, 1.0, 1.5)  # quiet, normal, volatile
     planted: PlantedEdge = field(default_factory=PlantedEdge)
     reverting: RevertingEdge = field(default_factory=RevertingEdge)
+    context: ContextEdge = field(default_factory=ContextEdge)
 
 
 @dataclass(frozen=True)
@@ -239,6 +267,13 @@ def _generate(
     cooldown15: int,
     ou_phi: float,
     ou_innov: np.ndarray,
+    ts: np.ndarray,
+    ctx_on: bool,
+    hour_bars: int,
+    shock_multiple: float,
+    trailing_hours: int,
+    window_seconds: float,
+    shock_idx: np.ndarray,
     open_t: np.ndarray,
     close_t: np.ndarray,
     sd_out: np.ndarray,
@@ -270,12 +305,20 @@ def _generate(
     cool_left = 0  # base bars of cooldown remaining
     ntrig = 0
     pos = 0  # base-bar position inside the session
+    hmoves = np.zeros(max(trailing_hours, 1))
+    nh = 0
+    prev_hour_close = np.nan
+    ctx_until = -1.0
+    nshock = 0
     for i in range(n):
         if is_open[i]:
             pos = 0
             price += np.rint(gap_vol * gap_eps[i])
         open_t[i] = price + np.rint(ou)
-        ou = ou_phi * ou + ou_innov[i]
+        if not ctx_on or ts[i] < ctx_until:
+            ou = ou_phi * ou + ou_innov[i]
+        else:
+            ou = ou_phi * ou
         sd = base_vol * sd_mult[i] * math.sqrt(h)
         drift = 0.0
         if drift_left > 0:
@@ -292,6 +335,19 @@ def _generate(
         # GARCH(1,1) on the standardized shock; unconditional mean of h is 1
         h = (1.0 - garch_a - garch_b) + garch_a * eps[i] * eps[i] * h + garch_b * h
         pos += 1
+        if ctx_on and pos % hour_bars == 0:
+            move = close_t[i] - prev_hour_close
+            if nh >= trailing_hours:
+                mean = hmoves.mean()
+                spread = math.sqrt(((hmoves - mean) ** 2).sum() / (trailing_hours - 1))
+                if abs(move) > shock_multiple * spread:
+                    ctx_until = ts[i] + 3600 // hour_bars + window_seconds
+                    shock_idx[nshock] = i
+                    nshock += 1
+            if not np.isnan(move):
+                hmoves[nh % trailing_hours] = move
+                nh += 1
+            prev_hour_close = close_t[i]
         if pos % sub60 == 0:
             buf60[n60 % rp] = price
             n60 += 1
@@ -321,6 +377,7 @@ def _generate(
                     trig_z15[ntrig] = z15
                     trig_z1m[ntrig] = z1m
                     ntrig += 1
+    shock_idx[-1] = nshock
     return ntrig
 
 
@@ -345,7 +402,11 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
     ts = (starts[:, None] + np.arange(per_session, dtype=np.int64)[None, :] * bsec).reshape(-1)
 
     rng = np.random.default_rng(config.seed)
-    eps = rng.standard_normal(n)
+    if config.edge == "context":
+        df = config.context.tail_df
+        eps = rng.standard_t(df, n) * math.sqrt((df - 2.0) / df)
+    else:
+        eps = rng.standard_normal(n)
     gap_eps = rng.standard_normal(n)  # only session-open entries are used; keeps draws aligned
     # volatility regimes: Markov chain on 3 states with exponential durations
     mean_bars = config.regime_mean_hours * 3600 / bsec
@@ -375,6 +436,8 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
     trig_z15 = np.empty(cap)
     trig_z1m = np.empty(cap)
     rp = PhysicsConfig().rp
+    ce = config.context
+    shock_idx = np.zeros(n // max(1, 3600 // bsec) + 2, dtype=np.int64)
     ntrig = _generate(
         eps,
         sd_mult,
@@ -399,6 +462,13 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
         pe.cooldown_bars,
         ou_phi,
         ou_innov,
+        ts,
+        config.edge == "context",
+        3600 // bsec,
+        ce.shock_multiple,
+        ce.trailing_hours,
+        ce.window_hours * 3600.0,
+        shock_idx,
         open_t,
         close_t,
         sd_out,
@@ -427,6 +497,16 @@ def generate_bars(config: SynthConfig) -> tuple[pd.DataFrame, dict]:
     truth = _ground_truth(
         config, dates, ts, bsec, ntrig, trig_idx, trig_dir, trig_z15, trig_z1m, close_t
     )
+    if config.edge == "context":
+        shocks = shock_idx[: shock_idx[-1]]
+        truth["shocks"] = [
+            {
+                "hour_close": int(ts[i]) + bsec,
+                "move_ticks": float(close_t[i] - close_t[i - 3600 // bsec]),
+            }
+            for i in shocks.tolist()
+        ]
+        truth["windows"] = context_windows(ts[shocks] + bsec, ce.window_hours * 3600.0).tolist()
     return bars, truth
 
 
@@ -438,9 +518,9 @@ def _reverting_component(
     The innovations are drawn from the generator only in ``reverting`` mode, so ``none`` and
     ``planted`` data of a given seed stay exactly what they were before the mode existed.
     """
-    if config.edge != "reverting":
+    if config.edge not in ("reverting", "context"):
         return 0.0, np.zeros(n)
-    rv = config.reverting
+    rv = config.reverting if config.edge == "reverting" else config.context
     phi = 0.5 ** (bsec / rv.half_life_seconds)
     phi15 = 0.5 ** (15.0 / rv.half_life_seconds)
     # same stationary variance whatever the base bar: sd_base^2 / (1 - phi^2) = sd_15^2 / (1 - phi15^2)
@@ -471,6 +551,8 @@ def _ground_truth(
         "last_session": dates[-1].isoformat(),
         "sessions": len(dates),
         "tick_size_points": TICK,
+        "trigger_count": 0,
+        "triggers": [],
     }
     if config.edge == "reverting":
         rv = config.reverting
@@ -482,8 +564,19 @@ def _ground_truth(
             "earns on average. No feature region, timeframe or ancestry is singled out."
         )
         truth["params"] = asdict(rv)
-        truth["trigger_count"] = 0
-        truth["triggers"] = []
+        return truth
+    if config.edge == "context":
+        ce = config.context
+        truth["rule"] = (
+            "context: the traded price is a martingale (Student-t shocks, "
+            f"{ce.tail_df:g} degrees of freedom, GARCH(1,1) volatility) plus an Ornstein-Uhlenbeck "
+            f"deviation (half-life {ce.half_life_seconds:g} s, innovation sd {ce.ou_vol_ticks:g} "
+            "ticks per 15s bar times seasonality and regime) whose innovation is on only in the "
+            f"{ce.window_hours:g} hours after an hourly shock: a clock hour whose move exceeds "
+            f"{ce.shock_multiple:g} times the standard deviation of the {ce.trailing_hours} "
+            "hourly moves before it. Fading sharp moves earns inside those windows only."
+        )
+        truth["params"] = asdict(ce)
         return truth
     if config.edge == "none":
         truth["rule"] = (
@@ -491,8 +584,6 @@ def _ground_truth(
             "eps_t and sd_t depending on the past only, so the close series is a "
             "martingale; no strategy has a real edge."
         )
-        truth["trigger_count"] = 0
-        truth["triggers"] = []
         return truth
     pe = config.planted
     mtf = (
@@ -562,9 +653,15 @@ def generate_atlas(
     truth["bars"] = counts
     if "15s" in counts:
         bars15 = bars if config.base == "15s" else atlas.resample(bars, 15)
-        truth["naive_fade"] = naive_fade(
-            bars15, hold_bars=config.reverting.naive_hold_bars
-        ).as_dict()
+        hold = config.reverting.naive_hold_bars
+        truth["naive_fade"] = naive_fade(bars15, hold_bars=hold).as_dict()
+        if config.edge == "context":
+            windows = np.asarray(truth["windows"], dtype=np.int64).reshape(-1, 2)
+            ts15 = bars15["timestamp"].to_numpy(np.int64)
+            inside = in_windows(ts15, windows)
+            truth["context_time_fraction"] = float(inside.mean()) if inside.size else 0.0
+            truth["naive_fade_inside"] = naive_fade(bars15, hold, subset=inside).as_dict()
+            truth["naive_fade_outside"] = naive_fade(bars15, hold, subset=~inside).as_dict()
     with open(root / "ground_truth.json", "w") as fh:
         json.dump(truth, fh, indent=1)
     return SynthResult(
@@ -599,13 +696,44 @@ class NaiveFade:
         return asdict(self)
 
 
+def context_windows(shock_close: np.ndarray, window_seconds: float) -> np.ndarray:
+    """``[start, end)`` epoch-second windows, one per run of overlapping shock windows.
+
+    ``shock_close``: sorted close times of the shock hours; each opens ``window_seconds`` of
+    context, and a shock inside a running window extends it (as the generator does).
+    """
+    s = np.asarray(shock_close, dtype=np.int64)
+    if s.size == 0:
+        return np.zeros((0, 2), np.int64)
+    e = s + int(window_seconds)
+    new = np.r_[True, s[1:] >= e[:-1]]
+    starts = s[new]
+    ends = np.maximum.reduceat(e, np.flatnonzero(new))
+    return np.column_stack([starts, ends])
+
+
+def in_windows(ts: np.ndarray, windows: np.ndarray) -> np.ndarray:
+    """Whether each bar open ``ts`` (epoch s) lies in one of the sorted ``[start, end)`` windows."""
+    w = np.asarray(windows, dtype=np.int64).reshape(-1, 2)
+    k = np.searchsorted(w[:, 0], ts, side="right") - 1
+    ok = k >= 0
+    out = np.zeros(ts.size, bool)
+    out[ok] = ts[ok] < w[k[ok], 1]
+    return out
+
+
 def naive_fade(
     bars15: pd.DataFrame,
     hold_bars: int = 16,
     instrument: str = "MNQ",
     physics: PhysicsConfig | None = None,
+    subset: np.ndarray | None = None,
 ) -> NaiveFade:
-    """Net PnL of the naive fade of every 15 s ROCHE_SNAP in ``bars15`` (see :class:`NaiveFade`)."""
+    """Net PnL of the naive fade of every 15 s ROCHE_SNAP in ``bars15`` (see :class:`NaiveFade`).
+
+    ``subset``: a boolean per 15 s bar; only snaps on bars where it is True are traded (e.g. the
+    bars whose open lies in a context window).
+    """
     from edgefinder.markets.exits import simulate_exits
     from edgefinder.markets.instruments import get_instrument
     from edgefinder.markets.physics import compute_state_arrays
@@ -616,7 +744,10 @@ def naive_fade(
     st = compute_state_arrays(
         close, bars15["volume"].to_numpy(np.float64), physics or PhysicsConfig()
     )
-    rows = np.flatnonzero(np.asarray(st["roche_snap"], bool) & np.asarray(st["valid"], bool))
+    snap = np.asarray(st["roche_snap"], bool) & np.asarray(st["valid"], bool)
+    if subset is not None:
+        snap &= np.asarray(subset, bool)
+    rows = np.flatnonzero(snap)
     sid = atlas.session_ids(ts).astype(np.int64)
     last = np.append(np.flatnonzero(np.diff(sid) != 0), ts.size - 1)
     end = last[np.searchsorted(last, np.arange(ts.size))]

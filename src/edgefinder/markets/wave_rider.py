@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
 
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets import exits
 from edgefinder.markets.instruments import Instrument, get_instrument
+from edgefinder.markets.kernels import NO_TARGET_TICKS, session_kernel, walk_position
 
 #: Take-profit distance used when none is given: far enough never to fill (the original call passes
 #: only a stop).
-NO_TARGET_TICKS = 1.0e9
 
 
 class PositionError(EdgefinderError):
@@ -247,7 +246,7 @@ def ride(
     inst = rider.instrument
     if end < start:
         return end, rider.force_close(timestamps[end], close[end], "TIME")
-    j, code, xp, best, stop, mfe, mae = exits.walk_position(
+    j, code, xp, best, stop, mfe, mae = walk_position(
         pos.side,
         pos.entry_price,
         pos.initial_stop,
@@ -276,129 +275,6 @@ def ride(
     return int(j), rider._close(
         float(xp), exits.EXIT_REASON_NAMES[int(code)], float(timestamps[j]) + rider.bar_seconds
     )
-
-
-def ride_python(
-    rider: WaveRider,
-    timestamps: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    start: int,
-    end: int,
-) -> tuple[int, dict[str, Any]]:
-    """:func:`ride` with one :meth:`WaveRider.update_bar` call per bar (the original shape; reference)."""
-    for j in range(start, end + 1):
-        res = rider.update_bar(timestamps[j], high[j], low[j], close[j])
-        if res["should_exit"]:
-            return j, res
-    return end, rider.force_close(timestamps[end], close[end], "TIME")
-
-
-@njit(cache=True)
-def _session_kernel(
-    c_rows: np.ndarray,
-    c_tidx: np.ndarray,
-    c_side: np.ndarray,
-    first: int,
-    last: int,
-    stop_t: np.ndarray,
-    target_t: np.ndarray,
-    trail_t: np.ndarray,
-    hold_s: np.ndarray,
-    wins: np.ndarray,
-    totals: np.ndarray,
-    min_prob: float,
-    min_conf: float,
-    learn: bool,
-    ts: np.ndarray,
-    high: np.ndarray,
-    low: np.ndarray,
-    close: np.ndarray,
-    bar_seconds: float,
-    tick: float,
-    tick_value: float,
-    commission: float,
-    slip: float,
-    o_cand: np.ndarray,
-    o_exit_row: np.ndarray,
-    o_entry: np.ndarray,
-    o_exit: np.ndarray,
-    o_ticks: np.ndarray,
-    o_pnl: np.ndarray,
-    o_mfe: np.ndarray,
-    o_mae: np.ndarray,
-    o_reason: np.ndarray,
-    counts: np.ndarray,
-) -> int:  # pragma: no cover - numba
-    """One session's candidates through Gate 3, Gate 2 and WaveRider, compiled (see :func:`ride_session`).
-    Returns the number of trades written; ``counts`` += (gate2_reject, gate3_blocked, no_forward_bar)."""
-    n = 0
-    next_free = first
-    for i in range(c_rows.shape[0]):
-        r = c_rows[i]
-        if r < next_free:  # Gate 3: the position opened earlier is still open at this bar
-            counts[1] += 1
-            continue
-        if r >= last:  # the session's last bar: no bar left to manage a position on
-            counts[2] += 1
-            continue
-        k = c_tidx[i]
-        tot = totals[k]
-        prob = (wins[k] + 1.0) / (tot + 11.0)
-        conf = min(tot / 100.0, 1.0)
-        if not (prob >= min_prob and conf >= min_conf):  # Gate 2 (BayesianBrain.should_fire)
-            counts[0] += 1
-            continue
-        side = c_side[i]
-        fill = exits.entry_fill(side, close[r], slip, tick)
-        target_ticks = target_t[k] if target_t[k] > 0.0 else NO_TARGET_TICKS
-        stop, target = exits.initial_levels(side, fill, stop_t[k], target_ticks, tick)
-        initial_stop = stop
-        entry_ts = ts[r] + bar_seconds
-        j, code, xp, best, stop, mfe, mae = exits.walk_position(
-            side,
-            fill,
-            initial_stop,
-            stop,
-            target,
-            trail_t[k],
-            fill,
-            entry_ts,
-            hold_s[k],
-            ts,
-            high,
-            low,
-            close,
-            r + 1,
-            last,
-            bar_seconds,
-            tick,
-            slip,
-            0.0,
-            0.0,
-        )
-        if code == exits.EXIT_NONE:  # still open at the session's last bar: closed at its close
-            code = exits.EXIT_TIME
-            xp = exits.close_fill(side, close[last], slip, tick)
-            j = last
-        ticks, dollars = exits.trade_pnl(side, fill, xp, tick, tick_value, commission)
-        o_cand[n] = i
-        o_exit_row[n] = j
-        o_entry[n] = fill
-        o_exit[n] = xp
-        o_ticks[n] = ticks
-        o_pnl[n] = dollars
-        o_mfe[n] = mfe / tick
-        o_mae[n] = mae / tick
-        o_reason[n] = code
-        n += 1
-        if learn:
-            totals[k] += 1
-            if dollars > 0:
-                wins[k] += 1
-        next_free = j  # the exit happened inside bar j: a candidate at its close may enter
-    return n
 
 
 def ride_session(
@@ -450,7 +326,7 @@ def ride_session(
     }
     counts = np.zeros(3, np.int64)
     p = np.ascontiguousarray(params, dtype=np.float64)
-    n = _session_kernel(
+    n = session_kernel(
         np.ascontiguousarray(rows, np.int64),
         np.ascontiguousarray(template_index, np.int64),
         np.ascontiguousarray(sides, np.int64),
