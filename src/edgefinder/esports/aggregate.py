@@ -124,8 +124,10 @@ def _connection(source: Engine | Connection | str) -> Iterator[Connection]:
     )
 
 
-def _resolved_actions():  # type: ignore[no-untyped-def]
+def resolved_actions(*extra: str):  # type: ignore[no-untyped-def]
     """Every signal with its round and team resolved (stored value first, then window/roster).
+
+    ``extra``: further ``micro_actions`` columns to select (e.g. ``"ts"``).
 
     Two branches joined by UNION ALL, so each can use an index: signals that carry ``round_no`` (the
     (match_id, round_no) index) and signals that do not (the rounds of the same match, by window).
@@ -134,7 +136,13 @@ def _resolved_actions():  # type: ignore[no-untyped-def]
     mp = match_players
     team = func.coalesce(ma.c.team, mp.c.team_id)
     roster = and_(mp.c.match_id == ma.c.match_id, mp.c.player_hash == ma.c.player_hash)
-    cols = (ma.c.intent, ma.c.confidence, ma.c.speed, ma.c.approach_velocity)
+    cols = (
+        ma.c.intent,
+        ma.c.confidence,
+        ma.c.speed,
+        ma.c.approach_velocity,
+        *(ma.c[c] for c in extra),
+    )
     known = (
         select(ma.c.match_id, ma.c.round_no.label("round_no"), team.label("team_id"), *cols)
         .select_from(ma.outerjoin(mp, roster))
@@ -160,7 +168,7 @@ def _resolved_actions():  # type: ignore[no-untyped-def]
 
 def features_statement():  # type: ignore[no-untyped-def]
     """The SELECT behind :func:`extract_round_features` (counts and means; shares come after)."""
-    ra = _resolved_actions()
+    ra = resolved_actions()
     one = literal(1)
     zero = literal(0)
     # COUNT(*) FILTER (WHERE ...) (Postgres, SQLite >= 3.30) is about twice as fast as SUM(CASE ...)
