@@ -118,6 +118,25 @@ def _pick_alive(rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
     return np.argmax(cs > k[:, None], axis=1)
 
 
+def _signal_rows(
+    alive: np.ndarray,
+    planted: np.ndarray,
+    plant_t: np.ndarray,
+    i: np.ndarray,
+    team: np.ndarray,
+    player: np.ndarray,
+    intent: np.ndarray,
+    ts: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Signals of rows ``i`` with the round state at that moment (alive counts, bomb)."""
+    own = alive[i, team].sum(axis=1)
+    opp = alive[i, 1 - team].sum(axis=1)
+    return dict(
+        i=i, t=team, p=player, intent=intent, ts=ts, alive_own=own, alive_opp=opp,
+        planted=planted[i], plant_t=plant_t[i],
+    )  # fmt: skip
+
+
 def simulate_round_dynamics(
     n_matches: int, seed: int, cfg: RoundsConfig, match_ids: np.ndarray, tid: np.ndarray
 ) -> dict[str, Any]:
@@ -181,16 +200,6 @@ def simulate_round_dynamics(
         seg_sig: list[dict[str, np.ndarray]] = []
         seg_kill: list[dict[str, np.ndarray]] = []
 
-        def signal_rows(
-            i: np.ndarray, team: np.ndarray, player: np.ndarray, intent: np.ndarray, ts: np.ndarray
-        ) -> dict[str, np.ndarray]:
-            own = alive[i, team].sum(axis=1)
-            opp = alive[i, 1 - team].sum(axis=1)
-            return dict(
-                i=i, t=team, p=player, intent=intent, ts=ts, alive_own=own, alive_opp=opp,
-                planted=planted[i], plant_t=plant_t[i],
-            )  # fmt: skip
-
         while not done.all():
             i = np.flatnonzero(~done)
             n_alive = alive[i].sum(axis=2)  # (k, 2)
@@ -213,7 +222,9 @@ def simulate_round_dynamics(
             if si.size:
                 player = _pick_alive(rng, alive[i[si], st])
                 ts = t[i[si]] + dur[si] * rng.random(si.size)
-                seg_sig.append(signal_rows(i[si], st, player, _MIX_TO_INTENT[sj], ts))
+                seg_sig.append(
+                    _signal_rows(alive, planted, plant_t, i[si], st, player, _MIX_TO_INTENT[sj], ts)
+                )
 
             is_fight = next_fight[i] <= np.minimum(cand_plant, limit)
             is_plant = ~is_fight & (cand_plant <= limit)
@@ -273,8 +284,15 @@ def simulate_round_dynamics(
                     team = 1 - att_idx[gd]
                     who = _pick_alive(rng, alive[gd, team])
                     seg_sig.append(
-                        signal_rows(
-                            gd, team, who, np.full(gd.size, INTENTS.index("defuse")), defuse_t[gd]
+                        _signal_rows(
+                            alive,
+                            planted,
+                            plant_t,
+                            gd,
+                            team,
+                            who,
+                            np.full(gd.size, INTENTS.index("defuse")),
+                            defuse_t[gd],
                         )
                     )
 
@@ -288,8 +306,15 @@ def simulate_round_dynamics(
                 if g.size:
                     who = _pick_alive(rng, alive[g, att_idx[g]])
                     seg_sig.append(
-                        signal_rows(
-                            g, att_idx[g], who, np.full(g.size, INTENTS.index("plant")), t[g]
+                        _signal_rows(
+                            alive,
+                            planted,
+                            plant_t,
+                            g,
+                            att_idx[g],
+                            who,
+                            np.full(g.size, INTENTS.index("plant")),
+                            t[g],
                         )
                     )
                 planted[g] = True

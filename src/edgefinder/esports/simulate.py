@@ -59,8 +59,8 @@ import pandas as pd
 from scipy import stats as sps
 from scipy.special import expit
 
-from edgefinder.esports.events import INTENTS
 from edgefinder.esports.dynamics import RoundsConfig, simulate_round_dynamics
+from edgefinder.esports.events import INTENTS
 from edgefinder.esports.simecon import (
     PLAYERS,
     _buy,
