@@ -36,20 +36,42 @@ def simulate(
             "hold/peek rates (a confounder no covariate sees); 0 = none.",
         ),
     ] = 0.0,
+    dynamics: Annotated[
+        str,
+        typer.Option(
+            help="counts: per-round signal counts with planted count effects; rounds: fights that "
+            "snowball, signals from living players, one planted cause (opening peeks).",
+        ),
+    ] = "counts",
 ) -> None:
     """Simulate CS-style matches with planted intent effects; write events + <out>.truth.json."""
     from edgefinder.console import Console
-    from edgefinder.esports.simulate import SimConfig, simulate_to_file, truth_path
+    from edgefinder.esports.simulate import (
+        DYNAMICS,
+        RoundsConfig,
+        SimConfig,
+        simulate_to_file,
+        truth_path,
+    )
 
+    if dynamics not in DYNAMICS:
+        raise typer.BadParameter(f"one of {', '.join(DYNAMICS)}", param_hint="--dynamics")
     console = Console()
     started = time.perf_counter()
-    sim = simulate_to_file(matches, seed, out, SimConfig(strength_sd=strength))
+    config = (
+        RoundsConfig(strength_sd=strength)
+        if dynamics == "rounds"
+        else SimConfig(strength_sd=strength)
+    )
+    sim = simulate_to_file(matches, seed, out, config, dynamics=dynamics)
     console.print(
         f"wrote [bold]{sim.n_canonical + sim.n_signals:,}[/bold] events "
         f"({sim.n_canonical:,} canonical, {sim.n_signals:,} motion signals; "
         f"{sim.truth['rounds']:,} rounds of {matches} matches"
         + (
             f", team strength SD {strength:g} on {', '.join(sim.truth['strength']['intents'])}"
+            if strength and dynamics == "counts"
+            else f", round dynamics, team strength SD {strength:g}"
             if strength
             else ""
         )

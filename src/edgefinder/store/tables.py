@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -238,6 +239,13 @@ correlation_results = Table(
     Column("direction", String(16)),
     Column("details", Json),
     Column("purpose", String(32), nullable=False, server_default="research/ops"),
+    Column(
+        "outcome_mechanism",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        doc="the feature is the outcome by the rules of the game (reason in details.outcome_mechanism)",
+    ),
     _created(),
 )
 
