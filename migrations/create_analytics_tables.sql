@@ -274,5 +274,30 @@ CREATE UNIQUE INDEX uq_dead_letters_source_entry_id ON dead_letters (source, ent
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
+-- Running upgrade 0004 -> 0005
+
+ALTER TABLE correlation_results ADD COLUMN outcome_mechanism BOOLEAN DEFAULT false NOT NULL;
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
+
+-- Running upgrade 0005 -> 0006
+
+CREATE TABLE winprob_models (
+    model_version VARCHAR(64) NOT NULL, 
+    game VARCHAR(16) NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    n_rounds INTEGER NOT NULL, 
+    n_matches INTEGER NOT NULL, 
+    metrics JSONB NOT NULL, 
+    baseline_metrics JSONB NOT NULL, 
+    details JSONB, 
+    model BYTEA NOT NULL, 
+    CONSTRAINT pk_winprob_models PRIMARY KEY (model_version)
+);
+
+CREATE INDEX ix_winprob_models_game_created ON winprob_models (game, created_at);
+
+UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
+
 COMMIT;
 

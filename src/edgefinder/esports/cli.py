@@ -452,6 +452,53 @@ def analyze(
 
 
 WEBHOOK_FLUSH_S = 30.0
+
+winprob_app = typer.Typer(help="Round win-probability models.", no_args_is_help=True)
+esports_app.add_typer(winprob_app, name="winprob")
+
+
+@winprob_app.command("fit")
+def winprob_fit(
+    seed: Annotated[int, typer.Option(help="Seed of every random step (booster, bootstrap).")] = 0,
+    values: Annotated[
+        bool, typer.Option(help="Also value every micro action in win-probability points.")
+    ] = True,
+    database_url: Annotated[
+        str | None, typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
+    ] = None,
+) -> None:
+    """Fit one calibrated round win-probability model per game, store it with a version, and print
+    its held-out metrics beside the baseline's (each with a match-bootstrap CI)."""
+    from edgefinder.console import Console
+    from edgefinder.esports.winprob.actions import ActionValueParams
+    from edgefinder.esports.winprob.model import WinProbParams
+    from edgefinder.esports.winprob.run import fit_and_value
+    from edgefinder.esports.winprob.tables import metrics_table, values_table
+    from edgefinder.settings import get_settings
+    from edgefinder.store.engine import check_connection, make_engine
+    from edgefinder.store.migrate import upgrade
+
+    url = database_url or get_settings().effective_database_url
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+        upgrade(url)
+        run = fit_and_value(
+            engine, WinProbParams(seed=seed), ActionValueParams(seed=seed), values=values
+        )
+    finally:
+        engine.dispose()
+    console = Console()
+    for _game, (version, fit) in run.fits.items():
+        console.print(metrics_table(fit.model.game, version, fit.metrics, fit.baseline_metrics))
+    for game, why in run.skipped.items():
+        console.print(f"{game}: no model ({why})")
+    if not run.fits and not run.skipped:
+        console.print("no finished rounds in the database: ingest events first")
+    if values and len(run.values):
+        console.print(values_table(run.values))
+
+
 _PASS_THROUGH = {
     "allow_extra_args": True,
     "ignore_unknown_options": True,

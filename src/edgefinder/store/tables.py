@@ -335,3 +335,19 @@ reviews = Table(
     Column("note", Text),
     _created(),
 )
+
+# Round win-probability models, one version per fit; the latest of a game is the one in use.
+winprob_models = Table(
+    "winprob_models",
+    metadata,
+    Column("model_version", String(64), primary_key=True),
+    Column("game", String(16), nullable=False, doc="valorant | cs | other: one model per game"),
+    _created(),
+    Column("n_rounds", Integer, nullable=False),
+    Column("n_matches", Integer, nullable=False),
+    Column("metrics", Json, nullable=False, doc="held-out log_loss, brier, auc, ece with CIs"),
+    Column("baseline_metrics", Json, nullable=False, doc="the logistic baseline's, same rows"),
+    Column("details", Json, doc="features, split sizes, reliability diagram, parameters"),
+    Column("model", LargeBinary, nullable=False, doc="the fitted model, pickled (joblib)"),
+    Index("ix_winprob_models_game_created", "game", "created_at"),
+)

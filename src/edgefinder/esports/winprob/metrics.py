@@ -62,7 +62,8 @@ def expected_calibration_error(
     b = _bins(p, n_bins)
     wsum = np.bincount(b, weights=w, minlength=n_bins)
     gap = np.abs(
-        np.bincount(b, weights=w * y, minlength=n_bins) - np.bincount(b, weights=w * p, minlength=n_bins)
+        np.bincount(b, weights=w * y, minlength=n_bins)
+        - np.bincount(b, weights=w * p, minlength=n_bins)
     )
     return float(gap.sum() / wsum.sum())
 

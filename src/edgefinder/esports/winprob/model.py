@@ -75,8 +75,8 @@ class WinProbParams:
     grid_s: float = SNAPSHOT_GRID_S
     n_boot: int = 500
     features: tuple[str, ...] = MODEL_FEATURES
-    max_iter: int = 150
-    learning_rate: float = 0.05
+    max_iter: int = 75
+    learning_rate: float = 0.1
     max_leaf_nodes: int = 4
     min_samples_leaf: int = 300
     l2_regularization: float = 1.0

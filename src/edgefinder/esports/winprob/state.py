@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, func, select
 
-from edgefinder.esports.aggregate import add_pre_round_state
+from edgefinder.esports.aggregate import _resolved_actions, add_pre_round_state
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import (
     kills,
@@ -305,9 +305,7 @@ def state_at(tl: RoundTimelines, queries: pd.DataFrame) -> pd.DataFrame:
     kl = tl.kills.sort_values("ts", kind="stable").rename(columns={"ts": "t"})
     kl["t"] = kl["t"].astype(np.float64)
     # deaths strictly before t: the last kill with ts < t in the same round
-    base = pd.merge_asof(
-        base, kl, on="t", by=_KEY, direction="backward", allow_exact_matches=False
-    )
+    base = pd.merge_asof(base, kl, on="t", by=_KEY, direction="backward", allow_exact_matches=False)
     base = base.merge(tl.plants, on=_KEY, how="left").sort_values("_row", kind="stable")
     att_deaths = base["att_deaths"].fillna(0.0).to_numpy(dtype=np.float64)
     def_deaths = base["def_deaths"].fillna(0.0).to_numpy(dtype=np.float64)
@@ -370,3 +368,14 @@ def snapshots(tl: RoundTimelines, grid_s: float = SNAPSHOT_GRID_S) -> pd.DataFra
     q = pd.concat([grid, ev], ignore_index=True)
     st = state_at(tl, q)
     return st[st["over"] == 0].reset_index(drop=True)
+
+
+def load_actions(source: Engine | Connection | str) -> pd.DataFrame:
+    """Every motion signal with its round and team resolved: ``match_id``, ``round_no``,
+    ``team_id``, ``ts`` (game seconds), ``intent`` (the resolution rule of the feature frame)."""
+    ra = _resolved_actions()
+    with _conn(source) as conn:
+        return _frame(
+            conn,
+            select(ra.c.match_id, ra.c.round_no, ra.c.team_id, ra.c.ts, ra.c.intent),
+        )
