@@ -297,6 +297,25 @@ CREATE TABLE winprob_models (
 
 CREATE INDEX ix_winprob_models_game_created ON winprob_models (game, created_at);
 
+CREATE TABLE action_values (
+    id SERIAL NOT NULL, 
+    run_id VARCHAR(36) NOT NULL, 
+    game VARCHAR(16) NOT NULL, 
+    stratum VARCHAR(128) NOT NULL, 
+    intent VARCHAR(16) NOT NULL, 
+    estimate FLOAT, 
+    ci_low FLOAT, 
+    ci_high FLOAT, 
+    p_value FLOAT, 
+    q_value FLOAT, 
+    n INTEGER NOT NULL, 
+    n_matches INTEGER NOT NULL, 
+    CONSTRAINT pk_action_values PRIMARY KEY (id), 
+    CONSTRAINT fk_action_values_run_id_analysis_runs FOREIGN KEY(run_id) REFERENCES analysis_runs (run_id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_action_values_run_id ON action_values (run_id);
+
 UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
 
 COMMIT;

@@ -81,6 +81,7 @@ from edgefinder.esports.battery import (
     compute_results,
     top_findings,
 )
+from edgefinder.esports.design import DesignVerdicts, store_values, value_and_combine
 from edgefinder.esports.mechanisms import kill_derived_intents
 from edgefinder.esports.postrun import after_run
 from edgefinder.esports.resultrows import (
@@ -177,6 +178,7 @@ def _finish(
     message: str,
     error: str | None = None,
     queries: _QueryCounter | None = None,
+    design: DesignVerdicts | None = None,
 ) -> float:
     duration = time.perf_counter() - lock.started
     n_tests = 0 if results is None else int(len(results))
@@ -196,7 +198,11 @@ def _finish(
             }
             for r in top.to_dict(orient="records")
         ]
+    if design is not None:
+        summary.update(design.summary())
     with lock.engine.begin() as tx:
+        if design is not None:
+            store_values(tx, lock.run_id, design.values)
         if results is not None and n_tests:
             # pandas turns None into NaN in float columns; Postgres would store NaN (not NULL)
             records = [
@@ -265,6 +271,7 @@ def run_correlation_job(
                 if progress:
                     progress("extracting round features")
                 features = extract_round_features(eng)
+                design = None
                 if features.empty:
                     message = "no finished rounds in the database: ingest events first (edgefinder esports ingest)"
                     results = pd.DataFrame(columns=[*RESULT_COLUMNS, "purpose"])
@@ -272,6 +279,12 @@ def run_correlation_job(
                     results = compute_results(
                         features, params, progress, kill_derived=kill_derived_intents(eng)
                     )
+                    if params.action_values:
+                        if progress:
+                            progress("win-probability models and action values")
+                        design = value_and_combine(
+                            eng, results, seed=params.seed, alpha=params.alpha
+                        )
                     n_sig = int(results["significant"].sum())
                     message = (
                         f"{len(features)} team-rounds, {len(results)} tests, "
@@ -286,6 +299,7 @@ def run_correlation_job(
                     n_rows=len(features),
                     message=message,
                     queries=queries,
+                    design=design,
                 )
             out = JobResult(
                 lock.run_id,
@@ -296,6 +310,8 @@ def run_correlation_job(
                 duration,
                 message,
                 results,
+                action_values=None if design is None else design.values,
+                verdicts=None if design is None else design.verdicts,
             )
         except BaseException as exc:
             error = f"{type(exc).__name__}: {first_line(exc)}"

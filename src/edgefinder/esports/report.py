@@ -11,6 +11,7 @@ from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.esports.jobs import NAIVE_METHOD, WITHIN_METHOD, JobResult, top_findings
+from edgefinder.esports.winprob.tables import values_table, verdict_table
 
 _METHOD_LABEL = {
     "point_biserial": "point-biserial r",
@@ -158,6 +159,10 @@ def print_run(
         console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")
         return
     console.print(causal_table(result.results))
+    if result.action_values is not None and len(result.action_values):
+        console.print(values_table(result.action_values))
+    if result.verdicts is not None and len(result.verdicts):
+        console.print(verdict_table(result.verdicts))
     console.print(findings_table(result.results, n, include_in_round=include_in_round))
     if not include_in_round:
         hidden = int(

@@ -61,7 +61,8 @@ class JobParams:
     default: those whose verdict depends on them, since an effect that is not significant is "not
     significant" whatever the checks say; 'all': every intent's figures too, about 1.5 s more at
     20,000 rounds; 'none'); ``check_alpha``:
-    level of each refutation check.
+    level of each refutation check; ``action_values``: fit the win-probability models, value the
+    actions and combine both designs into the verdicts (:mod:`edgefinder.esports.design`).
     """
 
     alpha: float = 0.05
@@ -78,6 +79,7 @@ class JobParams:
     min_clusters: int = 30
     refute: Literal["all", "significant", "none"] = "significant"
     check_alpha: float = 0.01
+    action_values: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class JobResult:
     purpose: str = PURPOSE
     disclaimer: str = DISCLAIMER
     n_alerts: int = 0
+    #: win probability added per action (every stratum) and the two-design verdicts, when computed
+    action_values: pd.DataFrame | None = field(default=None, repr=False)
+    verdicts: pd.DataFrame | None = field(default=None, repr=False)
 
 
 def _kind(feature: str) -> str:

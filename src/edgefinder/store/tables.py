@@ -351,3 +351,27 @@ winprob_models = Table(
     Column("model", LargeBinary, nullable=False, doc="the fitted model, pickled (joblib)"),
     Index("ix_winprob_models_game_created", "game", "created_at"),
 )
+
+# Win probability added per action, per intent and stratum, of one run (the verdict's second design).
+action_values = Table(
+    "action_values",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "run_id",
+        String(36),
+        ForeignKey("analysis_runs.run_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("game", String(16), nullable=False, doc="the model's game, or all (pooled)"),
+    Column("stratum", String(128), nullable=False, doc="all | side=… | map=… | game=…"),
+    Column("intent", String(16), nullable=False),
+    Column("estimate", Float, doc="mean win probability added, probability points"),
+    Column("ci_low", Float),
+    Column("ci_high", Float),
+    Column("p_value", Float),
+    Column("q_value", Float),
+    Column("n", Integer, nullable=False, doc="actions"),
+    Column("n_matches", Integer, nullable=False),
+)

@@ -77,3 +77,31 @@ def values_table(values: pd.DataFrame, strata: str = "all") -> Table:
             f"{int(r['n_matches']):,}",
         )
     return t
+
+
+def verdict_table(verdicts: pd.DataFrame) -> Table:
+    """One row per intent: the verdict from both designs, each design's estimate and what failed."""
+    t = Table(
+        title="Verdict per intent: an edge needs the exposure-aware round-level effect and the "
+        "action value to agree in sign and both hold after FDR",
+        title_justify="left",
+    )
+    for c, kw in (
+        ("intent", {"no_wrap": True}),
+        ("verdict", {"overflow": "fold"}),
+        ("round-level [CI]", {"overflow": "fold"}),
+        ("action value [CI]", {"overflow": "fold"}),
+        ("failed check", {"overflow": "fold"}),
+    ):
+        t.add_column(c, **kw)
+    for r in verdicts.to_dict(orient="records"):
+        t.add_row(
+            str(r["intent"]),
+            str(r["verdict"]),
+            f"{_f(r['round_level_estimate'], '+.3f')} [{_f(r['round_level_ci_low'], '+.3f')}, "
+            f"{_f(r['round_level_ci_high'], '+.3f')}]",
+            f"{_f(r['action_value'], '+.3f')} [{_f(r['action_value_ci_low'], '+.3f')}, "
+            f"{_f(r['action_value_ci_high'], '+.3f')}]",
+            str(r["failed"] or "—"),
+        )
+    return t
