@@ -34,7 +34,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
-    CollectorRegistry,
     Gauge,
     generate_latest,
 )
@@ -47,6 +46,10 @@ from edgefinder.errors import first_line
 from edgefinder.esports import metrics as ingest_metrics
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
 from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
+from edgefinder.esports.api_deps import AppState as _State
+from edgefinder.esports.api_deps import app_state as _state
+from edgefinder.esports.api_deps import aware as _aware
+from edgefinder.esports.api_winprob import router as winprob_router
 from edgefinder.esports.jobs import (
     COVARIATE_EFFECTS,
     QUEUED_EXPIRES_S,
@@ -55,10 +58,10 @@ from edgefinder.esports.jobs import (
     acquire_run,
     fail_queued,
     queue_run,
-    reap_abandoned,
     run_correlation_job,
 )
-from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
+from edgefinder.esports.monitoring import stream_groups
+from edgefinder.esports.queries import latest_succeeded_run
 from edgefinder.esports.web import (
     SERVER_ERROR,
     ErrorOut,
@@ -69,7 +72,7 @@ from edgefinder.esports.web import (
 from edgefinder.jsonsafe import finite_or_none
 from edgefinder.report.api import router as report_router
 from edgefinder.settings import Settings, get_settings
-from edgefinder.store.engine import as_utc, make_engine
+from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import (
     alerts,
     analysis_runs,
@@ -292,66 +295,6 @@ class HealthOut(Tagged):
 # --------------------------------------------------------------------------------- state
 
 
-class _State:
-    """Lazily created engine and Redis client of one app (one per process)."""
-
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
-        self.settings = settings
-        self._engine = engine
-        self._redis: Any = None
-        self._celery: Any = None
-        self._lock = threading.Lock()
-        self.metrics = CollectorRegistry(auto_describe=False)
-        self.metrics.register(
-            AnalyticsCollector(lambda: self.engine, self.redis, settings.redis_prefix)
-        )
-
-    @property
-    def engine(self) -> Engine:
-        with self._lock:
-            if self._engine is None:
-                self._engine = make_engine(self.settings.effective_database_url)
-            return self._engine
-
-    def redis(self) -> Any:
-        if not self.settings.redis_url:
-            return None
-        with self._lock:
-            if self._redis is None:
-                import redis
-
-                self._redis = redis.Redis.from_url(
-                    self.settings.redis_url, socket_connect_timeout=2, socket_timeout=2
-                )
-            return self._redis
-
-    def celery(self) -> Any:
-        """The Celery app of these settings (only with a broker), to enqueue runs."""
-        with self._lock:
-            if self._celery is None:
-                from edgefinder.esports.tasks import make_celery
-
-                self._celery = make_celery(self.settings)
-                # the API only sends tasks (the run's row is the result): no result-store connection,
-                # which would otherwise retry for 20 s when Redis is down
-                self._celery.conf.result_backend = "disabled://"
-            return self._celery
-
-    def reap(self) -> None:
-        """Mark failed the runs whose process is gone, so no answer shows a dead run as running."""
-        try:
-            reap_abandoned(self.engine)
-        except SQLAlchemyError:
-            log.warning("could not check for abandoned runs", exc_info=True)
-
-
-def _state(request: Request) -> _State:
-    return request.app.state.analytics
-
-
-_aware = as_utc  # SQLite returns naive datetimes; every stored time is UTC
-
-
 def _run_out(row: Any) -> RunOut:
     m = row._mapping
     return RunOut(
@@ -375,13 +318,7 @@ def _run_out(row: Any) -> RunOut:
     )
 
 
-def _latest_run(conn: Any) -> Any:
-    return conn.execute(
-        select(analysis_runs)
-        .where(analysis_runs.c.status == "succeeded")
-        .order_by(desc(analysis_runs.c.finished_at))
-        .limit(1)
-    ).first()
+_latest_run = latest_succeeded_run
 
 
 def _corr_out(row: Any) -> CorrelationOut:
@@ -694,15 +631,16 @@ def ack_alert(
     summary="The feature frame (one row per round and team) the latest succeeded run analysed, as Parquet",
 )
 def export_features(request: Request) -> Response:
-    f, r = run_features.c, analysis_runs.c
+    f = run_features.c
     with _state(request).engine.connect() as conn:
-        row = conn.execute(
-            select(f.run_id, f.n_rows, f.parquet)
-            .join_from(run_features, analysis_runs, f.run_id == r.run_id)
-            .where(r.status == "succeeded")
-            .order_by(desc(r.finished_at))
-            .limit(1)
-        ).first()
+        run = latest_succeeded_run(conn)
+        row = (
+            None
+            if run is None
+            else conn.execute(
+                select(f.run_id, f.n_rows, f.parquet).where(f.run_id == run.run_id)
+            ).first()
+        )
     if row is None:
         raise HTTPException(
             404, "no feature snapshot yet: run the analysis first (POST /run-analysis)"
@@ -887,6 +825,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.state.analytics = _State(settings, engine)
     app.include_router(router)
+    app.include_router(winprob_router)
     app.include_router(report_router)
 
     @app.get(
