@@ -7,8 +7,11 @@ For an action of team k at game time t (W = the model's P(team k wins the round)
 The first term is what happened to the team's win probability over the horizon ``h`` after the
 action (at or after the round's end, W is the result itself, 1 or 0). The second is the
 **state-matched counterfactual**: the mean change over the same horizon from states of the same
-stratum (side, players alive on each side, bomb planted, ``time_bin_s`` of round time) in which the
-same team did **not** take that intent during the horizon, read on a regular grid of every round.
+stratum (side, players alive on each side, bomb planted, ``time_bin_s`` of round time), read on a
+regular grid of every round for both teams: what the same state brought when the round simply went
+on (a grid instant holds no action). Only the instant of the action differs: excluding every
+window in which the team took the intent again would also remove the later actions' own value
+from the reference and credit it to this one.
 
 Why matched rather than purely model-based: a calibrated model that saw the whole state would make
 ``m`` zero (the expected win probability later, given the state now, is the win probability now),
@@ -102,8 +105,8 @@ def _stratum(st: pd.DataFrame, attacking: np.ndarray, time_bin_s: float) -> pd.S
 def _delta(
     model: WinProbModel, tl: RoundTimelines, q: pd.DataFrame, params: ActionValueParams
 ) -> pd.DataFrame:
-    """For queries (match_id, round_no, team_id, t): W before t, W at t + h, stratum; rows kept only
-    for rounds in ``tl`` and teams of the round."""
+    """For queries (match_id, round_no, team_id, t, any other columns carried along): W before t,
+    W at t + h, stratum; rows kept only for rounds in ``tl`` and teams of the round."""
     roles = tl.rounds[[*_KEY, "attacker", "defender", "map"]]
     q = q.merge(roles, on=_KEY)
     q = q[(q["team_id"] == q["attacker"]) | (q["team_id"] == q["defender"])].reset_index(drop=True)
@@ -118,20 +121,6 @@ def _delta(
         delta=_team_wp(model, after, attacking) - _team_wp(model, before, attacking),
         stratum=_stratum(before, attacking, params.time_bin_s).to_numpy(),
         side=np.where(attacking, "attack", "defense"),
-    )
-
-
-def _has_intent_within(grid: pd.DataFrame, acts: pd.DataFrame, horizon_s: float) -> np.ndarray:
-    """For each grid point, whether its team took the intent of ``acts`` within [t, t + h)."""
-    keys = ["match_id", "round_no", "team_id"]
-    both = pd.concat([grid[keys], acts[keys]], ignore_index=True)
-    code = both.groupby(keys, sort=False).ngroup().to_numpy(dtype=np.int64)
-    g_code, a_code = code[: len(grid)], code[len(grid) :]
-    span = float(max(grid["t"].max(), acts["t"].max()) + 2 * horizon_s + 1.0)
-    a_key = np.sort(a_code * span + acts["t"].to_numpy(dtype=np.float64))
-    lo = g_code * span + grid["t"].to_numpy(dtype=np.float64)
-    return np.searchsorted(a_key, lo + horizon_s, side="left") > np.searchsorted(
-        a_key, lo, side="left"
     )
 
 
@@ -182,21 +171,13 @@ def per_action_values(
             else g
         )
     acts = pd.concat(parts, ignore_index=True)
-    valued = _delta(model, tl, acts[[*_KEY, "team_id", "t"]], params).join(
-        acts[["intent"]], how="left"
-    )
+    valued = _delta(model, tl, acts, params)
     ref = _delta(model, tl, _grid(tl.rounds, params.grid_s), params)
-    out = []
-    for intent, g in valued.groupby("intent", sort=True):
-        took = _has_intent_within(ref, acts[acts["intent"] == intent], params.horizon_s)
-        base = ref.loc[~took].groupby("stratum")["delta"].mean()
-        # a stratum no reference point visited: the model alone is the counterfactual (m = 0)
-        m = g["stratum"].map(base).fillna(0.0).to_numpy()
-        out.append(g.assign(value=g["delta"].to_numpy() - m))
-    return (
-        pd.concat(out, ignore_index=True)
-        .assign(game=model.game)
-        .drop(columns=["stratum", "attacker", "defender"])
+    base = ref.groupby("stratum")["delta"].mean()
+    # a stratum no reference point visited: the model alone is the counterfactual (m = 0)
+    m = valued["stratum"].map(base).fillna(0.0).to_numpy()
+    return valued.assign(value=valued["delta"].to_numpy() - m, game=model.game).drop(
+        columns=["stratum", "attacker", "defender"]
     )
 
 
