@@ -145,6 +145,10 @@ class CorrelationOut(Tagged):
     exploratory: bool = Field(description="small sample: treat as a hypothesis, not a finding")
     direction: str | None
     details: dict[str, Any] | None
+    outcome_mechanism: bool = Field(
+        default=False,
+        description="the feature is the outcome by the rules of the game: never ranked as a finding",
+    )
 
 
 class CausalEffectOut(Tagged):
@@ -191,6 +195,11 @@ class CorrelationList(Tagged):
     count: int
     message: str | None = None
     results: list[CorrelationOut]
+    outcome_mechanisms: list[CorrelationOut] = Field(
+        default_factory=list,
+        description="/top-correlations only: rows that passed the filters but are outcome mechanisms "
+        "(kills, plant -> site executed, defuse -> round win, kill-derived signals), reported apart",
+    )
 
 
 class RunRequest(BaseModel):
@@ -377,7 +386,7 @@ _ERRORS = {
     "/top-correlations",
     response_model=CorrelationList,
     responses={k: _ERRORS[k] for k in (422, 503)},
-    summary="Strongest results of the latest run, by q then |effect|",
+    summary="Strongest results of the latest run, by q then |effect|; outcome mechanisms apart",
 )
 def top_correlations(
     request: Request,
@@ -392,7 +401,10 @@ def top_correlations(
     where: list[ColumnElement[bool]] = [c.significant.is_(True)] if significant_only else []
     where += [c.outcome == outcome] if outcome else []
     where += [c.method == method] if method else []
-    return _latest_results(_state(request), where, limit)
+    st = _state(request)
+    ranked = _latest_results(st, [*where, c.outcome_mechanism.is_(False)], limit)
+    apart = _latest_results(st, [*where, c.outcome_mechanism.is_(True)], limit)
+    return ranked.model_copy(update={"outcome_mechanisms": apart.results})
 
 
 @router.get(
