@@ -274,5 +274,11 @@ CREATE UNIQUE INDEX uq_dead_letters_source_entry_id ON dead_letters (source, ent
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
+-- Running upgrade 0004 -> 0005
+
+ALTER TABLE correlation_results ADD COLUMN outcome_mechanism BOOLEAN DEFAULT false NOT NULL;
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
+
 COMMIT;
 

@@ -640,7 +640,8 @@ def top_findings(
     sig = sig.loc[np.array([d.get("kind") != "covariate" for d in sig["details"]], dtype=bool)]
     if not include_in_round:
         sig = sig.loc[np.array([d.get("kind") != "in_round" for d in sig["details"]], dtype=bool)]
-    order = sig.assign(_abs=sig["effect"].abs().fillna(0.0)).sort_values(
+    effect = pd.to_numeric(sig["effect"], errors="coerce")  # None where a test could not run
+    order = sig.assign(_abs=effect.abs().fillna(0.0)).sort_values(
         ["q_value", "_abs"], ascending=[True, False]
     )
     return order.drop(columns="_abs").head(n)
