@@ -329,6 +329,7 @@ def simulate_round_dynamics(
             done[g] = True
 
         open_end = np.where(np.isnan(open_end), end, open_end)
+        start_now = clock[active].copy()
         won = np.zeros((n, 2), dtype=bool)
         won[rows, winner] = True
         deaths = (~alive).sum(axis=2)
@@ -349,7 +350,12 @@ def simulate_round_dynamics(
         counts_open = np.zeros((n, 2, len(INTENTS)), dtype=np.int64)
         if sig is not None:
             np.add.at(counts_all, (sig["i"], sig["t"], sig["intent"]), 1)
-            is_open = sig["ts"] < open_end[sig["i"]]
+            # compared as written (game time since match start, to the millisecond), so the
+            # events say the same as the frame even for a signal in the last millisecond before a kill
+            si0 = sig["i"]
+            is_open = np.round(start_now[si0] + sig["ts"], 3) < np.round(
+                start_now[si0] + open_end[si0], 3
+            )
             np.add.at(
                 counts_open,
                 (sig["i"][is_open], sig["t"][is_open], sig["intent"][is_open]),
