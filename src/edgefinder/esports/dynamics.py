@@ -65,6 +65,7 @@ from edgefinder.esports.simecon import (
     _buy_class,
     concat_parts,
     round_income,
+    unit_columns,
     weapons,
 )
 
@@ -461,19 +462,7 @@ def units_frame(u: dict[str, np.ndarray], match_ids: np.ndarray, tid: np.ndarray
     """
     df = pd.DataFrame(
         {
-            "match_id": match_ids[u["m"]],
-            "round_no": u["r"],
-            "team_id": tid[u["m"], u["t"]],
-            "side": np.where(u["attack"], "attack", "defense"),
-            "bank_start": u["bank_start"],
-            "loadout_value": u["loadout"],
-            "opp_loadout_value": u["opp_loadout"],
-            "bank_end": u["bank_end"],
-            "round_win": u["won"].astype(int),
-            "econ_delta": u["bank_end"] - u["bank_start"],
-            "site_executed": u["executed"].astype(int),
-            "kills": u["kills"],
-            "deaths": u["deaths"],
+            **unit_columns(u, match_ids, tid),
             "opening_kill": u["opening_kill"].astype(int),
             "open_seconds": u["open_seconds"],
             "round_seconds": u["duration"],
