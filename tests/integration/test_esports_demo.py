@@ -53,7 +53,6 @@ def test_analyze_command_prints_tables(tmp_path: Path) -> None:
     for needle in (
         "team-rounds",
         "277 tests",
-        "Verdict per intent",
         "clustered by match",
         "verdict",
         "placebo",

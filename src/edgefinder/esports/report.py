@@ -10,14 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.esports.jobs import (
-    NAIVE_METHOD,
-    OPENING_METHOD,
-    WITHIN_METHOD,
-    JobResult,
-    top_findings,
-)
-from edgefinder.esports.verdict import combine_verdicts
+from edgefinder.esports.jobs import NAIVE_METHOD, WITHIN_METHOD, JobResult, top_findings
 
 _METHOD_LABEL = {
     "point_biserial": "point-biserial r",
@@ -26,7 +19,7 @@ _METHOD_LABEL = {
     "logistic": "logistic log-OR/SD (adj.)",
     WITHIN_METHOD: "AIPW ATE, within match",
     NAIVE_METHOD: "AIPW ATE, between teams (naive)",
-    OPENING_METHOD: "opening count, within match (per signal)",
+    "opening_within": "opening count, within match (per signal)",
 }
 
 
@@ -156,48 +149,10 @@ def findings_table(results: pd.DataFrame, n: int = 15, *, include_in_round: bool
     return t
 
 
-def verdict_table(results: pd.DataFrame, action_values: pd.DataFrame | None = None) -> Table:
-    """One row per intent: the verdict of :func:`~edgefinder.esports.verdict.combine_verdicts`, both
-    designs' estimates and which check failed."""
-    v = combine_verdicts(results, action_values)
-    t = Table(
-        title="Verdict per intent: an edge needs the opening-phase effect (within match, per signal "
-        "before the first kill) and the action value to hold after FDR and agree in sign",
-        title_justify="left",
-    )
-    for col, just in (
-        ("intent", "left"),
-        ("verdict", "left"),
-        ("opening effect [95% CI]", "right"),
-        ("q", "right"),
-        ("action value", "right"),
-        ("per-round count (misleads)", "right"),
-        ("failed", "left"),
-    ):
-        t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
-    for r in v.to_dict(orient="records"):
-        style = {"edge": "green", "edge (round-level only)": "yellow"}.get(r["verdict"], "dim")
-        t.add_row(
-            r["intent"],
-            f"[{style}]{r['verdict']}[/{style}]",
-            f"{_num(r['round_level_estimate'])} [{_num(r['round_level_ci_low'])}, "
-            f"{_num(r['round_level_ci_high'])}]",
-            _q(r["round_level_q"]),
-            _num(r["action_value"]) if action_values is not None else "not computed",
-            _num(r["per_round_count_estimate"]),
-            # the action-value column already says "not computed"
-            (r["failed"] or "—").replace("; action value: not computed", "")
-            if action_values is None
-            else r["failed"] or "—",
-        )
-    return t
-
-
 def print_run(
     result: JobResult, console: Console, n: int = 15, *, include_in_round: bool = False
 ) -> None:
-    """Print the run's message, the causal and verdict tables, the top findings and the
-    purpose/disclaimer."""
+    """Print the run's message, the causal table, the top findings and the purpose/disclaimer."""
     console.print(
         f"run [bold]{result.run_id}[/bold]: {result.message} in {result.duration_s:.1f} s"
     )
@@ -205,7 +160,6 @@ def print_run(
         console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")
         return
     console.print(causal_table(result.results))
-    console.print(verdict_table(result.results))
     console.print(findings_table(result.results, n, include_in_round=include_in_round))
     if not include_in_round:
         hidden = int(
