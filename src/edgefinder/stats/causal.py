@@ -924,6 +924,7 @@ def within_linear_effect(
     unit_col: str,
     cluster_col: str,
     min_clusters: int = DEFAULT_MIN_CLUSTERS,
+    min_group_n: int = DEFAULT_MIN_GROUP_N,
 ) -> LinearEffectResult:
     """Within-unit (fixed-effects) linear probability model of ``outcome_col`` on a count.
 
@@ -932,7 +933,8 @@ def within_linear_effect(
     cluster-robust standard errors by ``cluster_col`` (the match), t with G - 1 df. Rows with a
     missing value are dropped. A covariate without variation inside units, or collinear with the
     others, is left out and named in ``dropped``; a treatment without it gives a result with
-    ``reason`` "not estimable: …" and NaN figures, never an exception.
+    ``reason`` "not estimable: …" and NaN figures, never an exception. ``exploratory``: fewer than
+    ``min_clusters`` clusters or fewer than ``min_group_n`` rows with a non-zero treatment.
     """
     cols = [treatment_col, outcome_col, *covariates]
     for col in (*cols, unit_col, cluster_col):
@@ -992,5 +994,6 @@ def within_linear_effect(
         n_clusters=g,
         covariates=kept,
         dropped=dropped,
-        exploratory=g < min_clusters,
+        # few clusters, or few rows that show the treatment at all: the t approximation is weak
+        exploratory=g < min_clusters or int((data[treatment_col] != 0).sum()) < min_group_n,
     )
