@@ -37,7 +37,14 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES, MICRO_FEATURES, SHARE_FEATURES
+from edgefinder.esports.aggregate import (
+    COUNT_FEATURES,
+    COVARIATES,
+    MICRO_FEATURES,
+    OPEN_COUNT_FEATURES,
+    RATE_FEATURES,
+    SHARE_FEATURES,
+)
 from edgefinder.esports.ingest import IngestConfig, make_pipeline, run_ingest
 from edgefinder.esports.simulate import simulate, write_simulation
 from edgefinder.esports.sources import publish, stream_keys
@@ -164,7 +171,14 @@ def test_planted_effects_are_significant_with_the_right_sign(e2e) -> None:
 def test_at_most_ten_percent_of_significant_results_are_null_features(e2e) -> None:
     truth = e2e["sim"].truth
     planted = set(truth["planted_features"])
-    mechanical = set(SHARE_FEATURES) | {"total_actions", "action_diversity"}
+    # rates per alive player-second carry the outcome here (this simulator draws the deaths from
+    # the round's winner) and opening counts are thinned per-round counts: neither is a pure null
+    mechanical = (
+        set(SHARE_FEATURES)
+        | set(OPEN_COUNT_FEATURES)
+        | set(RATE_FEATURES)
+        | {"total_actions", "action_diversity"}
+    )
     pure_null = (set(COUNT_FEATURES) - planted) | set(SIGNAL_LEVEL)
     # the definitions cover every micro feature exactly once
     assert planted | mechanical | pure_null == set(MICRO_FEATURES)

@@ -7,7 +7,7 @@ function from a feature frame to the result rows (importable from ``edgefinder.e
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -16,6 +16,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from edgefinder import DISCLAIMER, PURPOSE
+from edgefinder.errors import first_line
 from edgefinder.esports.aggregate import (
     BINARY_OUTCOMES,
     COUNT_FEATURES,
@@ -38,13 +39,14 @@ from edgefinder.esports.resultrows import (
     _sign,
 )
 from edgefinder.jsonsafe import finite_or_none, jsonable
+from edgefinder.stats._common import StatsInputError
 from edgefinder.stats.association import (
     chi2_feature_counts,
     logistic_model,
     point_biserial,
     spearman,
 )
-from edgefinder.stats.causal import propensity_adjusted_effect, within_unit_effect
+from edgefinder.stats.causal import EffectResult, propensity_adjusted_effect, within_unit_effect
 from edgefinder.stats.multiple import multiple_test_correction
 from edgefinder.stats.refute import Refutation, e_value, e_value_ci, refute_within_effect, verdict
 
@@ -368,7 +370,7 @@ def _balance_records(balance: Any) -> list[dict[str, Any]] | None:
     ]
 
 
-def _effect_details(res: dict[str, Any], covs: list[str], population: str) -> dict[str, Any]:
+def _effect_details(res: Mapping[str, Any], covs: list[str], population: str) -> dict[str, Any]:
     """What every causal row stores beside its estimate (both designs)."""
     return {
         "reason": res.get("reason"),
@@ -407,7 +409,7 @@ def _effect_details(res: dict[str, Any], covs: list[str], population: str) -> di
 
 
 def _effect_row(
-    feat: str, outcome: str, method: str, res: dict[str, Any], details: dict[str, Any]
+    feat: str, outcome: str, method: str, res: Mapping[str, Any], details: dict[str, Any]
 ) -> dict[str, Any]:
     ate = res.get("ate", float("nan"))
     se = res.get("ate_se", float("nan"))
@@ -425,6 +427,22 @@ def _effect_row(
         _sign(ate),
         details,
     )
+
+
+def _estimable(
+    estimator: Callable[..., EffectResult], pop: pd.DataFrame, *args: Any, **kw: Any
+) -> EffectResult:
+    """The estimate, or an empty one whose reason says why the data cannot give it.
+
+    Inputs the estimator refuses (a constant or collinear design, no rows left, an arm too small)
+    make that one feature "not estimable" instead of failing the whole run.
+    """
+    try:
+        return estimator(pop, *args, **kw)
+    except (StatsInputError, ValueError, np.linalg.LinAlgError) as exc:
+        return EffectResult.of(
+            {"n": len(pop), "reason": f"not estimable: {first_line(exc)}", "exploratory": True}
+        )
 
 
 def _causal_rows(
@@ -457,9 +475,19 @@ def _causal_rows(
         "min_clusters": params.min_clusters,
         **models,
     }
-    res = within_unit_effect(pop, feat, outcome, covs, threshold=thr, seed=params.seed, **within_kw)
-    naive = propensity_adjusted_effect(
-        pop, feat, outcome, covs, threshold=thr, seed=params.seed, groups=pop[MATCH_CODE], **models
+    res = _estimable(
+        within_unit_effect, pop, feat, outcome, covs, threshold=thr, seed=params.seed, **within_kw
+    )
+    naive = _estimable(
+        propensity_adjusted_effect,
+        pop,
+        feat,
+        outcome,
+        covs,
+        threshold=thr,
+        seed=params.seed,
+        groups=pop[MATCH_CODE],
+        **models,
     )
     details = _effect_details(res, covs, population)
     details.update(
@@ -640,7 +668,8 @@ def top_findings(
     sig = sig.loc[np.array([d.get("kind") != "covariate" for d in sig["details"]], dtype=bool)]
     if not include_in_round:
         sig = sig.loc[np.array([d.get("kind") != "in_round" for d in sig["details"]], dtype=bool)]
-    order = sig.assign(_abs=sig["effect"].abs().fillna(0.0)).sort_values(
+    effect = pd.to_numeric(sig["effect"], errors="coerce")  # None where a test could not run
+    order = sig.assign(_abs=effect.abs().fillna(0.0)).sort_values(
         ["q_value", "_abs"], ascending=[True, False]
     )
     return order.drop(columns="_abs").head(n)

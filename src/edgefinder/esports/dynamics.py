@@ -65,6 +65,7 @@ from edgefinder.esports.simecon import (
     _buy_class,
     concat_parts,
     round_income,
+    unit_columns,
     weapons,
 )
 
@@ -329,6 +330,7 @@ def simulate_round_dynamics(
             done[g] = True
 
         open_end = np.where(np.isnan(open_end), end, open_end)
+        start_now = clock[active].copy()
         won = np.zeros((n, 2), dtype=bool)
         won[rows, winner] = True
         deaths = (~alive).sum(axis=2)
@@ -349,7 +351,12 @@ def simulate_round_dynamics(
         counts_open = np.zeros((n, 2, len(INTENTS)), dtype=np.int64)
         if sig is not None:
             np.add.at(counts_all, (sig["i"], sig["t"], sig["intent"]), 1)
-            is_open = sig["ts"] < open_end[sig["i"]]
+            # compared as written (game time since match start, to the millisecond), so the
+            # events say the same as the frame even for a signal in the last millisecond before a kill
+            si0 = sig["i"]
+            is_open = np.round(start_now[si0] + sig["ts"], 3) < np.round(
+                start_now[si0] + open_end[si0], 3
+            )
             np.add.at(
                 counts_open,
                 (sig["i"][is_open], sig["t"][is_open], sig["intent"][is_open]),
@@ -455,19 +462,7 @@ def units_frame(u: dict[str, np.ndarray], match_ids: np.ndarray, tid: np.ndarray
     """
     df = pd.DataFrame(
         {
-            "match_id": match_ids[u["m"]],
-            "round_no": u["r"],
-            "team_id": tid[u["m"], u["t"]],
-            "side": np.where(u["attack"], "attack", "defense"),
-            "bank_start": u["bank_start"],
-            "loadout_value": u["loadout"],
-            "opp_loadout_value": u["opp_loadout"],
-            "bank_end": u["bank_end"],
-            "round_win": u["won"].astype(int),
-            "econ_delta": u["bank_end"] - u["bank_start"],
-            "site_executed": u["executed"].astype(int),
-            "kills": u["kills"],
-            "deaths": u["deaths"],
+            **unit_columns(u, match_ids, tid),
             "opening_kill": u["opening_kill"].astype(int),
             "open_seconds": u["open_seconds"],
             "round_seconds": u["duration"],

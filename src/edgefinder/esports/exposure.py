@@ -95,6 +95,7 @@ def opening_rows(
             unit_col=UNIT_COL,
             cluster_col=MATCH_CODE,
             min_clusters=params.min_clusters,
+            min_group_n=params.min_group_n,
         )
         details = {
             "reason": res.reason,

@@ -20,6 +20,7 @@ _METHOD_LABEL = {
     "logistic": "logistic log-OR/SD (adj.)",
     WITHIN_METHOD: "AIPW ATE, within match",
     NAIVE_METHOD: "AIPW ATE, between teams (naive)",
+    "opening_within": "opening count, within match (per signal)",
 }
 
 
@@ -77,7 +78,8 @@ def causal_table(results: pd.DataFrame) -> Table:
     ):
         t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
     rows = results[results["method"] == WITHIN_METHOD]
-    rows = rows.assign(_abs=rows["effect"].abs()).sort_values(
+    # effects of tests that could not run are None: an object column pandas cannot abs()
+    rows = rows.assign(_abs=pd.to_numeric(rows["effect"], errors="coerce").abs()).sort_values(
         ["q_value", "_abs"], ascending=[True, False], na_position="last"
     )
     for r in rows.to_dict(orient="records"):

@@ -62,3 +62,24 @@ def weapons(rng: np.random.Generator, buy: np.ndarray) -> np.ndarray:
 def concat_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Concatenate per-round dicts of arrays key by key."""
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def unit_columns(
+    u: dict[str, np.ndarray], match_ids: np.ndarray, tid: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The per-(round, team) columns both simulators share: keys, side, money (dollars), outcomes."""
+    return {
+        "match_id": match_ids[u["m"]],
+        "round_no": u["r"],
+        "team_id": tid[u["m"], u["t"]],
+        "side": np.where(u["attack"], "attack", "defense"),
+        "bank_start": u["bank_start"],
+        "loadout_value": u["loadout"],
+        "opp_loadout_value": u["opp_loadout"],
+        "bank_end": u["bank_end"],
+        "round_win": u["won"].astype(int),
+        "econ_delta": u["bank_end"] - u["bank_start"],
+        "site_executed": u["executed"].astype(int),
+        "kills": u["kills"],
+        "deaths": u["deaths"],
+    }

@@ -67,6 +67,7 @@ from edgefinder.esports.simecon import (
     _buy_class,
     concat_parts,
     round_income,
+    unit_columns,
     weapons,
 )
 from edgefinder.jsonsafe import jsonable
@@ -493,19 +494,7 @@ def _units_frame(
     """One row per (round, team): what the database should hold once everything is ingested."""
     df = pd.DataFrame(
         {
-            "match_id": match_ids[u["m"]],
-            "round_no": u["r"],
-            "team_id": tid[u["m"], u["t"]],
-            "side": np.where(u["attack"], "attack", "defense"),
-            "bank_start": u["bank_start"],
-            "loadout_value": u["loadout"],
-            "opp_loadout_value": u["opp_loadout"],
-            "bank_end": u["bank_end"],
-            "round_win": u["won"].astype(int),
-            "econ_delta": u["bank_end"] - u["bank_start"],
-            "site_executed": u["executed"].astype(int),
-            "kills": u["kills"],
-            "deaths": u["deaths"],
+            **unit_columns(u, match_ids, tid),
             # the latent confounder: never ingested, kept for the tests' and the truth's use
             "strength": u["strength"],
         }

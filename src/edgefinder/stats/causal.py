@@ -24,8 +24,9 @@ econ_delta); propensities are probabilities.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,7 @@ from edgefinder.stats._common import (
 )
 
 __all__ = [
+    "EffectResult",
     "LinearEffectResult",
     "PropensityResult",
     "compute_propensity",
@@ -336,6 +338,55 @@ def _fold_ids(
     return folds
 
 
+@dataclass(frozen=True)
+class EffectResult(Mapping[str, Any]):
+    """An AIPW effect estimate: the headline figures as attributes, every figure by name.
+
+    ``n`` rows used, ``estimate`` (the AIPW ATE; probability points for a 0/1 outcome, inside
+    [-1, 1]), ``ci_low``/``ci_high`` its 95% CI, ``p_value``, ``se``, ``reason`` why there is no
+    estimate (None when there is). Reading it like a dict (``res["ate"]``, ``res.get("mu1")``)
+    gives every figure the estimator computed, under the names of its docstring.
+    """
+
+    n: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    se: float
+    reason: str | None
+    figures: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, figures: dict[str, Any]) -> EffectResult:
+        """Wrap the estimator's figures (keys ``n``, ``ate``, ``ate_ci``, ``ate_p_value``, …)."""
+        lo, hi = figures.get("ate_ci", (float("nan"), float("nan")))
+        return cls(
+            n=int(figures.get("n", 0)),
+            estimate=float(figures.get("ate", float("nan"))),
+            ci_low=float(lo),
+            ci_high=float(hi),
+            p_value=float(figures.get("ate_p_value", float("nan"))),
+            se=float(figures.get("ate_se", float("nan"))),
+            reason=figures.get("reason"),
+            figures=MappingProxyType(dict(figures)),
+        )
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """The 95% CI as a pair."""
+        return (self.ci_low, self.ci_high)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.figures[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.figures)
+
+    def __len__(self) -> int:
+        return len(self.figures)
+
+
 def _nan_effect() -> dict[str, Any]:
     nan2 = (float("nan"), float("nan"))
     return {
@@ -553,7 +604,7 @@ def propensity_adjusted_effect(
     min_group_n: int = DEFAULT_MIN_GROUP_N,
     propensity: PropensityResult | None = None,
     groups: object | None = None,
-) -> dict[str, Any]:
+) -> EffectResult:
     """Effect of a binarized treatment on an outcome, adjusted for pre-treatment ``covariates``.
 
     Treatment: a 0/1 column is used as is; otherwise T = value > ``threshold`` (default: the
@@ -569,7 +620,7 @@ def propensity_adjusted_effect(
     unit-constant ones. ``groups`` (a cluster label per row of ``df``): folds never split a cluster,
     and every standard error sums the influence values by cluster (CIs and p-values on t(G-1)).
 
-    Returns a dict: ``ate`` (AIPW), ``ate_se``, ``ate_ci`` (95%, influence function), ``ate_p_value``
+    Returns an :class:`EffectResult` (attributes n, estimate, ci, p_value, se, reason; read like a dict for every figure): ``ate`` (AIPW), ``ate_se``, ``ate_ci`` (95%, influence function), ``ate_p_value``
     (two-sided z, or t(G-1) with ``groups``), ``ipw_ate`` (Hájek), ``ipw_se``, ``ipw_ci``, ``naive_ate``
     (difference in means), ``naive_ci`` (Welch; clustered influence function with ``groups``),
     ``naive_p_value``, ``mu1``/``mu0`` (AIPW arm means) and ``rr``/``rr_ci`` (their ratio, for
@@ -608,7 +659,7 @@ def propensity_adjusted_effect(
         result.update(_nan_effect())
         result["exploratory"] = True
         result["reason"] = reason
-        return result
+        return EffectResult.of(result)
 
     if propensity is None:
         frame = design.copy()
@@ -637,7 +688,7 @@ def propensity_adjusted_effect(
         result["clip"] = ps.clip
     forest = _forest_kwargs(seed, n_estimators, min_samples_leaf, max_samples, n_jobs)
     result.update(_aipw_core(design, t, y, ps, codes, _outcome_estimator(outcome_model, forest)))
-    return result
+    return EffectResult.of(result)
 
 
 #: Suffix of the Mundlak columns: a unit's mean of a covariate (or of the treatment) over its rows.
@@ -696,7 +747,7 @@ def within_unit_effect(
     min_clusters: int = DEFAULT_MIN_CLUSTERS,
     unit_mean_covariates: Sequence[str] | None = None,
     with_balance: bool = True,
-) -> dict[str, Any]:
+) -> EffectResult:
     """Within-unit AIPW: the effect of a binarized treatment comparing each unit only with itself.
 
     A *unit* (``unit_col``, e.g. a team in one match) is what an unmeasured confounder is constant
@@ -778,7 +829,7 @@ def within_unit_effect(
         result.update(_nan_effect())
         result["exploratory"] = True
         result["reason"] = reason
-        return result
+        return EffectResult.of(result)
     mean_cols = None
     if unit_mean_covariates is not None:
         unknown = [c for c in unit_mean_covariates if c not in covariates]
@@ -821,7 +872,7 @@ def within_unit_effect(
         with_balance=with_balance,
     )
     result.update(core)
-    return result
+    return EffectResult.of(result)
 
 
 @dataclass(frozen=True)
@@ -873,6 +924,7 @@ def within_linear_effect(
     unit_col: str,
     cluster_col: str,
     min_clusters: int = DEFAULT_MIN_CLUSTERS,
+    min_group_n: int = DEFAULT_MIN_GROUP_N,
 ) -> LinearEffectResult:
     """Within-unit (fixed-effects) linear probability model of ``outcome_col`` on a count.
 
@@ -881,7 +933,8 @@ def within_linear_effect(
     cluster-robust standard errors by ``cluster_col`` (the match), t with G - 1 df. Rows with a
     missing value are dropped. A covariate without variation inside units, or collinear with the
     others, is left out and named in ``dropped``; a treatment without it gives a result with
-    ``reason`` "not estimable: …" and NaN figures, never an exception.
+    ``reason`` "not estimable: …" and NaN figures, never an exception. ``exploratory``: fewer than
+    ``min_clusters`` clusters or fewer than ``min_group_n`` rows with a non-zero treatment.
     """
     cols = [treatment_col, outcome_col, *covariates]
     for col in (*cols, unit_col, cluster_col):
@@ -941,5 +994,6 @@ def within_linear_effect(
         n_clusters=g,
         covariates=kept,
         dropped=dropped,
-        exploratory=g < min_clusters,
+        # few clusters, or few rows that show the treatment at all: the t approximation is weak
+        exploratory=g < min_clusters or int((data[treatment_col] != 0).sum()) < min_group_n,
     )
