@@ -44,7 +44,7 @@ from edgefinder.stats.multiple import multiple_test_correction
 #: Seconds after an action over which its team's win probability change is read.
 HORIZON_S = 10.0
 #: Seconds between the reference points of the matched counterfactual.
-REFERENCE_GRID_S = 2.0
+REFERENCE_GRID_S = 5.0
 #: Width (seconds of round time) of the time bins of the matching strata.
 TIME_BIN_S = 15.0
 ACTION_VALUE_COLUMNS: tuple[str, ...] = (
@@ -75,13 +75,16 @@ _KEY = ["match_id", "round_no"]
 class ActionValueParams:
     """``horizon_s``, ``grid_s``, ``time_bin_s`` (seconds, see the module docstring); ``min_n``:
     fewest actions of a side or map stratum to report it; ``max_actions``: actions per intent
-    (a seeded sample above it, to bound the time); ``seed``; ``alpha``: level of the CIs is 1-alpha."""
+    and ``max_reference_rounds``: rounds read for the counterfactual (seeded samples above them,
+    to bound the time: the model's predictions are the cost); ``seed``; ``alpha``: the CIs' level
+    is 1 - alpha."""
 
     horizon_s: float = HORIZON_S
     grid_s: float = REFERENCE_GRID_S
     time_bin_s: float = TIME_BIN_S
     min_n: int = 30
-    max_actions: int = 50_000
+    max_actions: int = 5_000
+    max_reference_rounds: int = 2_000
     seed: int = 0
     alpha: float = 0.05
 
@@ -172,7 +175,11 @@ def per_action_values(
         )
     acts = pd.concat(parts, ignore_index=True)
     valued = _delta(model, tl, acts, params)
-    ref = _delta(model, tl, _grid(tl.rounds, params.grid_s), params)
+    ref_rounds = tl.rounds
+    if len(ref_rounds) > params.max_reference_rounds:
+        pick = rng.choice(len(ref_rounds), params.max_reference_rounds, replace=False)
+        ref_rounds = ref_rounds.iloc[np.sort(pick)]
+    ref = _delta(model, tl, _grid(ref_rounds, params.grid_s), params)
     base = ref.groupby("stratum")["delta"].mean()
     # a stratum no reference point visited: the model alone is the counterfactual (m = 0)
     m = valued["stratum"].map(base).fillna(0.0).to_numpy()
