@@ -87,6 +87,11 @@ def test_top_correlations_ordered_by_q_then_abs_effect(client: TestClient) -> No
     assert all(
         row["significant"] == (row["q_value"] is not None and row["q_value"] < 0.05) for row in rows
     )
+    # outcome mechanisms (kills, plant -> site executed, defuse) are never ranked, only listed apart
+    apart = body["outcome_mechanisms"]
+    assert not any(row["outcome_mechanism"] for row in rows)
+    assert apart and all(row["outcome_mechanism"] for row in apart)
+    assert {"kills", "plant_count", "defuse_count"} <= {row["feature"] for row in apart}
 
 
 def test_top_correlations_filters(client: TestClient) -> None:
@@ -436,8 +441,8 @@ def test_postgres_advisory_lock_and_api_on_postgres(pg_url: str) -> None:
         assert run["status"] == "succeeded"
         stale = client.get(f"{API}/runs/{held.run_id}").json()
         assert stale["status"] == "failed" and stale["error"].startswith("abandoned")
-        rows = client.get(f"{API}/top-correlations", params={"limit": 1000}).json()["results"]
-        assert len(rows) == run["n_tests"]
+        top = client.get(f"{API}/top-correlations", params={"limit": 1000}).json()
+        assert len(top["results"]) + len(top["outcome_mechanisms"]) == run["n_tests"]
         engine.dispose()
         other.dispose()
 

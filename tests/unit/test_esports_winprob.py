@@ -18,7 +18,7 @@ retreat values are 0 by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -129,7 +129,7 @@ def peek_share(own: int, opp: int) -> float:
     return MIX["peek"] * (1 - RETREAT_SHIFT if opp - own >= 2 else 1.0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def true_wp(a: int, b: int) -> float:
     """P(attackers win | a, b): competing fights (natural ones, and peek-started ones of each side)."""
     if b == 0:

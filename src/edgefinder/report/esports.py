@@ -29,7 +29,8 @@ from sqlalchemy import Engine, func, inspect, select
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES
 from edgefinder.esports.alerts import alert_payload
-from edgefinder.esports.queries import latest_succeeded_run
+from edgefinder.esports.queries import latest_succeeded_run, run_action_values
+from edgefinder.esports.winprob.store import latest_models
 from edgefinder.jsonsafe import jsonable
 from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import (
@@ -314,7 +315,9 @@ def esports_data(
         alert_rows = conn.execute(
             select(alerts).where(alerts.c.run_id == run.run_id).order_by(alerts.c.id)
         ).all()
+        values = run_action_values(conn, run.run_id)
     causal, balance = _causal(rows)
+    models = latest_models(engine)
     return jsonable(
         {
             "available": True,
@@ -324,6 +327,16 @@ def esports_data(
             "effects": _effects(rows),
             "causal": causal,
             "balance": balance,
+            "action_values": values[values["stratum"] == "all"].to_dict(orient="records"),
+            "winprob": [
+                {
+                    "game": m.game,
+                    "model_version": m.model_version,
+                    "ece": m.metrics["ece"]["estimate"],
+                    "reliability": (m.details or {}).get("reliability") or [],
+                }
+                for m in models.values()
+            ],
             "alerts": [
                 {
                     k: v
