@@ -90,7 +90,7 @@ def e2e(
         settings = Settings(
             database_url=url, api_token=TOKEN, redis_url=redis_url, redis_prefix=prefix
         )
-        from edgefinder.esports.api import create_app
+        from edgefinder.app import create_app
 
         # with a broker configured, POST /run-analysis queues the run for a Celery worker
         tmp = tmp_path_factory.mktemp("e2e-worker")

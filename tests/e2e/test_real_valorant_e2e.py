@@ -82,7 +82,7 @@ def run(pg_url: str, shared_dir: Path):
         )
         assert out.exit_code == 0, out.output
         settings = Settings(database_url=url, api_token=TOKEN)
-        from edgefinder.esports.api import create_app
+        from edgefinder.app import create_app
 
         with TestClient(create_app(settings)) as api:
             r = api.post(

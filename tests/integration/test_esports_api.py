@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy.engine import make_url
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.esports.api import _check_token, create_app
+from edgefinder.app import create_app
+from edgefinder.esports.api import _check_token
 from edgefinder.esports.jobs import JobAlreadyRunning, JobParams, acquire_run, run_correlation_job
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units

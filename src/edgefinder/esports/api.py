@@ -1,7 +1,9 @@
-"""FastAPI service of the esports analytics: ``/api/v1/analytics/...`` and ``/metrics``.
+"""Routes of the esports analytics (``/api/v1/analytics/...``) and the scrape-time gauges of ``/metrics``.
 
-``create_app(settings)`` builds the application ``edgefinder serve`` runs with uvicorn; OpenAPI docs
-are at ``/docs`` (schema at ``/openapi.json``). Every response model carries ``purpose``
+:func:`edgefinder.app.create_app` joins this router with the win-probability routes, the report and
+the error contract into the application ``edgefinder serve`` runs; OpenAPI docs are at ``/docs``
+(schema at ``/openapi.json``). App state and dependencies: :mod:`edgefinder.esports.api_deps`;
+the shared read queries: :mod:`edgefinder.esports.queries`. Every response model carries ``purpose``
 ("research/ops") and the no-betting ``disclaimer``. Player identifiers never appear: results are per
 (round, team) aggregates and the summary only counts rows.
 
@@ -16,8 +18,8 @@ background thread of this process. A second request while a run is queued or run
 
 Alerts (``GET /alerts``, ``POST /alerts/{id}/ack``), the latest run's feature frame as Parquet
 (``GET /export/features.parquet``) and the scrape-time metrics of
-:mod:`edgefinder.esports.monitoring` are served here too, and the HTML report of both pipelines
-(``GET /report``, its data under ``/api/v1/report``: :mod:`edgefinder.report.api`).
+:mod:`edgefinder.esports.monitoring` are served here too; the HTML report of both pipelines
+(``GET /report``, its data under ``/api/v1/report``) is :mod:`edgefinder.report.api`.
 """
 
 from __future__ import annotations
@@ -28,17 +30,14 @@ import threading
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
     Gauge,
-    generate_latest,
 )
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Engine, desc, func, select, update
+from sqlalchemy import ColumnElement, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
@@ -49,7 +48,6 @@ from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
 from edgefinder.esports.api_deps import AppState as _State
 from edgefinder.esports.api_deps import app_state as _state
 from edgefinder.esports.api_deps import aware as _aware
-from edgefinder.esports.api_winprob import router as winprob_router
 from edgefinder.esports.jobs import (
     COVARIATE_EFFECTS,
     QUEUED_EXPIRES_S,
@@ -63,15 +61,12 @@ from edgefinder.esports.jobs import (
 from edgefinder.esports.monitoring import stream_groups
 from edgefinder.esports.queries import latest_succeeded_run
 from edgefinder.esports.web import (
-    SERVER_ERROR,
     ErrorOut,
     Tagged,
-    install_error_contract,
     unreachable,
 )
 from edgefinder.jsonsafe import finite_or_none
-from edgefinder.report.api import router as report_router
-from edgefinder.settings import Settings, get_settings
+from edgefinder.settings import Settings
 from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import (
     alerts,
@@ -86,7 +81,7 @@ from edgefinder.store.tables import (
     run_features,
 )
 
-__all__ = ["create_app", "router"]
+__all__ = ["refresh_gauges", "router"]
 
 PARQUET = "application/vnd.apache.parquet"
 
@@ -784,7 +779,7 @@ def health(request: Request) -> Any:
     return body
 
 
-def _refresh_gauges(st: _State) -> None:
+def refresh_gauges(st: _State) -> None:
     """Scrape-time values: stored dead letters and runs, last-run age, consumer lag of the streams."""
     try:
         with st.engine.connect() as conn:
@@ -818,42 +813,3 @@ def _refresh_gauges(st: _State) -> None:
                 ingest_metrics.CONSUMER_PENDING.labels(stream=name).set(g["pending"])
     except Exception:
         pass
-
-
-# --------------------------------------------------------------------------------- app
-
-
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """The FastAPI application: the analytics and report routers, /metrics, /docs and the error
-    contract of :mod:`edgefinder.esports.web` (request ids, 4xx/500/503)."""
-    settings = settings or get_settings()
-    app = FastAPI(
-        title="edgefinder analytics",
-        version=__version__,
-        description=(
-            "Esports macro-strategy correlation analytics. Purpose: research/ops. " + DISCLAIMER
-        ),
-        responses={500: SERVER_ERROR},
-    )
-    app.state.analytics = _State(settings, engine)
-    app.include_router(router)
-    app.include_router(winprob_router)
-    app.include_router(report_router)
-
-    @app.get(
-        "/metrics",
-        include_in_schema=True,
-        tags=["ops"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
-    )
-    def metrics(request: Request) -> Response:
-        st = _state(request)
-        _refresh_gauges(st)
-        return Response(
-            generate_latest(REGISTRY) + generate_latest(st.metrics), media_type=CONTENT_TYPE_LATEST
-        )
-
-    install_error_contract(app)
-    return app
