@@ -213,11 +213,11 @@ def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
     assert r["ci_low"] <= true_ate <= r["ci_high"], (true_ate, r["ci_low"], r["ci_high"])
     lo, hi = d["naive_ci"]
     print(
-        f"\n{conf['feature']}: true ATE {true_ate:+.4f}; AIPW {r['effect']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]; "
+        f"\n{conf['feature']}: true ATE {true_ate:+.4f}; AIPW {r['estimate']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]; "
         f"IPW {d['ipw']:+.4f}; naive {d['naive']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
     )
     assert not lo <= true_ate <= hi, (true_ate, lo, hi)
-    assert d["naive"] > r["effect"] > 0  # confounding inflates the naive difference
+    assert d["naive"] > r["estimate"] > 0  # confounding inflates the naive difference
     # adjusted only for pre-round covariates, with balance reported
     assert set(d["adjusted_for"]) == set(COVARIATES)
     assert d["max_abs_smd_after"] < d["max_abs_smd_before"]
@@ -227,7 +227,7 @@ def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
 def test_causal_effects_endpoint_serves_verdicts_for_every_intent(e2e) -> None:
     body = e2e["causal"]
     assert body["run_id"] == e2e["run"]["run_id"] and body["count"] == len(COUNT_FEATURES)
-    by_feature = {e["feature"]: e for e in body["effects"]}
+    by_feature = {e["feature"]: e for e in body["results"]}
     for p in e2e["sim"].truth["planted_effects"]:
         if p["outcome"] != "round_win":
             continue

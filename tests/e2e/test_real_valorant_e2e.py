@@ -150,9 +150,9 @@ def test_opening_kill_team_wins_71_percent_and_is_significant(run) -> None:
     p1, p0, p = w1 / n1, w0 / n0, 887 / (2 * 887)
     q = n1 / (n1 + n0)
     r_expected = (p1 - p0) * (q * (1 - q)) ** 0.5 / (p * (1 - p)) ** 0.5
-    assert pb["effect"] == pytest.approx(r_expected, abs=1e-9)
+    assert pb["estimate"] == pytest.approx(r_expected, abs=1e-9)
     print(
-        f"\nopening kill: {won}/{total} = {won / total:.1%}; r = {pb['effect']:+.3f} "
+        f"\nopening kill: {won}/{total} = {won / total:.1%}; r = {pb['estimate']:+.3f} "
         f"[{pb['ci_low']:+.3f}, {pb['ci_high']:+.3f}], q = {pb['q_value']:.2g}"
     )
 
@@ -162,9 +162,9 @@ def test_loadout_advantage_is_a_significant_positive_covariate_effect(run) -> No
     lr = rows["logistic"]
     assert lr["details"]["kind"] == "covariate" and lr["details"]["adjusted_for"] == ["side"]
     assert lr["significant"] and lr["direction"] == "positive" and lr["ci_low"] > 0
-    assert rows["point_biserial"]["significant"] and rows["point_biserial"]["effect"] > 0
+    assert rows["point_biserial"]["significant"] and rows["point_biserial"]["estimate"] > 0
     print(
-        f"\nloadout advantage: log-OR/SD {lr['effect']:+.3f} [{lr['ci_low']:+.3f}, {lr['ci_high']:+.3f}], "
+        f"\nloadout advantage: log-OR/SD {lr['estimate']:+.3f} [{lr['ci_low']:+.3f}, {lr['ci_high']:+.3f}], "
         f"OR/SD {lr['details']['odds_ratio_per_sd']:.2f}, q = {lr['q_value']:.2g}, n = {lr['n']}"
     )
 
@@ -181,7 +181,7 @@ def test_derived_intents_fill_the_intent_table(run) -> None:
         assert (
             r["ci_low"] is not None
             and r["ci_high"] is not None
-            and r["ci_low"] <= r["effect"] <= r["ci_high"]
+            and r["ci_low"] <= r["estimate"] <= r["ci_high"]
         ), r
         assert r["n"] > 0
     # plant is an attacker-only act: estimated on attacking team-rounds (positivity)
@@ -190,12 +190,12 @@ def test_derived_intents_fill_the_intent_table(run) -> None:
     assert plant["n"] + plant["details"]["rows_dropped"] == 887 and plant["details"][
         "population"
     ].startswith("attack")
-    assert aipw["peek_count"]["effect"] is None  # no rule derives peek
+    assert aipw["peek_count"]["estimate"] is None  # no rule derives peek
     print("\nintent table (within-match AIPW ATE on round win, probability points):")
     for intent in DERIVED:
         r = aipw[f"{intent}_count"]
         print(
-            f"  {intent:8s} {r['effect']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] q={r['q_value']:.2g}"
+            f"  {intent:8s} {r['estimate']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] q={r['q_value']:.2g}"
         )
 
 

@@ -80,7 +80,7 @@ def test_top_correlations_ordered_by_q_then_abs_effect(client: TestClient) -> No
     rows = body["results"]
     assert body["count"] == len(rows) > 100
     keys = [
-        (row["q_value"] if row["q_value"] is not None else 2.0, -abs(row["effect"] or 0.0))
+        (row["q_value"] if row["q_value"] is not None else 2.0, -abs(row["estimate"] or 0.0))
         for row in rows
     ]
     assert keys == sorted(keys)
@@ -125,7 +125,7 @@ def test_by_feature_and_404(client: TestClient) -> None:
 def test_causal_effects_serve_verdicts_and_refutation_figures(client: TestClient) -> None:
     body = client.get(f"{API}/causal-effects").json()
     _tagged(body)
-    effects = body["effects"]
+    effects = body["results"]
     assert body["count"] == len(effects) == 9 and {e["method"] for e in effects} == {"aipw_within"}
     for e in effects:
         assert (
@@ -138,7 +138,7 @@ def test_causal_effects_serve_verdicts_and_refutation_figures(client: TestClient
             assert {"placebo", "random_common_cause", "subset", "e_value"} <= set(e["refutations"])
             assert e["e_value"] >= e["e_value_ci"] > 1.0
     some = effects[0]["verdict"]
-    filtered = client.get(f"{API}/causal-effects", params={"verdict": some}).json()["effects"]
+    filtered = client.get(f"{API}/causal-effects", params={"verdict": some}).json()["results"]
     assert filtered and all(e["verdict"] == some for e in filtered)
     assert client.get(f"{API}/causal-effects", params={"verdict": "maybe"}).status_code == 422
 

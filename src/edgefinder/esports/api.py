@@ -124,7 +124,7 @@ class CorrelationOut(Tagged):
     method: str
     n: int
     statistic: float | None
-    effect: float | None = Field(
+    estimate: float | None = Field(
         description="the estimate: r, rho, Cramér's V, log odds ratio per SD, or ATE (probability points)"
     )
     ci_low: float | None
@@ -179,7 +179,7 @@ class CausalEffectList(Tagged):
     run_finished_at: datetime | None
     count: int
     message: str | None = None
-    effects: list[CausalEffectOut]
+    results: list[CausalEffectOut]
 
 
 class CorrelationList(Tagged):
@@ -328,7 +328,9 @@ _latest_run = latest_succeeded_run
 def _corr_out(row: Any) -> CorrelationOut:
     m = dict(row._mapping)
     m.pop("created_at", None)
-    for k in ("statistic", "effect", "ci_low", "ci_high", "p_value", "q_value"):
+    # the stored column is `effect`; every answer of the API calls a point estimate `estimate`
+    m["estimate"] = m.pop("effect", None)
+    for k in ("statistic", "estimate", "ci_low", "ci_high", "p_value", "q_value"):
         m[k] = finite_or_none(m.get(k))  # rows written before NaN was mapped to NULL
     m["purpose"] = m.get("purpose") or PURPOSE
     return CorrelationOut(**m)
@@ -381,7 +383,7 @@ _ERRORS = {
     "/top-correlations",
     response_model=CorrelationList,
     responses={k: _ERRORS[k] for k in (422, 503)},
-    summary="Strongest results of the latest run, by q then |effect|; outcome mechanisms apart",
+    summary="Strongest results of the latest run, by q then |estimate|; outcome mechanisms apart",
 )
 def top_correlations(
     request: Request,
@@ -420,7 +422,7 @@ def causal_effects(
     where += [c.outcome == outcome] if outcome else []
     where += [c.verdict == verdict] if verdict else []
     res = _latest_results(_state(request), where)
-    effects = []
+    effects: list[CausalEffectOut] = []
     for r in res.results:
         d = r.details or {}
         effects.append(
@@ -429,7 +431,7 @@ def causal_effects(
                 outcome=r.outcome,
                 method=r.method,
                 n=r.n,
-                estimate=r.effect,
+                estimate=r.estimate,
                 ci_low=r.ci_low,
                 ci_high=r.ci_high,
                 p_value=r.p_value,
@@ -449,7 +451,7 @@ def causal_effects(
         run_finished_at=res.run_finished_at,
         count=len(effects),
         message=res.message,
-        effects=effects,
+        results=effects,
     )
 
 
