@@ -16,12 +16,22 @@ runs
   match (``aipw_within``: :func:`~edgefinder.stats.causal.within_unit_effect`, Mundlak terms,
   cross-fitted and clustered by match), beside the naive between-team AIPW on the same covariates
   (``aipw_naive``, comparison only: outside the BH family, never significant),
+* for every intent's opening-phase count (signals before the round's first kill), the
+  exposure-aware round-level effect on ``round_win`` (``opening_within``, per opening signal, within
+  a team's match: :mod:`edgefinder.esports.exposure`),
 * a Benjamini-Hochberg correction over all other tests of the run (q-values),
 * the refutation checks (placebo, random common cause, half of the matches) of the significant
   within-match effects (``JobParams.refute='all'``: of every one) and each effect's verdict (``correlation_results.verdict``: robust, fragile, not
   significant), with E-values,
 
 and writes one ``analysis_runs`` row and all its ``correlation_results`` rows in one transaction.
+Rows whose feature is the outcome by the rules of the game carry ``outcome_mechanism`` = true
+(:mod:`edgefinder.esports.mechanisms`) and are never top findings.
+
+Layout: the battery of tests is :mod:`edgefinder.esports.battery` (:func:`compute_results`), the
+row shape and :class:`JobParams` :mod:`edgefinder.esports.resultrows`, the run lock and queue
+:mod:`edgefinder.esports.runs`; this module runs and stores a job and re-exports their public
+names, so callers import them from here as before.
 
 Populations: ``site_executed`` is analysed on attacking team-rounds only (defenders never execute a
 site, so the outcome has no variation on defense and ``side`` would separate it perfectly); the
