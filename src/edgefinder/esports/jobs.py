@@ -23,8 +23,12 @@ runs
 * the refutation checks (placebo, random common cause, half of the matches) of the significant
   within-match effects (``JobParams.refute='all'``: of every one) and each effect's verdict (``correlation_results.verdict``: robust, fragile, not
   significant), with E-values,
+* the second design (``JobParams.action_values``, :mod:`edgefinder.esports.design`): the round
+  win-probability model of each game fit and stored, every action valued in win-probability points,
+  and one verdict per intent from both designs (in the run's ``summary.verdicts``),
 
-and writes one ``analysis_runs`` row and all its ``correlation_results`` rows in one transaction.
+and writes one ``analysis_runs`` row and all its ``correlation_results`` and ``action_values`` rows
+in one transaction.
 Rows whose feature is the outcome by the rules of the game carry ``outcome_mechanism`` = true
 (:mod:`edgefinder.esports.mechanisms`) and are never top findings.
 
