@@ -29,16 +29,13 @@ CS never share a model.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, func, select
 
-from edgefinder.esports.aggregate import _resolved_actions, add_pre_round_state
-from edgefinder.store.engine import make_engine
+from edgefinder.esports.aggregate import _connection, _resolved_actions, add_pre_round_state
 from edgefinder.store.tables import (
     kills,
     match_players,
@@ -116,22 +113,6 @@ class RoundTimelines:
         return [g for g in GAMES if g in present]
 
 
-@contextmanager
-def _conn(source: Engine | Connection | str) -> Iterator[Connection]:
-    if isinstance(source, Connection):
-        yield source
-    elif isinstance(source, Engine):
-        with source.connect() as c:
-            yield c
-    else:
-        eng = make_engine(source)
-        try:
-            with eng.connect() as c:
-                yield c
-        finally:
-            eng.dispose()
-
-
 def _frame(conn: Connection, stmt) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     res = conn.execute(stmt)
     return pd.DataFrame([tuple(r) for r in res.fetchall()], columns=list(res.keys()))
@@ -156,7 +137,7 @@ def _buy_tiers(conn: Connection) -> pd.DataFrame:
 
 def load_timelines(source: Engine | Connection | str) -> RoundTimelines:
     """Read the finished rounds, their kills and plants from the database (any back end)."""
-    with _conn(source) as conn:
+    with _connection(source) as conn:
         rnd = _frame(
             conn,
             select(
@@ -223,26 +204,15 @@ def build_timelines(
     teams = teams.merge(sizes, on=["match_id", "team_id"], how="left")
     teams["size"] = pd.to_numeric(teams["size"]).fillna(DEFAULT_TEAM_SIZE)
     cols = ["match_id", "round_no", "team_id", "bank_start", "loadout_value", "tier", "size"]
-    att = teams.loc[teams["side"] == "attack", cols]
-    dfn = teams.loc[teams["side"] == "defense", cols]
-    att = att.drop_duplicates(_KEY).rename(
-        columns={
-            "team_id": "attacker",
-            "bank_start": "att_bank",
-            "loadout_value": "att_equip",
-            "tier": "att_tier",
-            "size": "att_size",
-        }
-    )
-    dfn = dfn.drop_duplicates(_KEY).rename(
-        columns={
-            "team_id": "defender",
-            "bank_start": "def_bank",
-            "loadout_value": "def_equip",
-            "tier": "def_tier",
-            "size": "def_size",
-        }
-    )
+
+    def side(name: str, prefix: str, role: str) -> pd.DataFrame:
+        names = {"team_id": role, "bank_start": "bank", "loadout_value": "equip"}
+        renamed = {c: f"{prefix}_{names.get(c, c)}" for c in cols[3:]}
+        renamed["team_id"] = role
+        return teams.loc[teams["side"] == name, cols].drop_duplicates(_KEY).rename(columns=renamed)
+
+    att = side("attack", "att", "attacker")
+    dfn = side("defense", "def", "defender")
     r = rnd.merge(att, on=_KEY).merge(dfn, on=_KEY)
     r = r[(r["winner"] == r["attacker"]) | (r["winner"] == r["defender"])].copy()
     for c in ("att_bank", "def_bank", "att_equip", "def_equip", "att_tier", "def_tier"):
@@ -374,7 +344,7 @@ def load_actions(source: Engine | Connection | str) -> pd.DataFrame:
     """Every motion signal with its round and team resolved: ``match_id``, ``round_no``,
     ``team_id``, ``ts`` (game seconds), ``intent`` (the resolution rule of the feature frame)."""
     ra = _resolved_actions()
-    with _conn(source) as conn:
+    with _connection(source) as conn:
         return _frame(
             conn,
             select(ra.c.match_id, ra.c.round_no, ra.c.team_id, ra.c.ts, ra.c.intent),
