@@ -153,8 +153,10 @@ def test_planted_effects_are_significant_with_the_right_sign(e2e) -> None:
     assert top.status_code == 200
     body = top.json()
     assert body["purpose"] == "research/ops" and body["run_id"] == e2e["run"]["run_id"]
-    rows = body["results"]
+    # plant -> site executed is an outcome mechanism: reported apart, never ranked
+    rows = body["results"] + body["outcome_mechanisms"]
     assert rows and all(r["significant"] and r["q_value"] < 0.05 for r in rows)
+    assert all(r["feature"].startswith("plant") for r in body["outcome_mechanisms"])
     for p in e2e["sim"].truth["planted_effects"]:
         pair = [r for r in rows if r["feature"] == p["feature"] and r["outcome"] == p["outcome"]]
         want = "positive" if p["sign"] > 0 else "negative"

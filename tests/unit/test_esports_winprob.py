@@ -287,19 +287,26 @@ def test_action_values_recover_the_planted_peek_and_nothing_else(seed: int) -> N
     assert (per_intent["n"] > 0).all()
 
 
+@pytest.mark.slow
 def test_null_intents_are_rarely_significant_across_seeds() -> None:
-    """Advance, hold and retreat (retreat follows a lost position) have no value: at most one
-    of the 15 (intent, seed) pairs may reach q < 0.05 (5 % each would allow ~0.75)."""
-    hits = 0
+    """Advance, hold and retreat (retreat follows a lost position) have no value. BH runs over the
+    intents of one season, so a false call shows up as a season with a null intent at q < 0.05: at
+    most one season of five may have one (under the global null each season has about a 5 % chance,
+    more with the peek in the family). Measured over seeds 21-30: one season (23: hold q 0.046,
+    retreat q 0.013), estimates between -0.009 and +0.007 with mixed signs."""
+    seasons_with_a_false_call = 0
     for seed in range(21, 26):
         sim = simulate_rounds(40, 12, seed)
         tl = build_timelines(*sim.tables)
         values = per_action_values(TrueModel(), tl, sim.actions, ActionValueParams(seed=seed))  # type: ignore[arg-type]
         per_intent = verdict_input(summarize_values(values)).set_index("intent")
-        hits += int((per_intent.loc[["advance", "hold", "retreat"], "q_value"] < 0.05).sum())
-    assert hits <= 1
+        nulls = per_intent.loc[["advance", "hold", "retreat"]]
+        seasons_with_a_false_call += int((nulls["q_value"] < 0.05).any())
+        assert (nulls["estimate"].abs() < 0.015).all(), nulls
+    assert seasons_with_a_false_call <= 1
 
 
+@pytest.mark.slow
 def test_fitted_model_beats_the_baseline_and_values_the_peek() -> None:
     """The whole chain on the simulation: a model fitted on early matches, judged on later ones,
     then the action values with that model: the peek found with the right sign."""
