@@ -156,7 +156,6 @@ def test_planted_effects_are_significant_with_the_right_sign(e2e) -> None:
     # plant -> site executed is an outcome mechanism: reported apart, never ranked
     rows = body["results"] + body["outcome_mechanisms"]
     assert rows and all(r["significant"] and r["q_value"] < 0.05 for r in rows)
-    assert all(r["feature"].startswith("plant") for r in body["outcome_mechanisms"])
     for p in e2e["sim"].truth["planted_effects"]:
         pair = [r for r in rows if r["feature"] == p["feature"] and r["outcome"] == p["outcome"]]
         want = "positive" if p["sign"] > 0 else "negative"
