@@ -75,8 +75,9 @@ def latest_models(engine: Engine, *, with_model: bool = False) -> dict[str, Stor
     latest: dict[str, dict[str, Any]] = {}
     with engine.connect() as conn:
         rows = conn.execute(
+            # SQLite keeps created_at to the second: within one, the k of "{game}-{k}" orders
             select(*(c for c in t.c if c.name != "model")).order_by(
-                t.c.created_at, t.c.model_version
+                t.c.created_at, func.length(t.c.model_version), t.c.model_version
             )
         ).mappings()
         for r in rows:
