@@ -66,3 +66,13 @@ def test_awpy_maps_get_a_scored_model_and_action_values(shared_dir: Path, sqlite
             continue  # a defuse starts at most once a round, often on its last tick: few to value
         assert np.isfinite(r["ci_low"]) and np.isfinite(r["ci_high"]), (intent, r.to_dict())
         assert r["ci_low"] <= r["estimate"] <= r["ci_high"] and r["n"] > 0
+
+    # the command prints the same evaluation, as a second stored version
+    shown = CliRunner().invoke(
+        app, ["--database-url", sqlite_url, "esports", "winprob", "fit", "--no-values"]
+    )
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert "Round win probability, cs (model cs-2)" in text
+    assert f"{m.log_loss.estimate:.4f} [{m.log_loss.ci_low:.4f}, {m.log_loss.ci_high:.4f}]" in text
+    assert f"{b.brier.estimate:.4f}" in text
