@@ -274,13 +274,57 @@ CREATE UNIQUE INDEX uq_dead_letters_source_entry_id ON dead_letters (source, ent
 
 UPDATE alembic_version SET version_num='0004' WHERE alembic_version.version_num = '0003';
 
--- Running upgrade 0004 -> 0007
+-- Running upgrade 0004 -> 0005
+
+ALTER TABLE correlation_results ADD COLUMN outcome_mechanism BOOLEAN DEFAULT false NOT NULL;
+
+UPDATE alembic_version SET version_num='0005' WHERE alembic_version.version_num = '0004';
+
+-- Running upgrade 0005 -> 0006
+
+CREATE TABLE winprob_models (
+    model_version VARCHAR(64) NOT NULL, 
+    game VARCHAR(16) NOT NULL, 
+    created_at TIMESTAMP WITH TIME ZONE DEFAULT now() NOT NULL, 
+    n_rounds INTEGER NOT NULL, 
+    n_matches INTEGER NOT NULL, 
+    metrics JSONB NOT NULL, 
+    baseline_metrics JSONB NOT NULL, 
+    details JSONB, 
+    model BYTEA NOT NULL, 
+    CONSTRAINT pk_winprob_models PRIMARY KEY (model_version)
+);
+
+CREATE INDEX ix_winprob_models_game_created ON winprob_models (game, created_at);
+
+CREATE TABLE action_values (
+    id SERIAL NOT NULL, 
+    run_id VARCHAR(36) NOT NULL, 
+    game VARCHAR(16) NOT NULL, 
+    stratum VARCHAR(128) NOT NULL, 
+    intent VARCHAR(16) NOT NULL, 
+    estimate FLOAT, 
+    ci_low FLOAT, 
+    ci_high FLOAT, 
+    p_value FLOAT, 
+    q_value FLOAT, 
+    n INTEGER NOT NULL, 
+    n_matches INTEGER NOT NULL, 
+    CONSTRAINT pk_action_values PRIMARY KEY (id), 
+    CONSTRAINT fk_action_values_run_id_analysis_runs FOREIGN KEY(run_id) REFERENCES analysis_runs (run_id) ON DELETE CASCADE
+);
+
+CREATE INDEX ix_action_values_run_id ON action_values (run_id);
+
+UPDATE alembic_version SET version_num='0006' WHERE alembic_version.version_num = '0005';
+
+-- Running upgrade 0006 -> 0007
 
 CREATE INDEX ix_micro_actions_unresolved_team ON micro_actions (match_id, player_hash) WHERE team IS NULL;
 
 CREATE INDEX ix_micro_actions_unresolved_round ON micro_actions (match_id, ts) WHERE round_no IS NULL;
 
-UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0004';
+UPDATE alembic_version SET version_num='0007' WHERE alembic_version.version_num = '0006';
 
 COMMIT;
 

@@ -186,7 +186,7 @@ def serve(
     """Serve the analytics API (FastAPI; docs at /docs, prefix /api/v1/analytics)."""
     import uvicorn
 
-    from edgefinder.esports.api import create_app
+    from edgefinder.app import create_app
     from edgefinder.store.migrate import upgrade
 
     s = settings_mod.get_settings()

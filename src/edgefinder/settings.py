@@ -226,7 +226,7 @@ class Settings(BaseSettings):
     @field_validator("analysis_schedule")
     @classmethod
     def _schedule(cls, v: str) -> str:
-        from edgefinder.esports.schedule import parse_schedule
+        from edgefinder.schedule import parse_schedule
 
         parse_schedule(v)  # raises ValueError with the reason
         return v.strip()

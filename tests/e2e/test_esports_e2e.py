@@ -37,7 +37,14 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
-from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES, MICRO_FEATURES, SHARE_FEATURES
+from edgefinder.esports.aggregate import (
+    COUNT_FEATURES,
+    COVARIATES,
+    MICRO_FEATURES,
+    OPEN_COUNT_FEATURES,
+    RATE_FEATURES,
+    SHARE_FEATURES,
+)
 from edgefinder.esports.ingest import IngestConfig, make_pipeline, run_ingest
 from edgefinder.esports.simulate import simulate, write_simulation
 from edgefinder.esports.sources import publish, stream_keys
@@ -83,7 +90,7 @@ def e2e(
         settings = Settings(
             database_url=url, api_token=TOKEN, redis_url=redis_url, redis_prefix=prefix
         )
-        from edgefinder.esports.api import create_app
+        from edgefinder.app import create_app
 
         # with a broker configured, POST /run-analysis queues the run for a Celery worker
         tmp = tmp_path_factory.mktemp("e2e-worker")
@@ -146,7 +153,8 @@ def test_planted_effects_are_significant_with_the_right_sign(e2e) -> None:
     assert top.status_code == 200
     body = top.json()
     assert body["purpose"] == "research/ops" and body["run_id"] == e2e["run"]["run_id"]
-    rows = body["results"]
+    # plant -> site executed is an outcome mechanism: reported apart, never ranked
+    rows = body["results"] + body["outcome_mechanisms"]
     assert rows and all(r["significant"] and r["q_value"] < 0.05 for r in rows)
     for p in e2e["sim"].truth["planted_effects"]:
         pair = [r for r in rows if r["feature"] == p["feature"] and r["outcome"] == p["outcome"]]
@@ -164,7 +172,14 @@ def test_planted_effects_are_significant_with_the_right_sign(e2e) -> None:
 def test_at_most_ten_percent_of_significant_results_are_null_features(e2e) -> None:
     truth = e2e["sim"].truth
     planted = set(truth["planted_features"])
-    mechanical = set(SHARE_FEATURES) | {"total_actions", "action_diversity"}
+    # rates per alive player-second carry the outcome here (this simulator draws the deaths from
+    # the round's winner) and opening counts are thinned per-round counts: neither is a pure null
+    mechanical = (
+        set(SHARE_FEATURES)
+        | set(OPEN_COUNT_FEATURES)
+        | set(RATE_FEATURES)
+        | {"total_actions", "action_diversity"}
+    )
     pure_null = (set(COUNT_FEATURES) - planted) | set(SIGNAL_LEVEL)
     # the definitions cover every micro feature exactly once
     assert planted | mechanical | pure_null == set(MICRO_FEATURES)
@@ -199,11 +214,11 @@ def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
     assert r["ci_low"] <= true_ate <= r["ci_high"], (true_ate, r["ci_low"], r["ci_high"])
     lo, hi = d["naive_ci"]
     print(
-        f"\n{conf['feature']}: true ATE {true_ate:+.4f}; AIPW {r['effect']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]; "
+        f"\n{conf['feature']}: true ATE {true_ate:+.4f}; AIPW {r['estimate']:+.4f} [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]; "
         f"IPW {d['ipw']:+.4f}; naive {d['naive']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
     )
     assert not lo <= true_ate <= hi, (true_ate, lo, hi)
-    assert d["naive"] > r["effect"] > 0  # confounding inflates the naive difference
+    assert d["naive"] > r["estimate"] > 0  # confounding inflates the naive difference
     # adjusted only for pre-round covariates, with balance reported
     assert set(d["adjusted_for"]) == set(COVARIATES)
     assert d["max_abs_smd_after"] < d["max_abs_smd_before"]
@@ -213,7 +228,7 @@ def test_confounded_intent_aipw_covers_truth_naive_does_not(e2e) -> None:
 def test_causal_effects_endpoint_serves_verdicts_for_every_intent(e2e) -> None:
     body = e2e["causal"]
     assert body["run_id"] == e2e["run"]["run_id"] and body["count"] == len(COUNT_FEATURES)
-    by_feature = {e["feature"]: e for e in body["effects"]}
+    by_feature = {e["feature"]: e for e in body["results"]}
     for p in e2e["sim"].truth["planted_effects"]:
         if p["outcome"] != "round_win":
             continue

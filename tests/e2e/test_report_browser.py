@@ -378,7 +378,7 @@ def test_readme_embeds_the_committed_screenshots() -> None:
 def served(demo_run: DemoRun) -> Iterator[str]:
     import uvicorn
 
-    from edgefinder.esports.api import create_app
+    from edgefinder.app import create_app
     from edgefinder.settings import Settings
 
     app = create_app(

@@ -29,7 +29,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
-from edgefinder.esports.api import create_app
+from edgefinder.app import create_app
 from edgefinder.esports.insights import insights_key
 from edgefinder.esports.jobs import JobParams, run_correlation_job
 from edgefinder.esports.simulate import SimConfig, simulate

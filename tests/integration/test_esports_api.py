@@ -21,7 +21,8 @@ from schemathesis import GenerationConfig
 from sqlalchemy.engine import make_url
 
 from edgefinder import DISCLAIMER, PURPOSE
-from edgefinder.esports.api import _check_token, create_app
+from edgefinder.app import create_app
+from edgefinder.esports.api import _check_token
 from edgefinder.esports.jobs import JobAlreadyRunning, JobParams, acquire_run, run_correlation_job
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units
@@ -80,7 +81,7 @@ def test_top_correlations_ordered_by_q_then_abs_effect(client: TestClient) -> No
     rows = body["results"]
     assert body["count"] == len(rows) > 100
     keys = [
-        (row["q_value"] if row["q_value"] is not None else 2.0, -abs(row["effect"] or 0.0))
+        (row["q_value"] if row["q_value"] is not None else 2.0, -abs(row["estimate"] or 0.0))
         for row in rows
     ]
     assert keys == sorted(keys)
@@ -88,6 +89,11 @@ def test_top_correlations_ordered_by_q_then_abs_effect(client: TestClient) -> No
     assert all(
         row["significant"] == (row["q_value"] is not None and row["q_value"] < 0.05) for row in rows
     )
+    # outcome mechanisms (kills, plant -> site executed, defuse) are never ranked, only listed apart
+    apart = body["outcome_mechanisms"]
+    assert not any(row["outcome_mechanism"] for row in rows)
+    assert apart and all(row["outcome_mechanism"] for row in apart)
+    assert {"kills", "plant_count", "defuse_count"} <= {row["feature"] for row in apart}
 
 
 def test_top_correlations_filters(client: TestClient) -> None:
@@ -120,7 +126,7 @@ def test_by_feature_and_404(client: TestClient) -> None:
 def test_causal_effects_serve_verdicts_and_refutation_figures(client: TestClient) -> None:
     body = client.get(f"{API}/causal-effects").json()
     _tagged(body)
-    effects = body["effects"]
+    effects = body["results"]
     assert body["count"] == len(effects) == 9 and {e["method"] for e in effects} == {"aipw_within"}
     for e in effects:
         assert (
@@ -133,7 +139,7 @@ def test_causal_effects_serve_verdicts_and_refutation_figures(client: TestClient
             assert {"placebo", "random_common_cause", "subset", "e_value"} <= set(e["refutations"])
             assert e["e_value"] >= e["e_value_ci"] > 1.0
     some = effects[0]["verdict"]
-    filtered = client.get(f"{API}/causal-effects", params={"verdict": some}).json()["effects"]
+    filtered = client.get(f"{API}/causal-effects", params={"verdict": some}).json()["results"]
     assert filtered and all(e["verdict"] == some for e in filtered)
     assert client.get(f"{API}/causal-effects", params={"verdict": "maybe"}).status_code == 422
 
@@ -437,8 +443,8 @@ def test_postgres_advisory_lock_and_api_on_postgres(pg_url: str) -> None:
         assert run["status"] == "succeeded"
         stale = client.get(f"{API}/runs/{held.run_id}").json()
         assert stale["status"] == "failed" and stale["error"].startswith("abandoned")
-        rows = client.get(f"{API}/top-correlations", params={"limit": 1000}).json()["results"]
-        assert len(rows) == run["n_tests"]
+        top = client.get(f"{API}/top-correlations", params={"limit": 1000}).json()
+        assert len(top["results"]) + len(top["outcome_mechanisms"]) == run["n_tests"]
         engine.dispose()
         other.dispose()
 

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
-from edgefinder.esports.api import create_app
+from edgefinder.app import create_app
 from edgefinder.esports.insights import insights_key
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units

@@ -48,11 +48,11 @@ def test_analyze_command_prints_tables(tmp_path: Path) -> None:
         env={"COLUMNS": "200"},
     )
     assert res.exit_code == 0, res.output
-    # 28 features x 5 tests, 9 intent counts x 4 (two chi-square, within-match and naive AIPW), 2 for the
-    # loadout baseline
+    # 46 features x 5 tests, 9 intents x 5 (two chi-square, within-match and naive AIPW on the count,
+    # the exposure-aware effect of the opening count), 2 for the loadout baseline
     for needle in (
         "team-rounds",
-        "178 tests",
+        "277 tests",
         "clustered by match",
         "verdict",
         "placebo",

@@ -22,8 +22,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from edgefinder import DISCLAIMER, PURPOSE
+from edgefinder.app import create_app
 from edgefinder.esports.aggregate import ALL_COLUMNS, KEY_COLUMNS, extract_round_features
-from edgefinder.esports.api import create_app
 from edgefinder.esports.export import export_datasets
 from edgefinder.esports.pseudonym import pseudonymize
 from edgefinder.esports.simulate import simulate_to_file

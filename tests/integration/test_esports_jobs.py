@@ -104,6 +104,8 @@ def test_every_feature_gets_every_test(results: pd.DataFrame) -> None:
         "chi2": 2 * n_counts,
         "aipw_within": n_counts,
         "aipw_naive": n_counts,
+        # the exposure-aware design: one row per intent's opening-phase count
+        "opening_within": n_counts,
     }
     assert (results["purpose"] == PURPOSE).all()
     # only the within-match effects carry a verdict

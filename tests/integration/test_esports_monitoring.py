@@ -21,8 +21,8 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import insert, select
 
+from edgefinder.app import create_app
 from edgefinder.esports import metrics as ingest_metrics
-from edgefinder.esports.api import create_app
 from edgefinder.esports.jobs import run_correlation_job
 from edgefinder.esports.simulate import SimConfig, simulate
 from edgefinder.esports.sources import DEFAULT_GROUP, stream_keys

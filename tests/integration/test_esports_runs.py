@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from edgefinder.esports.api import create_app
+from edgefinder.app import create_app
 from edgefinder.esports.jobs import JobAlreadyRunning, acquire_run, queue_run, reap_abandoned
 from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine

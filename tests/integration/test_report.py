@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from edgefinder.app import create_app
 from edgefinder.esports.aggregate import COUNT_FEATURES
-from edgefinder.esports.api import create_app
 from edgefinder.esports.jobs import JobParams, run_correlation_job
 from edgefinder.esports.simulate import SimConfig, simulate
 from edgefinder.esports.synthdb import load_units

@@ -27,8 +27,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from edgefinder import settings as settings_mod
+from edgefinder.app import create_app
 from edgefinder.esports.aggregate import extract_round_features
-from edgefinder.esports.api import create_app
 from edgefinder.esports.jobs import JobParams, run_correlation_job
 from edgefinder.esports.simulate import simulate, simulate_to_file
 from edgefinder.esports.sources import DEFAULT_GROUP, publish, stream_keys

@@ -10,8 +10,8 @@ import pytest
 from celery.schedules import crontab
 
 from edgefinder.esports.alerts import ALERT_KINDS, compare_results
-from edgefinder.esports.schedule import parse_schedule
 from edgefinder.esports.tasks import RUN_TASK, celery_config
+from edgefinder.schedule import parse_schedule
 from edgefinder.settings import Settings
 
 COLS = [

@@ -144,3 +144,21 @@ def test_every_import_form_is_an_edge(tmp_path: Path, a_imports: str) -> None:
     assert find_cycle(import_graph(tmp_path, "pkg")) is not None
     _write(tmp_path, {"pkg/b.py": "import json\n"})
     assert find_cycle(import_graph(tmp_path, "pkg")) is None
+
+
+def test_layers_the_app_joins_esports_and_report() -> None:
+    """``edgefinder.app`` sits above the esports and report packages; neither imports it, the
+    esports package never imports the report, and settings import neither."""
+    graph = import_graph(SRC, "edgefinder")
+    below_app = [m for m, deps in graph.items() if "edgefinder.app" in deps]
+    assert below_app == [] or set(below_app) <= {"edgefinder.cli", "edgefinder.analytics.api"}
+    esports_to_report = {
+        (m, d)
+        for m, deps in graph.items()
+        if m.startswith("edgefinder.esports")
+        for d in deps
+        if d.startswith("edgefinder.report")
+    }
+    assert esports_to_report == set()
+    assert not {d for d in graph["edgefinder.settings"] if d.startswith("edgefinder.esports")}
+    assert {"edgefinder.esports.api", "edgefinder.report.api"} <= graph["edgefinder.app"]

@@ -22,6 +22,12 @@ Columns (per round and team):
   in the signal's ``features``; NaN when no signal carried them)
 - ``action_diversity``: the number of **distinct** intents the team showed in the round (0..9). A
   count, not an entropy: it is exact in SQL, and easy to read in a report.
+- exposure-aware treatments (the outcome cannot inflate them): ``{intent}_open_count``, signals of
+  the intent before the round's first kill (the whole round when nobody died), while all ten players
+  live; ``{intent}_rate``, signals per alive player-second of the team. Exposure: ``open_seconds``
+  (round start to the first kill, or to the end), ``round_seconds``, ``alive_seconds`` = 5 x
+  round_seconds minus, for each of the team's deaths, the seconds from the death to the round's
+  end (player-seconds; NaN when the round's window is unknown)
 - ``kills``, ``deaths``, ``opening_kill`` (1 if this team made the round's first kill, by game time)
 - pre-round covariates: ``side`` (attack = 1, defense = 0), ``bank_start``, ``loadout_value``,
   ``opp_loadout_value`` (dollars of game currency at ROUND_START), and the match state before the
@@ -85,8 +91,20 @@ ACTION_FEATURES = (
     "approach_mean",
     "action_diversity",
 )
+#: Signals of each intent before the round's first kill (the opening phase; the whole round when
+#: nobody died): every player of both teams is alive, so the count cannot be inflated by survival.
+OPEN_COUNT_FEATURES = tuple(f"{i}_open_count" for i in INTENTS)
+#: Signals of each intent per alive player-second of the team in the round.
+RATE_FEATURES = tuple(f"{i}_rate" for i in INTENTS)
+#: Exposure of a round: ``open_seconds`` (round start to the first kill, or to the end), the round's
+#: length ``round_seconds`` and the team's ``alive_seconds`` (player-seconds alive).
+EXPOSURE_COLUMNS: tuple[str, ...] = ("open_seconds", "round_seconds", "alive_seconds")
+#: Players per team in both games (5 v 5): the alive player-seconds start from it.
+PLAYERS_PER_TEAM = 5
 #: Micro features: what the AI-inferred intents say about a team's play in a round.
-MICRO_FEATURES: tuple[str, ...] = COUNT_FEATURES + SHARE_FEATURES + ACTION_FEATURES
+MICRO_FEATURES: tuple[str, ...] = (
+    COUNT_FEATURES + SHARE_FEATURES + ACTION_FEATURES + OPEN_COUNT_FEATURES + RATE_FEATURES
+)
 #: In-round facts (decided during the round, like the outcome itself): tested but tagged apart.
 IN_ROUND_FEATURES: tuple[str, ...] = ("kills", "deaths", "opening_kill")
 #: Side and money of the round (ROUND_START): vary inside a match with the half and the economy.
@@ -99,7 +117,9 @@ COVARIATES: tuple[str, ...] = (*ROUND_COVARIATES, *STATE_COVARIATES)
 OUTCOMES: tuple[str, ...] = ("round_win", "econ_delta", "site_executed")
 BINARY_OUTCOMES: tuple[str, ...] = ("round_win", "site_executed")
 FEATURE_COLUMNS: tuple[str, ...] = MICRO_FEATURES + IN_ROUND_FEATURES
-ALL_COLUMNS: tuple[str, ...] = KEY_COLUMNS + FEATURE_COLUMNS + COVARIATES + OUTCOMES
+ALL_COLUMNS: tuple[str, ...] = (
+    KEY_COLUMNS + FEATURE_COLUMNS + EXPOSURE_COLUMNS + COVARIATES + OUTCOMES
+)
 
 
 @contextmanager
@@ -134,7 +154,7 @@ def _resolved_actions():  # type: ignore[no-untyped-def]
     mp = match_players
     team = func.coalesce(ma.c.team, mp.c.team_id)
     roster = and_(mp.c.match_id == ma.c.match_id, mp.c.player_hash == ma.c.player_hash)
-    cols = (ma.c.intent, ma.c.confidence, ma.c.speed, ma.c.approach_velocity)
+    cols = (ma.c.intent, ma.c.confidence, ma.c.speed, ma.c.approach_velocity, ma.c.ts)
     known = (
         select(ma.c.match_id, ma.c.round_no.label("round_no"), team.label("team_id"), *cols)
         .select_from(ma.outerjoin(mp, roster))
@@ -163,8 +183,39 @@ def features_statement():  # type: ignore[no-untyped-def]
     ra = _resolved_actions()
     one = literal(1)
     zero = literal(0)
+    # the opening phase of a round ends at its first kill (or at its end when nobody died)
+    first_kill_ts = (
+        select(kills.c.match_id, kills.c.round_no, func.min(kills.c.ts).label("ts"))
+        .group_by(kills.c.match_id, kills.c.round_no)
+        .subquery("fkt")
+    )
+    rw = rounds.alias("ro")
+    opening = (
+        select(
+            rw.c.match_id,
+            rw.c.round_no,
+            rw.c.start_ts,
+            rw.c.end_ts,
+            func.coalesce(first_kill_ts.c.ts, rw.c.end_ts).label("open_end"),
+        )
+        .select_from(
+            rw.outerjoin(
+                first_kill_ts,
+                and_(
+                    first_kill_ts.c.match_id == rw.c.match_id,
+                    first_kill_ts.c.round_no == rw.c.round_no,
+                ),
+            )
+        )
+        .subquery("op")
+    )
+    in_opening = ra.c.ts < opening.c.open_end
     # COUNT(*) FILTER (WHERE ...) (Postgres, SQLite >= 3.30) is about twice as fast as SUM(CASE ...)
     per_intent = [func.count().filter(ra.c.intent == i).label(f"{i}_count") for i in INTENTS]
+    per_intent_open = [
+        func.count().filter(and_(ra.c.intent == i, in_opening)).label(f"{i}_open_count")
+        for i in INTENTS
+    ]
     actions = (
         select(
             ra.c.match_id,
@@ -172,6 +223,7 @@ def features_statement():  # type: ignore[no-untyped-def]
             ra.c.team_id,
             func.count().label("total_actions"),
             *per_intent,
+            *per_intent_open,
             func.avg(ra.c.confidence).label("mean_confidence"),
             func.avg(
                 case((ra.c.confidence < LOW_CONFIDENCE, literal(1.0)), else_=literal(0.0))
@@ -180,9 +232,31 @@ def features_statement():  # type: ignore[no-untyped-def]
             func.max(ra.c.speed).label("speed_max"),
             func.avg(ra.c.approach_velocity).label("approach_mean"),
         )
+        .select_from(
+            ra.outerjoin(
+                opening,
+                and_(opening.c.match_id == ra.c.match_id, opening.c.round_no == ra.c.round_no),
+            )
+        )
         .where(ra.c.team_id.is_not(None))
         .group_by(ra.c.match_id, ra.c.round_no, ra.c.team_id)
         .subquery("act")
+    )
+    # player-seconds a team lost to deaths: each death removes (round end - time of death)
+    lost = (
+        select(
+            kills.c.match_id,
+            kills.c.round_no,
+            kills.c.victim_team.label("team_id"),
+            func.sum(rw.c.end_ts - kills.c.ts).label("lost_s"),
+        )
+        .select_from(
+            kills.join(
+                rw, and_(rw.c.match_id == kills.c.match_id, rw.c.round_no == kills.c.round_no)
+            )
+        )
+        .group_by(kills.c.match_id, kills.c.round_no, kills.c.victim_team)
+        .subquery("lost")
     )
     killed = (
         select(
@@ -244,6 +318,13 @@ def features_statement():  # type: ignore[no-untyped-def]
             actions.c.speed_mean,
             actions.c.speed_max,
             actions.c.approach_mean,
+            *[
+                func.coalesce(actions.c[f"{i}_open_count"], 0).label(f"{i}_open_count")
+                for i in INTENTS
+            ],
+            cast(opening.c.open_end - opening.c.start_ts, Float).label("open_seconds"),
+            cast(opening.c.end_ts - opening.c.start_ts, Float).label("round_seconds"),
+            cast(func.coalesce(lost.c.lost_s, 0.0), Float).label("lost_seconds"),
             func.coalesce(killed.c.n, 0).label("kills"),
             func.coalesce(died.c.n, 0).label("deaths"),
             case((first_kill.c.killer_team == mo.c.team_id, one), else_=zero).label("opening_kill"),
@@ -261,6 +342,11 @@ def features_statement():  # type: ignore[no-untyped-def]
             mo.outerjoin(actions, on(actions))
             .outerjoin(killed, on(killed))
             .outerjoin(died, on(died))
+            .outerjoin(lost, on(lost))
+            .outerjoin(
+                opening,
+                and_(opening.c.match_id == mo.c.match_id, opening.c.round_no == mo.c.round_no),
+            )
             .outerjoin(
                 first_kill,
                 and_(
@@ -285,6 +371,7 @@ def features_statement():  # type: ignore[no-untyped-def]
 _INT_COLUMNS = (
     "total_actions",
     *COUNT_FEATURES,
+    *OPEN_COUNT_FEATURES,
     "kills",
     "deaths",
     "opening_kill",
@@ -333,6 +420,9 @@ def features_frame(names: list[str], rows: Sequence[Sequence[Any]]) -> pd.DataFr
         "loadout_value",
         "opp_loadout_value",
         "econ_delta",
+        "open_seconds",
+        "round_seconds",
+        "lost_seconds",
     ):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(np.float64)
     df["round_no"] = df["round_no"].astype(np.int64)
@@ -343,6 +433,12 @@ def features_frame(names: list[str], rows: Sequence[Sequence[Any]]) -> pd.DataFr
         df[f"{intent}_share"] = counts[:, j] / safe
     # distinct intents shown = intents with a non-zero count (same as COUNT(DISTINCT intent), cheaper)
     df["action_diversity"] = (counts > 0).sum(axis=1).astype(np.int64)
+    alive = PLAYERS_PER_TEAM * df["round_seconds"].to_numpy() - df["lost_seconds"].to_numpy()
+    df["alive_seconds"] = alive
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rates = counts / np.where(alive > 0, alive, np.nan)[:, None]
+    for j, intent in enumerate(INTENTS):
+        df[f"{intent}_rate"] = rates[:, j]
     return add_pre_round_state(df).loc[:, list(ALL_COLUMNS)]
 
 

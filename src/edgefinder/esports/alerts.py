@@ -28,6 +28,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, desc, insert, select
 
 from edgefinder import DISCLAIMER, PURPOSE
+from edgefinder.esports.queries import succeeded_runs
 from edgefinder.jsonsafe import jsonable
 from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import alerts, analysis_runs, correlation_results
@@ -124,9 +125,9 @@ def previous_run(conn: Connection, run_id: str, *, lookback: int = 50) -> str | 
     if not want:
         return None
     candidates = conn.execute(
-        select(r.run_id)
+        succeeded_runs()
+        .with_only_columns(r.run_id)
         .where(
-            r.status == "succeeded",
             r.run_id != run_id,
             r.started_at <= this.started_at,
             r.n_tests > 0,

@@ -1,7 +1,9 @@
-"""FastAPI service of the esports analytics: ``/api/v1/analytics/...`` and ``/metrics``.
+"""Routes of the esports analytics (``/api/v1/analytics/...``) and the scrape-time gauges of ``/metrics``.
 
-``create_app(settings)`` builds the application ``edgefinder serve`` runs with uvicorn; OpenAPI docs
-are at ``/docs`` (schema at ``/openapi.json``). Every response model carries ``purpose``
+:func:`edgefinder.app.create_app` joins this router with the win-probability routes, the report and
+the error contract into the application ``edgefinder serve`` runs; OpenAPI docs are at ``/docs``
+(schema at ``/openapi.json``). App state and dependencies: :mod:`edgefinder.esports.api_deps`;
+the shared read queries: :mod:`edgefinder.esports.queries`. Every response model carries ``purpose``
 ("research/ops") and the no-betting ``disclaimer``. Player identifiers never appear: results are per
 (round, team) aggregates and the summary only counts rows.
 
@@ -16,8 +18,8 @@ background thread of this process. A second request while a run is queued or run
 
 Alerts (``GET /alerts``, ``POST /alerts/{id}/ack``), the latest run's feature frame as Parquet
 (``GET /export/features.parquet``) and the scrape-time metrics of
-:mod:`edgefinder.esports.monitoring` are served here too, and the HTML report of both pipelines
-(``GET /report``, its data under ``/api/v1/report``: :mod:`edgefinder.report.api`).
+:mod:`edgefinder.esports.monitoring` are served here too; the HTML report of both pipelines
+(``GET /report``, its data under ``/api/v1/report``) is :mod:`edgefinder.report.api`.
 """
 
 from __future__ import annotations
@@ -29,18 +31,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
     Gauge,
-    generate_latest,
 )
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Engine, desc, func, select, update
+from sqlalchemy import ColumnElement, desc, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from edgefinder import DISCLAIMER, PURPOSE, __version__
@@ -48,6 +46,9 @@ from edgefinder.errors import first_line
 from edgefinder.esports import metrics as ingest_metrics
 from edgefinder.esports.aggregate import FEATURE_COLUMNS
 from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
+from edgefinder.esports.api_deps import AppState as _State
+from edgefinder.esports.api_deps import app_state as _state
+from edgefinder.esports.api_deps import aware as _aware
 from edgefinder.esports.jobs import (
     COVARIATE_EFFECTS,
     QUEUED_EXPIRES_S,
@@ -56,21 +57,18 @@ from edgefinder.esports.jobs import (
     acquire_run,
     fail_queued,
     queue_run,
-    reap_abandoned,
     run_correlation_job,
 )
-from edgefinder.esports.monitoring import AnalyticsCollector, stream_groups
+from edgefinder.esports.monitoring import stream_groups
+from edgefinder.esports.queries import latest_succeeded_run
 from edgefinder.esports.web import (
-    SERVER_ERROR,
     ErrorOut,
     Tagged,
-    install_error_contract,
     unreachable,
 )
 from edgefinder.jsonsafe import finite_or_none
-from edgefinder.report.api import router as report_router
-from edgefinder.settings import Settings, get_settings
-from edgefinder.store.engine import as_utc, make_engine
+from edgefinder.settings import Settings
+from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import (
     alerts,
     analysis_runs,
@@ -84,7 +82,7 @@ from edgefinder.store.tables import (
     run_features,
 )
 
-__all__ = ["create_app", "router"]
+__all__ = ["refresh_gauges", "router"]
 
 PARQUET = "application/vnd.apache.parquet"
 
@@ -127,7 +125,7 @@ class CorrelationOut(Tagged):
     method: str
     n: int
     statistic: float | None
-    effect: float | None = Field(
+    estimate: float | None = Field(
         description="the estimate: r, rho, Cramér's V, log odds ratio per SD, or ATE (probability points)"
     )
     ci_low: float | None
@@ -143,6 +141,10 @@ class CorrelationOut(Tagged):
     exploratory: bool = Field(description="small sample: treat as a hypothesis, not a finding")
     direction: str | None
     details: dict[str, Any] | None
+    outcome_mechanism: bool = Field(
+        default=False,
+        description="the feature is the outcome by the rules of the game: never ranked as a finding",
+    )
 
 
 class CausalEffectOut(Tagged):
@@ -178,7 +180,7 @@ class CausalEffectList(Tagged):
     run_finished_at: datetime | None
     count: int
     message: str | None = None
-    effects: list[CausalEffectOut]
+    results: list[CausalEffectOut]
 
 
 class CorrelationList(Tagged):
@@ -189,6 +191,11 @@ class CorrelationList(Tagged):
     count: int
     message: str | None = None
     results: list[CorrelationOut]
+    outcome_mechanisms: list[CorrelationOut] = Field(
+        default_factory=list,
+        description="/top-correlations only: rows that passed the filters but are outcome mechanisms "
+        "(kills, plant -> site executed, defuse -> round win, kill-derived signals), reported apart",
+    )
 
 
 class RunRequest(BaseModel):
@@ -298,66 +305,6 @@ class HealthOut(Tagged):
 # --------------------------------------------------------------------------------- state
 
 
-class _State:
-    """Lazily created engine and Redis client of one app (one per process)."""
-
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
-        self.settings = settings
-        self._engine = engine
-        self._redis: Any = None
-        self._celery: Any = None
-        self._lock = threading.Lock()
-        self.metrics = CollectorRegistry(auto_describe=False)
-        self.metrics.register(
-            AnalyticsCollector(lambda: self.engine, self.redis, settings.redis_prefix)
-        )
-
-    @property
-    def engine(self) -> Engine:
-        with self._lock:
-            if self._engine is None:
-                self._engine = make_engine(self.settings.effective_database_url)
-            return self._engine
-
-    def redis(self) -> Any:
-        if not self.settings.redis_url:
-            return None
-        with self._lock:
-            if self._redis is None:
-                import redis
-
-                self._redis = redis.Redis.from_url(
-                    self.settings.redis_url, socket_connect_timeout=2, socket_timeout=2
-                )
-            return self._redis
-
-    def celery(self) -> Any:
-        """The Celery app of these settings (only with a broker), to enqueue runs."""
-        with self._lock:
-            if self._celery is None:
-                from edgefinder.esports.tasks import make_celery
-
-                self._celery = make_celery(self.settings)
-                # the API only sends tasks (the run's row is the result): no result-store connection,
-                # which would otherwise retry for 20 s when Redis is down
-                self._celery.conf.result_backend = "disabled://"
-            return self._celery
-
-    def reap(self) -> None:
-        """Mark failed the runs whose process is gone, so no answer shows a dead run as running."""
-        try:
-            reap_abandoned(self.engine)
-        except SQLAlchemyError:
-            log.warning("could not check for abandoned runs", exc_info=True)
-
-
-def _state(request: Request) -> _State:
-    return request.app.state.analytics
-
-
-_aware = as_utc  # SQLite returns naive datetimes; every stored time is UTC
-
-
 def _run_out(row: Any) -> RunOut:
     m = row._mapping
     return RunOut(
@@ -381,19 +328,15 @@ def _run_out(row: Any) -> RunOut:
     )
 
 
-def _latest_run(conn: Any) -> Any:
-    return conn.execute(
-        select(analysis_runs)
-        .where(analysis_runs.c.status == "succeeded")
-        .order_by(desc(analysis_runs.c.finished_at))
-        .limit(1)
-    ).first()
+_latest_run = latest_succeeded_run
 
 
 def _corr_out(row: Any) -> CorrelationOut:
     m = dict(row._mapping)
     m.pop("created_at", None)
-    for k in ("statistic", "effect", "ci_low", "ci_high", "p_value", "q_value"):
+    # the stored column is `effect`; every answer of the API calls a point estimate `estimate`
+    m["estimate"] = m.pop("effect", None)
+    for k in ("statistic", "estimate", "ci_low", "ci_high", "p_value", "q_value"):
         m[k] = finite_or_none(m.get(k))  # rows written before NaN was mapped to NULL
     m["purpose"] = m.get("purpose") or PURPOSE
     return CorrelationOut(**m)
@@ -446,7 +389,7 @@ _ERRORS = {
     "/top-correlations",
     response_model=CorrelationList,
     responses={k: _ERRORS[k] for k in (422, 503)},
-    summary="Strongest results of the latest run, by q then |effect|",
+    summary="Strongest results of the latest run, by q then |estimate|; outcome mechanisms apart",
 )
 def top_correlations(
     request: Request,
@@ -461,7 +404,10 @@ def top_correlations(
     where: list[ColumnElement[bool]] = [c.significant.is_(True)] if significant_only else []
     where += [c.outcome == outcome] if outcome else []
     where += [c.method == method] if method else []
-    return _latest_results(_state(request), where, limit)
+    st = _state(request)
+    ranked = _latest_results(st, [*where, c.outcome_mechanism.is_(False)], limit)
+    apart = _latest_results(st, [*where, c.outcome_mechanism.is_(True)], limit)
+    return ranked.model_copy(update={"outcome_mechanisms": apart.results})
 
 
 @router.get(
@@ -482,7 +428,7 @@ def causal_effects(
     where += [c.outcome == outcome] if outcome else []
     where += [c.verdict == verdict] if verdict else []
     res = _latest_results(_state(request), where)
-    effects = []
+    effects: list[CausalEffectOut] = []
     for r in res.results:
         d = r.details or {}
         effects.append(
@@ -491,7 +437,7 @@ def causal_effects(
                 outcome=r.outcome,
                 method=r.method,
                 n=r.n,
-                estimate=r.effect,
+                estimate=r.estimate,
                 ci_low=r.ci_low,
                 ci_high=r.ci_high,
                 p_value=r.p_value,
@@ -511,7 +457,7 @@ def causal_effects(
         run_finished_at=res.run_finished_at,
         count=len(effects),
         message=res.message,
-        effects=effects,
+        results=effects,
     )
 
 
@@ -700,15 +646,16 @@ def ack_alert(
     summary="The feature frame (one row per round and team) the latest succeeded run analysed, as Parquet",
 )
 def export_features(request: Request) -> Response:
-    f, r = run_features.c, analysis_runs.c
+    f = run_features.c
     with _state(request).engine.connect() as conn:
-        row = conn.execute(
-            select(f.run_id, f.n_rows, f.parquet)
-            .join_from(run_features, analysis_runs, f.run_id == r.run_id)
-            .where(r.status == "succeeded")
-            .order_by(desc(r.finished_at))
-            .limit(1)
-        ).first()
+        run = latest_succeeded_run(conn)
+        row = (
+            None
+            if run is None
+            else conn.execute(
+                select(f.run_id, f.n_rows, f.parquet).where(f.run_id == run.run_id)
+            ).first()
+        )
     if row is None:
         raise HTTPException(
             404, "no feature snapshot yet: run the analysis first (POST /run-analysis)"
@@ -849,7 +796,7 @@ def health(request: Request) -> Any:
     return body
 
 
-def _refresh_gauges(st: _State) -> None:
+def refresh_gauges(st: _State) -> None:
     """Scrape-time values: stored dead letters and runs, last-run age, consumer lag of the streams."""
     try:
         with st.engine.connect() as conn:
@@ -881,41 +828,3 @@ def _refresh_gauges(st: _State) -> None:
                 ingest_metrics.set_backlog(name, g["lag"], g["pending"])
     except Exception:
         pass
-
-
-# --------------------------------------------------------------------------------- app
-
-
-def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
-    """The FastAPI application: the analytics and report routers, /metrics, /docs and the error
-    contract of :mod:`edgefinder.esports.web` (request ids, 4xx/500/503)."""
-    settings = settings or get_settings()
-    app = FastAPI(
-        title="edgefinder analytics",
-        version=__version__,
-        description=(
-            "Esports macro-strategy correlation analytics. Purpose: research/ops. " + DISCLAIMER
-        ),
-        responses={500: SERVER_ERROR},
-    )
-    app.state.analytics = _State(settings, engine)
-    app.include_router(router)
-    app.include_router(report_router)
-
-    @app.get(
-        "/metrics",
-        include_in_schema=True,
-        tags=["ops"],
-        summary="Prometheus metrics",
-        response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
-    )
-    def metrics(request: Request) -> Response:
-        st = _state(request)
-        _refresh_gauges(st)
-        return Response(
-            generate_latest(REGISTRY) + generate_latest(st.metrics), media_type=CONTENT_TYPE_LATEST
-        )
-
-    install_error_contract(app)
-    return app

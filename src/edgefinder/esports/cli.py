@@ -38,20 +38,42 @@ def simulate(
             "hold/peek rates (a confounder no covariate sees); 0 = none.",
         ),
     ] = 0.0,
+    dynamics: Annotated[
+        str,
+        typer.Option(
+            help="counts: per-round signal counts with planted count effects; rounds: fights that "
+            "snowball, signals from living players, one planted cause (opening peeks).",
+        ),
+    ] = "counts",
 ) -> None:
     """Simulate CS-style matches with planted intent effects; write events + <out>.truth.json."""
     from edgefinder.console import Console
-    from edgefinder.esports.simulate import SimConfig, simulate_to_file, truth_path
+    from edgefinder.esports.simulate import (
+        DYNAMICS,
+        RoundsConfig,
+        SimConfig,
+        simulate_to_file,
+        truth_path,
+    )
 
+    if dynamics not in DYNAMICS:
+        raise typer.BadParameter(f"one of {', '.join(DYNAMICS)}", param_hint="--dynamics")
     console = Console()
     started = time.perf_counter()
-    sim = simulate_to_file(matches, seed, out, SimConfig(strength_sd=strength))
+    config = (
+        RoundsConfig(strength_sd=strength)
+        if dynamics == "rounds"
+        else SimConfig(strength_sd=strength)
+    )
+    sim = simulate_to_file(matches, seed, out, config, dynamics=dynamics)
     console.print(
         f"wrote [bold]{sim.n_canonical + sim.n_signals:,}[/bold] events "
         f"({sim.n_canonical:,} canonical, {sim.n_signals:,} motion signals; "
         f"{sim.truth['rounds']:,} rounds of {matches} matches"
         + (
             f", team strength SD {strength:g} on {', '.join(sim.truth['strength']['intents'])}"
+            if strength and dynamics == "counts"
+            else f", round dynamics, team strength SD {strength:g}"
             if strength
             else ""
         )
@@ -452,6 +474,53 @@ def analyze(
 
 
 WEBHOOK_FLUSH_S = 30.0
+
+winprob_app = typer.Typer(help="Round win-probability models.", no_args_is_help=True)
+esports_app.add_typer(winprob_app, name="winprob")
+
+
+@winprob_app.command("fit")
+def winprob_fit(
+    seed: Annotated[int, typer.Option(help="Seed of every random step (booster, bootstrap).")] = 0,
+    values: Annotated[
+        bool, typer.Option(help="Also value every micro action in win-probability points.")
+    ] = True,
+    database_url: Annotated[
+        str | None, typer.Option(help="sqlite:///… or postgresql://… [env EDGEFINDER_DATABASE_URL]")
+    ] = None,
+) -> None:
+    """Fit one calibrated round win-probability model per game, store it with a version, and print
+    its held-out metrics beside the baseline's (each with a match-bootstrap CI)."""
+    from edgefinder.console import Console
+    from edgefinder.esports.winprob.actions import ActionValueParams
+    from edgefinder.esports.winprob.model import WinProbParams
+    from edgefinder.esports.winprob.run import fit_and_value
+    from edgefinder.esports.winprob.tables import metrics_table, values_table
+    from edgefinder.settings import get_settings
+    from edgefinder.store.engine import check_connection, make_engine
+    from edgefinder.store.migrate import upgrade
+
+    url = database_url or get_settings().effective_database_url
+    engine = make_engine(url)
+    try:
+        check_connection(engine)
+        upgrade(url)
+        run = fit_and_value(
+            engine, WinProbParams(seed=seed), ActionValueParams(seed=seed), values=values
+        )
+    finally:
+        engine.dispose()
+    console = Console()
+    for _game, (version, fit) in run.fits.items():
+        console.print(metrics_table(fit.model.game, version, fit.metrics, fit.baseline_metrics))
+    for game, why in run.skipped.items():
+        console.print(f"{game}: no model ({why})")
+    if not run.fits and not run.skipped:
+        console.print("no finished rounds in the database: ingest events first")
+    if values and len(run.values):
+        console.print(values_table(run.values))
+
+
 _PASS_THROUGH = {
     "allow_extra_args": True,
     "ignore_unknown_options": True,

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.esports.jobs import NAIVE_METHOD, WITHIN_METHOD, JobResult, top_findings
+from edgefinder.esports.winprob.tables import values_table, verdict_table
 
 _METHOD_LABEL = {
     "point_biserial": "point-biserial r",
@@ -19,6 +20,7 @@ _METHOD_LABEL = {
     "logistic": "logistic log-OR/SD (adj.)",
     WITHIN_METHOD: "AIPW ATE, within match",
     NAIVE_METHOD: "AIPW ATE, between teams (naive)",
+    "opening_within": "opening count, within match (per signal)",
 }
 
 
@@ -76,7 +78,8 @@ def causal_table(results: pd.DataFrame) -> Table:
     ):
         t.add_column(col, justify=just, **_NAME_COLUMN.get(col, _FOLD))  # type: ignore[arg-type]
     rows = results[results["method"] == WITHIN_METHOD]
-    rows = rows.assign(_abs=rows["effect"].abs()).sort_values(
+    # effects of tests that could not run are None: an object column pandas cannot abs()
+    rows = rows.assign(_abs=pd.to_numeric(rows["effect"], errors="coerce").abs()).sort_values(
         ["q_value", "_abs"], ascending=[True, False], na_position="last"
     )
     for r in rows.to_dict(orient="records"):
@@ -167,6 +170,10 @@ def print_run(
         console.print(f"[dim]purpose: {PURPOSE} — {DISCLAIMER}[/dim]")
         return
     console.print(causal_table(result.results))
+    if result.action_values is not None and len(result.action_values):
+        console.print(values_table(result.action_values))
+    if result.verdicts is not None and len(result.verdicts):
+        console.print(verdict_table(result.verdicts))
     console.print(findings_table(result.results, n, include_in_round=include_in_round))
     if not include_in_round:
         hidden = int(

@@ -59,15 +59,21 @@ import pandas as pd
 from scipy import stats as sps
 from scipy.special import expit
 
+from edgefinder.esports.dynamics import RoundsConfig, simulate_round_dynamics
 from edgefinder.esports.events import INTENTS
+from edgefinder.esports.simecon import (
+    PLAYERS,
+    _buy,
+    _buy_class,
+    concat_parts,
+    round_income,
+    unit_columns,
+    weapons,
+)
 from edgefinder.jsonsafe import jsonable
 
 MAPS = ("de_dust2", "de_mirage", "de_inferno", "de_nuke", "de_ancient", "de_anubis", "de_vertigo")
-WEAPONS_ECO = ("glock", "usp_s", "p250", "deagle")
-WEAPONS_FORCE = ("mp9", "mac10", "galil", "famas", "deagle")
-WEAPONS_FULL = ("ak47", "m4a1_s", "m4a4", "awp")
 N_TEAMS_POOL = 32
-PLAYERS = 5
 INTENT_INDEX = {name: i for i, name in enumerate(INTENTS)}
 
 
@@ -112,26 +118,7 @@ class Simulation:
     truth: dict[str, Any]
     n_canonical: int
     n_signals: int
-    config: SimConfig = field(default_factory=SimConfig)
-
-
-def _buy(rng: np.random.Generator, bank: np.ndarray, pistol: np.ndarray) -> np.ndarray:
-    """Loadout value (dollars, team total, including 1,000 of default pistols) from the bank."""
-    n = bank.size
-    u = rng.random(n)
-    full = 5 * rng.uniform(4200, 5200, n)
-    force = np.minimum(bank, 5 * rng.uniform(1800, 3600, n))
-    eco = rng.uniform(0, 1200, n)
-    spend = np.where(
-        bank >= full, full, np.where((bank >= 10_000) & (u < 0.6), force, np.minimum(eco, bank))
-    )
-    spend = np.where(pistol, np.minimum(bank, rng.uniform(2500, 4000, n)), spend)
-    return 1000.0 + np.floor(np.minimum(spend, bank))
-
-
-def _buy_class(loadout: np.ndarray) -> np.ndarray:
-    """0 eco, 1 force, 2 full: a deterministic function of the loadout (so Z holds it)."""
-    return np.where(loadout >= 20_000, 2, np.where(loadout >= 8_000, 1, 0))
+    config: SimConfig | RoundsConfig = field(default_factory=SimConfig)
 
 
 def _intent_probs(cfg: SimConfig, attack: np.ndarray, buy: np.ndarray) -> np.ndarray:
@@ -292,9 +279,7 @@ def simulate(
         won = np.zeros((n, 2), dtype=bool)
         won[rows, winner_idx] = True
         streak_now = np.where(won, 0, streak[active] + 1)
-        loss_bonus = PLAYERS * (1400 + 500 * np.minimum(np.maximum(streak_now - 1, 0), 4))
-        income = np.where(won, PLAYERS * 3250, loss_bonus) + 300 * kills_by
-        income = income + np.where(attack & planted[:, None] & ~won, 800, 0)
+        income = round_income(won, streak_now, kills_by, attack, planted)
         bank_end = np.minimum(bank_start - spend + income, PLAYERS * 16_000.0)
         bank[active] = bank_end
         streak[active] = streak_now
@@ -359,15 +344,7 @@ def simulate(
         k_round = k_unit // 2
         k_ts = start[k_round] + 3.0 + (dur[k_round] - 4.0) * rng.random(k_unit.size)
         k_buy = buy.ravel()[k_unit]
-        k_weapon = np.where(
-            k_buy == 2,
-            np.array(WEAPONS_FULL)[rng.integers(0, len(WEAPONS_FULL), k_unit.size)],
-            np.where(
-                k_buy == 1,
-                np.array(WEAPONS_FORCE)[rng.integers(0, len(WEAPONS_FORCE), k_unit.size)],
-                np.array(WEAPONS_ECO)[rng.integers(0, len(WEAPONS_ECO), k_unit.size)],
-            ),
-        )
+        k_weapon = weapons(rng, k_buy)
         kill_parts.append(
             dict(
                 m=active[k_round],
@@ -381,10 +358,33 @@ def simulate(
             )
         )
 
-    units = _cat(unit_parts)
-    sigs = _cat(sig_parts)
-    kls = _cat(kill_parts)
-    # signal-level details drawn after the loop (independent of everything: null features)
+    units = concat_parts(unit_parts)
+    sigs = concat_parts(sig_parts)
+    kls = concat_parts(kill_parts)
+    frame = _units_frame(units, match_ids, tid, cfg)
+    truth = _truth(frame, units, cfg, seed, M)
+    return _finish(
+        cfg, rng, seed, match_ids, tid, maps, score, units, sigs, kls, frame, truth, render
+    )
+
+
+def _finish(
+    cfg: SimConfig | RoundsConfig,
+    rng: np.random.Generator,
+    seed: int,
+    match_ids: np.ndarray,
+    tid: np.ndarray,
+    maps: np.ndarray,
+    score: np.ndarray,
+    units: dict[str, np.ndarray],
+    sigs: dict[str, np.ndarray],
+    kls: dict[str, np.ndarray],
+    frame: pd.DataFrame,
+    truth: dict[str, Any],
+    render: bool,
+    extra: list[str] | None = None,
+) -> Simulation:
+    """Draw the signal-level details (independent of everything: null features) and render."""
     ns = sigs["m"].size
     conf = rng.beta(5.0, 2.0, ns)
     speed = rng.gamma(4.0, 0.6, ns)
@@ -393,9 +393,6 @@ def simulate(
     no_round = rng.random(ns) < cfg.frac_no_round
     no_team = rng.random(ns) < cfg.frac_no_team
     early = rng.random(ns)
-
-    frame = _units_frame(units, match_ids, tid, cfg)
-    truth = _truth(frame, units, cfg, seed, M)
     if not render:
         return Simulation(
             lines=[], units=frame, truth=truth, n_canonical=0, n_signals=0, config=cfg
@@ -419,14 +416,76 @@ def simulate(
             no_team=no_team,
             early=early,
         ),
+        extra,
     )
     return Simulation(
         lines=lines, units=frame, truth=truth, n_canonical=n_can, n_signals=n_signals, config=cfg
     )
 
 
-def _cat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+def simulate_rounds(
+    n_matches: int, seed: int = 0, config: RoundsConfig | None = None, *, render: bool = True
+) -> Simulation:
+    """Simulate ``n_matches`` matches with round dynamics (:mod:`edgefinder.esports.dynamics`).
+
+    Fights that snowball through the man advantage, signals from living players at one rate, a
+    side- and state-dependent intent mix, one planted cause (opening peeks win the first fight).
+    Every signal's ``features`` carry the round state at that moment. ``units`` has one row per
+    (round, team) with the per-round and opening-phase counts; the truth is documented in
+    :mod:`edgefinder.esports.dynamics`. Every random step draws from ``default_rng(seed)``.
+    """
+    if n_matches < 1:
+        raise ValueError("n_matches must be at least 1")
+    cfg = config or RoundsConfig()
+    rng = np.random.default_rng([seed, 2])  # the fights draw from default_rng(seed)
+    M = n_matches
+    team_a = rng.integers(0, N_TEAMS_POOL, M)
+    team_b = (team_a + rng.integers(1, N_TEAMS_POOL, M)) % N_TEAMS_POOL
+    maps = rng.integers(0, len(MAPS), M)
+    match_ids = np.array([f"simr{seed}-m{i:05d}" for i in range(M)])
+    team_names = np.array([f"team{t:02d}" for t in range(N_TEAMS_POOL)])
+    tid = np.stack([team_names[team_a], team_names[team_b]], axis=1)
+    out = simulate_round_dynamics(M, seed, cfg, match_ids, tid)
+    sigs = out["signals"]
+    extra = (
+        [
+            f',"t_round":{tr:.3f},"alive_own":{ao},"alive_opp":{ap},"bomb_planted":{bp},'
+            f'"since_plant":{"null" if sp != sp else f"{sp:.3f}"},"attack":{at},'
+            f'"loadout_own":{lo:.0f},"loadout_opp":{lp:.0f},"bank_own":{bo:.0f},'
+            f'"score_own":{so},"score_opp":{sq}'
+            for tr, ao, ap, bp, sp, at, lo, lp, bo, so, sq in zip(
+                sigs["t_round"].tolist(),
+                sigs["alive_own"].tolist(),
+                sigs["alive_opp"].tolist(),
+                sigs["bomb_planted"].tolist(),
+                sigs["since_plant"].tolist(),
+                sigs["attack"].tolist(),
+                sigs["loadout_own"].tolist(),
+                sigs["loadout_opp"].tolist(),
+                sigs["bank_own"].tolist(),
+                sigs["score_own"].tolist(),
+                sigs["score_opp"].tolist(),
+            )
+        ]
+        if render
+        else None
+    )
+    return _finish(
+        cfg,
+        rng,
+        seed,
+        match_ids,
+        tid,
+        maps,
+        out["score"],
+        out["units"],
+        sigs,
+        out["kills"],
+        out["frame"],
+        out["truth"],
+        render,
+        extra,
+    )
 
 
 def _units_frame(
@@ -435,19 +494,7 @@ def _units_frame(
     """One row per (round, team): what the database should hold once everything is ingested."""
     df = pd.DataFrame(
         {
-            "match_id": match_ids[u["m"]],
-            "round_no": u["r"],
-            "team_id": tid[u["m"], u["t"]],
-            "side": np.where(u["attack"], "attack", "defense"),
-            "bank_start": u["bank_start"],
-            "loadout_value": u["loadout"],
-            "opp_loadout_value": u["opp_loadout"],
-            "bank_end": u["bank_end"],
-            "round_win": u["won"].astype(int),
-            "econ_delta": u["bank_end"] - u["bank_start"],
-            "site_executed": u["executed"].astype(int),
-            "kills": u["kills"],
-            "deaths": u["deaths"],
+            **unit_columns(u, match_ids, tid),
             # the latent confounder: never ingested, kept for the tests' and the truth's use
             "strength": u["strength"],
         }
@@ -646,7 +693,7 @@ def _iso(base: datetime, seconds: np.ndarray) -> list[str]:
 
 
 def _render(
-    cfg: SimConfig,
+    cfg: SimConfig | RoundsConfig,
     seed: int,
     match_ids: np.ndarray,
     tid: np.ndarray,
@@ -656,6 +703,7 @@ def _render(
     s: dict[str, np.ndarray],
     k: dict[str, np.ndarray],
     sx: dict[str, np.ndarray],
+    extra: list[str] | None = None,
 ) -> tuple[list[str], int, int]:
     """JSON lines in file order: per match sorted by game time, with some signals moved earlier."""
     M = match_ids.size
@@ -834,7 +882,8 @@ def _render(
     ids = eid(sm, "s")
     iso = _iso(base, match_base[sm] + s["ts"])
     texts = []
-    for i0, m, r, t, p, it, t_, i_, c, sp, ap, d, nr, nt in zip(
+    more = extra if extra is not None else [""] * sm.size
+    for i0, m, r, t, p, it, t_, i_, c, sp, ap, d, nr, nt, x in zip(
         ids,
         sm.tolist(),
         s["r"].tolist(),
@@ -849,12 +898,13 @@ def _render(
         sx["dist"].tolist(),
         sx["no_round"].tolist(),
         sx["no_team"].tolist(),
+        more,
     ):
         opt = ("" if nr else f'"round_no":{r},') + ("" if nt else f'"team":"{tid[m, t]}",')
         texts.append(
             f'{{"signal_id":"{i0}","match_id":"{match_ids[m]}",{opt}"player_id":"{players[m, t * PLAYERS + p]}",'
             f'"ts":{t_:.3f},"timestamp":"{i_}","intent":"{INTENTS[it]}","confidence":{c:.4f},'
-            f'"features":{{"speed":{sp:.3f},"approach_velocity":{ap:.3f},"dist_to_objective":{d:.2f}}},'
+            f'"features":{{"speed":{sp:.3f},"approach_velocity":{ap:.3f},"dist_to_objective":{d:.2f}{x}}},'
             f'"artifact_url":"s3://edgefinder-sim/clips/{i0}.mp4","model_version":"sim-1"}}'
         )
     # file position: most signals at their ts; some just before their round's ROUND_START, some
@@ -902,10 +952,32 @@ def write_simulation(sim: Simulation, out: Path) -> tuple[Path, Path]:
     return out, tp
 
 
+DYNAMICS = ("counts", "rounds")
+"""Simulator modes: ``counts`` (per-round Poisson counts with planted count effects, :func:`simulate`)
+and ``rounds`` (fights, survival-driven signals, :func:`simulate_rounds`)."""
+
+
 def simulate_to_file(
-    n_matches: int, seed: int, out: Path, config: SimConfig | None = None
+    n_matches: int,
+    seed: int,
+    out: Path,
+    config: SimConfig | RoundsConfig | None = None,
+    *,
+    dynamics: str = "counts",
 ) -> Simulation:
-    """Simulate and write ``out`` (JSONL) plus ``<out>.truth.json``; returns the simulation."""
-    sim = simulate(n_matches, seed, config)
+    """Simulate and write ``out`` (JSONL) plus ``<out>.truth.json``; returns the simulation.
+
+    ``dynamics`` picks the mode (:data:`DYNAMICS`); ``config`` must be the mode's config class.
+    """
+    if dynamics == "rounds":
+        if config is not None and not isinstance(config, RoundsConfig):
+            raise TypeError("dynamics 'rounds' takes a RoundsConfig")
+        sim = simulate_rounds(n_matches, seed, config)
+    elif dynamics == "counts":
+        if config is not None and not isinstance(config, SimConfig):
+            raise TypeError("dynamics 'counts' takes a SimConfig")
+        sim = simulate(n_matches, seed, config)
+    else:
+        raise ValueError(f"unknown dynamics {dynamics!r}: one of {', '.join(DYNAMICS)}")
     write_simulation(sim, out)
     return sim

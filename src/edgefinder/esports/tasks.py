@@ -43,7 +43,7 @@ from edgefinder.esports.jobs import (
     reap_abandoned,
     run_correlation_job,
 )
-from edgefinder.esports.schedule import parse_schedule
+from edgefinder.schedule import parse_schedule
 from edgefinder.settings import Settings, get_settings
 from edgefinder.store.engine import as_utc, make_engine
 from edgefinder.store.tables import analysis_runs

@@ -24,11 +24,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, desc, func, inspect, select
+from sqlalchemy import Engine, func, inspect, select
 
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES
 from edgefinder.esports.alerts import alert_payload
+from edgefinder.esports.queries import latest_succeeded_run, run_action_values
+from edgefinder.esports.winprob.store import latest_models
 from edgefinder.jsonsafe import jsonable
 from edgefinder.store.engine import as_utc
 from edgefinder.store.tables import (
@@ -75,13 +77,10 @@ def _iso(dt: Any) -> str | None:
 
 
 def _pick_run(conn: Any, run_id: str | None) -> Any:
-    stmt = select(analysis_runs).where(analysis_runs.c.status == "succeeded")
-    if run_id is not None:
-        row = conn.execute(stmt.where(analysis_runs.c.run_id == run_id)).first()
-        if row is None:
-            raise RunNotFound(f"no succeeded analysis run {run_id!r}")
-        return row
-    return conn.execute(stmt.order_by(desc(analysis_runs.c.finished_at)).limit(1)).first()
+    row = latest_succeeded_run(conn, run_id)
+    if row is None and run_id is not None:
+        raise RunNotFound(f"no succeeded analysis run {run_id!r}")
+    return row
 
 
 def _data_counts(conn: Any, run: Any, stale_after_s: float) -> dict[str, Any]:
@@ -318,7 +317,9 @@ def esports_data(
         alert_rows = conn.execute(
             select(alerts).where(alerts.c.run_id == run.run_id).order_by(alerts.c.id)
         ).all()
+        values = run_action_values(conn, run.run_id)
     causal, balance = _causal(rows)
+    models = latest_models(engine)
     return jsonable(
         {
             "available": True,
@@ -328,6 +329,16 @@ def esports_data(
             "effects": _effects(rows),
             "causal": causal,
             "balance": balance,
+            "action_values": values[values["stratum"] == "all"].to_dict(orient="records"),
+            "winprob": [
+                {
+                    "game": m.game,
+                    "model_version": m.model_version,
+                    "ece": m.metrics["ece"]["estimate"],
+                    "reliability": (m.details or {}).get("reliability") or [],
+                }
+                for m in models.values()
+            ],
             "alerts": [
                 {
                     k: v

@@ -563,3 +563,76 @@ def template_pnl_figure(top: list[dict[str, Any]]) -> go.Figure | None:
     fig.update_yaxes(title_text="PnL per trade, $ (net)", tickprefix="$")
     fig.update_layout(**_LAYOUT, height=380, boxmode="group")
     return fig
+
+
+def action_value_figure(values: list[dict[str, Any]]) -> go.Figure | None:
+    """Win probability added per action, per intent, with its match-clustered 95 % CI."""
+    rows = [v for v in values if v.get("estimate") is not None]
+    if not rows:
+        return None
+    rows.sort(key=lambda v: -float(v["estimate"]))
+    labels = [str(v["intent"]) for v in rows]
+    est: list[float | None] = [float(v["estimate"]) for v in rows]
+    lo: list[float | None] = [v.get("ci_low") for v in rows]
+    hi: list[float | None] = [v.get("ci_high") for v in rows]
+    sig = [v.get("q_value") is not None and float(v["q_value"]) < 0.05 for v in rows]
+    hover = [
+        f"n = {int(v['n']):,} actions in {int(v['n_matches'])} matches; q = {_fmt_q(v.get('q_value'))}"
+        for v in rows
+    ]
+    fig = _interval_figure(
+        labels,
+        est,
+        lo,
+        hi,
+        sig,
+        "q < 0.05",
+        "not significant",
+        hover,
+        "win probability added per action (probability points)",
+    )
+    fig.update_xaxes(tickprefix="")
+    return fig
+
+
+def _fmt_q(q: Any) -> str:
+    return "—" if q is None else f"{float(q):.2g}"
+
+
+def reliability_figure(models: list[dict[str, Any]]) -> go.Figure | None:
+    """Reliability diagram of each game's win-probability model on its held-out matches: mean
+    forecast against the observed win share per bin; the diagonal is perfect calibration."""
+    models = [m for m in models if m.get("reliability")]
+    if not models:
+        return None
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="perfect calibration",
+            line={"color": GREY, "dash": "dot", "width": 1},
+        )
+    )
+    for m, color in zip(models, (BLUE, AMBER, GREEN), strict=False):
+        rel = m["reliability"]
+        fig.add_trace(
+            go.Scatter(
+                x=[r["forecast"] for r in rel],
+                y=[r["observed"] for r in rel],
+                mode="lines+markers",
+                name=f"{m['game']} ({m['model_version']}), ECE {float(m['ece']):.3f}",
+                marker={
+                    "color": color,
+                    "size": [6 + 14 * math.sqrt(r["n"] / max(x["n"] for x in rel)) for r in rel],
+                },
+                line={"color": color},
+                hovertext=[f"{r['n']:,} held-out states" for r in rel],
+                hoverinfo="x+y+text",
+            )
+        )
+    fig.update_xaxes(title_text="forecast P(attackers win)", range=[0, 1])
+    fig.update_yaxes(title_text="observed share of attacker wins", range=[0, 1])
+    fig.update_layout(**_LAYOUT, height=420)
+    return fig

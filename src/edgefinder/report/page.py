@@ -101,6 +101,10 @@ def _figures(esports: dict[str, Any], futures: dict[str, Any]) -> dict[str, Mark
         ),
         "refutation": _figure(f.refutation_figure(esports.get("causal") or []), "refutation"),
         "balance": _figure(f.balance_figure(esports.get("balance") or []), "balance"),
+        "action_values": _figure(
+            f.action_value_figure(esports.get("action_values") or []), "action_values"
+        ),
+        "reliability": _figure(f.reliability_figure(esports.get("winprob") or []), "reliability"),
         "equity": _figure(f.equity_figure(futures.get("equity") or []), "equity"),
         "families": _figure(f.families_figure(futures.get("families")), "families"),
         "ancestry": _figure(f.ancestry_figure(futures.get("ancestry")), "ancestry"),

@@ -24,16 +24,18 @@ econ_delta); propensities are probabilities.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 from scipy import stats as sps
-from scipy.special import expit
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import PredefinedSplit, StratifiedKFold, cross_val_predict
 
 from edgefinder.stats._common import (
@@ -49,12 +51,15 @@ from edgefinder.stats._common import (
 )
 
 __all__ = [
+    "EffectResult",
+    "LinearEffectResult",
     "PropensityResult",
     "compute_propensity",
     "covariate_balance",
     "mundlak_terms",
     "propensity_adjusted_effect",
     "weighted_outcome_diff",
+    "within_linear_effect",
     "within_unit_effect",
 ]
 
@@ -106,7 +111,7 @@ def _propensity_estimator(model: str, forest: dict[str, Any]) -> Any:
         # min_samples_leaf smooths leaf frequencies: fully grown trees give 0/1 propensities.
         return RandomForestClassifier(**forest)
     if model == "logistic":
-        return None  # fitted by _logistic_newton (see there why not sklearn)
+        return None  # fitted per fold by _logistic_fit_predict
     raise StatsInputError(f"unknown propensity_model {model!r}: use 'random_forest' or 'logistic'")
 
 
@@ -126,49 +131,34 @@ def _with_intercept(X: np.ndarray) -> np.ndarray:
     return np.hstack([np.ones((X.shape[0], 1)), Xs])
 
 
-def _logistic_newton(
-    Xa: np.ndarray,
-    t: np.ndarray,
-    l2: float = 1.0,
-    max_iter: int = 50,
-    tol: float = 1e-7,
-    start: np.ndarray | None = None,
+def _logistic_fit_predict(
+    X_train: np.ndarray, t_train: np.ndarray, X_test: np.ndarray
 ) -> np.ndarray:
-    """Coefficients of an L2-penalized logistic regression on ``Xa`` (intercept first, not penalized).
+    """P(T=1 | X) of an L2-penalized logistic regression (scikit-learn, C = 1 on standardized columns).
 
-    The objective of ``make_pipeline(StandardScaler(), LogisticRegression(C=1 / l2))``, solved by plain
-    Newton steps. The causal step fits 3 folds x 5 estimates x 9 intents of these per run; sklearn's
-    validation and pipeline copies cost 3-4x the arithmetic at 40,000 rows, this costs the arithmetic.
+    The penalty keeps collinear or separating columns from sending coefficients to infinity; a
+    training fold with one class only gets that class's share (0 or 1, clipped later) instead of an
+    error.
     """
-    k = Xa.shape[1]
-    pen = np.full(k, l2)
-    pen[0] = 0.0
-    w = np.zeros(k) if start is None else start.copy()
-    for _ in range(max_iter):
-        p = expit(Xa @ w)
-        grad = Xa.T @ (p - t) + pen * w
-        hess = (Xa * (p * (1.0 - p))[:, None]).T @ Xa + np.diag(pen)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.max(np.abs(step)) < tol:
-            break
-    return w
+    share = float(t_train.mean()) if t_train.size else 0.5
+    if share in (0.0, 1.0):
+        return np.full(X_test.shape[0], share)
+    model = LogisticRegression(C=1.0, max_iter=500)
+    model.fit(X_train, t_train.astype(np.int64))
+    return model.predict_proba(X_test)[:, 1]
 
 
 def _cross_fit_propensity(X: np.ndarray, t: np.ndarray, folds: np.ndarray, est: Any) -> np.ndarray:
-    """Out-of-fold P(T=1 | X): logistic by Newton (``est`` None) or any sklearn classifier."""
+    """Out-of-fold P(T=1 | X): penalized logistic (``est`` None) or any sklearn classifier."""
     if est is not None:
         return cross_val_predict(
             est, X, t.astype(np.int64), cv=PredefinedSplit(folds), method="predict_proba"
         )[:, 1]
-    Xa = _with_intercept(X)
+    Xs = _with_intercept(X)[:, 1:]
     out = np.empty(t.size)
-    w = None
     for k in range(int(folds.max()) + 1):
         test = folds == k
-        # the folds' optima lie close together: starting from the previous one saves Newton steps
-        w = _logistic_newton(Xa[~test], t[~test], start=w)
-        out[test] = expit(Xa[test] @ w)
+        out[test] = _logistic_fit_predict(Xs[~test], t[~test], Xs[test])
     return out
 
 
@@ -177,10 +167,9 @@ def _cross_fit_outcomes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold predictions of E[Y | T=0, X] and E[Y | T=1, X], one regression per arm and fold.
 
-    ``base`` None: least squares on the standardized design (normal equations with a ridge of
-    1e-9 per row, only there to keep a near-constant column from making X'X singular; predictions
-    agree with sklearn's LinearRegression to ~1e-9, at a sixth of the cost); otherwise clones of an
-    sklearn regressor.
+    ``base`` None: least squares on the standardized design (SVD, so collinear or constant columns
+    never make it fail); otherwise clones of an sklearn regressor. An arm without training rows in a
+    fold predicts the fold's training mean.
     """
     mu0 = np.empty(t.size)
     mu1 = np.empty(t.size)
@@ -189,14 +178,13 @@ def _cross_fit_outcomes(
         test = folds == k
         for arm, out in ((0.0, mu0), (1.0, mu1)):
             rows = ~test & (t == arm)
-            if base is None:
-                A = Xa[rows]
-                gram = A.T @ A
-                slopes = gram[
-                    1:, 1:
-                ]  # a view: the ridge lands on the slopes' diagonal, not the intercept
-                slopes[np.diag_indices(slopes.shape[0])] += 1e-9 * A.shape[0]
-                out[test] = Xa[test] @ np.linalg.solve(gram, A.T @ y[rows])
+            if not rows.any():
+                out[test] = float(y[~test].mean()) if (~test).any() else float(y.mean())
+            elif base is None:
+                # least squares by SVD: a constant or collinear column gives the minimum-norm
+                # solution instead of a singular system
+                coef = np.linalg.lstsq(Xa[rows], y[rows], rcond=None)[0]
+                out[test] = Xa[test] @ coef
             else:
                 out[test] = clone(base).fit(X[rows], y[rows]).predict(X[test])
     return mu0, mu1
@@ -350,6 +338,55 @@ def _fold_ids(
     return folds
 
 
+@dataclass(frozen=True)
+class EffectResult(Mapping[str, Any]):
+    """An AIPW effect estimate: the headline figures as attributes, every figure by name.
+
+    ``n`` rows used, ``estimate`` (the AIPW ATE; probability points for a 0/1 outcome, inside
+    [-1, 1]), ``ci_low``/``ci_high`` its 95% CI, ``p_value``, ``se``, ``reason`` why there is no
+    estimate (None when there is). Reading it like a dict (``res["ate"]``, ``res.get("mu1")``)
+    gives every figure the estimator computed, under the names of its docstring.
+    """
+
+    n: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    se: float
+    reason: str | None
+    figures: Mapping[str, Any]
+
+    @classmethod
+    def of(cls, figures: dict[str, Any]) -> EffectResult:
+        """Wrap the estimator's figures (keys ``n``, ``ate``, ``ate_ci``, ``ate_p_value``, …)."""
+        lo, hi = figures.get("ate_ci", (float("nan"), float("nan")))
+        return cls(
+            n=int(figures.get("n", 0)),
+            estimate=float(figures.get("ate", float("nan"))),
+            ci_low=float(lo),
+            ci_high=float(hi),
+            p_value=float(figures.get("ate_p_value", float("nan"))),
+            se=float(figures.get("ate_se", float("nan"))),
+            reason=figures.get("reason"),
+            figures=MappingProxyType(dict(figures)),
+        )
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """The 95% CI as a pair."""
+        return (self.ci_low, self.ci_high)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.figures[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.figures)
+
+    def __len__(self) -> int:
+        return len(self.figures)
+
+
 def _nan_effect() -> dict[str, Any]:
     nan2 = (float("nan"), float("nan"))
     return {
@@ -438,16 +475,22 @@ def _aipw_core(
         else pd.DataFrame(columns=["smd_before", "smd_after"])
     )
     ess = lambda w: float(w.sum() ** 2 / np.sum(w * w))  # noqa: E731 - Kish effective sample size
+    # a difference of two probabilities lies in [-1, 1]: so do its estimate and its interval
+    bound = 1.0 if np.isin(y, (0.0, 1.0)).all() else np.inf
+
+    def within(lo: float, hi: float) -> tuple[float, float]:
+        return (float(np.clip(lo, -bound, bound)), float(np.clip(hi, -bound, bound)))
+
     return {
-        "ate": ate,
+        "ate": float(np.clip(ate, -bound, bound)),
         "ate_se": ate_se,
-        "ate_ci": (ate - crit * ate_se, ate + crit * ate_se),
+        "ate_ci": within(ate - crit * ate_se, ate + crit * ate_se),
         "ate_p_value": two_sided_p(ate / ate_se if ate_se > 0 else float("nan"), g),
         "ipw_ate": ipw,
         "ipw_se": ipw_se,
-        "ipw_ci": (ipw - crit * ipw_se, ipw + crit * ipw_se),
+        "ipw_ci": within(ipw - crit * ipw_se, ipw + crit * ipw_se),
         "naive_ate": naive,
-        "naive_ci": naive_ci,
+        "naive_ci": within(*naive_ci),
         "naive_p_value": naive_p,
         "mu1": m1_hat,
         "mu0": m0_hat,
@@ -561,7 +604,7 @@ def propensity_adjusted_effect(
     min_group_n: int = DEFAULT_MIN_GROUP_N,
     propensity: PropensityResult | None = None,
     groups: object | None = None,
-) -> dict[str, Any]:
+) -> EffectResult:
     """Effect of a binarized treatment on an outcome, adjusted for pre-treatment ``covariates``.
 
     Treatment: a 0/1 column is used as is; otherwise T = value > ``threshold`` (default: the
@@ -577,7 +620,7 @@ def propensity_adjusted_effect(
     unit-constant ones. ``groups`` (a cluster label per row of ``df``): folds never split a cluster,
     and every standard error sums the influence values by cluster (CIs and p-values on t(G-1)).
 
-    Returns a dict: ``ate`` (AIPW), ``ate_se``, ``ate_ci`` (95%, influence function), ``ate_p_value``
+    Returns an :class:`EffectResult` (attributes n, estimate, ci, p_value, se, reason; read like a dict for every figure): ``ate`` (AIPW), ``ate_se``, ``ate_ci`` (95%, influence function), ``ate_p_value``
     (two-sided z, or t(G-1) with ``groups``), ``ipw_ate`` (Hájek), ``ipw_se``, ``ipw_ci``, ``naive_ate``
     (difference in means), ``naive_ci`` (Welch; clustered influence function with ``groups``),
     ``naive_p_value``, ``mu1``/``mu0`` (AIPW arm means) and ``rr``/``rr_ci`` (their ratio, for
@@ -616,7 +659,7 @@ def propensity_adjusted_effect(
         result.update(_nan_effect())
         result["exploratory"] = True
         result["reason"] = reason
-        return result
+        return EffectResult.of(result)
 
     if propensity is None:
         frame = design.copy()
@@ -645,7 +688,7 @@ def propensity_adjusted_effect(
         result["clip"] = ps.clip
     forest = _forest_kwargs(seed, n_estimators, min_samples_leaf, max_samples, n_jobs)
     result.update(_aipw_core(design, t, y, ps, codes, _outcome_estimator(outcome_model, forest)))
-    return result
+    return EffectResult.of(result)
 
 
 #: Suffix of the Mundlak columns: a unit's mean of a covariate (or of the treatment) over its rows.
@@ -704,7 +747,7 @@ def within_unit_effect(
     min_clusters: int = DEFAULT_MIN_CLUSTERS,
     unit_mean_covariates: Sequence[str] | None = None,
     with_balance: bool = True,
-) -> dict[str, Any]:
+) -> EffectResult:
     """Within-unit AIPW: the effect of a binarized treatment comparing each unit only with itself.
 
     A *unit* (``unit_col``, e.g. a team in one match) is what an unmeasured confounder is constant
@@ -786,7 +829,7 @@ def within_unit_effect(
         result.update(_nan_effect())
         result["exploratory"] = True
         result["reason"] = reason
-        return result
+        return EffectResult.of(result)
     mean_cols = None
     if unit_mean_covariates is not None:
         unknown = [c for c in unit_mean_covariates if c not in covariates]
@@ -829,4 +872,128 @@ def within_unit_effect(
         with_balance=with_balance,
     )
     result.update(core)
-    return result
+    return EffectResult.of(result)
+
+
+@dataclass(frozen=True)
+class LinearEffectResult:
+    """A within-unit linear-probability effect of a count on an outcome.
+
+    ``estimate``: change in P(outcome) (probability points for a 0/1 outcome) per one more unit of
+    the treatment, holding the covariates and the unit fixed; ``ci_low``/``ci_high`` its 95% CI
+    (cluster-robust, t on G - 1 df, inside [-1, 1] for a 0/1 outcome); ``p_value`` two-sided;
+    ``n`` rows, ``n_units`` units, ``n_clusters`` clusters; ``covariates`` those kept,
+    ``dropped`` those left out (constant inside units or collinear with the others); ``reason`` why
+    there is no estimate ("not estimable: …"), else None.
+    """
+
+    n: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    se: float
+    n_units: int
+    n_clusters: int
+    covariates: tuple[str, ...]
+    dropped: tuple[str, ...]
+    exploratory: bool
+    reason: str | None = None
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """The 95% CI as a pair."""
+        return (self.ci_low, self.ci_high)
+
+
+def _demean(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Columns of ``values`` minus their mean within each unit code."""
+    n_units = int(codes.max()) + 1
+    sums = np.zeros((n_units, values.shape[1]))
+    np.add.at(sums, codes, values)
+    counts = np.bincount(codes, minlength=n_units).astype(np.float64)
+    return values - (sums / counts[:, None])[codes]
+
+
+def within_linear_effect(
+    df: pd.DataFrame,
+    treatment_col: str,
+    outcome_col: str,
+    covariates: Sequence[str],
+    *,
+    unit_col: str,
+    cluster_col: str,
+    min_clusters: int = DEFAULT_MIN_CLUSTERS,
+    min_group_n: int = DEFAULT_MIN_GROUP_N,
+) -> LinearEffectResult:
+    """Within-unit (fixed-effects) linear probability model of ``outcome_col`` on a count.
+
+    Outcome, treatment and covariates are demeaned inside each unit (a team in a match: its strength
+    and anything else constant over the match drop out), then fitted by statsmodels OLS with
+    cluster-robust standard errors by ``cluster_col`` (the match), t with G - 1 df. Rows with a
+    missing value are dropped. A covariate without variation inside units, or collinear with the
+    others, is left out and named in ``dropped``; a treatment without it gives a result with
+    ``reason`` "not estimable: …" and NaN figures, never an exception. ``exploratory``: fewer than
+    ``min_clusters`` clusters or fewer than ``min_group_n`` rows with a non-zero treatment.
+    """
+    cols = [treatment_col, outcome_col, *covariates]
+    for col in (*cols, unit_col, cluster_col):
+        if col not in df.columns:
+            raise StatsInputError(f"column {col!r} not in the data")
+    data = df.loc[:, [*cols, unit_col, cluster_col]].apply(pd.to_numeric, errors="coerce")
+    data = data.loc[np.isfinite(data.to_numpy(dtype=np.float64)).all(axis=1)]
+    n = len(data)
+    nan = float("nan")
+
+    def fail(reason: str, n_units: int = 0, n_clusters: int = 0) -> LinearEffectResult:
+        return LinearEffectResult(
+            n, nan, nan, nan, nan, nan, n_units, n_clusters, (), tuple(covariates), True,
+            f"not estimable: {reason}",
+        )  # fmt: skip
+
+    if n < 3:
+        return fail(f"{n} complete rows")
+    units = pd.factorize(data[unit_col])[0].astype(np.int64)
+    clusters = pd.factorize(data[cluster_col])[0].astype(np.int64)
+    g = int(clusters.max()) + 1
+    n_units = int(units.max()) + 1
+    if g < 2:
+        return fail("fewer than 2 clusters", n_units, g)
+    values = _demean(data[cols].to_numpy(dtype=np.float64), units)
+    y, X = values[:, 1], np.delete(values, 1, axis=1)
+    scale = np.sqrt((X * X).mean(axis=0))
+    if not scale[0] > 1e-9 * max(1.0, float(np.abs(data[treatment_col]).max())):
+        return fail("the treatment does not vary inside any unit", n_units, g)
+    # keep columns one by one while they add rank (the treatment first, so it is never the one dropped)
+    keep = [0]
+    for j in range(1, X.shape[1]):
+        if scale[j] <= 1e-12:
+            continue
+        cand = X[:, [*keep, j]] / np.where(scale[[*keep, j]] > 0, scale[[*keep, j]], 1.0)
+        if np.linalg.matrix_rank(cand, tol=1e-8 * np.sqrt(n)) == len(keep) + 1:
+            keep.append(j)
+    kept = tuple(covariates[j - 1] for j in keep[1:])
+    dropped = tuple(c for c in covariates if c not in kept)
+    fit = sm.OLS(y, X[:, keep]).fit(
+        cov_type="cluster", cov_kwds={"groups": clusters, "use_correction": True}, use_t=True
+    )
+    est, se = float(fit.params[0]), float(fit.bse[0])
+    if not (np.isfinite(est) and np.isfinite(se) and se > 0):
+        return fail("the fit gave no finite standard error", n_units, g)
+    crit = normal_or_t_crit(g)
+    bound = 1.0 if np.isin(data[outcome_col].to_numpy(), (0.0, 1.0)).all() else np.inf
+    lo, hi = (float(np.clip(v, -bound, bound)) for v in (est - crit * se, est + crit * se))
+    return LinearEffectResult(
+        n=n,
+        estimate=est,
+        ci_low=lo,
+        ci_high=hi,
+        p_value=two_sided_p(est / se, g),
+        se=se,
+        n_units=n_units,
+        n_clusters=g,
+        covariates=kept,
+        dropped=dropped,
+        # few clusters, or few rows that show the treatment at all: the t approximation is weak
+        exploratory=g < min_clusters or int((data[treatment_col] != 0).sum()) < min_group_n,
+    )

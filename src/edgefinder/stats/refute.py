@@ -35,7 +35,7 @@ clusters and pin an old SciPy; they are not used.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,7 +142,7 @@ def permute_within(values: np.ndarray, unit_codes: np.ndarray, seed: int) -> np.
     return out
 
 
-def _figures(res: dict[str, Any]) -> dict[str, Any]:
+def _figures(res: Mapping[str, Any]) -> dict[str, Any]:
     lo, hi = res.get("ate_ci", (float("nan"), float("nan")))
     return {
         "estimate": res.get("ate"),
@@ -153,9 +153,9 @@ def _figures(res: dict[str, Any]) -> dict[str, Any]:
 
 
 def refute_within_effect(
-    estimate: Callable[..., dict[str, Any]],
+    estimate: Callable[..., Mapping[str, Any]],
     df: pd.DataFrame,
-    result: dict[str, Any],
+    result: Mapping[str, Any],
     *,
     treatment_col: str,
     covariates: Sequence[str],

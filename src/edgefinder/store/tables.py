@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     func,
     text,
 )
@@ -254,6 +255,13 @@ correlation_results = Table(
     Column("direction", String(16)),
     Column("details", Json),
     Column("purpose", String(32), nullable=False, server_default="research/ops"),
+    Column(
+        "outcome_mechanism",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        doc="the feature is the outcome by the rules of the game (reason in details.outcome_mechanism)",
+    ),
     _created(),
 )
 
@@ -342,4 +350,44 @@ reviews = Table(
     Column("reviewer", String(128)),
     Column("note", Text),
     _created(),
+)
+
+# Round win-probability models, one version per fit; the latest of a game is the one in use.
+winprob_models = Table(
+    "winprob_models",
+    metadata,
+    Column("model_version", String(64), primary_key=True),
+    Column("game", String(16), nullable=False, doc="valorant | cs | other: one model per game"),
+    _created(),
+    Column("n_rounds", Integer, nullable=False),
+    Column("n_matches", Integer, nullable=False),
+    Column("metrics", Json, nullable=False, doc="held-out log_loss, brier, auc, ece with CIs"),
+    Column("baseline_metrics", Json, nullable=False, doc="the logistic baseline's, same rows"),
+    Column("details", Json, doc="features, split sizes, reliability diagram, parameters"),
+    Column("model", LargeBinary, nullable=False, doc="the fitted model, pickled (joblib)"),
+    Index("ix_winprob_models_game_created", "game", "created_at"),
+)
+
+# Win probability added per action, per intent and stratum, of one run (the verdict's second design).
+action_values = Table(
+    "action_values",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "run_id",
+        String(36),
+        ForeignKey("analysis_runs.run_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("game", String(16), nullable=False, doc="the model's game, or all (pooled)"),
+    Column("stratum", String(128), nullable=False, doc="all | side=… | map=… | game=…"),
+    Column("intent", String(16), nullable=False),
+    Column("estimate", Float, doc="mean win probability added, probability points"),
+    Column("ci_low", Float),
+    Column("ci_high", Float),
+    Column("p_value", Float),
+    Column("q_value", Float),
+    Column("n", Integer, nullable=False, doc="actions"),
+    Column("n_matches", Integer, nullable=False),
 )

@@ -9,7 +9,7 @@ touched 1,728 buffers in 5.3 ms); with them it reads only the unresolved rows (9
 signal is resolved as it is inserted.
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0007'
-down_revision = '0004'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
