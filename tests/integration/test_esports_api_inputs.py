@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationConfig
 
-from edgefinder.esports.api import create_app
+from edgefinder.app import create_app
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units
 from edgefinder.settings import Settings

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from edgefinder.esports.api import create_app
+from edgefinder.app import create_app
 from edgefinder.settings import Settings, setting_default
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import analysis_runs

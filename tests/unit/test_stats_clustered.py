@@ -18,7 +18,7 @@ import statsmodels.api as sm
 
 from edgefinder.stats import logistic_model, point_biserial, spearman
 from edgefinder.stats._common import cluster_se_of_mean
-from edgefinder.stats.causal import _cross_fit_outcomes, _logistic_newton, _with_intercept
+from edgefinder.stats.causal import _cross_fit_outcomes
 
 G, M, RHO = 400, 22, 0.3
 
@@ -92,18 +92,6 @@ def test_clustered_logistic_matches_statsmodels_cluster_covariance() -> None:
     plain = logistic_model(df, "x", "y", ["z"])
     assert res.table.loc["x", "se"] > 1.2 * plain.table.loc["x", "se"]  # clustering widens
     assert res.pseudo_r2 == pytest.approx(float(ref.prsquared), rel=1e-6)
-
-
-def test_logistic_newton_matches_sklearn_penalized_fit() -> None:
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(4)
-    X = rng.standard_normal((3000, 4)) * [1, 10, 0.1, 3]
-    t = (rng.random(3000) < 1 / (1 + np.exp(-(X[:, 0] + 0.05 * X[:, 1])))).astype(float)
-    Xa = _with_intercept(X)
-    w = _logistic_newton(Xa, t)
-    ref = LogisticRegression(C=1.0, tol=1e-12, max_iter=10_000).fit(Xa[:, 1:], t)
-    np.testing.assert_allclose(w, np.r_[ref.intercept_, ref.coef_.ravel()], rtol=1e-5, atol=1e-6)
 
 
 def test_cross_fitted_least_squares_match_sklearn_linear_regression() -> None:
