@@ -38,6 +38,7 @@ from typing import Any
 
 from rich.console import Console
 
+from edgefinder.dates import DateFlagError
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets import atlas
 from edgefinder.markets._io import atomic_write_bytes
@@ -84,7 +85,7 @@ def resolve_train_until(value: Any) -> int | None:
     """
     try:
         return atlas.session_start(value, "--train-until")
-    except atlas.AtlasError as exc:
+    except (atlas.AtlasError, DateFlagError) as exc:
         raise PipelineError(str(exc)) from None
 
 
