@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from edgefinder.esports.api import create_app
+from edgefinder.app import create_app
 from edgefinder.esports.ingest import IngestConfig, Pipeline, make_pipeline, run_ingest
 from edgefinder.esports.monitoring import stream_groups
 from edgefinder.esports.simulate import simulate
