@@ -23,6 +23,7 @@ from edgefinder.esports.events import (
     SitePayload,
     is_signal_line,
     parse_line,
+    parse_lines,
 )
 from edgefinder.esports.pseudonym import Pseudonymizer, pseudonymize
 from edgefinder.esports.simulate import _conditional_effects, simulate, truth_path
@@ -211,6 +212,40 @@ def test_oversize_payload_is_refused_before_parsing() -> None:
     with pytest.raises(InvalidEvent, match="oversize payload: 7\\d{4} bytes > limit 65536"):
         parse_line(big)
     assert isinstance(parse_line(big, max_bytes=200_000), MotionSignal)
+
+
+def test_parse_lines_gives_what_parse_line_gives_for_every_entry_of_a_mixed_batch() -> None:
+    """The batch parser's inline fast path must not change any result: valid signals, signals
+    off the fast path (int, huge or nested features, a NUL escape, oversize), invalid signals,
+    canonical events and lines that are no event, in one batch."""
+    lines = [
+        json.dumps(signal()),
+        json.dumps(signal(features={"speed": 3, "approach_velocity": 0.5})),
+        json.dumps(signal(features={"speed": 1e16})),
+        json.dumps(signal(features={"nested": {"a": [1, 2]}})),
+        json.dumps(signal(player_id="p\u0000x")).replace("\\u0000", "\u0000"),
+        json.dumps(signal(intent="teleport")),
+        json.dumps(signal(confidence=1.2)),
+        json.dumps(signal(features={"blob": "x" * 500})),
+        canon("KILL", {"round_no": 1, "victim": "b1"}),
+        canon("KILL", {"victim": "b1"}),
+        '{"signal_id": "s1", "match_id": ',
+        "[1, 2, 3]",
+        '"signal_id"',
+    ]
+    raws = [line.encode() for line in lines]
+    got = parse_lines(raws, max_bytes=400)
+    assert len(got) == len(raws)
+    for raw, result in zip(raws, got):
+        try:
+            expected = parse_line(raw, max_bytes=400)
+        except InvalidEvent as exc:
+            assert isinstance(result, InvalidEvent), raw
+            assert result.reason == exc.reason
+        else:
+            assert result == expected, raw
+    kinds = [type(r).__name__ for r in got]
+    assert kinds.count("MotionSignal") == 3 and kinds.count("InvalidEvent") == 9, kinds
 
 
 # --- pseudonyms ----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Per batch (:meth:`Pipeline.process`):
 
-1. Every entry is validated (:func:`edgefinder.esports.events.parse_line`, which also bounds what
+1. Every entry is validated (:func:`edgefinder.esports.events.parse_lines`, which also bounds what
    the database and the analysis must hold: nesting, numbers, text, size). Invalid entries, and
    entries the source marked unusable (no ``data`` field, over the size limit, over the delivery
    limit), become ``dead_letters`` rows (raw text, reason, kind, source, entry id, deliveries)
@@ -59,7 +59,7 @@ from edgefinder.esports.events import (
     CanonicalEvent,
     InvalidEvent,
     MotionSignal,
-    parse_line,
+    parse_lines,
 )
 from edgefinder.esports.materialize import (
     MACRO_SQL,
@@ -332,19 +332,21 @@ class Pipeline:
         """Split a batch into valid events and dead-letter rows (nothing an entry holds escapes)."""
         good: list[tuple[Entry, Event]] = []
         dead: list[dict[str, Any]] = []
-        max_bytes = self.max_event_bytes
+        parsed = iter(
+            parse_lines([e.raw for e in entries if e.error is None], max_bytes=self.max_event_bytes)
+        )
         for e in entries:
             if e.error is not None:
                 dead.append(dead_letter(source, e, e.error))
                 continue
-            try:
-                good.append((e, parse_line(e.raw, max_bytes=max_bytes)))
-            except InvalidEvent as exc:
-                dead.append(dead_letter(source, e, exc.reason))
-            except Exception as exc:
-                dead.append(
-                    dead_letter(source, e, f"invalid: {type(exc).__name__}: {first_line(exc)}")
-                )
+            ev = next(parsed)
+            if not isinstance(ev, Exception):
+                good.append((e, ev))
+            elif isinstance(ev, InvalidEvent):
+                dead.append(dead_letter(source, e, ev.reason))
+            else:
+                reason = f"invalid: {type(ev).__name__}: {first_line(ev)}"
+                dead.append(dead_letter(source, e, reason))
         return good, dead
 
     def prepare(self, entries: Sequence[Entry], source: BatchSource) -> Prepared:

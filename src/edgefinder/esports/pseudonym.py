@@ -22,13 +22,14 @@ class Pseudonymizer:
         if not key_bytes:
             raise ValueError("the pseudonym key must not be empty")
         self._key = key_bytes
-        self._cached = lru_cache(maxsize=65536)(self._hash)
+        #: the cached function itself: the same results without a method call (hot loops)
+        self.hash = lru_cache(maxsize=65536)(self._hash)
 
     def _hash(self, player_id: str) -> str:
         return hmac.new(self._key, player_id.encode("utf-8"), hashlib.sha256).hexdigest()
 
     def __call__(self, player_id: str) -> str:
-        return self._cached(player_id)
+        return self.hash(player_id)
 
 
 def pseudonymize(player_id: str, key: str | bytes) -> str:
