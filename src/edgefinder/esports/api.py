@@ -49,6 +49,7 @@ from edgefinder.esports.alerts import ALERT_KINDS, alert_payload
 from edgefinder.esports.api_deps import AppState as _State
 from edgefinder.esports.api_deps import app_state as _state
 from edgefinder.esports.api_deps import aware as _aware
+from edgefinder.esports.contract import RESULT_COLUMNS, ResultRow, details_of
 from edgefinder.esports.jobs import (
     COVARIATE_EFFECTS,
     QUEUED_EXPIRES_S,
@@ -333,13 +334,20 @@ _latest_run = latest_succeeded_run
 
 def _corr_out(row: Any) -> CorrelationOut:
     m = dict(row._mapping)
-    m.pop("created_at", None)
-    # the stored column is `effect`; every answer of the API calls a point estimate `estimate`
-    m["estimate"] = m.pop("effect", None)
-    for k in ("statistic", "estimate", "ci_low", "ci_high", "p_value", "q_value"):
+    for k in ("statistic", "effect", "ci_low", "ci_high", "p_value", "q_value"):
         m[k] = finite_or_none(m.get(k))  # rows written before NaN was mapped to NULL
-    m["purpose"] = m.get("purpose") or PURPOSE
-    return CorrelationOut(**m)
+    r = ResultRow.model_validate(
+        {**{k: m.get(k) for k in RESULT_COLUMNS}, "details": m.get("details") or {}}
+    )
+    # the stored column is `effect`; every answer of the API calls a point estimate `estimate`
+    return CorrelationOut(
+        id=m["id"],
+        run_id=m["run_id"],
+        purpose=m.get("purpose") or PURPOSE,
+        estimate=r.effect,
+        details=m.get("details"),
+        **r.model_dump(exclude={"effect", "details"}),
+    )
 
 
 def _ordered(stmt: Any) -> Any:
@@ -430,7 +438,7 @@ def causal_effects(
     res = _latest_results(_state(request), where)
     effects: list[CausalEffectOut] = []
     for r in res.results:
-        d = r.details or {}
+        d = details_of(r.details)
         effects.append(
             CausalEffectOut(
                 feature=r.feature,
@@ -445,11 +453,11 @@ def causal_effects(
                 significant=r.significant,
                 verdict=r.verdict,
                 exploratory=r.exploratory,
-                between_team=d.get("between_team"),
-                e_value=d.get("e_value"),
-                e_value_ci=d.get("e_value_ci"),
-                refutations=d.get("refutations"),
-                balance=d.get("balance"),
+                between_team=d.between_team,
+                e_value=d.e_value,
+                e_value_ci=d.e_value_ci,
+                refutations=d.refutations,
+                balance=d.balance if isinstance(d.balance, list) else None,
             )
         )
     return CausalEffectList(

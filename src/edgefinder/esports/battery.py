@@ -25,7 +25,7 @@ from edgefinder.esports.aggregate import (
     ROUND_COVARIATES,
 )
 from edgefinder.esports.exposure import opening_rows
-from edgefinder.esports.mechanisms import outcome_mechanism
+from edgefinder.esports.mechanisms import intent_of, outcome_mechanism
 from edgefinder.esports.resultrows import (
     MATCH_CODE,
     NAIVE_METHOD,
@@ -565,7 +565,7 @@ def not_available(features: pd.DataFrame) -> dict[str, str]:
 
 def _tested(feature: str, outcome: str, missing: dict[str, str]) -> bool:
     """Whether a (feature, outcome) test can run on data whose missing parts are ``missing``."""
-    return outcome not in missing and feature.rsplit("_", 1)[0] not in missing
+    return outcome not in missing and (intent_of(feature) or feature) not in missing
 
 
 def compute_results(

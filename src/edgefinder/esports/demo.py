@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from edgefinder.esports.contract import details_of
 from edgefinder.settings import Settings
 
 DEMO_MATCHES = 60
@@ -105,7 +106,7 @@ def run(
             _fmt(p.get("true_ate")),
             est,
             r.get("verdict") or "—",
-            _fmt((r["details"] or {}).get("naive")),
+            _fmt(details_of(r["details"]).naive),
             "—" if q is None or not math.isfinite(q) else f"{q:.1e}",
         )
     console.print(truth)

@@ -96,6 +96,7 @@ from edgefinder.esports.battery import (
     not_available,
     top_findings,
 )
+from edgefinder.esports.contract import ResultRow
 from edgefinder.esports.design import DesignVerdicts, store_values, value_and_combine
 from edgefinder.esports.mechanisms import kill_derived_intents
 from edgefinder.esports.postrun import after_run
@@ -227,6 +228,8 @@ def _finish(
                 {str(k): (finite_or_none(v) if isinstance(v, float) else v) for k, v in rec.items()}
                 for rec in results.assign(run_id=lock.run_id).to_dict(orient="records")
             ]
+            for rec in records:  # the typed contract: a row of the wrong shape fails the run here
+                ResultRow.model_validate({k: rec.get(k) for k in RESULT_COLUMNS})
             tx.execute(insert(correlation_results), records)
         # the statements so far, the results' INSERT included (the final UPDATE stores the count)
         db = (

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from edgefinder import DISCLAIMER, PURPOSE
+from edgefinder.esports.contract import details_of
 from edgefinder.esports.jobs import NAIVE_METHOD, WITHIN_METHOD, JobResult, top_findings
 from edgefinder.esports.winprob.tables import values_table, verdict_table
 
@@ -83,9 +84,9 @@ def causal_table(results: pd.DataFrame) -> Table:
         ["q_value", "_abs"], ascending=[True, False], na_position="last"
     )
     for r in rows.to_dict(orient="records"):
-        d = r["details"] or {}
-        ref = d.get("refutations")
-        between = d.get("between_team") or {}
+        d = details_of(r["details"])
+        ref = d.refutations
+        between = d.between_team or {}
         verdict = r.get("verdict") or "—"
         style = {"robust": "green", "fragile": "yellow"}.get(verdict, "dim")
         label = r["feature"] if r["outcome"] == "round_win" else f"{r['feature']} → {r['outcome']}"
@@ -97,7 +98,7 @@ def causal_table(results: pd.DataFrame) -> Table:
             _check(ref, "placebo"),
             _check(ref, "subset"),
             _check(ref, "random_common_cause"),
-            f"{_num(d.get('e_value'), '.2f')} ({_num(d.get('e_value_ci'), '.2f')})",
+            f"{_num(d.e_value, '.2f')} ({_num(d.e_value_ci, '.2f')})",
             _num(between.get("estimate")),
             f"{r['n']:,}",
         )
@@ -182,7 +183,7 @@ def print_run(
                 for d, s in zip(
                     result.results["details"], result.results["significant"], strict=True
                 )
-                if s and (d or {}).get("kind") == "in_round"
+                if s and details_of(d).kind == "in_round"
             )
         )
         if hidden:
@@ -191,7 +192,7 @@ def print_run(
                 "they are part of how a round is won, not edges.[/dim]"
             )
     for r in result.results.to_dict(orient="records"):
-        if (r["details"] or {}).get("kind") == "covariate" and r["method"] == "logistic":
+        if details_of(r["details"]).kind == "covariate" and r["method"] == "logistic":
             console.print(
                 f"pre-round baseline: {r['feature']} → {r['outcome']}: {_METHOD_LABEL['logistic']} "
                 f"{_num(r['effect'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}], q {_q(r['q_value'])}"

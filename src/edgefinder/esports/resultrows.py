@@ -1,7 +1,8 @@
 """The result rows of the correlation job and the knobs of one run.
 
-Every test of a run becomes one row with the columns of :data:`RESULT_COLUMNS` (those of the
-``correlation_results`` table without the run id): :func:`_row` builds it, so the battery
+Every test of a run becomes one row with the columns of :data:`RESULT_COLUMNS` (the typed
+:class:`~edgefinder.esports.contract.ResultRow`, those of the ``correlation_results`` table without
+the run id): :func:`_row` builds it, so the battery
 (:mod:`edgefinder.esports.battery`), the exposure-aware design (:mod:`edgefinder.esports.exposure`)
 and the storing step agree on one shape. :class:`JobParams` are the knobs stored with each run.
 """
@@ -18,28 +19,10 @@ from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.esports.aggregate import (
     IN_ROUND_FEATURES,
 )
+from edgefinder.esports.contract import RESULT_COLUMNS as RESULT_COLUMNS
 from edgefinder.jsonsafe import finite_or_none
 from edgefinder.stats.association import (
     PointBiserialResult,
-)
-
-RESULT_COLUMNS = (
-    "feature",
-    "outcome",
-    "method",
-    "n",
-    "statistic",
-    "effect",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "q_value",
-    "significant",
-    "verdict",
-    "exploratory",
-    "direction",
-    "details",
-    "outcome_mechanism",
 )
 
 

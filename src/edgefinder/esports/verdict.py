@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from edgefinder.esports.contract import details_of
 from edgefinder.esports.events import INTENTS
 from edgefinder.esports.mechanisms import intent_of
 from edgefinder.esports.resultrows import OPENING_METHOD, WITHIN_METHOD
@@ -92,8 +93,8 @@ def combine_verdicts(
         c = counts.get(intent)
         if o is None and c is None:
             continue
-        details = (o or {}).get("details") or {}
-        c_details = (c or {}).get("details") or {}
+        details = details_of((o or {}).get("details"))
+        c_details = details_of((c or {}).get("details"))
         est, q = _num((o or {}).get("effect")), _num((o or {}).get("q_value"))
         row: dict[str, Any] = {
             "intent": intent,
@@ -108,7 +109,7 @@ def combine_verdicts(
             "action_value_n": None,
             "per_round_count_estimate": _num((c or {}).get("effect")),
             "per_round_count_verdict": (c or {}).get("verdict"),
-            "e_value": _num(c_details.get("e_value")),
+            "e_value": _num(c_details.e_value),
         }
         mechanism = any(bool(r.get("outcome_mechanism")) for r in (o, c) if r is not None)
         a = av.get(intent) if action_values is not None else None
@@ -122,10 +123,10 @@ def combine_verdicts(
             )
         failed: list[str] = []
         if mechanism:
-            why = details.get("outcome_mechanism") or c_details.get("outcome_mechanism")
+            why = details.outcome_mechanism or c_details.outcome_mechanism
             verdict, failed = MECHANISM, [f"outcome mechanism: {why}"]
         elif o is None or est is None:
-            reason = details.get("reason") or "no exposure-aware round-level estimate in this run"
+            reason = details.reason or "no exposure-aware round-level estimate in this run"
             verdict, failed = NOT_ESTIMABLE, [f"round-level effect: {reason}"]
         else:
             if q is None or q >= alpha:

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, func, inspect, select
 from edgefinder.errors import EdgefinderError
 from edgefinder.esports.aggregate import COUNT_FEATURES, COVARIATES
 from edgefinder.esports.alerts import alert_payload
+from edgefinder.esports.contract import details_of
 from edgefinder.esports.queries import latest_succeeded_run, run_action_values
 from edgefinder.esports.winprob.store import latest_models
 from edgefinder.jsonsafe import jsonable
@@ -125,8 +126,8 @@ def _data_counts(conn: Any, run: Any, stale_after_s: float) -> dict[str, Any]:
 
 
 def _effect_record(r: dict[str, Any], kind: str) -> dict[str, Any]:
-    d = r.get("details") or {}
-    naive_lo, naive_hi = _pair(d.get("naive_ci"))
+    d = details_of(r.get("details"))
+    naive_lo, naive_hi = _pair(d.naive_ci)
     return {
         "feature": r["feature"],
         "intent": r["feature"].removesuffix("_count"),
@@ -143,14 +144,14 @@ def _effect_record(r: dict[str, Any], kind: str) -> dict[str, Any]:
         "significant": bool(r["significant"]),
         "exploratory": bool(r["exploratory"]),
         "verdict": r.get("verdict"),
-        "naive": d.get("naive") if kind == "causal" else None,
+        "naive": d.naive if kind == "causal" else None,
         "naive_ci_low": naive_lo if kind == "causal" else None,
         "naive_ci_high": naive_hi if kind == "causal" else None,
         "between": None,
         "between_ci_low": None,
         "between_ci_high": None,
-        "population": d.get("population"),
-        "reason": d.get("reason"),
+        "population": d.population,
+        "reason": d.reason,
     }
 
 
@@ -219,8 +220,7 @@ def _causal(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
     for r in rows:
         if r["method"] != method:
             continue
-        d = r.get("details") or {}
-        refutations = d.get("refutations") if isinstance(d.get("refutations"), dict) else None
+        d = details_of(r.get("details"))
         causal.append(
             {
                 "feature": r["feature"],
@@ -235,21 +235,21 @@ def _causal(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict
                 "significant": bool(r["significant"]),
                 "exploratory": bool(r["exploratory"]),
                 "verdict": r.get("verdict"),
-                "n_treated": d.get("n_treated"),
-                "n_control": d.get("n_control"),
-                "threshold": d.get("threshold"),
-                "naive": d.get("naive"),
-                "e_value": d.get("e_value"),
-                "e_value_ci": d.get("e_value_ci"),
-                "refutations": jsonable(refutations),
-                "refutations_skipped": d.get("refutations_skipped"),
-                "max_abs_smd_before": d.get("max_abs_smd_before"),
-                "max_abs_smd_after": d.get("max_abs_smd_after"),
-                "population": d.get("population"),
-                "reason": d.get("reason"),
+                "n_treated": d.n_treated,
+                "n_control": d.n_control,
+                "threshold": d.threshold,
+                "naive": d.naive,
+                "e_value": d.e_value,
+                "e_value_ci": d.e_value_ci,
+                "refutations": jsonable(d.refutations),
+                "refutations_skipped": d.refutations_skipped,
+                "max_abs_smd_before": d.max_abs_smd_before,
+                "max_abs_smd_after": d.max_abs_smd_after,
+                "population": d.population,
+                "reason": d.reason,
             }
         )
-        balance.extend(_balance_rows(r["feature"], d.get("balance")))
+        balance.extend(_balance_rows(r["feature"], d.balance))
     order = {f: i for i, f in enumerate(COUNT_FEATURES)}
     causal.sort(key=lambda c: (c["outcome"], order.get(c["feature"], len(order))))
     return causal, balance
