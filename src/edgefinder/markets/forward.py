@@ -11,8 +11,10 @@
    < ``match_distance`` and depth >= ``min_depth``; Gate 2 the brain; Gate 3 one position at a time.
 3. **Trade** (:class:`~edgefinder.markets.replay.SessionTrader`): WaveRider on the one exit simulator;
    each closed trade updates the brain.
-4. **Session end**: regret analysis, a day line, and a checkpoint record appended to the
-   :class:`~edgefinder.markets.journal.Journal`; a killed run resumes from it with the same result.
+4. **Session end**: a day line, and a checkpoint record appended to the
+   :class:`~edgefinder.markets.journal.Journal` — the session's trades, gate counts and each trade's
+   context at entry (``ctx_*`` columns, :mod:`edgefinder.markets.context`); a killed run resumes from
+   it with the same result.
 
 In-sample sessions (before ``train_until``, which Phases 2–3 learned from) and out-of-sample
 sessions are reported apart (docs/decisions.md §D24). Sessions from ``forward_until`` on are not
@@ -485,7 +487,15 @@ def run_forward_pass(
                 oos, label = bool(s_oos[k]), str(s_label[k])
                 res = engine.session(k, learn=True)
                 day = _day_record(k, label, oos, res, engine.brain_stats())
-                journal.append({"index": k, "day": day, "trades": res.trades, "gates": res.gates})
+                journal.append(
+                    {
+                        "index": k,
+                        "day": day,
+                        "trades": res.trades,
+                        "gates": res.gates,
+                        "context": engine.matched.context(res.trades["cand"]),
+                    }
+                )
                 done.append((res, oos, label))
                 days.append(day)
                 if console is not None and day_lines:
