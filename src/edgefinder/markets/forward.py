@@ -82,7 +82,7 @@ from edgefinder.markets.replay import (
     match_candidates,
 )
 from edgefinder.markets.summary import fmt_epoch, sample_block
-from edgefinder.markets.views import print_day, print_forward_report
+from edgefinder.markets.views import print_day, print_forward_report, session_progress
 
 __all__ = [
     "JOURNAL",
@@ -474,39 +474,30 @@ def run_forward_pass(
     # never feeds a decision, so per session or at once gives the same figures)
     first = len(journal.records)
     stop_at = n_sessions if max_sessions is None else min(n_sessions, first + int(max_sessions))
-    progress = None
-    if console is not None and console.is_terminal:
-        from rich.progress import Progress
-
-        progress = Progress(console=console, transient=True)
-        progress.start()
-        task = progress.add_task("Phase 4 — forward pass", total=n_sessions, completed=first)
-    try:
-        with journal:
-            for k in range(first, stop_at):
-                oos, label = bool(s_oos[k]), str(s_label[k])
-                res = engine.session(k, learn=True)
-                day = _day_record(k, label, oos, res, engine.brain_stats())
-                journal.append(
-                    {
-                        "index": k,
-                        "day": day,
-                        "trades": res.trades,
-                        "gates": res.gates,
-                        "context": engine.matched.context(res.trades["cand"]),
-                    }
-                )
-                done.append((res, oos, label))
-                days.append(day)
-                if console is not None and day_lines:
-                    print_day(console, day)
-                if progress is not None:
-                    progress.update(task, advance=1)
-                if on_session is not None:
-                    on_session(k, day)
-    finally:
-        if progress is not None:
-            progress.stop()
+    with (
+        session_progress(console, "Phase 4 — forward pass", n_sessions, first) as advance,
+        journal,
+    ):
+        for k in range(first, stop_at):
+            oos, label = bool(s_oos[k]), str(s_label[k])
+            res = engine.session(k, learn=True)
+            day = _day_record(k, label, oos, res, engine.brain_stats())
+            journal.append(
+                {
+                    "index": k,
+                    "day": day,
+                    "trades": res.trades,
+                    "gates": res.gates,
+                    "context": engine.matched.context(res.trades["cand"]),
+                }
+            )
+            done.append((res, oos, label))
+            days.append(day)
+            if console is not None and day_lines:
+                print_day(console, day)
+            advance()
+            if on_session is not None:
+                on_session(k, day)
     lap("sessions")
 
     # ---- artifacts and report
