@@ -488,7 +488,7 @@ def run_forward_pass(
                     "day": day,
                     "trades": res.trades,
                     "gates": res.gates,
-                    "context": engine.matched.context(res.trades["cand"]),
+                    "context": engine.trade_context(res.trades["cand"]),
                 }
             )
             done.append((res, oos, label))
