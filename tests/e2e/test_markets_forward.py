@@ -398,6 +398,22 @@ def test_kill_and_resume_gives_the_same_report(none_run, tmp_path) -> None:
         assert pickle.load(fh)["table"] == pickle.load(gh)["table"]
 
 
+def test_the_journal_records_every_trades_context_at_entry(none_run) -> None:
+    """Each session record of phase4_journal.bin carries the context at entry of its trades: the
+    same columns and values as phase4_trades.parquet, trade by trade, in order."""
+    from edgefinder.markets.journal import read_records
+
+    _, ck, _, _ = none_run
+    trades = pd.read_parquet(ck / "phase4_trades.parquet")
+    ctx_cols = [c for c in trades.columns if c.startswith("ctx_")]
+    assert len(trades) > 0 and any(c.endswith("_stretch") for c in ctx_cols)
+    records = [r for r in read_records(ck / JOURNAL) if r.get("kind") == "session"]
+    assert all(len(r["context"][c]) == r["trades"]["pnl"].size for r in records for c in ctx_cols)
+    for c in ctx_cols:
+        got = np.concatenate([np.asarray(r["context"][c], np.float64) for r in records])
+        np.testing.assert_array_equal(got, trades[c].to_numpy(np.float64), err_msg=c)
+
+
 def test_changed_inputs_restart_the_journal(none_run, tmp_path) -> None:
     """A journal written with other gates is not resumed: the run starts over with the new settings."""
     data, ck, _, _ = none_run

@@ -8,6 +8,7 @@ with plain ``sqlite3``, not through the report's code.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -284,3 +285,91 @@ def test_analyze_rows_as_json_and_csv(seasons: dict[str, Any], tmp_path: Path) -
     assert len(frame) == doc["n_tests"]
     assert {"feature", "outcome", "method", "effect", "q_value", "details"} <= set(frame)
     assert frame["run_id"].nunique() == 1 and frame["run_id"][0] != doc["run_id"]  # a second run
+
+
+# ---------------------------------------- every listed trade with its context at entry
+
+
+@pytest.fixture(scope="module")
+def futures_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reverting-edge ATLAS of 60 sessions: Phases 2–3 learn 1–30, the forward pass judges 31–45,
+    the (pending) production playbook is paper traded on 46–60."""
+    import io
+
+    from rich.console import Console
+
+    from edgefinder.markets.orchestrator import Orchestrator
+    from edgefinder.markets.paper_trade import run_paper_trade
+    from edgefinder.markets.synth import SynthConfig, generate_atlas, session_dates
+
+    root = tmp_path_factory.mktemp("futures_report")
+    data, ck = root / "atlas", root / "ck"
+    dates = session_dates(SynthConfig().start, 60)
+    generate_atlas(data, SynthConfig(sessions=60, seed=5, edge="reverting"))
+    orch = Orchestrator(
+        data,
+        ck,
+        iterations=5,
+        train_until=dates[30].isoformat(),
+        seed=5,
+        dashboard=False,
+        console=Console(file=io.StringIO()),
+    )
+    orch.run()
+    orch.run_forward_pass(day_lines=False, forward_until=dates[45].isoformat())
+    orch.run_strategy_selection()
+    run_paper_trade(ck, data, dates[45].isoformat(), allow_pending=True)
+    return ck
+
+
+def test_every_listed_trade_shows_its_context_at_entry(
+    futures_checkpoints: Path, seasons: dict[str, Any]
+) -> None:
+    from edgefinder.report.futures import TRADE_ROWS
+
+    ck = futures_checkpoints
+    trades = pd.read_parquet(ck / "phase4_trades.parquet")
+    oos = trades[trades["out_of_sample"]]
+    paper = pd.read_parquet(ck / "paper_trade_trades.parquet")
+    tfs = ["1D", "4h", "1h", "15m", "5m", "1m"]
+    tfs = [tf for tf in tfs if f"ctx_{tf}_stretch" in trades.columns]
+    assert len(oos) > 0 and len(paper) > 0 and tfs  # both samples listed (seed 5: 3,330 and 974)
+    fu = futures_data(ck)
+    section = fu["trades"]
+    assert section["timeframes"] == tfs
+    want = {"out-of-sample": oos, "paper trade": paper}
+    assert section["total"] == {k: len(v) for k, v in want.items() if len(v)}
+    rows = pd.DataFrame(section["rows"])
+    names = {1: "with", -1: "against", 0: "calm"}
+    for sample, frame in want.items():
+        got = rows[rows["sample"] == sample].reset_index(drop=True)
+        exp = frame.tail(TRADE_ROWS).reset_index(drop=True)
+        assert len(got) == len(exp), sample
+        # every listed trade: its template, side, PnL and each coarser timeframe's state, z and age
+        assert (got["template_id"] == exp["template_id"]).all()
+        assert (got["side"] == exp["direction"].str.lower()).all()
+        assert got["pnl"].to_numpy() == pytest.approx(exp["pnl"].to_numpy())
+        for tf in tfs:
+            assert (got[f"{tf}_state"] == exp[f"ctx_{tf}_stretch"].map(names)).all(), tf
+            z = pd.to_numeric(got[f"{tf}_z"]).to_numpy(float)
+            assert z == pytest.approx(exp[f"ctx_{tf}_z"].to_numpy(float), nan_ok=True)
+            age = pd.to_numeric(got[f"{tf}_bars_since_pattern"]).to_numpy(float)
+            assert age == pytest.approx(exp[f"ctx_{tf}_age"].to_numpy(float), nan_ok=True)
+    # the page lists the same rows, each with a state cell per coarser timeframe
+    html = build_report(seasons["engine"], seasons["url"], ck).html
+    table = html.split('id="trade-context"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr data-trade=") == len(rows)
+    assert table.count("data-ctx=") == len(rows) * len(tfs)
+    for r in rows.itertuples(index=False):
+        assert r.entry_time in table
+    # the API serves every trade (pages and CSV), not only the listed ones
+    c = TestClient(create_app(Settings(database_url=seasons["url"], checkpoint_dir=ck)))
+    body = c.get("/api/v1/report/futures/trades", params={"limit": 50, "offset": 0}).json()
+    assert body["total"] == len(oos) + len(paper) and len(body["rows"]) == min(50, body["total"])
+    csv = c.get("/api/v1/report/futures/trades", params={"format": "csv"})
+    assert csv.headers["content-type"].startswith("text/csv")
+    full = pd.read_csv(io.StringIO(csv.text))
+    assert len(full) == len(oos) + len(paper)
+    assert set(full["1h_state" if "1h" in tfs else f"{tfs[0]}_state"]) <= set(names.values())
+    assert c.get("/api/v1/report/futures/trades", params={"limit": 0}).status_code == 422
+    assert c.get("/api/v1/report/futures").json()["trades"]["shown"] == len(rows)

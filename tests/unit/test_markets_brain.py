@@ -147,3 +147,40 @@ def test_columnar_history_keeps_order_states_and_counts() -> None:
     }
     assert list(brain.trades()["chain"]) == ["1m ROCHE_SNAP < 5m STRUCTURAL_DRIVE", "", "", ""]
     assert brain.trade_history[0].state == state
+
+
+def test_a_brain_over_count_arrays_is_the_same_brain_with_one_copy_of_the_counts() -> None:
+    """The replay engine's brain (a CountTable over its loop's arrays) answers exactly as a dict brain
+    fed the same trades, writes through to the arrays, reads what the arrays say, and refuses a
+    template outside its library."""
+    import numpy as np
+
+    from edgefinder.markets.brain import CountTable
+
+    rng = np.random.default_rng(4)
+    ids = np.array([3, 8, 11, 20], np.int64)
+    wins, totals = np.zeros(4, np.int64), np.zeros(4, np.int64)
+    view, plain = BayesianBrain(table=CountTable(ids, wins, totals)), BayesianBrain()
+    trades = [_trade(int(rng.choice(ids[:3])), float(rng.normal()), 1000.0 + i) for i in range(80)]
+    for t in trades[:30]:
+        view.update(t)
+        plain.update(t)
+    view.record(trades_frame(trades[30:]))
+    plain.record(trades_frame(trades[30:]))
+    assert view.table == plain.table and dict(view.table) == plain.table
+    assert view.stats() == plain.stats() and view.trade_history == plain.trade_history
+    for t in ids.tolist():
+        assert view.get_probability(t) == plain.get_probability(t)
+        assert view.get_confidence(t) == plain.get_confidence(t)
+        assert view.should_fire(t, 0.3, 0.1) == plain.should_fire(t, 0.3, 0.1)
+    assert totals.sum() == 80 and 20 not in view.table  # written through; unseen stays unseen
+    wins[3], totals[3] = 9, 10  # the loop's arrays change: the brain reads them
+    assert view.table[20] == {"wins": 9, "losses": 1, "total": 10}
+    assert view.get_probability(20) == pytest.approx(10 / 21)
+    # history that the loop already counted adds no counts
+    view.record(trades_frame(trades[:5]), counted=True)
+    assert totals.sum() == 90 and len(view.trades()) == 85
+    with pytest.raises(KeyError):
+        view.update(_trade(99, 1.0))
+    restored = BayesianBrain.from_payload(pickle.loads(pickle.dumps(view.to_payload())))
+    assert restored.table == dict(view.table)

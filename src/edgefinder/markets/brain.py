@@ -12,7 +12,7 @@ needs exploration-friendly gates (the original used min_prob 0.05, min_conf 0.0)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -218,6 +218,48 @@ def _counts(tid: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return ids, np.bincount(inv, weights=win.astype(np.float64)).astype(np.int64), np.bincount(inv)
 
 
+class CountTable(Mapping[int, dict[str, int]]):
+    """A brain's table as a view over per-template count arrays: ``{template_id: {'wins', 'losses',
+    'total'}}`` for the templates with at least one trade.
+
+    ``template_ids`` (sorted), ``wins`` and ``totals`` are the replay engine's arrays, which its
+    compiled loop gates on and updates in place: the brain reads and writes them, so the counts have
+    one owner. A template outside ``template_ids`` cannot be recorded (``KeyError``).
+    """
+
+    def __init__(self, template_ids: np.ndarray, wins: np.ndarray, totals: np.ndarray) -> None:
+        self.template_ids = np.asarray(template_ids, dtype=np.int64)
+        self.wins = wins
+        self.totals = totals
+
+    def _pos(self, template_id: int) -> int:
+        i = int(np.searchsorted(self.template_ids, int(template_id)))
+        if i >= self.template_ids.size or self.template_ids[i] != int(template_id):
+            return -1
+        return i
+
+    def __getitem__(self, template_id: int) -> dict[str, int]:
+        i = self._pos(template_id)
+        if i < 0 or self.totals[i] == 0:
+            raise KeyError(template_id)
+        w, n = int(self.wins[i]), int(self.totals[i])
+        return {"wins": w, "losses": n - w, "total": n}
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.template_ids[self.totals > 0].tolist())
+
+    def __len__(self) -> int:
+        return int((self.totals > 0).sum())
+
+    def add(self, template_ids: np.ndarray, wins: np.ndarray, totals: np.ndarray) -> None:
+        """Add per-template ``wins`` and ``totals`` to the arrays (``KeyError`` for an unknown id)."""
+        pos = np.array([self._pos(t) for t in np.asarray(template_ids).tolist()], dtype=np.int64)
+        if (pos < 0).any():
+            raise KeyError(f"template(s) not in this brain's library: {template_ids[pos < 0]}")
+        np.add.at(self.wins, pos, np.asarray(wins, np.int64))
+        np.add.at(self.totals, pos, np.asarray(totals, np.int64))
+
+
 @dataclass
 class BayesianBrain:
     """Per-template outcome table ``{template_id: {'wins', 'losses', 'total'}}`` plus the trade history.
@@ -229,9 +271,12 @@ class BayesianBrain:
     forward pass records a session's trades at once with :meth:`record`, tens of thousands a year,
     and Phase 5 reads columns. ``trade_history`` (the original list of :class:`TradeOutcome`) is built
     from them on access; :meth:`update` (the original one-trade call) appends to it.
+
+    ``table`` is a dict, or a :class:`CountTable` over the replay engine's count arrays (the brain the
+    engine owns: its compiled loop and this API read and write the same counts).
     """
 
-    table: dict[int, dict[str, int]] = field(default_factory=dict)
+    table: dict[int, dict[str, int]] | CountTable = field(default_factory=dict)
     _chunks: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)
     _pending: list[TradeOutcome] = field(default_factory=list, repr=False)
     _frame: pd.DataFrame | None = field(default=None, repr=False)
@@ -273,19 +318,29 @@ class BayesianBrain:
 
     def update(self, outcome: TradeOutcome) -> None:
         """Record one closed trade: its template's counts and the history."""
-        tid = int(outcome.template_id)
-        rec = self.table.setdefault(tid, {"wins": 0, "losses": 0, "total": 0})
-        if outcome.pnl > 0:
-            rec["wins"] += 1
-        else:
-            rec["losses"] += 1
-        rec["total"] += 1
+        self._count(
+            np.array([int(outcome.template_id)]), np.array([int(outcome.pnl > 0)]), np.array([1])
+        )
         self._pending.append(outcome)
         self._frame = self._objects = None
 
-    def record(self, trades: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
+    def _count(self, tid: np.ndarray, wins: np.ndarray, totals: np.ndarray) -> None:
+        if isinstance(self.table, CountTable):
+            self.table.add(tid, wins, totals)
+            return
+        for t, w, n in zip(tid.tolist(), wins.tolist(), totals.tolist()):
+            rec = self.table.setdefault(int(t), {"wins": 0, "losses": 0, "total": 0})
+            rec["wins"] += int(w)
+            rec["losses"] += int(n - w)
+            rec["total"] += int(n)
+
+    def record(
+        self, trades: pd.DataFrame | Mapping[str, np.ndarray], *, counted: bool = False
+    ) -> None:
         """Record many closed trades at once, in trade order: a :func:`trades_frame`-shaped frame, or the
-        same columns as arrays (what the forward pass hands over per session)."""
+        same columns as arrays (what the forward pass hands over per session). ``counted``: the
+        table already holds them (the replay engine's loop counted them as it traded), so only the
+        history grows."""
         cols = (
             {c: trades[c].to_numpy() for c in trades.columns}
             if isinstance(trades, pd.DataFrame)
@@ -294,13 +349,9 @@ class BayesianBrain:
         if not len(cols.get("pnl", ())):
             return
         self._flush()
-        win = np.asarray(cols["pnl"], np.float64) > 0
-        tid = np.asarray(cols["template_id"], np.int64)
-        for t, w, n in zip(*_counts(tid, win)):
-            rec = self.table.setdefault(int(t), {"wins": 0, "losses": 0, "total": 0})
-            rec["wins"] += int(w)
-            rec["losses"] += int(n - w)
-            rec["total"] += int(n)
+        if not counted:
+            win = np.asarray(cols["pnl"], np.float64) > 0
+            self._count(*_counts(np.asarray(cols["template_id"], np.int64), win))
         self._chunks.append(cols)
         self._frame = self._objects = None
 
@@ -335,8 +386,16 @@ class BayesianBrain:
             self._objects = outcomes_from_frame(self.trades())
         return self._objects
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, int]:
         """Brain summary for the day report: templates seen, trades, templates with > 30 trades."""
+        # the engine's arrays: read once per session, so without a dict per template
+        if isinstance(self.table, CountTable):
+            tot = self.table.totals
+            return {
+                "templates_seen": int((tot > 0).sum()),
+                "trades": int(tot.sum()),
+                "templates_over_30": int((tot > 30).sum()),
+            }
         totals = [r["total"] for r in self.table.values()]
         return {
             "templates_seen": len(totals),

@@ -409,8 +409,9 @@ def run_cmd(
     original tier thresholds are settings (EDGEFINDER_TIER1_PROB … EDGEFINDER_TIER4_TRADES).
     """
     from edgefinder.console import Console, check_format
-    from edgefinder.markets.orchestrator import Orchestrator, PipelineError, print_run_summary
+    from edgefinder.markets.orchestrator import Orchestrator, PipelineError
     from edgefinder.markets.physics import THRESHOLDS, PhysicsConfig
+    from edgefinder.markets.views import print_run_summary
     from edgefinder.settings import get_settings
 
     settings = get_settings()

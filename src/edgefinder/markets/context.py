@@ -43,6 +43,7 @@ from edgefinder.markets.physics import StateArrays
 
 __all__ = [
     "RECENT_BARS",
+    "STRETCH_NAMES",
     "STRETCH_Z",
     "VOL_HIGH",
     "VOL_LOOKBACK",
@@ -61,6 +62,7 @@ RECENT_BARS = 2.0
 VOL_LOOKBACK = 24
 #: Regime measure at or above which volatility counts as high.
 VOL_HIGH = 1.5
+#: The stretch codes' names (``ctx_{tf}_stretch``).
 STRETCH_NAMES = {1: "with", -1: "against", 0: "calm"}
 
 
@@ -96,16 +98,20 @@ def entry_context(
     rows: np.ndarray,
     side: np.ndarray,
     timeframes: Sequence[str],
+    cache: dict[tuple[str, str], np.ndarray] | None = None,
 ) -> EntryContext:
     """The context of entries on rows ``rows`` of ``entry_tf``'s series, trading ``side`` (+1/-1).
 
     ``states``: per timeframe state arrays over the whole series (``timestamp`` = bar open, epoch s);
     ``timeframes``: the hierarchy (any order); the ones coarser than ``entry_tf`` give context.
+    ``cache``: a dict kept between calls on the same ``states`` (each timeframe's pattern rows and the
+    regime ratios are whole-series passes; per-session calls would repeat them otherwise).
     """
+    memo: dict[tuple[str, str], np.ndarray] = {} if cache is None else cache
     rows = np.asarray(rows, dtype=np.int64)
     side = np.asarray(side, dtype=np.int64)
     p_entry = atlas.TIMEFRAMES[entry_tf]
-    t = np.asarray(states[entry_tf]["timestamp"], dtype=np.int64)[rows] + p_entry
+    t = np.asarray(states[entry_tf]["timestamp"])[rows].astype(np.int64) + p_entry
     coarser = sorted(
         (tf for tf in timeframes if atlas.TIMEFRAMES[tf] > p_entry),
         key=lambda tf: atlas.TIMEFRAMES[tf],
@@ -115,8 +121,12 @@ def entry_context(
     for tf in coarser:
         st = states[tf]
         p = atlas.TIMEFRAMES[tf]
-        ts = np.asarray(st["timestamp"], dtype=np.int64)
-        k = _last_closed(ts + p, t)
+        if (tf, "close") not in memo:
+            memo[tf, "close"] = np.asarray(st["timestamp"], dtype=np.int64) + p
+            memo[tf, "patterns"] = pattern_rows(st)[0]
+            memo[tf, "pattern_close"] = memo[tf, "close"][memo[tf, "patterns"]]
+        close, prow = memo[tf, "close"], memo[tf, "patterns"]
+        k = _last_closed(close, t)
         ok = k >= 0
         kk = np.where(ok, k, 0)
         for name, src in (
@@ -125,17 +135,18 @@ def entry_context(
             ("momentum", "momentum"),
             ("coherence", "coherence"),
         ):
-            v = np.asarray(st[src], dtype=np.float64)
+            if (tf, src) not in memo:  # a float64 copy of a float32 column: once, not per call
+                memo[tf, src] = np.asarray(st[src], dtype=np.float64)
+            v = memo[tf, src]
             cols[f"ctx_{tf}_{name}"] = np.where(ok, v[kk] if v.size else np.nan, np.nan)
         z = cols[f"ctx_{tf}_z"]
         stretched = np.abs(np.nan_to_num(z)) >= STRETCH_Z
         cols[f"ctx_{tf}_stretch"] = (np.sign(np.nan_to_num(z)) * side * stretched).astype(np.int8)
-        prow, _ = pattern_rows(st)
-        j = _last_closed(ts[prow] + p, t) if prow.size else np.full(n, -1, np.int64)
+        j = _last_closed(memo[tf, "pattern_close"], t) if prow.size else np.full(n, -1, np.int64)
         has = j >= 0
         last = prow[np.where(has, j, 0)] if prow.size else np.zeros(n, np.int64)
-        pz = np.asarray(st["z_score"], dtype=np.float64)
-        cols[f"ctx_{tf}_age"] = np.where(has, (t - ts[last] - p) / p, np.nan)
+        pz = memo[tf, "z_score"]
+        cols[f"ctx_{tf}_age"] = np.where(has, (t - close[last]) / p, np.nan)
         cols[f"ctx_{tf}_last"] = np.where(
             has, np.sign(pz[last] if pz.size else 0) * side, 0
         ).astype(np.int8)
@@ -144,12 +155,12 @@ def entry_context(
         cols["ctx_vol_regime"] = np.full(n, np.nan)
     else:
         st = states[vt]
-        p = atlas.TIMEFRAMES[vt]
-        ts = np.asarray(st["timestamp"], dtype=np.int64)
-        rng = pd.Series(np.asarray(st["high"], np.float64) - np.asarray(st["low"], np.float64))
-        norm = rng.rolling(VOL_LOOKBACK).median().shift(1).to_numpy()
-        ratio = rng.to_numpy() / np.where(norm > 0, norm, np.nan)
-        k = _last_closed(ts + p, t)
+        if (vt, "regime") not in memo:
+            rng = pd.Series(np.asarray(st["high"], np.float64) - np.asarray(st["low"], np.float64))
+            norm = rng.rolling(VOL_LOOKBACK).median().shift(1).to_numpy()
+            memo[vt, "regime"] = rng.to_numpy() / np.where(norm > 0, norm, np.nan)
+        ratio = memo[vt, "regime"]
+        k = _last_closed(memo[vt, "close"], t)  # vt is one of the coarser timeframes
         cols["ctx_vol_regime"] = np.where(k >= 0, ratio[np.where(k >= 0, k, 0)], np.nan)
     return EntryContext(timeframes=tuple(coarser), columns=cols)
 

@@ -8,10 +8,12 @@
 2. **per session** — the candidates of the session through Gate 2 (the brain) and Gate 3 (one
    position at a time), WaveRider on the one exit simulator, and the brain's counts updated after
    each trade (``learn=True``, the forward pass) or frozen (``learn=False``, the paper trade);
-3. **finish** — the trades of every session as one brain (:class:`BayesianBrain`).
+3. **finish** — the trades of every session as the brain's history.
 
-The engine owns the brain's counts (in the compiled loop's arrays) and the journal resume: a
-forward pass that was killed replays its complete journal records into those counts
+The engine owns the brain (:attr:`ReplayEngine.brain`, a :class:`BayesianBrain` whose table is a
+:class:`~edgefinder.markets.brain.CountTable` over the compiled loop's count arrays: the loop gates
+on and updates the same counts the brain's API reads, so there is one copy) and the journal resume:
+a forward pass that was killed replays its complete journal records into those counts
 (:meth:`ReplayEngine.resume`) and continues. Nothing here prints.
 
 Units: prices in points, PnL in dollars per contract net of costs, times in epoch seconds.
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgefinder.markets.brain import BayesianBrain
+from edgefinder.markets.brain import BayesianBrain, CountTable
 from edgefinder.markets.cascade import FractalCascadeScanner
 from edgefinder.markets.instruments import Instrument
 from edgefinder.markets.physics import StateArrays
@@ -55,11 +57,13 @@ class ReplayEngine:
     matched: Matched = field(init=False)
     eligible: np.ndarray = field(init=False)
     trader: SessionTrader = field(init=False)
+    brain: BayesianBrain = field(init=False)
     s_start: np.ndarray = field(init=False)
     s_end: np.ndarray = field(init=False)
     s_label: np.ndarray = field(init=False)
     gate_counts: dict[str, int] = field(default_factory=dict, init=False)
     _bounds: tuple[np.ndarray, np.ndarray] = field(init=False)
+    _eligible_context: dict[str, np.ndarray] | None = field(default=None, init=False)
 
     @property
     def entry_timeframe(self) -> str:
@@ -91,6 +95,7 @@ class ReplayEngine:
         self.eligible = self.matched.eligible(
             self.gates, None if allowed is None else allowed(self.matched)
         )
+        self._eligible_context = None
         est = self.states[self.entry_timeframe]
         self.s_start, self.s_end, self.s_label = session_table(self.timestamps)
         e_rows = self.matched.rows[self.eligible]
@@ -104,6 +109,9 @@ class ReplayEngine:
             self.instrument,
             self.playbook.template_ids,
             self.playbook.params,
+        )
+        self.brain = BayesianBrain(
+            table=CountTable(self.trader.template_ids, self.trader.wins, self.trader.totals)
         )
         m, g = self.matched, self.gates
         self.gate_counts = {
@@ -128,7 +136,7 @@ class ReplayEngine:
         for r in records:
             res = SessionResult(trades=r["trades"], gates=r["gates"])
             cand = res.trades["cand"]
-            np.add.at(self.trader.totals, tidx[cand], 1)
+            np.add.at(self.trader.totals, tidx[cand], 1)  # the brain's counts (its CountTable)
             np.add.at(self.trader.wins, tidx[cand[res.trades["pnl"] > 0]], 1)
             self._count(res)
             out.append(res)
@@ -148,15 +156,25 @@ class ReplayEngine:
         self._count(res)
         return res
 
+    def trade_context(self, cand: np.ndarray) -> dict[str, np.ndarray]:
+        """The context at entry (``ctx_*`` columns) of candidates ``cand`` (positions in ``matched``
+        that passed Gate 1, e.g. a session's trades): the context of every eligible candidate is
+        computed once, vectorized, and each call only picks rows (a per-session call of
+        ``entry_context`` would repeat its ~200 array operations 250 times a year)."""
+        if self._eligible_context is None:
+            self._eligible_context = self.matched.context(self.eligible)
+        pos = np.searchsorted(self.eligible, np.asarray(cand, dtype=np.int64))
+        return {k: v[pos] for k, v in self._eligible_context.items()}
+
     def finish(self, done: list[tuple[SessionResult, bool, str]]) -> BayesianBrain:
-        """Step 3: the trades of ``(result, out_of_sample, session label)`` as one brain."""
-        brain = BayesianBrain()
-        brain.record(self.trader.frame(done, self.matched))
-        return brain
+        """Step 3: the trades of ``(result, out_of_sample, session label)`` become the brain's history
+        (the loop counted them as it traded — or, frozen, did not); returns the brain."""
+        self.brain.record(self.trader.frame(done, self.matched), counted=True)
+        return self.brain
 
     def brain_stats(self) -> dict[str, int]:
-        """The counts the engine keeps, as ``BayesianBrain.stats()``."""
-        return self.trader.brain_stats()
+        """``BayesianBrain.stats()`` of the engine's brain."""
+        return self.brain.stats()
 
     def _count(self, res: SessionResult) -> None:
         for key in GATE_COUNTS:

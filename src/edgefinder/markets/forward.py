@@ -11,8 +11,10 @@
    < ``match_distance`` and depth >= ``min_depth``; Gate 2 the brain; Gate 3 one position at a time.
 3. **Trade** (:class:`~edgefinder.markets.replay.SessionTrader`): WaveRider on the one exit simulator;
    each closed trade updates the brain.
-4. **Session end**: regret analysis, a day line, and a checkpoint record appended to the
-   :class:`~edgefinder.markets.journal.Journal`; a killed run resumes from it with the same result.
+4. **Session end**: a day line, and a checkpoint record appended to the
+   :class:`~edgefinder.markets.journal.Journal` — the session's trades, gate counts and each trade's
+   context at entry (``ctx_*`` columns, :mod:`edgefinder.markets.context`); a killed run resumes from
+   it with the same result.
 
 In-sample sessions (before ``train_until``, which Phases 2–3 learned from) and out-of-sample
 sessions are reported apart (docs/decisions.md §D24). Sessions from ``forward_until`` on are not
@@ -80,7 +82,7 @@ from edgefinder.markets.replay import (
     match_candidates,
 )
 from edgefinder.markets.summary import fmt_epoch, sample_block
-from edgefinder.markets.views import print_day, print_forward_report
+from edgefinder.markets.views import print_day, print_forward_report, session_progress
 
 __all__ = [
     "JOURNAL",
@@ -472,31 +474,30 @@ def run_forward_pass(
     # never feeds a decision, so per session or at once gives the same figures)
     first = len(journal.records)
     stop_at = n_sessions if max_sessions is None else min(n_sessions, first + int(max_sessions))
-    progress = None
-    if console is not None and console.is_terminal:
-        from rich.progress import Progress
-
-        progress = Progress(console=console, transient=True)
-        progress.start()
-        task = progress.add_task("Phase 4 — forward pass", total=n_sessions, completed=first)
-    try:
-        with journal:
-            for k in range(first, stop_at):
-                oos, label = bool(s_oos[k]), str(s_label[k])
-                res = engine.session(k, learn=True)
-                day = _day_record(k, label, oos, res, engine.brain_stats())
-                journal.append({"index": k, "day": day, "trades": res.trades, "gates": res.gates})
-                done.append((res, oos, label))
-                days.append(day)
-                if console is not None and day_lines:
-                    print_day(console, day)
-                if progress is not None:
-                    progress.update(task, advance=1)
-                if on_session is not None:
-                    on_session(k, day)
-    finally:
-        if progress is not None:
-            progress.stop()
+    with (
+        session_progress(console, "Phase 4 — forward pass", n_sessions, first) as advance,
+        journal,
+    ):
+        for k in range(first, stop_at):
+            oos, label = bool(s_oos[k]), str(s_label[k])
+            res = engine.session(k, learn=True)
+            day = _day_record(k, label, oos, res, engine.brain_stats())
+            journal.append(
+                {
+                    "index": k,
+                    "day": day,
+                    "trades": res.trades,
+                    "gates": res.gates,
+                    "context": engine.trade_context(res.trades["cand"]),
+                }
+            )
+            done.append((res, oos, label))
+            days.append(day)
+            if console is not None and day_lines:
+                print_day(console, day)
+            advance()
+            if on_session is not None:
+                on_session(k, day)
     lap("sessions")
 
     # ---- artifacts and report

@@ -54,6 +54,7 @@ from edgefinder.markets.checkpoints import (
     read_state,
     write_state,
 )
+from edgefinder.markets.views import PHASE_TITLES, RunDashboard
 from edgefinder.settings import setting_default
 
 __all__ = [
@@ -61,16 +62,10 @@ __all__ = [
     "Orchestrator",
     "PipelineError",
     "RunSummary",
-    "print_run_summary",
     "resolve_train_until",
 ]
 
-PHASES = ("discovery", "clustering", "playbook")
-PHASE_TITLES = {
-    "discovery": "Phase 2 — discovery",
-    "clustering": "Phase 2.5 — clustering",
-    "playbook": "Phase 3 — playbook",
-}
+PHASES = tuple(PHASE_TITLES)
 
 
 class PipelineError(EdgefinderError):
@@ -109,147 +104,6 @@ class RunSummary:
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# --------------------------------------------------------------------------------------------
-# progress display: a Rich Live dashboard on a terminal, plain Rich progress bars otherwise
-# --------------------------------------------------------------------------------------------
-
-
-class _Display:
-    """Receives pipeline events; renders a Live dashboard or progress bars."""
-
-    def __init__(self, console: Console, live: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.console = console
-        self.live_mode = live
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=live,
-        )
-        self.phase = "starting"
-        self.level = "-"
-        self.levels: list[tuple[int, str, int]] = []
-        self.templates = 0
-        self.fissions = 0
-        self.library = 0
-        self.task: Any = None
-        self._live: Any = None
-
-    def __enter__(self) -> _Display:
-        if self.live_mode:
-            from rich.live import Live
-
-            self._live = Live(
-                self._render(), console=self.console, refresh_per_second=8, transient=False
-            )
-            self._live.__enter__()
-        else:
-            self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._live is not None:
-            self._live.update(self._render())
-            self._live.__exit__(*exc)
-        else:
-            self.progress.__exit__(*exc)
-
-    def _render(self) -> Any:
-        from rich.console import Group
-        from rich.panel import Panel
-        from rich.table import Table
-
-        t = Table.grid(padding=(0, 2))
-        t.add_column(style="bold cyan")
-        t.add_column()
-        t.add_row("phase", self.phase)
-        t.add_row("level", self.level)
-        per = ", ".join(f"L{lv} {tf}: {n:,}" for lv, tf, n in self.levels) or "-"
-        t.add_row("patterns per level", per)
-        t.add_row("templates", f"{self.templates:,}")
-        t.add_row("fissions", f"{self.fissions:,}")
-        t.add_row("library", f"{self.library:,}")
-        return Panel(Group(t, self.progress), title="edgefinder markets run", expand=False)
-
-    def _refresh(self) -> None:
-        if self._live is not None:
-            self._live.update(self._render())
-
-    def start_phase(self, name: str, total: float | None) -> None:
-        self.phase = PHASE_TITLES.get(name, name)
-        if self.task is not None:
-            self.progress.update(self.task, visible=not self.live_mode)
-        self.task = self.progress.add_task(self.phase, total=total)
-        self._refresh()
-
-    def advance(self, n: float = 1.0) -> None:
-        if self.task is not None:
-            self.progress.advance(self.task, n)
-        self._refresh()
-
-    def grow(self, extra: float) -> None:
-        if self.task is not None:
-            task = self.progress.tasks[[t.id for t in self.progress.tasks].index(self.task)]
-            self.progress.update(self.task, total=(task.total or 0) + extra)
-
-    def skip_phase(self, name: str) -> None:
-        self.console.print(f"[dim]{PHASE_TITLES[name]}: resumed from checkpoint[/dim]")
-
-    def on_level(self, level: int, tf: str, n: int) -> None:
-        self.level = f"{level} ({tf})"
-        self.levels.append((level, tf, n))
-        self.advance(1)
-
-
-def print_run_summary(console: Console, summary: RunSummary) -> None:
-    """A short table of what Phases 2–3 produced (and which phases were resumed)."""
-    from rich.table import Table
-
-    t = Table(title="Phases 2–3", show_header=True, header_style="bold")
-    t.add_column("phase")
-    t.add_column("result")
-    t.add_column("seconds", justify="right")
-    per = ", ".join(f"{x['tf']}: {x['patterns']:,}" for x in summary.patterns_per_level)
-    rows = {
-        "discovery": f"{summary.patterns:,} patterns ({per})"
-        if per
-        else f"{summary.patterns:,} patterns",
-        "clustering": f"{summary.templates:,} templates",
-        "playbook": f"{summary.library_templates:,} library templates, {summary.fissions} fission(s)",
-    }
-    for ph in PHASES:
-        secs = "resumed" if ph in summary.resumed else f"{summary.seconds.get(ph, 0.0):.1f}"
-        t.add_row(PHASE_TITLES[ph], rows[ph], secs)
-    console.print(t)
-    scope = (
-        "all data"
-        if summary.train_until is None
-        else (
-            "bars before "
-            + _dt.datetime.fromtimestamp(summary.train_until, _dt.UTC).strftime(
-                "%Y-%m-%d %H:%M UTC"
-            )
-        )
-    )
-    console.print(
-        f"timeframes {','.join(summary.timeframes)}; {scope}; {summary.instrument}; "
-        f"checkpoints in {summary.checkpoint_dir}"
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,7 +306,7 @@ class Orchestrator:
         keys = self._fingerprints()
         live = self.dashboard and self.console.is_terminal  # False when stdout is not a terminal
         invalid = False
-        with _Display(self.console, live) as disp:
+        with RunDashboard(self.console, live) as disp:
             for phase in PHASES:
                 if not invalid and self._phase_done(state, phase, keys[phase]):
                     self._load_phase(phase, state["phases"][phase])
@@ -479,7 +333,7 @@ class Orchestrator:
         return self.summary
 
     # ------------------------------------------------------------------ phases
-    def _run_discovery(self, disp: _Display) -> dict:
+    def _run_discovery(self, disp: RunDashboard) -> dict:
         from edgefinder.markets.discovery import (
             FractalDiscoveryAgent,
             manifest_summary,
@@ -512,7 +366,7 @@ class Orchestrator:
         self._apply_discovery_info(info)
         return info
 
-    def _run_clustering(self, disp: _Display) -> dict:
+    def _run_clustering(self, disp: RunDashboard) -> dict:
         from edgefinder.markets.clustering import FractalClusteringEngine, save_scaler
 
         disp.start_phase("clustering", total=1)
@@ -533,7 +387,7 @@ class Orchestrator:
         self.summary.templates = len(templates)
         return info
 
-    def _run_playbook(self, disp: _Display) -> dict:
+    def _run_playbook(self, disp: RunDashboard) -> dict:
         from edgefinder.markets.playbook import optimize_templates, save_library
 
         templates = self._need_templates()

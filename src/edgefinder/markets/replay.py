@@ -100,6 +100,10 @@ class Matched:
     root_type: np.ndarray
     family: np.ndarray
     states: Mapping[str, StateArrays] | None = field(default=None, repr=False)
+    #: whole-series passes of the context (pattern rows, regime ratios) kept between calls
+    _context_cache: dict[tuple[str, str], np.ndarray] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return int(self.rows.size)
@@ -120,7 +124,12 @@ class Matched:
             return {}
         sel = slice(None) if idx is None else np.asarray(idx, dtype=np.int64)
         return entry_context(
-            self.states, self.timeframe, self.rows[sel], self.side[sel], self.cascade.timeframes
+            self.states,
+            self.timeframe,
+            self.rows[sel],
+            self.side[sel],
+            self.cascade.timeframes,
+            self._context_cache,
         ).columns
 
     def eligible(self, gates: Gates, allowed: np.ndarray | None = None) -> np.ndarray:
@@ -230,8 +239,9 @@ class SessionTrader:
 
     ``states``: the entry timeframe's state arrays; ``template_ids`` / ``params``: the library's sorted
     ids and their exit parameters. The brain's counts live in ``wins`` / ``totals`` arrays (one entry
-    per template, in ``template_ids`` order) so the compiled loop can gate and learn; :meth:`sync`
-    loads them from a :class:`BayesianBrain`.
+    per template, in ``template_ids`` order) so the compiled loop can gate and learn; the replay
+    engine's :class:`BayesianBrain` is a view over them (``brain.CountTable``); :meth:`sync` loads
+    them from another brain.
     """
 
     def __init__(
@@ -312,14 +322,6 @@ class SessionTrader:
                 "no_forward_bar": int(counts[2]),
             },
         )
-
-    def brain_stats(self) -> dict[str, int]:
-        """``BayesianBrain.stats()`` of the counts the loop keeps."""
-        return {
-            "templates_seen": int((self.totals > 0).sum()),
-            "trades": int(self.totals.sum()),
-            "templates_over_30": int((self.totals > 30).sum()),
-        }
 
     def frame(
         self, results: list[tuple[SessionResult, bool, str]], matched: Matched

@@ -1,13 +1,17 @@
 """Everything the futures pipeline prints: one module that the CLI, the demo and the phases' console
 arguments use, so the phases compute and this module shows.
 
-Blocks in the original layout (:func:`print_block`), the forward pass's day lines and final report,
+Phases 2–3's live dashboard (:class:`RunDashboard`, driven by the orchestrator's events) and run
+summary (:func:`print_run_summary`); blocks in the original layout (:func:`print_block`), the forward pass's day lines and final report,
 the paper trade's block, and the Phase 5 report (tiers, ancestry and context comparisons, the
 meta-label gate, families, how each production entry qualified). Money in dollars per contract.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +34,23 @@ from edgefinder.markets.summary import (
 from edgefinder.settings import setting_default
 
 __all__ = [
+    "PHASE_TITLES",
+    "RunDashboard",
     "print_block",
     "print_day",
     "print_forward_report",
     "print_paper_trade",
     "print_report",
+    "print_run_summary",
+    "session_progress",
 ]
+
+#: Phases 2–3 in order, with the names the dashboard and the run summary show.
+PHASE_TITLES = {
+    "discovery": "Phase 2 — discovery",
+    "clustering": "Phase 2.5 — clustering",
+    "playbook": "Phase 3 — playbook",
+}
 
 
 def print_block(console: Console, title: str, b: dict, *, brain: bool = True) -> None:
@@ -356,3 +371,162 @@ def _print_evidence(result: Any, console: Console, cfg: Any) -> None:
         f"{where.parent}`)",
         soft_wrap=True,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Phases 2–3: a Rich Live dashboard on a terminal, plain Rich progress bars otherwise
+# --------------------------------------------------------------------------------------------
+
+
+class RunDashboard:
+    """Phases 2–3's progress: receives the orchestrator's events and renders a Rich Live dashboard
+    (``live``, on a terminal) or plain progress bars."""
+
+    def __init__(self, console: Console, live: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.console = console
+        self.live_mode = live
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=live,
+        )
+        self.phase = "starting"
+        self.level = "-"
+        self.levels: list[tuple[int, str, int]] = []
+        self.templates = 0
+        self.fissions = 0
+        self.library = 0
+        self.task: Any = None
+        self._live: Any = None
+
+    def __enter__(self) -> RunDashboard:
+        if self.live_mode:
+            from rich.live import Live
+
+            self._live = Live(
+                self._render(), console=self.console, refresh_per_second=8, transient=False
+            )
+            self._live.__enter__()
+        else:
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.__exit__(*exc)
+        else:
+            self.progress.__exit__(*exc)
+
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold cyan")
+        t.add_column()
+        t.add_row("phase", self.phase)
+        t.add_row("level", self.level)
+        per = ", ".join(f"L{lv} {tf}: {n:,}" for lv, tf, n in self.levels) or "-"
+        t.add_row("patterns per level", per)
+        t.add_row("templates", f"{self.templates:,}")
+        t.add_row("fissions", f"{self.fissions:,}")
+        t.add_row("library", f"{self.library:,}")
+        return Panel(Group(t, self.progress), title="edgefinder markets run", expand=False)
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def start_phase(self, name: str, total: float | None) -> None:
+        self.phase = PHASE_TITLES.get(name, name)
+        if self.task is not None:
+            self.progress.update(self.task, visible=not self.live_mode)
+        self.task = self.progress.add_task(self.phase, total=total)
+        self._refresh()
+
+    def advance(self, n: float = 1.0) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+        self._refresh()
+
+    def grow(self, extra: float) -> None:
+        if self.task is not None:
+            task = self.progress.tasks[[t.id for t in self.progress.tasks].index(self.task)]
+            self.progress.update(self.task, total=(task.total or 0) + extra)
+
+    def skip_phase(self, name: str) -> None:
+        self.console.print(f"[dim]{PHASE_TITLES[name]}: resumed from checkpoint[/dim]")
+
+    def on_level(self, level: int, tf: str, n: int) -> None:
+        self.level = f"{level} ({tf})"
+        self.levels.append((level, tf, n))
+        self.advance(1)
+
+
+def print_run_summary(console: Console, summary: Any) -> None:
+    """A short table of what Phases 2–3 produced (and which phases were resumed); ``summary``: the
+    orchestrator's ``RunSummary``."""
+    from rich.table import Table
+
+    t = Table(title="Phases 2–3", show_header=True, header_style="bold")
+    t.add_column("phase")
+    t.add_column("result")
+    t.add_column("seconds", justify="right")
+    per = ", ".join(f"{x['tf']}: {x['patterns']:,}" for x in summary.patterns_per_level)
+    rows = {
+        "discovery": f"{summary.patterns:,} patterns ({per})"
+        if per
+        else f"{summary.patterns:,} patterns",
+        "clustering": f"{summary.templates:,} templates",
+        "playbook": f"{summary.library_templates:,} library templates, {summary.fissions} fission(s)",
+    }
+    for ph in PHASE_TITLES:
+        secs = "resumed" if ph in summary.resumed else f"{summary.seconds.get(ph, 0.0):.1f}"
+        t.add_row(PHASE_TITLES[ph], rows[ph], secs)
+    console.print(t)
+    scope = (
+        "all data"
+        if summary.train_until is None
+        else (
+            "bars before "
+            + _dt.datetime.fromtimestamp(summary.train_until, _dt.UTC).strftime(
+                "%Y-%m-%d %H:%M UTC"
+            )
+        )
+    )
+    console.print(
+        f"timeframes {','.join(summary.timeframes)}; {scope}; {summary.instrument}; "
+        f"checkpoints in {summary.checkpoint_dir}"
+    )
+
+
+@contextmanager
+def session_progress(
+    console: Console | None, title: str, total: int, completed: int = 0
+) -> Iterator[Callable[[], None]]:
+    """A transient progress bar over sessions on a terminal (nothing otherwise); yields the call
+    that advances it by one session."""
+    if console is None or not console.is_terminal:
+        yield lambda: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(title, total=total, completed=completed)
+        yield lambda: progress.update(task, advance=1)

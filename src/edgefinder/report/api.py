@@ -9,16 +9,17 @@ with its name (a retry cannot help); an unreachable database 503 (:mod:`edgefind
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from pydantic import Field
 
 from edgefinder.esports.web import ErrorOut, Tagged
+from edgefinder.jsonsafe import jsonable
 from edgefinder.report.build import build_report
 from edgefinder.report.esports import RunNotFound, esports_data
-from edgefinder.report.futures import futures_data
+from edgefinder.report.futures import futures_data, trade_context
 
 __all__ = ["router"]
 
@@ -73,6 +74,11 @@ class FuturesReportOut(Tagged):
     ancestry: list[dict[str, Any]] | None = None
     regret: dict[str, Any] | None = None
     top_templates: list[dict[str, Any]] = Field(default_factory=list)
+    trades: dict[str, Any] | None = Field(
+        default=None,
+        description="context at entry of the latest out-of-sample and paper trades (all: "
+        "/api/v1/report/futures/trades)",
+    )
     production: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
 
@@ -130,3 +136,46 @@ def report_esports(request: Request, run_id: str | None = _RUN_ID) -> EsportsRep
 )
 def report_futures(request: Request) -> FuturesReportOut:
     return FuturesReportOut(**futures_data(_analytics(request).settings.checkpoint_dir))
+
+
+class TradeContextOut(Tagged):
+    """One page of the out-of-sample and paper trades with their context at entry."""
+
+    timeframes: list[str] = Field(description="the coarser timeframes, coarsest first")
+    total: int = Field(description="trades in every page")
+    offset: int
+    rows: list[dict[str, Any]] = Field(
+        description="sample, session, entry_time, template_id, side, family, pnl ($/contract), "
+        "per timeframe {tf}_state (with/against/calm), {tf}_z, {tf}_bars_since_pattern; vol_regime"
+    )
+
+
+@router.get(
+    "/api/v1/report/futures/trades",
+    response_model=None,
+    responses={
+        200: {
+            "model": TradeContextOut,
+            "content": {"text/csv": {}},
+            "description": "a page as JSON, or every trade as CSV",
+        },
+        **{k: _ERRORS[k] for k in (422, 500, 503)},
+    },
+    summary="The out-of-sample and paper trades with the context at entry of each",
+)
+def report_futures_trades(
+    request: Request,
+    format: Literal["json", "csv"] = "json",
+    offset: int = Query(0, ge=0),
+    limit: int = Query(500, ge=1, le=10_000),
+) -> Any:
+    tfs, rows = trade_context(_analytics(request).settings.checkpoint_dir)
+    if format == "csv":
+        return Response(rows.to_csv(index=False), media_type="text/csv")
+    page = rows.iloc[offset : offset + limit]
+    return TradeContextOut(
+        timeframes=tfs,
+        total=len(rows),
+        offset=offset,
+        rows=jsonable(page.to_dict(orient="records")),
+    )

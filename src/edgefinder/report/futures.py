@@ -13,6 +13,11 @@ and returns a JSON-ready dict (served as-is by ``GET /api/v1/report/futures``):
   shared bins), and the regret types;
 * ``top_templates`` — for the production templates (or, without any, the best out-of-sample ones):
   exit parameters and the distribution of their trades' PnL (quartiles, fences, mean);
+* ``trades`` — the context at entry of the out-of-sample and paper trades (:func:`trade_context`):
+  per trade its sample, session, entry time, template, side, family, PnL and, per coarser timeframe,
+  its state (with / against / calm), z and bars since its last pattern, plus the volatility regime;
+  the last :data:`TRADE_ROWS` trades of each sample (``total`` counts them all; every trade is served
+  by ``GET /api/v1/report/futures/trades`` as JSON pages or CSV);
 * ``production`` and ``config`` — the playbook's status and rule, and the settings that produced it.
 
 Money is dollars per contract net of costs; dates are the CME session dates.
@@ -43,15 +48,18 @@ from edgefinder.markets.checkpoints import (
     TRADES,
     read_state,
 )
+from edgefinder.markets.context import STRETCH_NAMES, context_label, context_timeframes
 from edgefinder.markets.selection import TIER_NAMES
 from edgefinder.markets.summary import power_text
 
-__all__ = ["TOP_TEMPLATES", "ReportError", "futures_data"]
+__all__ = ["TOP_TEMPLATES", "TRADE_ROWS", "ReportError", "futures_data", "trade_context"]
 
 #: Templates whose exit parameters and PnL distribution the report shows.
 TOP_TEMPLATES = 5
 #: Rows of the template table.
 TABLE_TEMPLATES = 12
+#: Trades of each sample whose context the page lists (the latest ones).
+TRADE_ROWS = 100
 #: Bins of the regret histograms.
 REGRET_BINS = 40
 
@@ -265,6 +273,79 @@ def _fill_library_params(checkpoint_dir: Path, top: list[dict[str, Any]]) -> Non
             t["params"] = dict((lib.get(str(t["template_id"])) or {}).get("params") or {})
 
 
+def _trade_frames(ckpt: Path) -> list[tuple[str, pd.DataFrame]]:
+    """(sample, trades) of the forward pass's out-of-sample trades and the paper trade's, as written."""
+    out = []
+    trades = _table(ckpt / TRADES)
+    if trades is not None and len(trades) and "out_of_sample" in trades:
+        out.append(("out-of-sample", trades[trades["out_of_sample"].astype(bool)]))
+    if (ckpt / PAPER_REPORT).is_file():
+        paper = _table(ckpt / PAPER_TRADES)
+        if paper is not None:
+            out.append(("paper trade", paper))
+    return out
+
+
+def trade_context(checkpoint_dir: str | Path) -> tuple[list[str], pd.DataFrame]:
+    """The context at entry of every out-of-sample and paper trade in ``checkpoint_dir``, one row per
+    trade in trade order: ``sample``, ``session``, ``entry_time`` (ISO UTC), ``template_id``,
+    ``side`` (long/short), ``family``, ``pnl`` ($ per contract, net), per coarser timeframe ``tf``
+    ``{tf}_state`` (with/against/calm), ``{tf}_z`` and ``{tf}_bars_since_pattern`` (of its bars; NaN
+    before its first), ``vol_regime`` and ``context`` (the label as text). Returns (the coarser
+    timeframes, coarsest first; the rows)."""
+    frames = _trade_frames(Path(checkpoint_dir))
+    tfs: list[str] = []
+    for _, f in frames:
+        tfs = tfs or context_timeframes(f)[::-1]
+    parts = []
+    for sample, f in frames:
+        if f.empty:
+            continue
+        side = f["side"] if "side" in f else np.where(f["direction"] == "LONG", 1, -1)
+        rows = pd.DataFrame(
+            {
+                "sample": sample,
+                "session": f["session"].astype(str).to_numpy(),
+                "entry_time": pd.to_datetime(
+                    f["entry_time"].to_numpy(np.float64), unit="s", utc=True
+                )
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_numpy(),
+                "template_id": f["template_id"].astype(np.int64).to_numpy(),
+                "side": np.where(np.asarray(side) > 0, "long", "short"),
+                "family": f["family"].astype(str).to_numpy(),
+                "pnl": f["pnl"].to_numpy(np.float64),
+            }
+        )
+
+        def col(name: str, f: pd.DataFrame = f) -> np.ndarray:
+            return f[name].to_numpy(np.float64) if name in f else np.full(len(f), np.nan)
+
+        for tf in tfs:
+            stretch = np.nan_to_num(col(f"ctx_{tf}_stretch")).astype(np.int64)
+            rows[f"{tf}_state"] = [STRETCH_NAMES[int(v)] for v in stretch]
+            rows[f"{tf}_z"] = col(f"ctx_{tf}_z")
+            rows[f"{tf}_bars_since_pattern"] = col(f"ctx_{tf}_age")
+        rows["vol_regime"] = col("ctx_vol_regime")
+        recs: list[dict[str, Any]] = f.to_dict(orient="records")  # type: ignore[assignment]
+        rows["context"] = [context_label(r, tfs) for r in recs]
+        parts.append(rows.reset_index(drop=True))
+    return tfs, (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame())
+
+
+def _trades_section(ckpt: Path) -> dict[str, Any] | None:
+    tfs, rows = trade_context(ckpt)
+    if rows.empty:
+        return None
+    shown = rows.groupby("sample", sort=False).tail(TRADE_ROWS)
+    return {
+        "timeframes": tfs,
+        "total": {str(k): int(v) for k, v in rows["sample"].value_counts(sort=False).items()},
+        "shown": int(len(shown)),
+        "rows": shown.to_dict(orient="records"),
+    }
+
+
 def _config(
     forward: dict[str, Any],
     playbook: dict[str, Any] | None,
@@ -365,6 +446,7 @@ def futures_data(checkpoint_dir: str | Path) -> dict[str, Any]:
             "ancestry": None if ancestry is None else ancestry.to_dict(orient="records"),
             "regret": _regret(_table(ckpt / REGRET), forward.get("regret")),
             "top_templates": top,
+            "trades": _trades_section(ckpt),
             "production": None
             if playbook is None
             else {
