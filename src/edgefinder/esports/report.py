@@ -12,7 +12,7 @@ from rich.table import Table
 from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.esports.contract import details_of
 from edgefinder.esports.jobs import NAIVE_METHOD, WITHIN_METHOD, JobResult, top_findings
-from edgefinder.esports.winprob.tables import values_table, verdict_table
+from edgefinder.esports.winprob.tables import failed_checks, values_table, verdict_table
 
 _METHOD_LABEL = {
     "point_biserial": "point-biserial r",
@@ -175,6 +175,8 @@ def print_run(
         console.print(values_table(result.action_values))
     if result.verdicts is not None and len(result.verdicts):
         console.print(verdict_table(result.verdicts))
+        for line in failed_checks(result.verdicts):
+            console.print(line, highlight=False)
     console.print(findings_table(result.results, n, include_in_round=include_in_round))
     if not include_in_round:
         hidden = int(

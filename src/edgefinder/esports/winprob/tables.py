@@ -80,7 +80,11 @@ def values_table(values: pd.DataFrame, strata: str = "all") -> Table:
 
 
 def verdict_table(verdicts: pd.DataFrame) -> Table:
-    """One row per intent: the verdict from both designs, each design's estimate and what failed."""
+    """One row per intent: the verdict from both designs and each design's estimate.
+
+    What failed is prose, printed under the table by :func:`failed_checks` (a prose cell would wrap
+    inside a narrow terminal's table).
+    """
     t = Table(
         title="Verdict per intent: an edge needs the exposure-aware round-level effect and the "
         "action value to agree in sign and both hold after FDR",
@@ -91,7 +95,6 @@ def verdict_table(verdicts: pd.DataFrame) -> Table:
         ("verdict", {"overflow": "fold"}),
         ("round-level [CI]", {"overflow": "fold"}),
         ("action value [CI]", {"overflow": "fold"}),
-        ("failed check", {"overflow": "fold"}),
     ):
         t.add_column(c, **kw)
     for r in verdicts.to_dict(orient="records"):
@@ -102,6 +105,12 @@ def verdict_table(verdicts: pd.DataFrame) -> Table:
             f"{_f(r['round_level_ci_high'], '+.3f')}]",
             f"{_f(r['action_value'], '+.3f')} [{_f(r['action_value_ci_low'], '+.3f')}, "
             f"{_f(r['action_value_ci_high'], '+.3f')}]",
-            str(r["failed"] or "—"),
         )
     return t
+
+
+def failed_checks(verdicts: pd.DataFrame) -> list[str]:
+    """``intent: what failed`` for every intent that is not an edge, in the table's order."""
+    return [
+        f"{r['intent']}: {r['failed']}" for r in verdicts.to_dict(orient="records") if r["failed"]
+    ]
