@@ -25,7 +25,6 @@ contiguous chunks of a long series run on all cores.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -33,10 +32,11 @@ from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
 
-import numba as nb
 import numpy as np
 import pandas as pd
 
+from edgefinder.markets.kernels import STATE_BLOCK as _BLOCK
+from edgefinder.markets.kernels import state_kernel as _states_range
 from edgefinder.settings import setting_default
 
 ZONE_NAMES = np.array(
@@ -105,173 +105,6 @@ class PhysicsConfig:
 
 #: The pattern thresholds that are user settings (``Settings`` fields, ``markets run`` flags).
 THRESHOLDS: tuple[str, ...] = ("snap_z", "snap_velocity", "drive_momentum", "drive_coherence")
-
-
-_BLOCK = 64  # bars between exact re-seeds of the rolling window sums (bounds |close - ref|)
-
-
-@nb.njit(
-    cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc", "nsz", "arcp"}
-)
-def _states_range(
-    close: np.ndarray,
-    volume: np.ndarray,
-    rp: int,
-    sigma_floor: float,
-    snap_z: float,
-    snap_v: float,
-    drive_m: float,
-    drive_c: float,
-    out: np.ndarray,
-    zone: np.ndarray,
-    flags: np.ndarray,
-    lo: int,
-    hi: int,
-) -> None:  # pragma: no cover - compiled
-    """Fill bars lo..hi-1 of out[13, n] float states, zone[n] codes, flags[3, n]."""
-    half = 0.5 * (rp - 1)
-    sxx = 0.0
-    for k in range(rp):
-        sxx += (k - half) * (k - half)
-    ln3 = math.log(3.0)
-    seeded = False
-    ref = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    q = 0.0
-    for i in range(lo, hi):
-        if i < rp - 1:
-            for j in range(13):
-                out[j, i] = np.nan
-            zone[i] = 0
-            flags[0, i] = False
-            flags[1, i] = False
-            flags[2, i] = False
-            continue
-        if not seeded or i % _BLOCK == 0:
-            # seeds sit at absolute multiples of _BLOCK, so any chunking gives identical bits
-            seeded = True
-            # (Re)seed exact window sums every _BLOCK bars, offset by a nearby close, so rounding
-            # cannot accumulate and prices ~2e4 lose no digits (matches per-window lstsq ~1e-12).
-            s = i - rp + 1
-            ref = close[s]
-            s1 = 0.0
-            s2 = 0.0
-            q = 0.0
-            for k in range(rp):
-                d = close[s + k] - ref
-                s1 += d
-                s2 += k * d
-                q += d * d
-        else:
-            # O(1) slide: drop close[i-rp], add close[i]; x positions shift down by one.
-            d_out = close[i - rp] - ref
-            d_in = close[i] - ref
-            s1_old = s1
-            s1 = s1_old - d_out + d_in
-            s2 = s2 - (s1_old - d_out) + (rp - 1) * d_in
-            q = q - d_out * d_out + d_in * d_in
-        ybar = s1 / rp
-        sxy = s2 - half * s1
-        slope = sxy / sxx
-        rss = q - s1 * ybar - slope * sxy
-        if rss < 0.0:
-            rss = 0.0
-        center = ref + ybar + slope * half
-        sigma = math.sqrt(rss / (rp - 2))
-        if sigma < sigma_floor:
-            sigma = sigma_floor
-        c = close[i]
-        z = (c - center) / sigma
-        vel = c - close[i - 1]
-        mom = vel * volume[i] / sigma
-        rev = -0.5 * z * sigma
-        if z >= 0.0:
-            d = abs(z - 2.0)
-            sgn = 1.0
-        else:
-            d = abs(z + 2.0)
-            sgn = -1.0
-        rep = 1.0 / (d * d * d + 0.01)
-        if rep > 100.0:
-            rep = 100.0
-        rep = -sgn * rep
-        # softmax(-z^2/2, -(z-2)^2/2, -(z+2)^2/2) from one exp: the log-odds between the three
-        # terms are +-(2z - 2) and -(2z + 2), so every ratio is a power of r = exp(-2|z| - 2) <= 1.
-        az = abs(z)
-        r = math.exp(-2.0 * az - 2.0)
-        if az < 1.0:  # the center term is largest
-            e_mid = 1.0
-            e_near = 0.01831563888873418 / r  # exp(-4) / r = exp(2|z| - 2) <= 1
-            e_far = r
-            l_mid = 0.0  # natural logs of the three terms, known in closed form
-            l_near = 2.0 * az - 2.0
-            l_far = -2.0 * az - 2.0
-        else:  # the band on z's side is largest
-            e_near = 1.0
-            e_mid = r * 54.598150033144236  # exp(4) r = exp(2 - 2|z|)
-            e_far = e_mid * e_mid * 0.01831563888873418  # exp(-4|z|)
-            l_near = 0.0
-            l_mid = 2.0 - 2.0 * az
-            l_far = -4.0 * az
-        tot = e_mid + e_near + e_far
-        ltot = math.log(tot)
-        p0 = e_mid / tot
-        if z >= 0.0:
-            p1 = e_near / tot
-            p2 = e_far / tot
-            l1 = l_near
-            l2 = l_far
-        else:
-            p1 = e_far / tot
-            p2 = e_near / tot
-            l1 = l_far
-            l2 = l_near
-        # entropy = -sum p ln(p + 1e-10). ln p = l - ln(tot) is exact in closed form, and
-        # ln(p + 1e-10) = ln p + log1p(1e-10/p) = ln p + x - x^2/2 + O(x^3) with x = 1e-10/p, which
-        # is exact to 1e-13 for p >= 1e-6; smaller p (|z| > ~6) take the plain log. This replaces
-        # three logs per bar by one (the logs were over half the kernel time).
-        ent = 0.0
-        if p0 >= 1e-6:
-            x = 1e-10 / p0
-            ent -= p0 * (l_mid - ltot + x - 0.5 * x * x)
-        else:
-            ent -= p0 * math.log(p0 + 1e-10)
-        if p1 >= 1e-6:
-            x = 1e-10 / p1
-            ent -= p1 * (l1 - ltot + x - 0.5 * x * x)
-        else:
-            ent -= p1 * math.log(p1 + 1e-10)
-        if p2 >= 1e-6:
-            x = 1e-10 / p2
-            ent -= p2 * (l2 - ltot + x - 0.5 * x * x)
-        else:
-            ent -= p2 * math.log(p2 + 1e-10)
-        coh = ent / ln3
-        out[0, i] = center
-        out[1, i] = sigma
-        out[2, i] = z
-        out[3, i] = vel
-        out[4, i] = mom
-        out[5, i] = rev
-        out[6, i] = rep
-        out[7, i] = rev + mom + rep
-        out[8, i] = p0
-        out[9, i] = p1
-        out[10, i] = p2
-        out[11, i] = ent
-        out[12, i] = coh
-        if az < 1.0:
-            zone[i] = 1
-        elif az < 2.0:
-            zone[i] = 2
-        elif z >= 2.0:
-            zone[i] = 3
-        else:
-            zone[i] = 4
-        flags[0, i] = az > snap_z and abs(vel) > snap_v
-        flags[1, i] = abs(mom) > drive_m and coh < drive_c
-        flags[2, i] = az >= snap_z
 
 
 _PARALLEL_MIN_BARS = 1 << 18  # below this, one thread is faster than handing out chunks
