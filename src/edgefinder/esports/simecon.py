@@ -64,6 +64,25 @@ def concat_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
+def round_unit_part(
+    active: np.ndarray,
+    round_no: int,
+    per_team: dict[str, np.ndarray],
+    per_round: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """One round's (round, team) units for ``concat_parts``, two per active match.
+
+    ``active`` are the match indices playing round ``round_no``; ``per_team`` values have the
+    matches on axis 0 and the two teams on axis 1 (further axes kept, e.g. per-intent counts);
+    ``per_round`` values have one entry per match and are given to both of its teams.
+    """
+    n = active.size
+    part = {"m": np.repeat(active, 2), "r": np.full(2 * n, round_no), "t": np.tile([0, 1], n)}
+    part.update({k: v.reshape(2 * n, *v.shape[2:]) for k, v in per_team.items()})
+    part.update({k: np.repeat(v, 2) for k, v in per_round.items()})
+    return part
+
+
 def unit_columns(
     u: dict[str, np.ndarray], match_ids: np.ndarray, tid: np.ndarray
 ) -> dict[str, np.ndarray]:
