@@ -17,7 +17,6 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
-from schemathesis import GenerationConfig
 from sqlalchemy.engine import make_url
 
 from edgefinder import DISCLAIMER, PURPOSE
@@ -29,6 +28,7 @@ from edgefinder.esports.synthdb import load_units
 from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine, temporary_database
 from edgefinder.store.migrate import upgrade
+from tests.api_fuzz import assert_no_5xx, fuzz_schema
 from tests.esports_pg import private_pg_database
 
 API = "/api/v1/analytics"
@@ -454,12 +454,7 @@ def test_postgres_advisory_lock_and_api_on_postgres(pg_url: str) -> None:
 
 @pytest.fixture(scope="module")
 def st_schema(app):
-    # FastAPI emits OpenAPI 3.1; schemathesis 3.x supports it behind its experimental switch.
-    schemathesis.experimental.OPEN_API_3_1.enable()
-    # strings with NUL and any code point (unpaired surrogates included): answered 422, never 5xx
-    return schemathesis.from_asgi(
-        "/openapi.json", app, generation_config=GenerationConfig(allow_x00=True, codec=None)
-    )
+    return fuzz_schema(app)
 
 
 schema = schemathesis.from_pytest_fixture("st_schema")
@@ -468,11 +463,4 @@ schema = schemathesis.from_pytest_fixture("st_schema")
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_5xx_anywhere(case) -> None:
-    # the database is up: a 503 would be a misreported failure, a 500 a bug
-    response = case.call()
-    assert response.status_code < 500, (
-        case.method,
-        case.path,
-        response.status_code,
-        response.text[:300],
-    )
+    assert_no_5xx(case)

@@ -12,13 +12,13 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
-from schemathesis import GenerationConfig
 
 from edgefinder.app import create_app
 from edgefinder.esports.simulate import simulate
 from edgefinder.esports.synthdb import load_units
 from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine
+from tests.api_fuzz import assert_no_5xx, fuzz_schema
 from tests.esports_pg import private_pg_database
 
 pytestmark = pytest.mark.postgres
@@ -105,13 +105,7 @@ def test_a_json_body_with_nul_or_a_surrogate_is_422_before_the_route_runs(pg_app
 
 @pytest.fixture(scope="module")
 def pg_schema(pg_app):
-    schemathesis.experimental.OPEN_API_3_1.enable()
-    return schemathesis.from_asgi(
-        "/openapi.json",
-        pg_app,
-        # every string may hold NUL and any code point, unpaired surrogates included
-        generation_config=GenerationConfig(allow_x00=True, codec=None),
-    )
+    return fuzz_schema(pg_app)
 
 
 pg_schemathesis = schemathesis.from_pytest_fixture("pg_schema")
@@ -120,10 +114,4 @@ pg_schemathesis = schemathesis.from_pytest_fixture("pg_schema")
 @pg_schemathesis.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_5xx_on_postgres_with_nul_and_surrogates_generated(case) -> None:
-    response = case.call()
-    assert response.status_code < 500, (
-        case.method,
-        case.path,
-        response.status_code,
-        response.text[:300],
-    )
+    assert_no_5xx(case)
