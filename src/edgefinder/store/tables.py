@@ -44,6 +44,17 @@ def _created() -> Column:
     return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
 
 
+def _run_id() -> Column:
+    """The analysis run a row belongs to; the row goes when its run is deleted."""
+    return Column(
+        "run_id",
+        String(36),
+        ForeignKey("analysis_runs.run_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    )
+
+
 # --- esports: canonical side -------------------------------------------------------------
 
 matches = Table(
@@ -228,13 +239,7 @@ correlation_results = Table(
     "correlation_results",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "run_id",
-        String(36),
-        ForeignKey("analysis_runs.run_id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _run_id(),
     Column("feature", String(128), nullable=False, index=True),
     Column("outcome", String(64), nullable=False),
     Column("method", String(32), nullable=False),
@@ -270,13 +275,7 @@ alerts = Table(
     "alerts",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "run_id",
-        String(36),
-        ForeignKey("analysis_runs.run_id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _run_id(),
     Column("previous_run_id", String(36), nullable=False),
     Column("feature", String(128), nullable=False),
     Column("outcome", String(64), nullable=False),
@@ -373,13 +372,7 @@ action_values = Table(
     "action_values",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column(
-        "run_id",
-        String(36),
-        ForeignKey("analysis_runs.run_id", ondelete="CASCADE"),
-        nullable=False,
-        index=True,
-    ),
+    _run_id(),
     Column("game", String(16), nullable=False, doc="the model's game, or all (pooled)"),
     Column("stratum", String(128), nullable=False, doc="all | side=… | map=… | game=…"),
     Column("intent", String(16), nullable=False),
