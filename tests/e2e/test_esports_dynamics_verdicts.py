@@ -104,12 +104,6 @@ def test_no_effect_intents_are_edges_in_at_most_one_season(table: pd.DataFrame) 
         assert n_called <= 1, f"{intent} called an edge in {n_called} of 10 seasons"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured: peek is a full edge in 6 of 10 seasons; its round-level effect holds in 10 of "
-    "10 but its action value (at most 5,000 peeks per intent valued) has q >= 0.05 in seeds 2, 5, "
-    "6 and 7 (q 0.48, 0.55, 0.33, 0.06)",
-)
 def test_the_planted_cause_is_an_edge_with_its_sign(table: pd.DataFrame) -> None:
     peek = table[table["intent"] == "peek"]
     found = peek[
