@@ -14,7 +14,9 @@ over the run), fits and stores the win-probability model, values every action an
 designs (``design.value_and_combine``: the verdict reads the opening-phase action values, the
 signals before the round's first kill that the round-level design counts). The verdict asserted is
 the one the job returns and stores (``summary.verdicts``). Refutations are off (``refute='none'``):
-the verdict does not read them.
+the verdict does not read them. Per season, the stored opening-phase action values' ``n`` must
+equal the feature frame's ``{intent}_open_count`` summed (SQL): the two designs read the same
+signals.
 
 Asserted: each no-effect intent is called an edge in at most 1 of 10 seasons (measured: none in
 any season; alone, a no-effect intent's opening-phase action value reached q < 0.05 once in 60,
@@ -22,8 +24,9 @@ trade in seed 6, whose round-level effect did not hold); plant and defuse are ne
 round-level effect holds with its sign and its action value is positive in at least 8 of 10
 (measured: 10 of 10); peek is a full edge with its sign in at least 8 of 10 (measured: 10 of 10,
 round-level +0.015 to +0.024 per opening peek, opening-phase action value +0.008 to +0.016 with
-q <= 0.002). Cost: the whole test 152 CPU-seconds, 3 min 43 s of wall time on 2 cores shared at a
-load average of 2 to 5. The seasons run two at a time in their own processes.
+q <= 0.002). Cost: the whole test about 150 CPU-seconds (207 when at most 5,000 actions per
+intent were valued); wall time 1 min 26 s on 2 cores at a load average of 2.8, 3 min 43 s at 4 to 5.
+The seasons run two at a time in their own processes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from edgefinder.esports.aggregate import OPEN_COUNT_FEATURES, extract_round_features
 from edgefinder.esports.dynamics import NO_EFFECT_INTENTS
 from edgefinder.esports.ingest import ingest_file
 from edgefinder.esports.jobs import JobParams, run_correlation_job
@@ -45,7 +49,7 @@ from edgefinder.esports.verdict import EDGE, MECHANISM, called
 from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine
 from edgefinder.store.migrate import upgrade
-from edgefinder.store.tables import analysis_runs
+from edgefinder.store.tables import action_values, analysis_runs
 
 pytestmark = pytest.mark.slow  # ten seasons through ingest and the whole job: ~150 CPU-seconds
 
@@ -71,8 +75,21 @@ def season_verdicts(seed: int, folder: str) -> list[dict]:
             summary = conn.execute(
                 select(analysis_runs.c.summary).where(analysis_runs.c.run_id == res.run_id)
             ).scalar_one()
+            opening_n = dict(
+                conn.execute(
+                    select(action_values.c.intent, action_values.c.n).where(
+                        action_values.c.run_id == res.run_id,
+                        action_values.c.stratum == "phase=opening",
+                    )
+                ).all()
+            )
     finally:
         engine.dispose()
+    # both designs read the same signals: the opening-phase action values value exactly the
+    # signals the round-level design counts (its SQL feature frame's {intent}_open_count)
+    frame = extract_round_features(url)
+    counted = {f.removesuffix("_open_count"): int(frame[f].sum()) for f in OPEN_COUNT_FEATURES}
+    assert opening_n == {i: n for i, n in counted.items() if n > 0}, (opening_n, counted)
     if isinstance(summary, str):
         summary = json.loads(summary)
     assert summary["action_values_error"] is None, summary["action_values_error"]
