@@ -64,7 +64,10 @@ class WinProbModelOut(BaseModel):
 
 class ActionValueOut(BaseModel):
     intent: str
-    stratum: str = Field(description="all, side=attack|defense, map=…, game=…")
+    stratum: str = Field(
+        description="all, phase=opening|later (opening: before the round's first kill, the "
+        "verdict's stratum), side=attack|defense, map=…, game=…"
+    )
     game: str
     estimate: float | None = Field(description="mean win probability added, probability points")
     ci_low: float | None
@@ -143,7 +146,7 @@ def action_values(
         "all",
         min_length=1,
         max_length=128,
-        description="all (per intent), side=attack, map=Haven…, or * for every stratum",
+        description="all (per intent), phase=opening, side=attack, map=Haven…, or * for every stratum",
     ),
 ) -> ActionValueList:
     with app_state(request).engine.connect() as conn:

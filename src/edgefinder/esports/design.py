@@ -1,5 +1,8 @@
 """The job's second design: fit the win-probability models, value the actions, and combine both
 designs into one verdict per intent (:func:`~edgefinder.esports.verdict.combine_verdicts`).
+The verdict reads the opening-phase action values (actions before the round's first kill,
+:data:`~edgefinder.esports.winprob.actions.VERDICT_STRATUM`): the signals whose round-level effect
+the exposure-aware design estimates. Every phase's values are stored and served.
 
 Kept apart from the job so the job calls one function and stores what it returns. A game without
 enough data for a model is skipped with its reason; an unexpected failure of this step leaves the
@@ -19,6 +22,7 @@ from edgefinder.errors import first_line
 from edgefinder.esports.verdict import combine_verdicts
 from edgefinder.esports.winprob.actions import (
     VALUE_FRAME_COLUMNS,
+    VERDICT_STRATUM,
     ActionValueParams,
     verdict_input,
 )
@@ -70,7 +74,8 @@ def value_and_combine(
             combine_verdicts(results, None, alpha=alpha),
             error=error,
         )
-    av = verdict_input(run.values) if len(run.values) else None
+    # the opening phase's values: the signals the round-level design counts
+    av = verdict_input(run.values, VERDICT_STRATUM) if len(run.values) else None
     return DesignVerdicts(
         run.values,
         combine_verdicts(results, av, alpha=alpha),

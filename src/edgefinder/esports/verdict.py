@@ -6,7 +6,9 @@ An intent is called an **edge** only when
 2. its exposure-aware round-level effect (``opening_within``, :mod:`edgefinder.esports.exposure`)
    holds after the run's Benjamini-Hochberg correction (q < alpha),
 3. its action value (win probability added per action, one row per intent with ``estimate``,
-   ``ci_low``, ``ci_high``, ``q_value``, ``n``) holds after its own FDR correction (q < alpha), and
+   ``ci_low``, ``ci_high``, ``q_value``, ``n``) holds after its own FDR correction (q < alpha);
+   the job hands in the opening-phase values (actions before the round's first kill, the signals
+   check 2 counts: :mod:`edgefinder.esports.design`), and
 4. the two agree in sign.
 
 Without action values (``action_values=None``) check 3 and 4 cannot run: an intent that passes 1

@@ -7,7 +7,7 @@ For an action of team k at game time t (W = the model's P(team k wins the round)
 The first term is what happened to the team's win probability over the horizon ``h`` after the
 action (at or after the round's end, W is the result itself, 1 or 0). The second is the
 **state-matched counterfactual**: the mean change over the same horizon from states of the same
-stratum (side, players alive on each side, bomb planted, ``time_bin_s`` of round time), read on a
+stratum (side, players alive on each side, bomb planted, phase, ``time_bin_s`` of round time), read on a
 regular grid of every round for both teams: what the same state brought when the round simply went
 on (a grid instant holds no action). Only the instant of the action differs: excluding every
 window in which the team took the intent again would also remove the later actions' own value
@@ -22,11 +22,23 @@ It costs nothing when the model is right (m is then about zero) and protects the
 is not. What it cannot remove is a difference the state does not show (a better team's actions):
 the values are conditional on the modelled state, like any win-probability-added figure.
 
-Per intent: the mean value, its 95% CI with standard errors clustered by match (statsmodels OLS on
-a constant, cluster-robust), ``n`` actions, ``n_matches``, p and Benjamini-Hochberg q over the
-intents; the same by side and by map where a stratum holds at least ``min_n`` actions (their q over
-their own family). Units: probability points (0.01 = one percentage point of round win
-probability).
+**Phase.** An action is in the ``opening`` phase when the round has had no kill before it (the
+phase whose signals the round-level design counts, ``{intent}_open_count``), else ``later``. The
+opening-phase value answers: "how much does one more signal of this intent before the round's
+first kill move its team's win probability over the next ``h`` seconds, against the same state
+without it?" It is the value the two-design verdict reads (:data:`VERDICT_STRATUM`), so both
+designs speak about the same signals: an effect that lives in the opening (a won first fight)
+would be averaged with the later signals' zero in the all-phase mean, and a later-phase value the
+round-level design never sees could not confirm it. The phase is known at the action's time (no
+look-ahead: "no kill yet"), and the matched counterfactual also matches on it.
+
+Every action is valued (``max_actions`` None): the model is predicted once per cell of its split
+thresholds (:mod:`edgefinder.esports.winprob.cells`), exact and several times cheaper than once per
+state. Per intent: the mean value, its 95% CI with standard errors clustered by match (statsmodels
+OLS on a constant, cluster-robust), ``n`` actions, ``n_matches``, p and Benjamini-Hochberg q over
+the intents; the same by phase, by side and by map where a stratum holds at least ``min_n`` actions
+(their q over their own family; each phase is a family of its own). Units: probability points
+(0.01 = one percentage point of round win probability).
 """
 
 from __future__ import annotations
@@ -69,21 +81,25 @@ VALUE_FRAME_COLUMNS: tuple[str, ...] = (
     "n_matches",
 )
 _KEY = ["match_id", "round_no"]
+#: The stratum the two-design verdict reads: actions before the round's first kill, the phase of
+#: the round-level design's opening-phase counts, so both designs answer about the same signals.
+VERDICT_STRATUM = "phase=opening"
 
 
 @dataclass(frozen=True)
 class ActionValueParams:
     """``horizon_s``, ``grid_s``, ``time_bin_s`` (seconds, see the module docstring); ``min_n``:
-    fewest actions of a side or map stratum to report it; ``max_actions``: actions per intent
-    and ``max_reference_rounds``: rounds read for the counterfactual (seeded samples above them,
-    to bound the time: the model's predictions are the cost); ``seed``; ``alpha``: the CIs' level
-    is 1 - alpha."""
+    fewest actions of a side, map or phase stratum to report it; ``max_actions``: None values
+    every action, a number caps the actions per intent with a seeded sample (a bound on the time,
+    at the cost of power); ``max_reference_rounds``: rounds read for the counterfactual (a seeded
+    sample above it: the matched mean needs far fewer points than the actions); ``seed``;
+    ``alpha``: the CIs' level is 1 - alpha."""
 
     horizon_s: float = HORIZON_S
     grid_s: float = REFERENCE_GRID_S
     time_bin_s: float = TIME_BIN_S
     min_n: int = 30
-    max_actions: int = 5_000
+    max_actions: int | None = None
     max_reference_rounds: int = 2_000
     seed: int = 0
     alpha: float = 0.05
@@ -95,14 +111,24 @@ def _team_wp(model: WinProbModel, st: pd.DataFrame, attacking: np.ndarray) -> np
     return np.where(attacking, p_att, 1.0 - p_att)
 
 
-def _stratum(st: pd.DataFrame, attacking: np.ndarray, time_bin_s: float) -> pd.Series:
+def _stratum(
+    st: pd.DataFrame, attacking: np.ndarray, opening: np.ndarray, time_bin_s: float
+) -> pd.Series:
     own = np.where(attacking, st["att_alive"], st["def_alive"]).astype(np.int64)
     opp = np.where(attacking, st["def_alive"], st["att_alive"]).astype(np.int64)
     tb = np.floor(st["time_in_round"].to_numpy() / time_bin_s).astype(np.int64)
-    code = (
-        ((attacking.astype(np.int64) * 8 + own) * 8 + opp) * 2 + st["planted"].astype(np.int64)
-    ) * 1000 + tb
-    return pd.Series(code, index=st.index)
+    cell = (attacking.astype(np.int64) * 8 + own) * 8 + opp
+    cell = (cell * 2 + st["planted"].to_numpy().astype(np.int64)) * 2 + opening.astype(np.int64)
+    return pd.Series(cell * 1000 + tb, index=st.index)
+
+
+def _opening(tl: RoundTimelines, q: pd.DataFrame) -> np.ndarray:
+    """True where ``t`` lies before the round's first kill (any time of a round without a kill):
+    the opening phase, as the round-level design's ``{intent}_open_count`` counts it."""
+    first = tl.kills.groupby(_KEY, sort=False)["ts"].min().rename("_first_kill").reset_index()
+    fk = q[_KEY].merge(first, on=_KEY, how="left")["_first_kill"].to_numpy(dtype=np.float64)
+    t = q["t"].to_numpy(dtype=np.float64)
+    return ~(fk <= t)  # NaN (no kill): opening
 
 
 def _delta(
@@ -120,10 +146,12 @@ def _delta(
     # the state before t belongs to the running round: an action at or after the end is dropped
     keep = before["over"].to_numpy() == 0
     q, before, after, attacking = q[keep], before[keep], after[keep], attacking[keep]
+    opening = _opening(tl, q)
     return q.assign(
         delta=_team_wp(model, after, attacking) - _team_wp(model, before, attacking),
-        stratum=_stratum(before, attacking, params.time_bin_s).to_numpy(),
+        stratum=_stratum(before, attacking, opening, params.time_bin_s).to_numpy(),
         side=np.where(attacking, "attack", "defense"),
+        phase=np.where(opening, "opening", "later"),
     )
 
 
@@ -148,11 +176,13 @@ def per_action_values(
     params: ActionValueParams | None = None,
 ) -> pd.DataFrame:
     """One row per valued action of ``model``'s game: ``match_id``, ``round_no``, ``team_id``,
-    ``t``, ``intent``, ``side``, ``map``, ``game``, ``delta`` (the change over the horizon) and
-    ``value`` (``delta`` minus the matched counterfactual), probability points.
+    ``t``, ``intent``, ``side``, ``map``, ``game``, ``phase`` (``opening`` before the round's first
+    kill, else ``later``), ``delta`` (the change over the horizon) and ``value`` (``delta`` minus
+    the matched counterfactual), probability points.
 
     ``actions``: ``match_id``, ``round_no``, ``team_id``, ``ts`` (game seconds), ``intent``; only
-    rounds of the game count; above ``params.max_actions`` actions of an intent a seeded sample.
+    rounds of the game count; every action is valued unless ``params.max_actions`` caps them (a
+    seeded sample per intent).
     """
     params = params or ActionValueParams()
     tl = tl.for_game(model.game)
@@ -163,17 +193,18 @@ def per_action_values(
     acts = acts[acts["match_id"].isin(set(tl.rounds["match_id"]))]
     if acts.empty:
         return pd.DataFrame(
-            columns=[*_KEY, "team_id", "t", "intent", "side", "map", "game", "delta", "value"]
-        )
+            columns=[
+                *_KEY, "team_id", "t", "intent", "side", "map", "game", "phase", "delta", "value"
+            ]
+        )  # fmt: skip
     rng = np.random.default_rng(params.seed)
-    parts = []
-    for _, g in acts.groupby("intent", sort=True):
-        parts.append(
-            g.iloc[np.sort(rng.choice(len(g), params.max_actions, replace=False))]
-            if len(g) > params.max_actions
-            else g
-        )
-    acts = pd.concat(parts, ignore_index=True)
+    cap = params.max_actions
+    if cap is not None:
+        parts = [
+            g.iloc[np.sort(rng.choice(len(g), cap, replace=False))] if len(g) > cap else g
+            for _, g in acts.groupby("intent", sort=True)
+        ]
+        acts = pd.concat(parts, ignore_index=True)
     valued = _delta(model, tl, acts, params)
     ref_rounds = tl.rounds
     if len(ref_rounds) > params.max_reference_rounds:
@@ -211,16 +242,20 @@ def _grid(r: pd.DataFrame, grid_s: float) -> pd.DataFrame:
 
 
 def summarize_values(values: pd.DataFrame, params: ActionValueParams | None = None) -> pd.DataFrame:
-    """Per intent (stratum ``all``), then by ``side=…``, ``map=…`` and, with several games,
-    ``game=…``: mean value, match-clustered CI, p, BH q within each stratum family, ``n`` actions,
-    ``n_matches`` (columns :data:`VALUE_FRAME_COLUMNS`; ``game`` is the game, or ``all`` pooled).
-    A side/map/game stratum needs ``params.min_n`` actions and two matches."""
+    """Per intent (stratum ``all``), then by ``phase=opening``/``phase=later``, ``side=…``,
+    ``map=…`` and, with several games, ``game=…``: mean value, match-clustered CI, p, BH q within
+    each stratum family, ``n`` actions, ``n_matches`` (columns :data:`VALUE_FRAME_COLUMNS`; ``game``
+    is the game, or ``all`` pooled). A stratum other than ``all`` needs ``params.min_n`` actions
+    and two matches. Families: ``all``; each phase on its own (the opening phase's q is over the
+    intents, as the verdict reads it: :data:`VERDICT_STRATUM`); every side; every map; every game."""
     params = params or ActionValueParams()
     rows = []
     games = sorted(set(values["game"])) if len(values) else []
     pooled = games[0] if len(games) == 1 else "all"
     for intent, vals in values.groupby("intent", sort=True):
         strata = [("all", vals)]
+        if "phase" in vals.columns:
+            strata += [(f"phase={k!s}", d) for k, d in vals.groupby("phase", sort=False)]
         strata += [(f"side={s!s}", d) for s, d in vals.groupby("side", sort=True)]
         strata += [(f"map={k!s}", d) for k, d in vals.groupby("map", sort=True) if k]
         if len(games) > 1:
@@ -246,16 +281,17 @@ def summarize_values(values: pd.DataFrame, params: ActionValueParams | None = No
             )
     out = pd.DataFrame(rows, columns=[c for c in VALUE_FRAME_COLUMNS if c != "q_value"])
     out["q_value"] = np.nan
-    family = out["stratum"].str.split("=").str[0]
+    prefix = out["stratum"].str.split("=").str[0]
+    family = out["stratum"].where(prefix == "phase", prefix)
     for _, members in out.groupby(family).groups.items():
         p = out.loc[members, "p_value"].to_numpy(dtype=np.float64)
         out.loc[members, "q_value"] = multiple_test_correction(p, alpha=params.alpha).q_values
     return out.loc[:, list(VALUE_FRAME_COLUMNS)]
 
 
-def verdict_input(summary: pd.DataFrame) -> pd.DataFrame:
-    """The per-intent rows (stratum ``all``) in the shape the verdict takes
-    (:data:`ACTION_VALUE_COLUMNS`)."""
-    return summary.loc[summary["stratum"] == "all", list(ACTION_VALUE_COLUMNS)].reset_index(
+def verdict_input(summary: pd.DataFrame, stratum: str = VERDICT_STRATUM) -> pd.DataFrame:
+    """The per-intent rows of one stratum (by default the opening phase's, which the verdict
+    reads) in the shape the verdict takes (:data:`ACTION_VALUE_COLUMNS`)."""
+    return summary.loc[summary["stratum"] == stratum, list(ACTION_VALUE_COLUMNS)].reset_index(
         drop=True
     )

@@ -33,6 +33,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from edgefinder.errors import EdgefinderError
+from edgefinder.esports.winprob.cells import predict_by_cell, split_points
 from edgefinder.esports.winprob.metrics import ForecastMetrics, bootstrap_metrics
 from edgefinder.esports.winprob.state import (
     SNAPSHOT_GRID_S,
@@ -96,7 +97,12 @@ class WinProbModel:
         if states.empty:
             return np.zeros(0)
         x = states.loc[:, list(self.features)].to_numpy(dtype=np.float64)
-        return np.asarray(self.classifier.predict_proba(x)[:, 1], dtype=np.float64)
+        # exact: one prediction per cell of the trees' thresholds (edgefinder.esports.winprob.cells)
+        return predict_by_cell(
+            lambda rows: self.classifier.predict_proba(rows)[:, 1],
+            x,
+            split_points(self.classifier, len(self.features)),
+        )
 
 
 @dataclass(frozen=True)

@@ -87,14 +87,15 @@ def verdict_table(verdicts: pd.DataFrame) -> Table:
     """
     t = Table(
         title="Verdict per intent: an edge needs the exposure-aware round-level effect and the "
-        "action value to agree in sign and both hold after FDR",
+        "action value (both on the signals before the round's first kill) to agree in sign and "
+        "both hold after FDR",
         title_justify="left",
     )
     for c, kw in (
         ("intent", {"no_wrap": True}),
         ("verdict", {"overflow": "fold"}),
         ("round-level [CI]", {"overflow": "fold"}),
-        ("action value [CI]", {"overflow": "fold"}),
+        ("opening action value [CI]", {"overflow": "fold"}),
     ):
         t.add_column(c, **kw)
     for r in verdicts.to_dict(orient="records"):
