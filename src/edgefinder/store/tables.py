@@ -374,7 +374,12 @@ action_values = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     _run_id(),
     Column("game", String(16), nullable=False, doc="the model's game, or all (pooled)"),
-    Column("stratum", String(128), nullable=False, doc="all | side=… | map=… | game=… | phase=opening|later"),
+    Column(
+        "stratum",
+        String(128),
+        nullable=False,
+        doc="all | side=… | map=… | game=… | phase=opening|later",
+    ),
     Column("intent", String(16), nullable=False),
     Column("estimate", Float, doc="mean win probability added, probability points"),
     Column("ci_low", Float),
