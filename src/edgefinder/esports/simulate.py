@@ -66,8 +66,8 @@ from edgefinder.esports.simecon import (
     _buy,
     _buy_class,
     concat_parts,
-    round_unit_part,
     round_income,
+    round_unit_part,
     unit_columns,
     weapons,
 )
