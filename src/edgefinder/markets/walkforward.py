@@ -39,6 +39,7 @@ from edgefinder.errors import EdgefinderError
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets._io import atomic_write_text
 from edgefinder.markets.folds import Fold
+from edgefinder.markets.state_cache import shared_states
 
 __all__ = [
     "STUDY_FILE",
@@ -182,19 +183,20 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
         sampler=cfg.sampler,
         on_playbook_event=on_event,
     )
-    # an unfinished task starts over: its ledger rows come from Phase 3's events
-    summary = orch.run(fresh=True)
-    t1 = time.perf_counter()
-    fwd = run_forward_pass(
-        inst.data,
-        ckpt,
-        ForwardConfig(**{**cfg.forward, "instrument": inst.symbol}),
-        train_until=fold.test[0],
-        forward_until=_next_session(fold.test[1]),
-        timeframes=orch.timeframes,
-        fresh=True,
-        day_lines=False,
-    )
+    with shared_states():  # the ATLAS's states once per worker process, every fold a prefix
+        # an unfinished task starts over: its ledger rows come from Phase 3's events
+        summary = orch.run(fresh=True)
+        t1 = time.perf_counter()
+        fwd = run_forward_pass(
+            inst.data,
+            ckpt,
+            ForwardConfig(**{**cfg.forward, "instrument": inst.symbol}),
+            train_until=fold.test[0],
+            forward_until=_next_session(fold.test[1]),
+            timeframes=orch.timeframes,
+            fresh=True,
+            day_lines=False,
+        )
     trades = BayesianBrain.load(ckpt / BRAIN).trades()
     oos = trades[trades["out_of_sample"].astype(bool)].copy()
     # gross of costs: on a martingale the cost per trade makes the family that trades least the
@@ -309,7 +311,8 @@ def paper_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str, select:
     ckpt = cfg.task_dir(inst.symbol, fold.index)
     t0, c0 = time.perf_counter(), _cpu()
     # the study paper-trades automatically: a person approves a playbook before real use
-    res = run_paper_trade(ckpt, inst.data, fold.paper[0], fold.paper[1], allow_pending=True)
+    with shared_states():
+        res = run_paper_trade(ckpt, inst.data, fold.paper[0], fold.paper[1], allow_pending=True)
     rep = res.report
     # the promoted cells' own trades in the test block: what Phase 5 selected on (for the DSR)
     cells = {(int(t), str(f)) for t, f in select["instruments"][inst.symbol]["cells"]}
