@@ -151,7 +151,7 @@ class DaskRunner(_Runner):
         def dep(name: str) -> Any:
             return results[name] if name in results else futures[name]
 
-        for sp in specs:
+        for sp in _submission_order(specs):
             if self.reuse(sp):
                 continue
             deps = [dep(d) if isinstance(d, str) else [dep(x) for x in d] for d in sp.deps]
@@ -189,6 +189,17 @@ class DaskRunner(_Runner):
             results[name] = res  # one round trip for every result
             self.ran += 1
         return results
+
+
+def _submission_order(specs: list[TaskSpec]) -> list[TaskSpec]:
+    """``specs`` by their depth in the graph (a task after every task it waits for), the higher
+    priority first within a depth: the scheduler starts the first tasks it receives on idle
+    workers at once, before the later submissions (and their priorities) reach it."""
+    depth: dict[str, int] = {}
+    for sp in specs:  # a topological order: every dependency came earlier
+        names = [x for d in sp.deps for x in ((d,) if isinstance(d, str) else d)]
+        depth[sp.name] = 1 + max((depth[n] for n in names), default=-1)
+    return sorted(specs, key=lambda sp: (depth[sp.name], -sp.priority))
 
 
 class _Bar:
