@@ -18,6 +18,7 @@ timeframe and the physics thresholds, and the least recently used are dropped be
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ __all__ = ["enabled", "shared_states", "states"]
 _CACHE: OrderedDict[tuple[Any, ...], StateArrays] = OrderedDict()
 _DEPTH = 0
 _MAX = 16
+_LOCK = threading.RLock()  # a worker may run tasks in several threads
 
 
 @contextmanager
@@ -41,12 +43,14 @@ def shared_states(max_entries: int = 16) -> Iterator[None]:
     """Serve :func:`states` and :func:`bars` from whole-series states inside this block (nestable;
     the entries stay for the next block in this process, e.g. a Dask worker's next task)."""
     global _DEPTH, _MAX
-    _DEPTH += 1
-    _MAX = max(1, int(max_entries))
+    with _LOCK:
+        _DEPTH += 1
+        _MAX = max(1, int(max_entries))
     try:
         yield
     finally:
-        _DEPTH -= 1
+        with _LOCK:
+            _DEPTH -= 1
 
 
 def enabled() -> bool:
@@ -59,16 +63,18 @@ def _whole(data_dir: str | Path, tf: str, physics: PhysicsConfig) -> StateArrays
 
     root = str(Path(data_dir).resolve())
     key = (root, tf, str(files_fingerprint(root, [tf])), dataclasses.astuple(physics))
-    hit = _CACHE.get(key)
-    if hit is not None:
-        _CACHE.move_to_end(key)
-        return hit
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+            return hit
     st = state_arrays(atlas.read_bars(root, tf), physics)
     for v in st.values():
         v.flags.writeable = False  # shared by every later fold: a write would leak between them
-    _CACHE[key] = st
-    while len(_CACHE) > _MAX:
-        _CACHE.popitem(last=False)
+    with _LOCK:
+        _CACHE[key] = st
+        while len(_CACHE) > _MAX:
+            _CACHE.popitem(last=False)
     return st
 
 
