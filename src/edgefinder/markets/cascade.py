@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from edgefinder.markets import atlas
-from edgefinder.markets.physics import PhysicsConfig, StateArrays, as_arrays, state_arrays
+from edgefinder.markets.physics import PhysicsConfig, StateArrays, as_arrays
 from edgefinder.settings import setting_default
 
 __all__ = [
@@ -433,9 +433,10 @@ class FractalCascadeScanner:
     def compute_states(self, data_dir: str | Path, end: Any = None) -> dict[str, StateArrays]:
         """Each level's states over its whole continuous series (bars opening before ``end``);
         causal, so computing them once is look-ahead free."""
+        from edgefinder.markets import state_cache
+
         self.states = {
-            tf: state_arrays(atlas.read_bars(data_dir, tf, None, end), self.physics)
-            for tf in self.timeframes
+            tf: state_cache.states(data_dir, tf, self.physics, end) for tf in self.timeframes
         }
         return self.states
 

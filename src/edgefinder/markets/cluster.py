@@ -24,13 +24,15 @@ from rich.console import Console
 
 from edgefinder.errors import EdgefinderError, first_line
 
-__all__ = ["DaskRunner", "SerialRunner", "TaskSpec", "open_client"]
+__all__ = ["DaskRunner", "SerialRunner", "TaskSpec", "open_client", "warm_workers"]
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     """``fn(*args, key, *deps)``; each ``deps`` item is a task name (its result) or a tuple of
-    names (the list of their results); ``path`` stores the result (a dict with ``"key"``)."""
+    names (the list of their results); ``path`` stores the result (a dict with ``"key"``);
+    ``priority``: among tasks ready at once, a cluster starts the higher first (the order only,
+    never a result)."""
 
     name: str
     fn: Callable[..., dict]
@@ -38,6 +40,7 @@ class TaskSpec:
     key: str
     deps: tuple[str | tuple[str, ...], ...]
     path: Path
+    priority: int = 0
 
 
 def stored(path: Path, key: str) -> dict | None:
@@ -105,6 +108,32 @@ def open_client(scheduler: str | None, workers: int | None) -> tuple[Any, str, C
     return client, f"local ({n} workers)", close
 
 
+#: The modules a study task imports: loading them once per worker before the first task
+#: (:func:`warm_workers`) keeps a second or more of imports out of the first task of each worker.
+TASK_MODULES = (
+    "edgefinder.markets.walkforward",
+    "edgefinder.markets.orchestrator",
+    "edgefinder.markets.forward",
+    "edgefinder.markets.selection",
+    "edgefinder.markets.paper_trade",
+    "edgefinder.markets.ledger",
+)
+
+
+def _import_task_modules() -> int:
+    import importlib
+
+    for name in TASK_MODULES:
+        importlib.import_module(name)
+    return len(TASK_MODULES)
+
+
+def warm_workers(client: Any) -> None:
+    """Import the study's modules on every worker of ``client`` now, in parallel (what a
+    long-lived cluster's workers have done after their first study)."""
+    client.run(_import_task_modules)
+
+
 class DaskRunner(_Runner):
     """Every task on a Dask cluster, with a progress bar of tasks done, running and failed."""
 
@@ -122,12 +151,18 @@ class DaskRunner(_Runner):
         def dep(name: str) -> Any:
             return results[name] if name in results else futures[name]
 
-        for sp in specs:
+        for sp in _submission_order(specs):
             if self.reuse(sp):
                 continue
             deps = [dep(d) if isinstance(d, str) else [dep(x) for x in d] for d in sp.deps]
             futures[sp.name] = self.client.submit(
-                sp.fn, *sp.args, sp.key, *deps, key=f"{sp.name}-{sp.key}", pure=False
+                sp.fn,
+                *sp.args,
+                sp.key,
+                *deps,
+                key=f"{sp.name}-{sp.key}",
+                pure=False,
+                priority=sp.priority,
             )
         keys = {f.key: name for name, f in futures.items()}
         with _Bar(self.console, len(futures), self.reused) as bar:
@@ -149,10 +184,22 @@ class DaskRunner(_Runner):
             raise EdgefinderError(
                 f"{len(failed)} study task(s) failed, first {name}: {first_line(exc)}"
             )
-        for name, fut in futures.items():
-            results[name] = fut.result()
+        names = list(futures)
+        for name, res in zip(names, self.client.gather([futures[n] for n in names])):
+            results[name] = res  # one round trip for every result
             self.ran += 1
         return results
+
+
+def _submission_order(specs: list[TaskSpec]) -> list[TaskSpec]:
+    """``specs`` by their depth in the graph (a task after every task it waits for), the higher
+    priority first within a depth: the scheduler starts the first tasks it receives on idle
+    workers at once, before the later submissions (and their priorities) reach it."""
+    depth: dict[str, int] = {}
+    for sp in specs:  # a topological order: every dependency came earlier
+        names = [x for d in sp.deps for x in ((d,) if isinstance(d, str) else d)]
+        depth[sp.name] = 1 + max((depth[n] for n in names), default=-1)
+    return sorted(specs, key=lambda sp: (depth[sp.name], -sp.priority))
 
 
 class _Bar:

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from edgefinder.errors import EdgefinderError
-from edgefinder.markets import atlas
+from edgefinder.markets import atlas, state_cache
 from edgefinder.markets.cascade import (
     CASCADE_MODES,
     CHILD_WINDOW_BARS,
@@ -329,7 +329,11 @@ class FractalDiscoveryAgent:
             for level, tf in enumerate(tfs):
                 if bar is not None and task is not None:
                     bar.update(task, description=f"level {level} ({tf})")
-                st = state_arrays(atlas.read_bars(atlas_root, tf, t0, t1), self.config)
+                st = (
+                    state_cache.states(atlas_root, tf, self.config, t1)
+                    if t0 is None  # a prefix: the same bits as the whole series' first rows
+                    else state_arrays(atlas.read_bars(atlas_root, tf, t0, t1), self.config)
+                )
                 lv = Level.from_states(st, tf)
                 if cascade == "strict" and levels:
                     # the funnel: only what the level above's windows hold is kept (and needs a state)

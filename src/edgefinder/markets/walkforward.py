@@ -39,6 +39,7 @@ from edgefinder.errors import EdgefinderError
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets._io import atomic_write_text
 from edgefinder.markets.folds import Fold
+from edgefinder.markets.state_cache import shared_states
 
 __all__ = [
     "STUDY_FILE",
@@ -182,19 +183,21 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
         sampler=cfg.sampler,
         on_playbook_event=on_event,
     )
-    # an unfinished task starts over: its ledger rows come from Phase 3's events
-    summary = orch.run(fresh=True)
-    t1 = time.perf_counter()
-    fwd = run_forward_pass(
-        inst.data,
-        ckpt,
-        ForwardConfig(**{**cfg.forward, "instrument": inst.symbol}),
-        train_until=fold.test[0],
-        forward_until=_next_session(fold.test[1]),
-        timeframes=orch.timeframes,
-        fresh=True,
-        day_lines=False,
-    )
+    with shared_states():  # the ATLAS's states once per worker process, every fold a prefix
+        # an unfinished task starts over: its ledger rows come from Phase 3's events
+        summary = orch.run(fresh=True)
+        t1, c1 = time.perf_counter(), _cpu()
+        fwd = run_forward_pass(
+            inst.data,
+            ckpt,
+            ForwardConfig(**{**cfg.forward, "instrument": inst.symbol}),
+            train_until=fold.test[0],
+            forward_until=_next_session(fold.test[1]),
+            timeframes=orch.timeframes,
+            fresh=True,
+            day_lines=False,
+        )
+        c2 = _cpu()
     trades = BayesianBrain.load(ckpt / BRAIN).trades()
     oos = trades[trades["out_of_sample"].astype(bool)].copy()
     # gross of costs: on a martingale the cost per trade makes the family that trades least the
@@ -229,6 +232,7 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
             "seconds": time.perf_counter() - t0,
             "cpu_seconds": _cpu() - c0,
             "phase4_seconds": fwd.seconds,
+            "phase4_cpu_seconds": c2 - c1,
             "phase4_bars": fwd.bars,
             "phases_2_3_seconds": t1 - t0,
         },
@@ -309,7 +313,8 @@ def paper_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str, select:
     ckpt = cfg.task_dir(inst.symbol, fold.index)
     t0, c0 = time.perf_counter(), _cpu()
     # the study paper-trades automatically: a person approves a playbook before real use
-    res = run_paper_trade(ckpt, inst.data, fold.paper[0], fold.paper[1], allow_pending=True)
+    with shared_states():
+        res = run_paper_trade(ckpt, inst.data, fold.paper[0], fold.paper[1], allow_pending=True)
     rep = res.report
     # the promoted cells' own trades in the test block: what Phase 5 selected on (for the DSR)
     cells = {(int(t), str(f)) for t, f in select["instruments"][inst.symbol]["cells"]}
@@ -356,6 +361,18 @@ class StudyResult:
     path: Path
 
 
+#: Select and paper tasks are short and end a fold's chain: they start as soon as they are ready.
+FOLLOW_UP_PRIORITY = 1_000_000
+
+
+def learn_priority(fold: Fold) -> int:
+    """The longest learn tasks first, so that the short ones fill the workers at the end instead
+    of one long task running alone (longest-processing-time-first order; it changes no result).
+    A task's length grows with its weekdays from the first learning session to the end of the
+    test block (an anchored study's last folds learn and replay the most)."""
+    return len(pd.bdate_range(fold.learn[0], fold.test[1]))
+
+
 def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial") -> StudyResult:
     """Run (or resume) the study ``cfg``; ``engine`` is a :class:`~edgefinder.markets.cluster.TaskRunner`
     (Dask) or None to call every task in this process in order. Writes ``study.json`` and the
@@ -380,6 +397,7 @@ def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial")
                     keys[-1],
                     (),
                     cfg.task_dir(inst.symbol, fold.index) / "learn.json",
+                    learn_priority(fold),
                 )
             )
         sname, skey = f"select-{fold.index}", select_key(cfg, fold, keys)
@@ -391,6 +409,7 @@ def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial")
                 skey,
                 (tuple(names),),
                 out / "tasks" / f"fold{fold.index}_select.json",
+                FOLLOW_UP_PRIORITY,
             )
         )
         for inst in cfg.instruments:
@@ -402,6 +421,7 @@ def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial")
                     paper_key(cfg, inst, fold, skey),
                     (sname,),
                     cfg.task_dir(inst.symbol, fold.index) / "paper.json",
+                    FOLLOW_UP_PRIORITY,
                 )
             )
     results = runner.run(specs)
@@ -419,6 +439,13 @@ def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial")
         ),
         "phase4_seconds": float(
             sum(r["timing"].get("phase4_seconds", 0.0) for r in results.values() if "timing" in r)
+        ),
+        "phase4_cpu_seconds": float(
+            sum(
+                r["timing"].get("phase4_cpu_seconds", 0.0)
+                for r in results.values()
+                if "timing" in r
+            )
         ),
     }
     from edgefinder.markets.ledger import write_ledger
