@@ -407,13 +407,8 @@ def simulate_round_dynamics(
             round_unit_part(
                 active,
                 r,
+                (attack, bank_start, loadout, bank_end, won),
                 per_team=dict(
-                    attack=attack,
-                    bank_start=bank_start,
-                    loadout=loadout,
-                    opp_loadout=loadout[:, ::-1],
-                    bank_end=bank_end,
-                    won=won,
                     executed=attack & planted[:, None],
                     counts=counts_all,
                     open_counts=counts_open,

@@ -67,18 +67,31 @@ def concat_parts(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 def round_unit_part(
     active: np.ndarray,
     round_no: int,
+    economy: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     per_team: dict[str, np.ndarray],
     per_round: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """One round's (round, team) units for ``concat_parts``, two per active match.
 
-    ``active`` are the match indices playing round ``round_no``; ``per_team`` values have the
-    matches on axis 0 and the two teams on axis 1 (further axes kept, e.g. per-intent counts);
-    ``per_round`` values have one entry per match and are given to both of its teams.
+    ``active`` are the match indices playing round ``round_no``; ``economy`` is the round's
+    ``(attack, bank_start, loadout, bank_end, won)`` per match and team (dollars; the opponent's
+    loadout is read from it); ``per_team`` values have the matches on axis 0 and the two teams on
+    axis 1 (further axes kept, e.g. per-intent counts); ``per_round`` values have one entry per
+    match and are given to both of its teams.
     """
     n = active.size
+    attack, bank_start, loadout, bank_end, won = economy
     part = {"m": np.repeat(active, 2), "r": np.full(2 * n, round_no), "t": np.tile([0, 1], n)}
-    part.update({k: v.reshape(2 * n, *v.shape[2:]) for k, v in per_team.items()})
+    teams = dict(
+        attack=attack,
+        bank_start=bank_start,
+        loadout=loadout,
+        opp_loadout=loadout[:, ::-1],
+        bank_end=bank_end,
+        won=won,
+        **per_team,
+    )
+    part.update({k: v.reshape(2 * n, *v.shape[2:]) for k, v in teams.items()})
     part.update({k: np.repeat(v, 2) for k, v in per_round.items()})
     return part
 

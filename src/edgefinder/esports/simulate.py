@@ -300,13 +300,8 @@ def simulate(
             round_unit_part(
                 active,
                 r,
+                (attack, bank_start, loadout, bank_end, won),
                 per_team=dict(
-                    attack=attack,
-                    bank_start=bank_start,
-                    loadout=loadout,
-                    opp_loadout=loadout[:, ::-1],
-                    bank_end=bank_end,
-                    won=won,
                     executed=attack & executed[:, None],
                     counts=counts.reshape(n, 2, -1),
                     kills=kills_by,
