@@ -428,25 +428,15 @@ def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial")
     wall = time.perf_counter() - t0
     doc, ledger = assemble(cfg, results)
     doc["engine"] = engine_name
-    task_secs = [r["timing"]["seconds"] for r in results.values() if "timing" in r]
+    timings = [r["timing"] for r in results.values() if "timing" in r]
     doc["timing"] = {
         "wall_seconds": wall,
-        "task_seconds": float(sum(task_secs)),
+        "task_seconds": float(sum(t["seconds"] for t in timings)),
         "tasks_ran": runner.ran,
         "tasks_reused": runner.reused,
-        "phase4_bars": int(
-            sum(r["timing"].get("phase4_bars", 0) for r in results.values() if "timing" in r)
-        ),
-        "phase4_seconds": float(
-            sum(r["timing"].get("phase4_seconds", 0.0) for r in results.values() if "timing" in r)
-        ),
-        "phase4_cpu_seconds": float(
-            sum(
-                r["timing"].get("phase4_cpu_seconds", 0.0)
-                for r in results.values()
-                if "timing" in r
-            )
-        ),
+        "phase4_bars": int(sum(t.get("phase4_bars", 0) for t in timings)),
+        "phase4_seconds": float(sum(t.get("phase4_seconds", 0.0) for t in timings)),
+        "phase4_cpu_seconds": float(sum(t.get("phase4_cpu_seconds", 0.0) for t in timings)),
     }
     from edgefinder.markets.ledger import write_ledger
 
