@@ -53,3 +53,15 @@ def private_pg_database(pg_url: str, tag: str) -> Iterator[str]:
     with temporary_database(pg_url, name) as url:
         upgrade(url)
         yield url
+
+
+def waiting_on_lock(engine: Engine) -> bool:
+    """Whether another session of this database waits for a relation lock (one a test holds)."""
+    with engine.connect() as conn:
+        n = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return int(n) > 0

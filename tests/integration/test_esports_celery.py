@@ -27,7 +27,7 @@ from edgefinder.settings import Settings
 from edgefinder.store.engine import make_engine
 from edgefinder.store.tables import analysis_runs, correlation_results
 from tests.esports_ops import beat, ops_env, wait_until, worker
-from tests.esports_pg import private_pg_database
+from tests.esports_pg import private_pg_database, waiting_on_lock
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -67,18 +67,6 @@ def _n_results(url: str, run_id: str) -> int:
             )
     finally:
         engine.dispose()
-
-
-def _waiting_on_lock(engine: Any) -> bool:
-    """Whether another session of this database waits for a relation lock (the held ``rounds``)."""
-    with engine.connect() as conn:
-        n = conn.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
-            )
-        ).scalar_one()
-    return int(n) > 0
 
 
 def _settings(db: str, redis_url: str, prefix: str) -> Settings:
@@ -200,7 +188,7 @@ def test_worker_killed_mid_job_leaves_the_run_failed_not_running(
             "the job to start",
         )
         assert run["worker"] == f"{socket.gethostname()}:{w.pid}"
-        wait_until(lambda: _waiting_on_lock(blocker), 60, "the job to wait for the rounds table")
+        wait_until(lambda: waiting_on_lock(blocker), 60, "the job to wait for the rounds table")
     finally:
         w.kill()  # SIGKILL: no cleanup runs in the worker
         tx.rollback()

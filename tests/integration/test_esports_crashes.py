@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from edgefinder.esports.ingest import ingest_file
 from edgefinder.esports.simulate import simulate, write_simulation
 from edgefinder.esports.sources import DEFAULT_GROUP, stream_keys
 from edgefinder.store.engine import make_engine
-from tests.esports_pg import TABLE_KEYS, private_pg_database, stored_table
+from tests.esports_pg import TABLE_KEYS, private_pg_database, stored_table, waiting_on_lock
 from tests.esports_sources import publish_lines
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
@@ -75,7 +74,6 @@ def _began(now: dict[tuple[str, bytes], int], before: dict[tuple[str, bytes], in
 def test_sigkill_again_and_again_while_re_reading_pending_entries_loses_nothing(
     pg_url, redis_url, redis_client, redis_prefix, tmp_path: Path
 ) -> None:
-    rng = random.Random(401)
     sim = simulate(8, seed=401)
     publish_lines(redis_client, redis_prefix, sim.lines)
     cmd = [
@@ -110,30 +108,35 @@ def test_sigkill_again_and_again_while_re_reading_pending_entries_loses_nothing(
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         kills = {"while writing pending entries": 0, "while re-reading them": 0}
+        hold = engine.connect()  # holds the tables every write inserts into, one restart at a time
         for _ in range(8):
             pending = _pending(redis_client, redis_prefix)
             assert pending > 0
             before = _attempts(redis_client, redis_prefix)
+            tx = hold.begin()
+            hold.execute(text("LOCK TABLE raw_events, micro_actions IN SHARE MODE"))
             proc = subprocess.Popen(
                 [*cmd, "--follow"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-            # kill when the restarted consumer has begun writing its pending entries: the moment
-            # a poison entry would kill it
-            patience = time.monotonic() + 20
-            while (
-                not _began(_attempts(redis_client, redis_prefix), before)
-                and time.monotonic() < patience
+            # kill when the restarted consumer has begun writing its pending entries (its attempt
+            # is recorded) and its transaction waits for the held tables: the moment a poison
+            # entry would kill it, reached by the consumer's own steps, not by a race
+            deadline = time.monotonic() + 60
+            while not (
+                _began(_attempts(redis_client, redis_prefix), before) and waiting_on_lock(engine)
             ):
                 assert proc.poll() is None, proc.stderr.read().decode()
-                time.sleep(0.002)
-            time.sleep(rng.uniform(0.0, 0.03))  # mid-write, or just after a commit
+                assert time.monotonic() < deadline, "the restarted consumer never began a write"
+                time.sleep(0.01)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
+            tx.rollback()  # the killed client's transaction never commits: it sent no COMMIT
             kills[
                 "while writing pending entries"
                 if _began(_attempts(redis_client, redis_prefix), before)
                 else "while re-reading them"
             ] += 1
+        hold.close()
         assert kills["while writing pending entries"] >= 7, kills
         done = subprocess.run(
             [*cmd, "--once"], env=env, capture_output=True, text=True, timeout=300
