@@ -1,7 +1,7 @@
 """Benchmark: a walk-forward study on a LocalCluster of 1 and of 2 workers, the scheduling overhead
 per task, bars/s per worker, and Phase 4 bars/s per worker beside vectorbt on the same bars.
 
-    ./ef bench markets_walkforward [--sessions 36] [--folds 4] [--iterations 5]
+    ./ef bench markets_walkforward [--sessions 36] [--folds 4] [--iterations 5] [--sampler qmc]
         [--timeframes 1h,5m,1m,15s] [--noop-tasks 200] [--repeats 2]
 
 Steps: two synthetic instruments (a mean-reverting and a martingale market) of ``--sessions``
@@ -13,6 +13,8 @@ Figures:
 * wall seconds on 1 and 2 workers (the best of the repeats, every repeat listed), speed-up
   (best 1-worker wall / best 2-worker wall) and efficiency (speed-up / 2); every study's figures
   are compared (they must be identical);
+* Phase 3 template steps run as tasks of their own (``--sampler tpe``; 0 with the default
+  ``qmc``, whose steps stay inside the learn task);
 * scheduling overhead per task: the mean round trip (submit to result) of ``--noop-tasks`` empty
   tasks on the 2-worker cluster, as a share of the mean study task's seconds;
 * bars/s per worker: the 15 s bars every learn task's forward pass replays, over the 2-worker
@@ -105,6 +107,7 @@ def main() -> None:
         folds=tuple(folds),
         scheme="anchored",
         iterations=ARGS.iterations,
+        sampler=ARGS.sampler,
         timeframes=tuple(ARGS.timeframes.split(",")) if ARGS.timeframes else None,
     )
     runs: dict[int, list[tuple[float, dict, float, float]]] = {1: [], 2: []}
@@ -149,6 +152,7 @@ def main() -> None:
     t.add_row("efficiency", f"{speed / 2:.0%}")
     t.add_row("figures identical in every run", "yes" if same else "NO")
     t.add_row("mean task (s)", f"{mean_task:.2f}")
+    t.add_row("Phase 3 template steps run as tasks (tpe only)", f"{tm['phase3_tasks']:,}")
     t.add_row("scheduling round trip per task (s)", f"{rtt * 1e3:.1f} ms")
     t.add_row("overhead as share of task time", f"{rtt / mean_task:.2%}")
     t.add_row("study bars/s per worker (2 workers)", f"{bars / (w2 * 2):,.0f}")
@@ -160,7 +164,8 @@ def main() -> None:
     t.add_row(f"vectorbt from_signals bars/s (same 15s bars, {vb_trades:,} trades)", f"{vb:,.0f}")
     console.print(t)
     console.print(
-        f"{ARGS.sessions} sessions per instrument, --iterations {ARGS.iterations}, timeframes "
+        f"{ARGS.sessions} sessions per instrument, --iterations {ARGS.iterations} --sampler "
+        f"{ARGS.sampler}, timeframes "
         f"{ARGS.timeframes or 'all'}; {bars:,} 15s bars replayed by Phase 4; workers' CPU "
         f"{cpu1:.1f} s (1 worker), {cpu2:.1f} s (2 workers); load average {os.getloadavg()[0]:.2f} (1 min) on {os.cpu_count()} cores"
     )
@@ -172,6 +177,7 @@ if __name__ == "__main__":
     ap.add_argument("--sessions", type=int, default=36)
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=5, help="Phase 3 trials per template")
+    ap.add_argument("--sampler", default="qmc", choices=("qmc", "tpe"), help="Phase 3 sampler")
     ap.add_argument("--timeframes", default="1h,5m,1m,15s", help="hierarchy ('' for all)")
     ap.add_argument("--noop-tasks", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=2, help="studies per worker count (best kept)")

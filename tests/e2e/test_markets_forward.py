@@ -433,6 +433,28 @@ def test_changed_inputs_restart_the_journal(none_run, tmp_path) -> None:
     assert strict.report["gates"]["gate1_pass"] < resumed.report["gates"]["gate1_pass"]
 
 
+def test_without_a_journal_the_same_pass_and_no_journal_left(none_run, tmp_path) -> None:
+    """``resumable=False`` (a walk-forward task's pass) writes no journal and removes a stale one,
+    and gives the journaled run's report, trades and brain."""
+    data, ck, _, _ = none_run
+    work = _copy_inputs(ck, tmp_path / "ck")
+    shutil.copy(ck / JOURNAL, work / JOURNAL)  # would otherwise be resumed
+    seen: list[int] = []
+    res = run_forward_pass(
+        data, work, resumable=False, day_lines=False, on_session=lambda k, d: seen.append(k)
+    )
+    assert seen == list(range(SESSIONS))  # every session replayed, none taken from the journal
+    assert not (work / JOURNAL).exists()
+    assert (work / REPORT).read_text() == (ck / REPORT).read_text()
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(work / "phase4_trades.parquet"),
+        pd.read_parquet(ck / "phase4_trades.parquet"),
+    )
+    with open(work / "brain.pkl", "rb") as fh, open(ck / "brain.pkl", "rb") as gh:
+        assert pickle.load(fh)["table"] == pickle.load(gh)["table"]
+    assert res.complete and len(res.trades) > 0
+
+
 def test_same_seed_twice_gives_the_same_report(tmp_path) -> None:
     """The whole pipeline (synth, Phases 2–5) twice with one seed: identical Phase 4 report and playbook."""
     small = dict(sessions=30, train_until=DATES[20].isoformat(), iterations=3)

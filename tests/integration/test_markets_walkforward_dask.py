@@ -9,6 +9,7 @@ because equality does not need evidence, only every task's figures.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pickle
@@ -51,16 +52,17 @@ def atlases(tmp_path_factory: pytest.TempPathFactory) -> tuple[Instrument, ...]:
     return tuple(out)
 
 
-def _cfg(instruments: tuple[Instrument, ...], out: Path) -> StudyConfig:
+def _cfg(instruments: tuple[Instrument, ...], out: Path, **kw: object) -> StudyConfig:
     folds = make_folds(common_sessions(instruments), 4, "anchored", 1, 1)
+    search: dict = {"iterations": 5, **kw}
     return StudyConfig(
         out=str(out),
         instruments=instruments,
         folds=tuple(folds),
         scheme="anchored",
-        iterations=5,
         seed=3,
         timeframes=("1h", "5m", "1m", "15s"),
+        **search,
     )
 
 
@@ -236,3 +238,24 @@ def test_rerun_after_interruption_reuses_finished_tasks(
         res = run_study(cfg, DaskRunner(client), scheduler)
     assert res.reused >= 2 and res.ran == 20 - res.reused
     _assert_same(tmp_path / "study", serial)
+
+
+def test_phase3_steps_as_cluster_tasks_equal_the_serial_study(
+    atlases: tuple[Instrument, ...], tmp_path: Path
+) -> None:
+    # With TPE the learn tasks hand each template's Phase 3 step to the cluster (real worker
+    # processes); the one-instrument, two-fold study is the serial one's, trial for trial.
+    cfg = _cfg(atlases[:1], tmp_path / "serial", sampler="tpe", iterations=4)
+    cfg = dataclasses.replace(cfg, folds=cfg.folds[2:])
+    serial = run_study(cfg)
+    assert serial.doc["timing"]["phase3_tasks"] == 0
+    client, name, close = open_client(None, 2)
+    try:
+        res = run_study(
+            dataclasses.replace(cfg, out=str(tmp_path / "dask")), DaskRunner(client), name
+        )
+    finally:
+        close()
+    # every template of both learn tasks was a task (two folds of dozens of templates)
+    assert res.doc["timing"]["phase3_tasks"] >= 40, res.doc["timing"]
+    _assert_same(tmp_path / "dask", _figures(tmp_path / "serial"))

@@ -23,6 +23,7 @@ the exits for (:func:`check_instrument`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -279,19 +280,31 @@ def data_fingerprint(data_dir: str | Path, timeframe: str, end: int | None) -> d
     another instrument's or period's data does not. The coarsest timeframe is read because it is
     small and every other timeframe of one source aggregates to it.
     """
+    # Every phase checks the ATLAS again (a study's worker once per fold and phase): the hash is
+    # kept per process, keyed like the task keys by each month file's name, size and mtime_ns, so
+    # a changed file is read again.
+    files = tuple(tuple(f) for f in files_fingerprint(data_dir, [timeframe]))
+    return dict(_content_fingerprint(str(Path(data_dir).resolve()), timeframe, end, files))
+
+
+@functools.lru_cache(maxsize=64)
+def _content_fingerprint(
+    data_dir: str, timeframe: str, end: int | None, files: tuple[tuple[Any, ...], ...]
+) -> tuple[tuple[str, Any], ...]:
     import pandas as pd
 
+    del files  # part of the cache key only
     bars = atlas.read_bars(data_dir, timeframe, None, end)
     if end is None and len(bars):
         end = int(bars["timestamp"].iloc[-1]) + atlas.tf_seconds(timeframe)
     cols = ["timestamp", "open", "high", "low", "close", "volume"]
     hashed = pd.util.hash_pandas_object(bars[cols], index=False).to_numpy()
-    return {
-        "timeframe": timeframe,
-        "end": end,
-        "bars": len(bars),
-        "sha256": hashlib.sha256(hashed.tobytes()).hexdigest()[:16],
-    }
+    return (
+        ("timeframe", timeframe),
+        ("end", end),
+        ("bars", len(bars)),
+        ("sha256", hashlib.sha256(hashed.tobytes()).hexdigest()[:16]),
+    )
 
 
 def check_dataset(

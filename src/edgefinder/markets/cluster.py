@@ -9,6 +9,8 @@ its dependencies' results after its own arguments and key.
 single-threaded worker process per core by default) or an existing scheduler
 (``tcp://HOST:8786``). Dask reschedules the tasks of a worker that dies on the remaining ones;
 an exception inside a task is not retried (the tasks are deterministic, it would fail again).
+:class:`WorkerPool` lets a running task hand work of its own to the same cluster (Phase 3's
+template steps).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from rich.console import Console
 
 from edgefinder.errors import EdgefinderError, first_line
 
-__all__ = ["DaskRunner", "SerialRunner", "TaskSpec", "open_client", "warm_workers"]
+__all__ = [
+    "DaskRunner",
+    "SerialRunner",
+    "TaskSpec",
+    "WorkerPool",
+    "open_client",
+    "warm_workers",
+]
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,50 @@ def open_client(scheduler: str | None, workers: int | None) -> tuple[Any, str, C
         cluster.close()
 
     return client, f"local ({n} workers)", close
+
+
+#: Phase 3's template steps start before anything else queued: a learn task waits on them.
+STEP_PRIORITY = 2_000_000
+
+
+class WorkerPool:
+    """Phase 3's template steps (the pool of
+    :func:`~edgefinder.markets.playbook.optimize_templates`) as tasks of the Dask cluster that the
+    calling task runs on. ``with WorkerPool() as pool`` gives None outside a Dask worker (the
+    steps then run inline); on a worker it secedes the calling task from the worker's thread
+    (``distributed.worker_client``), so that the worker runs other tasks, these steps among them,
+    while the caller waits for their results. ``steps`` counts the steps submitted."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self._context: Any = None
+        self._client: Any = None
+
+    def __enter__(self) -> WorkerPool | None:
+        try:
+            from distributed import get_worker, worker_client
+
+            get_worker()
+        except (ImportError, ValueError):  # not inside a task on a worker
+            return None
+        self._context = worker_client()
+        self._client = self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._context is not None:
+            self._context.__exit__(*exc)
+            self._context = self._client = None
+
+    def share(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` computed by a task, passed to the steps as its future: a worker that dies
+        holding it recomputes it (scattered data has no lineage to recompute from)."""
+        return self._client.submit(fn, *args, pure=False, priority=STEP_PRIORITY)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as a task; its future's ``result()`` waits for it."""
+        self.steps += 1
+        return self._client.submit(fn, *args, pure=False, priority=STEP_PRIORITY)
 
 
 #: The modules a study task imports: loading them once per worker before the first task

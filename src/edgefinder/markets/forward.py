@@ -14,7 +14,7 @@
 4. **Session end**: a day line, and a checkpoint record appended to the
    :class:`~edgefinder.markets.journal.Journal` — the session's trades, gate counts and each trade's
    context at entry (``ctx_*`` columns, :mod:`edgefinder.markets.context`); a killed run resumes from
-   it with the same result.
+   it with the same result (``resumable=False``: no journal, for a caller that reruns the whole pass).
 
 In-sample sessions (before ``train_until``, which Phases 2–3 learned from) and out-of-sample
 sessions are reported apart (docs/decisions.md §D24). Sessions from ``forward_until`` on are not
@@ -31,6 +31,7 @@ epoch seconds UTC from bar timestamps, durations in seconds. Sharpe is per trade
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -376,6 +377,7 @@ def run_forward_pass(
     on_session: Callable[[int, dict], None] | None = None,
     day_lines: bool = True,
     physics: PhysicsConfig | Mapping[str, float] | None = None,
+    resumable: bool = True,
 ) -> ForwardResult:
     """Phase 4 over the sessions of the ATLAS at ``data_dir``; see the module doc.
 
@@ -397,6 +399,9 @@ def run_forward_pass(
         day_lines: print one summary line per session (the original day summary).
         physics: thresholds the caller asked for explicitly; the cascade uses the ones Phase 2
             recorded and refuses differing ones (:func:`resolve_physics`).
+        resumable: keep the session journal. False for a caller that reruns the whole pass after
+            an interruption anyway (a walk-forward study's task): no journal is written, which
+            saves a record and each trade's context per session.
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -459,38 +464,44 @@ def run_forward_pass(
     fp = _fingerprint(
         data_dir, ckpt, scanner.timeframes, cfg, t_until, f_until, regret_tf, phys, mode
     )
-    try:
-        journal = Journal(ckpt / JOURNAL, fp, sessions=n_sessions)
-    except ValueError as exc:
-        raise ForwardError(str(exc)) from None
+    journal: Journal | None = None
+    if resumable:
+        try:
+            journal = Journal(ckpt / JOURNAL, fp, sessions=n_sessions)
+        except ValueError as exc:
+            raise ForwardError(str(exc)) from None
+    else:
+        (ckpt / JOURNAL).unlink(missing_ok=True)  # nothing may resume from an older one
+    resumed = journal.records if journal is not None else []
     done: list[tuple[SessionResult, bool, str]] = []
     days: list[dict] = []
-    for r, res in zip(journal.records, engine.resume(journal.records)):
+    for r, res in zip(resumed, engine.resume(resumed)):
         done.append((res, r["day"]["out_of_sample"], r["day"]["session"]))
         days.append(r["day"])
     lap("sessions_setup_and_resume")
 
     # ---- 2–4. the session loop (regret is computed once at the end: it looks past the exits and
     # never feeds a decision, so per session or at once gives the same figures)
-    first = len(journal.records)
+    first = len(resumed)
     stop_at = n_sessions if max_sessions is None else min(n_sessions, first + int(max_sessions))
     with (
         session_progress(console, "Phase 4 — forward pass", n_sessions, first) as advance,
-        journal,
+        journal or contextlib.nullcontext(),
     ):
         for k in range(first, stop_at):
             oos, label = bool(s_oos[k]), str(s_label[k])
             res = engine.session(k, learn=True)
             day = _day_record(k, label, oos, res, engine.brain_stats())
-            journal.append(
-                {
-                    "index": k,
-                    "day": day,
-                    "trades": res.trades,
-                    "gates": res.gates,
-                    "context": engine.trade_context(res.trades["cand"]),
-                }
-            )
+            if journal is not None:
+                journal.append(
+                    {
+                        "index": k,
+                        "day": day,
+                        "trades": res.trades,
+                        "gates": res.gates,
+                        "context": engine.trade_context(res.trades["cand"]),
+                    }
+                )
             done.append((res, oos, label))
             days.append(day)
             if console is not None and day_lines:

@@ -25,6 +25,7 @@ Phases 4–5 (forward pass, strategy selection) are ``run_forward_pass()`` and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
@@ -137,6 +138,9 @@ class Orchestrator:
             rolling walk-forward window); default the first bar of the ATLAS.
         on_playbook_event: receives Phase 3's progress events as ``(event, info)`` (a study's
             trial ledger records the ``"trials"`` ones).
+        task_pool: a context manager entered around Phase 3 that gives its pool of template
+            steps (``playbook.optimize_templates``'s ``pool``; a study's
+            :class:`~edgefinder.markets.cluster.WorkerPool`), or None: the steps run inline.
     """
 
     def __init__(
@@ -156,6 +160,7 @@ class Orchestrator:
         sampler: str = setting_default("sampler"),
         learn_from: Any = None,
         on_playbook_event: Any = None,
+        task_pool: Any = None,
     ) -> None:
         from edgefinder.markets.instruments import get_instrument
         from edgefinder.markets.physics import PhysicsConfig
@@ -169,6 +174,7 @@ class Orchestrator:
         self.train_until = resolve_train_until(train_until)
         self.learn_from = resolve_train_until(learn_from)
         self.on_playbook_event = on_playbook_event
+        self.task_pool = task_pool
         if isinstance(timeframes, str):
             timeframes = [t.strip() for t in timeframes.split(",") if t.strip()]
         self.timeframes_requested = list(timeframes) if timeframes else None
@@ -405,17 +411,19 @@ class Orchestrator:
             if self.on_playbook_event is not None:
                 self.on_playbook_event(event, info)
 
-        res = optimize_templates(
-            templates,
-            self.data_dir,
-            self.iterations,
-            self.seed,
-            self.instrument,
-            engine=self.engine,
-            end=self.train_until,
-            progress=progress,
-            sampler=self.sampler,
-        )
+        with self.task_pool or contextlib.nullcontext() as pool:
+            res = optimize_templates(
+                templates,
+                self.data_dir,
+                self.iterations,
+                self.seed,
+                self.instrument,
+                engine=self.engine,
+                end=self.train_until,
+                progress=progress,
+                sampler=self.sampler,
+                pool=pool,
+            )
         save_library(res.library, self.checkpoint_dir, res.fissions)
         self.library, self.fissions = res.library, res.fissions
         info = {

@@ -60,6 +60,7 @@ from edgefinder.settings import setting_default
 __all__ = [
     "SEARCH_SPACE",
     "FISSION_GRID",
+    "InlinePool",
     "PlaybookResult",
     "TimeframeBars",
     "build_playbook",
@@ -70,6 +71,7 @@ __all__ = [
     "member_sides",
     "optimize_templates",
     "save_library",
+    "template_step",
 ]
 
 #: (low, high, step) per parameter; ticks except max_hold_seconds (seconds).
@@ -386,7 +388,6 @@ def _search(
     instrument: Instrument,
     iterations: int,
     seed: int,
-    on_trial: Callable[[], None] | None,
     sampler: str = setting_default("sampler"),
 ) -> tuple[dict, float, list[tuple[dict, float]]]:
     """Best exit parameters of one template's training trades: ``(params, best score, trials)``,
@@ -404,9 +405,6 @@ def _search(
     if sampler == "qmc":
         grid = qmc_design(n_trials, seed)
         scores = _batch_scores(bars, tr_entry, tr_side, tr_end, instrument, grid)
-        if on_trial is not None:
-            for _ in range(n_trials):
-                on_trial()
         best = int(np.argmax(scores))
         tried = [
             ({k: int(v) for k, v in zip(PARAM_NAMES, row)}, float(sc))
@@ -439,8 +437,7 @@ def _search(
         study = optuna.create_study(
             direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True)
         )
-        callbacks = [lambda _s, _t: on_trial()] if on_trial is not None else None
-        study.optimize(lambda trial: score(_suggest(trial)), n_trials=n_trials, callbacks=callbacks)
+        study.optimize(lambda trial: score(_suggest(trial)), n_trials=n_trials)
     tried = [
         ({k: int(v) for k, v in t.params.items()}, float(t.value))
         for t in study.trials
@@ -490,6 +487,137 @@ def _stats(pnl: np.ndarray) -> tuple[float, float, float]:
     return float(pnl.sum()), float(pnl.mean()), float((pnl > 0).mean())
 
 
+@dataclass(frozen=True)
+class _StepConfig:
+    """What every template's step shares besides the template and the bars."""
+
+    instrument: Instrument
+    iterations: int
+    seed: int
+    sampler: str
+    train_members: int
+    max_fission_depth: int
+    silhouette_min: float
+    min_child_members: int
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One template's Phase 3 work: member ``groups`` (and ``silhouette``) when it splits, else
+    its library ``entry`` and the scored ``trials`` (None when it had no training trade)."""
+
+    skipped: int
+    groups: list[np.ndarray] | None = None
+    silhouette: float = float("nan")
+    entry: dict = field(default_factory=dict)
+    trials: list[tuple[dict, float]] | None = None
+    n_train: int = 0
+
+
+def template_step(
+    tpl: Any, depth: int, bars: TimeframeBars, cfg: _StepConfig, may_split: bool = True
+) -> _Step:
+    """Phase 3 for one template (a pure function of its arguments: the unit a study runs as a Dask
+    task): the fission test when ``may_split`` and the depth allows it, and, when the template does
+    not split, the parameter search and its library entry."""
+    from edgefinder.markets.clustering import pattern_features
+
+    tid = int(tpl.template_id)
+    tr = _template_trades(tpl, bars)
+    skipped = len(tpl.members) - tr.positions.size
+    ntr = min(cfg.train_members, tr.positions.size)
+    tr_sl, va_sl = slice(0, ntr), slice(ntr, None)
+    if may_split and depth < cfg.max_fission_depth and ntr >= 2 * cfg.min_child_members:
+        sub = _Trades(tr.positions[tr_sl], tr.entry[tr_sl], tr.side[tr_sl], tr.end[tr_sl])
+        vec, informative = best_params_per_member(bars, sub, cfg.instrument)
+        labels, sil = fission_labels(
+            vec[informative],
+            seed=_study_seed(cfg.seed, tid),
+            threshold=cfg.silhouette_min,
+            min_child_members=cfg.min_child_members,
+        )
+        if labels is not None:
+            groups = _assign_groups(tpl, tr.positions[:ntr][informative], labels, pattern_features)
+            return _Step(skipped, groups=groups, silhouette=sil)
+    trials = None
+    if ntr == 0:
+        params = {k: int(SEARCH_SPACE[k][0]) for k in PARAM_NAMES}
+        score = 0.0
+    else:
+        params, score, trials = _search(
+            bars,
+            tr.entry[tr_sl],
+            tr.side[tr_sl],
+            tr.end[tr_sl],
+            cfg.instrument,
+            cfg.iterations,
+            _study_seed(cfg.seed, tid),
+            cfg.sampler,
+        )
+    prm = ExitParams(**{k: float(v) for k, v in params.items()})
+    all_pnl = _pnl(
+        bars,
+        tr.entry,
+        tr.side,
+        tr.end,
+        cfg.instrument,
+        prm.stop_loss_ticks,
+        prm.take_profit_ticks,
+        prm.trailing_stop_ticks,
+        prm.max_hold_seconds,
+    )
+    t_sum, t_mean, t_win = _stats(all_pnl[tr_sl])
+    v_sum, v_mean, v_win = _stats(all_pnl[va_sl])
+    types = [p.pattern_type for p in tpl.members]
+    entry = {
+        "template_id": tid,
+        "centroid": [float(x) for x in np.asarray(tpl.centroid, dtype=float)],
+        "params": params,
+        "member_count": int(len(tpl.members)),
+        "train_count": int(ntr),
+        "train_score": float(score),
+        "train_pnl": t_sum,
+        "train_mean_pnl": t_mean,
+        "train_win_rate": t_win,
+        "val_pnl": v_sum,
+        "val_trades": int(tr.positions.size - ntr),
+        "val_mean_pnl": v_mean,
+        "val_win_rate": v_win,
+        "pattern_type": _majority(types),
+        "timeframe": _majority([p.timeframe for p in tpl.members]),
+        "direction_rule": "fade_z" if _majority(types) == "ROCHE_SNAP" else "follow_momentum",
+        "parent_template": None if tpl.parent_template_id is None else int(tpl.parent_template_id),
+        "fission_depth": int(depth),
+    }
+    return _Step(skipped, entry=entry, trials=trials, n_train=int(ntr))
+
+
+class InlinePool:
+    """:func:`optimize_templates`'s pool in this process: each step runs when its result is taken
+    (the serial order, so a progress display advances template by template)."""
+
+    def share(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)``, passed to the steps in place of the value (here: the value itself)."""
+        return fn(*args)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as an object whose ``result()`` computes it."""
+        return _Later(fn, args)
+
+
+@dataclass(frozen=True)
+class _Later:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+
+    def result(self) -> Any:
+        return self.fn(*self.args)
+
+
+def _value(x: Any) -> Any:
+    return x
+
+
 def optimize_templates(
     templates: Sequence[Any],
     atlas_root: str | Path,
@@ -506,6 +634,7 @@ def optimize_templates(
     min_child_members: int = 10,
     progress: ProgressFn | None = None,
     sampler: str = setting_default("sampler"),
+    pool: Any = None,
 ) -> PlaybookResult:
     """Run Phase 3 over ``templates``; see the module docstring.
 
@@ -515,118 +644,74 @@ def optimize_templates(
     it (``--train-until``). ``progress(event, info)`` receives ``"trial"``, ``"template"``,
     ``"fission"`` and ``"trials"`` events (the last: a template's scored parameter sets,
     ``{"template_id", "n" training trades, "trials": [(params, per-trade Sharpe), ...]}``).
-    """
-    from edgefinder.markets.clustering import FractalClusteringEngine, pattern_features
 
+    ``pool`` runs each template's :func:`template_step`: ``submit(fn, *args)`` returns an object
+    whose ``result()`` is ``fn(*args)``, ``share(fn, *args)`` a value every step receives (the
+    bars); :class:`InlinePool` by default, a study's tasks on its Dask cluster
+    (:class:`~edgefinder.markets.cluster.WorkerPool`). A template's step is submitted as soon as
+    its id is known (every template at once, children when their parent splits) and its result
+    is taken in the serial order (depth first, ids in order), which alone hands out the
+    children's ids: any pool gives the same library, event for event.
+    """
     instrument = instrument or get_instrument()
     templates = list(templates)
     if engine is None:
+        from edgefinder.markets.clustering import FractalClusteringEngine
+
         engine = FractalClusteringEngine(seed=seed)
     if not engine.templates:
         engine.templates = list(templates)  # so fission ids continue after the existing ones
+    emit = progress or (lambda _e, _i: None)
+    pool = pool or InlinePool()
     if bars is None:
         tfs = sorted({p.timeframe for t in templates for p in t.members}, key=atlas.tf_seconds)
-        bars = load_timeframe_bars(atlas_root, tfs, end)
-    emit = progress or (lambda _e, _i: None)
+        shared = pool.share(load_timeframe_bars, atlas_root, tfs, end)
+    else:
+        shared = pool.share(_value, bars)
+    cfg = _StepConfig(
+        instrument,
+        int(iterations),
+        int(seed),
+        sampler,
+        int(train_members),
+        int(max_fission_depth),
+        float(silhouette_min),
+        int(min_child_members),
+    )
+
+    def submit(tpl: Any, depth: int, may_split: bool = True) -> Any:
+        return pool.submit(template_step, tpl, depth, shared, cfg, may_split)
+
     library: dict[int, dict] = {}
     fissions: list[dict] = []
     skipped = 0
-
-    def on_trial() -> None:
-        emit("trial", {})
-
-    stack: list[tuple[Any, int]] = [(t, 0) for t in sorted(templates, key=lambda t: t.template_id)][
-        ::-1
-    ]
+    stack = [(t, 0, submit(t, 0)) for t in sorted(templates, key=lambda t: t.template_id)][::-1]
     while stack:
-        tpl, depth = stack.pop()
-        tid = int(tpl.template_id)
-        tr = _template_trades(tpl, bars)
-        skipped += len(tpl.members) - tr.positions.size
-        ntr = min(train_members, tr.positions.size)
-        tr_sl, va_sl = slice(0, ntr), slice(ntr, None)
+        tpl, depth, pending = stack.pop()
+        step: _Step = pending.result()
+        skipped += step.skipped
         # Fission first: a template that splits is replaced by its children (searched later).
-        if depth < max_fission_depth and ntr >= 2 * min_child_members:
-            sub = _Trades(tr.positions[tr_sl], tr.entry[tr_sl], tr.side[tr_sl], tr.end[tr_sl])
-            vec, informative = best_params_per_member(bars, sub, instrument)
-            labels, sil = fission_labels(
-                vec[informative],
-                seed=_study_seed(seed, tid),
-                threshold=silhouette_min,
-                min_child_members=min_child_members,
-            )
-            if labels is not None:
-                groups = _assign_groups(
-                    tpl, tr.positions[:ntr][informative], labels, pattern_features
-                )
-                children = engine.refine_clusters(tpl, groups)
-                if len(children) >= 2:
-                    rec = {
-                        "parent": tid,
-                        "children": [int(c.template_id) for c in children],
-                        "silhouette": round(sil, 6),
-                        "depth": depth + 1,
-                    }
-                    fissions.append(rec)
-                    emit("fission", rec)
-                    stack.extend((c, depth + 1) for c in reversed(children))
-                    continue
-        if ntr == 0:
-            params = {k: int(SEARCH_SPACE[k][0]) for k in PARAM_NAMES}
-            score = 0.0
-            for _ in range(max(1, int(iterations))):
-                on_trial()
-        else:
-            params, score, tried = _search(
-                bars,
-                tr.entry[tr_sl],
-                tr.side[tr_sl],
-                tr.end[tr_sl],
-                instrument,
-                iterations,
-                _study_seed(seed, tid),
-                on_trial,
-                sampler,
-            )
+        if step.groups is not None:
+            children = engine.refine_clusters(tpl, step.groups)
+            if len(children) >= 2:
+                rec = {
+                    "parent": int(tpl.template_id),
+                    "children": [int(c.template_id) for c in children],
+                    "silhouette": round(step.silhouette, 6),
+                    "depth": depth + 1,
+                }
+                fissions.append(rec)
+                emit("fission", rec)
+                stack.extend((c, depth + 1, submit(c, depth + 1)) for c in reversed(children))
+                continue
+            step = submit(tpl, depth, False).result()
+        for _ in range(max(1, int(iterations))):
+            emit("trial", {})
+        tid = int(tpl.template_id)
+        if step.trials is not None:
             # every parameter set scored, for a study's trial ledger (selection inflates the best)
-            emit("trials", {"template_id": tid, "n": int(ntr), "trials": tried})
-        prm = ExitParams(**{k: float(v) for k, v in params.items()})
-        all_pnl = _pnl(
-            bars,
-            tr.entry,
-            tr.side,
-            tr.end,
-            instrument,
-            prm.stop_loss_ticks,
-            prm.take_profit_ticks,
-            prm.trailing_stop_ticks,
-            prm.max_hold_seconds,
-        )
-        t_sum, t_mean, t_win = _stats(all_pnl[tr_sl])
-        v_sum, v_mean, v_win = _stats(all_pnl[va_sl])
-        types = [p.pattern_type for p in tpl.members]
-        library[tid] = {
-            "template_id": tid,
-            "centroid": [float(x) for x in np.asarray(tpl.centroid, dtype=float)],
-            "params": params,
-            "member_count": int(len(tpl.members)),
-            "train_count": int(ntr),
-            "train_score": float(score),
-            "train_pnl": t_sum,
-            "train_mean_pnl": t_mean,
-            "train_win_rate": t_win,
-            "val_pnl": v_sum,
-            "val_trades": int(tr.positions.size - ntr),
-            "val_mean_pnl": v_mean,
-            "val_win_rate": v_win,
-            "pattern_type": _majority(types),
-            "timeframe": _majority([p.timeframe for p in tpl.members]),
-            "direction_rule": "fade_z" if _majority(types) == "ROCHE_SNAP" else "follow_momentum",
-            "parent_template": None
-            if tpl.parent_template_id is None
-            else int(tpl.parent_template_id),
-            "fission_depth": int(depth),
-        }
+            emit("trials", {"template_id": tid, "n": step.n_train, "trials": step.trials})
+        library[tid] = step.entry
         emit("template", {"template_id": tid, "done": len(library)})
     return PlaybookResult(
         library=dict(sorted(library.items())), fissions=fissions, skipped_members=skipped

@@ -152,8 +152,7 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
     figures, the per-session gross PnL of every family in the test block and the ledger rows."""
     from rich.console import Console
 
-    from edgefinder.markets.brain import BayesianBrain
-    from edgefinder.markets.checkpoints import BRAIN
+    from edgefinder.markets.cluster import WorkerPool
     from edgefinder.markets.forward import ForwardConfig, run_forward_pass
     from edgefinder.markets.instruments import get_instrument
     from edgefinder.markets.ledger import playbook_rows
@@ -167,6 +166,11 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
         if event == "trials":
             rows.extend(playbook_rows(inst.symbol, fold.index, info))
 
+    # Phase 3's template steps become tasks of this task's cluster only when each is worth a
+    # task: TPE runs a template's trials one by one (iterations x 5-10 ms); the default QMC design
+    # scores them in one vectorized call of a few ms, less than the round trips of the fission
+    # chain it would add (docs/markets.md, "Running on a cluster").
+    steps = WorkerPool() if cfg.sampler == "tpe" else None
     orch = Orchestrator(
         inst.data,
         ckpt,
@@ -182,6 +186,7 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
         max_templates=cfg.max_templates,
         sampler=cfg.sampler,
         on_playbook_event=on_event,
+        task_pool=steps,
     )
     with shared_states():  # the ATLAS's states once per worker process, every fold a prefix
         # an unfinished task starts over: its ledger rows come from Phase 3's events
@@ -196,9 +201,10 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
             timeframes=orch.timeframes,
             fresh=True,
             day_lines=False,
+            resumable=False,  # a killed task starts over: nothing resumes from a journal
         )
         c2 = _cpu()
-    trades = BayesianBrain.load(ckpt / BRAIN).trades()
+    trades = fwd.trades  # what brain.pkl holds, without reading it back
     oos = trades[trades["out_of_sample"].astype(bool)].copy()
     # gross of costs: on a martingale the cost per trade makes the family that trades least the
     # steady "best", a persistence PBO would count as skill (see docs/markets.md, "PBO")
@@ -235,6 +241,7 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
             "phase4_cpu_seconds": c2 - c1,
             "phase4_bars": fwd.bars,
             "phases_2_3_seconds": t1 - t0,
+            "phase3_tasks": steps.steps if steps is not None else 0,
         },
     }
     return _store(ckpt / "learn.json", doc)
@@ -437,6 +444,7 @@ def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial")
         "phase4_bars": int(sum(t.get("phase4_bars", 0) for t in timings)),
         "phase4_seconds": float(sum(t.get("phase4_seconds", 0.0) for t in timings)),
         "phase4_cpu_seconds": float(sum(t.get("phase4_cpu_seconds", 0.0) for t in timings)),
+        "phase3_tasks": int(sum(t.get("phase3_tasks", 0) for t in timings)),
     }
     from edgefinder.markets.ledger import write_ledger
 

@@ -9,6 +9,7 @@ multiplied by ``sd``). Units are those of the data (e.g. dollars per trade).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -31,16 +32,19 @@ def minimum_detectable_mean(
     NaN for n < 2 or sd not positive."""
     if n < 2 or not (sd > 0 and math.isfinite(sd)):
         return float("nan")
+    return _detectable_effect(int(n), float(alpha), float(power), alternative) * float(sd)
+
+
+@functools.lru_cache(maxsize=256)
+def _detectable_effect(n: int, alpha: float, power: float, alternative: str) -> float:
+    # statsmodels solves for the effect by root finding (about a millisecond); the same sample
+    # size recurs across a run's reports (Phase 4's out-of-sample block is Phase 5's test sample)
     from statsmodels.stats.power import TTestPower
 
     d = TTestPower().solve_power(
-        effect_size=None,
-        nobs=int(n),
-        alpha=float(alpha),
-        power=float(power),
-        alternative=alternative,
+        effect_size=None, nobs=n, alpha=alpha, power=power, alternative=alternative
     )
-    return float(np.asarray(d).item()) * float(sd)
+    return float(np.asarray(d).item())
 
 
 @dataclass(frozen=True)
