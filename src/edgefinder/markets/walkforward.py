@@ -166,10 +166,10 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
         if event == "trials":
             rows.extend(playbook_rows(inst.symbol, fold.index, info))
 
-    # Phase 3's template steps become tasks of this task's cluster only when each is worth a
+    # Phase 3's template steps become tasks of this task's cluster only when each can be worth a
     # task: TPE runs a template's trials one by one (iterations x 5-10 ms); the default QMC design
-    # scores them in one vectorized call of a few ms, less than the round trips of the fission
-    # chain it would add (docs/markets.md, "Running on a cluster").
+    # scores them in one vectorized call of a few ms, and nested it was slower (measured in
+    # docs/markets.md, "Running on a cluster").
     steps = WorkerPool() if cfg.sampler == "tpe" else None
     orch = Orchestrator(
         inst.data,
