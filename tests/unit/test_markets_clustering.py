@@ -220,6 +220,15 @@ def test_nearest_template_matches_brute_force(engine_and_templates):
     np.testing.assert_allclose(dist, d.min(axis=1), rtol=1e-9)
     i1, d1 = nearest_template(x[0], cents)
     assert i1.shape == (1,) and i1[0] == idx[0]
+    # equal distances: the first centroid wins, as argmin's; a column slice or a Fortran-order
+    # array is read correctly; a row on a centroid is at distance 0
+    twice = np.vstack([cents, cents])
+    i2, d2 = nearest_template(np.asfortranarray(np.vstack([x, cents])), twice)
+    assert np.array_equal(i2, np.concatenate([idx, np.arange(len(cents))]))
+    assert np.array_equal(d2[len(x) :], np.zeros(len(cents)))
+    strided = np.hstack([x, x])[:, ::2]
+    i3, _ = nearest_template(strided, cents)
+    assert np.array_equal(i3, np.linalg.norm(strided[:, None] - cents[None], axis=2).argmin(1))
     with pytest.raises(ClusteringError):
         nearest_template(x[:, :7], cents)
 

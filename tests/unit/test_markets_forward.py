@@ -135,3 +135,49 @@ def test_jsonable() -> None:
     )
     assert doc == {"1": [2, None, True], "a": [0.5, None]}
     json.dumps(doc)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_categorical_from_codes_is_astype_category_of_the_strings(seed: int) -> None:
+    """The trades frame's text columns, built from codes, equal pandas' own conversion of the
+    strings: the values that occur, sorted, whatever the table's order, repeats or unused names."""
+    from edgefinder.markets.replay import categorical
+
+    rng = np.random.default_rng(seed)
+    names = np.array(["WIN", "LOSS", "", "4h ROCHE_SNAP", "LOSS", "1D STRUCTURAL_DRIVE"], object)
+    codes = rng.choice([0, 1, 2, 4, 5], size=500)  # name 3 never occurs; 1 and 4 are both LOSS
+    got = pd.Series(categorical(names, codes))
+    pd.testing.assert_series_equal(got, pd.Series(names[codes]).astype("category"))
+    assert "4h ROCHE_SNAP" not in got.cat.categories
+    empty = pd.Series(categorical(names, np.zeros(0, np.int64)))
+    pd.testing.assert_series_equal(empty, pd.Series(names[:0]).astype("category"))
+
+
+def test_parquet_files_read_back_as_written(tmp_path: Path) -> None:
+    """Dictionary encoding only the categorical columns changes nothing a reader sees."""
+    from edgefinder.markets._io import write_parquet
+
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        {
+            "pnl": rng.normal(size=300),
+            "template_id": rng.integers(0, 9, 300),
+            "out_of_sample": rng.random(300) > 0.5,
+            "family": pd.Categorical(rng.choice(["a", "b", "c"], 300)),
+            "session": rng.choice(["2024-01-02", "2024-01-03"], 300).astype(object),
+        }
+    )
+    back = pd.read_parquet(write_parquet(df, tmp_path / "t.parquet"))
+    pd.testing.assert_frame_equal(back, df)
+    assert pd.read_parquet(tmp_path / "t.parquet", columns=["family"])["family"].dtype == "category"
+
+
+def test_short_trades_are_found_in_any_case_and_type() -> None:
+    """The regret analysis's side: SHORT in any case, from text or categorical columns, and a
+    missing direction counts as long, as ``str.upper() == "SHORT"`` decides."""
+    from edgefinder.markets.regret import _is_short
+
+    d = pd.Series(["LONG", "SHORT", "short", "Long", None, "SHORT"] * 50, dtype=object)
+    want = (d.str.upper() == "SHORT").to_numpy()
+    assert np.array_equal(_is_short(d), want) and want.sum() == 150
+    assert np.array_equal(_is_short(d.astype("category")), want)

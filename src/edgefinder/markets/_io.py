@@ -12,6 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 
 def _umask_mode() -> int:
     # mkstemp creates 0600 files; checkpoints are ordinary artifacts, so use what open() would (0666 & ~umask).
@@ -59,3 +63,14 @@ def read_pickle(path: Path, error: type[Exception], missing: str) -> Any:
         raise error(missing) from None
     except Exception as exc:
         raise error(f"cannot read {path}: {type(exc).__name__}: {exc}") from None
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
+    """``df`` as a Parquet file (no index), dictionary-encoding only its categorical columns: a
+    trade's prices, times and states are nearly all distinct, and trying a dictionary on each of
+    them cost half of a trades file's write time for nothing. Read back with ``pd.read_parquet``
+    it is the same frame, categoricals included."""
+    path = Path(path)
+    cats = [str(c) for c, t in df.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, use_dictionary=cats)
+    return path

@@ -147,9 +147,9 @@ def trades_frame(trades: Iterable[TradeOutcome]) -> pd.DataFrame:
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     if not df.empty:
-        df["template_id"] = df["template_id"].astype(np.int64)
-        df["out_of_sample"] = df["out_of_sample"].astype(bool)
-        df["depth"] = df["depth"].astype(np.int64)
+        for col, dtype in (("template_id", np.int64), ("out_of_sample", bool), ("depth", np.int64)):
+            if df[col].dtype != dtype:
+                df[col] = df[col].astype(dtype)
     return df
 
 
@@ -206,8 +206,8 @@ def compact(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with its text columns as categoricals: the same values, written and pickled several
     times faster (a year's trades repeat a few dozen distinct strings tens of thousands of times)."""
     out = df.copy(deep=False)
-    for c in out.columns:
-        if out[c].dtype == object:
+    for c, t in df.dtypes.items():
+        if t == object:
             out[c] = out[c].astype("category")
     return out
 
@@ -371,6 +371,8 @@ class BayesianBrain:
                 self._frame = trades_frame([])
             elif len(chunks) == 1 and isinstance(chunks[0], _FrameChunk):
                 self._frame = chunks[0].frame
+            elif len(chunks) == 1:  # as recorded: categorical columns stay categorical
+                self._frame = _typed(pd.DataFrame(dict(chunks[0])))
             else:
                 names = list(dict.fromkeys(n for c in chunks for n in c))
                 self._frame = _typed(

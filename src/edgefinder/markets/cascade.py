@@ -30,7 +30,7 @@ In both, ``len(chain) == depth`` and chains run from the immediate parent to the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -199,6 +199,10 @@ class Cascade:
 
     mode: str
     levels: tuple[Level, ...]
+    # per level, what _chain_codes computed: levels are immutable, so it never goes stale
+    _chain_memo: dict[int, tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def timeframes(self) -> list[str]:
@@ -240,33 +244,47 @@ class Cascade:
             for pl, p in zip(lv.parent_level.tolist(), lv.parent.tolist())
         ]
 
-    def chain_labels(self, k: int, idx: Sequence[int] | np.ndarray) -> list[str]:
+    def chain_labels(self, k: int, idx: Sequence[int] | np.ndarray) -> np.ndarray:
         """``brain.chain_label`` of the chains of patterns ``idx`` of level ``k``
-        (``"1m ROCHE_SNAP < 5m STRUCTURAL_DRIVE"``, immediate parent first; "" at depth 0)."""
-        memo: dict[tuple[int, int], str] = {}
-
-        def label(j: int, p: int) -> str:
-            got = memo.get((j, p))
-            if got is None:
-                up = self.levels[j]
-                got = f"{up.tf} {ROCHE_SNAP if up.is_roche[p] else STRUCTURAL_DRIVE}"
-                pl = int(up.parent_level[p])
-                if pl >= 0:
-                    got += " < " + label(pl, int(up.parent[p]))
-                memo[(j, p)] = got
-            return got
-
+        (``"1m ROCHE_SNAP < 5m STRUCTURAL_DRIVE"``, immediate parent first; "" at depth 0), as an
+        object array."""
         lv = self.levels[k]
         idx = np.asarray(idx, dtype=np.int64)
-        # one label per distinct immediate parent (many entries share one), then mapped back
-        pairs, inv = np.unique(
-            np.stack([lv.parent_level[idx], lv.parent[idx]], axis=1), axis=0, return_inverse=True
+        out = np.full(idx.size, "", dtype=object)
+        pl, p = lv.parent_level[idx], lv.parent[idx]
+        for j in np.unique(pl[pl >= 0]).tolist():
+            at = pl == j
+            codes, labels = self._chain_codes(int(j))
+            out[at] = labels[codes[p[at]]]
+        return out
+
+    def _chain_codes(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """(code per pattern of level ``j``, label per code): the label of the chain that starts at
+        each pattern (itself first). A level holds thousands of patterns but a handful of distinct
+        chains, so the strings are built once per distinct chain, level by level upward."""
+        memo = self._chain_memo
+        if j in memo:
+            return memo[j]
+        lv = self.levels[j]
+        n_levels = len(self.levels)
+        parent_code = np.full(len(lv), -1, np.int64)
+        parent_labels: dict[int, np.ndarray] = {}
+        for up in np.unique(lv.parent_level[lv.parent_level >= 0]).tolist():
+            at = lv.parent_level == up
+            codes, parent_labels[up] = self._chain_codes(int(up))
+            parent_code[at] = codes[lv.parent[at]]
+        # one integer per (own type, parent level, parent's chain)
+        key = lv.is_roche.astype(np.int64) + 2 * (
+            (lv.parent_level + 1) + (n_levels + 1) * (parent_code + 1)
         )
-        labels = np.array(
-            [label(int(j), int(p)) if j >= 0 else "" for j, p in pairs.tolist()] or [""],
-            dtype=object,
-        )
-        return labels[inv.reshape(-1)].tolist() if idx.size else []
+        uniq, inv = np.unique(key, return_inverse=True)
+        labels = []
+        for u in uniq.tolist():
+            own = f"{lv.tf} {ROCHE_SNAP if u % 2 else STRUCTURAL_DRIVE}"
+            up, code = (u // 2) % (n_levels + 1) - 1, (u // 2) // (n_levels + 1) - 1
+            labels.append(own if up < 0 else f"{own} < {parent_labels[up][code]}")
+        memo[j] = (inv.reshape(-1).astype(np.int64), np.array(labels, dtype=object))
+        return memo[j]
 
     def _linked(self, k: int, which: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(has_link, {field: value per pattern}) of each pattern's parent or root."""

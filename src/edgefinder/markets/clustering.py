@@ -36,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.metrics import pairwise_distances_argmin_min
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from edgefinder.errors import EdgefinderError
 from edgefinder.markets.atlas import TIMEFRAMES
 from edgefinder.markets.discovery import ROCHE_SNAP, PatternEvent
+from edgefinder.markets.kernels import nearest_centroid_kernel
 from edgefinder.settings import setting_default
 
 __all__ = [
@@ -177,7 +177,8 @@ def nearest_template(
     """Nearest centroid (Euclidean, scaled space) for each row: ``(indices, distances)``.
 
     ``features_scaled`` is (N, 11) or one (11,) vector; ``centroids_scaled`` is (T, 11).
-    Vectorized and chunked by scikit-learn's ``pairwise_distances_argmin_min``.
+    Compiled (:func:`~edgefinder.markets.kernels.nearest_centroid_kernel`); the first of equal
+    distances wins.
     """
     x = np.atleast_2d(np.asarray(features_scaled, dtype=np.float64))
     c = np.atleast_2d(np.asarray(centroids_scaled, dtype=np.float64))
@@ -189,8 +190,7 @@ def nearest_template(
         )
     if x.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    idx, dist = pairwise_distances_argmin_min(x, c)
-    return idx.astype(np.int64), dist
+    return nearest_centroid_kernel(np.ascontiguousarray(x), np.ascontiguousarray(c.T))
 
 
 def save_scaler(scaler: StandardScaler, path: str | Path) -> Path:

@@ -49,7 +49,7 @@ from edgefinder import DISCLAIMER, PURPOSE
 from edgefinder.errors import EdgefinderError
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
-from edgefinder.markets._io import atomic_write_text
+from edgefinder.markets._io import atomic_write_text, write_parquet
 from edgefinder.markets.brain import TRADE_COLUMNS, BayesianBrain, compact
 from edgefinder.markets.cascade import Cascade, FractalCascadeScanner
 from edgefinder.markets.checkpoints import (
@@ -523,8 +523,8 @@ def run_forward_pass(
     packed = compact(tdf)
     brain.save(ckpt / BRAIN, packed)
     ctx_cols = [c for c in packed.columns if c.startswith("ctx_")]
-    packed[[*TRADE_COLUMNS, "side", *ctx_cols]].to_parquet(ckpt / TRADES, index=False)
-    compact(regret_df).to_parquet(ckpt / REGRET, index=False)
+    write_parquet(packed[[*TRADE_COLUMNS, "side", *ctx_cols]], ckpt / TRADES)
+    write_parquet(compact(regret_df), ckpt / REGRET)
     report = _report(
         cfg,
         inst,

@@ -7,7 +7,8 @@ it); ``walk_position`` walks one position bar by bar over it; ``simulate_kernel`
 ``session_kernel`` is one session of the forward pass or the paper trade — Gate 2, Gate 3, entries,
 exits and the brain's counts (:func:`edgefinder.markets.wave_rider.ride_session` wraps it);
 ``state_kernel`` computes the physics state columns of a range of bars
-(:func:`edgefinder.markets.physics.compute_state_arrays` wraps it). The
+(:func:`edgefinder.markets.physics.compute_state_arrays` wraps it); ``nearest_centroid_kernel`` finds
+each pattern's nearest template (:func:`edgefinder.markets.clustering.nearest_template`). The
 Python-facing modules (``exits``, ``wave_rider``) validate input and shape results; this one only
 computes. Units: prices in points, ticks as given, times in epoch seconds.
 """
@@ -558,3 +559,34 @@ def state_kernel(
         flags[0, i] = az > snap_z and abs(vel) > snap_v
         flags[1, i] = abs(mom) > drive_m and coh < drive_c
         flags[2, i] = az >= snap_z
+
+
+@njit(cache=True, nogil=True)
+def nearest_centroid_kernel(
+    x: np.ndarray, centroids_t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index, Euclidean distance) of the nearest column of ``centroids_t`` (width x T, the
+    centroids transposed) for each row of ``x`` (N x width); the first of equal distances wins.
+
+    One thread and the exact sum of squares: scikit-learn's ``pairwise_distances_argmin_min``
+    spends twice the CPU here on its thread pool and its chunking for a few hundred centroids,
+    and a worker process that shares its cores with another gains nothing from the threads."""
+    n, width = x.shape
+    m = centroids_t.shape[1]
+    idx = np.empty(n, np.int64)
+    dist = np.empty(n, np.float64)
+    acc = np.empty(m, np.float64)
+    for i in range(n):
+        acc[:] = 0.0
+        for q in range(width):  # centroid-inner: the loop the compiler vectorizes
+            xq = x[i, q]
+            for j in range(m):
+                d = xq - centroids_t[q, j]
+                acc[j] += d * d
+        best, bj = acc[0], 0
+        for j in range(1, m):
+            if acc[j] < best:
+                best, bj = acc[j], j
+        idx[i] = bj
+        dist[i] = math.sqrt(best)
+    return idx, dist

@@ -124,7 +124,7 @@ class BatchRegretAnalyzer:
         trades = _trades_to_frame(day_trades)
         if trades.empty:
             return RegretDay(pd.DataFrame(columns=list(MARKER_COLUMNS)), _summary(None))
-        side = np.where(trades["direction"].str.upper().to_numpy() == "SHORT", -1.0, 1.0)
+        side = np.where(_is_short(trades["direction"]), -1.0, 1.0)
         bar_ts = (
             np.asarray(day_bars["timestamp"], dtype=np.int64)
             if len(day_bars)
@@ -229,6 +229,12 @@ class BatchRegretAnalyzer:
             "exit_efficiency": eff,
             "regret_type": rtype,
         }
+
+
+def _is_short(direction: pd.Series) -> np.ndarray:
+    """``direction`` is SHORT (any case): compared once per distinct value, not once per trade."""
+    codes, values = pd.factorize(direction)
+    return np.array([str(v).upper() == "SHORT" for v in values] + [False], bool)[codes]
 
 
 def _trades_to_frame(day_trades: Sequence[Any] | pd.DataFrame) -> pd.DataFrame:

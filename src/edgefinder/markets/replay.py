@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from edgefinder.markets import atlas, exits
 from edgefinder.markets.brain import STATE_COLUMNS, BayesianBrain
@@ -232,6 +233,24 @@ class SessionResult:
 _REASONS = np.array(
     [exits.EXIT_REASON_NAMES[i] for i in range(len(exits.EXIT_REASON_NAMES))], dtype=object
 )
+_DIRECTIONS = np.array(["SHORT", "LONG"], dtype=object)  # by side > 0
+_RESULTS = np.array(["LOSS", "WIN"], dtype=object)  # by pnl > 0
+_PATTERN_TYPES = np.array([STRUCTURAL_DRIVE, ROCHE_SNAP], dtype=object)  # by is_roche
+
+
+def categorical(names: np.ndarray, codes: np.ndarray) -> pd.Categorical:
+    """``names[codes]`` as the categorical ``astype("category")`` of those strings gives (the values
+    that occur, sorted), built from the codes: a trade's text columns take a few distinct values,
+    and hashing one string per trade cost more than the rest of the frame."""
+    sorted_names, to_sorted = np.unique(np.asarray(names).astype(str), return_inverse=True)
+    sorted_codes = to_sorted.reshape(-1)[np.asarray(codes, np.int64)]
+    used = np.flatnonzero(np.bincount(sorted_codes, minlength=sorted_names.size))
+    renumber = np.zeros(sorted_names.size, np.int64)
+    renumber[used] = np.arange(used.size)
+    return pd.Categorical.from_codes(
+        renumber[sorted_codes],  # type: ignore[arg-type]  # pandas-stubs: a sequence, not an array
+        categories=pd.Index(sorted_names[used].astype(object)),
+    )
 
 
 class SessionTrader:
@@ -325,9 +344,10 @@ class SessionTrader:
 
     def frame(
         self, results: list[tuple[SessionResult, bool, str]], matched: Matched
-    ) -> dict[str, np.ndarray]:
+    ) -> dict[str, Any]:
         """The trades of ``(result, out_of_sample, session)`` triples as one set of ``brain.trades_frame``
-        columns (plus ``row``, ``exit_row``, ``side``), in trade order: one vectorized pass."""
+        columns (plus ``row``, ``exit_row``, ``side``), in trade order: one vectorized pass. Text
+        columns are categoricals (what ``brain.compact`` would make of them)."""
         names = (
             "cand",
             "exit_row",
@@ -351,10 +371,9 @@ class SessionTrader:
             if results
             else np.zeros(0, bool)
         )
-        session = (
-            np.concatenate([np.full(r.n, lab, dtype=object) for r, _, lab in results])
-            if results
-            else np.zeros(0, object)
+        session = categorical(
+            np.array([lab for _, _, lab in results], dtype=object),
+            np.repeat(np.arange(len(results)), [r.n for r, _, _ in results]),
         )
         cand = res["cand"]
         rows = matched.rows[cand]
@@ -370,25 +389,23 @@ class SessionTrader:
             "entry_time": entry_time,
             "exit_time": exit_time,
             "duration": exit_time - entry_time,
-            "direction": np.where(side > 0, "LONG", "SHORT").astype(object),
+            "direction": categorical(_DIRECTIONS, side > 0),
             "entry_price": res["entry_price"],
             "exit_price": res["exit_price"],
             "pnl": pnl,
             "pnl_ticks": res["pnl_ticks"],
             "mfe_ticks": res["mfe_ticks"],
             "mae_ticks": res["mae_ticks"],
-            "result": np.where(pnl > 0, "WIN", "LOSS").astype(object),
-            "exit_reason": _REASONS[res["reason"]],
-            "pattern_type": np.where(matched.is_roche[cand], ROCHE_SNAP, STRUCTURAL_DRIVE).astype(
-                object
-            ),
-            "root_tf": matched.root_tf[cand],
-            "root_type": matched.root_type[cand],
+            "result": categorical(_RESULTS, pnl > 0),
+            "exit_reason": categorical(_REASONS, res["reason"]),
+            "pattern_type": categorical(_PATTERN_TYPES, matched.is_roche[cand]),
+            "root_tf": pd.Categorical(matched.root_tf[cand]),
+            "root_type": pd.Categorical(matched.root_type[cand]),
             "match_distance": matched.distance[cand],
             "out_of_sample": oos.astype(bool),
             "depth": matched.depth[cand],
-            "family": matched.family[cand],
-            "chain": np.array(matched.cascade.chain_labels(k, cand), dtype=object),
+            "family": pd.Categorical(matched.family[cand]),
+            "chain": pd.Categorical(matched.cascade.chain_labels(k, cand)),
         }
         st = self.states
         for col in STATE_COLUMNS:
@@ -396,9 +413,9 @@ class SessionTrader:
             if name in BAR_COLUMNS or name in PHYSICS_COLUMNS:
                 data[col] = np.asarray(st[name])[rows]
             elif name == "lagrange_zone":
-                data[col] = ZONE_NAMES[np.asarray(st["zone_code"])[rows].astype(np.int64)]
+                data[col] = categorical(ZONE_NAMES, np.asarray(st["zone_code"])[rows])
             elif name == "timeframe":
-                data[col] = np.full(cand.size, self.timeframe, dtype=object)
+                data[col] = categorical(np.array([self.timeframe]), np.zeros(cand.size, np.int64))
             else:
                 data[col] = np.asarray(st[name], dtype=bool)[rows]
         data.update(matched.context(cand))

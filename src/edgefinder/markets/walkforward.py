@@ -210,7 +210,7 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
     # steady "best", a persistence PBO would count as skill (see docs/markets.md, "PBO")
     oos["pnl"] = oos["pnl"] + get_instrument(inst.symbol).round_trip_cost_dollars
     by_family = (
-        oos.groupby(["session", "family"])["pnl"].sum().reset_index()
+        oos.groupby(["session", "family"], observed=True)["pnl"].sum().reset_index()
         if len(oos)
         else pd.DataFrame(columns=["session", "family", "pnl"])
     )
