@@ -141,7 +141,7 @@ def test_jsonable() -> None:
 def test_categorical_from_codes_is_astype_category_of_the_strings(seed: int) -> None:
     """The trades frame's text columns, built from codes, equal pandas' own conversion of the
     strings: the values that occur, sorted, whatever the table's order, repeats or unused names."""
-    from edgefinder.markets.replay import categorical
+    from edgefinder.markets.brain import categorical
 
     rng = np.random.default_rng(seed)
     names = np.array(["WIN", "LOSS", "", "4h ROCHE_SNAP", "LOSS", "1D STRUCTURAL_DRIVE"], object)

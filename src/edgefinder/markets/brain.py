@@ -212,6 +212,25 @@ def compact(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+DIRECTION_NAMES = np.array(["SHORT", "LONG"], dtype=object)  # a trade's direction, by side > 0
+RESULT_NAMES = np.array(["LOSS", "WIN"], dtype=object)  # a trade's result, by pnl > 0
+
+
+def categorical(names: np.ndarray, codes: np.ndarray) -> pd.Categorical:
+    """``names[codes]`` as the categorical ``astype("category")`` of those strings gives (the values
+    that occur, sorted), built from the codes: a trade's text columns take a few distinct values,
+    and hashing one string per trade cost more than the rest of the frame."""
+    sorted_names, to_sorted = np.unique(np.asarray(names).astype(str), return_inverse=True)
+    sorted_codes = to_sorted.reshape(-1)[np.asarray(codes, np.int64)]
+    used = np.flatnonzero(np.bincount(sorted_codes, minlength=sorted_names.size))
+    renumber = np.zeros(sorted_names.size, np.int64)
+    renumber[used] = np.arange(used.size)
+    return pd.Categorical.from_codes(
+        renumber[sorted_codes],  # type: ignore[arg-type]  # pandas-stubs: a sequence, not an array
+        categories=pd.Index(sorted_names[used].astype(object)),
+    )
+
+
 def _counts(tid: np.ndarray, win: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(template ids, wins, totals) of a batch of trades."""
     ids, inv = np.unique(tid, return_inverse=True)

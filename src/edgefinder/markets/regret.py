@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from edgefinder.markets.brain import DIRECTION_NAMES, RESULT_NAMES, categorical
 from edgefinder.markets.instruments import Instrument, get_instrument
 
 REGRET_TYPES = ("optimal", "closed_too_early", "closed_too_late")
@@ -148,16 +149,17 @@ class BatchRegretAnalyzer:
             {
                 "trade_index": np.arange(len(trades), dtype=np.int64),
                 "template_id": trades["template_id"].to_numpy() if "template_id" in trades else -1,
-                "direction": np.where(side > 0, "LONG", "SHORT"),
+                "direction": categorical(DIRECTION_NAMES, side > 0),
                 "entry_time": trades["entry_time"].to_numpy(np.float64),
                 "exit_time": trades["exit_time"].to_numpy(np.float64),
                 "entry_price": trades["entry_price"].to_numpy(np.float64),
                 "exit_price": trades["exit_price"].to_numpy(np.float64),
                 "pnl": pnl,
-                "result": trades["result"].to_numpy()
+                # .array: a categorical column stays one
+                "result": trades["result"].array
                 if "result" in trades
-                else np.where(pnl > 0, "WIN", "LOSS"),
-                "exit_reason": trades["exit_reason"].to_numpy() if "exit_reason" in trades else "",
+                else categorical(RESULT_NAMES, pnl > 0),
+                "exit_reason": trades["exit_reason"].array if "exit_reason" in trades else "",
                 **m,
             },
             columns=list(MARKER_COLUMNS),
@@ -213,10 +215,13 @@ class BatchRegretAnalyzer:
         # Clipped to [-1, 1]: a loser whose price barely moved our way would otherwise score -40 and
         # swamp every average (the original's unbounded ratio).
         eff = np.clip(np.where(potential > 0, actual / safe, 0.0), -1.0, 1.0)
-        rtype = np.where(
-            eff >= self.config.optimal_efficiency,
-            "optimal",
-            np.where(after_better & (potential > 0), "closed_too_early", "closed_too_late"),
+        rtype = categorical(
+            np.array(REGRET_TYPES, dtype=object),
+            np.where(
+                eff >= self.config.optimal_efficiency,
+                0,
+                np.where(after_better & (potential > 0), 1, 2),
+            ),
         )
         return {
             "peak_favorable": peak,

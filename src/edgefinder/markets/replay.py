@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 
 from edgefinder.markets import atlas, exits
-from edgefinder.markets.brain import STATE_COLUMNS, BayesianBrain
+from edgefinder.markets.brain import (
+    DIRECTION_NAMES,
+    RESULT_NAMES,
+    STATE_COLUMNS,
+    BayesianBrain,
+    categorical,
+)
 from edgefinder.markets.cascade import ROCHE_SNAP, STRUCTURAL_DRIVE, Cascade
 from edgefinder.markets.clustering import nearest_template
 from edgefinder.markets.context import entry_context
@@ -233,24 +239,7 @@ class SessionResult:
 _REASONS = np.array(
     [exits.EXIT_REASON_NAMES[i] for i in range(len(exits.EXIT_REASON_NAMES))], dtype=object
 )
-_DIRECTIONS = np.array(["SHORT", "LONG"], dtype=object)  # by side > 0
-_RESULTS = np.array(["LOSS", "WIN"], dtype=object)  # by pnl > 0
 _PATTERN_TYPES = np.array([STRUCTURAL_DRIVE, ROCHE_SNAP], dtype=object)  # by is_roche
-
-
-def categorical(names: np.ndarray, codes: np.ndarray) -> pd.Categorical:
-    """``names[codes]`` as the categorical ``astype("category")`` of those strings gives (the values
-    that occur, sorted), built from the codes: a trade's text columns take a few distinct values,
-    and hashing one string per trade cost more than the rest of the frame."""
-    sorted_names, to_sorted = np.unique(np.asarray(names).astype(str), return_inverse=True)
-    sorted_codes = to_sorted.reshape(-1)[np.asarray(codes, np.int64)]
-    used = np.flatnonzero(np.bincount(sorted_codes, minlength=sorted_names.size))
-    renumber = np.zeros(sorted_names.size, np.int64)
-    renumber[used] = np.arange(used.size)
-    return pd.Categorical.from_codes(
-        renumber[sorted_codes],  # type: ignore[arg-type]  # pandas-stubs: a sequence, not an array
-        categories=pd.Index(sorted_names[used].astype(object)),
-    )
 
 
 class SessionTrader:
@@ -389,14 +378,14 @@ class SessionTrader:
             "entry_time": entry_time,
             "exit_time": exit_time,
             "duration": exit_time - entry_time,
-            "direction": categorical(_DIRECTIONS, side > 0),
+            "direction": categorical(DIRECTION_NAMES, side > 0),
             "entry_price": res["entry_price"],
             "exit_price": res["exit_price"],
             "pnl": pnl,
             "pnl_ticks": res["pnl_ticks"],
             "mfe_ticks": res["mfe_ticks"],
             "mae_ticks": res["mae_ticks"],
-            "result": categorical(_RESULTS, pnl > 0),
+            "result": categorical(RESULT_NAMES, pnl > 0),
             "exit_reason": categorical(_REASONS, res["reason"]),
             "pattern_type": categorical(_PATTERN_TYPES, matched.is_roche[cand]),
             "root_tf": pd.Categorical(matched.root_tf[cand]),
