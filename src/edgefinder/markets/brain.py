@@ -207,7 +207,7 @@ def compact(df: pd.DataFrame) -> pd.DataFrame:
     times faster (a year's trades repeat a few dozen distinct strings tens of thousands of times)."""
     out = df.copy(deep=False)
     for c, t in df.dtypes.items():
-        if t == object:
+        if pd.api.types.is_object_dtype(t):
             out[c] = out[c].astype("category")
     return out
 
