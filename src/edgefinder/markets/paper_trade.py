@@ -33,7 +33,7 @@ from edgefinder.dates import parse_date
 from edgefinder.errors import EdgefinderError
 from edgefinder.jsonsafe import jsonable
 from edgefinder.markets import atlas
-from edgefinder.markets._io import atomic_write_text
+from edgefinder.markets._io import atomic_write_text, write_parquet
 from edgefinder.markets.brain import TRADE_COLUMNS, BayesianBrain, BrainFileError
 from edgefinder.markets.cascade import ROCHE_SNAP, STRUCTURAL_DRIVE, FractalCascadeScanner
 from edgefinder.markets.checkpoints import (
@@ -248,8 +248,8 @@ def run_paper_trade(
     }
     atomic_write_text(json.dumps(jsonable(report), indent=2, sort_keys=True), ckpt / PAPER_REPORT)
     keep = [c for c in TRADE_COLUMNS if c in trades.columns]
-    trades[keep + [c for c in trades.columns if c.startswith("ctx_")]].to_parquet(
-        ckpt / PAPER_TRADES, index=False
+    write_parquet(
+        trades[keep + [c for c in trades.columns if c.startswith("ctx_")]], ckpt / PAPER_TRADES
     )
     if console is not None:
         print_paper_trade(
