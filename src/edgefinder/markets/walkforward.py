@@ -524,11 +524,13 @@ def assemble(cfg: StudyConfig, results: Mapping[str, dict]) -> tuple[dict, pd.Da
         if len(fams) >= 2 and len(sessions) >= 4:
             perf = np.array([[matrix.get((s, f), 0.0) for f in fams] for s in sorted(sessions)])
             blocks = min(16, len(sessions) - len(sessions) % 2)
-            res = probability_of_backtest_overfitting(perf, blocks)
+            res = probability_of_backtest_overfitting(perf, blocks, seed=cfg.seed)
             pbo = {
                 "estimate": res.estimate,
                 "ci": [res.ci_low, res.ci_high],
                 "p_value": res.p_value,
+                "null_mean": res.null_mean,
+                "resamples": res.n_resamples,
                 "splits": res.n_splits,
                 "blocks": res.n_blocks,
                 "configurations": res.n_configs,
@@ -674,7 +676,14 @@ def print_study(console: Any, doc: dict) -> None:
             )
     console.print(t)
     o = Table(title="Overfitting, per instrument")
-    for c in ("instrument", "PBO", "DSR (trials)", "MinTRL (trades)", "paper trades", "paper PnL"):
+    for c in (
+        "instrument",
+        "PBO (p)",
+        "DSR (trials)",
+        "MinTRL (trades)",
+        "paper trades",
+        "paper PnL",
+    ):
         o.add_column(c, justify="right" if c != "instrument" else "left")
 
     def num(x: Any, fmt: str) -> str:
@@ -684,7 +693,9 @@ def print_study(console: Any, doc: dict) -> None:
         mt = inst["min_track_record"]
         o.add_row(
             sym,
-            num(inst["pbo"].get("estimate"), ".2f"),
+            f"{num(inst['pbo'].get('estimate'), '.2f')} ({num(inst['pbo'].get('p_value'), '.2g')})"
+            if inst["pbo"].get("estimate") is not None
+            else "—",
             f"{num(inst['dsr'].get('estimate'), '.3f')} ({doc['n_trials']:,})",
             f"{num(mt.get('estimate'), ',.0f')} ({'met' if mt.get('enough') else 'not met'})"
             if mt.get("estimate") is not None
