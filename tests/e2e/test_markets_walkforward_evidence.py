@@ -92,6 +92,6 @@ def test_no_edge_pbo_is_reported_against_worlds_without_skill(studies: list[dict
     for doc in studies:
         pbo = doc["instruments"]["MES"]["pbo"]
         assert pbo["configurations"] >= 8 and pbo["resamples"] == 200, pbo
-        assert 0.0 <= pbo["estimate"] <= 1.0 and 0.005 <= pbo["p_value"] <= 1.0, pbo
+        assert 0.0 <= pbo["estimate"] <= 1.0 and 1 / 201 <= pbo["p_value"] <= 1.0, pbo
         # 12 families: ties at the median are rare, so the worlds centre on 0.5
         assert 0.4 <= pbo["null_mean"] <= 0.6, pbo
