@@ -22,7 +22,8 @@ Figures:
 * Phase 4 bars/s per worker: the same bars over the forward passes' own seconds (inside the
   tasks, one worker each), beside vectorbt's ``Portfolio.from_signals`` (SMA 10/30, compiled
   first) on the 15 s bars of one instrument in the same run; and over the worker processes' CPU
-  seconds in the forward passes (what a busy neighbour does not inflate).
+  seconds in the forward passes (what a busy neighbour does not inflate); and the same two from
+  the 1-worker study, whose passes share the machine with no other worker.
 
 Before each clock starts, the workers are up and have imported the pipeline
 (:func:`~edgefinder.markets.cluster.warm_workers`), as a long-lived cluster's workers have after
@@ -161,6 +162,12 @@ def main() -> None:
         f"{bars / p4s:,.0f} (goal 3,000,000: {'met' if bars / p4s >= 3e6 else 'NOT met'})",
     )
     t.add_row("Phase 4 bars per CPU second (load-independent)", f"{bars / p4cpu:,.0f}")
+    tm1 = doc1["timing"]  # the same passes with no second worker sharing the machine
+    t.add_row(
+        "Phase 4 bars/s, 1-worker study (per CPU second)",
+        f"{tm1['phase4_bars'] / tm1['phase4_seconds']:,.0f} "
+        f"({tm1['phase4_bars'] / tm1['phase4_cpu_seconds']:,.0f})",
+    )
     t.add_row(f"vectorbt from_signals bars/s (same 15s bars, {vb_trades:,} trades)", f"{vb:,.0f}")
     console.print(t)
     console.print(

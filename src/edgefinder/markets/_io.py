@@ -69,8 +69,11 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> Path:
     """``df`` as a Parquet file (no index), dictionary-encoding only its categorical columns: a
     trade's prices, times and states are nearly all distinct, and trying a dictionary on each of
     them cost half of a trades file's write time for nothing. Read back with ``pd.read_parquet``
-    it is the same frame, categoricals included."""
+    it is the same frame, categoricals included. One thread: pyarrow would start a thread pool per
+    call to convert the columns, which cost more than the conversion of a few thousand rows (and
+    took the CPU of the other workers of a study)."""
     path = Path(path)
     cats = [str(c) for c, t in df.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, use_dictionary=cats)
+    table = pa.Table.from_pandas(df, preserve_index=False, nthreads=1)
+    pq.write_table(table, path, use_dictionary=cats)
     return path
