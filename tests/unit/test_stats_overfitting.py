@@ -157,6 +157,26 @@ def test_pbo_of_an_in_sample_fluke_is_high() -> None:
     assert probability_of_backtest_overfitting(m, 2).estimate == 1.0
 
 
+def test_probability_of_loss_follows_the_sign_of_the_chosen_configuration() -> None:
+    # Planted truths, 20 configurations of N(0, 1) per period over 6 seeds each. (a) Over 960
+    # periods every configuration loses 0.5 sd a period (costs on a market without an edge) and
+    # one loses 0.3: the ranking persists, so PBO is low, yet the in-sample winner loses
+    # out-of-sample in every split. (b) Configuration 0 earns 0.5 sd a period: it wins and earns. (c) No
+    # drift: the winner's out-of-sample mean is as often below 0 as above.
+    for s in range(6):
+        m = _noise(200 + s, 960) - 0.5
+        m[:, 0] += 0.2
+        res = probability_of_backtest_overfitting(m, 8, n_resamples=0)
+        assert res.estimate <= 0.05 and res.probability_of_loss == 1.0, res
+        m = _noise(300 + s)
+        m[:, 0] += 0.5
+        assert probability_of_backtest_overfitting(m, 8, n_resamples=0).probability_of_loss == 0
+    noise = [
+        probability_of_backtest_overfitting(_noise(400 + s), 8, n_resamples=0) for s in range(12)
+    ]
+    assert 0.3 <= float(np.mean([r.probability_of_loss for r in noise])) <= 0.7
+
+
 def test_pbo_refuses_bad_input() -> None:
     with pytest.raises(StatsInputError):
         probability_of_backtest_overfitting(np.zeros((20, 1)), 4)
@@ -190,9 +210,10 @@ def test_min_track_record_by_simulation() -> None:
     assert passed[1] >= 0.95
 
 
-def _pbo_by_brute_force(m: np.ndarray, n_blocks: int) -> tuple[float, np.ndarray]:
+def _pbo_by_brute_force(m: np.ndarray, n_blocks: int) -> tuple[float, np.ndarray, float]:
     """The CSCV definition, one split at a time: rows of the chosen blocks in-sample, Sharpe by
-    numpy's mean and population sd, the in-sample winner's out-of-sample rank by scipy."""
+    numpy's mean and population sd, the in-sample winner's out-of-sample rank by scipy; with the
+    share of splits where the winner's out-of-sample Sharpe is below 0."""
     import itertools
 
     from scipy import stats as sps
@@ -202,15 +223,16 @@ def _pbo_by_brute_force(m: np.ndarray, n_blocks: int) -> tuple[float, np.ndarray
         return np.where(sd > 0, x.mean(axis=0) / np.where(sd > 0, sd, 1.0), 0.0)
 
     blocks = np.array_split(np.arange(m.shape[0]), n_blocks)
-    logits = []
+    logits, losses = [], []
     for chosen in itertools.combinations(range(n_blocks), n_blocks // 2):
         inside = np.concatenate([blocks[i] for i in chosen])
         outside = np.concatenate([blocks[i] for i in range(n_blocks) if i not in chosen])
         best = int(np.argmax(sharpe(m[inside])))
         w = float(sps.rankdata(sharpe(m[outside]))[best]) / (m.shape[1] + 1)
         logits.append(math.log(w / (1.0 - w)))
+        losses.append(sharpe(m[outside])[best] < 0)
     lam = np.asarray(logits)
-    return float((lam <= 0).mean()), lam
+    return float((lam <= 0).mean()), lam, float(np.mean(losses))
 
 
 def test_pbo_equals_the_definition_split_by_split() -> None:
@@ -224,7 +246,7 @@ def test_pbo_equals_the_definition_split_by_split() -> None:
         m[:, : n // 3] *= rng.random((t, n // 3)) < 0.3
         m[:, 2], m[:, 3] = 0.0, m[:, 1]
         for blocks in (2, 8, 10):
-            est, lam = _pbo_by_brute_force(m, blocks)
+            est, lam, loss = _pbo_by_brute_force(m, blocks)
             res = probability_of_backtest_overfitting(m, blocks)
-            assert res.estimate == est
+            assert res.estimate == est and res.probability_of_loss == loss
             np.testing.assert_allclose(res.logits, lam, rtol=0, atol=1e-12)

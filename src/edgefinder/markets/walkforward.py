@@ -62,6 +62,11 @@ class StudyError(EdgefinderError):
     """The study cannot run (bad --data, too few sessions) or one of its tasks failed."""
 
 
+#: What a task stores, versioned: part of every task key, so a rerun in a study directory written
+#: by an older edgefinder recomputes a task whose result would lack a field instead of reusing it.
+TASK_FORMAT = 2
+
+
 @dataclass(frozen=True)
 class Instrument:
     """One ``--data SYMBOL=PATH``: the contract (``markets.instruments``) and its ATLAS root."""
@@ -97,6 +102,7 @@ class StudyConfig:
 
         doc = {
             "version": __version__,
+            "format": TASK_FORMAT,
             "config": {
                 k: v for k, v in dataclasses.asdict(self).items() if k not in ("out", "folds")
             },
@@ -210,9 +216,11 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
     # steady "best", a persistence PBO would count as skill (see docs/markets.md, "PBO")
     oos["pnl"] = oos["pnl"] + get_instrument(inst.symbol).round_trip_cost_dollars
     by_family = (
-        oos.groupby(["session", "family"], observed=True)["pnl"].sum().reset_index()
+        oos.groupby(["session", "family"], observed=True)["pnl"]
+        .agg(pnl="sum", trades="size")
+        .reset_index()
         if len(oos)
-        else pd.DataFrame(columns=["session", "family", "pnl"])
+        else pd.DataFrame(columns=["session", "family", "pnl", "trades"])
     )
     rep = fwd.report
     doc = {
@@ -230,8 +238,10 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
         },
         "test_sessions": sorted({d["session"] for d in fwd.sessions if d.get("out_of_sample")}),
         "family_session_pnl": [
-            [str(s), str(f), float(p)]
-            for s, f, p in by_family[["session", "family", "pnl"]].itertuples(index=False)
+            [str(s), str(f), float(p), int(n)]
+            for s, f, p, n in by_family[["session", "family", "pnl", "trades"]].itertuples(
+                index=False
+            )
         ],
         "ledger": rows,
         "timing": {
@@ -463,6 +473,7 @@ def _equity(points: list[tuple[str, float]]) -> list[list[Any]]:
 
 def assemble(cfg: StudyConfig, results: Mapping[str, dict]) -> tuple[dict, pd.DataFrame]:
     """``study.json`` and the trial ledger from the task results (a pure function of them)."""
+    from edgefinder.markets.instruments import get_instrument
     from edgefinder.markets.ledger import ledger_frame
     from edgefinder.stats.overfitting import (
         deflated_sharpe,
@@ -489,15 +500,17 @@ def assemble(cfg: StudyConfig, results: Mapping[str, dict]) -> tuple[dict, pd.Da
         oos_pts: list[tuple[str, float]] = []
         sel_pnl: list[float] = []
         paper_pnl: list[float] = []
-        matrix: dict[tuple[str, str], float] = {}
+        matrix: dict[tuple[str, str], float] = {}  # gross of the nominal round trip
+        trades: dict[tuple[str, str], int] = {}
         sessions: list[str] = []
         for fold in cfg.folds:
             lr = results[f"learn-{inst.symbol}-{fold.index}"]
             sr = results[f"select-{fold.index}"]["instruments"][inst.symbol]
             pr = results[f"paper-{inst.symbol}-{fold.index}"]
             sessions.extend(lr["test_sessions"])
-            for s, f, p in lr["family_session_pnl"]:
+            for s, f, p, n in lr["family_session_pnl"]:
                 matrix[(s, f)] = matrix.get((s, f), 0.0) + p
+                trades[(s, f)] = trades.get((s, f), 0) + n
                 oos_pts.append((s, p))
             paper_pts.extend((s, p) for s, p, _ in pr["per_session"])
             sel_pnl.extend(pr["selected_test_pnl"])
@@ -522,9 +535,24 @@ def assemble(cfg: StudyConfig, results: Mapping[str, dict]) -> tuple[dict, pd.Da
         fams = sorted({f for _, f in matrix})
         pbo: dict[str, Any] = {"estimate": None, "reason": "fewer than 2 families traded"}
         if len(fams) >= 2 and len(sessions) >= 4:
-            perf = np.array([[matrix.get((s, f), 0.0) for f in fams] for s in sorted(sessions)])
+            cells = [(s, f) for s in sorted(sessions) for f in fams]
+            perf = np.array([matrix.get(c, 0.0) for c in cells]).reshape(-1, len(fams))
             blocks = min(16, len(sessions) - len(sessions) % 2)
             res = probability_of_backtest_overfitting(perf, blocks, seed=cfg.seed)
+            # whether choosing the in-sample best earns is a question after costs, among the
+            # families Phase 5 could choose (enough trades): the same splits on their net PnL.
+            # A family of a dozen trades has a Sharpe near 0 from its idle sessions, which tops
+            # families that lose steadily, and its few trades decide the figure by luck.
+            n_tr = np.array([trades.get(c, 0) for c in cells]).reshape(perf.shape)
+            net = perf - get_instrument(inst.symbol).round_trip_cost_dollars * n_tr
+            eligible = n_tr.sum(axis=0) >= min_n
+            p_loss = (
+                probability_of_backtest_overfitting(
+                    net[:, eligible], blocks, n_resamples=0
+                ).probability_of_loss
+                if eligible.sum() >= 2
+                else None
+            )
             pbo = {
                 "estimate": res.estimate,
                 "ci": [res.ci_low, res.ci_high],
@@ -536,6 +564,8 @@ def assemble(cfg: StudyConfig, results: Mapping[str, dict]) -> tuple[dict, pd.Da
                 "configurations": res.n_configs,
                 "sessions": res.n,
                 "degradation": res.degradation,
+                "probability_of_loss": p_loss,
+                "loss_configurations": int(eligible.sum()),
             }
         dsr: dict[str, Any] = {"estimate": None, "reason": "nothing promoted"}
         if len(sel_pnl) >= 3 and trial_sharpes.size:
@@ -679,6 +709,7 @@ def print_study(console: Any, doc: dict) -> None:
     for c in (
         "instrument",
         "PBO (p)",
+        "P(loss)",
         "DSR (trials)",
         "MinTRL (trades)",
         "paper trades",
@@ -696,6 +727,7 @@ def print_study(console: Any, doc: dict) -> None:
             f"{num(inst['pbo'].get('estimate'), '.2f')} ({num(inst['pbo'].get('p_value'), '.2g')})"
             if inst["pbo"].get("estimate") is not None
             else "—",
+            num(inst["pbo"].get("probability_of_loss"), ".2f"),
             f"{num(inst['dsr'].get('estimate'), '.3f')} ({doc['n_trials']:,})",
             f"{num(mt.get('estimate'), ',.0f')} ({'met' if mt.get('enough') else 'not met'})"
             if mt.get("estimate") is not None

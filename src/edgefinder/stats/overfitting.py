@@ -8,7 +8,9 @@
   (relative rank ``w`` in (0, 1)), ``lambda = log(w / (1 - w))``; PBO is the share of splits with
   ``lambda <= 0`` (the in-sample winner at or below the out-of-sample median). Pure noise gives
   about 0.5; a configuration with a persistent edge drives it towards 0. Its p-value compares it
-  with recentered block-bootstrap worlds in which no configuration is better than another.
+  with recentered block-bootstrap worlds in which no configuration is better than another. The
+  paper's probability of loss comes with it: how often the in-sample winner loses out-of-sample
+  (a persistent loser ranks consistently too, so a low PBO alone is no evidence of profit).
 * :func:`deflated_sharpe` — Bailey and López de Prado (2014): the probabilistic Sharpe ratio of
   the selected returns against the expected maximum Sharpe of every trial the search evaluated
   (skfolio's ``deflated_sharpe_ratio``: the trials' count and dispersion set the benchmark).
@@ -51,7 +53,10 @@ class PBOResult:
     (``n_resamples`` recentered block-bootstrap worlds, ``(1 + k) / (1 + n_resamples)``; NaN with
     none), so a small p is evidence that choosing the in-sample best has skill; ``null_mean`` the
     mean PBO of those worlds; ``degradation``: the slope of out-of-sample on in-sample Sharpe of
-    the selected configuration across splits."""
+    the selected configuration across splits; ``probability_of_loss``: the share of splits in
+    which the selected configuration's out-of-sample performance is below 0 (the paper's
+    "probability of loss": a low PBO says the ranking persists, this says whether the choice
+    earns)."""
 
     n: int
     n_configs: int
@@ -65,6 +70,7 @@ class PBOResult:
     logits: tuple[float, ...]
     n_resamples: int = 0
     null_mean: float = float("nan")
+    probability_of_loss: float = float("nan")
 
 
 def _split_sharpes(
@@ -198,6 +204,7 @@ def probability_of_backtest_overfitting(
         logits=tuple(float(v) for v in lam),
         n_resamples=int(n_resamples),
         null_mean=null_mean,
+        probability_of_loss=float((y < 0).mean()),
     )
 
 
