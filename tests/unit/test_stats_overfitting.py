@@ -161,8 +161,8 @@ def test_probability_of_loss_follows_the_sign_of_the_chosen_configuration() -> N
     # Planted truths, 20 configurations of N(0, 1) per period over 6 seeds each. (a) Over 960
     # periods every configuration loses 0.5 sd a period (costs on a market without an edge) and
     # one loses 0.3: the ranking persists, so PBO is low, yet the in-sample winner loses
-    # out-of-sample in every split. (b) Configuration 0 earns 0.5 sd a period: it wins and earns. (c) No
-    # drift: the winner's out-of-sample mean is as often below 0 as above.
+    # out-of-sample in every split. (b) Configuration 0 earns 0.5 sd a period: it wins and
+    # earns. (c) No drift: the winner's out-of-sample mean is as often below 0 as above.
     for s in range(6):
         m = _noise(200 + s, 960) - 0.5
         m[:, 0] += 0.2
@@ -228,9 +228,10 @@ def _pbo_by_brute_force(m: np.ndarray, n_blocks: int) -> tuple[float, np.ndarray
         inside = np.concatenate([blocks[i] for i in chosen])
         outside = np.concatenate([blocks[i] for i in range(n_blocks) if i not in chosen])
         best = int(np.argmax(sharpe(m[inside])))
-        w = float(sps.rankdata(sharpe(m[outside]))[best]) / (m.shape[1] + 1)
+        sr_out = sharpe(m[outside])
+        w = float(sps.rankdata(sr_out)[best]) / (m.shape[1] + 1)
         logits.append(math.log(w / (1.0 - w)))
-        losses.append(sharpe(m[outside])[best] < 0)
+        losses.append(sr_out[best] < 0)
     lam = np.asarray(logits)
     return float((lam <= 0).mean()), lam, float(np.mean(losses))
 
