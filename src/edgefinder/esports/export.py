@@ -120,6 +120,9 @@ def _write(table: pa.Table, base: Path, partition: str) -> int:
         partitioning=part,
         basename_template="part-{i}.parquet",
         existing_data_behavior="delete_matching",
+        # a few thousand rows: one thread is as fast, and leaves none of Arrow's writer threads
+        # running when the CLI exits (a pyarrow process can abort at exit if one still is)
+        use_threads=False,
         file_options=pads.ParquetFileFormat().make_write_options(compression="zstd"),
     )
     return len(list(base.rglob("*.parquet")))
