@@ -16,6 +16,7 @@ from edgefinder.stats.overfitting import (
     probability_of_backtest_overfitting,
 )
 from edgefinder.stats.performance import probabilistic_sharpe_ratio
+from tests.r_rng import r_rnorm
 
 
 def test_dsr_reproduces_the_published_numerical_example() -> None:
@@ -210,30 +211,35 @@ def test_min_track_record_by_simulation() -> None:
     assert passed[1] >= 0.95
 
 
-def _pbo_by_brute_force(m: np.ndarray, n_blocks: int) -> tuple[float, np.ndarray, float]:
+def _pbo_by_brute_force(
+    m: np.ndarray, n_blocks: int, ddof: int = 0
+) -> tuple[float, np.ndarray, float, np.ndarray]:
     """The CSCV definition, one split at a time: rows of the chosen blocks in-sample, Sharpe by
-    numpy's mean and population sd, the in-sample winner's out-of-sample rank by scipy; with the
-    share of splits where the winner's out-of-sample Sharpe is below 0."""
+    numpy's mean and sd (population sd, or R's ``sd`` with ``ddof=1``), the in-sample winner's
+    out-of-sample rank by scipy; with the share of splits where the winner's out-of-sample Sharpe
+    is below 0 and, per split, the winner's (in-sample, out-of-sample) Sharpe."""
     import itertools
 
     from scipy import stats as sps
 
     def sharpe(x: np.ndarray) -> np.ndarray:
-        sd = x.std(axis=0)
+        sd = x.std(axis=0, ddof=ddof)
         return np.where(sd > 0, x.mean(axis=0) / np.where(sd > 0, sd, 1.0), 0.0)
 
     blocks = np.array_split(np.arange(m.shape[0]), n_blocks)
-    logits, losses = [], []
+    logits, losses, pairs = [], [], []
     for chosen in itertools.combinations(range(n_blocks), n_blocks // 2):
         inside = np.concatenate([blocks[i] for i in chosen])
         outside = np.concatenate([blocks[i] for i in range(n_blocks) if i not in chosen])
-        best = int(np.argmax(sharpe(m[inside])))
+        sr_in = sharpe(m[inside])
+        best = int(np.argmax(sr_in))
         sr_out = sharpe(m[outside])
         w = float(sps.rankdata(sr_out)[best]) / (m.shape[1] + 1)
         logits.append(math.log(w / (1.0 - w)))
         losses.append(sr_out[best] < 0)
+        pairs.append((sr_in[best], sr_out[best]))
     lam = np.asarray(logits)
-    return float((lam <= 0).mean()), lam, float(np.mean(losses))
+    return float((lam <= 0).mean()), lam, float(np.mean(losses)), np.asarray(pairs)
 
 
 def test_pbo_equals_the_definition_split_by_split() -> None:
@@ -247,7 +253,57 @@ def test_pbo_equals_the_definition_split_by_split() -> None:
         m[:, : n // 3] *= rng.random((t, n // 3)) < 0.3
         m[:, 2], m[:, 3] = 0.0, m[:, 1]
         for blocks in (2, 8, 10):
-            est, lam, loss = _pbo_by_brute_force(m, blocks)
+            est, lam, loss, _ = _pbo_by_brute_force(m, blocks)
             res = probability_of_backtest_overfitting(m, blocks)
             assert res.estimate == est and res.probability_of_loss == loss
             np.testing.assert_allclose(res.logits, lam, rtol=0, atol=1e-12)
+
+
+def _r_pbo_summary(m: np.ndarray, s: int) -> tuple[float, float, float, float]:
+    """R package pbo's summary of ``pbo(m, s, f=sharpe)`` with the vignette's ``sharpe`` (excess
+    over rf = 0.03/252, R's sd): ``p_bo`` and ``p_loss`` from our CSCV; ``slope`` and ``ar^2`` as
+    the package computes them, ``lm(Rn ~ Rbn)`` over the splits' winners (its "slope" is that fit's
+    first coefficient, the intercept), from the split-by-split reference."""
+    import statsmodels.api as sm
+
+    excess = m - 0.03 / 252
+    res = probability_of_backtest_overfitting(excess, s, n_resamples=0)
+    _, _, _, pairs = _pbo_by_brute_force(excess, s, ddof=1)
+    fit = sm.OLS(pairs[:, 0], sm.add_constant(pairs[:, 1])).fit()
+    return res.estimate, float(fit.params[0]), float(fit.rsquared_adj), res.probability_of_loss
+
+
+def test_r_normal_generator_reproduces_rs_printed_draws() -> None:
+    # what R prints for set.seed(1); rnorm(3) and set.seed(123); rnorm(3)
+    np.testing.assert_allclose(r_rnorm(1, 3), [-0.6264538, 0.1836433, -0.8356286], atol=5e-8)
+    np.testing.assert_allclose(r_rnorm(123, 3), [-0.56047565, -0.23017749, 1.55870831], atol=5e-9)
+
+
+@pytest.mark.parametrize(
+    ("s", "slope", "ar2"),
+    [(8, -0.003046, 0.97), (4, -0.005909, 0.88)],
+)
+def test_pbo_reproduces_the_r_pbo_vignette(s: int, slope: float, ar2: float) -> None:
+    # The R package pbo's vignette (Barry): set.seed(765), 100 trials x 2400 days of rnorm, each
+    # trial rescaled to sd 1/sqrt(252) and recentred to mean 0 (every trial has the same
+    # performance, so whatever wins in-sample loses its edge out of sample). summary() prints
+    # p_bo 1.000000, slope -0.003046, ar^2 0.970000, p_loss 1.000000 for S = 8, and
+    # 1.000000, -0.005909, 0.880000, 1.000000 for S = 4.
+    n, t = 100, 2400
+    m = r_rnorm(765, n * t).reshape(n, t).T  # R fills a matrix column by column
+    m = m / np.sqrt(252) / m.std(axis=0, ddof=1)
+    m = m - m.mean(axis=0)
+    p_bo, r_slope, r_ar2, p_loss = _r_pbo_summary(m, s)
+    assert p_bo == 1.0 and p_loss == 1.0
+    assert float(f"{r_slope:.4g}") == slope  # R's signif(x, 5) prints four of them here
+    assert round(r_ar2, 2) == ar2
+
+
+def test_pbo_reproduces_the_r_pbo_unit_test() -> None:
+    # The R package pbo's own test: set.seed(852), 40 trials x 200 periods of rnorm filled by
+    # row, S = 4 (6 splits); it expects phi and the share below the threshold 0 in (0.49, 0.51),
+    # the slope in (0.19, 0.20) and the adjusted R^2 in (-0.24, -0.22).
+    m = r_rnorm(852, 40 * 200).reshape(200, 40)  # byrow=TRUE
+    p_bo, r_slope, r_ar2, p_loss = _r_pbo_summary(m, 4)
+    assert p_bo == 0.5 and p_loss == 0.5
+    assert 0.19 < r_slope < 0.20 and -0.24 < r_ar2 < -0.22
