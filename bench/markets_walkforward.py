@@ -23,7 +23,12 @@ Figures:
   tasks, one worker each), beside vectorbt's ``Portfolio.from_signals`` (SMA 10/30, compiled
   first) on the 15 s bars of one instrument in the same run; and over the worker processes' CPU
   seconds in the forward passes (what a busy neighbour does not inflate); and the same two from
-  the 1-worker study, whose passes share the machine with no other worker.
+  the 1-worker study, whose passes share the machine with no other worker;
+* of which the replay alone (``ForwardResult.replay_seconds``: states, cascade, match and the
+  compiled session loop, the work that grows with the bars, as vectorbt's figure is its
+  simulation): the same bars over those stages' seconds. The rest of a pass is paid once per fold
+  (the trade table, regret, report, Parquet files and brain), so the whole phase's rate is what
+  the goal is checked against.
 
 Before each clock starts, the workers are up and have imported the pipeline
 (:func:`~edgefinder.markets.cluster.warm_workers`), as a long-lived cluster's workers have after
@@ -127,6 +132,7 @@ def main() -> None:
     n_tasks = tm["tasks_ran"]
     mean_task = tm["task_seconds"] / max(n_tasks, 1)
     bars, p4s, p4cpu = tm["phase4_bars"], tm["phase4_seconds"], tm["phase4_cpu_seconds"]
+    replay = tm["phase4_replay_seconds"]
     bars15 = atlas.read_bars(insts[0].data, "15s")
     close = pd.Series(
         bars15["close"].to_numpy(), index=pd.to_datetime(bars15["timestamp"].to_numpy(), unit="s")
@@ -162,6 +168,10 @@ def main() -> None:
         f"{bars / p4s:,.0f} (goal 3,000,000: {'met' if bars / p4s >= 3e6 else 'NOT met'})",
     )
     t.add_row("Phase 4 bars per CPU second (load-independent)", f"{bars / p4cpu:,.0f}")
+    t.add_row(
+        "  of which the replay (states, cascade, match, session loop) bars/s",
+        f"{bars / replay:,.0f} ({replay / p4s:.0%} of Phase 4's seconds)",
+    )
     tm1 = doc1["timing"]  # the same passes with no second worker sharing the machine
     t.add_row(
         "Phase 4 bars/s, 1-worker study (per CPU second)",

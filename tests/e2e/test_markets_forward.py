@@ -32,6 +32,7 @@ from edgefinder.markets.clustering import pattern_features
 from edgefinder.markets.discovery import load_manifest
 from edgefinder.markets.forward import (
     JOURNAL,
+    REPLAY_STAGES,
     REPORT,
     ForwardConfig,
     ForwardError,
@@ -468,6 +469,9 @@ def test_without_a_journal_the_same_pass_and_no_journal_left(none_run, tmp_path)
     with open(work / "brain.pkl", "rb") as fh, open(ck / "brain.pkl", "rb") as gh:
         assert pickle.load(fh)["table"] == pickle.load(gh)["table"]
     assert res.complete and len(res.trades) > 0
+    # the replay's stages were timed, and they are a part of the pass (the rest is per pass)
+    assert set(REPLAY_STAGES) <= set(res.timings)
+    assert 0 < res.replay_seconds < res.seconds
 
 
 def test_same_seed_twice_gives_the_same_report(tmp_path) -> None:

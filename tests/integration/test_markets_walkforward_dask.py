@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from edgefinder.markets.cluster import DaskRunner, open_client
+from edgefinder.markets.cluster import WORKER_MMAP_THRESHOLD, DaskRunner, open_client
 from edgefinder.markets.folds import make_folds
 from edgefinder.markets.walkforward import (
     RUN_KEYS,
@@ -154,9 +154,12 @@ def test_local_cluster_equals_serial(
 ) -> None:
     client, name, close = open_client(None, 2)
     try:
+        # the workers' malloc setting reaches the processes (glibc reads it only at their start)
+        env = client.run(os.environ.get, "MALLOC_MMAP_THRESHOLD_")
         res = run_study(_cfg(atlases, tmp_path), DaskRunner(client), name)
     finally:
         close()
+    assert list(env.values()) == [str(WORKER_MMAP_THRESHOLD)] * 2, env
     assert res.doc["engine"] == "local (2 workers)" and res.ran == 20
     _assert_same(tmp_path, serial)
 

@@ -87,6 +87,7 @@ from edgefinder.markets.views import print_day, print_forward_report, session_pr
 
 __all__ = [
     "JOURNAL",
+    "REPLAY_STAGES",
     "REPORT",
     "ForwardConfig",
     "ForwardError",
@@ -128,6 +129,10 @@ class ForwardConfig:
         return Gates(self.match_distance, self.min_prob, self.min_conf, self.min_depth)
 
 
+#: The stages of :attr:`ForwardResult.timings` that replay bars (see :attr:`ForwardResult.replay_seconds`).
+REPLAY_STAGES = ("read_and_states", "cascade_and_match", "sessions")
+
+
 @dataclass
 class ForwardResult:
     """What :func:`run_forward_pass` produced: the report dict, the brain, the trades and regret
@@ -148,6 +153,13 @@ class ForwardResult:
     @property
     def bars_per_second(self) -> float:
         return self.bars / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def replay_seconds(self) -> float:
+        """Wall seconds of the replay itself (:data:`REPLAY_STAGES`: states, cascade, match and
+        the session loop), the work that grows with the bars; the rest of :attr:`seconds` is paid
+        once per pass (playbook load, the trade table, regret, report and files)."""
+        return float(sum(self.timings.get(k, 0.0) for k in REPLAY_STAGES))
 
 
 # --------------------------------------------------------------------------------------------

@@ -248,6 +248,7 @@ def learn_task(cfg: StudyConfig, inst: Instrument, fold: Fold, key: str) -> dict
             "seconds": time.perf_counter() - t0,
             "cpu_seconds": _cpu() - c0,
             "phase4_seconds": fwd.seconds,
+            "phase4_replay_seconds": fwd.replay_seconds,
             "phase4_cpu_seconds": c2 - c1,
             "phase4_bars": fwd.bars,
             "phases_2_3_seconds": t1 - t0,
@@ -453,6 +454,7 @@ def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial")
         "tasks_reused": runner.reused,
         "phase4_bars": int(sum(t.get("phase4_bars", 0) for t in timings)),
         "phase4_seconds": float(sum(t.get("phase4_seconds", 0.0) for t in timings)),
+        "phase4_replay_seconds": float(sum(t.get("phase4_replay_seconds", 0.0) for t in timings)),
         "phase4_cpu_seconds": float(sum(t.get("phase4_cpu_seconds", 0.0) for t in timings)),
         "phase3_tasks": int(sum(t.get("phase3_tasks", 0) for t in timings)),
     }
