@@ -452,11 +452,11 @@ def run_study(cfg: StudyConfig, engine: Any = None, engine_name: str = "serial")
         "task_seconds": float(sum(t["seconds"] for t in timings)),
         "tasks_ran": runner.ran,
         "tasks_reused": runner.reused,
-        "phase4_bars": int(sum(t.get("phase4_bars", 0) for t in timings)),
-        "phase4_seconds": float(sum(t.get("phase4_seconds", 0.0) for t in timings)),
-        "phase4_replay_seconds": float(sum(t.get("phase4_replay_seconds", 0.0) for t in timings)),
-        "phase4_cpu_seconds": float(sum(t.get("phase4_cpu_seconds", 0.0) for t in timings)),
-        "phase3_tasks": int(sum(t.get("phase3_tasks", 0) for t in timings)),
+        **{k: int(sum(t.get(k, 0) for t in timings)) for k in ("phase4_bars", "phase3_tasks")},
+        **{
+            k: float(sum(t.get(k, 0.0) for t in timings))
+            for k in ("phase4_seconds", "phase4_replay_seconds", "phase4_cpu_seconds")
+        },
     }
     from edgefinder.markets.ledger import write_ledger
 
